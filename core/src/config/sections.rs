@@ -1,0 +1,345 @@
+//! The sections of the configuration file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[log]`: how Vedette logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `vedette=debug,info`. Default: `info`.
+    /// The environment variable `RUST_LOG`, when set, wins.
+    pub level: String,
+    /// `text` for people, `json` for log shippers. Default: `text`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl LogConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.level.trim().is_empty() {
+            return Err("log.level: must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[http]`: the HTTP API listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address. Default: `127.0.0.1:8080` (loopback only).
+    pub addr: SocketAddr,
+    /// Largest request body accepted, in bytes. Default: 16 MiB.
+    pub max_body_bytes: usize,
+    /// Time allowed for one request, in seconds. Default: 30.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.max_body_bytes == 0 {
+            return Err("http.max_body_bytes: must be greater than 0".into());
+        }
+        if self.request_timeout_secs == 0 {
+            return Err("http.request_timeout_secs: must be greater than 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Which bus implementation carries batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// The embedded durable log under `data_dir`.
+    Embedded,
+    /// A Kafka cluster.
+    Kafka,
+}
+
+/// `[bus]`: the log between ingest and detection/storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `embedded` or `kafka`. Default: `embedded`.
+    pub kind: BusKind,
+    /// `[bus.embedded]`: settings of the embedded log.
+    pub embedded: EmbeddedBusConfig,
+    /// `[bus.kafka]`: settings of the Kafka bus; required when `kind = "kafka"`.
+    pub kafka: Option<KafkaConfig>,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            kind: BusKind::Embedded,
+            embedded: EmbeddedBusConfig::default(),
+            kafka: None,
+        }
+    }
+}
+
+impl BusConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        self.embedded.validate()?;
+        match (self.kind, &self.kafka) {
+            (BusKind::Kafka, None) => Err("bus.kafka: required when bus.kind = \"kafka\"".into()),
+            (_, Some(kafka)) => kafka.validate(),
+            (BusKind::Embedded, None) => Ok(()),
+        }
+    }
+}
+
+/// `[bus.embedded]`: the embedded durable log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedBusConfig {
+    /// Milliseconds between fsyncs; 0 syncs every append before acknowledging it.
+    /// Default: 0.
+    pub fsync_interval_ms: u64,
+    /// Partitions per topic. Default: 4.
+    pub partitions: u32,
+    /// Keep records at most this many hours. Default: 168 (7 days).
+    pub retention_hours: u64,
+    /// Keep at most this many bytes per topic. Default: 10 GiB.
+    pub retention_bytes: u64,
+}
+
+impl Default for EmbeddedBusConfig {
+    fn default() -> Self {
+        Self {
+            fsync_interval_ms: 0,
+            partitions: 4,
+            retention_hours: 168,
+            retention_bytes: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl EmbeddedBusConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.partitions == 0 {
+            return Err("bus.embedded.partitions: must be at least 1".into());
+        }
+        if self.retention_hours == 0 {
+            return Err("bus.embedded.retention_hours: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `[bus.kafka]`: a Kafka cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port`. Required.
+    pub brokers: Vec<String>,
+    /// Prefix of every topic name. Default: `vedette`.
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    /// Consumer group shared by every `vedette` process of a cluster. Default: `vedette`.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Extra librdkafka properties (e.g. `security.protocol`). Default: none.
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+fn default_topic_prefix() -> String {
+    "vedette".into()
+}
+
+fn default_group() -> String {
+    "vedette".into()
+}
+
+impl KafkaConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.brokers.is_empty() {
+            return Err("bus.kafka.brokers: must name at least one broker".into());
+        }
+        for broker in &self.brokers {
+            let ok = broker
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(format!("bus.kafka.brokers: `{broker}` is not host:port"));
+            }
+        }
+        if self.group.is_empty() || self.topic_prefix.is_empty() {
+            return Err("bus.kafka: group and topic_prefix must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// Which store implementation persists events and alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Parquet files under `data_dir`, queried with DataFusion.
+    Parquet,
+    /// A ClickHouse server.
+    Clickhouse,
+}
+
+/// `[store]`: where events, alerts and dead letters are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `parquet` or `clickhouse`. Default: `parquet`.
+    pub kind: StoreKind,
+    /// `[store.parquet]`: settings of the Parquet store.
+    pub parquet: ParquetConfig,
+    /// `[store.clickhouse]`: settings of the ClickHouse store; required when
+    /// `kind = "clickhouse"`.
+    pub clickhouse: Option<ClickHouseConfig>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Parquet,
+            parquet: ParquetConfig::default(),
+            clickhouse: None,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.parquet.retention_days == 0 {
+            return Err("store.parquet.retention_days: must be at least 1".into());
+        }
+        match (self.kind, &self.clickhouse) {
+            (StoreKind::Clickhouse, None) => {
+                Err("store.clickhouse: required when store.kind = \"clickhouse\"".into())
+            }
+            (_, Some(ch)) => ch.validate(),
+            (StoreKind::Parquet, None) => Ok(()),
+        }
+    }
+}
+
+/// `[store.parquet]`: the embedded Parquet store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParquetConfig {
+    /// Days of events kept before their partitions are deleted. Default: 30.
+    pub retention_days: u32,
+}
+
+impl Default for ParquetConfig {
+    fn default() -> Self {
+        Self { retention_days: 30 }
+    }
+}
+
+/// `[store.clickhouse]`: a ClickHouse server over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP(S) URL of the server, e.g. `http://127.0.0.1:8123`. Required.
+    pub url: String,
+    /// Database holding Vedette's tables. Default: `vedette`.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// User name. Default: `default`.
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// Name of the environment variable holding the password (never the password
+    /// itself). Default: none (no password).
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+fn default_database() -> String {
+    "vedette".into()
+}
+
+fn default_user() -> String {
+    "default".into()
+}
+
+impl ClickHouseConfig {
+    fn validate(&self) -> Result<(), String> {
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .or_else(|| self.url.strip_prefix("https://"));
+        match rest {
+            Some(host) if !host.is_empty() => {}
+            _ => {
+                return Err(format!(
+                    "store.clickhouse.url: `{}` is not an http(s) URL",
+                    self.url
+                ))
+            }
+        }
+        let valid_name =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid_name(&self.database) {
+            return Err(format!(
+                "store.clickhouse.database: `{}` must be letters, digits and _",
+                self.database
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[rules]`: which rule sets are loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Load the rules bundled with Vedette (`rules/`). Default: true.
+    pub bundled: bool,
+    /// Extra folders of Sigma rules (e.g. a SigmaHQ checkout). Default: none.
+    pub sigma_dirs: Vec<PathBuf>,
+    /// Extra folders of YARA rules. Default: none.
+    pub yara_dirs: Vec<PathBuf>,
+    /// Extra folders of baseline definitions. Default: none.
+    pub baseline_dirs: Vec<PathBuf>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            bundled: true,
+            sigma_dirs: Vec::new(),
+            yara_dirs: Vec::new(),
+            baseline_dirs: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Bounded reads: the only way Vedette reads a stream to its end.
+
+use std::io::Read;
+
+/// Reads `reader` to its end, failing with `InvalidData` once more than `limit` bytes
+/// arrive instead of growing without bound.
+pub fn read_capped(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    // The one sanctioned unbounded-looking read: `take` caps it at limit + 1 bytes.
+    #[allow(clippy::disallowed_methods)]
+    reader.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("input larger than the {limit}-byte limit"),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_up_to_the_limit_and_refuses_more() {
+        assert_eq!(read_capped(&b"abcd"[..], 4).ok(), Some(b"abcd".to_vec()));
+        let err = read_capped(&b"abcde"[..], 4).err().map(|e| e.kind());
+        assert_eq!(err, Some(std::io::ErrorKind::InvalidData));
+        assert_eq!(read_capped(&b""[..], 0).ok(), Some(Vec::new()));
+    }
+}

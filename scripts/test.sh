@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every check and test of Vedette, on a fresh machine or a used one:
+#   1. installs what the tests need (Debian packages, Rust components),
+#   2. starts the services the tests need on loopback, data under a temporary folder,
+#   3. runs cargo fmt --check, clippy -D warnings and every test of the workspace,
+#   4. stops the services, and fails if any step failed.
+# .ci/run calls this script; the README names it as the one test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build output lives outside the clone so repeated runs are fast; nothing relies on it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vedette/target}"
+# Third-party test corpora (see README, "Test data").
+export VEDETTE_CORPORA="${VEDETTE_CORPORA:-$(cd .. && pwd)/shared/corpora}"
+
+scripts/ci/install.sh
+
+services_dir="$(mktemp -d -t vedette-services.XXXXXX)"
+export VEDETTE_SERVICES_DIR="$services_dir"
+trap 'deploy/local/down.sh "$services_dir"' EXIT
+deploy/local/up.sh "$services_dir"
+# up.sh writes the addresses of what it started; the tests read them from the environment.
+set -a
+# shellcheck disable=SC1091
+. "$services_dir/services.env"
+set +a
+
+scripts/ci/fmt.sh
+scripts/ci/clippy.sh
+scripts/ci/tests.sh
+echo "test.sh: all checks passed"

@@ -1,0 +1,51 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Vedette: a streaming security event pipeline (ingest, bus, detection, storage,
+/// response).
+#[derive(Debug, Parser)]
+#[command(name = "vedette", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the pipeline and its HTTP API (embedded mode when no config is given).
+    Run(RunArgs),
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// Flags of `vedette run`; each overrides the config file.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Configuration file (TOML). Without one, the embedded defaults apply.
+    #[arg(long, env = "VEDETTE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Folder for all local state [default: ./vedette-data].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Address of the HTTP API [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub(crate) http_addr: Option<SocketAddr>,
+}
+
+/// `vedette config ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Validate a config file and print the effective configuration.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}

@@ -1,0 +1,32 @@
+//! The `vedette` binary: reads config, wires the pipeline's stages, serves the HTTP API.
+
+mod cli;
+mod config_cmd;
+mod data_dir;
+mod http;
+mod logging;
+mod metrics;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config_cmd::check(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vedette: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Helpers shared by the end-to-end tests: start the binary, talk HTTP to it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use vedette_core::io::read_capped;
+
+/// The `vedette` binary built for this test run.
+pub fn vedette() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vedette"))
+}
+
+/// Runs `vedette` with `args` to completion.
+pub fn vedette_output(args: &[&str]) -> Output {
+    match vedette().args(args).output() {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run vedette: {e}"),
+    }
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local_addr: {e}"))
+}
+
+/// A running `vedette run`, killed when dropped.
+pub struct Service {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Service {
+    /// Starts `vedette run` in `cwd` with `extra` arguments and an HTTP address of its own.
+    pub fn start(cwd: &Path, extra: &[&str]) -> Self {
+        let addr = free_addr();
+        let child = vedette()
+            .current_dir(cwd)
+            .args(["run", "--http-addr", &addr.to_string()])
+            .args(extra)
+            .env_remove("VEDETTE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start vedette: {e}"));
+        Self { child, addr }
+    }
+
+    /// Polls `GET /health` until it answers 200; returns how long that took.
+    pub fn wait_healthy(&mut self, deadline: Duration) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("vedette exited early with {status}");
+            }
+            if let Ok((200, _)) = http_get(self.addr, "/health") {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("vedette did not answer /health within {deadline:?}");
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and stderr.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM failed");
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    let err = self
+                        .child
+                        .stderr
+                        .take()
+                        .and_then(|s| read_capped(s, 1 << 20).ok())
+                        .unwrap_or_default();
+                    return (status.code(), String::from_utf8_lossy(&err).into_owned());
+                }
+                Ok(None) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => panic!("vedette did not stop after SIGTERM: {other:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET; returns the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let response = String::from_utf8_lossy(&read_capped(&mut stream, 1 << 20)?).into_owned();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
