@@ -19,6 +19,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the pipeline and its HTTP API (embedded mode when no config is given).
     Run(RunArgs),
+    /// Normalize log files (or stdin) and print the events.
+    Parse(crate::parse_cmd::ParseArgs),
     /// Work with configuration files.
     Config {
         #[command(subcommand)]

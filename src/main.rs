@@ -4,8 +4,10 @@ mod cli;
 mod config_cmd;
 mod data_dir;
 mod http;
+mod input;
 mod logging;
 mod metrics;
+mod parse_cmd;
 mod run;
 
 use std::process::ExitCode;
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Parse(args) => parse_cmd::parse(&args),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_cmd::check(&file),

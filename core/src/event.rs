@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayRef, BinaryBuilder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames, RecordBatch,
+    StringBuilder, TimestampMillisecondBuilder,
 };
 
 use crate::error::CoreError;
@@ -91,13 +91,38 @@ pub struct Event {
     pub tenant: String,
     /// Original line or rendered message.
     pub message: Option<String>,
+    /// Processing flags (see [`tag`]).
+    pub tags: Vec<&'static str>,
     /// Every original field by its original flattened name, in record order.
     pub fields: Vec<(String, String)>,
     /// Binary content for content scanning.
     pub payload: Option<Vec<u8>>,
 }
 
+/// The processing flags a parser may put in the `tags` column.
+pub mod tag {
+    /// The source's time carried no zone; it was read as UTC.
+    pub const TIMEZONE_MISSING: &str = "timezone_missing";
+    /// The record had no usable time; `@timestamp` is the ingest time.
+    pub const TIMESTAMP_MISSING: &str = "timestamp_missing";
+    /// The source's time did not parse; `@timestamp` is the ingest time.
+    pub const TIMESTAMP_INVALID: &str = "timestamp_invalid";
+    /// The year was not in the record and was inferred (RFC 3164).
+    pub const YEAR_INFERRED: &str = "year_inferred";
+    /// Some fields were dropped because the record had more than the limit.
+    pub const FIELDS_TRUNCATED: &str = "fields_truncated";
+    /// The payload was longer than the limit and was cut.
+    pub const PAYLOAD_TRUNCATED: &str = "payload_truncated";
+}
+
 impl Event {
+    /// Adds a processing flag once.
+    pub fn add_tag(&mut self, tag: &'static str) {
+        if !self.tags.contains(&tag) {
+            self.tags.push(tag);
+        }
+    }
+
     /// Value of an original field by exact name.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
@@ -165,6 +190,7 @@ enum ColumnBuilder {
     Timestamp(TimestampMillisecondBuilder),
     Text(StringBuilder),
     Integer(Int64Builder),
+    TextList(ListBuilder<StringBuilder>),
     FieldMap(Box<MapBuilder<StringBuilder, StringBuilder>>),
     Binary(BinaryBuilder),
 }
@@ -193,6 +219,9 @@ impl EventBatchBuilder {
                 }
                 ColumnKind::Text => ColumnBuilder::Text(StringBuilder::new()),
                 ColumnKind::Integer => ColumnBuilder::Integer(Int64Builder::new()),
+                ColumnKind::TextList => {
+                    ColumnBuilder::TextList(ListBuilder::new(StringBuilder::new()))
+                }
                 ColumnKind::FieldMap => ColumnBuilder::FieldMap(Box::new(MapBuilder::new(
                     Some(MapFieldNames {
                         entry: "entries".into(),
@@ -229,6 +258,12 @@ impl EventBatchBuilder {
                     None => b.append_null(),
                 },
                 ColumnBuilder::Integer(b) => b.append_option(event.integer(spec.name)),
+                ColumnBuilder::TextList(b) => {
+                    for t in &event.tags {
+                        b.values().append_value(t);
+                    }
+                    b.append(true);
+                }
                 ColumnBuilder::FieldMap(b) => {
                     for (k, v) in &event.fields {
                         b.keys().append_value(k);
@@ -253,6 +288,7 @@ impl EventBatchBuilder {
                     ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
                     ColumnBuilder::Text(b) => Arc::new(b.finish()),
                     ColumnBuilder::Integer(b) => Arc::new(b.finish()),
+                    ColumnBuilder::TextList(b) => Arc::new(b.finish()),
                     ColumnBuilder::FieldMap(b) => Arc::new(b.finish()),
                     ColumnBuilder::Binary(b) => Arc::new(b.finish()),
                 }

@@ -29,6 +29,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod error;
 pub mod event;
+pub mod event_json;
 pub mod id;
 pub mod io;
 pub mod schema;

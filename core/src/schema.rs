@@ -94,6 +94,8 @@ pub mod col {
     pub const TENANT: &str = "tenant";
     /// The original line or rendered message.
     pub const MESSAGE: &str = "message";
+    /// Processing flags: how the record was read (e.g. `timezone_missing`).
+    pub const TAGS: &str = "tags";
     /// Every original field of the record, by original flattened name.
     pub const FIELDS: &str = "fields";
     /// Optional binary content (script block, uploaded file) for content scanning.
@@ -109,6 +111,8 @@ pub enum ColumnKind {
     Text,
     /// 64-bit signed integer.
     Integer,
+    /// List of UTF-8 strings.
+    TextList,
     /// Map of UTF-8 keys to UTF-8 values.
     FieldMap,
     /// Raw bytes.
@@ -266,6 +270,12 @@ pub const EVENT_COLUMNS: &[ColumnSpec] = {
             "original line or rendered message",
         ),
         spec(
+            col::TAGS,
+            TextList,
+            true,
+            "processing flags, e.g. timezone_missing",
+        ),
+        spec(
             col::FIELDS,
             FieldMap,
             true,
@@ -304,6 +314,7 @@ fn arrow_type(kind: ColumnKind) -> DataType {
         ColumnKind::Timestamp => timestamp_type(),
         ColumnKind::Text => DataType::Utf8,
         ColumnKind::Integer => DataType::Int64,
+        ColumnKind::TextList => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
         ColumnKind::FieldMap => field_map_type(),
         ColumnKind::Binary => DataType::Binary,
     }

@@ -17,7 +17,10 @@ pub struct RawChunk {
     pub tenant: String,
     /// The bytes, one or more whole records.
     pub bytes: Bytes,
-    /// Position to acknowledge once the chunk is durable downstream.
+    /// Position of the chunk's first byte within its source: a byte offset for files,
+    /// a sequence number for network sources. Records inside the chunk are located
+    /// (e.g. in dead letters) as this position plus their byte offset in the chunk;
+    /// acknowledging the chunk acknowledges everything up to its end.
     pub position: u64,
     /// When the chunk was received, Unix milliseconds UTC.
     pub received_ms: i64,

@@ -1,0 +1,211 @@
+//! What every parser shares: the per-chunk context, event construction with a stable id
+//! and a normalized time, dead letters, and the newline-delimited record driver.
+
+use vedette_core::dead_letter::DeadLetter;
+use vedette_core::event::{tag, Event, EventBatchBuilder};
+use vedette_core::id::event_id;
+use vedette_core::traits::{ParseStats, RawChunk};
+
+use crate::flatten::FieldSink;
+use crate::limits::Limits;
+use crate::timestamp::ParsedTime;
+
+/// Why a record was rejected; becomes the dead letter's reason.
+pub(crate) type Reject = String;
+
+/// The chunk being parsed and the limits that apply to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordCtx<'a> {
+    /// The chunk.
+    pub(crate) chunk: &'a RawChunk,
+    /// Per-record limits.
+    pub(crate) limits: &'a Limits,
+}
+
+impl<'a> RecordCtx<'a> {
+    /// A context for one chunk.
+    pub(crate) fn new(chunk: &'a RawChunk, limits: &'a Limits) -> Self {
+        Self { chunk, limits }
+    }
+
+    /// A new event of `dataset` for the raw record `raw`, with its stable id, tenant and
+    /// ingest time set, and `@timestamp` provisionally the ingest time.
+    pub(crate) fn event(&self, dataset: &str, raw: &[u8]) -> Event {
+        Event {
+            id: event_id(&self.chunk.tenant, dataset, raw),
+            dataset: dataset.to_string(),
+            tenant: self.chunk.tenant.clone(),
+            ingested_ms: self.chunk.received_ms,
+            timestamp_ms: self.chunk.received_ms,
+            ..Event::default()
+        }
+    }
+
+    /// A dead letter for the record at byte `offset` of the chunk.
+    pub(crate) fn dead_letter(
+        &self,
+        stage: &str,
+        offset: usize,
+        reason: &str,
+        raw: &[u8],
+    ) -> DeadLetter {
+        DeadLetter::new(
+            self.chunk.received_ms,
+            self.chunk.tenant.clone(),
+            format!("{}:{}", self.chunk.source, self.chunk.origin),
+            stage,
+            self.chunk.position + offset as u64,
+            reason,
+            raw,
+        )
+    }
+}
+
+/// Sets `@timestamp` from a parsed source time, or keeps the ingest time and tags
+/// why (`timestamp_missing` when `time_text` is None, `timestamp_invalid` when it did
+/// not parse).
+pub(crate) fn set_time(event: &mut Event, time_text: Option<&str>, parsed: Option<ParsedTime>) {
+    match (time_text, parsed) {
+        (_, Some(t)) => {
+            event.timestamp_ms = t.ms;
+            if t.zone_missing {
+                event.add_tag(tag::TIMEZONE_MISSING);
+            }
+        }
+        (Some(_), None) => event.add_tag(tag::TIMESTAMP_INVALID),
+        (None, None) => event.add_tag(tag::TIMESTAMP_MISSING),
+    }
+}
+
+/// Moves collected fields into the event, tagging truncation.
+pub(crate) fn set_fields(event: &mut Event, sink: FieldSink) {
+    if sink.truncated {
+        event.add_tag(tag::FIELDS_TRUNCATED);
+    }
+    event.fields = sink.fields;
+}
+
+/// Sets the payload, cut at the limit (and tagged) when longer.
+pub(crate) fn set_payload(event: &mut Event, bytes: &[u8], limits: &Limits) {
+    if bytes.len() > limits.max_payload_bytes {
+        event.add_tag(tag::PAYLOAD_TRUNCATED);
+        event.payload = Some(bytes[..limits.max_payload_bytes].to_vec());
+    } else {
+        event.payload = Some(bytes.to_vec());
+    }
+}
+
+/// Splits `bytes` into newline-terminated records (CR before LF removed, blank lines
+/// skipped) and yields each with its byte offset.
+pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        while start < bytes.len() {
+            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+            let line_start = start;
+            let mut line = &bytes[start..end];
+            start = end + 1;
+            if let Some(stripped) = line.strip_suffix(b"\r") {
+                line = stripped;
+            }
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                return Some((line_start, line));
+            }
+        }
+        None
+    })
+}
+
+/// Runs `parse` on every line of the chunk: the events it produces go to `events`
+/// (a line may yield several), rejected or oversized lines go to `dead_letters` with
+/// their reason, and the next line goes on.
+pub(crate) fn parse_lines<F>(
+    ctx: &RecordCtx<'_>,
+    stage: &str,
+    events: &mut EventBatchBuilder,
+    dead_letters: &mut Vec<DeadLetter>,
+    mut parse: F,
+) -> ParseStats
+where
+    F: FnMut(&[u8], &mut Vec<Event>) -> Result<(), Reject>,
+{
+    let mut stats = ParseStats::default();
+    let mut produced = Vec::new();
+    for (offset, line) in lines(&ctx.chunk.bytes) {
+        produced.clear();
+        let outcome = if line.len() > ctx.limits.max_record_bytes {
+            Err(format!(
+                "record of {} bytes exceeds the {}-byte limit",
+                line.len(),
+                ctx.limits.max_record_bytes
+            ))
+        } else {
+            parse(line, &mut produced)
+        };
+        match outcome {
+            Ok(()) => {
+                for event in &produced {
+                    events.append(event);
+                }
+                stats.events += produced.len();
+            }
+            Err(reason) => {
+                dead_letters.push(ctx.dead_letter(stage, offset, &reason, line));
+                stats.dead_letters += 1;
+            }
+        }
+    }
+    stats
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Helpers for parser unit tests.
+
+    use bytes::Bytes;
+    use vedette_core::dead_letter::DeadLetter;
+    use vedette_core::event::EventBatchBuilder;
+    use vedette_core::traits::{ParseStats, Parser, RawChunk};
+
+    /// A chunk of `text` as if received at 2026-11-27T12:00:00Z.
+    pub(crate) fn chunk(text: &[u8]) -> RawChunk {
+        RawChunk {
+            source: "test".into(),
+            origin: "unit".into(),
+            tenant: "default".into(),
+            bytes: Bytes::copy_from_slice(text),
+            position: 0,
+            received_ms: 1_795_780_800_000,
+        }
+    }
+
+    /// Parses `text` with `parser`; returns the stats, the events as JSON rows and the
+    /// dead letters.
+    pub(crate) fn run(
+        parser: &dyn Parser,
+        text: &[u8],
+    ) -> (ParseStats, Vec<serde_json::Value>, Vec<DeadLetter>) {
+        let mut events = EventBatchBuilder::new();
+        let mut dead = Vec::new();
+        let stats = parser.parse(&chunk(text), &mut events, &mut dead);
+        let rows = events
+            .finish()
+            .and_then(|b| vedette_core::event_json::events_to_json(&b))
+            .unwrap_or_else(|e| panic!("batch: {e}"));
+        assert_eq!(rows.len(), stats.events);
+        assert_eq!(dead.len(), stats.dead_letters);
+        (stats, rows, dead)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_strip_cr_and_skip_blanks() {
+        let got: Vec<(usize, &[u8])> = lines(b"a\r\n\n  \nbc\nd").collect();
+        assert_eq!(got, vec![(0, &b"a"[..]), (7, &b"bc"[..]), (10, &b"d"[..])]);
+        assert_eq!(lines(b"").count(), 0);
+    }
+}

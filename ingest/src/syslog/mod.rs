@@ -1,0 +1,230 @@
+//! Text lines: syslog (RFC 3164, RFC 5424, header-less), and the formats devices send
+//! inside syslog or alone: CEF, LEEF, PAN-OS CSV, FortiGate and generic `key=value`.
+//!
+//! Records are framed by newline or by octet counting (RFC 6587). The header, when
+//! present, gives host, application, pid, severity and time; the message is then read
+//! by the content format (recognized, or the one the caller named). Every line is kept
+//! in `message`. An RFC 3164 time has no year and no zone: the year is the one closest
+//! to the receive time and the event is tagged `year_inferred` and `timezone_missing`.
+
+mod framing;
+pub(crate) mod header;
+
+use serde_json::Value;
+use vedette_core::dead_letter::DeadLetter;
+use vedette_core::event::{tag, Event, EventBatchBuilder};
+use vedette_core::traits::{ParseStats, Parser, RawChunk};
+
+use crate::flatten::FieldSink;
+use crate::limits::Limits;
+use crate::record::{set_fields, set_time, RecordCtx, Reject};
+use crate::timestamp::ParsedTime;
+use crate::{cef, kv, leef, paloalto};
+
+/// What a text line's message holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextContent {
+    /// Recognize per line.
+    Auto,
+    /// Plain syslog: the message is free text (or JSON, which is flattened).
+    Syslog,
+    /// ArcSight CEF.
+    Cef,
+    /// IBM LEEF 1.0/2.0.
+    Leef,
+    /// PAN-OS CSV.
+    PanOs,
+    /// FortiGate `key=value`.
+    FortiGate,
+    /// Generic `key=value`.
+    KeyValue,
+}
+
+impl TextContent {
+    fn detect(message: &str) -> Self {
+        if cef::find(message).is_some() {
+            Self::Cef
+        } else if leef::find(message).is_some() {
+            Self::Leef
+        } else if paloalto::looks_like_panos(message) {
+            Self::PanOs
+        } else if kv::looks_like_fortigate(message) {
+            Self::FortiGate
+        } else {
+            Self::Syslog
+        }
+    }
+
+    fn dataset(self) -> &'static str {
+        match self {
+            Self::Auto | Self::Syslog => "syslog",
+            Self::Cef => "cef",
+            Self::Leef => "leef",
+            Self::PanOs => "paloalto",
+            Self::FortiGate => "fortigate",
+            Self::KeyValue => "kv",
+        }
+    }
+}
+
+/// Parser for syslog and the line formats carried in it.
+#[derive(Debug, Clone)]
+pub struct TextLineParser {
+    content: TextContent,
+    limits: Limits,
+}
+
+impl TextLineParser {
+    /// A parser for `content` with the given limits.
+    pub fn new(content: TextContent, limits: Limits) -> Self {
+        Self { content, limits }
+    }
+
+    fn parse_record(&self, ctx: &RecordCtx<'_>, raw: &[u8]) -> Result<Event, Reject> {
+        let line = String::from_utf8_lossy(raw);
+        let h = header::parse(&line, ctx.chunk.received_ms);
+        let content = match self.content {
+            TextContent::Auto => TextContent::detect(h.message),
+            forced => forced,
+        };
+        let mut event = ctx.event(content.dataset(), raw);
+        let mut sink = FieldSink::new(ctx.limits);
+        push_header(&h, &mut event, &mut sink);
+        let msg = h.message;
+        let content_time: Option<(String, Option<ParsedTime>)> = match content {
+            TextContent::Cef => {
+                let start = cef::find(msg).ok_or("no `CEF:` header in the message")?;
+                let parsed = cef::parse(&msg[start..])?;
+                cef::apply(&parsed, &mut event, &mut sink)
+                    .map(|t| (t.to_string(), cef::parse_time(t)))
+            }
+            TextContent::Leef => {
+                let start = leef::find(msg).ok_or("no `LEEF:` header in the message")?;
+                let parsed = leef::parse(&msg[start..])?;
+                leef::apply(&parsed, &mut event, &mut sink)
+                    .map(|t| (t.to_string(), cef::parse_time(t)))
+            }
+            TextContent::PanOs => {
+                if !paloalto::looks_like_panos(msg) {
+                    return Err("not a PAN-OS CSV log (no log type in the fourth column)".into());
+                }
+                paloalto::apply(msg, &mut event, &mut sink).map(|t| (String::new(), Some(t)))
+            }
+            TextContent::FortiGate | TextContent::KeyValue => {
+                let (pairs, _) = kv::pairs(msg);
+                if pairs.is_empty() {
+                    return Err("no key=value pairs in the message".into());
+                }
+                kv::apply(&pairs, &mut event, &mut sink).map(|t| (String::new(), Some(t)))
+            }
+            TextContent::Auto | TextContent::Syslog => {
+                push_json_message(msg, &mut sink, ctx.limits);
+                None
+            }
+        };
+        match (content_time, h.time) {
+            (Some((text, Some(t))), _) => set_time(&mut event, Some(&text), Some(t)),
+            (_, Some((ms, zone_missing))) => {
+                set_time(
+                    &mut event,
+                    h.time_text,
+                    Some(ParsedTime { ms, zone_missing }),
+                );
+                if h.year_inferred {
+                    event.add_tag(tag::YEAR_INFERRED);
+                }
+            }
+            (Some((text, None)), None) => set_time(&mut event, Some(&text), None),
+            (None, None) => set_time(&mut event, h.time_text, None),
+        }
+        event.message = Some(line.into_owned());
+        set_fields(&mut event, sink);
+        Ok(event)
+    }
+}
+
+/// The syslog header as `syslog.*` fields and common columns.
+fn push_header(h: &header::Header<'_>, event: &mut Event, sink: &mut FieldSink) {
+    if let Some(f) = h.facility {
+        sink.push("syslog.facility", f.to_string());
+    }
+    if let Some(s) = h.severity {
+        sink.push("syslog.severity", s.to_string());
+        event.severity = Some(i64::from(s));
+    }
+    for (name, value) in [
+        ("syslog.version", h.version),
+        ("syslog.timestamp", h.time_text),
+        ("syslog.hostname", h.hostname),
+        ("syslog.appname", h.appname),
+        ("syslog.procid", h.procid),
+        ("syslog.msgid", h.msgid),
+    ] {
+        if let Some(v) = value {
+            sink.push(name, v);
+        }
+    }
+    if let Some(sd) = h.structured_data {
+        for (k, v) in header::structured_params(sd) {
+            sink.push(k, v);
+        }
+    }
+    sink.push("syslog.message", h.message);
+    event.host_name = h.hostname.map(str::to_string);
+    event.provider = h.appname.map(str::to_string);
+    event.process_pid = h.procid.and_then(|p| p.parse().ok());
+}
+
+/// A JSON object in the message is flattened into the fields too.
+fn push_json_message(msg: &str, sink: &mut FieldSink, limits: &Limits) {
+    let trimmed = msg.trim();
+    if trimmed.starts_with('{') && trimmed.ends_with('}') {
+        if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(trimmed) {
+            if crate::flatten::depth(&Value::Object(obj.clone())) <= limits.max_depth {
+                sink.push_object("", &obj);
+            }
+        }
+    }
+}
+
+impl Parser for TextLineParser {
+    fn name(&self) -> &str {
+        self.content.dataset()
+    }
+
+    fn parse(
+        &self,
+        chunk: &RawChunk,
+        events: &mut EventBatchBuilder,
+        dead_letters: &mut Vec<DeadLetter>,
+    ) -> ParseStats {
+        let ctx = RecordCtx::new(chunk, &self.limits);
+        let stage = self.content.dataset();
+        let mut stats = ParseStats::default();
+        for (offset, record) in framing::frames(&chunk.bytes) {
+            let outcome = if record.len() > self.limits.max_record_bytes {
+                Err(format!(
+                    "record of {} bytes exceeds the {}-byte limit",
+                    record.len(),
+                    self.limits.max_record_bytes
+                ))
+            } else {
+                self.parse_record(&ctx, record)
+            };
+            match outcome {
+                Ok(event) => {
+                    events.append(&event);
+                    stats.events += 1;
+                }
+                Err(reason) => {
+                    dead_letters.push(ctx.dead_letter(stage, offset, &reason, record));
+                    stats.dead_letters += 1;
+                }
+            }
+        }
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests;

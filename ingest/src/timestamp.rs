@@ -1,0 +1,238 @@
+//! Timestamps from every format's conventions, normalized to UTC milliseconds.
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+/// A parsed time: Unix milliseconds UTC, and whether the source gave no zone (then the
+/// time was read as UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ParsedTime {
+    /// Unix milliseconds, UTC.
+    pub(crate) ms: i64,
+    /// The text carried no time zone.
+    pub(crate) zone_missing: bool,
+}
+
+const NAIVE_FORMATS: &[&str] = &[
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y/%m/%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+];
+
+const ZONED_FORMATS: &[&str] = &[
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f %z",
+    "%Y-%m-%dT%H:%M:%S%z",
+];
+
+/// Parses ISO-8601 / RFC 3339 style dates, with or without a zone, with `T` or a space,
+/// with `-` or `/` between date parts, with any fraction of seconds.
+pub(crate) fn parse_datetime(text: &str) -> Option<ParsedTime> {
+    let text = text.trim();
+    if text.len() < 10 || !text.as_bytes()[0].is_ascii_digit() {
+        return None;
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Some(ParsedTime {
+            ms: dt.timestamp_millis(),
+            zone_missing: false,
+        });
+    }
+    let zulu = text.strip_suffix('Z').or_else(|| text.strip_suffix(" UTC"));
+    if let Some(naive) = zulu.and_then(parse_naive) {
+        return Some(ParsedTime {
+            ms: naive.and_utc().timestamp_millis(),
+            zone_missing: false,
+        });
+    }
+    for format in ZONED_FORMATS {
+        if let Ok(dt) = DateTime::parse_from_str(text, format) {
+            return Some(ParsedTime {
+                ms: dt.timestamp_millis(),
+                zone_missing: false,
+            });
+        }
+    }
+    parse_naive(text).map(|n| ParsedTime {
+        ms: n.and_utc().timestamp_millis(),
+        zone_missing: true,
+    })
+}
+
+fn parse_naive(text: &str) -> Option<NaiveDateTime> {
+    NAIVE_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+}
+
+/// Parses a Unix time given as a number of seconds, milliseconds, microseconds or
+/// nanoseconds (told apart by magnitude), integer or fractional.
+pub(crate) fn parse_epoch(text: &str) -> Option<i64> {
+    let value: f64 = text.trim().parse().ok()?;
+    if !value.is_finite() || value <= 0.0 {
+        return None;
+    }
+    let ms = if value < 1e11 {
+        value * 1e3
+    } else if value < 1e14 {
+        value
+    } else if value < 1e17 {
+        value / 1e3
+    } else {
+        value / 1e6
+    };
+    Some(ms as i64)
+}
+
+/// A date, or a Unix epoch number, whichever the text is.
+pub(crate) fn parse_any(text: &str) -> Option<ParsedTime> {
+    parse_datetime(text).or_else(|| {
+        let t = text.trim();
+        if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            parse_epoch(t).map(|ms| ParsedTime {
+                ms,
+                zone_missing: false,
+            })
+        } else {
+            None
+        }
+    })
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// How far ahead of the receive time a year-less time may be (clock skew between the
+/// sender and Vedette) before it is taken to be from the previous year.
+const FUTURE_TOLERANCE_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Parses a BSD syslog time (`Feb 12 14:10:21`, day padded with a space or not), which
+/// has no year and no zone. The year is inferred from `reference_ms` (the receive time),
+/// never from the clock alone: the latest year that puts the time no more than 7 days
+/// after the reference. Around New Year that is the closest year either way (`Dec 31`
+/// received on Jan 1 is last year; `Jan 1` received on Dec 31 is next year); for an
+/// old file it is the past year rather than a date months in the future. The zone is
+/// taken as UTC.
+/// Returns the time and the number of bytes of `text` it used.
+pub(crate) fn parse_bsd(text: &str, reference_ms: i64) -> Option<(i64, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 15 {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| text.get(..3) == Some(*m))? as u32 + 1;
+    if bytes[3] != b' ' {
+        return None;
+    }
+    let day_text = text.get(4..6)?.trim_start();
+    let day: u32 = day_text.parse().ok()?;
+    let clock = text.get(7..15)?;
+    if bytes[6] != b' ' {
+        return None;
+    }
+    let mut parts = clock.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    let (h, m, s): (u32, u32, u32) = (h.parse().ok()?, m.parse().ok()?, s.parse().ok()?);
+    let mut used = 15;
+    let mut millis = 0u32;
+    // Optional fraction: `14:10:21.123`.
+    if bytes.get(15) == Some(&b'.') {
+        let digits: String = text[16..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        used += 1 + digits.len();
+        let padded = format!("{digits:0<3}");
+        millis = padded.get(..3).and_then(|d| d.parse().ok()).unwrap_or(0);
+    }
+    let reference = Utc.timestamp_millis_opt(reference_ms).single()?;
+    let year = reference.year();
+    let candidates = [year + 1, year, year - 1, year - 2, year - 3, year - 4]
+        .into_iter()
+        .filter_map(|y| {
+            NaiveDate::from_ymd_opt(y, month, day)?
+                .and_hms_milli_opt(h, m, s, millis)
+                .map(|n| n.and_utc().timestamp_millis())
+        });
+    // Candidates come latest first; Feb 29 exists only in leap years, hence the range.
+    let best = candidates
+        .into_iter()
+        .find(|ms| *ms <= reference_ms + FUTURE_TOLERANCE_MS)?;
+    Some((best, used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(text: &str) -> i64 {
+        DateTime::parse_from_rfc3339(text)
+            .map(|d| d.timestamp_millis())
+            .unwrap_or(-1)
+    }
+
+    #[test]
+    fn iso_forms() {
+        let z = parse_datetime("2025-12-25T14:30:27.369114Z");
+        assert_eq!(
+            z,
+            Some(ParsedTime {
+                ms: ms("2025-12-25T14:30:27.369Z"),
+                zone_missing: false
+            })
+        );
+        let naive = parse_datetime("2020-10-18 07:50:06.220");
+        assert_eq!(
+            naive,
+            Some(ParsedTime {
+                ms: ms("2020-10-18T07:50:06.220Z"),
+                zone_missing: true
+            })
+        );
+        let offset = parse_datetime("2023-07-06T08:11:40+02:00").map(|p| p.ms);
+        assert_eq!(offset, Some(ms("2023-07-06T06:11:40Z")));
+        let slash = parse_datetime("2023/07/06 08:11:40").map(|p| p.ms);
+        assert_eq!(slash, Some(ms("2023-07-06T08:11:40Z")));
+        let compact_offset = parse_datetime("2023-07-06T08:11:40.5+0000").map(|p| p.ms);
+        assert_eq!(compact_offset, Some(ms("2023-07-06T08:11:40.5Z")));
+        assert_eq!(parse_datetime("yesterday"), None);
+        assert_eq!(parse_datetime("2023-13-45 99:99:99"), None);
+    }
+
+    #[test]
+    fn epochs_by_magnitude() {
+        assert_eq!(parse_epoch("1459529098"), Some(1_459_529_098_000));
+        assert_eq!(parse_epoch("1459529098958"), Some(1_459_529_098_958));
+        assert_eq!(parse_epoch("1459529098.958"), Some(1_459_529_098_958));
+        assert_eq!(parse_epoch("1728938800841267391"), Some(1_728_938_800_841));
+        assert_eq!(parse_epoch("-5"), None);
+        assert_eq!(parse_epoch("nan"), None);
+    }
+
+    #[test]
+    fn bsd_year_is_the_closest_one() {
+        // Received on 2027-01-01 00:00:05 UTC: "Dec 31 23:59:59" is from 2026.
+        let reference = ms("2027-01-01T00:00:05Z");
+        let (t, used) = parse_bsd("Dec 31 23:59:59 host app: x", reference).unwrap_or_default();
+        assert_eq!(t, ms("2026-12-31T23:59:59Z"));
+        assert_eq!(used, 15);
+        // Received on 2026-12-31: "Jan  1 00:00:01" is the next year (clock skew).
+        let reference = ms("2026-12-31T23:59:58Z");
+        let (t, _) = parse_bsd("Jan  1 00:00:01 host", reference).unwrap_or_default();
+        assert_eq!(t, ms("2027-01-01T00:00:01Z"));
+        let (t, used) =
+            parse_bsd("Feb 12 14:10:21.250 h", ms("2026-03-01T00:00:00Z")).unwrap_or_default();
+        assert_eq!((t, used), (ms("2026-02-12T14:10:21.250Z"), 19));
+        // Received in November: a February time is from this February, not next.
+        let (t, _) = parse_bsd("Feb 12 14:10:21 h", ms("2026-11-27T12:00:00Z")).unwrap_or_default();
+        assert_eq!(t, ms("2026-02-12T14:10:21Z"));
+        // Feb 29 goes back to the last leap year.
+        let (t, _) = parse_bsd("Feb 29 00:00:00 h", ms("2026-11-27T12:00:00Z")).unwrap_or_default();
+        assert_eq!(t, ms("2024-02-29T00:00:00Z"));
+        assert_eq!(parse_bsd("Foo 12 14:10:21 h", reference), None);
+        assert_eq!(parse_bsd("Feb 30 14:10:21 h", reference), None);
+    }
+}
