@@ -43,7 +43,8 @@ struct Record {
 /// The records of one event.
 #[derive(Debug)]
 struct Group {
-    time_ms: i64,
+    /// Event time; None for a record that came without its `msg=audit(...)` stamp.
+    time_ms: Option<i64>,
     node: Option<String>,
     raw: Vec<u8>,
     records: Vec<Record>,
@@ -83,6 +84,21 @@ fn decode_hex(value: &str) -> Option<String> {
     text.chars()
         .all(|c| !c.is_control() || c == '\t' || c == '\n')
         .then_some(text)
+}
+
+/// A record auditd wrote without a stamp (`type=UNKNOWN[1329] msg=?`): kept as an event
+/// of its own, without a time.
+fn parse_unstamped(line: &str) -> Result<Record, String> {
+    let (pairs, _) = pairs(line);
+    let kind = pairs
+        .iter()
+        .find(|(k, _)| k == "type")
+        .map(|(_, v)| v.clone())
+        .ok_or("not an audit record: no `type=` and no `msg=audit(`")?;
+    Ok(Record {
+        kind,
+        pairs: pairs.into_iter().filter(|(k, _)| k != "type").collect(),
+    })
 }
 
 /// Parses one record line: (TIME:SERIAL key, time ms, node, record).
@@ -226,14 +242,17 @@ fn build_event(ctx: &RecordCtx<'_>, group: &Group) -> Event {
         event.category = Some("authentication".into());
     }
     event.kind = Some("event".into());
-    set_time(
-        &mut event,
-        Some(""),
-        Some(ParsedTime {
-            ms: group.time_ms,
-            zone_missing: false,
-        }),
-    );
+    match group.time_ms {
+        Some(ms) => set_time(
+            &mut event,
+            Some(""),
+            Some(ParsedTime {
+                ms,
+                zone_missing: false,
+            }),
+        ),
+        None => set_time(&mut event, None, None),
+    }
     event.message = Some(String::from_utf8_lossy(&group.raw).into_owned());
     set_fields(&mut event, sink);
     event
@@ -266,7 +285,13 @@ impl Parser for AuditdParser {
                 continue;
             }
             let line = String::from_utf8_lossy(raw);
-            match parse_line(&line) {
+            let parsed = if line.contains("msg=audit(") {
+                parse_line(&line).map(|(stamp, ms, node, record)| (stamp, Some(ms), node, record))
+            } else {
+                // Unstamped records each stand alone: key them by their offset.
+                parse_unstamped(&line).map(|record| (format!("@{offset}"), None, None, record))
+            };
+            match parsed {
                 Ok((stamp, time_ms, node, record)) => {
                     let index = *by_stamp.entry(stamp).or_insert_with(|| {
                         groups.push(Group {
@@ -338,12 +363,13 @@ mod tests {
 
     #[test]
     fn lines_that_are_not_audit_records_are_dead_letters() {
-        let input =
-            b"type=SYSCALL msg=audit(1.0:1): pid=1\nhello world\ntype=X msg=audit(abc:1): x=1\n";
-        let (stats, _, dead) = run(&AuditdParser::default(), input);
-        assert_eq!((stats.events, stats.dead_letters), (1, 2));
-        assert!(dead[0].reason.contains("no `msg=audit(`"));
+        let input = b"type=SYSCALL msg=audit(1.0:1): pid=1\nhello world\ntype=X msg=audit(abc:1): x=1\ntype=UNKNOWN[1329] msg=?\n";
+        let (stats, rows, dead) = run(&AuditdParser::default(), input);
+        assert_eq!((stats.events, stats.dead_letters), (2, 2));
+        assert!(dead[0].reason.contains("no `type=`"), "{}", dead[0].reason);
         assert!(dead[1].reason.contains("is not a number"));
+        assert_eq!(rows[1]["fields"]["type"], "UNKNOWN[1329]");
+        assert_eq!(rows[1]["tags"][0], "timestamp_missing");
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub(crate) fn flatten_event(event: &Map<String, Value>) -> Vec<(String, Value)> 
                             data.push((format!("EventData_{a}"), x.clone()));
                         }
                     }
+                } else if v.is_null() || v.as_object().is_some_and(Map::is_empty) {
+                    // An empty `<Data Name="X"/>` is an empty value, not an absent one.
+                    data.push((k.clone(), Value::String(String::new())));
                 } else {
                     data.push((k.clone(), text_of(v)));
                 }
