@@ -1,0 +1,4 @@
+#![no_main]
+//! Fuzzes the `auditd` parser.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vedette_fuzz::run(vedette_ingest::Format::Auditd, data));
