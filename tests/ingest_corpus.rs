@@ -180,7 +180,7 @@ fn every_corpus_file_normalizes_as_expected() {
             _ => {}
         }
         let damaged = DAMAGED.contains(&rel.as_str());
-        if damaged != !dead.is_empty() {
+        if damaged == dead.is_empty() {
             failures.push(format!(
                 "{rel}: damaged={damaged} but dead letters: {reasons:?}"
             ));
