@@ -4,6 +4,7 @@
 //! Parsing rejects unknown keys (naming the key, line and column); [`Config::validate`]
 //! is a pure check of values, separate from anything that does I/O.
 
+mod ingest;
 mod sections;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
 
+pub use ingest::{FileInputConfig, HttpIngestConfig, IngestConfig, SyslogConfig, SyslogTlsConfig};
 pub use sections::{
     BusConfig, BusKind, ClickHouseConfig, EmbeddedBusConfig, HttpConfig, KafkaConfig, LogConfig,
     LogFormat, ParquetConfig, RulesConfig, StoreConfig, StoreKind,
@@ -35,6 +37,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// Which rules are loaded. Default: the bundled rules only.
     pub rules: RulesConfig,
+    /// Inputs, batching and limits. Default: syslog on 127.0.0.1:5514 (UDP and TCP)
+    /// and HTTP ingest.
+    pub ingest: IngestConfig,
 }
 
 impl Default for Config {
@@ -46,6 +51,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             store: StoreConfig::default(),
             rules: RulesConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -84,6 +90,7 @@ impl Config {
         self.http.validate()?;
         self.bus.validate()?;
         self.store.validate()?;
+        self.ingest.validate()?;
         Ok(())
     }
 

@@ -147,6 +147,15 @@ fn every_key_is_documented() -> Result<(), CoreError> {
         toml::from_str(&c.to_toml()?).map_err(|e| CoreError::Internal(e.to_string()))?;
     let mut all = Vec::new();
     keys("", &table, &mut all);
+    all.extend(
+        [
+            "ingest.syslog.tls.addr",
+            "ingest.syslog.tls.cert",
+            "ingest.syslog.tls.key",
+            "ingest.syslog.tls.client_ca",
+        ]
+        .map(String::from),
+    );
     let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
     let doc = std::fs::read_to_string(&doc_path).map_err(|e| CoreError::io("docs", e))?;
     for key in &all {

@@ -1,0 +1,248 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_util::sync::CancellationToken;
+use vedette_core::config::{SyslogConfig, SyslogTlsConfig};
+use vedette_core::traits::{RawChunk, Source};
+
+use super::*;
+use crate::chunk::{channel, ChannelSource};
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn config() -> SyslogConfig {
+    SyslogConfig {
+        udp_addr: loopback(),
+        tcp_addr: loopback(),
+        ..SyslogConfig::default()
+    }
+}
+
+async fn next(source: &mut ChannelSource) -> RawChunk {
+    match tokio::time::timeout(Duration::from_secs(5), source.next_chunk()).await {
+        Ok(Ok(Some(chunk))) => chunk,
+        other => panic!("no chunk: {other:?}"),
+    }
+}
+
+/// Everything received until `total` bytes arrived.
+async fn collect(source: &mut ChannelSource, total: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < total {
+        out.extend_from_slice(&next(source).await.bytes);
+    }
+    out
+}
+
+#[tokio::test]
+async fn udp_datagrams_become_chunks() {
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let listeners = start(&config(), "t1", tx, cancel.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listeners.udp.unwrap_or_else(|| panic!("udp not bound"));
+    let client = UdpSocket::bind(loopback())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client
+        .send_to(b"<34>Oct 11 22:14:15 host su: one", addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let chunk = next(&mut source).await;
+    assert_eq!(&chunk.bytes[..], b"<34>Oct 11 22:14:15 host su: one");
+    assert_eq!(
+        (chunk.source.as_str(), chunk.tenant.as_str()),
+        (UDP_SOURCE, "t1")
+    );
+    cancel.cancel();
+    listeners.join().await;
+}
+
+#[tokio::test]
+async fn tcp_stream_is_framed_into_whole_records() {
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let listeners = start(&config(), "t", tx, cancel.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listeners.tcp.unwrap_or_else(|| panic!("tcp not bound"));
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A record split across writes, an octet-counted frame with a newline inside, and
+    // a last record without its newline.
+    for part in [&b"<1>first rec"[..], b"ord\n12 <2>two\nlines", b"<3>last"] {
+        stream
+            .write_all(part)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        stream.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stream);
+    let expected = b"<1>first record\n12 <2>two\nlines<3>last";
+    let all = collect(&mut source, expected.len()).await;
+    assert_eq!(all, expected);
+    cancel.cancel();
+    listeners.join().await;
+}
+
+#[tokio::test]
+async fn a_taken_port_fails_fast() {
+    let taken = std::net::TcpListener::bind(loopback()).unwrap_or_else(|e| panic!("{e}"));
+    let addr = taken.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = SyslogConfig {
+        udp: false,
+        tcp_addr: addr,
+        ..config()
+    };
+    let (tx, _source) = channel(1);
+    let err = start(&cfg, "t", tx, CancellationToken::new())
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(err
+        .unwrap_or_default()
+        .contains(&format!("cannot listen on {addr}")));
+}
+
+fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cert_pem = certified.cert.pem();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+    (cert, key, cert_pem)
+}
+
+fn client_config(ca_pem: &str) -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+#[tokio::test]
+async fn tls_records_arrive_and_plain_tcp_on_the_tls_port_does_not() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key, cert_pem) = tls_files(dir.path());
+    let cfg = SyslogConfig {
+        udp: false,
+        tcp: false,
+        tls: Some(SyslogTlsConfig {
+            addr: loopback(),
+            cert,
+            key,
+            client_ca: None,
+        }),
+        ..config()
+    };
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let listeners = start(&cfg, "t", tx, cancel.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listeners.tls.unwrap_or_else(|| panic!("tls not bound"));
+
+    // Plain text on the TLS port is not a record.
+    let mut plain = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = plain.write_all(b"<1>not tls\n").await;
+    drop(plain);
+
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&cert_pem)));
+    let tcp = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tls.write_all(b"<13>1 2026-11-27T12:00:00Z h app - - - over tls\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tls.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    let chunk = next(&mut source).await;
+    assert_eq!(chunk.source, TLS_SOURCE);
+    assert_eq!(
+        &chunk.bytes[..],
+        b"<13>1 2026-11-27T12:00:00Z h app - - - over tls\n"
+    );
+    cancel.cancel();
+    listeners.join().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_a_client_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key, cert_pem) = tls_files(dir.path());
+    let cfg = SyslogConfig {
+        udp: false,
+        tcp: false,
+        tls: Some(SyslogTlsConfig {
+            addr: loopback(),
+            cert: cert.clone(),
+            key,
+            client_ca: Some(cert),
+        }),
+        ..config()
+    };
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let listeners = start(&cfg, "t", tx, cancel.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listeners.tls.unwrap_or_else(|| panic!("tls not bound"));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&cert_pem)));
+    let tcp = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    if let Ok(mut tls) = connector.connect(name, tcp).await {
+        // TLS 1.3 reports the refusal on first use.
+        let _ = tls.write_all(b"<1>should not arrive\n").await;
+        let _ = tls.shutdown().await;
+    }
+    let nothing = tokio::time::timeout(Duration::from_millis(300), source.next_chunk()).await;
+    assert!(
+        nothing.is_err(),
+        "a record arrived without a client certificate"
+    );
+    cancel.cancel();
+    listeners.join().await;
+}
+
+#[test]
+fn bad_tls_material_is_a_clear_error() {
+    let cfg = SyslogTlsConfig {
+        addr: loopback(),
+        cert: "/nonexistent/cert.pem".into(),
+        key: "/nonexistent/key.pem".into(),
+        client_ca: None,
+    };
+    let err = load_server_config(&cfg)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+}

@@ -1,0 +1,45 @@
+//! Syslog over UDP: each datagram is one chunk.
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use vedette_core::traits::RawChunk;
+
+use super::{Route, UDP_SOURCE};
+use crate::chunk::now_ms;
+
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Receives datagrams until cancelled.
+pub(crate) async fn serve(socket: UdpSocket, route: Route) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut sequence = 0u64;
+    loop {
+        let received = tokio::select! {
+            () = route.cancel.cancelled() => return,
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let (len, peer) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "syslog udp receive failed");
+                continue;
+            }
+        };
+        if len == 0 {
+            continue;
+        }
+        let chunk = RawChunk {
+            source: UDP_SOURCE.into(),
+            origin: peer.to_string(),
+            tenant: route.tenant.clone(),
+            bytes: Bytes::copy_from_slice(&buf[..len]),
+            position: sequence,
+            received_ms: now_ms(),
+        };
+        sequence += 1;
+        if route.sink.send(chunk).await.is_err() {
+            return;
+        }
+    }
+}

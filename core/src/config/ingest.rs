@@ -1,0 +1,187 @@
+//! `[ingest]`: how raw input becomes event batches, and the inputs that feed it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[ingest]`: batching, per-record limits and inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Tenant of input that names none. Default: `default`.
+    pub tenant: String,
+    /// A batch is flushed at this many events. Default: 8192.
+    pub batch_rows: usize,
+    /// A batch is flushed once its oldest event waited this long, in ms. Default: 250.
+    pub batch_age_ms: u64,
+    /// Largest record in bytes; longer ones are dead-lettered. Default: 1 MiB.
+    pub max_record_bytes: usize,
+    /// Most fields kept per event. Default: 1024.
+    pub max_fields: usize,
+    /// Deepest JSON nesting accepted. Default: 32.
+    pub max_depth: usize,
+    /// `[ingest.syslog]`: syslog listeners.
+    pub syslog: SyslogConfig,
+    /// `[ingest.http]`: `POST /v1/ingest`.
+    pub http: HttpIngestConfig,
+    /// `[[ingest.files]]`: files read once or followed. Default: none.
+    pub files: Vec<FileInputConfig>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            tenant: "default".into(),
+            batch_rows: 8192,
+            batch_age_ms: 250,
+            max_record_bytes: 1024 * 1024,
+            max_fields: 1024,
+            max_depth: 32,
+            syslog: SyslogConfig::default(),
+            http: HttpIngestConfig::default(),
+            files: Vec::new(),
+        }
+    }
+}
+
+impl IngestConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.tenant.is_empty() {
+            return Err("ingest.tenant: must not be empty".into());
+        }
+        if self.batch_rows == 0 || self.batch_age_ms == 0 {
+            return Err("ingest.batch_rows and ingest.batch_age_ms: must be greater than 0".into());
+        }
+        if self.max_record_bytes < 1024 || self.max_fields == 0 || self.max_depth == 0 {
+            return Err(
+                "ingest.max_record_bytes (at least 1024), max_fields and max_depth: too small"
+                    .into(),
+            );
+        }
+        self.syslog.validate()?;
+        for (i, f) in self.files.iter().enumerate() {
+            if f.paths.is_empty() {
+                return Err(format!(
+                    "ingest.files[{i}].paths: must name at least one path or glob"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[ingest.syslog]`: syslog over UDP, TCP and TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// Listen for syslog over UDP. Default: true.
+    pub udp: bool,
+    /// UDP listen address. Default: `127.0.0.1:5514`.
+    pub udp_addr: SocketAddr,
+    /// Listen for syslog over TCP (newline or octet-counted framing). Default: true.
+    pub tcp: bool,
+    /// TCP listen address. Default: `127.0.0.1:5514`.
+    pub tcp_addr: SocketAddr,
+    /// `[ingest.syslog.tls]`: syslog over TLS (RFC 5425); absent disables it.
+    pub tls: Option<SyslogTlsConfig>,
+    /// Input format of syslog messages (see `vedette parse --help`). Default: `syslog`.
+    pub format: String,
+    /// Most TCP/TLS connections at once. Default: 1024.
+    pub max_connections: usize,
+    /// Largest syslog message; longer ones are dead-lettered. Default: 64 KiB.
+    pub max_message_bytes: usize,
+    /// A TCP/TLS connection idle this long, in seconds, is closed. Default: 300.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        Self {
+            udp: true,
+            udp_addr: SocketAddr::from(([127, 0, 0, 1], 5514)),
+            tcp: true,
+            tcp_addr: SocketAddr::from(([127, 0, 0, 1], 5514)),
+            tls: None,
+            format: "syslog".into(),
+            max_connections: 1024,
+            max_message_bytes: 64 * 1024,
+            idle_timeout_secs: 300,
+        }
+    }
+}
+
+impl SyslogConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.max_message_bytes < 480 || self.idle_timeout_secs == 0
+        {
+            return Err(
+                "ingest.syslog: max_connections and idle_timeout_secs must be > 0, max_message_bytes at least 480".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `[ingest.syslog.tls]`: syslog over TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTlsConfig {
+    /// Listen address. Required.
+    pub addr: SocketAddr,
+    /// PEM file with the server certificate chain. Required.
+    pub cert: PathBuf,
+    /// PEM file with the server private key. Required.
+    pub key: PathBuf,
+    /// PEM file of CA certificates; when set, clients must present a certificate signed
+    /// by one of them (mutual TLS). Default: none (any client).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[ingest.http]`: the `POST /v1/ingest` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpIngestConfig {
+    /// Name of the environment variable holding the bearer token agents must send
+    /// (the token itself never goes in a file). Without that variable set, the
+    /// endpoint refuses every request. Default: `VEDETTE_INGEST_TOKEN`.
+    pub token_env: String,
+    /// Largest body after decompression, in bytes. Default: 64 MiB.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for HttpIngestConfig {
+    fn default() -> Self {
+        Self {
+            token_env: "VEDETTE_INGEST_TOKEN".into(),
+            max_decompressed_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[[ingest.files]]`: one file input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileInputConfig {
+    /// Paths or glob patterns (`/var/log/*.log`). Required.
+    pub paths: Vec<String>,
+    /// Input format. Default: `auto`.
+    #[serde(default = "default_auto")]
+    pub format: String,
+    /// Keep reading what is appended (tail), following rotation, with positions kept
+    /// under the data folder; false reads each file once. Default: true.
+    #[serde(default = "default_true")]
+    pub follow: bool,
+    /// Tenant of these events. Default: `[ingest] tenant`.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+fn default_auto() -> String {
+    "auto".into()
+}
+
+fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,354 @@
+//! Parser throughput of `vedette-ingest` on the real sample logs of the shared corpus,
+//! with the `arrow-json` reader as a library baseline.
+//!
+//! Each input is a corpus file (`$VEDETTE_CORPORA/logs/...`) whose lines are repeated in
+//! memory until the buffer holds at least `VEDETTE_BENCH_MB` MiB (default 100; EVTX is
+//! one whole file, not repeated). One iteration runs the input through the ingest path
+//! as a pipeline does: `parser_for(format, Limits::default())`, one `RawChunk` per piece
+//! of about 4 MiB cut at a newline, `Parser::parse` into an `EventBatchBuilder`, and
+//! `EventBatchBuilder::finish` once the builder holds 8192 rows or more (checked after
+//! each chunk) and at the end. Throughput is in input bytes; the events (and dead
+//! letters) per iteration are printed to stderr before each group, so events/s is
+//! events per iteration divided by the time per iteration.
+//!
+//! For the two JSON inputs (`windows-json`, `json-generic`) the same NDJSON bytes are
+//! also decoded by `arrow::json::Reader` (`arrow-json-baseline`) into a schema inferred
+//! once from the first 1000 lines, 8192 rows per batch: a generic JSON-to-Arrow decoder
+//! that does no normalization, as a reference point.
+//!
+//! Run it from the workspace root:
+//!
+//! ```text
+//! VEDETTE_CORPORA=../shared/corpora cargo bench -p vedette-ingest --bench parse
+//! ```
+//!
+//! `VEDETTE_BENCH_MB=8` makes quick runs; `-- --test` runs each benchmark once. A
+//! relative `VEDETTE_CORPORA` is taken from the current folder if it exists there, else
+//! from the workspace root (cargo runs benches from `ingest/`). Without it the corpus is
+//! looked for at `../shared/corpora` next to the workspace.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::json::reader::infer_json_schema_from_seekable;
+use arrow::json::ReaderBuilder;
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use vedette_core::event::{EventBatchBuilder, DEFAULT_TENANT};
+use vedette_core::traits::RawChunk;
+use vedette_ingest::{parser_for, Format, Limits};
+
+/// Size of one chunk handed to a parser, cut forward to the next newline.
+const PIECE_BYTES: usize = 4 * 1024 * 1024;
+/// Rows after which the pipeline finishes an Arrow batch; also the baseline batch size.
+const BATCH_ROWS: usize = 8192;
+/// Default size of a replicated input, in MiB.
+const DEFAULT_MB: usize = 100;
+/// Records the arrow-json baseline infers its schema from.
+const SCHEMA_INFER_RECORDS: usize = 1000;
+/// `received_ms` of every chunk: a fixed time, so runs are alike.
+const RECEIVED_MS: i64 = 1_700_000_000_000;
+
+struct Input {
+    name: &'static str,
+    /// Paths under `logs/`, concatenated in this order.
+    files: &'static [&'static str],
+    format: Format,
+    /// Lines repeated up to the target size (false: the file as it is, one chunk).
+    replicate: bool,
+    /// Also decode with the arrow-json reader.
+    baseline: bool,
+}
+
+const INPUTS: &[Input] = &[
+    Input {
+        name: "windows-json",
+        files: &["windows-json/otrf_psh_lsass_memory_dump_comsvcs.jsonl"],
+        format: Format::WindowsJson,
+        replicate: true,
+        baseline: true,
+    },
+    Input {
+        name: "json-generic",
+        files: &["cloudtrail/otrf_ec2_proxy_s3_exfiltration.jsonl"],
+        format: Format::Json,
+        replicate: true,
+        baseline: true,
+    },
+    Input {
+        name: "syslog-3164",
+        files: &[
+            "syslog/rfc3164/crowdsec_sshd.log",
+            "syslog/rfc3164/crowdsec_syslog.log",
+        ],
+        format: Format::Syslog,
+        replicate: true,
+        baseline: false,
+    },
+    Input {
+        name: "syslog-5424",
+        files: &["syslog/rfc5424/crowdsec_pfsense_filterlog.log"],
+        format: Format::Syslog,
+        replicate: true,
+        baseline: false,
+    },
+    Input {
+        name: "cef",
+        files: &["cef/cefparser_inputs.log"],
+        format: Format::Cef,
+        replicate: true,
+        baseline: false,
+    },
+    Input {
+        name: "auditd",
+        files: &["auditd/golibaudit_audit-rhel7.log"],
+        format: Format::Auditd,
+        replicate: true,
+        baseline: false,
+    },
+    Input {
+        name: "evtx",
+        files: &["evtx/security.evtx"],
+        format: Format::Evtx,
+        replicate: false,
+        baseline: false,
+    },
+];
+
+/// `$VEDETTE_CORPORA/logs`, or a panic naming `VEDETTE_CORPORA` when it is missing.
+fn corpus_logs() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = match std::env::var_os("VEDETTE_CORPORA") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            // cargo runs a bench from the package folder; the documented command is
+            // typed at the workspace root, so a relative path may be meant from there.
+            if dir.is_relative() && !dir.is_dir() {
+                manifest.join("..").join(dir)
+            } else {
+                dir
+            }
+        }
+        None => manifest.join("../../shared/corpora"),
+    };
+    let logs = root.join("logs");
+    if !logs.is_dir() {
+        panic!(
+            "the corpora folder is missing: {} is not a directory. Set VEDETTE_CORPORA to the \
+             corpora folder (default: <CARGO_MANIFEST_DIR>/../../shared/corpora; see README, \
+             \"Test data\").",
+            logs.display()
+        );
+    }
+    logs
+}
+
+/// Target size of a replicated input in bytes, from `VEDETTE_BENCH_MB`.
+fn target_bytes() -> usize {
+    let mb = match std::env::var("VEDETTE_BENCH_MB") {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("VEDETTE_BENCH_MB={v}: want a whole number of MiB >= 1")),
+        Err(_) => DEFAULT_MB,
+    };
+    mb * 1024 * 1024
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The input's bytes: its files' lines (each ending in a newline) repeated until the
+/// buffer holds at least `target` bytes, or the one file as it is.
+fn build_input(logs: &Path, input: &Input, target: usize) -> Bytes {
+    if !input.replicate {
+        let [file] = input.files else {
+            panic!(
+                "{}: an input that is not replicated is one file",
+                input.name
+            );
+        };
+        return Bytes::from(read(&logs.join(file)));
+    }
+    let texts: Vec<Vec<u8>> = input.files.iter().map(|f| read(&logs.join(f))).collect();
+    let lines: Vec<&[u8]> = texts
+        .iter()
+        .flat_map(|t| t.split_inclusive(|b| *b == b'\n'))
+        .collect();
+    let longest = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    if longest == 0 {
+        panic!("{}: the input files are empty", input.name);
+    }
+    let mut out = Vec::with_capacity(target + longest + 1);
+    'fill: loop {
+        for line in &lines {
+            out.extend_from_slice(line);
+            if !line.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            if out.len() >= target {
+                break 'fill;
+            }
+        }
+    }
+    Bytes::from(out)
+}
+
+/// One `RawChunk` per piece of about [`PIECE_BYTES`], each cut just after a newline
+/// (the whole input as one chunk when `whole`).
+fn chunks(name: &str, bytes: &Bytes, whole: bool) -> Vec<RawChunk> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < bytes.len() {
+        let target = (start + PIECE_BYTES).min(bytes.len());
+        let end = if whole || target == bytes.len() {
+            bytes.len()
+        } else {
+            memchr::memchr(b'\n', &bytes[target..]).map_or(bytes.len(), |i| target + i + 1)
+        };
+        out.push(RawChunk {
+            source: "bench".into(),
+            origin: name.into(),
+            tenant: DEFAULT_TENANT.into(),
+            bytes: bytes.slice(start..end),
+            position: start as u64,
+            received_ms: RECEIVED_MS,
+        });
+        start = end;
+    }
+    out
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    events: usize,
+    dead_letters: usize,
+    rows: usize,
+    batches: usize,
+}
+
+/// The ingest path over all chunks, as a pipeline runs it; dead-letter reasons are
+/// tallied into `reasons` when given (outside the timed loop only).
+fn run_pipeline(
+    format: Format,
+    chunks: &[RawChunk],
+    mut reasons: Option<&mut BTreeMap<String, usize>>,
+) -> Counts {
+    let parser = parser_for(format, Limits::default());
+    let mut builder = EventBatchBuilder::new();
+    let mut dead = Vec::new();
+    let mut counts = Counts::default();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let stats = parser.parse(chunk, &mut builder, &mut dead);
+        counts.events += stats.events;
+        counts.dead_letters += stats.dead_letters;
+        if builder.len() >= BATCH_ROWS || i + 1 == chunks.len() {
+            let batch = builder
+                .finish()
+                .unwrap_or_else(|e| panic!("finishing a batch: {e}"));
+            counts.rows += batch.num_rows();
+            counts.batches += 1;
+            black_box(batch);
+        }
+        if let Some(reasons) = reasons.as_deref_mut() {
+            for d in &dead {
+                *reasons.entry(d.reason.clone()).or_default() += 1;
+            }
+        }
+        // A pipeline hands dead letters on; here they are dropped.
+        dead.clear();
+    }
+    counts
+}
+
+/// The arrow-json schema of an NDJSON buffer, from its first records.
+fn infer_schema(name: &str, bytes: &[u8]) -> SchemaRef {
+    let (schema, _) =
+        infer_json_schema_from_seekable(Cursor::new(bytes), Some(SCHEMA_INFER_RECORDS))
+            .unwrap_or_else(|e| panic!("{name}: arrow-json schema inference: {e}"));
+    Arc::new(schema)
+}
+
+/// Decodes all of `bytes` with the arrow-json reader; returns the rows.
+fn arrow_json_rows(name: &str, schema: &SchemaRef, bytes: &[u8]) -> usize {
+    let reader = ReaderBuilder::new(Arc::clone(schema))
+        .with_batch_size(BATCH_ROWS)
+        .build(bytes)
+        .unwrap_or_else(|e| panic!("{name}: arrow-json reader: {e}"));
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.unwrap_or_else(|e| panic!("{name}: arrow-json decode: {e}"));
+        rows += batch.num_rows();
+        black_box(batch);
+    }
+    rows
+}
+
+fn parse_benches(c: &mut Criterion) {
+    let logs = corpus_logs();
+    let target = target_bytes();
+    for input in INPUTS {
+        let bytes = build_input(&logs, input, target);
+        let chunks = chunks(input.name, &bytes, !input.replicate);
+
+        let mut reasons = BTreeMap::new();
+        let counts = run_pipeline(input.format, &chunks, Some(&mut reasons));
+        eprintln!(
+            "{}: {} bytes in {} chunks; per iteration {} events, {} dead letters, {} rows in {} \
+             batches",
+            input.name,
+            bytes.len(),
+            chunks.len(),
+            counts.events,
+            counts.dead_letters,
+            counts.rows,
+            counts.batches,
+        );
+        for (reason, n) in &reasons {
+            eprintln!("{}:   dead letter x{n}: {reason}", input.name);
+        }
+
+        let mut group = c.benchmark_group(input.name);
+        group
+            .throughput(Throughput::Bytes(bytes.len() as u64))
+            .sampling_mode(SamplingMode::Flat);
+        group.bench_function("vedette", |b| {
+            b.iter(|| run_pipeline(input.format, black_box(&chunks), None))
+        });
+        if input.baseline {
+            let schema = infer_schema(input.name, &bytes);
+            let rows = arrow_json_rows(input.name, &schema, &bytes);
+            eprintln!(
+                "{}: arrow-json-baseline: {} columns inferred, {rows} rows per iteration",
+                input.name,
+                schema.fields().len(),
+            );
+            group.bench_function("arrow-json-baseline", |b| {
+                b.iter(|| arrow_json_rows(input.name, &schema, black_box(&bytes)))
+            });
+        }
+        group.finish();
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = parse_benches
+}
+criterion_main!(benches);
