@@ -40,6 +40,9 @@ pub(crate) struct RunArgs {
     /// Address of the HTTP API [default: 127.0.0.1:8080].
     #[arg(long)]
     pub(crate) http_addr: Option<SocketAddr>,
+    /// Also read records from standard input, in this format (`auto` recognizes it).
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) stdin: Option<String>,
 }
 
 /// `vedette config ...`

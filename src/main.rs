@@ -4,11 +4,13 @@ mod cli;
 mod config_cmd;
 mod data_dir;
 mod http;
+mod ingest;
 mod input;
 mod logging;
 mod metrics;
 mod parse_cmd;
 mod run;
+mod spool;
 
 use std::process::ExitCode;
 

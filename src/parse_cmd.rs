@@ -22,6 +22,7 @@ use vedette_core::traits::RawChunk;
 use vedette_ingest::{detect_format, parser_for, Format, Limits};
 
 use crate::input::{read_input, InputBytes};
+use crate::metrics::reason_kind;
 
 /// Flags of `vedette parse`.
 #[derive(Debug, Args)]
@@ -219,15 +220,6 @@ fn count_datasets(batch: &RecordBatch, summary: &mut Summary) -> anyhow::Result<
     Ok(())
 }
 
-/// A dead-letter reason without its specifics (numbers and what follows a colon), for
-/// counting by kind.
-fn reason_kind(reason: &str) -> String {
-    let head = reason.split(": ").next().unwrap_or(reason);
-    head.chars()
-        .map(|c| if c.is_ascii_digit() { '#' } else { c })
-        .collect::<String>()
-}
-
 fn write_dead_letter(out: &mut impl Write, d: &DeadLetter) -> anyhow::Result<()> {
     let line = serde_json::json!({
         "source": d.source,
@@ -317,18 +309,6 @@ impl<W: Write + Send> EventSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reasons_group_by_kind() {
-        assert_eq!(
-            reason_kind("invalid JSON: expected value at line 1 column 2"),
-            "invalid JSON"
-        );
-        assert_eq!(
-            reason_kind("record of 2000000 bytes exceeds the 1048576-byte limit"),
-            "record of # bytes exceeds the #-byte limit"
-        );
-    }
 
     #[test]
     fn pieces_end_at_newlines() {

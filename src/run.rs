@@ -1,16 +1,30 @@
-//! `vedette run`: load config, take the data folder, serve until SIGINT/SIGTERM.
+//! `vedette run`: load config, take the data folder, start the inputs and the ingest
+//! stage, serve the HTTP API until SIGINT/SIGTERM, then stop the inputs and flush.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
+use vedette_connectors::file::{FileInput, Positions};
+use vedette_connectors::stdin::STDIN_SOURCE;
+use vedette_connectors::syslog::{self, TCP_SOURCE, TLS_SOURCE, UDP_SOURCE};
 use vedette_core::config::{BusKind, Config, StoreKind};
+use vedette_ingest::{Format, Limits};
 
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
-use crate::http::{self, AppState};
+use crate::http::{self, token_hash, AppState, HttpIngest};
+use crate::ingest::{shared_parser, IngestStage};
 use crate::metrics::Metrics;
+use crate::spool::Spool;
+
+/// Chunks buffered between the transports and the ingest stage.
+const CHUNK_QUEUE: usize = 1024;
 
 /// The effective configuration: the file (or defaults) with the flags applied.
 fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
@@ -33,25 +47,40 @@ fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
 /// Runs the service until a shutdown signal; returns once it has stopped cleanly.
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = effective_config(&args)?;
+    let stdin_format = args
+        .stdin
+        .as_deref()
+        .map(|f| {
+            f.parse::<Format>()
+                .map_err(|e| anyhow::anyhow!("--stdin: {e}"))
+        })
+        .transpose()?;
     crate::logging::init(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vedette-io")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, stdin_format))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+fn format_of(name: &str, key: &str) -> anyhow::Result<Format> {
+    name.parse()
+        .map_err(|e| anyhow::anyhow!("bad config: {key}: {e}"))
+}
+
+async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<()> {
     let data_dir = DataDir::open(&config.data_dir)?;
-    let bus = match config.bus.kind {
-        BusKind::Embedded => "embedded",
-        BusKind::Kafka => "kafka",
+    let metrics = Metrics::new();
+    let spool = Arc::new(Spool::open(data_dir.path())?);
+    let ingest = &config.ingest;
+    let limits = Limits {
+        max_record_bytes: ingest.max_record_bytes,
+        max_fields: ingest.max_fields,
+        max_depth: ingest.max_depth,
+        ..Limits::default()
     };
-    let store = match config.store.kind {
-        StoreKind::Parquet => "parquet",
-        StoreKind::Clickhouse => "clickhouse",
-    };
+
     let listener = match TcpListener::bind(config.http.addr).await {
         Ok(l) => l,
         Err(e) if e.kind() == ErrorKind::AddrInUse => bail!(
@@ -61,22 +90,134 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Err(e) => return Err(e).with_context(|| format!("cannot listen on {}", config.http.addr)),
     };
     let addr = listener.local_addr().context("reading the bound address")?;
+
+    let cancel = CancellationToken::new();
+    let (tx, source) = vedette_connectors::channel(CHUNK_QUEUE);
+    let mut parsers = HashMap::new();
+
+    let syslog_format = format_of(&ingest.syslog.format, "ingest.syslog.format")?;
+    let syslog_limits = Limits {
+        max_record_bytes: limits.max_record_bytes.min(ingest.syslog.max_message_bytes),
+        ..limits
+    };
+    for name in [UDP_SOURCE, TCP_SOURCE, TLS_SOURCE] {
+        parsers.insert(
+            name.to_string(),
+            shared_parser(syslog_format, syslog_limits),
+        );
+    }
+    let listeners = syslog::start(&ingest.syslog, &ingest.tenant, tx.clone(), cancel.clone())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("syslog: {e}; change [ingest.syslog] or turn the listener off")
+        })?;
+
+    let positions = Arc::new(Positions::load(
+        &data_dir.path().join("file-positions.json"),
+    )?);
+    let mut inputs = Vec::new();
+    for (i, f) in ingest.files.iter().enumerate() {
+        let name = format!("file-{i}");
+        parsers.insert(
+            name.clone(),
+            shared_parser(
+                format_of(&f.format, &format!("ingest.files[{i}].format"))?,
+                limits,
+            ),
+        );
+        let input = FileInput {
+            name,
+            patterns: f.paths.clone(),
+            follow: f.follow,
+            tenant: f.tenant.clone().unwrap_or_else(|| ingest.tenant.clone()),
+            poll: Duration::from_millis(250),
+        };
+        inputs.push(tokio::spawn(vedette_connectors::file::run(
+            input,
+            positions.clone(),
+            tx.clone(),
+            cancel.clone(),
+        )));
+    }
+    if let Some(format) = stdin_format {
+        parsers.insert(STDIN_SOURCE.to_string(), shared_parser(format, limits));
+        let (tx, tenant) = (tx.clone(), ingest.tenant.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) =
+                vedette_connectors::stdin::read_all(std::io::stdin().lock(), &tenant, &tx)
+            {
+                tracing::warn!(error = %e, "reading stdin failed");
+            }
+        });
+    }
+    drop(tx);
+
+    let stage = IngestStage {
+        spool: spool.clone(),
+        metrics: metrics.clone(),
+        parsers,
+        default_parser: shared_parser(Format::Auto, limits),
+        batch_rows: ingest.batch_rows,
+        batch_age: Duration::from_millis(ingest.batch_age_ms),
+        positions: Some(positions),
+    };
+    let pipeline = tokio::spawn(stage.run(source));
+
+    let token = std::env::var(&ingest.http.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    if token.is_none() {
+        tracing::warn!(env = %ingest.http.token_env, "no ingest token set: POST /v1/ingest refuses every request");
+    }
+    let http_ingest = HttpIngest {
+        token_sha256: token.as_deref().map(token_hash),
+        spool,
+        limits,
+        tenant: ingest.tenant.clone(),
+        max_decompressed: ingest.http.max_decompressed_bytes as u64,
+        token_env: ingest.http.token_env.clone(),
+    };
     let state = AppState {
-        metrics: Metrics::new(),
+        metrics,
+        ingest: Some(Arc::new(http_ingest)),
     };
     let app = http::router(state, &config.http);
+    let bus = match config.bus.kind {
+        BusKind::Embedded => "embedded",
+        BusKind::Kafka => "kafka",
+    };
+    let store = match config.store.kind {
+        StoreKind::Parquet => "parquet",
+        StoreKind::Clickhouse => "clickhouse",
+    };
     info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %data_dir.path().display(),
         %addr,
+        syslog_udp = ?listeners.udp,
+        syslog_tcp = ?listeners.tcp,
+        syslog_tls = ?listeners.tls,
+        files = ingest.files.len(),
         bus,
         store,
         "vedette started"
     );
+    let shutdown = cancel.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        })
         .await
         .context("http server failed")?;
+    cancel.cancel();
+    listeners.join().await;
+    for input in inputs {
+        if let Ok(Err(e)) = input.await {
+            tracing::warn!(error = %e, "file input stopped with an error");
+        }
+    }
+    pipeline.await.context("ingest stage failed")??;
     info!("vedette stopped");
     Ok(())
 }

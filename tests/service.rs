@@ -11,7 +11,9 @@ use common::{http_get, Service};
 #[test]
 fn runs_with_no_config_and_stops_cleanly_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let mut service = Service::start(tmp.path(), &[]);
+    // Truly no config: the defaults, syslog on 127.0.0.1:5514 included (the only test
+    // that binds the default syslog port).
+    let mut service = Service::start_without_config(tmp.path());
     service.wait_healthy(Duration::from_secs(5));
 
     let (status, body) = http_get(service.addr, "/health").unwrap_or_else(|e| panic!("{e}"));
@@ -105,7 +107,10 @@ fn flags_override_the_config_file() {
     // The file asks for a port that is taken; --http-addr (set by Service) must win.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     let taken_addr = taken.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let text = format!("data_dir = \"from-file\"\n[http]\naddr = \"{taken_addr}\"\n");
+    let text = format!(
+        "data_dir = \"from-file\"\n[http]\naddr = \"{taken_addr}\"\n{}",
+        common::syslog_config(common::free_addr(), common::free_addr())
+    );
     std::fs::write(tmp.path().join("v.toml"), text).unwrap_or_else(|e| panic!("{e}"));
     let mut service = Service::start(
         tmp.path(),

@@ -1,7 +1,10 @@
 //! The HTTP API: routes, limits and request metrics.
 //!
 //! Every request is bounded by a body size limit and a timeout from `[http]`. The
-//! service listens on loopback by default; authentication arrives with the API issue.
+//! service listens on loopback by default. `POST /v1/ingest` requires a bearer token;
+//! the role-based tokens of the API issue will replace its single token.
+
+mod ingest;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +13,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -19,11 +22,15 @@ use vedette_core::config::HttpConfig;
 
 use crate::metrics::{HttpLabels, Metrics};
 
+pub(crate) use ingest::{token_hash, HttpIngest};
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     /// The process's metrics.
     pub(crate) metrics: Arc<Metrics>,
+    /// HTTP ingest, when the pipeline runs.
+    pub(crate) ingest: Option<Arc<HttpIngest>>,
 }
 
 /// The router with every route and limit.
@@ -31,6 +38,7 @@ pub(crate) fn router(state: AppState, config: &HttpConfig) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/v1/ingest", post(ingest::ingest))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,

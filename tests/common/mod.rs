@@ -38,16 +38,48 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `vedette run` in `cwd` with `extra` arguments and an HTTP address of its own.
+    /// Starts `vedette run` in `cwd` with `extra` arguments and an HTTP address of its
+    /// own. Without `--config` in `extra`, a config giving the syslog listeners ports of
+    /// their own is written to `cwd/test.toml` and used.
     pub fn start(cwd: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(cwd, extra, &[])
+    }
+
+    /// `vedette run --http-addr ADDR` and nothing else: the embedded defaults.
+    pub fn start_without_config(cwd: &Path) -> Self {
         let addr = free_addr();
         let child = vedette()
             .current_dir(cwd)
             .args(["run", "--http-addr", &addr.to_string()])
-            .args(extra)
             .env_remove("VEDETTE_CONFIG")
+            .env_remove("VEDETTE_INGEST_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start vedette: {e}"));
+        Self { child, addr }
+    }
+
+    /// [`Service::start`] with extra environment variables.
+    pub fn start_with_env(cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let addr = free_addr();
+        let mut command = vedette();
+        command
+            .current_dir(cwd)
+            .args(["run", "--http-addr", &addr.to_string()])
+            .args(extra)
+            .env_remove("VEDETTE_CONFIG")
+            .env_remove("VEDETTE_INGEST_TOKEN")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if !extra.contains(&"--config") {
+            let config = cwd.join("test.toml");
+            std::fs::write(&config, syslog_config(free_addr(), free_addr()))
+                .unwrap_or_else(|e| panic!("writing test config: {e}"));
+            command.arg("--config").arg(&config);
+        }
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start vedette: {e}"));
         Self { child, addr }
@@ -101,6 +133,11 @@ impl Drop for Service {
     }
 }
 
+/// A config section giving the syslog listeners their own addresses.
+pub fn syslog_config(udp: SocketAddr, tcp: SocketAddr) -> String {
+    format!("[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n")
+}
+
 /// A minimal HTTP/1.1 GET; returns the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
@@ -109,7 +146,33 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
-    let response = String::from_utf8_lossy(&read_capped(&mut stream, 1 << 20)?).into_owned();
+    read_response(&mut stream)
+}
+
+/// A minimal HTTP/1.1 POST with extra headers; returns the status code and the body.
+pub fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    read_response(&mut stream)
+}
+
+fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
+    let response = String::from_utf8_lossy(&read_capped(stream, 1 << 20)?).into_owned();
     let status = response
         .split_whitespace()
         .nth(1)

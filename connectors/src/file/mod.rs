@@ -27,9 +27,6 @@ use crate::chunk::{now_ms, ChunkSender};
 use crate::decompress::{decompress, Compression};
 use crate::error::ConnectorError;
 
-/// Source name of file chunks.
-pub const FILE_SOURCE: &str = "file";
-
 /// Largest chunk read from a file at once.
 const READ_CHUNK: usize = 4 * 1024 * 1024;
 
@@ -39,6 +36,8 @@ const MAX_WHOLE_FILE: u64 = 4 * 1024 * 1024 * 1024;
 /// One configured file input.
 #[derive(Debug, Clone)]
 pub struct FileInput {
+    /// Source name of its chunks (e.g. `file-0`), so each input keeps its own format.
+    pub name: String,
     /// Paths or glob patterns.
     pub patterns: Vec<String>,
     /// Keep following the files as they grow.
@@ -215,7 +214,7 @@ pub async fn run(
                 };
                 positions.sent(&key, t.inode, start, t.offset);
                 let chunk = RawChunk {
-                    source: FILE_SOURCE.into(),
+                    source: input.name.clone(),
                     origin: key.clone(),
                     tenant: input.tenant.clone(),
                     bytes: Bytes::from(bytes),

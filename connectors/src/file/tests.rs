@@ -7,6 +7,7 @@ use crate::chunk::{channel, ChannelSource};
 
 fn input(dir: &Path, follow: bool) -> FileInput {
     FileInput {
+        name: "file-0".into(),
         patterns: vec![format!("{}/*.log", dir.display())],
         follow,
         tenant: "t".into(),

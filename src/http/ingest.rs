@@ -1,0 +1,190 @@
+//! `POST /v1/ingest`: agents send records (NDJSON by default, or any format named by
+//! the `X-Vedette-Format` header or the `format` query parameter), optionally
+//! compressed (`Content-Encoding: gzip` or `zstd`). A bearer token is required. The
+//! answer comes once the events are durable, and says how many records were accepted
+//! and how many were dead-lettered, by reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use vedette_connectors::decompress::{decompress, Compression};
+use vedette_core::event::EventBatchBuilder;
+use vedette_core::traits::RawChunk;
+use vedette_ingest::{detect_format, Format, Limits};
+
+use super::AppState;
+use crate::ingest::{count_chunk, count_dead_letters, shared_parser, write_durably};
+use crate::metrics::Metrics;
+use crate::spool::Spool;
+
+/// Source name of HTTP ingest in metrics and dead letters.
+pub(crate) const HTTP_SOURCE: &str = "http";
+
+/// What the ingest endpoint needs.
+#[derive(Debug)]
+pub(crate) struct HttpIngest {
+    /// SHA-256 of the accepted bearer token; None refuses every request.
+    pub(crate) token_sha256: Option<[u8; 32]>,
+    /// Where the events go.
+    pub(crate) spool: Arc<Spool>,
+    /// Parser limits.
+    pub(crate) limits: Limits,
+    /// Tenant of the events.
+    pub(crate) tenant: String,
+    /// Largest body after decompression.
+    pub(crate) max_decompressed: u64,
+    /// Name of the token's environment variable, for error messages.
+    pub(crate) token_env: String,
+}
+
+/// The hash a token is compared by.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// The refusal to send when the request is not authorized, if it is not.
+fn refusal(ingest: &HttpIngest, headers: &HeaderMap) -> Option<Response> {
+    let Some(expected) = ingest.token_sha256 else {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "ingest is disabled: no token configured (set {})",
+                ingest.token_env
+            ),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| token_hash(t.trim()));
+    // Hashes of equal length compared without an early exit.
+    let ok = presented.is_some_and(|p| {
+        p.iter()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    });
+    if ok {
+        None
+    } else {
+        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        Some(response)
+    }
+}
+
+/// `POST /v1/ingest`.
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let Some(ingest) = state.ingest.clone() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "ingest is not running");
+    };
+    if let Some(response) = refusal(&ingest, &headers) {
+        return response;
+    }
+    let format_name = headers
+        .get("x-vedette-format")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| params.get("format").cloned());
+    let format = match format_name.as_deref().map(str::parse::<Format>) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(compression) = Compression::from_content_encoding(encoding) else {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content encoding `{encoding}` is not gzip or zstd"),
+        );
+    };
+    let metrics = state.metrics.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        parse_and_store(&ingest, &metrics, &body, compression, format)
+    });
+    match task.await {
+        Ok(Ok(answer)) => (StatusCode::OK, Json(answer)).into_response(),
+        Ok(Err(IngestFailure::TooLarge(msg))) => error(StatusCode::PAYLOAD_TOO_LARGE, msg),
+        Ok(Err(IngestFailure::BadBody(msg))) => error(StatusCode::BAD_REQUEST, msg),
+        Ok(Err(IngestFailure::Store(e))) => {
+            tracing::error!(error = %e, "ingest could not write durably");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "events could not be stored; retry later",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "ingest task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+enum IngestFailure {
+    TooLarge(String),
+    BadBody(String),
+    Store(anyhow::Error),
+}
+
+fn parse_and_store(
+    ingest: &HttpIngest,
+    metrics: &Metrics,
+    body: &[u8],
+    compression: Compression,
+    format: Option<Format>,
+) -> Result<serde_json::Value, IngestFailure> {
+    let bytes =
+        decompress(body, compression, ingest.max_decompressed).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData if e.to_string().contains("limit") => {
+                IngestFailure::TooLarge(e.to_string())
+            }
+            _ => IngestFailure::BadBody(format!("cannot decompress body: {e}")),
+        })?;
+    let format = format.unwrap_or_else(|| detect_format(&bytes, None));
+    let chunk = RawChunk {
+        source: HTTP_SOURCE.into(),
+        origin: "post".into(),
+        tenant: ingest.tenant.clone(),
+        bytes: bytes.into(),
+        position: 0,
+        received_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    let mut builder = EventBatchBuilder::new();
+    let mut dead = Vec::new();
+    let stats = shared_parser(format, ingest.limits).parse(&chunk, &mut builder, &mut dead);
+    count_chunk(metrics, HTTP_SOURCE, chunk.bytes.len(), stats);
+    let reasons = count_dead_letters(metrics, &dead);
+    let batch = builder
+        .finish()
+        .map_err(|e| IngestFailure::Store(e.into()))?;
+    write_durably(&ingest.spool, metrics, &batch, &dead).map_err(IngestFailure::Store)?;
+    Ok(json!({
+        "format": format.to_string(),
+        "accepted": stats.events,
+        "dead_letters": stats.dead_letters,
+        "dead_letter_reasons": reasons,
+    }))
+}

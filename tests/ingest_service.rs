@@ -1,0 +1,343 @@
+//! `vedette run` ingesting for real: syslog over UDP and TCP, `POST /v1/ingest` with
+//! its token, compression and formats, followed files across a restart, a bad record in
+//! the middle of a batch, and flushing on SIGTERM. Events are read back from the spool.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use common::{free_addr, http_get, http_post, syslog_config, Service};
+
+const TOKEN: &str = "test-ingest-token-0123456789";
+
+/// Every event batch in `<data>/spool/events`.
+fn spooled(data: &Path) -> Vec<RecordBatch> {
+    let dir = data.join("spool/events");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "arrow"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let reader =
+            arrow::ipc::reader::FileReader::try_new(file, None).unwrap_or_else(|e| panic!("{e}"));
+        out.extend(reader.map(|b| b.unwrap_or_else(|e| panic!("{e}"))));
+    }
+    out
+}
+
+/// The `message` (or `event.dataset`) of every spooled event.
+fn spooled_column(data: &Path, column: &str) -> Vec<String> {
+    spooled(data)
+        .iter()
+        .flat_map(|b| {
+            let c = b
+                .column_by_name(column)
+                .map(|c| c.as_string::<i32>().clone());
+            (0..b.num_rows()).map(move |i| {
+                c.as_ref()
+                    .map(|c| c.value(i).to_string())
+                    .unwrap_or_default()
+            })
+        })
+        .collect()
+}
+
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Some(v) = probe() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn metric(addr: SocketAddr, line_start: &str) -> Option<u64> {
+    let (_, text) = http_get(addr, "/metrics").ok()?;
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn write_config(dir: &Path, extra: &str) -> (SocketAddr, SocketAddr) {
+    let (udp, tcp) = (free_addr(), free_addr());
+    let text = format!(
+        "data_dir = \"data\"\n[ingest]\nbatch_age_ms = 50\n{}{extra}",
+        syslog_config(udp, tcp)
+    );
+    std::fs::write(dir.join("v.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    (udp, tcp)
+}
+
+#[test]
+fn syslog_over_udp_and_tcp_is_parsed_counted_and_spooled() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (udp, tcp) = write_config(tmp.path(), "");
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(5));
+
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .send_to(
+            b"<34>Oct 11 22:14:15 web-1 su: 'su root' failed for lonvick",
+            udp,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stream = TcpStream::connect(tcp).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(b"<13>1 2026-11-27T10:00:00Z db-2 postgres 77 - - connection received\nCEF:0|V|P|1|100|blocked|5|src=10.0.0.1 dst=10.0.0.2\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(stream);
+
+    let datasets = wait_for("3 spooled events", || {
+        let d = spooled_column(&tmp.path().join("data"), "event.dataset");
+        (d.len() == 3).then_some(d)
+    });
+    assert_eq!(datasets.iter().filter(|d| *d == "syslog").count(), 2);
+    assert!(datasets.contains(&"cef".to_string()));
+    assert_eq!(
+        metric(
+            service.addr,
+            "vedette_ingest_events_total{source=\"syslog-udp\"}"
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        metric(
+            service.addr,
+            "vedette_ingest_events_total{source=\"syslog-tcp\"}"
+        ),
+        Some(2)
+    );
+    assert_eq!(
+        metric(
+            service.addr,
+            "vedette_ingest_events_by_dataset_total{dataset=\"cef\"}"
+        ),
+        Some(1)
+    );
+    let (code, _) = service.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_malformed_record_mid_batch_is_the_only_dead_letter() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (_, tcp) = write_config(tmp.path(), "format = \"cef\"\n");
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(5));
+    let mut stream = TcpStream::connect(tcp).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(b"CEF:0|V|P|1|1|a|5|src=10.0.0.1\nCEF:0|truncated header\nCEF:0|V|P|1|3|c|5|src=10.0.0.3\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(stream);
+    let sources = wait_for("2 spooled events", || {
+        let s = spooled_column(&tmp.path().join("data"), "source.ip");
+        (s.len() == 2).then_some(s)
+    });
+    assert_eq!(sources, ["10.0.0.1", "10.0.0.3"]);
+    let dead = wait_for("a dead letter metric", || {
+        metric(service.addr, "vedette_ingest_dead_letters_total{source=\"syslog-tcp\",reason=\"CEF header has # of its # `|`-separated fields\"}")
+    });
+    assert_eq!(dead, 1);
+    let dead_files = std::fs::read_dir(tmp.path().join("data/spool/dead_letters"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(dead_files, 1);
+    let (code, _) = service.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn http_ingest_needs_its_token_and_takes_formats_and_compression() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_config(tmp.path(), "");
+    let mut service = Service::start_with_env(
+        tmp.path(),
+        &["--config", "v.toml"],
+        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
+    );
+    service.wait_healthy(Duration::from_secs(5));
+    let auth = format!("Bearer {TOKEN}");
+    let body = b"{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Image\":\"C:\\\\x.exe\"}\n{broken json\n{\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"GetObject\",\"eventTime\":\"2026-11-27T10:00:00Z\"}\n";
+
+    let (status, _) =
+        http_post(service.addr, "/v1/ingest", &[], body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 401);
+    let (status, _) = http_post(
+        service.addr,
+        "/v1/ingest",
+        &[("Authorization", "Bearer wrong")],
+        body,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 401);
+
+    let (status, answer) = http_post(
+        service.addr,
+        "/v1/ingest",
+        &[("Authorization", &auth)],
+        body,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["dead_letters"], 1);
+    assert_eq!(answer["dead_letter_reasons"]["invalid JSON"], 1);
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"CEF:0|V|P|1|100|x|5|src=1.2.3.4\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gz = gz.finish().unwrap_or_else(|e| panic!("{e}"));
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Encoding", "gzip"),
+        ("X-Vedette-Format", "cef"),
+    ];
+    let (status, answer) =
+        http_post(service.addr, "/v1/ingest", &headers, &gz).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"accepted\":1"), "{answer}");
+
+    let (status, answer) = http_post(
+        service.addr,
+        "/v1/ingest?format=xml",
+        &[("Authorization", &auth)],
+        b"x",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 400);
+    assert!(answer.contains("unknown format"), "{answer}");
+    let (status, _) = http_post(
+        service.addr,
+        "/v1/ingest",
+        &[("Authorization", &auth), ("Content-Encoding", "br")],
+        b"x",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 415);
+
+    // Acknowledged means durable: the events are in the spool already.
+    let datasets = spooled_column(&tmp.path().join("data"), "event.dataset");
+    assert_eq!(datasets.len(), 3);
+    assert!(
+        datasets.contains(&"windows.sysmon".to_string())
+            && datasets.contains(&"aws.cloudtrail".to_string())
+    );
+    let (code, _) = service.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn http_ingest_without_a_configured_token_refuses_everything() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut service = Service::start(tmp.path(), &[]);
+    service.wait_healthy(Duration::from_secs(5));
+    let (status, answer) = http_post(
+        service.addr,
+        "/v1/ingest",
+        &[("Authorization", "Bearer anything")],
+        b"{}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 401);
+    assert!(answer.contains("VEDETTE_INGEST_TOKEN"), "{answer}");
+}
+
+#[test]
+fn followed_files_resume_after_a_restart_without_loss_or_duplicates() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
+    let log = logs.join("auth.log");
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let extra = format!(
+        "[[ingest.files]]\npaths = [\"{}/*.log\"]\nformat = \"syslog\"\n",
+        logs.display()
+    );
+    write_config(tmp.path(), "");
+    let text = std::fs::read_to_string(tmp.path().join("v.toml")).unwrap_or_default();
+    std::fs::write(tmp.path().join("v.toml"), format!("{text}{extra}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = tmp.path().join("data");
+
+    append("Feb 12 14:10:21 h sshd[1]: line one\nFeb 12 14:10:22 h sshd[1]: line two\n");
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(5));
+    wait_for("2 events", || {
+        (spooled_column(&data, "message").len() == 2).then_some(())
+    });
+    let (code, _) = service.terminate();
+    assert_eq!(code, Some(0));
+
+    append("Feb 12 14:10:23 h sshd[1]: line three\n");
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(5));
+    let messages = wait_for("3 events", || {
+        let m = spooled_column(&data, "message");
+        (m.len() >= 3).then_some(m)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let messages_later = spooled_column(&data, "message");
+    assert_eq!(messages, messages_later, "no duplicate arrives later");
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(messages[2].ends_with("line three"));
+    let (code, _) = service.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn sigterm_flushes_the_pending_batch() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (udp, tcp) = (free_addr(), free_addr());
+    let text = format!(
+        "data_dir = \"data\"\n[ingest]\nbatch_age_ms = 600000\n{}",
+        syslog_config(udp, tcp)
+    );
+    std::fs::write(tmp.path().join("v.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(5));
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .send_to(b"<34>Oct 11 22:14:15 web-1 su: pending", udp)
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_for("the event to be parsed", || {
+        metric(
+            service.addr,
+            "vedette_ingest_events_total{source=\"syslog-udp\"}",
+        )
+        .filter(|n| *n == 1)
+    });
+    assert!(
+        spooled(&tmp.path().join("data")).is_empty(),
+        "not flushed before its age"
+    );
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        spooled_column(&tmp.path().join("data"), "host.name"),
+        ["web-1"]
+    );
+}
