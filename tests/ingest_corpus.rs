@@ -53,10 +53,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("suricata/crowdsec_fast", "syslog"),
     ("suricata/", "suricata.eve"),
     ("syslog/", "syslog"),
-    ("sysmon-linux/", "json"),
+    ("sysmon-linux/", "linux.sysmon"),
     ("webserver/", "syslog"),
     ("windows-json/", "windows."),
-    ("windows-xml/", "syslog"),
+    ("windows-xml/", "windows.security"),
     ("zeek/", "zeek"),
 ];
 

@@ -26,6 +26,8 @@ pub enum Format {
     WindowsJson,
     /// EVTX files.
     Evtx,
+    /// Windows events rendered as XML, one per line (Event Viewer export, forwarders).
+    WindowsXml,
     /// AWS CloudTrail JSON (records per line, or `{"Records": [...]}` files).
     CloudTrail,
     /// Okta System Log JSON.
@@ -64,6 +66,7 @@ pub const FORMATS: &[(Format, &str)] = &[
     (Format::Json, "json"),
     (Format::WindowsJson, "windows-json"),
     (Format::Evtx, "evtx"),
+    (Format::WindowsXml, "windows-xml"),
     (Format::CloudTrail, "cloudtrail"),
     (Format::Okta, "okta"),
     (Format::GcpAudit, "gcp-audit"),
@@ -159,6 +162,7 @@ pub fn parser_for(format: Format, limits: Limits) -> Box<dyn Parser> {
         Format::PanOs => text(TextContent::PanOs),
         Format::FortiGate => text(TextContent::FortiGate),
         Format::KeyValue => text(TextContent::KeyValue),
+        Format::WindowsXml => text(TextContent::WindowsXml),
     }
 }
 

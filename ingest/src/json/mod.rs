@@ -158,11 +158,11 @@ impl JsonLinesParser {
                     return Err("a CloudTrail `Records` item is not an object".into());
                 };
                 let raw = serde_json::to_vec(record).unwrap_or_default();
-                out.push(normalize(JsonFamily::CloudTrail, r, ctx, &raw));
+                out.push(normalize(JsonFamily::CloudTrail, r, ctx, &raw)?);
             }
             return Ok(());
         }
-        out.push(normalize(family, &obj, ctx, raw));
+        out.push(normalize(family, &obj, ctx, raw)?);
         Ok(())
     }
 }
@@ -173,9 +173,14 @@ pub(crate) fn normalize(
     obj: &Map<String, Value>,
     ctx: &RecordCtx<'_>,
     raw: &[u8],
-) -> Event {
+) -> Result<Event, Reject> {
     if family == JsonFamily::Windows {
-        return crate::windows::normalize(obj, ctx, raw);
+        if let Some(xml) = crate::windows::syslog_message_xml(obj) {
+            let mut wrapper = obj.clone();
+            wrapper.remove("SyslogMessage");
+            return crate::windows::normalize_xml(xml, Some(&wrapper), ctx, raw);
+        }
+        return Ok(crate::windows::normalize(obj, ctx, raw));
     }
     let mapping = family.mapping();
     let mut sink = FieldSink::new(ctx.limits);
@@ -185,7 +190,7 @@ pub(crate) fn normalize(
     mapping.apply(&mut event, &sink);
     outcome(family, &mut event, &sink);
     set_fields(&mut event, sink);
-    event
+    Ok(event)
 }
 
 /// The dataset: Zeek names its log (`zeek.conn`), the rest are fixed.

@@ -38,6 +38,8 @@ pub enum TextContent {
     FortiGate,
     /// Generic `key=value`.
     KeyValue,
+    /// A Windows event rendered as XML.
+    WindowsXml,
 }
 
 impl TextContent {
@@ -50,6 +52,8 @@ impl TextContent {
             Self::PanOs
         } else if kv::looks_like_fortigate(message) {
             Self::FortiGate
+        } else if crate::windows::xml::looks_like_xml_event(message) {
+            Self::WindowsXml
         } else {
             Self::Syslog
         }
@@ -63,6 +67,7 @@ impl TextContent {
             Self::PanOs => "paloalto",
             Self::FortiGate => "fortigate",
             Self::KeyValue => "kv",
+            Self::WindowsXml => "windows",
         }
     }
 }
@@ -87,6 +92,13 @@ impl TextLineParser {
             TextContent::Auto => TextContent::detect(h.message),
             forced => forced,
         };
+        if content == TextContent::WindowsXml {
+            // The event's own System fields give host, provider and time; the line is
+            // kept as the message.
+            let mut event = crate::windows::normalize_xml(h.message, None, ctx, raw)?;
+            event.message = Some(line.into_owned());
+            return Ok(event);
+        }
         let mut event = ctx.event(content.dataset(), raw);
         let mut sink = FieldSink::new(ctx.limits);
         push_header(&h, &mut event, &mut sink);
@@ -117,6 +129,7 @@ impl TextLineParser {
                 }
                 kv::apply(&pairs, &mut event, &mut sink).map(|t| (String::new(), Some(t)))
             }
+            TextContent::WindowsXml => None,
             TextContent::Auto | TextContent::Syslog => {
                 push_json_message(msg, &mut sink, ctx.limits);
                 None

@@ -12,6 +12,7 @@
 mod columns;
 pub(crate) mod evtx_file;
 mod nested;
+pub(crate) mod xml;
 
 use serde_json::{Map, Value};
 use vedette_core::event::Event;
@@ -23,12 +24,21 @@ pub(crate) use columns::dataset_for_channel;
 
 /// Whether a JSON object looks like a Windows event in one of the known forms.
 pub(crate) fn looks_like_windows(obj: &Map<String, Value>) -> bool {
-    matches!(obj.get("Event"), Some(Value::Object(e)) if e.contains_key("System"))
+    syslog_message_xml(obj).is_some()
+        || matches!(obj.get("Event"), Some(Value::Object(e)) if e.contains_key("System"))
         || matches!(obj.get("winlog"), Some(Value::Object(w)) if w.contains_key("event_id") || w.contains_key("channel"))
         || (obj.contains_key("EventID")
             && (obj.contains_key("Channel")
                 || obj.contains_key("SourceName")
                 || obj.contains_key("Provider_Name")))
+}
+
+/// The XML event inside a JSON row's `SyslogMessage` (Sysmon for Linux shipped through
+/// Azure Log Analytics), if there is one.
+pub(crate) fn syslog_message_xml(obj: &Map<String, Value>) -> Option<&str> {
+    obj.get("SyslogMessage")
+        .and_then(Value::as_str)
+        .filter(|m| xml::looks_like_xml_event(m))
 }
 
 /// The flat field list of a Windows event in any recognized JSON form.
@@ -109,6 +119,31 @@ fn winlogbeat_fields(
         }
     }
     out
+}
+
+/// Normalizes a Windows event given as XML text; `wrapper` fields (of a JSON row that
+/// carried the XML, e.g. Azure Log Analytics' `Syslog` table) are kept too, where they
+/// do not collide with the event's own fields.
+pub(crate) fn normalize_xml(
+    xml_text: &str,
+    wrapper: Option<&Map<String, Value>>,
+    ctx: &RecordCtx<'_>,
+    raw: &[u8],
+) -> Result<Event, String> {
+    let obj =
+        xml::event_from_xml(xml_text).map_err(|e| format!("invalid Windows XML event: {e}"))?;
+    let mut event = normalize(&obj, ctx, raw);
+    if let Some(wrapper) = wrapper {
+        let mut extra = FieldSink::new(ctx.limits);
+        for (k, v) in wrapper {
+            if event.field(k).is_none() {
+                extra.push_json(k, v);
+            }
+        }
+        let room = ctx.limits.max_fields.saturating_sub(event.fields.len());
+        event.fields.extend(extra.fields.into_iter().take(room));
+    }
+    Ok(event)
 }
 
 /// Normalizes one Windows event (any recognized form) into an event.
