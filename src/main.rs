@@ -14,6 +14,10 @@ mod spool;
 
 use std::process::ExitCode;
 
+/// mimalloc: the system allocator serializes threads on multi-core parsing.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 use crate::cli::{Cli, Command, ConfigCommand};

@@ -67,3 +67,74 @@ fn config_check_of_a_missing_file_says_so() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/v.toml"));
 }
+
+#[test]
+fn parse_prints_events_and_a_summary_and_dead_letters() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dead = tmp.path().join("dead.jsonl");
+    let input = format!("{root}/tests/data/mixed.cef");
+    let out = vedette_output(&[
+        "parse",
+        "--format",
+        "cef",
+        "--dead-letters",
+        &dead.to_string_lossy(),
+        &input,
+    ]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_default())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["destination.port"], 4444);
+    assert_eq!(rows[1]["network.transport"], "udp");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("format cef: 2 events (cef=2), 1 dead letters"),
+        "{stderr}"
+    );
+    let dead_text = std::fs::read_to_string(&dead).unwrap_or_default();
+    let letter: serde_json::Value = serde_json::from_str(dead_text.trim()).unwrap_or_default();
+    assert_eq!(
+        letter["raw"],
+        "CEF:0|Acme|Gateway|2.1|this header stops too early"
+    );
+    assert!(letter["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("CEF header"));
+}
+
+#[test]
+fn parse_writes_parquet_and_fails_only_for_unreadable_inputs() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let input = format!("{root}/tests/data/mixed.cef");
+    let out = vedette_output(&[
+        "parse",
+        "--output",
+        "parquet",
+        &input,
+        "/nonexistent/input.log",
+    ]);
+    assert!(
+        !out.status.success(),
+        "an unreadable input makes the exit code non-zero"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/input.log: cannot read"),
+        "{stderr}"
+    );
+    let path = tmp.path().join("out.parquet");
+    std::fs::write(&path, &out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows: usize = reader.map(|b| b.map(|b| b.num_rows()).unwrap_or(0)).sum();
+    assert_eq!(rows, 2);
+}

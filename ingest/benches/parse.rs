@@ -188,9 +188,24 @@ fn build_input(logs: &Path, input: &Input, target: usize) -> Bytes {
         panic!("{}: the input files are empty", input.name);
     }
     let mut out = Vec::with_capacity(target + longest + 1);
+    let mut copy = 0u64;
     'fill: loop {
+        copy += 1;
         for line in &lines {
-            out.extend_from_slice(line);
+            // Audit records of one event share their serial; each copy gets serials
+            // of its own so copies stay distinct events, as in a real stream.
+            match audit_serial_span(line) {
+                Some((start, end)) => {
+                    let serial: u64 = std::str::from_utf8(&line[start..end])
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    out.extend_from_slice(&line[..start]);
+                    out.extend_from_slice((serial + copy * 100_000_000).to_string().as_bytes());
+                    out.extend_from_slice(&line[end..]);
+                }
+                None => out.extend_from_slice(line),
+            }
             if !line.ends_with(b"\n") {
                 out.push(b'\n');
             }
@@ -200,6 +215,15 @@ fn build_input(logs: &Path, input: &Input, target: usize) -> Bytes {
         }
     }
     Bytes::from(out)
+}
+
+/// Where the serial of a `msg=audit(TIME:SERIAL)` stamp sits in `line`.
+fn audit_serial_span(line: &[u8]) -> Option<(usize, usize)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let stamp = text.find("msg=audit(")? + "msg=audit(".len();
+    let colon = stamp + text[stamp..].find(':')?;
+    let close = stamp + text[stamp..].find(')')?;
+    (colon < close).then_some((colon + 1, close))
 }
 
 /// One `RawChunk` per piece of about [`PIECE_BYTES`], each cut just after a newline

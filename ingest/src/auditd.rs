@@ -304,6 +304,12 @@ impl Parser for AuditdParser {
                     });
                     let group = &mut groups[index];
                     if group.records.len() >= self.limits.max_fields {
+                        let reason = format!(
+                            "audit event has more than {} records",
+                            self.limits.max_fields
+                        );
+                        dead_letters.push(ctx.dead_letter("auditd", offset, &reason, raw));
+                        stats.dead_letters += 1;
                         continue;
                     }
                     if !group.raw.is_empty() {
