@@ -130,66 +130,84 @@ impl Event {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
 
-    fn text(&self, column: &str) -> Option<&str> {
-        let v = match column {
-            col::EVENT_ID => Some(&self.id),
-            col::EVENT_DATASET => Some(&self.dataset),
-            col::EVENT_KIND => self.kind.as_ref(),
-            col::EVENT_CATEGORY => self.category.as_ref(),
-            col::EVENT_ACTION => self.action.as_ref(),
-            col::EVENT_OUTCOME => self.outcome.as_ref(),
-            col::EVENT_CODE => self.code.as_ref(),
-            col::EVENT_PROVIDER => self.provider.as_ref(),
-            col::HOST_NAME => self.host_name.as_ref(),
-            col::HOST_IP => self.host_ip.as_ref(),
-            col::USER_NAME => self.user_name.as_ref(),
-            col::USER_DOMAIN => self.user_domain.as_ref(),
-            col::PROCESS_EXECUTABLE => self.process_executable.as_ref(),
-            col::PROCESS_COMMAND_LINE => self.process_command_line.as_ref(),
-            col::PROCESS_PARENT_EXECUTABLE => self.parent_executable.as_ref(),
-            col::PROCESS_PARENT_COMMAND_LINE => self.parent_command_line.as_ref(),
-            col::FILE_PATH => self.file_path.as_ref(),
-            col::FILE_HASH_SHA256 => self.file_sha256.as_ref(),
-            col::SOURCE_IP => self.source_ip.as_ref(),
-            col::DESTINATION_IP => self.destination_ip.as_ref(),
-            col::NETWORK_TRANSPORT => self.network_transport.as_ref(),
-            col::URL_FULL => self.url_full.as_ref(),
-            col::DNS_QUESTION_NAME => self.dns_question_name.as_ref(),
-            col::CLOUD_PROVIDER => self.cloud_provider.as_ref(),
-            col::CLOUD_ACCOUNT_ID => self.cloud_account_id.as_ref(),
-            col::CLOUD_REGION => self.cloud_region.as_ref(),
-            col::TENANT if self.tenant.is_empty() => return Some(DEFAULT_TENANT),
-            col::TENANT => Some(&self.tenant),
-            col::MESSAGE => self.message.as_ref(),
-            _ => None,
-        };
-        v.map(String::as_str)
+/// Reads one text column of an event.
+type TextGetter = fn(&Event) -> Option<&str>;
+/// Reads one integer column of an event.
+type IntGetter = fn(&Event) -> Option<i64>;
+/// Reads one timestamp column of an event.
+type TimeGetter = fn(&Event) -> i64;
+
+fn s(v: &Option<String>) -> Option<&str> {
+    v.as_deref()
+}
+
+/// The getter of a text column, chosen once per builder (not per row).
+fn text_getter(column: &str) -> TextGetter {
+    match column {
+        col::EVENT_ID => |e| Some(&e.id),
+        col::EVENT_DATASET => |e| Some(&e.dataset),
+        col::EVENT_KIND => |e| s(&e.kind),
+        col::EVENT_CATEGORY => |e| s(&e.category),
+        col::EVENT_ACTION => |e| s(&e.action),
+        col::EVENT_OUTCOME => |e| s(&e.outcome),
+        col::EVENT_CODE => |e| s(&e.code),
+        col::EVENT_PROVIDER => |e| s(&e.provider),
+        col::HOST_NAME => |e| s(&e.host_name),
+        col::HOST_IP => |e| s(&e.host_ip),
+        col::USER_NAME => |e| s(&e.user_name),
+        col::USER_DOMAIN => |e| s(&e.user_domain),
+        col::PROCESS_EXECUTABLE => |e| s(&e.process_executable),
+        col::PROCESS_COMMAND_LINE => |e| s(&e.process_command_line),
+        col::PROCESS_PARENT_EXECUTABLE => |e| s(&e.parent_executable),
+        col::PROCESS_PARENT_COMMAND_LINE => |e| s(&e.parent_command_line),
+        col::FILE_PATH => |e| s(&e.file_path),
+        col::FILE_HASH_SHA256 => |e| s(&e.file_sha256),
+        col::SOURCE_IP => |e| s(&e.source_ip),
+        col::DESTINATION_IP => |e| s(&e.destination_ip),
+        col::NETWORK_TRANSPORT => |e| s(&e.network_transport),
+        col::URL_FULL => |e| s(&e.url_full),
+        col::DNS_QUESTION_NAME => |e| s(&e.dns_question_name),
+        col::CLOUD_PROVIDER => |e| s(&e.cloud_provider),
+        col::CLOUD_ACCOUNT_ID => |e| s(&e.cloud_account_id),
+        col::CLOUD_REGION => |e| s(&e.cloud_region),
+        col::TENANT => |e| {
+            Some(if e.tenant.is_empty() {
+                DEFAULT_TENANT
+            } else {
+                &e.tenant
+            })
+        },
+        col::MESSAGE => |e| s(&e.message),
+        _ => |_| None,
     }
+}
 
-    fn integer(&self, column: &str) -> Option<i64> {
-        match column {
-            col::EVENT_SEVERITY => self.severity,
-            col::PROCESS_PID => self.process_pid,
-            col::SOURCE_PORT => self.source_port,
-            col::DESTINATION_PORT => self.destination_port,
-            _ => None,
-        }
+/// The getter of an integer column.
+fn int_getter(column: &str) -> IntGetter {
+    match column {
+        col::EVENT_SEVERITY => |e| e.severity,
+        col::PROCESS_PID => |e| e.process_pid,
+        col::SOURCE_PORT => |e| e.source_port,
+        col::DESTINATION_PORT => |e| e.destination_port,
+        _ => |_| None,
     }
+}
 
-    fn time(&self, column: &str) -> i64 {
-        if column == col::EVENT_INGESTED {
-            self.ingested_ms
-        } else {
-            self.timestamp_ms
-        }
+/// The getter of a timestamp column.
+fn time_getter(column: &str) -> TimeGetter {
+    if column == col::EVENT_INGESTED {
+        |e| e.ingested_ms
+    } else {
+        |e| e.timestamp_ms
     }
 }
 
 enum ColumnBuilder {
-    Timestamp(TimestampMillisecondBuilder),
-    Text(StringBuilder),
-    Integer(Int64Builder),
+    Timestamp(TimestampMillisecondBuilder, TimeGetter),
+    Text(StringBuilder, TextGetter, bool),
+    Integer(Int64Builder, IntGetter),
     TextList(ListBuilder<StringBuilder>),
     FieldMap(Box<MapBuilder<StringBuilder, StringBuilder>>),
     Binary(BinaryBuilder),
@@ -214,11 +232,16 @@ impl EventBatchBuilder {
         let columns = EVENT_COLUMNS
             .iter()
             .map(|c| match c.kind {
-                ColumnKind::Timestamp => {
-                    ColumnBuilder::Timestamp(TimestampMillisecondBuilder::new().with_timezone(UTC))
+                ColumnKind::Timestamp => ColumnBuilder::Timestamp(
+                    TimestampMillisecondBuilder::new().with_timezone(UTC),
+                    time_getter(c.name),
+                ),
+                ColumnKind::Text => {
+                    ColumnBuilder::Text(StringBuilder::new(), text_getter(c.name), c.required)
                 }
-                ColumnKind::Text => ColumnBuilder::Text(StringBuilder::new()),
-                ColumnKind::Integer => ColumnBuilder::Integer(Int64Builder::new()),
+                ColumnKind::Integer => {
+                    ColumnBuilder::Integer(Int64Builder::new(), int_getter(c.name))
+                }
                 ColumnKind::TextList => {
                     ColumnBuilder::TextList(ListBuilder::new(StringBuilder::new()))
                 }
@@ -249,15 +272,15 @@ impl EventBatchBuilder {
 
     /// Appends one event as a row.
     pub fn append(&mut self, event: &Event) {
-        for (spec, builder) in EVENT_COLUMNS.iter().zip(self.columns.iter_mut()) {
+        for builder in &mut self.columns {
             match builder {
-                ColumnBuilder::Timestamp(b) => b.append_value(event.time(spec.name)),
-                ColumnBuilder::Text(b) => match event.text(spec.name) {
+                ColumnBuilder::Timestamp(b, get) => b.append_value(get(event)),
+                ColumnBuilder::Text(b, get, required) => match get(event) {
                     Some(v) => b.append_value(v),
-                    None if spec.required => b.append_value(""),
+                    None if *required => b.append_value(""),
                     None => b.append_null(),
                 },
-                ColumnBuilder::Integer(b) => b.append_option(event.integer(spec.name)),
+                ColumnBuilder::Integer(b, get) => b.append_option(get(event)),
                 ColumnBuilder::TextList(b) => {
                     for t in &event.tags {
                         b.values().append_value(t);
@@ -285,9 +308,9 @@ impl EventBatchBuilder {
             .iter_mut()
             .map(|b| -> ArrayRef {
                 match b {
-                    ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
-                    ColumnBuilder::Text(b) => Arc::new(b.finish()),
-                    ColumnBuilder::Integer(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Timestamp(b, _) => Arc::new(b.finish()),
+                    ColumnBuilder::Text(b, _, _) => Arc::new(b.finish()),
+                    ColumnBuilder::Integer(b, _) => Arc::new(b.finish()),
                     ColumnBuilder::TextList(b) => Arc::new(b.finish()),
                     ColumnBuilder::FieldMap(b) => Arc::new(b.finish()),
                     ColumnBuilder::Binary(b) => Arc::new(b.finish()),

@@ -27,6 +27,10 @@
 //! from the workspace root (cargo runs benches from `ingest/`). Without it the corpus is
 //! looked for at `../shared/corpora` next to the workspace.
 
+/// The binary's allocator, so the figures are what `vedette` gets.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::Cursor;

@@ -124,14 +124,38 @@ pub(crate) fn parse_lines<F>(
     stage: &str,
     events: &mut EventBatchBuilder,
     dead_letters: &mut Vec<DeadLetter>,
-    mut parse: F,
+    parse: F,
 ) -> ParseStats
 where
     F: FnMut(&[u8], &mut Vec<Event>) -> Result<(), Reject>,
 {
+    parse_records(
+        ctx,
+        stage,
+        lines(&ctx.chunk.bytes),
+        events,
+        dead_letters,
+        parse,
+    )
+}
+
+/// [`parse_lines`] over records framed some other way: `records` yields each record
+/// with its byte offset in the chunk.
+pub(crate) fn parse_records<'c, I, F>(
+    ctx: &RecordCtx<'_>,
+    stage: &str,
+    records: I,
+    events: &mut EventBatchBuilder,
+    dead_letters: &mut Vec<DeadLetter>,
+    mut parse: F,
+) -> ParseStats
+where
+    I: Iterator<Item = (usize, &'c [u8])>,
+    F: FnMut(&[u8], &mut Vec<Event>) -> Result<(), Reject>,
+{
     let mut stats = ParseStats::default();
     let mut produced = Vec::new();
-    for (offset, line) in lines(&ctx.chunk.bytes) {
+    for (offset, line) in records {
         produced.clear();
         let outcome = if line.len() > ctx.limits.max_record_bytes {
             Err(format!(

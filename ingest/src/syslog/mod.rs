@@ -17,7 +17,7 @@ use vedette_core::traits::{ParseStats, Parser, RawChunk};
 
 use crate::flatten::FieldSink;
 use crate::limits::Limits;
-use crate::record::{set_fields, set_time, RecordCtx, Reject};
+use crate::record::{parse_records, set_fields, set_time, RecordCtx, Reject};
 use crate::timestamp::ParsedTime;
 use crate::{cef, kv, leef, paloalto};
 
@@ -212,30 +212,18 @@ impl Parser for TextLineParser {
         dead_letters: &mut Vec<DeadLetter>,
     ) -> ParseStats {
         let ctx = RecordCtx::new(chunk, &self.limits);
-        let stage = self.content.dataset();
-        let mut stats = ParseStats::default();
-        for (offset, record) in framing::frames(&chunk.bytes) {
-            let outcome = if record.len() > self.limits.max_record_bytes {
-                Err(format!(
-                    "record of {} bytes exceeds the {}-byte limit",
-                    record.len(),
-                    self.limits.max_record_bytes
-                ))
-            } else {
-                self.parse_record(&ctx, record)
-            };
-            match outcome {
-                Ok(event) => {
-                    events.append(&event);
-                    stats.events += 1;
-                }
-                Err(reason) => {
-                    dead_letters.push(ctx.dead_letter(stage, offset, &reason, record));
-                    stats.dead_letters += 1;
-                }
-            }
-        }
-        stats
+        let records = framing::frames(&chunk.bytes);
+        parse_records(
+            &ctx,
+            self.content.dataset(),
+            records,
+            events,
+            dead_letters,
+            |record, out| {
+                out.push(self.parse_record(&ctx, record)?);
+                Ok(())
+            },
+        )
     }
 }
 

@@ -14,6 +14,8 @@ pub(crate) mod evtx_file;
 mod nested;
 pub(crate) mod xml;
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 use vedette_core::event::Event;
 
@@ -41,21 +43,34 @@ pub(crate) fn syslog_message_xml(obj: &Map<String, Value>) -> Option<&str> {
         .filter(|m| xml::looks_like_xml_event(m))
 }
 
+/// Flat fields, borrowed from the record where they can be.
+type Flat<'a> = Vec<(Cow<'a, str>, Cow<'a, Value>)>;
+
+fn owned<'a>(fields: Vec<(String, Value)>) -> Flat<'a> {
+    fields
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
+        .collect()
+}
+
 /// The flat field list of a Windows event in any recognized JSON form.
-pub(crate) fn flat_fields(obj: &Map<String, Value>) -> Vec<(String, Value)> {
+pub(crate) fn flat_fields(obj: &Map<String, Value>) -> Flat<'_> {
     if let Some(Value::Object(event)) = obj.get("Event") {
         if event.contains_key("System") {
-            return nested::flatten_event(event);
+            return owned(nested::flatten_event(event));
         }
     }
     if let Some(Value::Object(winlog)) = obj.get("winlog") {
-        return winlogbeat_fields(obj, winlog);
+        return owned(winlogbeat_fields(obj, winlog));
     }
-    let mut out: Vec<(String, Value)> = obj.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut out: Flat<'_> = obj
+        .iter()
+        .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v)))
+        .collect();
     for (alias, original) in [("Provider_Name", "SourceName"), ("Computer", "Hostname")] {
         if !obj.contains_key(alias) {
             if let Some(v) = obj.get(original) {
-                out.push((alias.to_string(), v.clone()));
+                out.push((Cow::Borrowed(alias), Cow::Borrowed(v)));
             }
         }
     }
