@@ -10,8 +10,22 @@ cd "$(dirname "$0")/.."
 
 # Build output lives outside the clone so repeated runs are fast; nothing relies on it.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vedette/target}"
-# Third-party test corpora (see README, "Test data").
-export VEDETTE_CORPORA="${VEDETTE_CORPORA:-$(cd .. && pwd)/shared/corpora}"
+# Third-party test corpora (see README, "Test data"): `shared/corpora` next to the
+# repository, or next to one of its parent folders.
+if [ -z "${VEDETTE_CORPORA:-}" ]; then
+  for up in .. ../.. ../../..; do
+    if [ -d "$up/shared/corpora" ]; then
+      VEDETTE_CORPORA="$(cd "$up/shared/corpora" && pwd)"
+      break
+    fi
+  done
+fi
+if [ -z "${VEDETTE_CORPORA:-}" ] || [ ! -d "$VEDETTE_CORPORA" ]; then
+  echo "test.sh: the test corpora are missing: set VEDETTE_CORPORA to the corpora folder" >&2
+  echo "test.sh: (see README, \"Test data\", for where they come from)" >&2
+  exit 1
+fi
+export VEDETTE_CORPORA
 
 scripts/ci/install.sh
 
