@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arrow::array::{AsArray, RecordBatch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use vedette_connectors::file::Positions;
 use vedette_connectors::ChannelSource;
 use vedette_core::dead_letter::DeadLetter;
@@ -43,6 +44,8 @@ pub(crate) struct IngestStage {
     pub(crate) batch_age: Duration,
     /// Positions of followed files, acknowledged after each durable flush.
     pub(crate) positions: Option<Arc<Positions>>,
+    /// Fires on shutdown; a failing spool write stops being retried then.
+    pub(crate) cancel: CancellationToken,
 }
 
 /// The parser of a format with the configured limits, shareable across threads.
@@ -173,11 +176,34 @@ impl IngestStage {
         let batch = pending.builder.finish()?;
         let dead = std::mem::take(&mut pending.dead);
         count_dead_letters(&self.metrics, &dead);
-        let spool = self.spool.clone();
-        let metrics = self.metrics.clone();
-        tokio::task::spawn_blocking(move || write_durably(&spool, &metrics, &batch, &dead))
-            .await
-            .context("spool task failed")??;
+        let batch = Arc::new(batch);
+        let dead = Arc::new(dead);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let (spool, metrics) = (self.spool.clone(), self.metrics.clone());
+            let (b, d) = (batch.clone(), dead.clone());
+            let written =
+                tokio::task::spawn_blocking(move || write_durably(&spool, &metrics, &b, &d))
+                    .await
+                    .context("spool task failed")?;
+            match written {
+                Ok(()) => break,
+                // Nothing is acknowledged until the write succeeds: retry (the
+                // transports wait meanwhile); give up only on shutdown.
+                Err(e) if !self.cancel.is_cancelled() => {
+                    tracing::error!(error = %e, retry_in = ?backoff, "spool write failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "spool write failed at shutdown; {} events and {} dead letters not stored",
+                        batch.num_rows(),
+                        dead.len()
+                    )))
+                }
+            }
+        }
         if let Some(positions) = &self.positions {
             for (file, start) in pending.acks.drain(..) {
                 positions.ack(&file, start)?;

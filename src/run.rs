@@ -14,6 +14,7 @@ use vedette_connectors::file::{FileInput, Positions};
 use vedette_connectors::stdin::STDIN_SOURCE;
 use vedette_connectors::syslog::{self, TCP_SOURCE, TLS_SOURCE, UDP_SOURCE};
 use vedette_core::config::{BusKind, Config, StoreKind};
+use vedette_core::traits::Source;
 use vedette_ingest::{Format, Limits};
 
 use crate::cli::RunArgs;
@@ -141,14 +142,35 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     }
     if let Some(format) = stdin_format {
         parsers.insert(STDIN_SOURCE.to_string(), shared_parser(format, limits));
-        let (tx, tenant) = (tx.clone(), ingest.tenant.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) =
-                vedette_connectors::stdin::read_all(std::io::stdin().lock(), &tenant, &tx)
-            {
-                tracing::warn!(error = %e, "reading stdin failed");
+        // A plain thread reads stdin (a blocking read cannot be cancelled); a task
+        // forwards its chunks until shutdown, so a stdin that never ends cannot hold
+        // the pipeline open.
+        let (stdin_tx, mut stdin_source) = vedette_connectors::channel(16);
+        let tenant = ingest.tenant.clone();
+        std::thread::Builder::new()
+            .name("vedette-stdin".into())
+            .spawn(move || {
+                if let Err(e) =
+                    vedette_connectors::stdin::read_all(std::io::stdin().lock(), &tenant, &stdin_tx)
+                {
+                    tracing::warn!(error = %e, "reading stdin failed");
+                }
+            })
+            .context("cannot start the stdin reader")?;
+        let (tx, cancel) = (tx.clone(), cancel.clone());
+        inputs.push(tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    () = cancel.cancelled() => break,
+                    c = stdin_source.next_chunk() => c,
+                };
+                let Ok(Some(chunk)) = next else { break };
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
             }
-        });
+            Ok(())
+        }));
     }
     drop(tx);
 
@@ -160,12 +182,21 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         batch_rows: ingest.batch_rows,
         batch_age: Duration::from_millis(ingest.batch_age_ms),
         positions: Some(positions),
+        cancel: cancel.clone(),
     };
-    let pipeline = tokio::spawn(stage.run(source));
+    // If the ingest stage stops on its own (it only does on an error it cannot retry
+    // past), the whole service stops rather than accepting input it cannot store.
+    let stage_done = cancel.clone();
+    let pipeline = tokio::spawn(async move {
+        let result = stage.run(source).await;
+        stage_done.cancel();
+        result
+    });
 
     let token = std::env::var(&ingest.http.token_env)
         .ok()
-        .filter(|t| !t.trim().is_empty());
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
     if token.is_none() {
         tracing::warn!(env = %ingest.http.token_env, "no ingest token set: POST /v1/ingest refuses every request");
     }
@@ -205,7 +236,10 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     let shutdown = cancel.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = shutdown.cancelled() => {}
+            }
             shutdown.cancel();
         })
         .await

@@ -341,3 +341,83 @@ fn sigterm_flushes_the_pending_batch() {
         ["web-1"]
     );
 }
+
+#[test]
+fn stdin_is_an_input_and_an_open_stdin_does_not_block_shutdown() {
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_config(tmp.path(), "");
+    let addr = free_addr();
+    let mut child = common::vedette()
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            "--config",
+            "v.toml",
+            "--http-addr",
+            &addr.to_string(),
+            "--stdin",
+            "syslog",
+        ])
+        .env_remove("VEDETTE_INGEST_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    stdin
+        .write_all(b"<34>Oct 11 22:14:15 from-stdin su: one\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    stdin.flush().unwrap_or_else(|e| panic!("{e}"));
+    let hosts = wait_for("the stdin event", || {
+        let h = spooled_column(&tmp.path().join("data"), "host.name");
+        (!h.is_empty()).then_some(h)
+    });
+    assert_eq!(hosts, ["from-stdin"]);
+    // stdin stays open: SIGTERM must still stop the service promptly.
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(sent.is_ok_and(|s| s.success()));
+    let status = wait_for("exit after SIGTERM", || child.try_wait().ok().flatten());
+    assert_eq!(status.code(), Some(0));
+    drop(stdin);
+}
+
+#[test]
+fn http_ingest_takes_bodies_larger_than_two_mebibytes() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_config(tmp.path(), "");
+    let mut service = Service::start_with_env(
+        tmp.path(),
+        &["--config", "v.toml"],
+        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
+    );
+    service.wait_healthy(Duration::from_secs(5));
+    let line = format!("{{\"message\":\"{}\",\"host\":\"h\"}}\n", "x".repeat(1000));
+    let body = line.repeat(3 * 1024); // about 3 MiB
+    let auth = format!("Bearer {TOKEN}");
+    let (status, answer) = http_post(
+        service.addr,
+        "/v1/ingest",
+        &[("Authorization", &auth)],
+        body.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"accepted\":3072"), "{answer}");
+    // Over the configured limit (16 MiB) the request is refused.
+    let huge = vec![b' '; 17 * 1024 * 1024];
+    let refused = http_post(
+        service.addr,
+        "/v1/ingest",
+        &[("Authorization", &auth)],
+        &huge,
+    );
+    assert!(
+        refused.map_or(true, |(status, _)| status == 413),
+        "a body over the limit must be refused"
+    );
+}

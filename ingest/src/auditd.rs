@@ -14,7 +14,7 @@ use vedette_core::event::{Event, EventBatchBuilder};
 use vedette_core::traits::{ParseStats, Parser, RawChunk};
 
 use crate::flatten::FieldSink;
-use crate::kv::pairs;
+use crate::kv::{pairs, pairs_quoted};
 use crate::limits::Limits;
 use crate::record::{lines, set_fields, set_time, RecordCtx};
 use crate::text::parse_int;
@@ -132,18 +132,16 @@ fn parse_line(line: &str) -> Result<(String, i64, Option<String>, Record), Strin
     let body = after[close + 1..].trim_start_matches(':').trim_start();
     // USER_* records nest their own fields in msg='...'.
     let body = body.replace("msg='", "").replace('\'', " ");
-    let (mut record_pairs, _) = pairs(&body);
-    let quoted: Vec<bool> = record_pairs
-        .iter()
-        .map(|(k, _)| body.contains(&format!("{k}=\"")))
+    let (detailed, _) = pairs_quoted(&body);
+    let record_pairs: Vec<(String, String)> = detailed
+        .into_iter()
+        .map(|(k, v, was_quoted)| {
+            let decoded = (!was_quoted && may_be_hex(&kind, &k))
+                .then(|| decode_hex(&v))
+                .flatten();
+            (k, decoded.unwrap_or(v))
+        })
         .collect();
-    for ((k, v), was_quoted) in record_pairs.iter_mut().zip(quoted) {
-        if !was_quoted && may_be_hex(&kind, k) {
-            if let Some(decoded) = decode_hex(v) {
-                *v = decoded;
-            }
-        }
-    }
     let ms = (seconds * 1000.0).round() as i64;
     Ok((
         stamp.to_string(),

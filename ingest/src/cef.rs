@@ -112,8 +112,15 @@ pub(crate) fn extensions(text: &str) -> Vec<(String, String)> {
     }
     // Each `=` whose key is a plain token starts a pair; other `=` belong to values.
     let mut starts = Vec::new(); // (key start, equals index)
+    let mut previous_eq = 0;
     for &eq in &equals {
-        let key_start = text[..eq].rfind(' ').map_or(0, |s| s + 1);
+        // Search back only to the previous `=`: a key never spans one (linear overall).
+        let key_start = match text[previous_eq..eq].rfind(' ') {
+            Some(space) => previous_eq + space + 1,
+            None if previous_eq == 0 => 0,
+            None => eq,
+        };
+        previous_eq = eq;
         let key = &text[key_start..eq];
         let plain = !key.is_empty()
             && key.bytes().all(|b| {

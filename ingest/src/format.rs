@@ -1,8 +1,10 @@
 //! Input formats by name, recognition of a format from the first bytes, and the parser
 //! for each.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use vedette_core::dead_letter::DeadLetter;
 use vedette_core::event::EventBatchBuilder;
@@ -143,7 +145,11 @@ pub fn parser_for(format: Format, limits: Limits) -> Box<dyn Parser> {
     let json = |family| -> Box<dyn Parser> { Box::new(JsonLinesParser::new(family, limits)) };
     let text = |content| -> Box<dyn Parser> { Box::new(TextLineParser::new(content, limits)) };
     match format {
-        Format::Auto => Box::new(AutoParser { limits }),
+        Format::Auto => Box::new(AutoParser {
+            limits,
+            formats: Mutex::new(HashMap::new()),
+            parsers: Mutex::new(HashMap::new()),
+        }),
         Format::Json => json(JsonFamily::Auto),
         Format::WindowsJson => json(JsonFamily::Windows),
         Format::Evtx => Box::new(EvtxFileParser::new(limits)),
@@ -166,10 +172,39 @@ pub fn parser_for(format: Format, limits: Limits) -> Box<dyn Parser> {
     }
 }
 
-/// Recognizes the format of each chunk, then parses it with that format's parser.
-#[derive(Debug)]
+/// Most origins whose format is remembered; past that the memory is cleared.
+const MAX_REMEMBERED: usize = 4096;
+
+/// Recognizes the format of each origin's first chunk, then parses that origin's
+/// chunks with that format's parser (one instance per format, so stateful parsers such
+/// as Zeek TSV see every chunk of a log).
 struct AutoParser {
     limits: Limits,
+    formats: Mutex<HashMap<String, Format>>,
+    parsers: Mutex<HashMap<&'static str, Arc<dyn Parser>>>,
+}
+
+impl AutoParser {
+    fn format_of(&self, chunk: &RawChunk) -> Format {
+        let mut formats = self.formats.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = formats.get(&chunk.origin) {
+            return *f;
+        }
+        let format = detect_format(&chunk.bytes, Some(chunk.origin.as_str()));
+        if formats.len() >= MAX_REMEMBERED {
+            formats.clear();
+        }
+        formats.insert(chunk.origin.clone(), format);
+        format
+    }
+
+    fn parser(&self, format: Format) -> Arc<dyn Parser> {
+        let mut parsers = self.parsers.lock().unwrap_or_else(PoisonError::into_inner);
+        parsers
+            .entry(format.name())
+            .or_insert_with(|| Arc::from(parser_for(format, self.limits)))
+            .clone()
+    }
 }
 
 impl Parser for AutoParser {
@@ -183,8 +218,8 @@ impl Parser for AutoParser {
         events: &mut EventBatchBuilder,
         dead_letters: &mut Vec<DeadLetter>,
     ) -> ParseStats {
-        let format = detect_format(&chunk.bytes, Some(chunk.origin.as_str()));
-        parser_for(format, self.limits).parse(chunk, events, dead_letters)
+        let format = self.format_of(chunk);
+        self.parser(format).parse(chunk, events, dead_letters)
     }
 }
 

@@ -10,6 +10,15 @@ use crate::timestamp::{parse_datetime, parse_epoch, ParsedTime};
 /// Splits `key=value` pairs. Text that is not a pair is skipped. Returns the pairs and
 /// whether the whole message was pairs.
 pub(crate) fn pairs(text: &str) -> (Vec<(String, String)>, bool) {
+    let (detailed, clean) = pairs_quoted(text);
+    (
+        detailed.into_iter().map(|(k, v, _)| (k, v)).collect(),
+        clean,
+    )
+}
+
+/// [`pairs`], also saying of each value whether it was double-quoted.
+pub(crate) fn pairs_quoted(text: &str) -> (Vec<(String, String, bool)>, bool) {
     let mut out = Vec::new();
     let mut clean = true;
     let mut rest = text.trim_start();
@@ -26,6 +35,7 @@ pub(crate) fn pairs(text: &str) -> (Vec<(String, String)>, bool) {
             continue;
         }
         let after = &rest[key_end + 1..];
+        let was_quoted = after.starts_with('"');
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
             let mut value = String::new();
             let mut end = quoted.len();
@@ -52,7 +62,7 @@ pub(crate) fn pairs(text: &str) -> (Vec<(String, String)>, bool) {
             let end = after.find(char::is_whitespace).unwrap_or(after.len());
             (after[..end].to_string(), &after[end..])
         };
-        out.push((key.to_string(), value));
+        out.push((key.to_string(), value, was_quoted));
         rest = remaining.trim_start();
     }
     (out, clean)

@@ -3,6 +3,9 @@
 //! values are left out of `fields`. The header must be in the same chunk as the records
 //! (whole files are read as one chunk).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use vedette_core::dead_letter::DeadLetter;
 use vedette_core::event::EventBatchBuilder;
 use vedette_core::traits::{ParseStats, Parser, RawChunk};
@@ -12,16 +15,46 @@ use crate::json::zeek_mapping;
 use crate::limits::Limits;
 use crate::record::{lines, set_fields, RecordCtx};
 
-/// Parser for Zeek TSV logs.
-#[derive(Debug, Clone, Default)]
+/// Most origins whose header is remembered; past that the memory is cleared.
+const MAX_REMEMBERED: usize = 4096;
+
+/// The header state of one Zeek log.
+#[derive(Debug, Clone)]
+struct Header {
+    separator: String,
+    unset: String,
+    empty: String,
+    path: String,
+    names: Vec<String>,
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Self {
+            separator: "\t".into(),
+            unset: "-".into(),
+            empty: "(empty)".into(),
+            path: String::new(),
+            names: Vec::new(),
+        }
+    }
+}
+
+/// Parser for Zeek TSV logs. The header of each origin (file) is remembered, so the
+/// chunks of a followed log that come after its header parse too.
+#[derive(Debug, Default)]
 pub struct ZeekTsvParser {
     limits: Limits,
+    headers: Mutex<HashMap<String, Header>>,
 }
 
 impl ZeekTsvParser {
     /// A parser with the given limits.
     pub fn new(limits: Limits) -> Self {
-        Self { limits }
+        Self {
+            limits,
+            headers: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -62,11 +95,20 @@ impl Parser for ZeekTsvParser {
     ) -> ParseStats {
         let ctx = RecordCtx::new(chunk, &self.limits);
         let mut stats = ParseStats::default();
-        let mut separator = "\t".to_string();
-        let mut unset = "-".to_string();
-        let mut empty = "(empty)".to_string();
-        let mut path = String::new();
-        let mut names: Vec<String> = Vec::new();
+        let remembered = self
+            .headers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&chunk.origin)
+            .cloned()
+            .unwrap_or_default();
+        let Header {
+            mut separator,
+            mut unset,
+            mut empty,
+            mut path,
+            mut names,
+        } = remembered;
         for (offset, raw) in lines(&chunk.bytes) {
             let line = String::from_utf8_lossy(raw);
             if let Some(header) = line.strip_prefix('#') {
@@ -136,6 +178,25 @@ impl Parser for ZeekTsvParser {
             events.append(&event);
             stats.events += 1;
         }
+        if !names.is_empty() {
+            let mut headers = self
+                .headers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if headers.len() >= MAX_REMEMBERED {
+                headers.clear();
+            }
+            headers.insert(
+                chunk.origin.clone(),
+                Header {
+                    separator,
+                    unset,
+                    empty,
+                    path,
+                    names,
+                },
+            );
+        }
         stats
     }
 }
@@ -162,6 +223,16 @@ mod tests {
         );
         assert_eq!(rows[1]["fields"]["client"], "SSH-2.0-x");
         assert!(dead[0].reason.contains("1 values for 7 fields"));
+    }
+
+    #[test]
+    fn later_chunks_of_the_same_log_use_its_header() {
+        let parser = ZeekTsvParser::default();
+        let (first, _, _) = run(&parser, LOG.as_bytes());
+        assert_eq!(first.events, 2);
+        let (later, rows, dead) = run(&parser, b"1521911722.0\tC3\t10.0.0.9\t1\t10.0.0.1\t22\t-\n");
+        assert_eq!((later.events, dead.len()), (1, 0));
+        assert_eq!(rows[0]["event.dataset"], "zeek.ssh");
     }
 
     #[test]

@@ -30,8 +30,10 @@ use crate::error::ConnectorError;
 /// Largest chunk read from a file at once.
 const READ_CHUNK: usize = 4 * 1024 * 1024;
 
-/// Largest whole file (EVTX, compressed) read into memory.
-const MAX_WHOLE_FILE: u64 = 4 * 1024 * 1024 * 1024;
+/// Largest whole file (EVTX, compressed, and compressed files after decompression)
+/// read into memory: 1 GiB, which keeps every Arrow column of one chunk's events far
+/// from the 2 GiB offset limit of a batch.
+const MAX_WHOLE_FILE: u64 = 1024 * 1024 * 1024;
 
 /// One configured file input.
 #[derive(Debug, Clone)]
@@ -59,6 +61,8 @@ struct Tracked {
     last_len: u64,
     whole: bool,
     done: bool,
+    /// Polls in a row that found nothing new (a rotated file is dropped after a few).
+    idle_polls: u32,
 }
 
 fn is_whole_file(path: &Path, head: &[u8]) -> bool {
@@ -97,11 +101,14 @@ fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
         offset,
         last_len: u64::MAX,
         whole,
-        done: false,
+        // A whole file acknowledged to its end before a restart is not read again.
+        done: whole && meta.len() > 0 && offset >= meta.len(),
+        idle_polls: 0,
     })
 }
 
-/// Reads from `t.offset` and returns complete lines (or, at `flush`, everything).
+/// Reads from `t.offset` and returns complete lines (and, with `flush`, the last
+/// unterminated line once the end of the file is reached).
 fn read_lines(t: &mut Tracked, flush: bool) -> std::io::Result<Option<(u64, Vec<u8>)>> {
     let len = t.file.metadata()?.len();
     if len < t.offset {
@@ -125,7 +132,9 @@ fn read_lines(t: &mut Tracked, flush: bool) -> std::io::Result<Option<(u64, Vec<
         filled += n;
     }
     buf.truncate(filled);
-    let end = if flush {
+    // The last, unterminated line is handed over only at the end of the file.
+    let at_end = t.offset + buf.len() as u64 >= len;
+    let end = if flush && at_end {
         buf.len()
     } else {
         memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1)
@@ -166,6 +175,100 @@ fn read_whole(t: &mut Tracked) -> std::io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
+/// Polls without new data after which a rotated-away file is closed.
+const DRAIN_POLLS: u32 = 20;
+
+/// Largest piece of a decompressed whole file handed over as one chunk.
+const WHOLE_PIECE: usize = 64 * 1024 * 1024;
+
+/// Splits decompressed whole-file content into chunks: EVTX stays one piece, text is
+/// cut at newlines into pieces of at most [`WHOLE_PIECE`] bytes.
+fn whole_pieces(bytes: Vec<u8>) -> Vec<Vec<u8>> {
+    if bytes.starts_with(b"ElfFile\0") || bytes.len() <= WHOLE_PIECE {
+        return vec![bytes];
+    }
+    let mut out = Vec::new();
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        let cut = if rest.len() <= WHOLE_PIECE {
+            rest.len()
+        } else {
+            memchr::memrchr(b'\n', &rest[..WHOLE_PIECE]).map_or(WHOLE_PIECE, |i| i + 1)
+        };
+        out.push(rest[..cut].to_vec());
+        rest = &rest[cut..];
+    }
+    out
+}
+
+/// Hands over what is new in one file; returns whether anything was sent, or None when
+/// the pipeline is gone.
+async fn pump(
+    t: &mut Tracked,
+    key: &str,
+    flush: bool,
+    input: &FileInput,
+    positions: &Positions,
+    sink: &ChunkSender,
+    cancel: &CancellationToken,
+) -> Option<bool> {
+    let mut sent = false;
+    while !cancel.is_cancelled() {
+        let pieces: Vec<(u64, Vec<u8>)> = if t.whole {
+            match read_whole(t) {
+                Ok(Some(bytes)) => {
+                    // Pieces are numbered; only the last one moves the saved position
+                    // (to the end of the file), once it is acknowledged.
+                    let pieces = whole_pieces(bytes);
+                    let last = pieces.len().saturating_sub(1) as u64;
+                    positions.sent(key, t.inode, last, t.offset);
+                    pieces
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, b)| (i as u64, b))
+                        .collect()
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(path = %key, error = %e, "input file cannot be read whole; skipped");
+                    t.done = true;
+                    break;
+                }
+            }
+        } else {
+            match read_lines(t, flush) {
+                Ok(Some((start, bytes))) => {
+                    positions.sent(key, t.inode, start, t.offset);
+                    vec![(start, bytes)]
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(path = %key, error = %e, "reading input file failed");
+                    break;
+                }
+            }
+        };
+        for (position, bytes) in pieces {
+            let chunk = RawChunk {
+                source: input.name.clone(),
+                origin: key.to_string(),
+                tenant: input.tenant.clone(),
+                bytes: Bytes::from(bytes),
+                position,
+                received_ms: now_ms(),
+            };
+            if sink.send(chunk).await.is_err() {
+                return None;
+            }
+            sent = true;
+        }
+        if t.whole {
+            break;
+        }
+    }
+    Some(sent)
+}
+
 /// Follows (or reads once) the files of `input` until cancelled (or, when not
 /// following, until every file was read), sending chunks to `sink`.
 pub async fn run(
@@ -175,9 +278,39 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), ConnectorError> {
     let mut tracked: HashMap<PathBuf, Tracked> = HashMap::new();
-    loop {
+    // Files rotated away from their path, still read until they stop growing.
+    let mut draining: Vec<(String, Tracked)> = Vec::new();
+    while !cancel.is_cancelled() {
         let mut sent_any = false;
+        for (key, t) in &mut draining {
+            match pump(t, key, false, &input, &positions, &sink, &cancel).await {
+                None => return Ok(()),
+                Some(true) => t.idle_polls = 0,
+                Some(false) => t.idle_polls += 1,
+            }
+        }
+        // A drained file's unterminated last line is handed over when it is closed.
+        for (key, t) in &mut draining {
+            if t.idle_polls >= DRAIN_POLLS
+                && pump(t, key, true, &input, &positions, &sink, &cancel)
+                    .await
+                    .is_none()
+            {
+                return Ok(());
+            }
+        }
+        draining.retain(|(_, t)| t.idle_polls < DRAIN_POLLS);
         for path in expand(&input.patterns) {
+            let key = path.to_string_lossy().to_string();
+            let current_inode = std::fs::metadata(&path).map(|m| m.ino()).ok();
+            if let Some(t) = tracked.get(&path) {
+                if current_inode.is_some_and(|i| i != t.inode) {
+                    // Rotation: keep reading the old file; open the new one from its start.
+                    if let Some(old) = tracked.remove(&path) {
+                        draining.push((key.clone(), old));
+                    }
+                }
+            }
             if !tracked.contains_key(&path) {
                 match open(&path, &positions) {
                     Ok(t) => {
@@ -189,48 +322,12 @@ pub async fn run(
                     }
                 }
             }
-            let key = path.to_string_lossy().to_string();
-            // Rotation: the path now names another file. Finish the old one first.
-            let current_inode = std::fs::metadata(&path).map(|m| m.ino()).ok();
-            let rotated = tracked
-                .get(&path)
-                .is_some_and(|t| current_inode.is_some_and(|i| i != t.inode));
             let Some(t) = tracked.get_mut(&path) else {
                 continue;
             };
-            loop {
-                let piece = if t.whole {
-                    read_whole(t).map(|o| o.map(|b| (0, b)))
-                } else {
-                    read_lines(t, rotated || !input.follow)
-                };
-                let (start, bytes) = match piece {
-                    Ok(Some(p)) => p,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(path = %key, error = %e, "reading input file failed");
-                        break;
-                    }
-                };
-                positions.sent(&key, t.inode, start, t.offset);
-                let chunk = RawChunk {
-                    source: input.name.clone(),
-                    origin: key.clone(),
-                    tenant: input.tenant.clone(),
-                    bytes: Bytes::from(bytes),
-                    position: start,
-                    received_ms: now_ms(),
-                };
-                sent_any = true;
-                if sink.send(chunk).await.is_err() {
-                    return Ok(());
-                }
-                if t.whole {
-                    break;
-                }
-            }
-            if rotated {
-                tracked.remove(&path);
+            match pump(t, &key, !input.follow, &input, &positions, &sink, &cancel).await {
+                None => return Ok(()),
+                Some(sent) => sent_any |= sent,
             }
         }
         if !input.follow {
@@ -253,6 +350,7 @@ pub async fn run(
             () = tokio::time::sleep(if sent_any { Duration::ZERO } else { input.poll }) => {}
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

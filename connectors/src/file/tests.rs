@@ -66,15 +66,24 @@ async fn follows_growth_rotation_and_resumes_from_acknowledged_positions() {
     assert_eq!(&second.bytes[..], b"partial\nthree\n");
     assert_eq!(second.position, 8);
 
-    // Rotation: the rest of the old file is read, then the new one from its start.
+    // Rotation: the rest of the old file is read, then the new one from its start; what
+    // the writer still appends to the old file before reopening is read too.
     append(&log, "four\n");
-    std::fs::rename(&log, logs.join("app.log.1")).unwrap_or_else(|e| panic!("{e}"));
+    let rotated = logs.join("app.log.1");
+    std::fs::rename(&log, &rotated).unwrap_or_else(|e| panic!("{e}"));
     append(&log, "new-one\n");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    append(&rotated, "late\n");
     let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("new-one") {
+    for _ in 0..3 {
         seen.extend_from_slice(&next(&mut source).await.bytes);
     }
-    assert_eq!(String::from_utf8_lossy(&seen), "four\nnew-one\n");
+    let mut lines: Vec<&str> = std::str::from_utf8(&seen)
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["four", "late", "new-one"]);
     cancel.cancel();
     let _ = task.await;
 
@@ -136,6 +145,31 @@ async fn read_once_ends_after_the_files_and_truncation_restarts() {
     assert!(done.is_ok());
     let c = next(&mut source).await;
     assert_eq!(&c.bytes[..], b"a\nlast line without newline");
+}
+
+#[tokio::test]
+async fn read_once_splits_long_files_only_at_newlines() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let line = "x".repeat(999) + "\n";
+    let text = line.repeat(5000); // 5 MB: more than one read
+    append(&dir.path().join("big.log"), &text);
+    let positions =
+        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
+    let (tx, mut source) = channel(64);
+    run(
+        input(dir.path(), false),
+        positions,
+        tx,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut total = 0;
+    while let Ok(Some(c)) = source.next_chunk().await {
+        assert!(c.bytes.ends_with(b"\n"), "a chunk ends mid-line");
+        total += c.bytes.len();
+    }
+    assert_eq!(total, text.len());
 }
 
 #[tokio::test]

@@ -45,8 +45,10 @@ pub(crate) async fn serve_tcp(
             match tls {
                 None => read_stream(stream, TCP_SOURCE, origin, route).await,
                 Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(route.idle_timeout, acceptor.accept(stream)).await;
+                    let handshake = tokio::select! {
+                        () = route.cancel.cancelled() => return,
+                        h = tokio::time::timeout(route.idle_timeout, acceptor.accept(stream)) => h,
+                    };
                     match handshake {
                         Ok(Ok(tls_stream)) => {
                             read_stream(tls_stream, TLS_SOURCE, origin, route).await

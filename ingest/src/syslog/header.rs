@@ -180,10 +180,22 @@ pub(crate) fn structured_params(sd: &str) -> Vec<(String, String)> {
         if c != '[' {
             continue;
         }
-        let id: String = chars
-            .by_ref()
-            .take_while(|c| *c != ' ' && *c != ']')
-            .collect();
+        let mut id = String::new();
+        let mut closed = false;
+        for c in chars.by_ref() {
+            match c {
+                ' ' => break,
+                ']' => {
+                    closed = true;
+                    break;
+                }
+                other => id.push(other),
+            }
+        }
+        if closed {
+            // `[id]`: an element without parameters.
+            continue;
+        }
         loop {
             while chars.peek() == Some(&' ') {
                 chars.next();
@@ -250,6 +262,8 @@ mod tests {
             ("SecureAuth@27389.Realm".to_string(), "R".to_string())
         );
         assert_eq!(params[2], ("b@1.k".to_string(), "v]".to_string()));
+        let params = structured_params("[empty@1][x@2 k=\"v\"]");
+        assert_eq!(params, vec![("x@2.k".to_string(), "v".to_string())]);
     }
 
     #[test]

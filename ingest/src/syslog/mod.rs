@@ -88,10 +88,15 @@ impl TextLineParser {
     fn parse_record(&self, ctx: &RecordCtx<'_>, raw: &[u8]) -> Result<Event, Reject> {
         let line = String::from_utf8_lossy(raw);
         let h = header::parse(&line, ctx.chunk.received_ms);
-        let content = match self.content {
+        let mut content = match self.content {
             TextContent::Auto => TextContent::detect(h.message),
             forced => forced,
         };
+        // Recognized by a marker only: a plain line that merely mentions `CEF:` or holds
+        // a broken event stays a syslog event rather than a dead letter.
+        if self.content == TextContent::Auto && !content_parses(content, h.message) {
+            content = TextContent::Syslog;
+        }
         if content == TextContent::WindowsXml {
             // The event's own System fields give host, provider and time; the line is
             // kept as the message.
@@ -153,6 +158,16 @@ impl TextLineParser {
         event.message = Some(line.into_owned());
         set_fields(&mut event, sink);
         Ok(event)
+    }
+}
+
+/// Whether a recognized content format actually parses (checked in auto mode only).
+fn content_parses(content: TextContent, msg: &str) -> bool {
+    match content {
+        TextContent::Cef => cef::find(msg).is_some_and(|i| cef::parse(&msg[i..]).is_ok()),
+        TextContent::Leef => leef::find(msg).is_some_and(|i| leef::parse(&msg[i..]).is_ok()),
+        TextContent::WindowsXml => crate::windows::xml::event_from_xml(msg).is_ok(),
+        _ => true,
     }
 }
 

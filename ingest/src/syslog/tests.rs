@@ -90,3 +90,13 @@ fn leef_and_fortigate_and_panos_are_recognized() {
     assert_eq!(rows[1]["source.ip"], "192.168.0.1");
     assert_eq!(rows[2]["host.name"], "pa.host");
 }
+
+#[test]
+fn a_line_that_only_mentions_cef_stays_syslog() {
+    let (stats, rows, _) = run(
+        &auto(),
+        b"Feb 12 14:10:21 h app[1]: failed to parse CEF: bad header\n",
+    );
+    assert_eq!((stats.events, stats.dead_letters), (1, 0));
+    assert_eq!(rows[0]["event.dataset"], "syslog");
+}

@@ -131,16 +131,24 @@ fn walk_user_data(prefix: &str, node: &Map<String, Value>, out: &mut Vec<(String
 fn merge(system: Vec<(String, Value)>, data: Vec<(String, Value)>) -> Vec<(String, Value)> {
     let mut out = system;
     let system_len = out.len();
+    let mut index: std::collections::HashMap<String, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
     for (k, v) in data {
-        if let Some(i) = out.iter().position(|(existing, _)| *existing == k) {
-            if i < system_len {
+        match index.get(&k).copied() {
+            Some(i) if i < system_len => {
                 let displaced = std::mem::replace(&mut out[i].1, v);
-                out.push((format!("System_{k}"), displaced));
-            } else {
-                out[i].1 = v;
+                let key = format!("System_{k}");
+                index.insert(key.clone(), out.len());
+                out.push((key, displaced));
             }
-        } else {
-            out.push((k, v));
+            Some(i) => out[i].1 = v,
+            None => {
+                index.insert(k.clone(), out.len());
+                out.push((k, v));
+            }
         }
     }
     out
