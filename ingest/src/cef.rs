@@ -182,19 +182,56 @@ fn severity(text: &str) -> Option<i64> {
     }
 }
 
-/// CEF times: epoch milliseconds, `MMM dd yyyy HH:mm:ss(.SSS)( zone)`, or ISO.
-pub(crate) fn parse_time(text: &str) -> Option<ParsedTime> {
+/// Splits a trailing zone off a time: `UTC`/`GMT`/`Z` (offset 0) or a numeric offset
+/// (`+0100`, `-05:00`). Returns the rest, and the offset in seconds when known. Other zone
+/// names (`PST`) are ambiguous and read as missing.
+fn split_zone(text: &str) -> (&str, Option<i32>) {
+    let Some((rest, zone)) = text.rsplit_once(' ') else {
+        return (text, None);
+    };
+    match zone {
+        "UTC" | "GMT" | "Z" => (rest, Some(0)),
+        z if (z.starts_with('+') || z.starts_with('-')) && z.len() >= 5 => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let digits: String = z[1..].chars().filter(char::is_ascii_digit).collect();
+            let (h, m) = (
+                digits.get(..2).and_then(|h| h.parse::<i32>().ok()),
+                digits.get(2..4).and_then(|m| m.parse::<i32>().ok()),
+            );
+            match (h, m) {
+                (Some(h), Some(m)) if digits.len() == 4 => (rest, Some(sign * (h * 3600 + m * 60))),
+                _ => (text, None),
+            }
+        }
+        z if z.len() <= 5 && z.chars().all(|c| c.is_ascii_uppercase()) => (rest, None),
+        _ => (text, None),
+    }
+}
+
+/// CEF times (the forms of the CEF guide): epoch milliseconds, or
+/// `MMM dd [yyyy] HH:mm:ss[.SSS] [zone]`, or ISO 8601. Without a year, the year is
+/// inferred from `reference_ms` as for BSD syslog; without a usable zone, UTC is assumed
+/// and the event tagged `timezone_missing`.
+pub(crate) fn parse_time(text: &str, reference_ms: i64) -> Option<ParsedTime> {
     let t = text.trim();
     if let Some(p) = parse_any(t) {
         return Some(p);
     }
-    for format in ["%b %d %Y %H:%M:%S%.3f", "%b %d %Y %H:%M:%S"] {
-        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(t, format) {
-            return Some(ParsedTime {
-                ms: n.and_utc().timestamp_millis(),
-                zone_missing: true,
-            });
-        }
+    let (clock, offset) = split_zone(t);
+    let naive_ms = ["%b %d %Y %H:%M:%S%.3f", "%b %d %Y %H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(clock, f).ok())
+        .map(|n| n.and_utc().timestamp_millis())
+        .or_else(|| {
+            crate::timestamp::parse_bsd(clock, reference_ms)
+                .filter(|(_, used)| *used == clock.len())
+                .map(|(ms, _)| ms)
+        });
+    if let Some(ms) = naive_ms {
+        return Some(ParsedTime {
+            ms: ms - i64::from(offset.unwrap_or(0)) * 1000,
+            zone_missing: offset.is_none(),
+        });
     }
     parse_datetime(t)
 }
@@ -288,6 +325,28 @@ mod tests {
         assert_eq!(keys, ["msg", "b", "request", "src"]);
         assert_eq!(c.extensions[2].1, "http://x/?q=1&r=2");
         Ok(())
+    }
+
+    #[test]
+    fn times_in_the_forms_of_the_cef_guide() {
+        let reference = 1_795_780_800_000; // 2026-11-27T12:00:00Z
+        let at = |t: &str| parse_time(t, reference);
+        let utc = at("Jan 02 2026 10:00:00.500 UTC");
+        assert_eq!(
+            utc,
+            Some(ParsedTime {
+                ms: 1_767_348_000_500,
+                zone_missing: false
+            })
+        );
+        let offset = at("Jan 02 2026 11:00:00 +0100").map(|p| p.ms);
+        assert_eq!(offset, Some(1_767_348_000_000));
+        let no_year = at("Jan 02 10:00:00.500 GMT").map(|p| p.ms);
+        assert_eq!(no_year, Some(1_767_348_000_500));
+        let named = at("Jan 02 2026 10:00:00 PST");
+        assert_eq!(named.map(|p| p.zone_missing), Some(true));
+        assert_eq!(at("1388577600000").map(|p| p.ms), Some(1_388_577_600_000));
+        assert_eq!(at("not a time"), None);
     }
 
     #[test]

@@ -119,13 +119,8 @@ pub(crate) fn parse(text: &str) -> Result<Leef, String> {
     })
 }
 
-/// Adds the LEEF fields to `sink` and fills the common columns. Returns the event time
-/// text (`devTime`) if any.
-pub(crate) fn apply<'a>(
-    leef: &'a Leef,
-    event: &mut Event,
-    sink: &mut FieldSink,
-) -> Option<&'a str> {
+/// Adds the LEEF fields to `sink` and fills the common columns (the time: [`dev_time`]).
+pub(crate) fn apply(leef: &Leef, event: &mut Event, sink: &mut FieldSink) {
     sink.push("leefVersion", leef.version.clone());
     for (name, value) in HEADER_NAMES.iter().zip(&leef.header) {
         sink.push(*name, value.clone());
@@ -164,7 +159,85 @@ pub(crate) fn apply<'a>(
     event.user_name = owned(&["usrName", "suser", "userName"]);
     event.host_name = owned(&["identHostName", "srcHostName"]).or(event.host_name.take());
     event.url_full = owned(&["url"]);
-    get("devTime")
+}
+
+/// A Java `SimpleDateFormat` pattern (LEEF's `devTimeFormat`) as a chrono format, for
+/// the letters devices use; None for a pattern with letters it does not know.
+fn java_to_chrono(pattern: &str) -> Option<String> {
+    let mut out = String::new();
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            // Quoted literal text.
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                out.push(chars[i]);
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        let run = chars[i..].iter().take_while(|x| **x == c).count();
+        let piece = match (c, run) {
+            ('y', 2) => "%y",
+            ('y', _) => "%Y",
+            ('M', 1 | 2) => "%m",
+            ('M', _) => "%b",
+            ('d', _) => "%d",
+            ('H', _) => "%H",
+            ('h', _) => "%I",
+            ('m', _) => "%M",
+            ('s', _) => "%S",
+            ('S', _) => "%3f",
+            ('a', _) => "%p",
+            ('Z' | 'X', _) => "%z",
+            (c, _) if c.is_ascii_alphabetic() => return None,
+            _ => {
+                out.extend(std::iter::repeat_n(c, run));
+                i += run;
+                continue;
+            }
+        };
+        out.push_str(piece);
+        i += run;
+    }
+    Some(out)
+}
+
+/// The event time of a LEEF message: `devTime` read with `devTimeFormat` when given,
+/// else in the forms CEF uses (epoch ms, `MMM dd yyyy HH:mm:ss`, ISO 8601).
+pub(crate) fn dev_time(
+    leef: &Leef,
+    reference_ms: i64,
+) -> Option<(String, Option<crate::timestamp::ParsedTime>)> {
+    let get = |k: &str| {
+        leef.attributes
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let text = get("devTime")?;
+    let formatted = get("devTimeFormat").and_then(java_to_chrono).and_then(|f| {
+        if f.contains("%z") {
+            chrono::DateTime::parse_from_str(text, &f)
+                .ok()
+                .map(|d| crate::timestamp::ParsedTime {
+                    ms: d.timestamp_millis(),
+                    zone_missing: false,
+                })
+        } else {
+            chrono::NaiveDateTime::parse_from_str(text, &f)
+                .ok()
+                .map(|n| crate::timestamp::ParsedTime {
+                    ms: n.and_utc().timestamp_millis(),
+                    zone_missing: true,
+                })
+        }
+    });
+    let parsed = formatted.or_else(|| crate::cef::parse_time(text, reference_ms));
+    Some((text.to_string(), parsed))
 }
 
 #[cfg(test)]
@@ -202,6 +275,30 @@ mod tests {
         assert_eq!(l.attributes.len(), 3);
         let l = parse("LEEF:2.0|V|P|1|2|x09|a=1\tb=2")?;
         assert_eq!(l.attributes[1], ("b".to_string(), "2".to_string()));
+        Ok(())
+    }
+
+    #[test]
+    fn dev_time_follows_dev_time_format() -> Result<(), String> {
+        let l = parse("LEEF:2.0|V|P|1|2|^|devTime=2026-01-02 11:00:00 +0100^devTimeFormat=yyyy-MM-dd HH:mm:ss Z")?;
+        let t = dev_time(&l, 0).and_then(|(_, p)| p);
+        assert_eq!(
+            t.map(|p| (p.ms, p.zone_missing)),
+            Some((1_767_348_000_000, false))
+        );
+        let l = parse(
+            "LEEF:1.0|V|P|1|2|devTime=Jan 02 2026 10:00:00\tdevTimeFormat=MMM dd yyyy HH:mm:ss",
+        )?;
+        let t = dev_time(&l, 0).and_then(|(_, p)| p);
+        assert_eq!(
+            t.map(|p| (p.ms, p.zone_missing)),
+            Some((1_767_348_000_000, true))
+        );
+        assert_eq!(
+            java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSSZ").as_deref(),
+            Some("%Y-%m-%dT%H:%M:%S.%3f%z")
+        );
+        assert_eq!(java_to_chrono("QQ"), None);
         Ok(())
     }
 

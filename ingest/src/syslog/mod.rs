@@ -113,13 +113,13 @@ impl TextLineParser {
                 let start = cef::find(msg).ok_or("no `CEF:` header in the message")?;
                 let parsed = cef::parse(&msg[start..])?;
                 cef::apply(&parsed, &mut event, &mut sink)
-                    .map(|t| (t.to_string(), cef::parse_time(t)))
+                    .map(|t| (t.to_string(), cef::parse_time(t, ctx.chunk.received_ms)))
             }
             TextContent::Leef => {
                 let start = leef::find(msg).ok_or("no `LEEF:` header in the message")?;
                 let parsed = leef::parse(&msg[start..])?;
-                leef::apply(&parsed, &mut event, &mut sink)
-                    .map(|t| (t.to_string(), cef::parse_time(t)))
+                leef::apply(&parsed, &mut event, &mut sink);
+                leef::dev_time(&parsed, ctx.chunk.received_ms)
             }
             TextContent::PanOs => {
                 if !paloalto::looks_like_panos(msg) {
