@@ -82,6 +82,19 @@ fn write_config(dir: &Path, extra: &str) -> (SocketAddr, SocketAddr) {
     (udp, tcp)
 }
 
+/// A healthy service in a fresh folder with `TOKEN` as its ingest token.
+fn start_with_token() -> (tempfile::TempDir, Service) {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_config(tmp.path(), "");
+    let mut service = Service::start_with_env(
+        tmp.path(),
+        &["--config", "v.toml"],
+        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
+    );
+    service.wait_healthy(Duration::from_secs(5));
+    (tmp, service)
+}
+
 #[test]
 fn syslog_over_udp_and_tcp_is_parsed_counted_and_spooled() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -163,14 +176,7 @@ fn a_malformed_record_mid_batch_is_the_only_dead_letter() {
 
 #[test]
 fn http_ingest_needs_its_token_and_takes_formats_and_compression() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    write_config(tmp.path(), "");
-    let mut service = Service::start_with_env(
-        tmp.path(),
-        &["--config", "v.toml"],
-        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
-    );
-    service.wait_healthy(Duration::from_secs(5));
+    let (tmp, service) = start_with_token();
     let auth = format!("Bearer {TOKEN}");
     let body = b"{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Image\":\"C:\\\\x.exe\"}\n{broken json\n{\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"GetObject\",\"eventTime\":\"2026-11-27T10:00:00Z\"}\n";
 
@@ -388,14 +394,7 @@ fn stdin_is_an_input_and_an_open_stdin_does_not_block_shutdown() {
 
 #[test]
 fn http_ingest_takes_bodies_larger_than_two_mebibytes() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    write_config(tmp.path(), "");
-    let mut service = Service::start_with_env(
-        tmp.path(),
-        &["--config", "v.toml"],
-        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
-    );
-    service.wait_healthy(Duration::from_secs(5));
+    let (_tmp, service) = start_with_token();
     let line = format!("{{\"message\":\"{}\",\"host\":\"h\"}}\n", "x".repeat(1000));
     let body = line.repeat(3 * 1024); // about 3 MiB
     let auth = format!("Bearer {TOKEN}");

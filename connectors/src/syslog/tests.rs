@@ -125,6 +125,25 @@ fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, 
     (cert, key, cert_pem)
 }
 
+/// A config with only the TLS listener on.
+fn tls_only(
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    client_ca: Option<std::path::PathBuf>,
+) -> SyslogConfig {
+    SyslogConfig {
+        udp: false,
+        tcp: false,
+        tls: Some(SyslogTlsConfig {
+            addr: loopback(),
+            cert,
+            key,
+            client_ca,
+        }),
+        ..config()
+    }
+}
+
 fn client_config(ca_pem: &str) -> ClientConfig {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -144,17 +163,7 @@ fn client_config(ca_pem: &str) -> ClientConfig {
 async fn tls_records_arrive_and_plain_tcp_on_the_tls_port_does_not() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (cert, key, cert_pem) = tls_files(dir.path());
-    let cfg = SyslogConfig {
-        udp: false,
-        tcp: false,
-        tls: Some(SyslogTlsConfig {
-            addr: loopback(),
-            cert,
-            key,
-            client_ca: None,
-        }),
-        ..config()
-    };
+    let cfg = tls_only(cert, key, None);
     let (tx, mut source) = channel(16);
     let cancel = CancellationToken::new();
     let listeners = start(&cfg, "t", tx, cancel.clone())
@@ -196,17 +205,7 @@ async fn tls_records_arrive_and_plain_tcp_on_the_tls_port_does_not() {
 async fn mutual_tls_refuses_a_client_without_a_certificate() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (cert, key, cert_pem) = tls_files(dir.path());
-    let cfg = SyslogConfig {
-        udp: false,
-        tcp: false,
-        tls: Some(SyslogTlsConfig {
-            addr: loopback(),
-            cert: cert.clone(),
-            key,
-            client_ca: Some(cert),
-        }),
-        ..config()
-    };
+    let cfg = tls_only(cert.clone(), key, Some(cert));
     let (tx, mut source) = channel(16);
     let cancel = CancellationToken::new();
     let listeners = start(&cfg, "t", tx, cancel.clone())
