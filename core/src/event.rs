@@ -213,6 +213,15 @@ enum ColumnBuilder {
     Binary(BinaryBuilder),
 }
 
+/// Names of the parts of the `fields` map column.
+fn map_field_names() -> MapFieldNames {
+    MapFieldNames {
+        entry: "entries".into(),
+        key: "keys".into(),
+        value: "values".into(),
+    }
+}
+
 /// Appends [`Event`]s into Arrow column builders and finishes them as one record batch
 /// of [`event_schema`].
 pub struct EventBatchBuilder {
@@ -246,11 +255,7 @@ impl EventBatchBuilder {
                     ColumnBuilder::TextList(ListBuilder::new(StringBuilder::new()))
                 }
                 ColumnKind::FieldMap => ColumnBuilder::FieldMap(Box::new(MapBuilder::new(
-                    Some(MapFieldNames {
-                        entry: "entries".into(),
-                        key: "keys".into(),
-                        value: "values".into(),
-                    }),
+                    Some(map_field_names()),
                     StringBuilder::new(),
                     StringBuilder::new(),
                 ))),
@@ -373,6 +378,31 @@ mod tests {
             .as_ref()
             .map(|s| s.column(0).as_string::<i32>().value(0).to_string());
         assert_eq!(keys.as_deref(), Some("Image"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_reused_builder_makes_independent_batches() -> Result<(), CoreError> {
+        let mut b = EventBatchBuilder::new();
+        for i in 0..3 {
+            b.append(&sample(i));
+        }
+        let first = b.finish()?;
+        b.append(&sample(7));
+        let second = b.finish()?;
+        assert_eq!((first.num_rows(), second.num_rows()), (3, 1));
+        let pid = second
+            .column_by_name(col::PROCESS_PID)
+            .map(|c| c.as_primitive::<Int64Type>().value(0));
+        assert_eq!(pid, Some(4249));
+        let fields = second
+            .column_by_name(col::FIELDS)
+            .map(|f| f.as_map().value(0).len());
+        assert_eq!(fields, Some(2));
+        let cmd = first
+            .column_by_name(col::PROCESS_COMMAND_LINE)
+            .map(|c| c.as_string::<i32>().value(2).to_string());
+        assert_eq!(cmd.as_deref(), Some("cmd.exe /c echo 2"));
         Ok(())
     }
 
