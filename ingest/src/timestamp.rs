@@ -35,6 +35,9 @@ pub(crate) fn parse_datetime(text: &str) -> Option<ParsedTime> {
     if text.len() < 10 || !text.as_bytes()[0].is_ascii_digit() {
         return None;
     }
+    if let Some(fast) = parse_iso_fast(text) {
+        return Some(fast);
+    }
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(ParsedTime {
             ms: dt.timestamp_millis(),
@@ -59,6 +62,76 @@ pub(crate) fn parse_datetime(text: &str) -> Option<ParsedTime> {
     parse_naive(text).map(|n| ParsedTime {
         ms: n.and_utc().timestamp_millis(),
         zone_missing: true,
+    })
+}
+
+/// `n` ASCII digits at `at` as a number.
+fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
+    let part = b.get(at..at + n)?;
+    part.iter().try_fold(0u32, |acc, d| {
+        d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+    })
+}
+
+/// The common shape without format-string interpretation:
+/// `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z| UTC|±HH:MM|±HHMM]` (also with `/` in the
+/// date). Anything else is left to the general parser.
+fn parse_iso_fast(text: &str) -> Option<ParsedTime> {
+    let b = text.as_bytes();
+    if b.len() < 19
+        || !matches!(b[4], b'-' | b'/')
+        || b[7] != b[4]
+        || !matches!(b[10], b'T' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
+    let (hour, minute, second) = (digits(b, 11, 2)?, digits(b, 14, 2)?, digits(b, 17, 2)?);
+    let mut i = 19;
+    let mut millis = 0u32;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                millis = millis * 10 + u32::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..3 {
+            millis *= 10;
+        }
+    }
+    let rest = &text[i..];
+    let (offset_secs, zone_missing) = match rest {
+        "" => (0, true),
+        "Z" | " UTC" | "z" => (0, false),
+        _ => {
+            let r = rest.as_bytes();
+            let sign = match r.first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            let (h, m) = match r.len() {
+                6 if r[3] == b':' => (digits(r, 1, 2)?, digits(r, 4, 2)?),
+                5 => (digits(r, 1, 2)?, digits(r, 3, 2)?),
+                _ => return None,
+            };
+            (sign * i64::from(h * 3600 + m * 60), false)
+        }
+    };
+    let year = i32::try_from(year).ok()?;
+    let naive = NaiveDate::from_ymd_opt(year, month, day)?
+        .and_hms_milli_opt(hour, minute, second, millis)?;
+    Some(ParsedTime {
+        ms: naive.and_utc().timestamp_millis() - offset_secs * 1000,
+        zone_missing,
     })
 }
 
@@ -200,6 +273,53 @@ mod tests {
         assert_eq!(compact_offset, Some(ms("2023-07-06T08:11:40.5Z")));
         assert_eq!(parse_datetime("yesterday"), None);
         assert_eq!(parse_datetime("2023-13-45 99:99:99"), None);
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_parser() {
+        for text in [
+            "2025-12-25T14:30:27.369114Z",
+            "2020-10-18 07:50:06.220",
+            "2023-07-06T08:11:40+02:00",
+            "2023/07/06 08:11:40",
+            "2023-07-06T08:11:40.5+0000",
+            "2022-07-10T23:50:05.533101+0000",
+            "2016-04-01T16:44:58Z",
+            "2024-02-29 23:59:59.999 UTC",
+            "2021-11-19T16:52:33.833733500Z",
+        ] {
+            let fast = parse_iso_fast(text);
+            assert!(fast.is_some(), "{text}");
+            let mut general = None;
+            if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+                general = Some(dt.timestamp_millis());
+            }
+            if general.is_none() {
+                let zulu = text.strip_suffix('Z').or_else(|| text.strip_suffix(" UTC"));
+                general = zulu
+                    .and_then(parse_naive)
+                    .map(|n| n.and_utc().timestamp_millis());
+            }
+            if general.is_none() {
+                general = ZONED_FORMATS
+                    .iter()
+                    .find_map(|f| DateTime::parse_from_str(text, f).ok())
+                    .map(|d| d.timestamp_millis());
+            }
+            if general.is_none() {
+                general = parse_naive(text).map(|n| n.and_utc().timestamp_millis());
+            }
+            assert_eq!(fast.map(|f| f.ms), general, "{text}");
+        }
+        for bad in [
+            "2023-13-01 00:00:00",
+            "2023-02-30T00:00:00Z",
+            "2023-01-01T25:00:00",
+            "2023-01-01T00:00:00+2",
+            "2023-01-01T00:00:00.",
+        ] {
+            assert_eq!(parse_iso_fast(bad), None, "{bad}");
+        }
     }
 
     #[test]
