@@ -81,10 +81,13 @@ async fn read_stream<S: AsyncRead + Unpin>(
         position,
         received_ms: now_ms(),
     };
+    // The idle timeout runs from the last complete record, not the last byte: a client
+    // trickling bytes without ever finishing a record (slowloris) loses its slot too.
+    let mut deadline = tokio::time::Instant::now() + route.idle_timeout;
     loop {
         let read = tokio::select! {
             () = route.cancel.cancelled() => break,
-            r = tokio::time::timeout(route.idle_timeout, stream.read_buf(&mut buf)) => r,
+            r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
         };
         let n = match read {
             Ok(Ok(n)) => n,
@@ -111,6 +114,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
         };
         let chunk = buf.split_to(take).freeze();
         let len = chunk.len() as u64;
+        deadline = tokio::time::Instant::now() + route.idle_timeout;
         if route.sink.send(send(chunk, position)).await.is_err() {
             return;
         }

@@ -97,6 +97,47 @@ async fn tcp_stream_is_framed_into_whole_records() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_finishes_a_record_is_disconnected() {
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let cfg = SyslogConfig {
+        udp: false,
+        idle_timeout_secs: 1,
+        ..config()
+    };
+    let listeners = start(&cfg, "t", tx, cancel.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listeners.tcp.unwrap_or_else(|| panic!("tcp not bound"));
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    // One byte every 100 ms for 5 s, never a newline: every read is recent, but no
+    // record ever completes.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..50 {
+            if stream.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // Closing the connection hands over the partial bytes: that happens after about
+    // the idle timeout, long before the client is done.
+    let chunk = next(&mut source).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "closed only after {elapsed:?}"
+    );
+    assert!(!chunk.bytes.is_empty() && chunk.bytes.len() < 50);
+    trickle.abort();
+    cancel.cancel();
+    listeners.join().await;
+}
+
+#[tokio::test]
 async fn a_taken_port_fails_fast() {
     let taken = std::net::TcpListener::bind(loopback()).unwrap_or_else(|e| panic!("{e}"));
     let addr = taken.local_addr().unwrap_or_else(|e| panic!("{e}"));
@@ -227,6 +268,75 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
         nothing.is_err(),
         "a record arrived without a client certificate"
     );
+    cancel.cancel();
+    listeners.join().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_accepts_a_client_certificate_signed_by_the_ca() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fail = |e: rcgen::Error| -> ! { panic!("{e}") };
+    let mut ca_params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| fail(e));
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| fail(e));
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap_or_else(|e| fail(e));
+    let sign = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| fail(e));
+        let params =
+            rcgen::CertificateParams::new(vec![name.to_string()]).unwrap_or_else(|e| fail(e));
+        let cert = params.signed_by(&key, &ca).unwrap_or_else(|e| fail(e));
+        (cert, key)
+    };
+    let (server_cert, server_key) = sign("localhost");
+    let (client_cert, client_key) = sign("agent-1");
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path
+    };
+    let cfg = tls_only(
+        write("server.pem", server_cert.pem()),
+        write("server.key", server_key.serialize_pem()),
+        Some(write("ca.pem", ca.pem())),
+    );
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let listeners = start(&cfg, "t", tx, cancel.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listeners.tls.unwrap_or_else(|| panic!("tls not bound"));
+
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(ca.der().clone())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(client_key.serialize_pem().as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![client_cert.der().clone()], key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tls.write_all(b"<13>1 2026-11-27T12:00:00Z agent-1 app - - - hello over mtls\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tls.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    let chunk = next(&mut source).await;
+    assert_eq!(chunk.source, TLS_SOURCE);
+    assert!(chunk.bytes.ends_with(b"hello over mtls\n"));
     cancel.cancel();
     listeners.join().await;
 }
