@@ -45,7 +45,7 @@ pub fn decompress(raw: &[u8], compression: Compression, limit: u64) -> std::io::
         Compression::None => {
             if raw.len() as u64 > limit {
                 return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
+                    std::io::ErrorKind::FileTooLarge,
                     format!("input larger than the {limit}-byte limit"),
                 ));
             }
@@ -76,7 +76,10 @@ mod tests {
         assert_eq!(Compression::sniff(&zst), Compression::Zstd);
         assert_eq!(decompress(&zst, Compression::Zstd, 1 << 20)?, text);
         // A small compressed body that expands past the limit is refused.
-        assert!(decompress(&gz, Compression::Gzip, 100).is_err());
+        let too_large = decompress(&gz, Compression::Gzip, 100)
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(too_large, Some(std::io::ErrorKind::FileTooLarge));
         assert_eq!(
             Compression::from_content_encoding("GZIP"),
             Some(Compression::Gzip)

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-/// Reads `reader` to its end, failing with `InvalidData` once more than `limit` bytes
+/// Reads `reader` to its end, failing with `FileTooLarge` once more than `limit` bytes
 /// arrive instead of growing without bound.
 pub fn read_capped(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -11,7 +11,7 @@ pub fn read_capped(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
     reader.take(limit.saturating_add(1)).read_to_end(&mut out)?;
     if out.len() as u64 > limit {
         return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
+            std::io::ErrorKind::FileTooLarge,
             format!("input larger than the {limit}-byte limit"),
         ));
     }
@@ -26,7 +26,7 @@ mod tests {
     fn reads_up_to_the_limit_and_refuses_more() {
         assert_eq!(read_capped(&b"abcd"[..], 4).ok(), Some(b"abcd".to_vec()));
         let err = read_capped(&b"abcde"[..], 4).err().map(|e| e.kind());
-        assert_eq!(err, Some(std::io::ErrorKind::InvalidData));
+        assert_eq!(err, Some(std::io::ErrorKind::FileTooLarge));
         assert_eq!(read_capped(&b""[..], 0).ok(), Some(Vec::new()));
     }
 }

@@ -158,9 +158,7 @@ fn parse_and_store(
 ) -> Result<serde_json::Value, IngestFailure> {
     let bytes =
         decompress(body, compression, ingest.max_decompressed).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData if e.to_string().contains("limit") => {
-                IngestFailure::TooLarge(e.to_string())
-            }
+            std::io::ErrorKind::FileTooLarge => IngestFailure::TooLarge(e.to_string()),
             _ => IngestFailure::BadBody(format!("cannot decompress body: {e}")),
         })?;
     let format = format.unwrap_or_else(|| detect_format(&bytes, None));

@@ -166,6 +166,21 @@ fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, 
     (cert, key, cert_pem)
 }
 
+/// Connects to `addr` as `localhost` with `client`, sends `bytes` and closes cleanly.
+async fn send_over_tls(addr: SocketAddr, client: ClientConfig, bytes: &[u8]) {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tls.write_all(bytes).await.unwrap_or_else(|e| panic!("{e}"));
+    tls.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// A config with only the TLS listener on.
 fn tls_only(
     cert: std::path::PathBuf,
@@ -219,19 +234,12 @@ async fn tls_records_arrive_and_plain_tcp_on_the_tls_port_does_not() {
     let _ = plain.write_all(b"<1>not tls\n").await;
     drop(plain);
 
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&cert_pem)));
-    let tcp = TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
-    let mut tls = connector
-        .connect(name, tcp)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tls.write_all(b"<13>1 2026-11-27T12:00:00Z h app - - - over tls\n")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tls.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    send_over_tls(
+        addr,
+        client_config(&cert_pem),
+        b"<13>1 2026-11-27T12:00:00Z h app - - - over tls\n",
+    )
+    .await;
     let chunk = next(&mut source).await;
     assert_eq!(chunk.source, TLS_SOURCE);
     assert_eq!(
@@ -321,19 +329,12 @@ async fn mutual_tls_accepts_a_client_certificate_signed_by_the_ca() {
         .with_root_certificates(roots)
         .with_client_auth_cert(vec![client_cert.der().clone()], key)
         .unwrap_or_else(|e| panic!("{e}"));
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-    let tcp = TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let name = ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
-    let mut tls = connector
-        .connect(name, tcp)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tls.write_all(b"<13>1 2026-11-27T12:00:00Z agent-1 app - - - hello over mtls\n")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tls.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+    send_over_tls(
+        addr,
+        client,
+        b"<13>1 2026-11-27T12:00:00Z agent-1 app - - - hello over mtls\n",
+    )
+    .await;
     let chunk = next(&mut source).await;
     assert_eq!(chunk.source, TLS_SOURCE);
     assert!(chunk.bytes.ends_with(b"hello over mtls\n"));
