@@ -1,0 +1,422 @@
+//! Compiles a Sigma rule set into one [`Plan`]: every test of every rule, grouped by
+//! field and deduplicated, plus one condition expression per (rule, route).
+
+use std::collections::HashMap;
+
+use rsigma_parser::{
+    ConditionExpr, Detection, DetectionItem, Modifier, Quantifier, SigmaRule, SigmaValue,
+};
+use rustc_hash::FxHashMap;
+
+use super::batch_fields::{SlotTable, KEYWORDS};
+use super::expr::{Expr, TestId};
+use super::field_matcher::FieldMatcher;
+use super::logsource::{LogsourceKey, LogsourceMap, Route, Routing};
+use super::pipeline::Pipeline;
+use super::rule_meta::RuleMeta;
+use super::test_spec::{value_tests, Anchor, ExpandValues, TestSpec};
+
+/// Fields whose value says which Windows channel a row came from, in order of
+/// precedence (`System_Channel` exists when EventData has its own `Channel`).
+pub(crate) const CHANNEL_FIELDS: [&str; 2] = ["System_Channel", "Channel"];
+
+/// One rule on one route.
+#[derive(Debug)]
+pub(crate) struct RuleRoute {
+    /// Index into [`Plan::rules`].
+    pub(crate) rule: u32,
+    /// Index into [`Plan::routes`].
+    pub(crate) route: u32,
+    /// The rule's condition on that route.
+    pub(crate) expr: Expr,
+    /// Slots of the fields the rule reads, for the alert's matched fields.
+    pub(crate) slots: Vec<u32>,
+}
+
+/// The compiled rule set.
+#[derive(Debug)]
+pub struct Plan {
+    pub(crate) rules: Vec<RuleMeta>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) rule_routes: Vec<RuleRoute>,
+    pub(crate) slots: SlotTable,
+    pub(crate) matchers: Vec<(u32, FieldMatcher)>,
+    pub(crate) test_count: usize,
+    pub(crate) channel_slots: Vec<u32>,
+}
+
+impl Plan {
+    /// The rules of the plan, in load order.
+    pub fn rules(&self) -> &[RuleMeta] {
+        &self.rules
+    }
+}
+
+/// How one rule fared in compilation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompileOutcome {
+    /// Compiled; how it is routed.
+    Compiled(Routing),
+    /// Not usable, and why.
+    Unsupported(String),
+}
+
+/// Everything compilation needs besides the rules.
+#[derive(Debug, Default, Clone)]
+pub struct CompileOptions {
+    /// Log-source routing.
+    pub logsources: LogsourceMap,
+    /// Processing pipelines applied in order.
+    pub pipelines: Vec<Pipeline>,
+    /// Placeholder values for `expand`.
+    pub expand: ExpandValues,
+}
+
+/// Builds a plan step by step.
+#[derive(Debug, Default)]
+struct PlanBuilder {
+    slots: SlotTable,
+    tests: FxHashMap<(u32, TestSpec), TestId>,
+    by_slot: FxHashMap<u32, Vec<(TestId, TestSpec)>>,
+    routes: Vec<Route>,
+    route_index: HashMap<Option<usize>, u32>,
+}
+
+impl PlanBuilder {
+    fn test(&mut self, field: &str, spec: TestSpec) -> TestId {
+        let spec = match spec {
+            TestSpec::FieldRef {
+                other,
+                anchor,
+                cased,
+            } => {
+                self.slots.slot(&other);
+                TestSpec::FieldRef {
+                    other,
+                    anchor,
+                    cased,
+                }
+            }
+            other => other,
+        };
+        let slot = self.slots.slot(field);
+        let next = self.tests.len() as TestId;
+        let id = *self.tests.entry((slot, spec.clone())).or_insert(next);
+        if id == next {
+            self.by_slot.entry(slot).or_default().push((id, spec));
+        }
+        id
+    }
+
+    fn route(&mut self, map: &LogsourceMap, entry: Option<usize>) -> u32 {
+        if let Some(&r) = self.route_index.get(&entry) {
+            return r;
+        }
+        let route = entry
+            .and_then(|e| map.route(e).cloned())
+            .unwrap_or_else(Route::everything);
+        let r = self.routes.len() as u32;
+        self.routes.push(route);
+        self.route_index.insert(entry, r);
+        r
+    }
+}
+
+/// Compiles `rules`; returns the plan and, per rule, whether it compiled.
+pub fn compile(
+    rules: Vec<(SigmaRule, String)>,
+    options: &CompileOptions,
+) -> Result<(Plan, Vec<CompileOutcome>), String> {
+    let mut b = PlanBuilder::default();
+    for f in CHANNEL_FIELDS {
+        b.slots.slot(f);
+    }
+    let mut metas = Vec::new();
+    let mut rule_routes = Vec::new();
+    let mut outcomes = Vec::with_capacity(rules.len());
+    for (rule, source) in rules {
+        match compile_rule(&rule, options, &mut b) {
+            Ok((routing, routes)) => {
+                let index = metas.len() as u32;
+                metas.push(RuleMeta::of(&rule, source));
+                for (route, expr, slots) in routes {
+                    rule_routes.push(RuleRoute {
+                        rule: index,
+                        route,
+                        expr,
+                        slots,
+                    });
+                }
+                outcomes.push(CompileOutcome::Compiled(routing));
+            }
+            Err(reason) => outcomes.push(CompileOutcome::Unsupported(reason)),
+        }
+    }
+    let mut matchers = Vec::with_capacity(b.by_slot.len());
+    let slots = &mut b.slots;
+    let mut by_slot: Vec<(u32, Vec<(TestId, TestSpec)>)> = b.by_slot.into_iter().collect();
+    by_slot.sort_by_key(|(s, _)| *s);
+    for (slot, tests) in by_slot {
+        let matcher = FieldMatcher::build(&tests, |name| slots.slot(name))?;
+        matchers.push((slot, matcher));
+    }
+    let channel_slots = CHANNEL_FIELDS
+        .iter()
+        .filter_map(|f| b.slots.get(f))
+        .collect();
+    Ok((
+        Plan {
+            rules: metas,
+            routes: b.routes,
+            rule_routes,
+            slots: b.slots,
+            matchers,
+            test_count: b.tests.len(),
+            channel_slots,
+        },
+        outcomes,
+    ))
+}
+
+type CompiledRoutes = Vec<(u32, Expr, Vec<u32>)>;
+
+fn compile_rule(
+    rule: &SigmaRule,
+    options: &CompileOptions,
+    b: &mut PlanBuilder,
+) -> Result<(Routing, CompiledRoutes), String> {
+    if rule
+        .detection
+        .condition_strings
+        .iter()
+        .any(|c| c.contains('|'))
+    {
+        return Err("aggregation in the condition (deprecated; use a correlation rule)".into());
+    }
+    if rule.detection.conditions.is_empty() {
+        return Err("no condition".into());
+    }
+    let mut rule = rule.clone();
+    for p in &options.pipelines {
+        p.apply(&mut rule)?;
+    }
+    let key = LogsourceKey::of(&rule.logsource);
+    let routing = options.logsources.routing(&key);
+    let entries: Vec<Option<usize>> = match &routing {
+        Routing::Mapped(e) | Routing::ProductOnly(e) => e.iter().copied().map(Some).collect(),
+        Routing::Everything => vec![None],
+    };
+    // Compile every route before adding anything, so a failing rule leaves no trace
+    // but a few unused tests.
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let route_id = b.route(&options.logsources, entry);
+        let route = b.routes[route_id as usize].clone();
+        let mut ctx = RuleCtx {
+            rule: &rule,
+            route: &route,
+            expand: &options.expand,
+            b,
+            slots: Vec::new(),
+            cache: HashMap::new(),
+        };
+        let mut conditions = Vec::new();
+        for c in &rule.detection.conditions {
+            conditions.push(ctx.condition(c)?);
+        }
+        let mut parts = vec![Expr::Or(conditions)];
+        for (field, values) in &route.conditions {
+            let alts = values
+                .iter()
+                .map(|v| {
+                    Expr::Test(ctx.b.test(
+                        field,
+                        TestSpec::Literal {
+                            bytes: v.as_bytes().to_vec(),
+                            anchor: Anchor::Exact,
+                            cased: false,
+                        },
+                    ))
+                })
+                .collect();
+            parts.push(Expr::Or(alts));
+        }
+        let expr = Expr::And(parts).simplify();
+        let mut slots = ctx.slots;
+        slots.sort_unstable();
+        slots.dedup();
+        out.push((route_id, expr, slots));
+    }
+    Ok((routing, out))
+}
+
+struct RuleCtx<'a> {
+    rule: &'a SigmaRule,
+    route: &'a Route,
+    expand: &'a ExpandValues,
+    b: &'a mut PlanBuilder,
+    slots: Vec<u32>,
+    cache: HashMap<String, Expr>,
+}
+
+impl RuleCtx<'_> {
+    fn mapped(&self, name: &str) -> String {
+        self.route
+            .field_mappings
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned())
+    }
+
+    fn condition(&mut self, c: &ConditionExpr) -> Result<Expr, String> {
+        Ok(match c {
+            ConditionExpr::And(parts) => Expr::And(
+                parts
+                    .iter()
+                    .map(|p| self.condition(p))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ConditionExpr::Or(parts) => Expr::Or(
+                parts
+                    .iter()
+                    .map(|p| self.condition(p))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ConditionExpr::Not(inner) => Expr::Not(Box::new(self.condition(inner)?)),
+            ConditionExpr::Identifier(name) => self.named(name)?,
+            ConditionExpr::Selector {
+                quantifier,
+                pattern,
+            } => {
+                let mut names: Vec<&String> = self
+                    .rule
+                    .detection
+                    .named
+                    .keys()
+                    .filter(|n| pattern.matches_detection_name(n))
+                    .collect();
+                names.sort();
+                if names.is_empty() {
+                    return Err(format!("condition selects no detection: `{pattern}`"));
+                }
+                let parts = names
+                    .into_iter()
+                    .map(|n| self.named(n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                match quantifier {
+                    Quantifier::Any => Expr::Or(parts),
+                    Quantifier::All => Expr::And(parts),
+                    Quantifier::Count(n) => {
+                        Expr::AtLeast(usize::try_from(*n).unwrap_or(usize::MAX), parts)
+                    }
+                }
+            }
+        })
+    }
+
+    fn named(&mut self, name: &str) -> Result<Expr, String> {
+        if let Some(e) = self.cache.get(name) {
+            return Ok(e.clone());
+        }
+        let det = self
+            .rule
+            .detection
+            .named
+            .get(name)
+            .ok_or_else(|| format!("condition names `{name}`, which is not defined"))?;
+        let expr = self.detection(det)?;
+        self.cache.insert(name.to_owned(), expr.clone());
+        Ok(expr)
+    }
+
+    fn detection(&mut self, d: &Detection) -> Result<Expr, String> {
+        Ok(match d {
+            Detection::AllOf(items) => Expr::And(
+                items
+                    .iter()
+                    .map(|i| self.item(i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Detection::AnyOf(dets) => Expr::Or(
+                dets.iter()
+                    .map(|x| self.detection(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Detection::And(dets) => Expr::And(
+                dets.iter()
+                    .map(|x| self.detection(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Detection::Keywords(values) => {
+                let mut alts = Vec::new();
+                for v in values {
+                    alts.push(self.values_expr(None, v, &[Modifier::Contains])?);
+                }
+                Expr::Or(alts)
+            }
+            Detection::ArrayMatch { .. } | Detection::Conditional { .. } => {
+                return Err("array matching blocks (`field[any]`) are not supported".into())
+            }
+        })
+    }
+
+    fn item(&mut self, item: &DetectionItem) -> Result<Expr, String> {
+        let mut modifiers = item.field.modifiers.clone();
+        if item.field.name.is_none()
+            && !modifiers.iter().any(|m| {
+                matches!(
+                    m,
+                    Modifier::Contains | Modifier::StartsWith | Modifier::EndsWith | Modifier::Re
+                )
+            })
+        {
+            modifiers.push(Modifier::Contains);
+        }
+        let field = item.field.name.as_deref();
+        if item.values.is_empty() {
+            return Ok(Expr::False);
+        }
+        let mut parts = Vec::with_capacity(item.values.len());
+        for v in &item.values {
+            parts.push(self.values_expr(field, v, &modifiers)?);
+        }
+        let joined = if modifiers.contains(&Modifier::All) {
+            Expr::And(parts)
+        } else {
+            Expr::Or(parts)
+        };
+        if modifiers.contains(&Modifier::Neq) {
+            let exists = self.values_expr(field, &SigmaValue::Bool(true), &[Modifier::Exists])?;
+            return Ok(Expr::And(vec![exists, Expr::Not(Box::new(joined))]));
+        }
+        Ok(joined)
+    }
+
+    fn values_expr(
+        &mut self,
+        field: Option<&str>,
+        value: &SigmaValue,
+        modifiers: &[Modifier],
+    ) -> Result<Expr, String> {
+        let field = match field {
+            Some(f) => self.mapped(f),
+            None => KEYWORDS.to_owned(),
+        };
+        let mut specs = value_tests(value, modifiers, self.expand)?;
+        for s in &mut specs {
+            if let TestSpec::FieldRef { other, .. } = s {
+                *other = self.mapped(other);
+            }
+        }
+        let slot = self.b.slots.slot(&field);
+        if field != KEYWORDS {
+            self.slots.push(slot);
+        }
+        Ok(Expr::Or(
+            specs
+                .into_iter()
+                .map(|s| Expr::Test(self.b.test(&field, s)))
+                .collect(),
+        ))
+    }
+}
