@@ -21,6 +21,13 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Normalize log files (or stdin) and print the events.
     Parse(crate::parse_cmd::ParseArgs),
+    /// Hunt through log files with Sigma rules; one JSON line per hit.
+    Detect(crate::detect_cmd::DetectArgs),
+    /// Work with detection rules.
+    Rules {
+        #[command(subcommand)]
+        command: crate::rules_cmd::RulesCommand,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]

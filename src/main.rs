@@ -1,15 +1,20 @@
 //! The `vedette` binary: reads config, wires the pipeline's stages, serves the HTTP API.
 
+mod bundled;
 mod cli;
 mod config_cmd;
 mod data_dir;
+mod detect_cmd;
 mod http;
+mod hunt_input;
 mod ingest;
 mod input;
 mod logging;
 mod metrics;
 mod parse_cmd;
+mod rules_cmd;
 mod run;
+mod sigma_setup;
 mod spool;
 
 use std::process::ExitCode;
@@ -27,6 +32,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Parse(args) => parse_cmd::parse(&args),
+        Command::Detect(args) => detect_cmd::detect(&args),
+        Command::Rules { command } => rules_cmd::rules(&command),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_cmd::check(&file),

@@ -1,0 +1,212 @@
+//! `vedette detect`: hunt over log files with Sigma rules, like Hayabusa and
+//! Chainsaw: one JSON line per hit on stdout, a summary on stderr.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::TimestampMillisecondType;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use vedette_core::schema::col;
+use vedette_detect::sigma::{CompileOutcome, RuleHit, SigmaDetector};
+use vedette_ingest::{Format, Limits};
+
+use crate::hunt_input::{read_hunt_input, HuntBatch};
+use crate::input::read_input;
+use crate::sigma_setup::load_sigma;
+
+/// Flags of `vedette detect`.
+#[derive(Debug, Args)]
+pub(crate) struct DetectArgs {
+    /// Sigma rule files or folders (searched recursively).
+    #[arg(long, short, required = true, num_args = 1..)]
+    pub(crate) rules: Vec<PathBuf>,
+    /// Processing pipelines (pySigma YAML), applied by priority.
+    #[arg(long, short)]
+    pub(crate) pipeline: Vec<PathBuf>,
+    /// Input format, or `auto`.
+    #[arg(long, short, default_value = "auto", value_parser = parse_format)]
+    pub(crate) format: Format,
+    /// Print per-rule hit counts and timings to stderr.
+    #[arg(long)]
+    pub(crate) stats: bool,
+    /// Log files to hunt through (`-` for stdin).
+    #[arg(required = true)]
+    pub(crate) inputs: Vec<PathBuf>,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+        .map_err(|e: vedette_core::CoreError| e.to_string())
+}
+
+/// Runs `vedette detect`.
+pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let sigma = load_sigma(&args.rules, &args.pipeline)?;
+    let load_time = started.elapsed();
+    let unsupported = sigma
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.3, CompileOutcome::Unsupported(_)))
+        .count();
+    eprintln!(
+        "vedette detect: {} rules loaded, {unsupported} unsupported (see `vedette rules check`), in {} ms",
+        sigma.detector.rules().len(),
+        load_time.as_millis()
+    );
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut per_rule: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut events = 0usize;
+    let mut parse_time = Duration::ZERO;
+    let mut detect_time = Duration::ZERO;
+    let mut unreadable = 0;
+    let progress = progress_bar(args.inputs.len() as u64);
+    for path in &args.inputs {
+        let name = path.display().to_string();
+        let t0 = Instant::now();
+        let input = match read_input(path) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("{name}: cannot read: {e:#}");
+                unreadable += 1;
+                continue;
+            }
+        };
+        let hunt = read_hunt_input(&name, input, args.format, Limits::default())?;
+        parse_time += t0.elapsed();
+        if hunt.dead_letters > 0 {
+            eprintln!(
+                "{name}: {} records did not parse as {} (see `vedette parse`)",
+                hunt.dead_letters, hunt.format
+            );
+        }
+        let t1 = Instant::now();
+        let results: Vec<anyhow::Result<Vec<RuleHit>>> = hunt
+            .batches
+            .par_iter()
+            .map(|b| sigma.detector.matches(&b.records).map_err(Into::into))
+            .collect();
+        detect_time += t1.elapsed();
+        for (batch, hits) in hunt.batches.iter().zip(results) {
+            let hits = hits?;
+            events += batch.records.num_rows();
+            for hit in &hits {
+                *per_rule.entry(hit.rule).or_default() += 1;
+                write_hit(&mut out, &sigma.detector, &name, batch, hit)?;
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    out.flush().context("writing alerts")?;
+    let hits: usize = per_rule.values().sum();
+    eprintln!(
+        "vedette detect: {events} events, {hits} hits from {} rules; parse {} ms, detect {} ms",
+        per_rule.len(),
+        parse_time.as_millis(),
+        detect_time.as_millis()
+    );
+    if args.stats {
+        print_stats(&sigma.detector, &per_rule, events, detect_time);
+    }
+    if unreadable > 0 {
+        bail!(
+            "{unreadable} of {} inputs could not be read",
+            args.inputs.len()
+        );
+    }
+    Ok(())
+}
+
+fn write_hit(
+    out: &mut impl Write,
+    detector: &SigmaDetector,
+    input: &str,
+    batch: &HuntBatch,
+    hit: &RuleHit,
+) -> anyhow::Result<()> {
+    let Some(rule) = detector.rules().get(hit.rule as usize) else {
+        return Ok(());
+    };
+    let row = hit.row as usize;
+    let records = &batch.records;
+    let text = |name: &str| {
+        records
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .filter(|c| c.is_valid(row))
+            .map(|c| c.value(row).to_owned())
+    };
+    let timestamp = records
+        .column_by_name(col::TIMESTAMP)
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+        .filter(|c| c.is_valid(row))
+        .and_then(|c| chrono::DateTime::from_timestamp_millis(c.value(row)))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let matched: serde_json::Map<String, serde_json::Value> = hit
+        .matched
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let line = serde_json::json!({
+        "rule_id": rule.id,
+        "rule_title": rule.title,
+        "rule_author": rule.author,
+        "level": rule.level.as_str(),
+        "tags": rule.tags,
+        "timestamp": timestamp,
+        "input": input,
+        "record": batch.record_numbers.get(row),
+        "event_id": text(col::EVENT_ID),
+        "dataset": text(col::EVENT_DATASET),
+        "host": text(col::HOST_NAME),
+        "matched": matched,
+    });
+    writeln!(out, "{line}").context("writing alerts")
+}
+
+fn print_stats(
+    detector: &SigmaDetector,
+    per_rule: &BTreeMap<u32, usize>,
+    events: usize,
+    detect_time: Duration,
+) {
+    let secs = detect_time.as_secs_f64().max(1e-9);
+    eprintln!(
+        "stats: {events} events in {:.3} s of detection: {:.0} events/s with {} rules",
+        secs,
+        events as f64 / secs,
+        detector.rules().len()
+    );
+    let mut rows: Vec<(usize, &str, &str)> = per_rule
+        .iter()
+        .filter_map(|(r, n)| {
+            detector
+                .rules()
+                .get(*r as usize)
+                .map(|m| (*n, m.id.as_str(), m.title.as_str()))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    for (n, id, title) in rows {
+        eprintln!("stats: {n:>8}  {id}  {title}");
+    }
+}
+
+fn progress_bar(inputs: u64) -> ProgressBar {
+    if inputs < 16 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(inputs);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} files eta {eta}") {
+        bar.set_style(style);
+    }
+    bar
+}

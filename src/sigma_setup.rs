@@ -1,0 +1,93 @@
+//! Loading a Sigma rule set for the CLI: rule files, pipelines, the bundled
+//! log-source map, compiled into a detector.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use vedette_detect::sigma::load::read_rule_file;
+use vedette_detect::sigma::{
+    load_rules, CompileOptions, CompileOutcome, LoadedRules, LogsourceMap, Pipeline, SigmaDetector,
+};
+
+use crate::bundled::SIGMA_LOGSOURCES;
+
+/// A compiled rule set and what loading it found.
+pub(crate) struct LoadedSigma {
+    /// The detector.
+    pub(crate) detector: SigmaDetector,
+    /// Per file, as read.
+    pub(crate) loaded: LoadedRulesSummary,
+    /// Per detection rule in load order: (file, title, id, outcome).
+    pub(crate) outcomes: Vec<(String, String, Option<String>, CompileOutcome)>,
+}
+
+/// The parts of [`LoadedRules`] kept after compilation.
+pub(crate) struct LoadedRulesSummary {
+    /// File reports.
+    pub(crate) files: Vec<vedette_detect::sigma::FileReport>,
+    /// Correlation rules: (file, title).
+    pub(crate) correlations: Vec<(String, String)>,
+    /// Filters: (file, title).
+    pub(crate) filters: Vec<(String, String)>,
+    /// Rule ids with the rule's `regression_tests_path`, when it has one.
+    pub(crate) regression_paths: Vec<(String, String)>,
+}
+
+/// Loads and compiles the rules under `paths` with the given pipeline files.
+pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Result<LoadedSigma> {
+    let loaded: LoadedRules = load_rules(paths).context("reading rules")?;
+    let mut options = CompileOptions {
+        logsources: LogsourceMap::from_yaml(SIGMA_LOGSOURCES)
+            .context("the bundled log-source map")?,
+        ..CompileOptions::default()
+    };
+    for p in pipelines {
+        let text = read_rule_file(p)?;
+        let pipeline =
+            Pipeline::from_yaml(&text).with_context(|| format!("pipeline {}", p.display()))?;
+        options.pipelines.push(pipeline);
+    }
+    options.pipelines.sort_by_key(|p| p.priority);
+    let described: Vec<(String, String, Option<String>)> = loaded
+        .rules
+        .iter()
+        .map(|(r, src)| (src.clone(), r.title.clone(), r.id.clone()))
+        .collect();
+    let regression_paths = loaded
+        .rules
+        .iter()
+        .filter_map(|(r, _)| {
+            let path = r.custom_attributes.get("regression_tests_path")?.as_str()?;
+            Some((
+                r.id.clone().unwrap_or_else(|| r.title.clone()),
+                path.to_owned(),
+            ))
+        })
+        .collect();
+    let summary = LoadedRulesSummary {
+        files: loaded.files,
+        correlations: loaded
+            .correlations
+            .iter()
+            .map(|(c, src)| (src.clone(), c.title.clone()))
+            .collect(),
+        filters: loaded
+            .filters
+            .iter()
+            .map(|(f, src)| (src.clone(), f.title.clone()))
+            .collect(),
+        regression_paths,
+    };
+    let (detector, outcomes) =
+        SigmaDetector::new(loaded.rules, &options).context("compiling rules")?;
+    let outcomes = described
+        .into_iter()
+        .zip(outcomes)
+        .map(|((src, title, id), o)| (src, title, id, o))
+        .collect();
+    Ok(LoadedSigma {
+        detector,
+        loaded: summary,
+        outcomes,
+    })
+}
