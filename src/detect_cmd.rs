@@ -23,8 +23,8 @@ use crate::sigma_setup::load_sigma;
 /// Flags of `vedette detect`.
 #[derive(Debug, Args)]
 pub(crate) struct DetectArgs {
-    /// Sigma rule files or folders (searched recursively).
-    #[arg(long, short, required = true, num_args = 1..)]
+    /// Sigma rule file or folder (searched recursively); repeat for more.
+    #[arg(long, short, required = true)]
     pub(crate) rules: Vec<PathBuf>,
     /// Processing pipelines (pySigma YAML), applied by priority.
     #[arg(long, short)]

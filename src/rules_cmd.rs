@@ -50,8 +50,12 @@ pub(crate) fn rules(command: &RulesCommand) -> anyhow::Result<()> {
 fn check(args: &CheckArgs) -> anyhow::Result<()> {
     let sigma = load_sigma(&args.paths, &args.pipeline)?;
     let mut invalid = 0usize;
+    let mut unsupported: BTreeMap<String, usize> = BTreeMap::new();
     for f in &sigma.loaded.files {
-        if f.is_invalid() {
+        if let Some(reason) = &f.unsupported {
+            *unsupported.entry(reason_kind(reason)).or_default() += 1;
+            println!("unsupported  {}: {reason}", f.path.display());
+        } else if f.is_invalid() {
             invalid += 1;
             println!(
                 "invalid      {}: {}",
@@ -61,7 +65,6 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
         }
     }
     let mut loaded = 0usize;
-    let mut unsupported: BTreeMap<String, usize> = BTreeMap::new();
     let mut fallbacks = 0usize;
     for (src, title, id, outcome) in &sigma.outcomes {
         let id = id.as_deref().unwrap_or("-");

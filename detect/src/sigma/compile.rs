@@ -152,14 +152,20 @@ pub fn compile(
             Err(reason) => outcomes.push(CompileOutcome::Unsupported(reason)),
         }
     }
-    let mut matchers = Vec::with_capacity(b.by_slot.len());
-    let slots = &mut b.slots;
     let mut by_slot: Vec<(u32, Vec<(TestId, TestSpec)>)> = b.by_slot.into_iter().collect();
     by_slot.sort_by_key(|(s, _)| *s);
-    for (slot, tests) in by_slot {
-        let matcher = FieldMatcher::build(&tests, |name| slots.slot(name))?;
-        matchers.push((slot, matcher));
-    }
+    // Every field named by a `fieldref` already has a slot (see `PlanBuilder::test`).
+    let slots = &b.slots;
+    let matchers = {
+        use rayon::prelude::*;
+        by_slot
+            .into_par_iter()
+            .map(|(slot, tests)| {
+                FieldMatcher::build(&tests, |name| slots.get(name).unwrap_or(u32::MAX))
+                    .map(|m| (slot, m))
+            })
+            .collect::<Result<Vec<_>, String>>()?
+    };
     let channel_slots = CHANNEL_FIELDS
         .iter()
         .filter_map(|f| b.slots.get(f))

@@ -100,7 +100,7 @@ impl FieldMatcher {
     /// that `fieldref` tests name.
     pub(crate) fn build(
         tests: &[(TestId, TestSpec)],
-        mut slot_of: impl FnMut(&str) -> u32,
+        slot_of: impl Fn(&str) -> u32,
     ) -> Result<Self, String> {
         let mut ci = LiteralsBuilder::default();
         let mut cs = LiteralsBuilder::default();

@@ -22,14 +22,17 @@ pub struct FileReport {
     pub correlations: usize,
     /// Filters parsed from it.
     pub filters: usize,
-    /// Parse errors and warnings, in the parser's words.
+    /// Parse errors and warnings, in the parser's words, one line each.
     pub problems: Vec<String>,
+    /// Set when the file is well-formed but uses a construct the engine does not
+    /// evaluate (the deprecated aggregation or `near` conditions): why.
+    pub unsupported: Option<String>,
 }
 
 impl FileReport {
     /// Whether the file yielded nothing usable: invalid YAML or not a Sigma document.
     pub fn is_invalid(&self) -> bool {
-        self.rules + self.correlations + self.filters == 0
+        self.rules + self.correlations + self.filters == 0 && self.unsupported.is_none()
     }
 }
 
@@ -86,11 +89,24 @@ fn is_rule_file(p: &Path) -> bool {
 /// Reads and parses every rule file under `paths`. A file that cannot be read is an
 /// error; a file that does not parse is reported in [`LoadedRules::files`].
 pub fn load_rules(paths: &[PathBuf]) -> Result<LoadedRules, DetectError> {
+    use rayon::prelude::*;
+    // Parse files in parallel, then merge in file order.
+    let parts: Vec<LoadedRules> = rule_files(paths)?
+        .into_par_iter()
+        .map(|path| {
+            let text = read_rule_file(&path)?;
+            let source = path.display().to_string();
+            let mut one = LoadedRules::default();
+            one.add_text(&text, &source, path);
+            Ok(one)
+        })
+        .collect::<Result<_, DetectError>>()?;
     let mut out = LoadedRules::default();
-    for path in rule_files(paths)? {
-        let text = read_rule_file(&path)?;
-        let source = path.display().to_string();
-        out.add_text(&text, &source, path);
+    for p in parts {
+        out.rules.extend(p.rules);
+        out.correlations.extend(p.correlations);
+        out.filters.extend(p.filters);
+        out.files.extend(p.files);
     }
     Ok(out)
 }
@@ -120,6 +136,7 @@ impl LoadedRules {
             correlations: 0,
             filters: 0,
             problems: Vec::new(),
+            unsupported: None,
         };
         match parse_sigma_yaml(text) {
             Ok(c) => {
@@ -136,6 +153,37 @@ impl LoadedRules {
             }
             Err(e) => report.problems.push(e.to_string()),
         }
+        report.problems = report.problems.iter().map(|p| one_line(p)).collect();
+        if report.rules + report.correlations + report.filters == 0 {
+            report.unsupported = legacy_condition(text);
+        }
         self.files.push(report);
     }
+}
+
+/// A message on one line, runs of white space collapsed.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Why a rule that did not parse uses a construct of Sigma 1 that the engine does not
+/// evaluate: aggregations (`| count() > 5`) and `near`, both replaced by correlation
+/// rules in Sigma 2.
+fn legacy_condition(text: &str) -> Option<String> {
+    let doc: yaml_serde::Value = yaml_serde::from_str(text).ok()?;
+    let condition = doc.get("detection")?.get("condition")?;
+    let conditions: Vec<&str> = match condition {
+        yaml_serde::Value::String(s) => vec![s.as_str()],
+        yaml_serde::Value::Sequence(list) => list.iter().filter_map(|v| v.as_str()).collect(),
+        _ => return None,
+    };
+    if conditions.iter().any(|c| c.contains(" near ")) {
+        return Some(
+            "near operator in the condition (Sigma 1; use a temporal correlation rule)".into(),
+        );
+    }
+    if conditions.iter().any(|c| c.contains('|')) {
+        return Some("aggregation in the condition (Sigma 1; use a correlation rule)".into());
+    }
+    None
 }

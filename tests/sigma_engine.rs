@@ -1,0 +1,202 @@
+//! The Sigma engine end to end, through `vedette detect` and `vedette rules check`:
+//!
+//! - conformance on the shared SigmaHQ corpus (`$VEDETTE_CORPORA/sigma`): every rule
+//!   with a true-positive log fires on it; the pass rate is printed;
+//! - every bundled rule (`rules/sigma/`) fires on each event of its `.tp.jsonl`;
+//! - the hit lines of `vedette detect` and its error paths.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::vedette_output;
+
+fn corpus_sigma() -> PathBuf {
+    let root = std::env::var("VEDETTE_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"));
+    let sigma = root.join("sigma");
+    assert!(
+        sigma.join("manifest.jsonl").is_file(),
+        "the Sigma corpus is missing: {} has no manifest.jsonl. Set VEDETTE_CORPORA to the \
+         corpora folder (see README, \"Test data\").",
+        sigma.display()
+    );
+    sigma
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_corpus_rule_fires_on_its_true_positive_log() {
+    let sigma = corpus_sigma();
+    let s = |p: &str| sigma.join(p).display().to_string();
+    let out = vedette_output(&[
+        "rules",
+        "check",
+        "--quiet",
+        "--conformance",
+        &s(""),
+        &s("rules"),
+        &s("rules-emerging-threats"),
+        &s("rules-threat-hunting"),
+    ]);
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in text.lines().filter(|l| {
+        l.starts_with("summary") || l.starts_with("conformance:") || l.contains(" FAIL ")
+    }) {
+        println!("{line}");
+    }
+    let cases = std::fs::read_to_string(sigma.join("manifest.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    let verdict = text
+        .lines()
+        .find(|l| l.starts_with("conformance:") && l.contains("rules fire"))
+        .expect("a conformance summary line");
+    assert!(
+        verdict.starts_with(&format!("conformance: {cases}/{cases} rules fire")),
+        "{verdict}\nfailing cases:\n{}",
+        text.lines()
+            .filter(|l| l.contains(" FAIL "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Every file of the rule tree is valid Sigma.
+    assert!(text.contains(", 0 invalid files"), "{text}");
+}
+
+#[test]
+fn every_bundled_rule_fires_on_its_events() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma");
+    let mut checked = 0;
+    for dir in std::fs::read_dir(&root).unwrap().flatten() {
+        if !dir.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let rule = file.path();
+            if rule.extension().is_none_or(|e| e != "yml") {
+                continue;
+            }
+            let tp = rule.with_extension("tp.jsonl");
+            let events = std::fs::read_to_string(&tp)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count();
+            let out = vedette_output(&[
+                "detect",
+                "--rules",
+                rule.to_str().unwrap(),
+                tp.to_str().unwrap(),
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let hits: Vec<serde_json::Value> = stdout(&out)
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let lines: Vec<u64> = hits.iter().map(|h| h["record"].as_u64().unwrap()).collect();
+            assert_eq!(
+                lines,
+                (1..=events as u64).collect::<Vec<_>>(),
+                "{} must fire once on every event of {}",
+                rule.display(),
+                tp.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} bundled rules found");
+}
+
+#[test]
+fn detect_prints_one_json_line_per_hit_with_its_record() {
+    let sigma = corpus_sigma();
+    let case = "regression_data/rules/windows/process_creation/proc_creation_win_amsi_registry_tampering/7dbbcac2-57a0-45ac-b306-ff30a8bd2981";
+    let rule =
+        sigma.join("rules/windows/process_creation/proc_creation_win_amsi_registry_tampering.yml");
+    let evtx = sigma.join(format!("{case}.evtx"));
+    let jsonl = sigma.join(format!("{case}.jsonl"));
+    let out = vedette_output(&[
+        "detect",
+        "--stats",
+        "-r",
+        rule.to_str().unwrap(),
+        evtx.to_str().unwrap(),
+        jsonl.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("events/s"),
+        "--stats prints timing: {stderr}"
+    );
+    let hits: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    for h in &hits {
+        assert_eq!(h["rule_id"], "7dbbcac2-57a0-45ac-b306-ff30a8bd2981");
+        assert_eq!(h["level"], "high");
+        assert!(h["rule_author"]
+            .as_str()
+            .is_some_and(|a| a.contains("Swachchhanda")));
+        assert!(h["tags"].as_array().is_some_and(|t| !t.is_empty()));
+        assert_eq!(h["timestamp"], "2025-12-25T14:30:27.369Z");
+        assert_eq!(h["event_id"].as_str().map(str::len), Some(32));
+        assert!(h["matched"]["CommandLine"]
+            .as_str()
+            .is_some_and(|c| c.contains("AmsiEnable")));
+    }
+    // EVTX records are numbered by EventRecordID, lines by their line number.
+    assert_eq!(hits[0]["record"], 16094);
+    assert_eq!(hits[1]["record"], 1);
+}
+
+#[test]
+fn detect_and_check_report_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "title: [unclosed\n").unwrap();
+    let out = vedette_output(&["rules", "check", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("invalid"), "{}", stdout(&out));
+
+    let unsupported = dir.path().join("agg.yml");
+    std::fs::write(
+        &unsupported,
+        "title: t\nid: x\nlogsource: {product: windows}\ndetection:\n  s:\n    A: b\n  condition: s | count() > 3\n",
+    )
+    .unwrap();
+    let out = vedette_output(&["rules", "check", unsupported.to_str().unwrap()]);
+    // Unsupported is reported but is not a failure.
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("unsupported"), "{}", stdout(&out));
+
+    let missing = dir.path().join("nope.jsonl");
+    let out = vedette_output(&[
+        "detect",
+        "-r",
+        unsupported.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let out = vedette_output(&["detect", "-r", "/no/such/rules", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+}
