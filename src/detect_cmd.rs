@@ -13,7 +13,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use vedette_core::schema::col;
-use vedette_detect::sigma::{CompileOutcome, RuleHit, SigmaDetector};
+use vedette_detect::sigma::{
+    CompileOutcome, CorrelationAlert, CorrelationEngine, CorrelationLimits, CorrelationSet,
+    RuleHit, SigmaDetector,
+};
 use vedette_ingest::{Format, Limits};
 
 use crate::hunt_input::{read_hunt_input, HuntBatch};
@@ -35,6 +38,11 @@ pub(crate) struct DetectArgs {
     /// Print per-rule hit counts and timings to stderr.
     #[arg(long)]
     pub(crate) stats: bool,
+    /// Close correlation windows this many seconds behind the latest event time;
+    /// hits older than that are dropped. Default: windows close at the end of the
+    /// input, so the order of records does not matter.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) lateness: Option<u32>,
     /// Log files to hunt through (`-` for stdin).
     #[arg(required = true)]
     pub(crate) inputs: Vec<PathBuf>,
@@ -54,10 +62,16 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
         .outcomes
         .iter()
         .filter(|o| matches!(o.3, CompileOutcome::Unsupported(_)))
-        .count();
+        .count()
+        + sigma
+            .correlation_outcomes
+            .iter()
+            .filter(|o| o.2.is_some())
+            .count();
     eprintln!(
-        "vedette detect: {} rules loaded, {unsupported} unsupported (see `vedette rules check`), in {} ms",
+        "vedette detect: {} rules and {} correlations loaded, {unsupported} unsupported (see `vedette rules check`), in {} ms",
         sigma.detector.rules().len(),
+        sigma.correlations.len(),
         load_time.as_millis()
     );
     let stdout = std::io::stdout();
@@ -67,6 +81,12 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     let mut parse_time = Duration::ZERO;
     let mut detect_time = Duration::ZERO;
     let mut unreadable = 0;
+    let limits = CorrelationLimits {
+        lateness_ms: args.lateness.map(|s| i64::from(s) * 1000),
+        ..CorrelationLimits::default()
+    };
+    let mut correlation = CorrelationEngine::new(&sigma.correlations, limits);
+    let mut correlation_alerts = 0usize;
     let progress = progress_bar(args.inputs.len() as u64);
     for path in &args.inputs {
         let name = path.display().to_string();
@@ -99,16 +119,33 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
             events += batch.records.num_rows();
             for hit in &hits {
                 *per_rule.entry(hit.rule).or_default() += 1;
-                write_hit(&mut out, &sigma.detector, &name, batch, hit)?;
+                if sigma.correlations.generates(hit.rule) {
+                    write_hit(&mut out, &sigma.detector, &name, batch, hit)?;
+                }
+            }
+            for alert in correlation.observe(&sigma.correlations, &batch.records, &hits)? {
+                correlation_alerts += 1;
+                write_correlation(&mut out, &sigma.correlations, &alert)?;
             }
         }
         progress.inc(1);
     }
     progress.finish_and_clear();
+    for alert in correlation.flush(&sigma.correlations) {
+        correlation_alerts += 1;
+        write_correlation(&mut out, &sigma.correlations, &alert)?;
+    }
     out.flush().context("writing alerts")?;
+    let cstats = correlation.stats();
+    if cstats.late_hits + cstats.evicted_groups + cstats.dropped_hits > 0 {
+        eprintln!(
+            "vedette detect: correlations dropped {} late hits, {} groups and {} hits over the caps",
+            cstats.late_hits, cstats.evicted_groups, cstats.dropped_hits
+        );
+    }
     let hits: usize = per_rule.values().sum();
     eprintln!(
-        "vedette detect: {events} events, {hits} hits from {} rules; parse {} ms, detect {} ms",
+        "vedette detect: {events} events, {hits} hits from {} rules, {correlation_alerts} correlation alerts; parse {} ms, detect {} ms",
         per_rule.len(),
         parse_time.as_millis(),
         detect_time.as_millis()
@@ -156,6 +193,7 @@ fn write_hit(
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
     let line = serde_json::json!({
+        "kind": "sigma",
         "rule_id": rule.id,
         "rule_title": rule.title,
         "rule_author": rule.author,
@@ -168,6 +206,36 @@ fn write_hit(
         "dataset": text(col::EVENT_DATASET),
         "host": text(col::HOST_NAME),
         "matched": matched,
+    });
+    writeln!(out, "{line}").context("writing alerts")
+}
+
+fn write_correlation(
+    out: &mut impl Write,
+    set: &CorrelationSet,
+    alert: &CorrelationAlert,
+) -> anyhow::Result<()> {
+    let Some(rule) = set.meta(alert.correlation) else {
+        return Ok(());
+    };
+    let timestamp = chrono::DateTime::from_timestamp_millis(alert.time_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let group: serde_json::Map<String, serde_json::Value> = alert
+        .group
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let line = serde_json::json!({
+        "kind": "correlation",
+        "rule_id": rule.id,
+        "rule_title": rule.title,
+        "rule_author": rule.author,
+        "level": rule.level.as_str(),
+        "tags": rule.tags,
+        "timestamp": timestamp,
+        "group": group,
+        "value": alert.value,
+        "event_ids": alert.event_ids,
     });
     writeln!(out, "{line}").context("writing alerts")
 }

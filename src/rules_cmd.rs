@@ -92,11 +92,19 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
             }
         }
     }
-    for (src, title) in &sigma.loaded.correlations {
-        *unsupported
-            .entry("correlation rules are not evaluated yet".into())
-            .or_default() += 1;
-        println!("unsupported  {src}  {title}: correlation rules are not evaluated yet");
+    for (src, title, why) in &sigma.correlation_outcomes {
+        match why {
+            None => {
+                loaded += 1;
+                if !args.quiet {
+                    println!("loaded       {src}  {title}  (correlation)");
+                }
+            }
+            Some(reason) => {
+                *unsupported.entry(reason_kind(reason)).or_default() += 1;
+                println!("unsupported  {src}  {title}: {reason}");
+            }
+        }
     }
     for (src, title) in &sigma.loaded.filters {
         *unsupported

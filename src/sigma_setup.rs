@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use vedette_detect::sigma::load::read_rule_file;
 use vedette_detect::sigma::{
-    load_rules, CompileOptions, CompileOutcome, LoadedRules, LogsourceMap, Pipeline, SigmaDetector,
+    compile_correlations, load_rules, CompileOptions, CompileOutcome, CorrelationSet, LoadedRules,
+    LogsourceMap, Pipeline, SigmaDetector,
 };
 
 use crate::bundled::SIGMA_LOGSOURCES;
@@ -19,14 +20,16 @@ pub(crate) struct LoadedSigma {
     pub(crate) loaded: LoadedRulesSummary,
     /// Per detection rule in load order: (file, title, id, outcome).
     pub(crate) outcomes: Vec<(String, String, Option<String>, CompileOutcome)>,
+    /// The correlation rules bound to the detector's rules.
+    pub(crate) correlations: CorrelationSet,
+    /// Per correlation rule in load order: (file, title, why unsupported).
+    pub(crate) correlation_outcomes: Vec<(String, String, Option<String>)>,
 }
 
 /// The parts of [`LoadedRules`] kept after compilation.
 pub(crate) struct LoadedRulesSummary {
     /// File reports.
     pub(crate) files: Vec<vedette_detect::sigma::FileReport>,
-    /// Correlation rules: (file, title).
-    pub(crate) correlations: Vec<(String, String)>,
     /// Filters: (file, title).
     pub(crate) filters: Vec<(String, String)>,
     /// Rule ids with the rule's `regression_tests_path`, when it has one.
@@ -66,11 +69,6 @@ pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Re
         .collect();
     let summary = LoadedRulesSummary {
         files: loaded.files,
-        correlations: loaded
-            .correlations
-            .iter()
-            .map(|(c, src)| (src.clone(), c.title.clone()))
-            .collect(),
         filters: loaded
             .filters
             .iter()
@@ -78,8 +76,19 @@ pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Re
             .collect(),
         regression_paths,
     };
+    let correlation_names: Vec<(String, String)> = loaded
+        .correlations
+        .iter()
+        .map(|(c, src)| (src.clone(), c.title.clone()))
+        .collect();
     let (detector, outcomes) =
         SigmaDetector::new(loaded.rules, &options).context("compiling rules")?;
+    let (correlations, why) = compile_correlations(loaded.correlations, detector.rules());
+    let correlation_outcomes = correlation_names
+        .into_iter()
+        .zip(why)
+        .map(|((src, title), w)| (src, title, w))
+        .collect();
     let outcomes = described
         .into_iter()
         .zip(outcomes)
@@ -89,5 +98,7 @@ pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Re
         detector,
         loaded: summary,
         outcomes,
+        correlations,
+        correlation_outcomes,
     })
 }

@@ -200,3 +200,55 @@ fn detect_and_check_report_bad_input() {
     let out = vedette_output(&["detect", "-r", "/no/such/rules", missing.to_str().unwrap()]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn detect_raises_correlation_alerts_in_event_time() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/correlation");
+    let rules = data.join("rules.yml");
+    let log = data.join("logons.jsonl");
+    let out = vedette_output(&[
+        "detect",
+        "-r",
+        rules.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The base rule does not say `generate: true`: only the correlation alerts. The
+    // records are out of order in the file; host-a has three failures in 5 minutes.
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let alert = &lines[0];
+    assert_eq!(alert["kind"], "correlation");
+    assert_eq!(alert["group"]["Computer"], "host-a");
+    assert_eq!(alert["timestamp"], "2026-03-01T10:04:00.000Z");
+    assert_eq!(alert["value"], 3.0);
+    assert_eq!(alert["event_ids"].as_array().map(Vec::len), Some(3));
+    // A second file with older records: by default windows close at the end of the
+    // input, so they count; with no lateness allowed they arrive late and are dropped.
+    let earlier = data.join("earlier.jsonl");
+    let both = |extra: &[&str]| {
+        let mut args = vec!["detect"];
+        args.extend_from_slice(extra);
+        args.extend([
+            "-r",
+            rules.to_str().unwrap(),
+            log.to_str().unwrap(),
+            earlier.to_str().unwrap(),
+        ]);
+        vedette_output(&args)
+    };
+    let out = both(&[]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+    let out = both(&["--lateness", "0"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 late hits"));
+}

@@ -19,6 +19,7 @@
 mod batch_fields;
 mod bitset;
 pub mod compile;
+pub mod correlation;
 mod detector;
 mod evaluate;
 mod expr;
@@ -30,6 +31,9 @@ pub mod rule_meta;
 pub mod test_spec;
 
 pub use compile::{compile, CompileOptions, CompileOutcome, Plan};
+pub use correlation::{
+    compile_correlations, CorrelationAlert, CorrelationEngine, CorrelationLimits, CorrelationSet,
+};
 pub use detector::SigmaDetector;
 pub use evaluate::RuleHit;
 pub use load::{load_rules, FileReport, LoadedRules};

@@ -10,6 +10,8 @@ pub struct RuleMeta {
     pub id: String,
     /// Rule `title`.
     pub title: String,
+    /// Rule `name`, by which correlation rules may refer to it.
+    pub name: Option<String>,
     /// Rule `author`, kept in alerts as the Detection Rule License asks.
     pub author: Option<String>,
     /// Rule `level` (medium when absent).
@@ -31,6 +33,7 @@ impl RuleMeta {
         Self {
             id: rule.id.clone().unwrap_or_else(|| rule.title.clone()),
             title: rule.title.clone(),
+            name: rule.name.clone(),
             author: rule.author.clone(),
             level,
             tags: rule.tags.clone(),
