@@ -211,6 +211,11 @@ impl LogsourceMap {
         self.entries.is_empty()
     }
 
+    /// Every entry: the log source it names and its route.
+    pub fn entries(&self) -> impl Iterator<Item = (&LogsourceKey, &Route)> {
+        self.entries.iter().map(|(k, r)| (k, r))
+    }
+
     /// The route of entry `index`.
     pub fn route(&self, index: usize) -> Option<&Route> {
         self.entries.get(index).map(|(_, r)| r)

@@ -1,0 +1,112 @@
+//! `sigma-bench`: Vedette's Sigma engine and its peers on the same rules and events.
+//!
+//! ```text
+//! sigma-bench --engine vedette|rsigma|sigma-rust --rules DIR [--rules DIR] \
+//!             --events 1000000 [--threads 1]
+//! ```
+//!
+//! Events are the corpora's Windows events replicated and varied to `--events`. Each
+//! engine loads the rules (timed), prepares the events its own way (untimed), then
+//! evaluates them (timed). One line of JSON on stdout: load time, events/s, hits.
+//! Run one engine per process so memory figures stay separate (see
+//! `benches/sigma.sh`).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::bail;
+use clap::Parser;
+use rayon::prelude::*;
+use vedette_bench_sigma::*;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Flags.
+#[derive(Debug, Parser)]
+struct Args {
+    /// `vedette`, `rsigma` or `sigma-rust`.
+    #[arg(long)]
+    engine: String,
+    /// Rule folders.
+    #[arg(long, required = true)]
+    rules: Vec<PathBuf>,
+    /// Number of events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()?;
+    let corpora = corpora_dir()?;
+    let base = corpus_windows_events(&corpora)?;
+    let lines = replicate(&base, args.events)?;
+    let (rules, load_ms, secs, hits) = match args.engine.as_str() {
+        "vedette" => {
+            let (det, load) = vedette_load(&args.rules)?;
+            let batches = vedette_batches(&lines)?;
+            let t = Instant::now();
+            let hits: usize = batches
+                .par_iter()
+                .map(|b| det.matches(b).map(|h| h.len()))
+                .collect::<Result<Vec<_>, _>>()?
+                .iter()
+                .sum();
+            (det.rules().len(), load, t.elapsed(), hits)
+        }
+        "rsigma" => {
+            let (engine, load) = rsigma_load(&args.rules)?;
+            let batches = vedette_batches(&lines)?;
+            let events = rsigma_events(&lines, &batches)?;
+            drop(batches);
+            let t = Instant::now();
+            let hits: usize = events
+                .par_chunks(1024)
+                .map(|chunk| {
+                    chunk
+                        .iter()
+                        .map(|v| engine.evaluate(&rsigma_eval::JsonEvent::borrow(v)).len())
+                        .sum::<usize>()
+                })
+                .sum();
+            (engine.rules().len(), load, t.elapsed(), hits)
+        }
+        "sigma-rust" => {
+            let (rules, _failed, load) = sigma_rust_load(&args.rules)?;
+            let events = sigma_rust_events(&lines)?;
+            let t = Instant::now();
+            let hits: usize = events
+                .par_chunks(256)
+                .map(|chunk| {
+                    chunk
+                        .iter()
+                        .map(|e| rules.iter().filter(|r| r.is_match(e)).count())
+                        .sum::<usize>()
+                })
+                .sum();
+            (rules.len(), load, t.elapsed(), hits)
+        }
+        other => bail!("unknown engine `{other}`"),
+    };
+    let eps = args.events as f64 / secs.as_secs_f64().max(1e-9);
+    println!(
+        "{}",
+        serde_json::json!({
+            "engine": args.engine,
+            "threads": args.threads,
+            "rules": rules,
+            "load_ms": load_ms.as_millis() as u64,
+            "events": args.events,
+            "eval_s": (secs.as_secs_f64() * 1000.0).round() / 1000.0,
+            "events_per_s": eps.round(),
+            "hits": hits,
+        })
+    );
+    Ok(())
+}
