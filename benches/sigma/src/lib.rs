@@ -84,7 +84,10 @@ pub fn replicate(base: &[String], n: usize) -> anyhow::Result<Vec<String>> {
             break;
         };
         let mut ev = src.clone();
-        ev.insert("EventRecordID".into(), serde_json::Value::from(i as u64 + 1));
+        ev.insert(
+            "EventRecordID".into(),
+            serde_json::Value::from(i as u64 + 1),
+        );
         for host in ["Computer", "Hostname"] {
             if let Some(serde_json::Value::String(h)) = ev.get_mut(host) {
                 h.push_str(&format!("-{}", i % 997));
@@ -149,6 +152,45 @@ pub fn vedette_hits(detector: &SigmaDetector, batches: &[RecordBatch]) -> anyhow
     Ok(out)
 }
 
+/// Vedette's hits with the names of the fields each matched rule read in the event.
+pub fn vedette_hits_with_fields(
+    detector: &SigmaDetector,
+    batches: &[RecordBatch],
+) -> anyhow::Result<Vec<(Hit, Vec<String>)>> {
+    let mut out = Vec::new();
+    let mut base = 0;
+    for b in batches {
+        for h in detector.matches(b)? {
+            if let Some(rule) = detector.rules().get(h.rule as usize) {
+                let fields = h.matched.into_iter().map(|(k, _)| k).collect();
+                out.push(((rule.id.clone(), base + h.row as usize), fields));
+            }
+        }
+        base += b.num_rows();
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// For each event, the ids of the rules Vedette's log-source routing applies to it.
+pub fn vedette_routed(
+    detector: &SigmaDetector,
+    batches: &[RecordBatch],
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for b in batches {
+        for rules in detector.routed(b)? {
+            out.push(
+                rules
+                    .iter()
+                    .filter_map(|r| detector.rules().get(*r as usize).map(|m| m.id.clone()))
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// rsigma-eval's engine for the rules under `dirs` (candidate index on, as always;
 /// log-source routing on, reading `product`/`category`/`service` from the event).
 pub fn rsigma_load(dirs: &[PathBuf]) -> anyhow::Result<(rsigma_eval::Engine, Duration)> {
@@ -167,15 +209,26 @@ pub fn rsigma_load(dirs: &[PathBuf]) -> anyhow::Result<(rsigma_eval::Engine, Dur
 /// The events as JSON values for rsigma-eval, each with the `product`, `category`
 /// and `service` its channel and event id mean (from Vedette's log-source map), which
 /// is what rsigma's log-source routing reads.
-pub fn rsigma_events(lines: &[String], batches: &[RecordBatch]) -> anyhow::Result<Vec<serde_json::Value>> {
+pub fn rsigma_events(
+    lines: &[String],
+    batches: &[RecordBatch],
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let map = LogsourceMap::from_yaml(LOGSOURCES)?;
     let mut out = Vec::with_capacity(lines.len());
     let mut line = lines.iter();
     for b in batches {
-        let dataset = b.column_by_name(col::EVENT_DATASET).context("dataset")?.as_string::<i32>();
-        let code = b.column_by_name(col::EVENT_CODE).context("code")?.as_string::<i32>();
+        let dataset = b
+            .column_by_name(col::EVENT_DATASET)
+            .context("dataset")?
+            .as_string::<i32>();
+        let code = b
+            .column_by_name(col::EVENT_CODE)
+            .context("code")?
+            .as_string::<i32>();
         for row in 0..b.num_rows() {
-            let Some(l) = line.next() else { bail!("fewer lines than rows") };
+            let Some(l) = line.next() else {
+                bail!("fewer lines than rows")
+            };
             let mut v: serde_json::Value = serde_json::from_str(l)?;
             let channel = v
                 .get("System_Channel")
@@ -183,17 +236,28 @@ pub fn rsigma_events(lines: &[String], batches: &[RecordBatch]) -> anyhow::Resul
                 .and_then(|c| c.as_str())
                 .map(str::to_owned);
             let code = code.is_valid(row).then(|| code.value(row));
-            let mut ls = (None, None, None);
+            // rsigma routes on one value per dimension and prunes a rule only when its
+            // value conflicts with the event's: an event that several categories
+            // describe (Sysmon 13 is registry_set and registry_event) gets none.
+            let mut products = Vec::new();
+            let mut categories = Vec::new();
+            let mut services = Vec::new();
             for (key, route) in map.entries() {
                 if route.accepts(dataset.value(row), channel.as_deref(), code) {
-                    ls.0 = ls.0.or(key.product.clone());
+                    products.extend(key.product.clone());
                     if route.event_ids.is_empty() {
-                        ls.2 = ls.2.or(key.service.clone());
+                        services.extend(key.service.clone());
                     } else {
-                        ls.1 = ls.1.or(key.category.clone());
+                        categories.extend(key.category.clone());
                     }
                 }
             }
+            let unique = |mut v: Vec<String>| {
+                v.sort();
+                v.dedup();
+                (v.len() == 1).then(|| v.remove(0))
+            };
+            let ls = (unique(products), unique(categories), unique(services));
             if let Some(obj) = v.as_object_mut() {
                 for (k, val) in [("product", ls.0), ("category", ls.1), ("service", ls.2)] {
                     if let Some(val) = val {
@@ -224,7 +288,9 @@ pub fn rsigma_hits(engine: &rsigma_eval::Engine, events: &[serde_json::Value]) -
 
 /// sigma-rust's rules from the files under `dirs` (one document per file; files it
 /// cannot load are counted, not fatal).
-pub fn sigma_rust_load(dirs: &[PathBuf]) -> anyhow::Result<(Vec<sigma_rust::Rule>, usize, Duration)> {
+pub fn sigma_rust_load(
+    dirs: &[PathBuf],
+) -> anyhow::Result<(Vec<sigma_rust::Rule>, usize, Duration)> {
     let started = Instant::now();
     let mut rules = Vec::new();
     let mut failed = 0;

@@ -13,7 +13,7 @@ use vedette_core::traits::Detector;
 use vedette_core::CoreError;
 
 use super::compile::{compile, CompileOptions, CompileOutcome, Plan};
-use super::evaluate::{evaluate, RuleHit};
+use super::evaluate::{evaluate, routed_rules, RuleHit};
 use super::rule_meta::RuleMeta;
 use crate::error::DetectError;
 
@@ -45,6 +45,12 @@ impl SigmaDetector {
     /// Every (rule, row) match in a batch of the event schema.
     pub fn matches(&self, batch: &RecordBatch) -> Result<Vec<RuleHit>, DetectError> {
         evaluate(&self.plan, batch)
+    }
+
+    /// For each row of `batch`, the rules its log source routes it to (whether or not
+    /// they match): what a rule sees, for tests and explanations.
+    pub fn routed(&self, batch: &RecordBatch) -> Result<Vec<Vec<u32>>, DetectError> {
+        routed_rules(&self.plan, batch)
     }
 
     /// Alerts for `hits` found in `batch`.

@@ -119,3 +119,24 @@ pub(crate) fn evaluate(plan: &Plan, batch: &RecordBatch) -> Result<Vec<RuleHit>,
     out.dedup_by_key(|h| (h.row, h.rule));
     Ok(out)
 }
+
+/// For each row of `batch`, the rules whose log source takes it in, ascending.
+pub(crate) fn routed_rules(plan: &Plan, batch: &RecordBatch) -> Result<Vec<Vec<u32>>, DetectError> {
+    let fields = BatchFields::extract(batch, &plan.slots)?;
+    let routes = route_rows(plan, &fields);
+    let mut out = vec![Vec::new(); fields.rows];
+    for rr in &plan.rule_routes {
+        if let Some(Some(rows)) = routes.get(rr.route as usize) {
+            for row in rows.rows() {
+                if let Some(list) = out.get_mut(row) {
+                    list.push(rr.rule);
+                }
+            }
+        }
+    }
+    for list in &mut out {
+        list.sort_unstable();
+        list.dedup();
+    }
+    Ok(out)
+}

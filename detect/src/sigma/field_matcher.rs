@@ -1,51 +1,88 @@
 //! All tests on one field, matched together in one pass over the field's values.
 //!
 //! Literals of every rule (equals, contains, startswith, endswith; the expanded
-//! `windash`, `base64offset` and `utf16` forms) go into one Aho-Corasick automaton per
-//! case mode; an overlapping search reports each literal found with its position,
-//! and the anchor decides whether it counts. Wildcard patterns are confirmed by a
-//! regex only on values where their longest literal piece was found. `re` values of
-//! all rules form one regex set. Numbers and addresses are parsed once per value.
+//! `windash`, `base64offset` and `utf16` forms), per case mode: exact values by one
+//! hash lookup, prefixes and suffixes by one trie walk from each end, and `contains`
+//! literals by one Aho-Corasick scan over the (lowercased) value. Wildcard patterns
+//! and `re` regexes are confirmed only on values where a literal every match must
+//! contain was found (regexes without such a literal run on every value). Numbers
+//! and addresses are parsed once per value.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::{Regex, RegexSet};
+use regex::bytes::Regex;
 
 use super::batch_fields::{BatchFields, Entry};
 use super::bitset::Bitset;
 use super::expr::TestId;
+use super::literal_index::{ExactMap, Trie};
 use super::test_spec::{cidr_mask, parse_number, Anchor, NumOp, TestSpec};
 
-/// What a found literal stands for.
+/// What a literal found by the `contains` scan stands for.
 #[derive(Debug, Clone, Copy)]
 enum Target {
-    /// A literal test with its anchor.
-    Literal(TestId, Anchor),
+    /// A `contains` test holds.
+    Test(TestId),
     /// A wildcard pattern to confirm.
     Glob(u32),
+    /// A regex to confirm.
+    Regex(u32),
 }
 
-/// One automaton and what each of its patterns stands for.
+/// The literal tests of one case mode.
 #[derive(Debug)]
-struct Literals {
-    automaton: AhoCorasick,
+struct CaseGroup {
+    exact: ExactMap<TestId>,
+    prefix: Trie<TestId>,
+    suffix: Trie<TestId>,
+    contains: Option<AhoCorasick>,
     targets: Vec<Vec<Target>>,
 }
 
-/// Collects literals before building the automaton.
-#[derive(Debug, Default)]
-struct LiteralsBuilder {
+/// Collects one case mode's literals.
+#[derive(Debug)]
+struct CaseGroupBuilder {
+    fold: bool,
+    exact: ExactMap<TestId>,
+    prefix: Trie<TestId>,
+    suffix: Trie<TestId>,
     patterns: Vec<Vec<u8>>,
     index: std::collections::HashMap<Vec<u8>, usize>,
     targets: Vec<Vec<Target>>,
 }
 
-impl LiteralsBuilder {
-    fn add(&mut self, bytes: &[u8], target: Target, cased: bool) {
-        let key = if cased {
-            bytes.to_vec()
-        } else {
+impl CaseGroupBuilder {
+    fn new(fold: bool) -> Self {
+        Self {
+            fold,
+            exact: ExactMap::default(),
+            prefix: Trie::new(),
+            suffix: Trie::new(),
+            patterns: Vec::new(),
+            index: std::collections::HashMap::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    fn key(&self, bytes: &[u8]) -> Vec<u8> {
+        if self.fold {
             bytes.to_ascii_lowercase()
-        };
+        } else {
+            bytes.to_vec()
+        }
+    }
+
+    fn literal(&mut self, bytes: &[u8], anchor: Anchor, test: TestId) {
+        let key = self.key(bytes);
+        match anchor {
+            Anchor::Exact => self.exact.entry(key).or_default().push(test),
+            Anchor::Prefix => self.prefix.insert(key.into_iter(), test),
+            Anchor::Suffix => self.suffix.insert(key.into_iter().rev(), test),
+            Anchor::Contains => self.scan(&key, Target::Test(test)),
+        }
+    }
+
+    fn scan(&mut self, bytes: &[u8], target: Target) {
+        let key = self.key(bytes);
         let at = *self.index.entry(key.clone()).or_insert_with(|| {
             self.patterns.push(key);
             self.targets.push(Vec::new());
@@ -54,25 +91,58 @@ impl LiteralsBuilder {
         self.targets[at].push(target);
     }
 
-    fn build(self, case_insensitive: bool) -> Result<Option<Literals>, String> {
-        if self.patterns.is_empty() {
-            return Ok(None);
-        }
-        let automaton = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(case_insensitive)
-            .match_kind(MatchKind::Standard)
-            .build(&self.patterns)
-            .map_err(|e| format!("building the literal automaton: {e}"))?;
-        Ok(Some(Literals {
-            automaton,
+    fn build(self) -> Result<CaseGroup, String> {
+        let contains = if self.patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build(&self.patterns)
+                    .map_err(|e| format!("building the literal automaton: {e}"))?,
+            )
+        };
+        Ok(CaseGroup {
+            exact: self.exact,
+            prefix: self.prefix,
+            suffix: self.suffix,
+            contains,
             targets: self.targets,
-        }))
+        })
     }
 }
 
-/// A wildcard pattern.
+impl CaseGroup {
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty()
+            && self.prefix.is_empty()
+            && self.suffix.is_empty()
+            && self.contains.is_none()
+    }
+
+    /// Finds this group's literals in `value` (already lowercased if the group folds).
+    fn run(&self, value: &[u8], mut hit: impl FnMut(TestId), candidates: &mut Vec<Target>) {
+        if let Some(tests) = self.exact.get(value) {
+            tests.iter().for_each(|t| hit(*t));
+        }
+        self.prefix.walk(value.iter().copied(), &mut hit);
+        self.suffix.walk(value.iter().rev().copied(), &mut hit);
+        if let Some(ac) = &self.contains {
+            for found in ac.find_overlapping_iter(value) {
+                for target in &self.targets[found.pattern().as_usize()] {
+                    match *target {
+                        Target::Test(t) => hit(t),
+                        other => candidates.push(other),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A pattern confirmed by a regex: a wildcard value or a `re` value.
 #[derive(Debug)]
-struct Glob {
+struct Confirm {
     test: TestId,
     regex: Regex,
 }
@@ -80,19 +150,60 @@ struct Glob {
 /// Every test on one field.
 #[derive(Debug)]
 pub(crate) struct FieldMatcher {
-    insensitive: Option<Literals>,
-    sensitive: Option<Literals>,
+    insensitive: CaseGroup,
+    sensitive: CaseGroup,
     /// Empty-literal tests: (test, anchor); exact means the value is empty.
     empty: Vec<(TestId, Anchor)>,
-    globs: Vec<Glob>,
-    /// Globs with no literal piece: tried on every value.
-    untriggered: Vec<u32>,
-    regexes: Option<(RegexSet, Vec<TestId>)>,
+    globs: Vec<Confirm>,
+    regexes: Vec<Confirm>,
+    /// Globs and regexes with no literal to wait for: tried on every value.
+    untriggered: Vec<Target>,
     numbers: Vec<(TestId, NumOp, f64)>,
     cidrs: Vec<(TestId, u128, u8, bool)>,
     exists: Vec<(TestId, bool)>,
     nulls: Vec<TestId>,
     fieldrefs: Vec<(TestId, u32, Anchor, bool)>,
+}
+
+/// Literals every match of `pattern` must contain (prefix or suffix literals), if
+/// they are few and long enough to be worth waiting for; and whether they are
+/// case-insensitive.
+fn regex_triggers(pattern: &str) -> Option<(Vec<Vec<u8>>, bool)> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let fold = pattern.starts_with("(?")
+        && pattern[2..]
+            .split(')')
+            .next()
+            .is_some_and(|f| f.contains('i'));
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let mut ex = Extractor::new();
+        ex.kind(kind);
+        let seq = ex.extract(&hir);
+        let Some(lits) = seq.literals() else { continue };
+        if lits.is_empty() || lits.len() > 64 || lits.iter().any(|l| l.as_bytes().len() < 3) {
+            continue;
+        }
+        let mut out: Vec<Vec<u8>> = lits
+            .iter()
+            .map(|l| {
+                if fold {
+                    l.as_bytes().to_ascii_lowercase()
+                } else {
+                    l.as_bytes().to_vec()
+                }
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        return Some((out, fold));
+    }
+    None
 }
 
 impl FieldMatcher {
@@ -102,23 +213,21 @@ impl FieldMatcher {
         tests: &[(TestId, TestSpec)],
         slot_of: impl Fn(&str) -> u32,
     ) -> Result<Self, String> {
-        let mut ci = LiteralsBuilder::default();
-        let mut cs = LiteralsBuilder::default();
+        let mut ci = CaseGroupBuilder::new(true);
+        let mut cs = CaseGroupBuilder::new(false);
         let mut m = FieldMatcher {
-            insensitive: None,
-            sensitive: None,
+            insensitive: CaseGroupBuilder::new(true).build()?,
+            sensitive: CaseGroupBuilder::new(false).build()?,
             empty: Vec::new(),
             globs: Vec::new(),
+            regexes: Vec::new(),
             untriggered: Vec::new(),
-            regexes: None,
             numbers: Vec::new(),
             cidrs: Vec::new(),
             exists: Vec::new(),
             nulls: Vec::new(),
             fieldrefs: Vec::new(),
         };
-        let mut regex_sources = Vec::new();
-        let mut regex_tests = Vec::new();
         for (id, spec) in tests {
             match spec {
                 TestSpec::Literal { bytes, anchor, .. } if bytes.is_empty() => {
@@ -130,7 +239,7 @@ impl FieldMatcher {
                     cased,
                 } => {
                     let b = if *cased { &mut cs } else { &mut ci };
-                    b.add(bytes, Target::Literal(*id, *anchor), *cased);
+                    b.literal(bytes, *anchor, *id);
                 }
                 TestSpec::Glob {
                     regex,
@@ -140,20 +249,31 @@ impl FieldMatcher {
                     let compiled =
                         Regex::new(regex).map_err(|e| format!("wildcard pattern: {e}"))?;
                     let g = m.globs.len() as u32;
-                    m.globs.push(Glob {
+                    m.globs.push(Confirm {
                         test: *id,
                         regex: compiled,
                     });
                     if trigger.is_empty() {
-                        m.untriggered.push(g);
+                        m.untriggered.push(Target::Glob(g));
                     } else {
                         let b = if *cased { &mut cs } else { &mut ci };
-                        b.add(trigger, Target::Glob(g), *cased);
+                        b.scan(trigger, Target::Glob(g));
                     }
                 }
                 TestSpec::Regex { pattern } => {
-                    regex_sources.push(pattern.clone());
-                    regex_tests.push(*id);
+                    let compiled = Regex::new(pattern).map_err(|e| format!("regex: {e}"))?;
+                    let r = m.regexes.len() as u32;
+                    m.regexes.push(Confirm {
+                        test: *id,
+                        regex: compiled,
+                    });
+                    match regex_triggers(pattern) {
+                        Some((lits, fold)) => {
+                            let b = if fold { &mut ci } else { &mut cs };
+                            lits.iter().for_each(|l| b.scan(l, Target::Regex(r)));
+                        }
+                        None => m.untriggered.push(Target::Regex(r)),
+                    }
                 }
                 TestSpec::Cidr {
                     network,
@@ -172,12 +292,8 @@ impl FieldMatcher {
                 } => m.fieldrefs.push((*id, slot_of(other), *anchor, *cased)),
             }
         }
-        m.insensitive = ci.build(true)?;
-        m.sensitive = cs.build(false)?;
-        if !regex_sources.is_empty() {
-            let set = RegexSet::new(&regex_sources).map_err(|e| format!("regex set: {e}"))?;
-            m.regexes = Some((set, regex_tests));
-        }
+        m.insensitive = ci.build()?;
+        m.sensitive = cs.build()?;
         Ok(m)
     }
 
@@ -195,53 +311,54 @@ impl FieldMatcher {
                     .set(row as usize);
             }
         };
-        let mut globs_to_check: Vec<u32> = Vec::new();
+        let fold_needed = !self.insensitive.is_empty();
+        let sensitive = !self.sensitive.is_empty();
+        let mut lower: Vec<u8> = Vec::new();
+        let mut candidates: Vec<Target> = Vec::new();
+        let mut found: Vec<TestId> = Vec::new();
         for &(row, value) in entries {
             let Some(value) = value else { continue };
-            for lits in [&self.insensitive, &self.sensitive].into_iter().flatten() {
-                for found in lits.automaton.find_overlapping_iter(value) {
-                    for target in &lits.targets[found.pattern().as_usize()] {
-                        match *target {
-                            Target::Literal(test, anchor) => {
-                                let ok = match anchor {
-                                    Anchor::Contains => true,
-                                    Anchor::Prefix => found.start() == 0,
-                                    Anchor::Suffix => found.end() == value.len(),
-                                    Anchor::Exact => {
-                                        found.start() == 0 && found.end() == value.len()
-                                    }
-                                };
-                                if ok {
-                                    set(hits, test, row);
-                                }
-                            }
-                            Target::Glob(g) => {
-                                if !globs_to_check.contains(&g) {
-                                    globs_to_check.push(g);
-                                }
-                            }
-                        }
-                    }
-                }
+            if fold_needed {
+                lower.clear();
+                lower.extend(value.iter().map(u8::to_ascii_lowercase));
+                self.insensitive
+                    .run(&lower, |t| found.push(t), &mut candidates);
             }
-            globs_to_check.extend_from_slice(&self.untriggered);
-            for g in globs_to_check.drain(..) {
-                if let Some(glob) = self.globs.get(g as usize) {
-                    if glob.regex.is_match(value) {
-                        set(hits, glob.test, row);
+            if sensitive {
+                self.sensitive
+                    .run(value, |t| found.push(t), &mut candidates);
+            }
+            for t in found.drain(..) {
+                set(hits, t, row);
+            }
+            candidates.extend_from_slice(&self.untriggered);
+            if !candidates.is_empty() {
+                candidates.sort_unstable_by_key(|c| match c {
+                    Target::Test(t) => (0, *t),
+                    Target::Glob(g) => (1, *g),
+                    Target::Regex(r) => (2, *r),
+                });
+                candidates.dedup_by_key(|c| match c {
+                    Target::Test(t) => (0, *t),
+                    Target::Glob(g) => (1, *g),
+                    Target::Regex(r) => (2, *r),
+                });
+                for c in candidates.drain(..) {
+                    let confirm = match c {
+                        Target::Glob(g) => self.globs.get(g as usize),
+                        Target::Regex(r) => self.regexes.get(r as usize),
+                        Target::Test(_) => None,
+                    };
+                    if let Some(confirm) = confirm {
+                        if confirm.regex.is_match(value) {
+                            set(hits, confirm.test, row);
+                        }
                     }
                 }
             }
             for (test, anchor) in &self.empty {
                 if *anchor != Anchor::Exact || value.is_empty() {
                     set(hits, *test, row);
-                }
-            }
-            if let Some((regexes, tests)) = &self.regexes {
-                for i in regexes.matches(value).iter() {
-                    if let Some(t) = tests.get(i) {
-                        set(hits, *t, row);
-                    }
                 }
             }
             if !self.numbers.is_empty() {

@@ -24,6 +24,7 @@ mod detector;
 mod evaluate;
 mod expr;
 mod field_matcher;
+mod literal_index;
 pub mod load;
 pub mod logsource;
 pub mod pipeline;
