@@ -76,6 +76,7 @@ pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Re
             .collect(),
         regression_paths,
     };
+    options.filters = loaded.filters.iter().map(|(f, _)| f.clone()).collect();
     let correlation_names: Vec<(String, String)> = loaded
         .correlations
         .iter()

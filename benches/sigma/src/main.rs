@@ -9,7 +9,7 @@
 //! engine loads the rules (timed), prepares the events its own way (untimed), then
 //! evaluates them (timed). One line of JSON on stdout: load time, events/s, hits.
 //! Run one engine per process so memory figures stay separate (see
-//! `benches/sigma.sh`).
+//! `benches/sigma.sh`). `--write FILE` writes the events instead, for whole-command runs.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,7 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 struct Args {
     /// `vedette`, `rsigma` or `sigma-rust`.
-    #[arg(long)]
+    #[arg(long, default_value = "vedette")]
     engine: String,
     /// Rule folders.
     #[arg(long, required = true)]
@@ -37,6 +37,10 @@ struct Args {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Instead of measuring, write the events (with the `product`, `category` and
+    /// `service` rsigma's routing reads) to this JSON Lines file.
+    #[arg(long)]
+    write: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +51,17 @@ fn main() -> anyhow::Result<()> {
     let corpora = corpora_dir()?;
     let base = corpus_windows_events(&corpora)?;
     let lines = replicate(&base, args.events)?;
+    if let Some(path) = &args.write {
+        let batches = vedette_batches(&lines)?;
+        let events = rsigma_events(&lines, &batches)?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for e in &events {
+            serde_json::to_writer(&mut out, e)?;
+            std::io::Write::write_all(&mut out, b"\n")?;
+        }
+        std::io::Write::flush(&mut out)?;
+        return Ok(());
+    }
     let (rules, load_ms, secs, hits) = match args.engine.as_str() {
         "vedette" => {
             let (det, load) = vedette_load(&args.rules)?;

@@ -70,6 +70,8 @@ pub struct CompileOptions {
     pub pipelines: Vec<Pipeline>,
     /// Placeholder values for `expand`.
     pub expand: ExpandValues,
+    /// Meta filters added to the rules they name.
+    pub filters: Vec<rsigma_parser::FilterRule>,
 }
 
 /// Builds a plan step by step.
@@ -203,6 +205,7 @@ fn compile_rule(
         return Err("no condition".into());
     }
     let mut rule = rule.clone();
+    super::filters::apply_filters(&options.filters, &mut rule);
     for p in &options.pipelines {
         p.apply(&mut rule)?;
     }

@@ -24,6 +24,7 @@ mod detector;
 mod evaluate;
 mod expr;
 mod field_matcher;
+mod filters;
 mod literal_index;
 pub mod load;
 pub mod logsource;

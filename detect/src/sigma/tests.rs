@@ -595,3 +595,25 @@ fn alerts_carry_rule_metadata_and_matched_fields() {
         Some("so evil")
     );
 }
+
+#[test]
+fn meta_filters_narrow_the_rules_they_name() {
+    let yaml = format!(
+        "{}---\ntitle: only admins\nlogsource: {{product: windows, category: process_creation}}\nfilter:\n    rules: [r1]\n    selection:\n        User|startswith: adm_\n    condition: not selection\n",
+        rule("    s:\n        CommandLine|contains: evil\n    condition: s")
+    );
+    let mut loaded = LoadedRules::default();
+    loaded.add_text(&yaml, "x", "x".into());
+    assert_eq!(loaded.filters.len(), 1);
+    let mut opts = options();
+    opts.filters = loaded.filters.iter().map(|(f, _)| f.clone()).collect();
+    let (det, _) = SigmaDetector::new(loaded.rules, &opts).unwrap();
+    let mut b = EventBatchBuilder::new();
+    b.append(&sysmon(
+        "1",
+        &[("CommandLine", "evil"), ("User", "adm_bob")],
+    ));
+    b.append(&sysmon("1", &[("CommandLine", "evil"), ("User", "bob")]));
+    let hits = det.matches(&b.finish().unwrap()).unwrap();
+    assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![1]);
+}
