@@ -1,18 +1,24 @@
 //! Reading a log file into event batches that remember, per row, which record of the
 //! file it came from: the 1-based line for line formats, the `EventRecordID` for
 //! EVTX, the ordinal otherwise.
+//!
+//! Line formats are cut into pieces of about 4 MiB at line ends, parsed in parallel;
+//! each piece is parsed as one chunk, and line by line only when its record count
+//! does not match its line count (a dead letter, a record spanning lines).
 
 use anyhow::Context;
 use arrow::array::{Array, AsArray, RecordBatch};
 use bytes::Bytes;
 use vedette_core::event::{EventBatchBuilder, DEFAULT_TENANT};
-use vedette_core::traits::RawChunk;
+use vedette_core::traits::{Parser, RawChunk};
 use vedette_ingest::{detect_format, parser_for, Format, Limits};
 
 use crate::input::InputBytes;
 
 /// Rows per batch.
 const BATCH_ROWS: usize = 8192;
+/// Size of a piece of a line-format input.
+const PIECE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A batch and the record number of each of its rows.
 pub(crate) struct HuntBatch {
@@ -22,14 +28,34 @@ pub(crate) struct HuntBatch {
     pub(crate) record_numbers: Vec<u64>,
 }
 
-/// What reading one input gave.
-pub(crate) struct HuntInput {
-    /// The format used.
-    pub(crate) format: Format,
-    /// The batches.
+/// What parsing one piece gave.
+#[derive(Default)]
+pub(crate) struct HuntPiece {
+    /// The batches, in input order.
     pub(crate) batches: Vec<HuntBatch>,
     /// Records that did not parse.
     pub(crate) dead_letters: usize,
+}
+
+/// A byte range of the input and the line number of its first line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Piece {
+    start: usize,
+    end: usize,
+    first_line: u64,
+}
+
+/// An input cut into pieces, with its format and parser.
+pub(crate) struct HuntInput {
+    /// The format used.
+    pub(crate) format: Format,
+    name: String,
+    bytes: Bytes,
+    modified_ms: i64,
+    lines: bool,
+    /// The pieces, in input order.
+    pub(crate) pieces: Vec<Piece>,
+    parser: Box<dyn Parser>,
 }
 
 /// Whether records of `format` are one per line.
@@ -51,85 +77,146 @@ fn line_oriented(format: Format, bytes: &[u8]) -> bool {
     }
 }
 
-/// Parses `input` (named `name`) into batches with record numbers.
+impl HuntInput {
+    /// Recognizes the format of `input` (named `name`) and cuts it into pieces.
+    pub(crate) fn new(name: &str, input: InputBytes, format: Format, limits: Limits) -> Self {
+        let format = match format {
+            Format::Auto => detect_format(&input.bytes, Some(name)),
+            f => f,
+        };
+        let bytes = input.bytes;
+        let lines = line_oriented(format, &bytes);
+        let mut pieces = Vec::new();
+        if lines {
+            let mut start = 0;
+            let mut line = 1u64;
+            while start < bytes.len() {
+                let target = (start + PIECE_BYTES).min(bytes.len());
+                let end = if target == bytes.len() {
+                    target
+                } else {
+                    memchr::memchr(b'\n', &bytes[target..]).map_or(bytes.len(), |i| target + i + 1)
+                };
+                pieces.push(Piece {
+                    start,
+                    end,
+                    first_line: line,
+                });
+                line += memchr::memchr_iter(b'\n', &bytes[start..end]).count() as u64;
+                start = end;
+            }
+        } else {
+            pieces.push(Piece {
+                start: 0,
+                end: bytes.len(),
+                first_line: 1,
+            });
+        }
+        Self {
+            format,
+            name: name.to_owned(),
+            bytes,
+            modified_ms: input.modified_ms,
+            lines,
+            pieces,
+            parser: parser_for(format, limits),
+        }
+    }
+
+    fn chunk(&self, start: usize, end: usize) -> RawChunk {
+        RawChunk {
+            source: "file".into(),
+            origin: self.name.clone(),
+            tenant: DEFAULT_TENANT.into(),
+            bytes: self.bytes.slice(start..end),
+            position: start as u64,
+            received_ms: self.modified_ms,
+        }
+    }
+
+    /// Parses one piece into batches with record numbers.
+    pub(crate) fn parse(&self, piece: Piece) -> anyhow::Result<HuntPiece> {
+        let mut builder = EventBatchBuilder::new();
+        let mut dead = Vec::new();
+        let mut out = HuntPiece::default();
+        let stats = self
+            .parser
+            .parse(&self.chunk(piece.start, piece.end), &mut builder, &mut dead);
+        let numbers: Vec<u64> = if !self.lines {
+            out.dead_letters = dead.len();
+            let records = builder.finish().context("building a batch")?;
+            let numbers = record_ids(&records, self.format);
+            return Ok(split(records, numbers, out));
+        } else {
+            let text = &self.bytes[piece.start..piece.end];
+            let nonblank: Vec<u64> = text
+                .split(|b| *b == b'\n')
+                .zip(piece.first_line..)
+                .filter(|(l, _)| !l.trim_ascii().is_empty())
+                .map(|(_, n)| n)
+                .collect();
+            if dead.is_empty() && stats.events == nonblank.len() {
+                nonblank
+            } else {
+                // Line by line, so every row knows its line.
+                builder = EventBatchBuilder::new();
+                dead.clear();
+                let mut numbers = Vec::new();
+                let mut start = piece.start;
+                let mut line = piece.first_line;
+                while start < piece.end {
+                    let end = memchr::memchr(b'\n', &self.bytes[start..piece.end])
+                        .map_or(piece.end, |i| start + i + 1);
+                    if !self.bytes[start..end].trim_ascii().is_empty() {
+                        let s = self
+                            .parser
+                            .parse(&self.chunk(start, end), &mut builder, &mut dead);
+                        numbers.extend(std::iter::repeat_n(line, s.events));
+                    }
+                    line += 1;
+                    start = end;
+                }
+                out.dead_letters = dead.len();
+                numbers
+            }
+        };
+        let records = builder.finish().context("building a batch")?;
+        Ok(split(records, numbers, out))
+    }
+}
+
+/// Cuts a batch into batches of the usual size.
+fn split(records: RecordBatch, numbers: Vec<u64>, mut out: HuntPiece) -> HuntPiece {
+    let mut offset = 0;
+    while offset < records.num_rows() {
+        let len = BATCH_ROWS.min(records.num_rows() - offset);
+        out.batches.push(HuntBatch {
+            records: records.slice(offset, len),
+            record_numbers: numbers
+                .get(offset..offset + len)
+                .map(<[u64]>::to_vec)
+                .unwrap_or_default(),
+        });
+        offset += len;
+    }
+    out
+}
+
+/// Parses a whole input, piece after piece.
 pub(crate) fn read_hunt_input(
     name: &str,
     input: InputBytes,
     format: Format,
     limits: Limits,
-) -> anyhow::Result<HuntInput> {
-    let format = match format {
-        Format::Auto => detect_format(&input.bytes, Some(name)),
-        f => f,
-    };
-    let parser = parser_for(format, limits);
-    let bytes: Bytes = input.bytes;
-    let chunk_of = |start: usize, end: usize| RawChunk {
-        source: "file".into(),
-        origin: name.to_owned(),
-        tenant: DEFAULT_TENANT.into(),
-        bytes: bytes.slice(start..end),
-        position: start as u64,
-        received_ms: input.modified_ms,
-    };
-    let mut out = HuntInput {
-        format,
-        batches: Vec::new(),
-        dead_letters: 0,
-    };
-    let mut builder = EventBatchBuilder::new();
-    let mut numbers: Vec<u64> = Vec::new();
-    let mut dead = Vec::new();
-    let flush = |builder: &mut EventBatchBuilder,
-                 numbers: &mut Vec<u64>,
-                 out: &mut HuntInput|
-     -> anyhow::Result<()> {
-        if builder.is_empty() {
-            return Ok(());
-        }
-        let records = builder.finish().context("building a batch")?;
-        out.batches.push(HuntBatch {
-            records,
-            record_numbers: std::mem::take(numbers),
-        });
-        Ok(())
-    };
-    if line_oriented(format, &bytes) {
-        let mut start = 0;
-        let mut line_no = 0u64;
-        while start < bytes.len() {
-            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i + 1);
-            line_no += 1;
-            if !bytes[start..end].trim_ascii().is_empty() {
-                let stats = parser.parse(&chunk_of(start, end), &mut builder, &mut dead);
-                numbers.extend(std::iter::repeat_n(line_no, stats.events));
-                out.dead_letters += dead.len();
-                dead.clear();
-                if builder.len() >= BATCH_ROWS {
-                    flush(&mut builder, &mut numbers, &mut out)?;
-                }
-            }
-            start = end;
-        }
-    } else {
-        parser.parse(&chunk_of(0, bytes.len()), &mut builder, &mut dead);
-        out.dead_letters += dead.len();
-        let records = builder.finish().context("building a batch")?;
-        let numbers = record_ids(&records, format);
-        // Split into batches of the usual size.
-        let mut offset = 0;
-        while offset < records.num_rows() {
-            let len = BATCH_ROWS.min(records.num_rows() - offset);
-            out.batches.push(HuntBatch {
-                records: records.slice(offset, len),
-                record_numbers: numbers[offset..offset + len].to_vec(),
-            });
-            offset += len;
-        }
-        return Ok(out);
+) -> anyhow::Result<(Format, HuntPiece)> {
+    let hunt = HuntInput::new(name, input, format, limits);
+    let mut all = HuntPiece::default();
+    for piece in hunt.pieces.clone() {
+        let p = hunt.parse(piece)?;
+        all.batches.extend(p.batches);
+        all.dead_letters += p.dead_letters;
     }
-    flush(&mut builder, &mut numbers, &mut out)?;
-    Ok(out)
+    Ok((hunt.format, all))
 }
 
 /// Record numbers of a whole-file batch: `EventRecordID` for EVTX, else ordinals.
@@ -144,8 +231,12 @@ fn record_ids(batch: &RecordBatch, format: Format) -> Vec<u64> {
     else {
         return (0..batch.num_rows()).map(ordinal).collect();
     };
-    let keys = map.keys().as_string::<i32>();
-    let values = map.values().as_string::<i32>();
+    let (Some(keys), Some(values)) = (
+        map.keys().as_string_opt::<i32>(),
+        map.values().as_string_opt::<i32>(),
+    ) else {
+        return (0..batch.num_rows()).map(ordinal).collect();
+    };
     let offsets = map.value_offsets();
     (0..batch.num_rows())
         .map(|row| {

@@ -227,7 +227,7 @@ fn run_case(
     let case = read_case(dir, info_path)?;
     let input = read_input(&case.log)?;
     let name = case.log.display().to_string();
-    let hunt = read_hunt_input(&name, input, Format::Auto, Limits::default())?;
+    let (_, hunt) = read_hunt_input(&name, input, Format::Auto, Limits::default())?;
     let Some(index) = sigma.detector.rules().iter().position(|r| r.id == rule_id) else {
         bail!("rule did not compile");
     };

@@ -252,3 +252,36 @@ fn detect_raises_correlation_alerts_in_event_time() {
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 late hits"));
 }
+
+#[test]
+fn a_bad_line_is_reported_and_the_other_lines_keep_their_numbers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma/windows");
+    let rule = root.join("proc_creation_certutil_download.yml");
+    let event =
+        std::fs::read_to_string(root.join("proc_creation_certutil_download.tp.jsonl")).unwrap();
+    let event = event.lines().next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mixed.jsonl");
+    std::fs::write(&log, format!("{event}\n{{\"broken\": \n\n{event}\n")).unwrap();
+    let out = vedette_output(&[
+        "detect",
+        "-r",
+        rule.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<u64> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["record"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(records, vec![1, 4]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 records did not parse"));
+}
