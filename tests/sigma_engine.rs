@@ -285,3 +285,71 @@ fn a_bad_line_is_reported_and_the_other_lines_keep_their_numbers() {
     assert_eq!(records, vec![1, 4]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 records did not parse"));
 }
+
+#[test]
+fn falcon_process_events_meet_windows_process_creation_rules() {
+    // The routing map sends process_creation rules to CrowdStrike FDR ProcessRollup2
+    // events, with Image and CommandLine read from the common columns.
+    let rule = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/sigma/powershell_encoded_command.yml");
+    let root = std::env::var("VEDETTE_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"));
+    let fdr = root.join("logs/crowdstrike-fdr/panther_fdr.jsonl");
+    let out = vedette_output(&[
+        "detect",
+        "-r",
+        rule.to_str().unwrap(),
+        fdr.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hits: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!hits.is_empty(), "no hit on the FDR sample");
+    for h in &hits {
+        assert_eq!(h["dataset"], "crowdstrike.fdr");
+        assert!(h["matched"]["process.command_line"]
+            .as_str()
+            .is_some_and(|c| c.to_lowercase().contains("-enc")));
+        assert!(h["matched"].get("Image").is_none());
+    }
+}
+
+#[test]
+fn the_bundled_ecs_pipeline_makes_rules_read_common_columns() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rule = repo.join("tests/data/sigma/powershell_encoded_command.yml");
+    let pipeline = repo.join("rules/pipelines/vedette-ecs.yml");
+    let sysmon = repo.join("rules/sigma/windows/proc_creation_powershell_encoded_command.tp.jsonl");
+    let out = vedette_output(&[
+        "detect",
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+        "-r",
+        rule.to_str().unwrap(),
+        sysmon.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hits: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    // The rule read the normalized columns, not the native names.
+    assert!(
+        hits[0]["matched"]["process.executable"].is_string(),
+        "{:?}",
+        hits[0]
+    );
+    assert!(hits[0]["matched"].get("Image").is_none());
+}

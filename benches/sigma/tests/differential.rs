@@ -19,6 +19,9 @@
 //!
 //! Anything else fails the test with the rule and the event.
 
+// Test code: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use vedette_bench_sigma::*;
