@@ -25,6 +25,7 @@ mod evaluate;
 mod expr;
 mod field_matcher;
 mod filters;
+pub mod harness;
 mod literal_index;
 pub mod load;
 pub mod logsource;
