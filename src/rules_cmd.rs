@@ -119,6 +119,11 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
     for (reason, n) in &unsupported {
         println!("summary:   unsupported x{n}: {reason}");
     }
+    println!(
+        "summary: read and parsed in {} ms, compiled in {} ms",
+        sigma.parse_time.as_millis(),
+        sigma.compile_time.as_millis()
+    );
     if let Some(dir) = &args.conformance {
         conformance(&sigma, dir)?;
     }

@@ -24,6 +24,10 @@ pub(crate) struct LoadedSigma {
     pub(crate) correlations: CorrelationSet,
     /// Per correlation rule in load order: (file, title, why unsupported).
     pub(crate) correlation_outcomes: Vec<(String, String, Option<String>)>,
+    /// Time spent reading and parsing the rule files.
+    pub(crate) parse_time: std::time::Duration,
+    /// Time spent compiling them.
+    pub(crate) compile_time: std::time::Duration,
 }
 
 /// The parts of [`LoadedRules`] kept after compilation.
@@ -38,7 +42,10 @@ pub(crate) struct LoadedRulesSummary {
 
 /// Loads and compiles the rules under `paths` with the given pipeline files.
 pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Result<LoadedSigma> {
+    let started = std::time::Instant::now();
     let loaded: LoadedRules = load_rules(paths).context("reading rules")?;
+    let parse_time = started.elapsed();
+    let started = std::time::Instant::now();
     let mut options = CompileOptions {
         logsources: LogsourceMap::from_yaml(SIGMA_LOGSOURCES)
             .context("the bundled log-source map")?,
@@ -101,5 +108,7 @@ pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Re
         outcomes,
         correlations,
         correlation_outcomes,
+        parse_time,
+        compile_time: started.elapsed(),
     })
 }

@@ -102,11 +102,16 @@ impl PlanBuilder {
             other => other,
         };
         let slot = self.slots.slot(field);
-        let next = self.tests.len() as TestId;
-        let id = *self.tests.entry((slot, spec.clone())).or_insert(next);
-        if id == next {
-            self.by_slot.entry(slot).or_default().push((id, spec));
+        let key = (slot, spec);
+        if let Some(&id) = self.tests.get(&key) {
+            return id;
         }
+        let id = self.tests.len() as TestId;
+        self.by_slot
+            .entry(slot)
+            .or_default()
+            .push((id, key.1.clone()));
+        self.tests.insert(key, id);
         id
     }
 
@@ -204,11 +209,19 @@ fn compile_rule(
     if rule.detection.conditions.is_empty() {
         return Err("no condition".into());
     }
-    let mut rule = rule.clone();
-    super::filters::apply_filters(&options.filters, &mut rule);
-    for p in &options.pipelines {
-        p.apply(&mut rule)?;
-    }
+    // Filters and pipelines rewrite a copy; without them the rule is used as it is.
+    let owned;
+    let rule = if options.filters.is_empty() && options.pipelines.is_empty() {
+        rule
+    } else {
+        let mut copy = rule.clone();
+        super::filters::apply_filters(&options.filters, &mut copy);
+        for p in &options.pipelines {
+            p.apply(&mut copy)?;
+        }
+        owned = copy;
+        &owned
+    };
     let key = LogsourceKey::of(&rule.logsource);
     let routing = options.logsources.routing(&key);
     let entries: Vec<Option<usize>> = match &routing {

@@ -14,6 +14,7 @@ use regex::bytes::Regex;
 use super::batch_fields::{BatchFields, Entry};
 use super::bitset::Bitset;
 use super::expr::TestId;
+use super::glob::{glob_match, GlobToken};
 use super::literal_index::{ExactMap, Trie};
 use super::test_spec::{cidr_mask, parse_number, Anchor, NumOp, TestSpec};
 
@@ -140,11 +141,19 @@ impl CaseGroup {
     }
 }
 
-/// A pattern confirmed by a regex: a wildcard value or a `re` value.
+/// A `re` value, confirmed by its regex.
 #[derive(Debug)]
 struct Confirm {
     test: TestId,
     regex: Regex,
+}
+
+/// A wildcard value, confirmed by a token walk.
+#[derive(Debug)]
+struct Glob {
+    test: TestId,
+    tokens: Vec<GlobToken>,
+    cased: bool,
 }
 
 /// Every test on one field.
@@ -154,7 +163,7 @@ pub(crate) struct FieldMatcher {
     sensitive: CaseGroup,
     /// Empty-literal tests: (test, anchor); exact means the value is empty.
     empty: Vec<(TestId, Anchor)>,
-    globs: Vec<Confirm>,
+    globs: Vec<Glob>,
     regexes: Vec<Confirm>,
     /// Globs and regexes with no literal to wait for: tried on every value.
     untriggered: Vec<Target>,
@@ -242,16 +251,15 @@ impl FieldMatcher {
                     b.literal(bytes, *anchor, *id);
                 }
                 TestSpec::Glob {
-                    regex,
+                    tokens,
                     trigger,
                     cased,
                 } => {
-                    let compiled =
-                        Regex::new(regex).map_err(|e| format!("wildcard pattern: {e}"))?;
                     let g = m.globs.len() as u32;
-                    m.globs.push(Confirm {
+                    m.globs.push(Glob {
                         test: *id,
-                        regex: compiled,
+                        tokens: tokens.clone(),
+                        cased: *cased,
                     });
                     if trigger.is_empty() {
                         m.untriggered.push(Target::Glob(g));
@@ -261,7 +269,15 @@ impl FieldMatcher {
                     }
                 }
                 TestSpec::Regex { pattern } => {
-                    let compiled = Regex::new(pattern).map_err(|e| format!("regex: {e}"))?;
+                    // Validated when the rule compiled; a regex that still fails to
+                    // build (over the size limit) never matches, and says so.
+                    let compiled = match Regex::new(pattern) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(pattern = %pattern, error = %e, "regex cannot be built; its test never matches");
+                            continue;
+                        }
+                    };
                     let r = m.regexes.len() as u32;
                     m.regexes.push(Confirm {
                         test: *id,
@@ -344,15 +360,22 @@ impl FieldMatcher {
                     Target::Regex(r) => (2, *r),
                 });
                 for c in candidates.drain(..) {
-                    let confirm = match c {
-                        Target::Glob(g) => self.globs.get(g as usize),
-                        Target::Regex(r) => self.regexes.get(r as usize),
-                        Target::Test(_) => None,
-                    };
-                    if let Some(confirm) = confirm {
-                        if confirm.regex.is_match(value) {
-                            set(hits, confirm.test, row);
+                    match c {
+                        Target::Glob(g) => {
+                            if let Some(glob) = self.globs.get(g as usize) {
+                                if glob_match(&glob.tokens, value, glob.cased) {
+                                    set(hits, glob.test, row);
+                                }
+                            }
                         }
+                        Target::Regex(r) => {
+                            if let Some(confirm) = self.regexes.get(r as usize) {
+                                if confirm.regex.is_match(value) {
+                                    set(hits, confirm.test, row);
+                                }
+                            }
+                        }
+                        Target::Test(_) => {}
                     }
                 }
             }

@@ -25,6 +25,7 @@ mod evaluate;
 mod expr;
 mod field_matcher;
 mod filters;
+mod glob;
 pub mod harness;
 mod literal_index;
 pub mod load;

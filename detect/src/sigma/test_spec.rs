@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use rsigma_parser::{Modifier, SigmaString, SigmaValue, SpecialChar, StringPart};
 
+use super::glob::GlobToken;
+
 /// Where a literal must sit in the field's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Anchor {
@@ -63,10 +65,10 @@ pub(crate) enum TestSpec {
         /// Case-sensitive.
         cased: bool,
     },
-    /// A value with inner wildcards, as an anchored regex over bytes.
+    /// A value with inner wildcards, matched over the whole value.
     Glob {
-        /// The regex source, anchored at both ends.
-        regex: String,
+        /// The pattern; leading and trailing `*` stand for the anchors.
+        tokens: Vec<GlobToken>,
         /// The longest literal piece: a value without it cannot match.
         trigger: Vec<u8>,
         /// Case-sensitive.
@@ -210,7 +212,9 @@ pub(crate) fn value_tests(
         } else {
             format!("(?{flags}){}", s.original)
         };
-        regex::bytes::Regex::new(&pattern).map_err(|e| format!("regex `{}`: {e}", s.original))?;
+        regex_syntax::Parser::new()
+            .parse(&pattern)
+            .map_err(|e| format!("regex `{}`: {}", s.original, one_line(&e.to_string())))?;
         return Ok(vec![TestSpec::Regex { pattern }]);
     }
     match value {
@@ -607,7 +611,7 @@ fn to_spec(pieces: Vec<Piece>, anchor: Anchor, cased: bool) -> TestSpec {
         if bytes.is_empty() && (lead || trail) {
             // `*` alone: any value, including the empty one.
             return TestSpec::Glob {
-                regex: "(?s-u)^.*$".into(),
+                tokens: vec![GlobToken::Star],
                 trigger: Vec::new(),
                 cased: true,
             };
@@ -624,46 +628,31 @@ fn to_spec(pieces: Vec<Piece>, anchor: Anchor, cased: bool) -> TestSpec {
             cased,
         };
     }
-    let mut regex = String::from(if cased { "(?s-u)" } else { "(?is-u)" });
-    regex.push('^');
+    let mut tokens = Vec::new();
     if lead {
-        regex.push_str(".*");
+        tokens.push(GlobToken::Star);
     }
     let mut trigger: Vec<u8> = Vec::new();
     for p in &pieces {
         match p {
             Piece::Bytes(b) => {
-                for &byte in b {
-                    push_byte(&mut regex, byte);
-                }
+                tokens.extend(b.iter().map(|&byte| GlobToken::Byte(byte)));
                 if b.len() > trigger.len() {
                     trigger = b.clone();
                 }
             }
-            Piece::Star => regex.push_str(".*"),
-            // One character: a whole UTF-8 sequence.
-            Piece::One => regex.push_str("(?:[\\x00-\\x7F]|[\\xC0-\\xFF][\\x80-\\xBF]*)"),
-            Piece::Dash => {
-                regex.push_str("(?:-|/|\\xE2\\x80\\x93|\\xE2\\x80\\x94|\\xE2\\x80\\x95)")
-            }
+            Piece::Star => tokens.push(GlobToken::Star),
+            Piece::One => tokens.push(GlobToken::One),
+            Piece::Dash => tokens.push(GlobToken::Dash),
         }
     }
     if trail {
-        regex.push_str(".*");
+        tokens.push(GlobToken::Star);
     }
-    regex.push('$');
     TestSpec::Glob {
-        regex,
+        tokens,
         trigger,
         cased,
-    }
-}
-
-fn push_byte(regex: &mut String, byte: u8) {
-    if byte.is_ascii_alphanumeric() || byte == b' ' || byte == b'_' {
-        regex.push(byte as char);
-    } else {
-        regex.push_str(&format!("\\x{byte:02X}"));
     }
 }
 
@@ -677,4 +666,9 @@ fn merge_bytes(pieces: Vec<Piece>) -> Vec<Piece> {
         }
     }
     out
+}
+
+/// A message on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
