@@ -235,7 +235,7 @@ fn compile_rule(
         let route_id = b.route(&options.logsources, entry);
         let route = b.routes[route_id as usize].clone();
         let mut ctx = RuleCtx {
-            rule: &rule,
+            rule,
             route: &route,
             expand: &options.expand,
             b,
