@@ -141,12 +141,25 @@ pub fn compile(
     let mut metas = Vec::new();
     let mut rule_routes = Vec::new();
     let mut outcomes = Vec::with_capacity(rules.len());
-    for (rule, source) in rules {
-        match compile_rule(&rule, options, &mut b) {
+    // Each rule on its own in parallel; then its tests and routes are numbered in
+    // rule order, so the plan does not depend on the thread count.
+    let irs: Vec<Result<RuleIr, String>> = {
+        use rayon::prelude::*;
+        rules.par_iter().map(|(rule, _)| rule_ir(rule, options)).collect()
+    };
+    for ((rule, source), ir) in rules.into_iter().zip(irs) {
+        match ir {
             Ok((routing, routes)) => {
                 let index = metas.len() as u32;
                 metas.push(RuleMeta::of(&rule, source));
-                for (route, expr, slots) in routes {
+                for (entry, expr, fields) in routes {
+                    let route = b.route(&options.logsources, entry);
+                    let expr = expr
+                        .map_tests(&mut |leaf: Leaf| b.test(&leaf.0, leaf.1))
+                        .simplify();
+                    let mut slots: Vec<u32> = fields.iter().map(|f| b.slots.slot(f)).collect();
+                    slots.sort_unstable();
+                    slots.dedup();
                     rule_routes.push(RuleRoute {
                         rule: index,
                         route,
@@ -191,13 +204,14 @@ pub fn compile(
     ))
 }
 
-type CompiledRoutes = Vec<(u32, Expr, Vec<u32>)>;
+/// A test not numbered yet: the field it reads and what it checks.
+type Leaf = (String, TestSpec);
 
-fn compile_rule(
-    rule: &SigmaRule,
-    options: &CompileOptions,
-    b: &mut PlanBuilder,
-) -> Result<(Routing, CompiledRoutes), String> {
+/// A rule compiled on its own: its routing, and per route (map entry, or `None` for
+/// every event) its condition and the fields it reads.
+type RuleIr = (Routing, Vec<(Option<usize>, Expr<Leaf>, Vec<String>)>);
+
+fn rule_ir(rule: &SigmaRule, options: &CompileOptions) -> Result<RuleIr, String> {
     if rule
         .detection
         .condition_strings
@@ -228,17 +242,16 @@ fn compile_rule(
         Routing::Mapped(e) | Routing::ProductOnly(e) => e.iter().copied().map(Some).collect(),
         Routing::Everything => vec![None],
     };
-    // Compile every route before adding anything, so a failing rule leaves no trace
-    // but a few unused tests.
+    let everything = Route::everything();
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
-        let route_id = b.route(&options.logsources, entry);
-        let route = b.routes[route_id as usize].clone();
+        let route = entry
+            .and_then(|e| options.logsources.route(e))
+            .unwrap_or(&everything);
         let mut ctx = RuleCtx {
             rule,
-            route: &route,
+            route,
             expand: &options.expand,
-            b,
             slots: Vec::new(),
             cache: HashMap::new(),
         };
@@ -251,8 +264,8 @@ fn compile_rule(
             let alts = values
                 .iter()
                 .map(|v| {
-                    Expr::Test(ctx.b.test(
-                        field,
+                    Expr::Test((
+                        field.clone(),
                         TestSpec::Literal {
                             bytes: v.as_bytes().to_vec(),
                             anchor: Anchor::Exact,
@@ -263,11 +276,7 @@ fn compile_rule(
                 .collect();
             parts.push(Expr::Or(alts));
         }
-        let expr = Expr::And(parts).simplify();
-        let mut slots = ctx.slots;
-        slots.sort_unstable();
-        slots.dedup();
-        out.push((route_id, expr, slots));
+        out.push((entry, Expr::And(parts), ctx.slots));
     }
     Ok((routing, out))
 }
@@ -276,9 +285,9 @@ struct RuleCtx<'a> {
     rule: &'a SigmaRule,
     route: &'a Route,
     expand: &'a ExpandValues,
-    b: &'a mut PlanBuilder,
-    slots: Vec<u32>,
-    cache: HashMap<String, Expr>,
+    /// Fields the rule reads (not keywords), for the alert's matched fields.
+    slots: Vec<String>,
+    cache: HashMap<String, Expr<Leaf>>,
 }
 
 impl RuleCtx<'_> {
@@ -290,7 +299,7 @@ impl RuleCtx<'_> {
             .unwrap_or_else(|| name.to_owned())
     }
 
-    fn condition(&mut self, c: &ConditionExpr) -> Result<Expr, String> {
+    fn condition(&mut self, c: &ConditionExpr) -> Result<Expr<Leaf>, String> {
         Ok(match c {
             ConditionExpr::And(parts) => Expr::And(
                 parts
@@ -336,7 +345,7 @@ impl RuleCtx<'_> {
         })
     }
 
-    fn named(&mut self, name: &str) -> Result<Expr, String> {
+    fn named(&mut self, name: &str) -> Result<Expr<Leaf>, String> {
         if let Some(e) = self.cache.get(name) {
             return Ok(e.clone());
         }
@@ -351,7 +360,7 @@ impl RuleCtx<'_> {
         Ok(expr)
     }
 
-    fn detection(&mut self, d: &Detection) -> Result<Expr, String> {
+    fn detection(&mut self, d: &Detection) -> Result<Expr<Leaf>, String> {
         Ok(match d {
             Detection::AllOf(items) => Expr::And(
                 items
@@ -382,7 +391,7 @@ impl RuleCtx<'_> {
         })
     }
 
-    fn item(&mut self, item: &DetectionItem) -> Result<Expr, String> {
+    fn item(&mut self, item: &DetectionItem) -> Result<Expr<Leaf>, String> {
         let mut modifiers = item.field.modifiers.clone();
         if item.field.name.is_none()
             && !modifiers.iter().any(|m| {
@@ -419,7 +428,7 @@ impl RuleCtx<'_> {
         field: Option<&str>,
         value: &SigmaValue,
         modifiers: &[Modifier],
-    ) -> Result<Expr, String> {
+    ) -> Result<Expr<Leaf>, String> {
         let field = match field {
             Some(f) => self.mapped(f),
             None => KEYWORDS.to_owned(),
@@ -430,14 +439,13 @@ impl RuleCtx<'_> {
                 *other = self.mapped(other);
             }
         }
-        let slot = self.b.slots.slot(&field);
         if field != KEYWORDS {
-            self.slots.push(slot);
+            self.slots.push(field.clone());
         }
         Ok(Expr::Or(
             specs
                 .into_iter()
-                .map(|s| Expr::Test(self.b.test(&field, s)))
+                .map(|s| Expr::Test((field.clone(), s)))
                 .collect(),
         ))
     }

@@ -5,28 +5,44 @@ use super::bitset::Bitset;
 /// Index of a test in the compiled plan.
 pub(crate) type TestId = u32;
 
-/// A boolean expression over test results.
+/// A boolean expression over test results (leaves are test ids once compiled).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Expr {
+pub(crate) enum Expr<L = TestId> {
     /// The rows where a test holds.
-    Test(TestId),
+    Test(L),
     /// Every row.
     True,
     /// No row.
     False,
     /// Rows where the inner expression does not hold.
-    Not(Box<Expr>),
+    Not(Box<Expr<L>>),
     /// Rows where every part holds.
-    And(Vec<Expr>),
+    And(Vec<Expr<L>>),
     /// Rows where any part holds.
-    Or(Vec<Expr>),
+    Or(Vec<Expr<L>>),
     /// Rows where at least `n` parts hold.
-    AtLeast(usize, Vec<Expr>),
+    AtLeast(usize, Vec<Expr<L>>),
 }
 
-impl Expr {
+impl<L> Expr<L> {
+    /// The same expression with every leaf replaced by `f(leaf)`.
+    pub(crate) fn map_tests<M>(self, f: &mut dyn FnMut(L) -> M) -> Expr<M> {
+        let all = |parts: Vec<Expr<L>>, f: &mut dyn FnMut(L) -> M| -> Vec<Expr<M>> {
+            parts.into_iter().map(|p| p.map_tests(f)).collect()
+        };
+        match self {
+            Expr::Test(l) => Expr::Test(f(l)),
+            Expr::True => Expr::True,
+            Expr::False => Expr::False,
+            Expr::Not(x) => Expr::Not(Box::new(x.map_tests(f))),
+            Expr::And(p) => Expr::And(all(p, f)),
+            Expr::Or(p) => Expr::Or(all(p, f)),
+            Expr::AtLeast(n, p) => Expr::AtLeast(n, all(p, f)),
+        }
+    }
+
     /// Simplifies constants away.
-    pub(crate) fn simplify(self) -> Expr {
+    pub(crate) fn simplify(self) -> Expr<L> {
         match self {
             Expr::Not(inner) => match inner.simplify() {
                 Expr::True => Expr::False,
@@ -67,7 +83,7 @@ impl Expr {
                 }
             }
             Expr::AtLeast(n, parts) => {
-                let parts: Vec<Expr> = parts.into_iter().map(Expr::simplify).collect();
+                let parts: Vec<Expr<L>> = parts.into_iter().map(Expr::simplify).collect();
                 if n == 0 {
                     Expr::True
                 } else if n > parts.len() {
@@ -255,7 +271,7 @@ mod tests {
     fn simplify_folds_constants() {
         let e = Expr::And(vec![Expr::True, Expr::Or(vec![Expr::False, Expr::Test(3)])]);
         assert_eq!(e.simplify(), Expr::Test(3));
-        assert_eq!(Expr::Not(Box::new(Expr::False)).simplify(), Expr::True);
+        assert_eq!(Expr::<TestId>::Not(Box::new(Expr::False)).simplify(), Expr::True);
         assert_eq!(
             Expr::AtLeast(3, vec![Expr::Test(1)]).simplify(),
             Expr::False
