@@ -79,7 +79,6 @@ pub struct CompileOptions {
 struct PlanBuilder {
     slots: SlotTable,
     tests: FxHashMap<(u32, TestSpec), TestId>,
-    by_slot: FxHashMap<u32, Vec<(TestId, TestSpec)>>,
     routes: Vec<Route>,
     route_index: HashMap<Option<usize>, u32>,
 }
@@ -107,10 +106,6 @@ impl PlanBuilder {
             return id;
         }
         let id = self.tests.len() as TestId;
-        self.by_slot
-            .entry(slot)
-            .or_default()
-            .push((id, key.1.clone()));
         self.tests.insert(key, id);
         id
     }
@@ -145,7 +140,10 @@ pub fn compile(
     // rule order, so the plan does not depend on the thread count.
     let irs: Vec<Result<RuleIr, String>> = {
         use rayon::prelude::*;
-        rules.par_iter().map(|(rule, _)| rule_ir(rule, options)).collect()
+        rules
+            .par_iter()
+            .map(|(rule, _)| rule_ir(rule, options))
+            .collect()
     };
     for ((rule, source), ir) in rules.into_iter().zip(irs) {
         match ir {
@@ -172,15 +170,23 @@ pub fn compile(
             Err(reason) => outcomes.push(CompileOutcome::Unsupported(reason)),
         }
     }
-    let mut by_slot: Vec<(u32, Vec<(TestId, TestSpec)>)> = b.by_slot.into_iter().collect();
-    by_slot.sort_by_key(|(s, _)| *s);
+    let test_count = b.tests.len();
+    let mut grouped: FxHashMap<u32, Vec<(TestId, TestSpec)>> = FxHashMap::default();
+    for ((slot, spec), id) in b.tests {
+        grouped.entry(slot).or_default().push((id, spec));
+    }
+    let mut by_slot: Vec<(u32, Vec<(TestId, TestSpec)>)> = grouped.into_iter().collect();
+    // Biggest fields first, one per task, so the threads stay balanced.
+    by_slot.sort_by_key(|(s, tests)| (std::cmp::Reverse(tests.len()), *s));
     // Every field named by a `fieldref` already has a slot (see `PlanBuilder::test`).
     let slots = &b.slots;
     let matchers = {
         use rayon::prelude::*;
         by_slot
             .into_par_iter()
-            .map(|(slot, tests)| {
+            .with_max_len(1)
+            .map(|(slot, mut tests)| {
+                tests.sort_by_key(|(id, _)| *id);
                 FieldMatcher::build(&tests, |name| slots.get(name).unwrap_or(u32::MAX))
                     .map(|m| (slot, m))
             })
@@ -197,7 +203,7 @@ pub fn compile(
             rule_routes,
             slots: b.slots,
             matchers,
-            test_count: b.tests.len(),
+            test_count,
             channel_slots,
         },
         outcomes,

@@ -271,7 +271,10 @@ mod tests {
     fn simplify_folds_constants() {
         let e = Expr::And(vec![Expr::True, Expr::Or(vec![Expr::False, Expr::Test(3)])]);
         assert_eq!(e.simplify(), Expr::Test(3));
-        assert_eq!(Expr::<TestId>::Not(Box::new(Expr::False)).simplify(), Expr::True);
+        assert_eq!(
+            Expr::<TestId>::Not(Box::new(Expr::False)).simplify(),
+            Expr::True
+        );
         assert_eq!(
             Expr::AtLeast(3, vec![Expr::Test(1)]).simplify(),
             Expr::False
