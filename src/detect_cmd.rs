@@ -19,9 +19,9 @@ use vedette_detect::sigma::{
 };
 use vedette_ingest::{Format, Limits};
 
-use crate::hunt_input::{HuntBatch, HuntInput, HuntPiece};
-use crate::input::read_input;
-use crate::sigma_setup::load_sigma;
+use crate::hunt_input::{HuntBatch, HuntInput, HuntPiece, PIECE_BYTES};
+use crate::input::open_input;
+use crate::sigma_setup::{load_sigma, LoadedSigma};
 
 /// Flags of `vedette detect`.
 #[derive(Debug, Args)]
@@ -76,87 +76,24 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     );
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let mut per_rule: BTreeMap<u32, usize> = BTreeMap::new();
-    let mut events = 0usize;
-    let mut parse_time = Duration::ZERO;
-    let mut detect_time = Duration::ZERO;
-    let mut wall = Duration::ZERO;
-    let mut unreadable = 0;
     let limits = CorrelationLimits {
         lateness_ms: args.lateness.map(|s| i64::from(s) * 1000),
         ..CorrelationLimits::default()
     };
     let mut correlation = CorrelationEngine::new(&sigma.correlations, limits);
-    let mut correlation_alerts = 0usize;
+    let mut totals = Totals::default();
+    let mut unreadable = 0;
     let progress = progress_bar(args.inputs.len() as u64, "files");
     for path in &args.inputs {
-        let name = path.display().to_string();
-        let t0 = Instant::now();
-        let input = match read_input(path) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("{name}: cannot read: {e:#}");
-                unreadable += 1;
-                continue;
-            }
-        };
-        let hunt = HuntInput::new(&name, input, args.format, Limits::default());
-        wall += t0.elapsed();
-        let mut dead_letters = 0;
-        let group = rayon::current_num_threads().max(1) * 2;
-        let piece_bar = progress_bar(hunt.pieces.len() as u64, "pieces of 4 MiB");
-        for pieces in hunt.pieces.chunks(group) {
-            let t1 = Instant::now();
-            type PieceResult = anyhow::Result<(HuntPiece, Vec<Vec<RuleHit>>, Duration, Duration)>;
-            let results: Vec<PieceResult> = pieces
-                .par_iter()
-                .map(|p| {
-                    let t = Instant::now();
-                    let piece = hunt.parse(*p)?;
-                    let parsed = t.elapsed();
-                    let t = Instant::now();
-                    let hits = piece
-                        .batches
-                        .iter()
-                        .map(|b| sigma.detector.matches(&b.records).map_err(Into::into))
-                        .collect::<anyhow::Result<Vec<_>>>()?;
-                    Ok((piece, hits, parsed, t.elapsed()))
-                })
-                .collect();
-            wall += t1.elapsed();
-            for r in results {
-                let (piece, hits, parsed, detected) = r?;
-                parse_time += parsed;
-                detect_time += detected;
-                dead_letters += piece.dead_letters;
-                for (batch, hits) in piece.batches.iter().zip(hits) {
-                    events += batch.records.num_rows();
-                    for hit in &hits {
-                        *per_rule.entry(hit.rule).or_default() += 1;
-                        if sigma.correlations.generates(hit.rule) {
-                            write_hit(&mut out, &sigma.detector, &name, batch, hit)?;
-                        }
-                    }
-                    for alert in correlation.observe(&sigma.correlations, &batch.records, &hits)? {
-                        correlation_alerts += 1;
-                        write_correlation(&mut out, &sigma.correlations, &alert)?;
-                    }
-                }
-            }
-            piece_bar.inc(pieces.len() as u64);
-        }
-        piece_bar.finish_and_clear();
-        if dead_letters > 0 {
-            eprintln!(
-                "{name}: {dead_letters} records did not parse as {} (see `vedette parse`)",
-                hunt.format
-            );
+        if let Err(e) = hunt_one(path, args, &sigma, &mut correlation, &mut out, &mut totals) {
+            eprintln!("{}: cannot read: {e:#}", path.display());
+            unreadable += 1;
         }
         progress.inc(1);
     }
     progress.finish_and_clear();
     for alert in correlation.flush(&sigma.correlations) {
-        correlation_alerts += 1;
+        totals.correlation_alerts += 1;
         write_correlation(&mut out, &sigma.correlations, &alert)?;
     }
     out.flush().context("writing alerts")?;
@@ -167,22 +104,133 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
             cstats.late_hits, cstats.evicted_groups, cstats.dropped_hits
         );
     }
-    let hits: usize = per_rule.values().sum();
+    let hits: usize = totals.per_rule.values().sum();
     eprintln!(
-        "vedette detect: {events} events, {hits} hits from {} rules, {correlation_alerts} correlation alerts; {} ms reading and parsing and {} ms detecting (CPU time over {} threads), {} ms wall",
-        per_rule.len(),
-        parse_time.as_millis(),
-        detect_time.as_millis(),
+        "vedette detect: {} events, {hits} hits from {} rules, {} correlation alerts; {} ms reading and parsing and {} ms detecting (CPU time over {} threads), {} ms wall",
+        totals.events,
+        totals.per_rule.len(),
+        totals.correlation_alerts,
+        totals.parse_time.as_millis(),
+        totals.detect_time.as_millis(),
         rayon::current_num_threads(),
-        wall.as_millis()
+        totals.wall.as_millis()
     );
     if args.stats {
-        print_stats(&sigma.detector, &per_rule, events, detect_time);
+        print_stats(
+            &sigma.detector,
+            &totals.per_rule,
+            totals.events,
+            totals.detect_time,
+        );
     }
     if unreadable > 0 {
         bail!(
             "{unreadable} of {} inputs could not be read",
             args.inputs.len()
+        );
+    }
+    Ok(())
+}
+
+/// Counts over all inputs.
+#[derive(Default)]
+struct Totals {
+    per_rule: BTreeMap<u32, usize>,
+    events: usize,
+    parse_time: Duration,
+    detect_time: Duration,
+    wall: Duration,
+    correlation_alerts: usize,
+}
+
+/// Hunts through one input: pieces read as a stream, parsed and matched a few at a
+/// time in parallel, hits written in input order.
+fn hunt_one(
+    path: &std::path::Path,
+    args: &DetectArgs,
+    sigma: &LoadedSigma,
+    correlation: &mut CorrelationEngine,
+    out: &mut impl Write,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    let name = path.display().to_string();
+    let t0 = Instant::now();
+    let mut stream = open_input(path)?;
+    let Some(first) = stream.next_piece(PIECE_BYTES)? else {
+        return Ok(());
+    };
+    let hunt = HuntInput::new(
+        &name,
+        &first.bytes,
+        args.format,
+        Limits::default(),
+        stream.modified_ms,
+    );
+    let mut pending = vec![if hunt.lines {
+        first
+    } else {
+        stream.rest(first)?
+    }];
+    totals.wall += t0.elapsed();
+    let group = rayon::current_num_threads().max(1) * 2;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = byte_bar(size);
+    let mut dead_letters = 0;
+    loop {
+        let t1 = Instant::now();
+        while hunt.lines && pending.len() < group {
+            match stream.next_piece(PIECE_BYTES)? {
+                Some(p) => pending.push(p),
+                None => break,
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let pieces = std::mem::take(&mut pending);
+        type PieceResult = anyhow::Result<(HuntPiece, Vec<Vec<RuleHit>>, Duration, Duration)>;
+        let results: Vec<PieceResult> = pieces
+            .par_iter()
+            .map(|p| {
+                let t = Instant::now();
+                let piece = hunt.parse(p)?;
+                let parsed = t.elapsed();
+                let t = Instant::now();
+                let hits = piece
+                    .batches
+                    .iter()
+                    .map(|b| sigma.detector.matches(&b.records).map_err(Into::into))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Ok((piece, hits, parsed, t.elapsed()))
+            })
+            .collect();
+        totals.wall += t1.elapsed();
+        for r in results {
+            let (piece, hits, parsed, detected) = r?;
+            totals.parse_time += parsed;
+            totals.detect_time += detected;
+            dead_letters += piece.dead_letters;
+            for (batch, hits) in piece.batches.iter().zip(hits) {
+                totals.events += batch.records.num_rows();
+                for hit in &hits {
+                    *totals.per_rule.entry(hit.rule).or_default() += 1;
+                    if sigma.correlations.generates(hit.rule) {
+                        write_hit(out, &sigma.detector, &name, batch, hit)?;
+                    }
+                }
+                for alert in correlation.observe(&sigma.correlations, &batch.records, &hits)? {
+                    totals.correlation_alerts += 1;
+                    write_correlation(out, &sigma.correlations, &alert)?;
+                }
+            }
+        }
+        bar.inc(pieces.iter().map(|p| p.bytes.len() as u64).sum());
+    }
+    bar.finish_and_clear();
+    if dead_letters > 0 {
+        eprintln!(
+            "{name}: {dead_letters} records did not parse as {} (see `vedette parse`)",
+            hunt.format
         );
     }
     Ok(())
@@ -292,6 +340,20 @@ fn print_stats(
     for (n, id, title) in rows {
         eprintln!("stats: {n:>8}  {id}  {title}");
     }
+}
+
+/// A progress bar over the bytes of an input of 64 MiB or more (hidden otherwise).
+fn byte_bar(size: u64) -> ProgressBar {
+    if size < 64 * 1024 * 1024 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(size);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// A progress bar on stderr when there are at least 16 steps.

@@ -1,10 +1,10 @@
-//! Reading a log file into event batches that remember, per row, which record of the
-//! file it came from: the 1-based line for line formats, the `EventRecordID` for
-//! EVTX, the ordinal otherwise.
+//! Parsing pieces of a log file into event batches that remember, per row, which record
+//! of the file it came from: the 1-based line for line formats, the `EventRecordID`
+//! for EVTX, the ordinal otherwise.
 //!
-//! Line formats are cut into pieces of about 4 MiB at line ends, parsed in parallel;
-//! each piece is parsed as one chunk, and line by line only when its record count
-//! does not match its line count (a dead letter, a record spanning lines).
+//! Line formats come in pieces of whole lines (see `InputStream`); each piece is
+//! parsed as one chunk, and line by line only when its record count does not match its
+//! line count (a dead letter, a record spanning lines). Other formats are one piece.
 
 use anyhow::Context;
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -13,12 +13,12 @@ use vedette_core::event::{EventBatchBuilder, DEFAULT_TENANT};
 use vedette_core::traits::{Parser, RawChunk};
 use vedette_ingest::{detect_format, parser_for, Format, Limits};
 
-use crate::input::InputBytes;
+use crate::input::{InputBytes, InputPiece};
 
 /// Rows per batch.
 const BATCH_ROWS: usize = 8192;
 /// Size of a piece of a line-format input.
-const PIECE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const PIECE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A batch and the record number of each of its rows.
 pub(crate) struct HuntBatch {
@@ -37,24 +37,14 @@ pub(crate) struct HuntPiece {
     pub(crate) dead_letters: usize,
 }
 
-/// A byte range of the input and the line number of its first line.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Piece {
-    start: usize,
-    end: usize,
-    first_line: u64,
-}
-
-/// An input cut into pieces, with its format and parser.
+/// How one input is parsed: its format, and whether records are lines.
 pub(crate) struct HuntInput {
     /// The format used.
     pub(crate) format: Format,
+    /// Whether records are one per line (the input may come in pieces).
+    pub(crate) lines: bool,
     name: String,
-    bytes: Bytes,
     modified_ms: i64,
-    lines: bool,
-    /// The pieces, in input order.
-    pub(crate) pieces: Vec<Piece>,
     parser: Box<dyn Parser>,
 }
 
@@ -78,107 +68,84 @@ fn line_oriented(format: Format, bytes: &[u8]) -> bool {
 }
 
 impl HuntInput {
-    /// Recognizes the format of `input` (named `name`) and cuts it into pieces.
-    pub(crate) fn new(name: &str, input: InputBytes, format: Format, limits: Limits) -> Self {
+    /// Recognizes the format of the input named `name` from its first bytes.
+    pub(crate) fn new(
+        name: &str,
+        head: &[u8],
+        format: Format,
+        limits: Limits,
+        modified_ms: i64,
+    ) -> Self {
         let format = match format {
-            Format::Auto => detect_format(&input.bytes, Some(name)),
+            Format::Auto => detect_format(head, Some(name)),
             f => f,
         };
-        let bytes = input.bytes;
-        let lines = line_oriented(format, &bytes);
-        let mut pieces = Vec::new();
-        if lines {
-            let mut start = 0;
-            let mut line = 1u64;
-            while start < bytes.len() {
-                let target = (start + PIECE_BYTES).min(bytes.len());
-                let end = if target == bytes.len() {
-                    target
-                } else {
-                    memchr::memchr(b'\n', &bytes[target..]).map_or(bytes.len(), |i| target + i + 1)
-                };
-                pieces.push(Piece {
-                    start,
-                    end,
-                    first_line: line,
-                });
-                line += memchr::memchr_iter(b'\n', &bytes[start..end]).count() as u64;
-                start = end;
-            }
-        } else {
-            pieces.push(Piece {
-                start: 0,
-                end: bytes.len(),
-                first_line: 1,
-            });
-        }
         Self {
             format,
+            lines: line_oriented(format, head),
             name: name.to_owned(),
-            bytes,
-            modified_ms: input.modified_ms,
-            lines,
-            pieces,
+            modified_ms,
             parser: parser_for(format, limits),
         }
     }
 
-    fn chunk(&self, start: usize, end: usize) -> RawChunk {
+    fn chunk(&self, bytes: Bytes, position: u64) -> RawChunk {
         RawChunk {
             source: "file".into(),
             origin: self.name.clone(),
             tenant: DEFAULT_TENANT.into(),
-            bytes: self.bytes.slice(start..end),
-            position: start as u64,
+            bytes,
+            position,
             received_ms: self.modified_ms,
         }
     }
 
     /// Parses one piece into batches with record numbers.
-    pub(crate) fn parse(&self, piece: Piece) -> anyhow::Result<HuntPiece> {
+    pub(crate) fn parse(&self, piece: &InputPiece) -> anyhow::Result<HuntPiece> {
         let mut builder = EventBatchBuilder::new();
         let mut dead = Vec::new();
         let mut out = HuntPiece::default();
-        let stats = self
-            .parser
-            .parse(&self.chunk(piece.start, piece.end), &mut builder, &mut dead);
-        let numbers: Vec<u64> = if !self.lines {
+        let stats = self.parser.parse(
+            &self.chunk(piece.bytes.clone(), piece.offset),
+            &mut builder,
+            &mut dead,
+        );
+        if !self.lines {
             out.dead_letters = dead.len();
             let records = builder.finish().context("building a batch")?;
             let numbers = record_ids(&records, self.format);
             return Ok(split(records, numbers, out));
+        }
+        let text = &piece.bytes[..];
+        let nonblank: Vec<u64> = text
+            .split(|b| *b == b'\n')
+            .zip(piece.first_line..)
+            .filter(|(l, _)| !l.trim_ascii().is_empty())
+            .map(|(_, n)| n)
+            .collect();
+        let numbers = if dead.is_empty() && stats.events == nonblank.len() {
+            nonblank
         } else {
-            let text = &self.bytes[piece.start..piece.end];
-            let nonblank: Vec<u64> = text
-                .split(|b| *b == b'\n')
-                .zip(piece.first_line..)
-                .filter(|(l, _)| !l.trim_ascii().is_empty())
-                .map(|(_, n)| n)
-                .collect();
-            if dead.is_empty() && stats.events == nonblank.len() {
-                nonblank
-            } else {
-                // Line by line, so every row knows its line.
-                builder = EventBatchBuilder::new();
-                dead.clear();
-                let mut numbers = Vec::new();
-                let mut start = piece.start;
-                let mut line = piece.first_line;
-                while start < piece.end {
-                    let end = memchr::memchr(b'\n', &self.bytes[start..piece.end])
-                        .map_or(piece.end, |i| start + i + 1);
-                    if !self.bytes[start..end].trim_ascii().is_empty() {
-                        let s = self
-                            .parser
-                            .parse(&self.chunk(start, end), &mut builder, &mut dead);
-                        numbers.extend(std::iter::repeat_n(line, s.events));
-                    }
-                    line += 1;
-                    start = end;
+            // Line by line, so every row knows its line.
+            builder = EventBatchBuilder::new();
+            dead.clear();
+            let mut numbers = Vec::new();
+            let mut start = 0;
+            let mut line = piece.first_line;
+            while start < text.len() {
+                let end =
+                    memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |i| start + i + 1);
+                if !text[start..end].trim_ascii().is_empty() {
+                    let chunk =
+                        self.chunk(piece.bytes.slice(start..end), piece.offset + start as u64);
+                    let s = self.parser.parse(&chunk, &mut builder, &mut dead);
+                    numbers.extend(std::iter::repeat_n(line, s.events));
                 }
-                out.dead_letters = dead.len();
-                numbers
+                line += 1;
+                start = end;
             }
+            out.dead_letters = dead.len();
+            numbers
         };
         let records = builder.finish().context("building a batch")?;
         Ok(split(records, numbers, out))
@@ -202,19 +169,35 @@ fn split(records: RecordBatch, numbers: Vec<u64>, mut out: HuntPiece) -> HuntPie
     out
 }
 
-/// Parses a whole input, piece after piece.
+/// Parses a whole input held in memory, piece after piece.
 pub(crate) fn read_hunt_input(
     name: &str,
     input: InputBytes,
     format: Format,
     limits: Limits,
 ) -> anyhow::Result<(Format, HuntPiece)> {
-    let hunt = HuntInput::new(name, input, format, limits);
+    let hunt = HuntInput::new(name, &input.bytes, format, limits, input.modified_ms);
+    let bytes = input.bytes;
     let mut all = HuntPiece::default();
-    for piece in hunt.pieces.clone() {
-        let p = hunt.parse(piece)?;
+    let mut start = 0;
+    let mut line = 1u64;
+    while start < bytes.len() {
+        let end = if hunt.lines {
+            let target = (start + PIECE_BYTES).min(bytes.len());
+            memchr::memchr(b'\n', &bytes[target..]).map_or(bytes.len(), |i| target + i + 1)
+        } else {
+            bytes.len()
+        };
+        let piece = InputPiece {
+            bytes: bytes.slice(start..end),
+            first_line: line,
+            offset: start as u64,
+        };
+        line += memchr::memchr_iter(b'\n', &piece.bytes).count() as u64;
+        let p = hunt.parse(&piece)?;
         all.batches.extend(p.batches);
         all.dead_letters += p.dead_letters;
+        start = end;
     }
     Ok((hunt.format, all))
 }

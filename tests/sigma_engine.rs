@@ -353,3 +353,49 @@ fn the_bundled_ecs_pipeline_makes_rules_read_common_columns() {
     );
     assert!(hits[0]["matched"].get("Image").is_none());
 }
+
+#[test]
+fn detect_reads_compressed_inputs_as_streams() {
+    use std::io::Write as _;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma/windows");
+    let rule = root.join("proc_creation_certutil_download.yml");
+    let event =
+        std::fs::read_to_string(root.join("proc_creation_certutil_download.tp.jsonl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&log).unwrap(),
+        flate2::Compression::fast(),
+    );
+    // Enough lines for several 4 MiB pieces; the hit is on the last one.
+    let filler = "{\"EventID\": 1, \"Channel\": \"Microsoft-Windows-Sysmon/Operational\", \"Image\": \"C:\\\\Windows\\\\notepad.exe\", \"CommandLine\": \"notepad.exe\"}\n";
+    let lines = 3 * 4 * 1024 * 1024 / filler.len() + 1;
+    for _ in 0..lines {
+        gz.write_all(filler.as_bytes()).unwrap();
+    }
+    gz.write_all(event.lines().next().unwrap().as_bytes())
+        .unwrap();
+    gz.write_all(b"\n").unwrap();
+    gz.finish().unwrap();
+    let out = vedette_output(&[
+        "detect",
+        "-r",
+        rule.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<u64> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["record"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(records, vec![lines as u64 + 1]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{} events", lines + 1)));
+}
