@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use vedette_core::schema::col;
 use vedette_detect::sigma::{
     CompileOutcome, CorrelationAlert, CorrelationEngine, CorrelationLimits, CorrelationSet,
-    RuleHit, SigmaDetector,
+    RuleHit, RuleMeta, SigmaDetector,
 };
 use vedette_ingest::{Format, Limits};
 
@@ -255,33 +255,52 @@ fn write_hit(
             .filter(|c| c.is_valid(row))
             .map(|c| c.value(row).to_owned())
     };
-    let timestamp = records
+    let time_ms = records
         .column_by_name(col::TIMESTAMP)
         .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
         .filter(|c| c.is_valid(row))
-        .and_then(|c| chrono::DateTime::from_timestamp_millis(c.value(row)))
+        .map(|c| c.value(row));
+    let mut line = alert_line("sigma", rule, time_ms);
+    line.insert("input".into(), input.into());
+    line.insert(
+        "record".into(),
+        batch.record_numbers.get(row).copied().into(),
+    );
+    line.insert("event_id".into(), text(col::EVENT_ID).into());
+    line.insert("dataset".into(), text(col::EVENT_DATASET).into());
+    line.insert("host".into(), text(col::HOST_NAME).into());
+    line.insert("matched".into(), string_map(&hit.matched));
+    writeln!(out, "{}", serde_json::Value::Object(line)).context("writing alerts")
+}
+
+/// The fields every alert line has: kind, rule identity and metadata, time.
+fn alert_line(
+    kind: &str,
+    rule: &RuleMeta,
+    time_ms: Option<i64>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let timestamp = time_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-    let matched: serde_json::Map<String, serde_json::Value> = hit
-        .matched
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    let line = serde_json::json!({
-        "kind": "sigma",
-        "rule_id": rule.id,
-        "rule_title": rule.title,
-        "rule_author": rule.author,
-        "level": rule.level.as_str(),
-        "tags": rule.tags,
-        "timestamp": timestamp,
-        "input": input,
-        "record": batch.record_numbers.get(row),
-        "event_id": text(col::EVENT_ID),
-        "dataset": text(col::EVENT_DATASET),
-        "host": text(col::HOST_NAME),
-        "matched": matched,
-    });
-    writeln!(out, "{line}").context("writing alerts")
+    let mut line = serde_json::Map::new();
+    line.insert("kind".into(), kind.into());
+    line.insert("rule_id".into(), rule.id.clone().into());
+    line.insert("rule_title".into(), rule.title.clone().into());
+    line.insert("rule_author".into(), rule.author.clone().into());
+    line.insert("level".into(), rule.level.as_str().into());
+    line.insert("tags".into(), rule.tags.clone().into());
+    line.insert("timestamp".into(), timestamp.into());
+    line
+}
+
+/// Name/value pairs as a JSON object of strings.
+fn string_map(pairs: &[(String, String)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 fn write_correlation(
@@ -292,26 +311,11 @@ fn write_correlation(
     let Some(rule) = set.meta(alert.correlation) else {
         return Ok(());
     };
-    let timestamp = chrono::DateTime::from_timestamp_millis(alert.time_ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-    let group: serde_json::Map<String, serde_json::Value> = alert
-        .group
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    let line = serde_json::json!({
-        "kind": "correlation",
-        "rule_id": rule.id,
-        "rule_title": rule.title,
-        "rule_author": rule.author,
-        "level": rule.level.as_str(),
-        "tags": rule.tags,
-        "timestamp": timestamp,
-        "group": group,
-        "value": alert.value,
-        "event_ids": alert.event_ids,
-    });
-    writeln!(out, "{line}").context("writing alerts")
+    let mut line = alert_line("correlation", rule, Some(alert.time_ms));
+    line.insert("group".into(), string_map(&alert.group));
+    line.insert("value".into(), alert.value.into());
+    line.insert("event_ids".into(), alert.event_ids.clone().into());
+    writeln!(out, "{}", serde_json::Value::Object(line)).context("writing alerts")
 }
 
 fn print_stats(

@@ -8,8 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
 use bytes::Bytes;
-use vedette_connectors::decompress::{decompress, Compression};
-use vedette_core::io::read_capped;
+use vedette_connectors::decompress::Compression;
 
 /// Largest input read (after decompression): 16 GiB.
 const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024 * 1024;
@@ -25,27 +24,14 @@ pub(crate) struct InputBytes {
 
 /// Reads `path` (`-` for stdin) whole, decompressing gzip and zstd by magic bytes.
 pub(crate) fn read_input(path: &Path) -> anyhow::Result<InputBytes> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let (raw, modified_ms) = if path.as_os_str() == "-" {
-        (read_capped(std::io::stdin().lock(), MAX_INPUT_BYTES)?, now)
-    } else {
-        let file = std::fs::File::open(path)?;
-        let modified = file
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(now, |d| i64::try_from(d.as_millis()).unwrap_or(now));
-        (read_capped(file, MAX_INPUT_BYTES)?, modified)
-    };
-    let compression = Compression::sniff(&raw);
-    let bytes = match compression {
-        Compression::None => raw,
-        other => decompress(&raw, other, MAX_INPUT_BYTES).context("decompressing")?,
-    };
+    let mut stream = open_input(path)?;
+    let mut bytes = Vec::new();
+    while let Some(piece) = stream.next_piece(16 * 1024 * 1024)? {
+        bytes.extend_from_slice(&piece.bytes);
+    }
     Ok(InputBytes {
         bytes: Bytes::from(bytes),
-        modified_ms,
+        modified_ms: stream.modified_ms,
     })
 }
 
@@ -162,7 +148,7 @@ impl InputStream {
     /// Everything left, with the piece already read in front: for formats whose
     /// records span the whole file (EVTX, Zeek TSV, auditd, XML).
     pub(crate) fn rest(&mut self, first: InputPiece) -> anyhow::Result<InputPiece> {
-        let mut all = first.bytes.to_vec();
+        let mut all = Vec::from(first.bytes);
         while let Some(p) = self.next_piece(16 * 1024 * 1024)? {
             all.extend_from_slice(&p.bytes);
         }

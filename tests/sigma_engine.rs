@@ -11,11 +11,15 @@ use std::path::{Path, PathBuf};
 
 use common::vedette_output;
 
-fn corpus_sigma() -> PathBuf {
-    let root = std::env::var("VEDETTE_CORPORA")
+/// The corpora folder: `VEDETTE_CORPORA`, else `../shared/corpora`.
+fn corpora_root() -> PathBuf {
+    std::env::var("VEDETTE_CORPORA")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"));
-    let sigma = root.join("sigma");
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"))
+}
+
+fn corpus_sigma() -> PathBuf {
+    let sigma = corpora_root().join("sigma");
     assert!(
         sigma.join("manifest.jsonl").is_file(),
         "the Sigma corpus is missing: {} has no manifest.jsonl. Set VEDETTE_CORPORA to the \
@@ -292,10 +296,7 @@ fn falcon_process_events_meet_windows_process_creation_rules() {
     // events, with Image and CommandLine read from the common columns.
     let rule = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/sigma/powershell_encoded_command.yml");
-    let root = std::env::var("VEDETTE_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"));
-    let fdr = root.join("logs/crowdstrike-fdr/panther_fdr.jsonl");
+    let fdr = corpora_root().join("logs/crowdstrike-fdr/panther_fdr.jsonl");
     let out = vedette_output(&[
         "detect",
         "-r",

@@ -19,7 +19,7 @@ use super::literal_index::{ExactMap, Trie};
 use super::test_spec::{cidr_mask, parse_number, Anchor, NumOp, TestSpec};
 
 /// What a literal found by the `contains` scan stands for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
     /// A `contains` test holds.
     Test(TestId),
@@ -349,16 +349,8 @@ impl FieldMatcher {
             }
             candidates.extend_from_slice(&self.untriggered);
             if !candidates.is_empty() {
-                candidates.sort_unstable_by_key(|c| match c {
-                    Target::Test(t) => (0, *t),
-                    Target::Glob(g) => (1, *g),
-                    Target::Regex(r) => (2, *r),
-                });
-                candidates.dedup_by_key(|c| match c {
-                    Target::Test(t) => (0, *t),
-                    Target::Glob(g) => (1, *g),
-                    Target::Regex(r) => (2, *r),
-                });
+                candidates.sort_unstable();
+                candidates.dedup();
                 for c in candidates.drain(..) {
                     match c {
                         Target::Glob(g) => {

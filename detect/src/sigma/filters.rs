@@ -4,6 +4,8 @@
 
 use rsigma_parser::{ConditionExpr, FilterRule, FilterRuleTarget, SelectorPattern, SigmaRule};
 
+use super::logsource::logsource_has;
+
 /// Whether `filter` applies to `rule`.
 fn applies(filter: &FilterRule, rule: &SigmaRule) -> bool {
     let named = match &filter.rules {
@@ -15,14 +17,7 @@ fn applies(filter: &FilterRule, rule: &SigmaRule) -> bool {
     let Some(ls) = &filter.logsource else {
         return named;
     };
-    let eq = |want: &Option<String>, have: &Option<String>| match want {
-        None => true,
-        Some(w) => have.as_ref().is_some_and(|h| h.eq_ignore_ascii_case(w)),
-    };
-    named
-        && eq(&ls.product, &rule.logsource.product)
-        && eq(&ls.category, &rule.logsource.category)
-        && eq(&ls.service, &rule.logsource.service)
+    named && logsource_has(&ls.product, &ls.category, &ls.service, &rule.logsource)
 }
 
 /// The condition with every detection name prefixed; `them` becomes every name of the

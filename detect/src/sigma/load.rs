@@ -162,7 +162,7 @@ impl LoadedRules {
 }
 
 /// A message on one line, runs of white space collapsed.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -115,6 +115,21 @@ impl std::fmt::Display for LogsourceKey {
     }
 }
 
+/// Whether a rule's log source has every value given (case-insensitive); `None` asks
+/// for nothing. Pipelines' `rule_conditions` and filters' `logsource` select rules so.
+pub(crate) fn logsource_has(
+    product: &Option<String>,
+    category: &Option<String>,
+    service: &Option<String>,
+    rule: &LogSource,
+) -> bool {
+    let eq = |want: &Option<String>, have: &Option<String>| match want {
+        None => true,
+        Some(w) => have.as_ref().is_some_and(|h| h.eq_ignore_ascii_case(w)),
+    };
+    eq(product, &rule.product) && eq(category, &rule.category) && eq(service, &rule.service)
+}
+
 /// The rows one route selects, and how rule fields are named on them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Route {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use rsigma_parser::{ConditionExpr, Detection, DetectionItem, FieldSpec, SigmaRule, SigmaValue};
 use serde::Deserialize;
 
+use super::logsource::logsource_has;
 use crate::error::DetectError;
 
 /// A loaded pipeline.
@@ -263,13 +264,7 @@ impl Pipeline {
 }
 
 fn logsource_holds(c: &RuleConditionFile, rule: &SigmaRule) -> bool {
-    let eq = |want: &Option<String>, have: &Option<String>| match want {
-        None => true,
-        Some(w) => have.as_ref().is_some_and(|h| h.eq_ignore_ascii_case(w)),
-    };
-    eq(&c.product, &rule.logsource.product)
-        && eq(&c.category, &rule.logsource.category)
-        && eq(&c.service, &rule.logsource.service)
+    logsource_has(&c.product, &c.category, &c.service, &rule.logsource)
 }
 
 fn for_each_item(det: &mut Detection, f: &mut dyn FnMut(&mut DetectionItem)) {

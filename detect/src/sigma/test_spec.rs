@@ -11,6 +11,7 @@ use base64::Engine as _;
 use rsigma_parser::{Modifier, SigmaString, SigmaValue, SpecialChar, StringPart};
 
 use super::glob::GlobToken;
+use super::load::one_line;
 
 /// Where a literal must sit in the field's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -666,9 +667,4 @@ fn merge_bytes(pieces: Vec<Piece>) -> Vec<Piece> {
         }
     }
     out
-}
-
-/// A message on one line.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
