@@ -33,6 +33,7 @@ pub mod logsource;
 pub mod pipeline;
 pub mod rule_meta;
 pub mod test_spec;
+mod value_pieces;
 
 pub use compile::{compile, CompileOptions, CompileOutcome, Plan};
 pub use correlation::{
