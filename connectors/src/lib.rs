@@ -18,6 +18,7 @@
 //! pipeline acknowledges only durable batches). Files are at-least-once: a followed
 //! file's position is saved only once its chunk is acknowledged as durable.
 
+pub mod bus;
 pub mod chunk;
 pub mod decompress;
 mod error;

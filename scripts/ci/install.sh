@@ -3,8 +3,9 @@
 # rustfmt and clippy components. Safe to run again: it only installs what is absent.
 set -euo pipefail
 
-# Debian packages the tests use: procps gives `kill` (SIGTERM tests).
-APT_PACKAGES=(procps)
+# Debian packages the tests use: procps gives `kill` (SIGTERM tests); make and pkg-config
+# build librdkafka (rdkafka-sys).
+APT_PACKAGES=(procps make pkg-config)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -24,3 +25,13 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+# tansu, a Kafka-compatible broker (Apache-2.0), for the bus tests. Its build takes
+# minutes, so the binary is kept outside the clone and built only when missing.
+TANSU_VERSION=0.6.0
+tools="${VEDETTE_TOOLS:-$HOME/.cache/vedette/tools}"
+if ! "$tools/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  echo "install.sh: building tansu $TANSU_VERSION into $tools (several minutes)"
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vedette/target}/tansu" \
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore --root "$tools"
+fi

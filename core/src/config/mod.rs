@@ -16,8 +16,8 @@ use crate::error::CoreError;
 
 pub use ingest::{FileInputConfig, HttpIngestConfig, IngestConfig, SyslogConfig, SyslogTlsConfig};
 pub use sections::{
-    BusConfig, BusKind, ClickHouseConfig, EmbeddedBusConfig, HttpConfig, KafkaConfig, LogConfig,
-    LogFormat, ParquetConfig, RulesConfig, StoreConfig, StoreKind,
+    BusConfig, BusKind, ClickHouseConfig, EmbeddedBusConfig, HttpConfig, KafkaCompression,
+    KafkaConfig, LogConfig, LogFormat, ParquetConfig, RulesConfig, StoreConfig, StoreKind,
 };
 
 /// The whole configuration file.

@@ -98,6 +98,9 @@ pub struct BusConfig {
     pub embedded: EmbeddedBusConfig,
     /// `[bus.kafka]`: settings of the Kafka bus; required when `kind = "kafka"`.
     pub kafka: Option<KafkaConfig>,
+    /// Column whose value picks a row's partition, so one entity's events meet one
+    /// consumer (baselines and correlations rely on it). Default: `host.name`.
+    pub partition_key: String,
 }
 
 impl Default for BusConfig {
@@ -106,12 +109,16 @@ impl Default for BusConfig {
             kind: BusKind::Embedded,
             embedded: EmbeddedBusConfig::default(),
             kafka: None,
+            partition_key: "host.name".into(),
         }
     }
 }
 
 impl BusConfig {
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.partition_key.trim().is_empty() {
+            return Err("bus.partition_key: must name a column".into());
+        }
         self.embedded.validate()?;
         match (self.kind, &self.kafka) {
             (BusKind::Kafka, None) => Err("bus.kafka: required when bus.kind = \"kafka\"".into()),
@@ -132,8 +139,14 @@ pub struct EmbeddedBusConfig {
     pub partitions: u32,
     /// Keep records at most this many hours. Default: 168 (7 days).
     pub retention_hours: u64,
-    /// Keep at most this many bytes per topic. Default: 10 GiB.
+    /// Keep at most this many bytes per partition. Default: 10 GiB.
     pub retention_bytes: u64,
+    /// Records past `retention_hours` or `retention_bytes` are deleted only once every
+    /// consumer group committed them, except past this age, when they go regardless
+    /// (and the records a group missed are counted). Default: 720 (30 days).
+    pub retention_max_hours: u64,
+    /// Size at which a segment file is sealed and the next begun. Default: 128 MiB.
+    pub segment_bytes: u64,
 }
 
 impl Default for EmbeddedBusConfig {
@@ -143,20 +156,42 @@ impl Default for EmbeddedBusConfig {
             partitions: 4,
             retention_hours: 168,
             retention_bytes: 10 * 1024 * 1024 * 1024,
+            retention_max_hours: 720,
+            segment_bytes: 128 * 1024 * 1024,
         }
     }
 }
 
 impl EmbeddedBusConfig {
     fn validate(&self) -> Result<(), String> {
-        if self.partitions == 0 {
-            return Err("bus.embedded.partitions: must be at least 1".into());
+        if self.partitions == 0 || self.partitions > 1024 {
+            return Err("bus.embedded.partitions: must be 1 to 1024".into());
         }
         if self.retention_hours == 0 {
             return Err("bus.embedded.retention_hours: must be at least 1".into());
         }
+        if self.retention_max_hours < self.retention_hours {
+            return Err(
+                "bus.embedded.retention_max_hours: must be at least retention_hours".into(),
+            );
+        }
+        if self.segment_bytes < 1024 * 1024 {
+            return Err("bus.embedded.segment_bytes: must be at least 1 MiB".into());
+        }
         Ok(())
     }
+}
+
+/// How Kafka messages are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaCompression {
+    /// No compression.
+    None,
+    /// LZ4: fast, the default.
+    Lz4,
+    /// Zstandard: smaller, more CPU.
+    Zstd,
 }
 
 /// `[bus.kafka]`: a Kafka cluster.
@@ -171,9 +206,45 @@ pub struct KafkaConfig {
     /// Consumer group shared by every `vedette` process of a cluster. Default: `vedette`.
     #[serde(default = "default_group")]
     pub group: String,
+    /// Partitions of a topic Vedette creates. Default: 12.
+    #[serde(default = "default_kafka_partitions")]
+    pub partitions: u32,
+    /// Replicas of a topic Vedette creates. Default: 3 (set 1 for a one-broker test).
+    #[serde(default = "default_replication")]
+    pub replication_factor: u16,
+    /// `retention.ms` of a topic Vedette creates, in hours. Default: 168 (7 days).
+    #[serde(default = "default_kafka_retention_hours")]
+    pub retention_hours: u64,
+    /// Message compression. Default: `lz4`.
+    #[serde(default = "default_compression")]
+    pub compression: KafkaCompression,
+    /// Largest message sent; larger batches are split by rows. Keep it under the
+    /// broker's `message.max.bytes`. Default: 1,000,000.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
     /// Extra librdkafka properties (e.g. `security.protocol`). Default: none.
     #[serde(default)]
     pub properties: std::collections::BTreeMap<String, String>,
+}
+
+fn default_kafka_partitions() -> u32 {
+    12
+}
+
+fn default_replication() -> u16 {
+    3
+}
+
+fn default_kafka_retention_hours() -> u64 {
+    168
+}
+
+fn default_compression() -> KafkaCompression {
+    KafkaCompression::Lz4
+}
+
+fn default_max_message_bytes() -> usize {
+    1_000_000
 }
 
 fn default_topic_prefix() -> String {
@@ -185,6 +256,21 @@ fn default_group() -> String {
 }
 
 impl KafkaConfig {
+    /// A configuration for these brokers, every other field at its default.
+    pub fn new(brokers: Vec<String>) -> Self {
+        Self {
+            brokers,
+            topic_prefix: default_topic_prefix(),
+            group: default_group(),
+            partitions: default_kafka_partitions(),
+            replication_factor: default_replication(),
+            retention_hours: default_kafka_retention_hours(),
+            compression: default_compression(),
+            max_message_bytes: default_max_message_bytes(),
+            properties: Default::default(),
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.brokers.is_empty() {
             return Err("bus.kafka.brokers: must name at least one broker".into());
@@ -199,6 +285,12 @@ impl KafkaConfig {
         }
         if self.group.is_empty() || self.topic_prefix.is_empty() {
             return Err("bus.kafka: group and topic_prefix must not be empty".into());
+        }
+        if self.partitions == 0 || self.replication_factor == 0 {
+            return Err("bus.kafka: partitions and replication_factor must be at least 1".into());
+        }
+        if self.max_message_bytes < 64 * 1024 {
+            return Err("bus.kafka.max_message_bytes: must be at least 65536".into());
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ fn effective_config_round_trips() -> Result<(), CoreError> {
         brokers: vec!["127.0.0.1:9092".into()],
         topic_prefix: "v".into(),
         group: "g".into(),
-        properties: Default::default(),
+        ..KafkaConfig::new(vec!["127.0.0.1:9092".into()])
     });
     let text = c.to_toml()?;
     assert_eq!(Config::from_toml(&text, "round-trip")?, c);
@@ -136,6 +136,7 @@ fn every_key_is_documented() -> Result<(), CoreError> {
         topic_prefix: "v".into(),
         group: "g".into(),
         properties: [("acks".to_string(), "all".to_string())].into(),
+        ..KafkaConfig::new(vec![])
     });
     c.store.clickhouse = Some(ClickHouseConfig {
         url: "http://c:8123".into(),

@@ -14,7 +14,7 @@ mod parser;
 mod source;
 mod store;
 
-pub use bus::{Bus, BusConsumer};
+pub use bus::{Bus, BusConsumer, BusDelivery};
 pub use detector::Detector;
 pub use parser::{ParseStats, Parser};
 pub use source::{RawChunk, Source};

@@ -1,0 +1,269 @@
+//! [`EmbeddedBus`]: the [`Bus`] trait over an [`EmbeddedLog`], with consumers that share
+//! a group's partitions inside this process.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use vedette_core::batch::{BusPosition, EventBatch};
+use vedette_core::traits::{Bus, BusConsumer, BusDelivery};
+use vedette_core::CoreError;
+
+use super::log::EmbeddedLog;
+use super::record::MAX_BODY_BYTES;
+use crate::bus::codec::{self, BatchHeader};
+use crate::bus::partitioning::Partitioner;
+
+/// Largest payload of one record: batches above it are split.
+const MAX_PAYLOAD_BYTES: usize = MAX_BODY_BYTES - 256 * 1024;
+
+/// The embedded log as a [`Bus`].
+#[derive(Debug, Clone)]
+pub struct EmbeddedBus {
+    log: Arc<EmbeddedLog>,
+    key: String,
+    partitioners: Arc<Mutex<HashMap<String, Arc<Partitioner>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn join_error(e: tokio::task::JoinError) -> CoreError {
+    CoreError::Internal(format!("embedded log task failed: {e}"))
+}
+
+impl EmbeddedBus {
+    /// A bus over `log`, partitioning rows by column `partition_key`.
+    pub fn new(log: Arc<EmbeddedLog>, partition_key: impl Into<String>) -> Self {
+        Self {
+            log,
+            key: partition_key.into(),
+            partitioners: Arc::default(),
+        }
+    }
+
+    /// The log underneath.
+    pub fn log(&self) -> &Arc<EmbeddedLog> {
+        &self.log
+    }
+
+    fn partitioner(&self, topic: &str) -> Result<Arc<Partitioner>, CoreError> {
+        if let Some(p) = lock(&self.partitioners).get(topic) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(Partitioner::new(
+            self.key.clone(),
+            self.log.partitions(topic)?,
+        ));
+        lock(&self.partitioners).insert(topic.to_string(), p.clone());
+        Ok(p)
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn append(&self, topic: &str, batch: &EventBatch) -> Result<Vec<BusPosition>, CoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let partitioner = self.partitioner(topic)?;
+        let (log, topic_name, batch) = (self.log.clone(), topic.to_string(), batch.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            let mut written = Vec::new();
+            for (partition, records) in partitioner.split(&batch.records)? {
+                let part = EventBatch {
+                    records,
+                    ..batch.clone()
+                };
+                let header = BatchHeader::of(&part);
+                for payload in codec::encode_to_fit(&part.records, MAX_PAYLOAD_BYTES)? {
+                    let offset = log.append(&topic_name, partition, &header, &payload)?;
+                    written.push((partition, offset));
+                }
+            }
+            Ok::<_, CoreError>(written)
+        })
+        .await
+        .map_err(join_error)??;
+        let mut positions = Vec::with_capacity(written.len());
+        for (partition, offset) in written {
+            self.log.wait_durable(topic, partition, offset).await?;
+            positions.push(BusPosition {
+                topic: topic.to_string(),
+                partition,
+                offset,
+            });
+        }
+        Ok(positions)
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn BusConsumer>, CoreError> {
+        let member = self.log.join(group, topic)?;
+        Ok(Box::new(EmbeddedConsumer {
+            log: self.log.clone(),
+            topic: topic.to_string(),
+            group: group.to_string(),
+            member,
+            generation: 0,
+            owned: BTreeMap::new(),
+            pending: VecDeque::new(),
+            cursor: 0,
+            arrivals: self.log.arrivals(topic)?,
+            membership: self.log.membership_changes(),
+            left: false,
+        }))
+    }
+}
+
+/// A member of a consumer group on the embedded log.
+#[derive(Debug)]
+pub struct EmbeddedConsumer {
+    log: Arc<EmbeddedLog>,
+    topic: String,
+    group: String,
+    member: u64,
+    generation: u64,
+    /// Owned partitions and the next offset to read in each.
+    owned: BTreeMap<u32, u64>,
+    pending: VecDeque<BusDelivery>,
+    /// Which owned partition is read next, so one busy partition cannot starve others.
+    cursor: usize,
+    arrivals: tokio::sync::watch::Receiver<u64>,
+    membership: tokio::sync::watch::Receiver<u64>,
+    left: bool,
+}
+
+impl EmbeddedConsumer {
+    /// Takes a new assignment if the group changed; queues the revoked and assigned
+    /// partitions as deliveries.
+    fn rebalance(&mut self) -> Result<(), CoreError> {
+        let (generation, mine) = self.log.assignment(&self.group, &self.topic, self.member)?;
+        if generation == self.generation {
+            return Ok(());
+        }
+        self.generation = generation;
+        let revoked: Vec<u32> = self
+            .owned
+            .keys()
+            .copied()
+            .filter(|p| !mine.contains(p))
+            .collect();
+        for p in &revoked {
+            self.owned.remove(p);
+        }
+        let mut assigned = Vec::new();
+        for p in mine {
+            if self.owned.contains_key(&p) {
+                continue;
+            }
+            let (start, _) = self.log.bounds(&self.topic, p)?;
+            let from = self
+                .log
+                .committed(&self.group, &self.topic, p)
+                .unwrap_or(start);
+            self.owned.insert(p, from);
+            assigned.push(p);
+        }
+        if !revoked.is_empty() {
+            self.pending.push_back(BusDelivery::Revoked(revoked));
+        }
+        if !assigned.is_empty() {
+            self.pending.push_back(BusDelivery::Assigned(assigned));
+        }
+        Ok(())
+    }
+
+    /// The next record of an owned partition, in turn.
+    async fn next_batch(&mut self) -> Result<Option<EventBatch>, CoreError> {
+        let owned: Vec<(u32, u64)> = self.owned.iter().map(|(&p, &o)| (p, o)).collect();
+        for i in 0..owned.len() {
+            let (partition, from) = owned[(self.cursor + i) % owned.len()];
+            let (log, topic) = (self.log.clone(), self.topic.clone());
+            let records = tokio::task::spawn_blocking(move || log.read(&topic, partition, from, 1))
+                .await
+                .map_err(join_error)??;
+            let Some(record) = records.into_iter().next() else {
+                // Everything from `from` may have been damaged and skipped: move past
+                // what the log no longer serves.
+                continue;
+            };
+            self.cursor = (self.cursor + i + 1) % owned.len().max(1);
+            self.owned.insert(partition, record.offset + 1);
+            let mut batch = codec::decode_batch(&record.header, &record.payload)?;
+            batch.position = Some(BusPosition {
+                topic: self.topic.clone(),
+                partition,
+                offset: record.offset,
+            });
+            return Ok(Some(batch));
+        }
+        Ok(None)
+    }
+
+    fn leave(&mut self) {
+        if !self.left {
+            self.left = true;
+            self.log.leave(&self.group, &self.topic, self.member);
+        }
+    }
+}
+
+#[async_trait]
+impl BusConsumer for EmbeddedConsumer {
+    async fn poll(&mut self, timeout: Duration) -> Result<Option<BusDelivery>, CoreError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.arrivals.borrow_and_update();
+            self.membership.borrow_and_update();
+            self.rebalance()?;
+            if let Some(d) = self.pending.pop_front() {
+                return Ok(Some(d));
+            }
+            if let Some(batch) = self.next_batch().await? {
+                return Ok(Some(BusDelivery::Batch(batch)));
+            }
+            let woke = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    _ = self.arrivals.changed() => {}
+                    _ = self.membership.changed() => {}
+                }
+            })
+            .await;
+            if woke.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn commit(&mut self, position: &BusPosition) -> Result<(), CoreError> {
+        self.rebalance()?;
+        if position.topic != self.topic || !self.owned.contains_key(&position.partition) {
+            return Err(CoreError::External {
+                service: "embedded log".into(),
+                message: format!(
+                    "cannot commit {}/{}: the partition is not assigned to this consumer (rebalanced)",
+                    position.topic, position.partition
+                ),
+                retryable: false,
+            });
+        }
+        let (log, group, p) = (self.log.clone(), self.group.clone(), position.clone());
+        tokio::task::spawn_blocking(move || log.commit(&group, &p.topic, p.partition, p.offset + 1))
+            .await
+            .map_err(join_error)?
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), CoreError> {
+        self.leave();
+        Ok(())
+    }
+}
+
+impl Drop for EmbeddedConsumer {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}

@@ -1,0 +1,255 @@
+//! Consumer groups of the embedded log: committed offsets, kept durably in one small
+//! JSON file per group (`groups/<group>.json`, replaced atomically), and membership,
+//! kept in memory (members live in this process only).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use vedette_core::CoreError;
+
+use super::partition::sync_dir;
+
+/// Committed next-offsets of one group: topic → partition → offset.
+type Commits = BTreeMap<String, BTreeMap<u32, u64>>;
+
+/// The file layout of a group's commits.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct GroupFile {
+    /// topic → partition → next offset to read.
+    topics: Commits,
+}
+
+/// Members of one group on one topic.
+#[derive(Debug, Default)]
+struct Membership {
+    /// Member ids in join order.
+    members: Vec<u64>,
+    /// Bumped at every join and leave.
+    generation: u64,
+}
+
+/// Commits and members of every group.
+#[derive(Debug)]
+pub(crate) struct Groups {
+    dir: PathBuf,
+    commits: Mutex<HashMap<String, Commits>>,
+    members: Mutex<HashMap<(String, String), Membership>>,
+    next_member: Mutex<u64>,
+}
+
+/// Checks a topic or group name: it becomes a file or folder name.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::BadInput(format!(
+            "{what} name `{name}`: use 1 to 200 letters, digits, `.`, `_` or `-`"
+        )))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Groups {
+    /// Loads every group's commits from `dir`.
+    pub(crate) fn open(dir: &Path) -> Result<Self, CoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CoreError::io(format!("creating {}", dir.display()), e))?;
+        let mut commits = HashMap::new();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| CoreError::io(format!("listing {}", dir.display()), e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(group) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CoreError::io(format!("reading {}", path.display()), e))?;
+            let file: GroupFile = serde_json::from_str(&text).map_err(|e| {
+                CoreError::Internal(format!("group commits {} are damaged: {e}", path.display()))
+            })?;
+            commits.insert(group.to_string(), file.topics);
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            commits: Mutex::new(commits),
+            members: Mutex::new(HashMap::new()),
+            next_member: Mutex::new(1),
+        })
+    }
+
+    /// The next offset `group` reads in a partition, if it ever committed there.
+    pub(crate) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<u64> {
+        lock(&self.commits)
+            .get(group)?
+            .get(topic)?
+            .get(&partition)
+            .copied()
+    }
+
+    /// The lowest commit of any group that committed on the partition's topic (a group
+    /// that committed other partitions of the topic but not this one counts as 0).
+    pub(crate) fn slowest(&self, topic: &str, partition: u32) -> Option<u64> {
+        lock(&self.commits)
+            .values()
+            .filter_map(|topics| topics.get(topic))
+            .map(|parts| parts.get(&partition).copied().unwrap_or(0))
+            .min()
+    }
+
+    /// Every commit: (group, topic, partition, next offset).
+    pub(crate) fn all_commits(&self) -> Vec<(String, String, u32, u64)> {
+        let commits = lock(&self.commits);
+        let mut out = Vec::new();
+        for (group, topics) in commits.iter() {
+            for (topic, parts) in topics {
+                for (&p, &o) in parts {
+                    out.push((group.clone(), topic.clone(), p, o));
+                }
+            }
+        }
+        out
+    }
+
+    /// Durably records that `group` resumes `topic`/`partition` at `next`.
+    pub(crate) fn commit(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next: u64,
+    ) -> Result<(), CoreError> {
+        let mut commits = lock(&self.commits);
+        let topics = commits.entry(group.to_string()).or_default();
+        topics
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, next);
+        let text = serde_json::to_string(&GroupFile {
+            topics: topics.clone(),
+        })
+        .map_err(|e| CoreError::Internal(format!("group commits to json: {e}")))?;
+        let path = self.dir.join(format!("{group}.json"));
+        let tmp = self.dir.join(format!(".{group}.json.tmp"));
+        write_synced(&tmp, text.as_bytes())?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| CoreError::io(format!("replacing {}", path.display()), e))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Adds a member; returns its id.
+    pub(crate) fn join(&self, group: &str, topic: &str) -> u64 {
+        let id = {
+            let mut next = lock(&self.next_member);
+            *next += 1;
+            *next
+        };
+        let mut members = lock(&self.members);
+        let m = members
+            .entry((group.to_string(), topic.to_string()))
+            .or_default();
+        m.members.push(id);
+        m.generation += 1;
+        id
+    }
+
+    /// Removes a member.
+    pub(crate) fn leave(&self, group: &str, topic: &str, member: u64) {
+        let mut members = lock(&self.members);
+        if let Some(m) = members.get_mut(&(group.to_string(), topic.to_string())) {
+            if let Some(i) = m.members.iter().position(|&x| x == member) {
+                m.members.remove(i);
+                m.generation += 1;
+            }
+        }
+    }
+
+    /// The current generation and the partitions of `member` among `partitions`:
+    /// partition p goes to the member at index p mod members, in join order.
+    pub(crate) fn assignment(
+        &self,
+        group: &str,
+        topic: &str,
+        member: u64,
+        partitions: u32,
+    ) -> (u64, Vec<u32>) {
+        let members = lock(&self.members);
+        let Some(m) = members.get(&(group.to_string(), topic.to_string())) else {
+            return (0, Vec::new());
+        };
+        let Some(index) = m.members.iter().position(|&x| x == member) else {
+            return (m.generation, Vec::new());
+        };
+        let n = m.members.len() as u32;
+        let mine = (0..partitions).filter(|p| p % n == index as u32).collect();
+        (m.generation, mine)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)
+        .map_err(|e| CoreError::io(format!("creating {}", path.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CoreError::io(format!("writing {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Groups::open(dir.path()).unwrap();
+        g.commit("detect", "events", 2, 17).unwrap();
+        g.commit("store", "events", 2, 5).unwrap();
+        drop(g);
+        let g = Groups::open(dir.path()).unwrap();
+        assert_eq!(g.committed("detect", "events", 2), Some(17));
+        assert_eq!(g.committed("detect", "events", 1), None);
+        assert_eq!(g.slowest("events", 2), Some(5));
+        assert_eq!(g.slowest("events", 1), Some(0));
+        assert_eq!(g.slowest("alerts", 1), None);
+    }
+
+    #[test]
+    fn partitions_are_shared_and_rebalanced() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Groups::open(dir.path()).unwrap();
+        let a = g.join("grp", "events");
+        let (gen1, all) = g.assignment("grp", "events", a, 4);
+        assert_eq!(all, vec![0, 1, 2, 3]);
+        let b = g.join("grp", "events");
+        let (gen2, mine) = g.assignment("grp", "events", a, 4);
+        let (_, theirs) = g.assignment("grp", "events", b, 4);
+        assert!(gen2 > gen1);
+        assert_eq!((mine, theirs), (vec![0, 2], vec![1, 3]));
+        g.leave("grp", "events", a);
+        assert_eq!(g.assignment("grp", "events", b, 4).1, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("topic", "events").is_ok());
+        assert!(check_name("topic", "../x").is_err());
+        assert!(check_name("topic", "").is_err());
+        assert!(check_name("group", "a b").is_err());
+    }
+}

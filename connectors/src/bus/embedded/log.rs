@@ -1,0 +1,484 @@
+//! The embedded log itself: topics of partitions under one folder, appends with the
+//! configured durability, reads of durable records, group commits, retention, counters.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use vedette_core::CoreError;
+
+use super::groups::{check_name, Groups};
+use super::partition::{Partition, Retention};
+use super::record::{self, RecordMeta};
+use super::segment::read_record;
+use crate::bus::codec::BatchHeader;
+
+/// When an append counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fsync before acknowledging every append.
+    EveryAppend,
+    /// fsync every this many milliseconds; an append is acknowledged after the next one.
+    Interval(Duration),
+}
+
+/// Settings of an embedded log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Partitions of a topic created by this log.
+    pub partitions: u32,
+    /// A segment is sealed and a new one begun past this size.
+    pub segment_bytes: u64,
+    /// Durability of appends.
+    pub sync: SyncPolicy,
+    /// What retention deletes.
+    pub retention: Retention,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            partitions: 4,
+            segment_bytes: 128 * 1024 * 1024,
+            sync: SyncPolicy::EveryAppend,
+            retention: Retention {
+                max_age_ms: 7 * 24 * 3_600_000,
+                max_bytes: 10 * 1024 * 1024 * 1024,
+                hard_max_age_ms: 30 * 24 * 3_600_000,
+            },
+        }
+    }
+}
+
+/// A record read back.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// Offset within its partition.
+    pub offset: u64,
+    /// When the log appended it, Unix ms.
+    pub append_time_ms: i64,
+    /// The batch header.
+    pub header: BatchHeader,
+    /// The payload (an Arrow IPC stream for batches).
+    pub payload: Vec<u8>,
+}
+
+/// Counters of an embedded log, for metrics.
+#[derive(Debug, Default)]
+pub struct LogCounters {
+    /// Records appended.
+    pub appended_records: AtomicU64,
+    /// Bytes appended (whole records).
+    pub appended_bytes: AtomicU64,
+    /// fsyncs of segment data.
+    pub syncs: AtomicU64,
+    /// Bytes cut from torn tails at open.
+    pub recovered_truncated_bytes: AtomicU64,
+    /// Segments deleted by retention.
+    pub retention_deleted_segments: AtomicU64,
+    /// Bytes deleted by retention.
+    pub retention_deleted_bytes: AtomicU64,
+    /// Records deleted by the hard age cap before some group committed them.
+    pub retention_unread_records: AtomicU64,
+    /// Records found damaged when read, and skipped.
+    pub damaged_records: AtomicU64,
+}
+
+/// One topic.
+#[derive(Debug)]
+struct Topic {
+    partitions: Vec<Mutex<Partition>>,
+    /// Bumped whenever durable records arrive; consumers wait on it.
+    arrived: watch::Sender<u64>,
+}
+
+/// The embedded durable log (see the module doc of `bus::embedded`).
+#[derive(Debug)]
+pub struct EmbeddedLog {
+    root: PathBuf,
+    options: LogOptions,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    groups: Groups,
+    counters: LogCounters,
+    /// Fires on membership changes, so consumers rebalance promptly.
+    membership: watch::Sender<u64>,
+    stop: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl EmbeddedLog {
+    /// Opens the log in `root` (created if missing), recovering every topic: torn
+    /// tails are cut and counted. With an interval sync policy a background thread
+    /// syncs; it stops when the log is dropped.
+    pub fn open(root: &Path, options: LogOptions) -> Result<Arc<Self>, CoreError> {
+        let topics_dir = root.join("topics");
+        std::fs::create_dir_all(&topics_dir)
+            .map_err(|e| CoreError::io(format!("creating {}", topics_dir.display()), e))?;
+        let log = Arc::new(Self {
+            root: root.to_path_buf(),
+            groups: Groups::open(&root.join("groups"))?,
+            options,
+            topics: RwLock::new(HashMap::new()),
+            counters: LogCounters::default(),
+            membership: watch::Sender::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let entries = std::fs::read_dir(&topics_dir)
+            .map_err(|e| CoreError::io(format!("listing {}", topics_dir.display()), e))?;
+        for entry in entries.flatten() {
+            if let Some(name) = entry.file_name().to_str() {
+                if check_name("topic", name).is_ok() {
+                    log.topic(name)?;
+                }
+            }
+        }
+        if let SyncPolicy::Interval(every) = log.options.sync {
+            let weak = Arc::downgrade(&log);
+            std::thread::Builder::new()
+                .name("vedette-log-sync".into())
+                .spawn(move || loop {
+                    std::thread::sleep(every);
+                    let Some(log) = weak.upgrade() else { break };
+                    if log.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Err(e) = log.sync_all() {
+                        tracing::error!(error = %e, "embedded log: periodic sync failed");
+                    }
+                })
+                .map_err(|e| CoreError::io("starting the log sync thread", e))?;
+        }
+        Ok(log)
+    }
+
+    /// The folder of the log.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &LogCounters {
+        &self.counters
+    }
+
+    /// The topic, opened or created with the configured partition count.
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, CoreError> {
+        if let Some(t) = self
+            .topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+        {
+            return Ok(t.clone());
+        }
+        check_name("topic", name)?;
+        let mut topics = self
+            .topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = topics.get(name) {
+            return Ok(t.clone());
+        }
+        let dir = self.root.join("topics").join(name);
+        let existing = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .map(|p| p + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let count = if existing > 0 {
+            existing
+        } else {
+            self.options.partitions.max(1)
+        };
+        let mut partitions = Vec::with_capacity(count as usize);
+        for p in 0..count {
+            let (partition, truncated) =
+                Partition::open(&dir.join(p.to_string()), self.options.segment_bytes)?;
+            if truncated > 0 {
+                tracing::warn!(
+                    topic = name,
+                    partition = p,
+                    bytes = truncated,
+                    "embedded log: cut a torn tail"
+                );
+                self.counters
+                    .recovered_truncated_bytes
+                    .fetch_add(truncated, Ordering::Relaxed);
+            }
+            partitions.push(Mutex::new(partition));
+        }
+        super::partition::sync_dir(&dir)?;
+        let topic = Arc::new(Topic {
+            partitions,
+            arrived: watch::Sender::new(0),
+        });
+        topics.insert(name.to_string(), topic.clone());
+        Ok(topic)
+    }
+
+    /// Number of partitions of a topic (created if missing).
+    pub fn partitions(&self, topic: &str) -> Result<u32, CoreError> {
+        Ok(self.topic(topic)?.partitions.len() as u32)
+    }
+
+    fn partition<'t>(
+        topic: &'t Topic,
+        name: &str,
+        partition: u32,
+    ) -> Result<&'t Mutex<Partition>, CoreError> {
+        topic.partitions.get(partition as usize).ok_or_else(|| {
+            CoreError::BadInput(format!("topic {name} has no partition {partition}"))
+        })
+    }
+
+    /// Appends one record; returns its offset. Under [`SyncPolicy::EveryAppend`] it is
+    /// durable on return; otherwise await [`Self::wait_durable`] before acknowledging.
+    pub fn append(
+        &self,
+        topic_name: &str,
+        partition: u32,
+        header: &BatchHeader,
+        payload: &[u8],
+    ) -> Result<u64, CoreError> {
+        let topic = self.topic(topic_name)?;
+        let slot = Self::partition(&topic, topic_name, partition)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let offset = {
+            let mut p = lock(slot);
+            let offset = p.next_offset();
+            let meta = RecordMeta {
+                offset,
+                append_time_ms: now,
+                header: header.clone(),
+            };
+            let encoded = record::encode(&meta, payload)?;
+            p.append(&encoded, now)?;
+            self.counters
+                .appended_records
+                .fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .appended_bytes
+                .fetch_add(encoded.len() as u64, Ordering::Relaxed);
+            if self.options.sync == SyncPolicy::EveryAppend {
+                p.sync()?;
+                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            offset
+        };
+        if self.options.sync == SyncPolicy::EveryAppend {
+            topic.arrived.send_modify(|v| *v += 1);
+        }
+        Ok(offset)
+    }
+
+    /// Waits until `offset` of a partition is durable.
+    pub async fn wait_durable(
+        &self,
+        topic_name: &str,
+        partition: u32,
+        offset: u64,
+    ) -> Result<(), CoreError> {
+        let topic = self.topic(topic_name)?;
+        let slot = Self::partition(&topic, topic_name, partition)?;
+        let mut arrived = topic.arrived.subscribe();
+        loop {
+            if lock(slot).durable_offset() > offset {
+                return Ok(());
+            }
+            // The sync thread bumps `arrived` after each sync; a timeout guards
+            // against a missed wake-up.
+            let _ = tokio::time::timeout(Duration::from_millis(50), arrived.changed()).await;
+        }
+    }
+
+    /// Syncs every partition with unsynced appends; wakes consumers and waiters.
+    pub fn sync_all(&self) -> Result<(), CoreError> {
+        let topics: Vec<Arc<Topic>> = self
+            .topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for topic in topics {
+            let mut advanced = false;
+            for slot in &topic.partitions {
+                let Some((file, upto)) = lock(slot).sync_target() else {
+                    continue;
+                };
+                file.sync_data()
+                    .map_err(|e| CoreError::io("syncing a segment", e))?;
+                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                lock(slot).mark_durable(upto);
+                advanced = true;
+            }
+            if advanced {
+                topic.arrived.send_modify(|v| *v += 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `max` durable records of a partition from offset `from` (or from the
+    /// oldest record held, if `from` was deleted). Damaged records are skipped and
+    /// counted, never served.
+    pub fn read(
+        &self,
+        topic_name: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredRecord>, CoreError> {
+        let topic = self.topic(topic_name)?;
+        let locations = lock(Self::partition(&topic, topic_name, partition)?).locate(from, max);
+        let mut out = Vec::with_capacity(locations.len());
+        for location in locations {
+            let decoded = read_record(&location).and_then(|body| {
+                let (meta, payload) = record::decode_body(&body)?;
+                if meta.offset != location.offset {
+                    return Err(CoreError::BadInput(format!(
+                        "bus record at offset {} says it is {}",
+                        location.offset, meta.offset
+                    )));
+                }
+                Ok(StoredRecord {
+                    offset: meta.offset,
+                    append_time_ms: meta.append_time_ms,
+                    header: meta.header,
+                    payload: payload.to_vec(),
+                })
+            });
+            match decoded {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    tracing::error!(topic = topic_name, partition, offset = location.offset, error = %e, "embedded log: skipping a damaged record");
+                    self.counters
+                        .damaged_records
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The oldest offset held and one past the newest durable offset of a partition.
+    pub fn bounds(&self, topic_name: &str, partition: u32) -> Result<(u64, u64), CoreError> {
+        let topic = self.topic(topic_name)?;
+        let p = lock(Self::partition(&topic, topic_name, partition)?);
+        Ok((p.start_offset(), p.durable_offset()))
+    }
+
+    /// A receiver that changes when durable records arrive in `topic`.
+    pub fn arrivals(&self, topic: &str) -> Result<watch::Receiver<u64>, CoreError> {
+        Ok(self.topic(topic)?.arrived.subscribe())
+    }
+
+    /// A receiver that changes when any group's membership changes.
+    pub fn membership_changes(&self) -> watch::Receiver<u64> {
+        self.membership.subscribe()
+    }
+
+    /// The next offset `group` resumes `topic`/`partition` at, if it committed there.
+    pub fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<u64> {
+        self.groups.committed(group, topic, partition)
+    }
+
+    /// Durably commits: `group` resumes `topic`/`partition` at `next`.
+    pub fn commit(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next: u64,
+    ) -> Result<(), CoreError> {
+        check_name("group", group)?;
+        self.groups.commit(group, topic, partition, next)
+    }
+
+    /// Adds a member to a group on a topic; returns its id.
+    pub fn join(&self, group: &str, topic: &str) -> Result<u64, CoreError> {
+        check_name("group", group)?;
+        self.topic(topic)?;
+        let id = self.groups.join(group, topic);
+        self.membership.send_modify(|v| *v += 1);
+        Ok(id)
+    }
+
+    /// Removes a member.
+    pub fn leave(&self, group: &str, topic: &str, member: u64) {
+        self.groups.leave(group, topic, member);
+        self.membership.send_modify(|v| *v += 1);
+    }
+
+    /// The member's generation and partitions.
+    pub fn assignment(
+        &self,
+        group: &str,
+        topic: &str,
+        member: u64,
+    ) -> Result<(u64, Vec<u32>), CoreError> {
+        let partitions = self.partitions(topic)?;
+        Ok(self.groups.assignment(group, topic, member, partitions))
+    }
+
+    /// Consumer lag: (group, topic, partition, records durable but not committed).
+    pub fn lags(&self) -> Vec<(String, String, u32, u64)> {
+        self.groups
+            .all_commits()
+            .into_iter()
+            .filter_map(|(g, t, p, committed)| {
+                let (_, end) = self.bounds(&t, p).ok()?;
+                Some((g, t, p, end.saturating_sub(committed)))
+            })
+            .collect()
+    }
+
+    /// Applies retention to every topic at time `now_ms`.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<(), CoreError> {
+        let topics: Vec<(String, Arc<Topic>)> = self
+            .topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        for (name, topic) in topics {
+            for (p, slot) in topic.partitions.iter().enumerate() {
+                let slowest = self.groups.slowest(&name, p as u32);
+                let removed = lock(slot).retain(now_ms, &self.options.retention, slowest)?;
+                if removed.segments == 0 {
+                    continue;
+                }
+                let c = &self.counters;
+                c.retention_deleted_segments
+                    .fetch_add(removed.segments, Ordering::Relaxed);
+                c.retention_deleted_bytes
+                    .fetch_add(removed.bytes, Ordering::Relaxed);
+                c.retention_unread_records
+                    .fetch_add(removed.unread_records, Ordering::Relaxed);
+                if removed.unread_records > 0 {
+                    tracing::warn!(topic = %name, partition = p, records = removed.unread_records,
+                        "embedded log: the retention cap deleted records a group had not committed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs everything and stops the sync thread.
+    pub fn close(&self) -> Result<(), CoreError> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.sync_all()
+    }
+}

@@ -1,0 +1,62 @@
+//! The embedded durable log: Vedette's bus on one machine.
+//!
+//! # Layout
+//!
+//! ```text
+//!  <root>/topics/<topic>/<partition>/<base offset, 20 digits>.log   segments
+//!  <root>/groups/<group>.json                                        commits
+//! ```
+//!
+//! Topics and partitions are Kafka's: a record has an offset, consecutive within its
+//! partition from 0; a segment file holds records from its base offset on; the last
+//! segment of a partition takes appends and is sealed (fsynced) once it passes
+//! `segment_bytes`.
+//!
+//! # Record format (little-endian)
+//!
+//! ```text
+//!  u32 body length │ u32 CRC32C of the body │ body:
+//!    u8 version (1) │ u64 offset │ i64 append time ms │ u16 schema version │
+//!    i64 ingest time ms │ u16 len + tenant │ u16 len + source │ u16 len + dataset │
+//!    payload: one Arrow IPC stream (schema + one record batch)
+//! ```
+//!
+//! # Invariants
+//!
+//! - An append is acknowledged only once durable under the policy: fsync before the
+//!   return ([`SyncPolicy::EveryAppend`]), or after the next periodic fsync
+//!   ([`SyncPolicy::Interval`]; the append's future waits for it).
+//! - Only durable records are served to consumers, so a consumer never sees a record
+//!   that a crash could take back.
+//! - Recovery at open walks the last segment of each partition record by record,
+//!   checking length, CRC and offset; at the first torn or damaged record the file is
+//!   cut there (counted in `recovered_truncated_bytes`). Sealed segments are walked by
+//!   their framing only; a record damaged in them is detected by its CRC when read,
+//!   skipped and counted (`damaged_records`), never served.
+//! - A group's commit is durable when `commit` returns (file written to a temporary
+//!   name, fsynced, renamed, folder fsynced). A group resumes at its commit, or at the
+//!   oldest record held if it never committed.
+//! - Retention deletes whole sealed segments, oldest first: those past `max_age_ms` or
+//!   beyond `max_bytes` once every group that reads the topic committed past them,
+//!   and those past `hard_max_age_ms` regardless (records a group missed are counted in
+//!   `retention_unread_records`). The active segment is never deleted.
+//! - Group membership lives in this process: members of a group on a topic share its
+//!   partitions (partition p to the member at index p mod members); a join or leave
+//!   rebalances, a revoked partition's commits are refused afterwards.
+//!
+//! # Limits
+//!
+//! A record body is at most 512 MiB (bigger batches are split by rows before
+//! appending); names of topics and groups are 1 to 200 of `[A-Za-z0-9._-]`; one process
+//! opens a log folder at a time (the data folder's lock guarantees it).
+
+mod bus;
+mod groups;
+mod log;
+mod partition;
+mod record;
+mod segment;
+
+pub use bus::{EmbeddedBus, EmbeddedConsumer};
+pub use log::{EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy};
+pub use partition::Retention;

@@ -1,0 +1,269 @@
+//! The embedded log: the bus conformance suite, retention, durability policies, and
+//! recovery from torn tails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::bus_suite::{self, BoxFut, BusUnderTest};
+use vedette_connectors::bus::embedded::{
+    EmbeddedBus, EmbeddedLog, LogOptions, Retention, SyncPolicy,
+};
+use vedette_core::traits::{Bus, BusDelivery};
+
+struct Embedded {
+    dir: tempfile::TempDir,
+    options: LogOptions,
+    log: Mutex<Option<Arc<EmbeddedLog>>>,
+}
+
+impl Embedded {
+    fn new(options: LogOptions) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            options,
+            log: Mutex::new(None),
+        }
+    }
+
+    fn log(&self) -> Arc<EmbeddedLog> {
+        let mut slot = self.log.lock().unwrap();
+        slot.get_or_insert_with(|| {
+            EmbeddedLog::open(self.dir.path(), self.options.clone()).unwrap()
+        })
+        .clone()
+    }
+}
+
+impl BusUnderTest for Embedded {
+    fn open(&self) -> BoxFut<'_, Arc<dyn Bus>> {
+        Box::pin(async move { Arc::new(EmbeddedBus::new(self.log(), "host.name")) as Arc<dyn Bus> })
+    }
+
+    fn restart(&self) -> BoxFut<'_, ()> {
+        Box::pin(async move {
+            let old = self.log.lock().unwrap().take();
+            if let Some(log) = old {
+                log.close().unwrap();
+                assert_eq!(Arc::strong_count(&log), 1, "a client still holds the log");
+            }
+        })
+    }
+
+    fn topic(&self, tag: &str) -> String {
+        format!("t-{tag}")
+    }
+
+    fn patience(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
+fn both_policies() -> [Embedded; 2] {
+    [
+        Embedded::new(LogOptions::default()),
+        Embedded::new(LogOptions {
+            sync: SyncPolicy::Interval(Duration::from_millis(5)),
+            segment_bytes: 4096,
+            ..LogOptions::default()
+        }),
+    ]
+}
+
+#[tokio::test]
+async fn conformance_append_then_consume() {
+    for t in both_policies() {
+        bus_suite::append_then_consume(&t).await;
+    }
+}
+
+#[tokio::test]
+async fn conformance_ordering_within_partition() {
+    for t in both_policies() {
+        bus_suite::ordering_within_partition(&t).await;
+    }
+}
+
+#[tokio::test]
+async fn conformance_commit_and_resume_after_restart() {
+    for t in both_policies() {
+        bus_suite::commit_and_resume_after_restart(&t).await;
+    }
+}
+
+#[tokio::test]
+async fn conformance_two_consumers_split_partitions() {
+    for t in both_policies() {
+        bus_suite::two_consumers_split_partitions(&t).await;
+    }
+}
+
+#[tokio::test]
+async fn conformance_retention() {
+    // Small segments: every append seals the previous one.
+    let t = Embedded::new(LogOptions {
+        partitions: 1,
+        segment_bytes: 1,
+        retention: Retention {
+            max_age_ms: 3_600_000,
+            max_bytes: u64::MAX,
+            hard_max_age_ms: 24 * 3_600_000,
+        },
+        ..LogOptions::default()
+    });
+    let bus = t.open().await;
+    for round in 0..5 {
+        bus.append("events", &bus_suite::batch(&format!("r{round}"), 10, 1))
+            .await
+            .unwrap();
+    }
+    let log = t.log();
+    let now = chrono::Utc::now().timestamp_millis();
+    // A group that committed two records holds the rest back from age retention.
+    let mut c = bus.subscribe("events", "slow").await.unwrap();
+    let mut got = bus_suite::Received::default();
+    bus_suite::consume(&mut c, 50, t.patience(), &mut got).await;
+    c.commit(got.batches[1].position.as_ref().unwrap())
+        .await
+        .unwrap();
+    log.apply_retention(now + 2 * 3_600_000).unwrap();
+    assert_eq!(
+        log.bounds("events", 0).unwrap().0,
+        2,
+        "only what the group committed went"
+    );
+    assert_eq!(
+        log.counters()
+            .retention_unread_records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // Past the hard cap, the rest of the sealed segments go even unread.
+    log.apply_retention(now + 25 * 3_600_000).unwrap();
+    assert_eq!(
+        log.bounds("events", 0).unwrap().0,
+        4,
+        "the active segment stays"
+    );
+    assert_eq!(
+        log.counters()
+            .retention_unread_records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    c.close().await.unwrap();
+    // The group resumes at the oldest record held.
+    let mut c = bus.subscribe("events", "slow").await.unwrap();
+    let mut got = bus_suite::Received::default();
+    bus_suite::consume(&mut c, 10, t.patience(), &mut got).await;
+    assert_eq!(got.ids()[0], "r4-0");
+    drop(c);
+    // Size retention: with no group reading, everything sealed over the cap goes.
+    let t = Embedded::new(LogOptions {
+        partitions: 1,
+        segment_bytes: 1,
+        retention: Retention {
+            max_age_ms: i64::MAX,
+            max_bytes: 1,
+            hard_max_age_ms: i64::MAX,
+        },
+        ..LogOptions::default()
+    });
+    let bus = t.open().await;
+    for round in 0..3 {
+        bus.append("events", &bus_suite::batch(&format!("r{round}"), 10, 1))
+            .await
+            .unwrap();
+    }
+    t.log().apply_retention(now).unwrap();
+    assert_eq!(t.log().bounds("events", 0).unwrap(), (2, 3));
+}
+
+#[tokio::test]
+async fn a_consumer_sees_appends_as_they_arrive() {
+    let t = Embedded::new(LogOptions {
+        sync: SyncPolicy::Interval(Duration::from_millis(20)),
+        ..LogOptions::default()
+    });
+    let bus = t.open().await;
+    let mut c = bus.subscribe("live", "g").await.unwrap();
+    // First the assignment.
+    match c.poll(Duration::from_secs(1)).await.unwrap() {
+        Some(BusDelivery::Assigned(ps)) => assert_eq!(ps, vec![0, 1, 2, 3]),
+        other => panic!("expected the assignment, got {other:?}"),
+    }
+    assert!(c.poll(Duration::from_millis(50)).await.unwrap().is_none());
+    let writer = bus.clone();
+    let append = tokio::spawn(async move {
+        writer
+            .append("live", &bus_suite::batch("x", 3, 1))
+            .await
+            .unwrap()
+    });
+    match c.poll(Duration::from_secs(2)).await.unwrap() {
+        Some(BusDelivery::Batch(b)) => assert_eq!(bus_suite::ids(&b), ["x-0", "x-1", "x-2"]),
+        other => panic!("expected the batch, got {other:?}"),
+    }
+    assert_eq!(append.await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_counted_and_never_served() {
+    use std::io::Write;
+    let t = Embedded::new(LogOptions {
+        partitions: 1,
+        ..LogOptions::default()
+    });
+    let bus = t.open().await;
+    for round in 0..3 {
+        bus.append("events", &bus_suite::batch(&format!("r{round}"), 5, 1))
+            .await
+            .unwrap();
+    }
+    drop(bus);
+    t.restart().await;
+    let segment = t
+        .dir
+        .path()
+        .join("topics/events/0/00000000000000000000.log");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap();
+    f.write_all(&[0x40, 0, 0, 0, 1, 2, 3, 4, 5, 6]).unwrap();
+    drop(f);
+    let before = std::fs::metadata(&segment).unwrap().len();
+    let bus = t.open().await;
+    let log = t.log();
+    assert_eq!(
+        log.counters()
+            .recovered_truncated_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        10
+    );
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), before - 10);
+    let mut c = bus.subscribe("events", "g").await.unwrap();
+    let mut got = bus_suite::Received::default();
+    bus_suite::consume(&mut c, 15, t.patience(), &mut got).await;
+    assert_eq!(got.ids().len(), 15);
+    // Appends go on after the cut.
+    let p = bus
+        .append("events", &bus_suite::batch("r3", 5, 1))
+        .await
+        .unwrap();
+    assert_eq!(p[0].offset, 3);
+}
+
+#[tokio::test]
+async fn bad_names_are_refused() {
+    let t = Embedded::new(LogOptions::default());
+    let bus = t.open().await;
+    assert!(bus
+        .append("../etc", &bus_suite::batch("a", 1, 1))
+        .await
+        .is_err());
+    assert!(bus.subscribe("events", "a/b").await.is_err());
+}

@@ -1,0 +1,312 @@
+//! The Kafka bus: the conformance suite against a real Kafka-protocol broker (tansu,
+//! started by `deploy/local/up.sh`), a broker restart mid-stream, and broker faults
+//! that only librdkafka's mock cluster can produce on demand.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::bus_suite::{self, BoxFut, BusUnderTest};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use vedette_connectors::bus::kafka::KafkaBus;
+use vedette_core::config::KafkaConfig;
+use vedette_core::traits::Bus;
+
+/// The broker address `deploy/local/up.sh` wrote to services.env.
+fn brokers() -> String {
+    std::env::var("VEDETTE_KAFKA_BROKERS").expect(
+        "VEDETTE_KAFKA_BROKERS is not set: start the test services with deploy/local/up.sh \
+         (scripts/test.sh does) and export the variables of its services.env",
+    )
+}
+
+/// A name no other test run uses.
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{tag}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn config(brokers: &str) -> KafkaConfig {
+    KafkaConfig {
+        partitions: 4,
+        replication_factor: 1,
+        group: unique("g"),
+        topic_prefix: unique("t"),
+        ..KafkaConfig::new(vec![brokers.to_string()])
+    }
+}
+
+struct Kafka {
+    config: KafkaConfig,
+}
+
+impl BusUnderTest for Kafka {
+    fn open(&self) -> BoxFut<'_, Arc<dyn Bus>> {
+        Box::pin(async move {
+            Arc::new(
+                KafkaBus::connect(self.config.clone(), "host.name")
+                    .await
+                    .unwrap(),
+            ) as Arc<dyn Bus>
+        })
+    }
+
+    fn restart(&self) -> BoxFut<'_, ()> {
+        // Kafka clients keep nothing durable themselves: new clients are a restart.
+        Box::pin(async {})
+    }
+
+    fn topic(&self, tag: &str) -> String {
+        tag.to_string()
+    }
+
+    fn patience(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+fn on_tansu() -> Kafka {
+    Kafka {
+        config: config(&brokers()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_append_then_consume() {
+    bus_suite::append_then_consume(&on_tansu()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_ordering_within_partition() {
+    bus_suite::ordering_within_partition(&on_tansu()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_commit_and_resume_after_restart() {
+    bus_suite::commit_and_resume_after_restart(&on_tansu()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_two_consumers_split_partitions() {
+    bus_suite::two_consumers_split_partitions(&on_tansu()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_brokers_fail_clearly_after_retries() {
+    let mut c = config("127.0.0.1:1");
+    c.properties
+        .insert("socket.connection.setup.timeout.ms".into(), "1000".into());
+    let started = std::time::Instant::now();
+    let err = KafkaBus::connect(c, "host.name").await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot reach the brokers 127.0.0.1:1"),
+        "{text}"
+    );
+    assert!(err.is_retryable());
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "it retried with backoff"
+    );
+}
+
+/// A tansu broker of this test's own, so it can be stopped and started.
+struct OwnBroker {
+    bin: String,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl OwnBroker {
+    fn start(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&self.bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // tansu reads the SQLite path relative to its working folder.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("tansu did not listen on {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_the_broker_restarts() {
+    let bin = std::env::var("VEDETTE_TANSU_BIN")
+        .expect("VEDETTE_TANSU_BIN is not set: start the test services with deploy/local/up.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut broker = OwnBroker {
+        bin,
+        port,
+        dir: tempfile::tempdir().unwrap(),
+        child: None,
+    };
+    broker.start();
+    let mut c = config(&format!("127.0.0.1:{port}"));
+    c.properties
+        .insert("message.timeout.ms".into(), "5000".into());
+    let bus = Arc::new(KafkaBus::connect(c.clone(), "host.name").await.unwrap());
+    let writer = bus.clone();
+    let producing = tokio::spawn(async move {
+        let mut acked = BTreeSet::new();
+        let mut failed = 0;
+        for i in 0..60 {
+            let tag = format!("b{i:03}");
+            match writer
+                .append("events", &bus_suite::batch(&tag, 20, 4))
+                .await
+            {
+                Ok(_) => {
+                    acked.insert(tag);
+                }
+                Err(e) => {
+                    assert!(e.is_retryable(), "{e}");
+                    failed += 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (acked, failed)
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    broker.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    broker.start();
+    let (acked, failed) = producing.await.unwrap();
+    assert!(
+        acked.len() >= 30,
+        "only {} of 60 appends acknowledged ({failed} failed)",
+        acked.len()
+    );
+    let bus = KafkaBus::connect(c, "host.name").await.unwrap();
+    let mut consumer = bus.subscribe("events", "check").await.unwrap();
+    let mut got = bus_suite::Received::default();
+    bus_suite::consume(
+        &mut consumer,
+        acked.len() * 20,
+        Duration::from_secs(60),
+        &mut got,
+    )
+    .await;
+    let seen: BTreeSet<String> = got
+        .ids()
+        .iter()
+        .map(|id| id.split('-').next().unwrap().to_string())
+        .collect();
+    let lost: Vec<&String> = acked.difference(&seen).collect();
+    assert!(lost.is_empty(), "acknowledged batches lost: {lost:?}");
+}
+
+fn mock_config(
+    cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+) -> KafkaConfig {
+    config(&cluster.bootstrap_servers())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_errors_and_leader_moves_are_retried_without_duplicates() {
+    let cluster = MockCluster::new(3).unwrap();
+    let c = mock_config(&cluster);
+    let topic = format!("{}.events", c.topic_prefix);
+    cluster.create_topic(&topic, 4, 3).unwrap();
+    let bus = KafkaBus::connect(c, "host.name").await.unwrap();
+    bus.append("events", &bus_suite::batch("warm", 8, 4))
+        .await
+        .unwrap();
+    // Transient errors on the next produce requests: the idempotent producer retries.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        ],
+    );
+    bus.append("events", &bus_suite::batch("faulty", 40, 4))
+        .await
+        .unwrap();
+    // Leaders move to another broker mid-stream.
+    for p in 0..4 {
+        cluster.partition_leader(&topic, p, Some(2)).unwrap();
+    }
+    bus.append("events", &bus_suite::batch("moved", 40, 4))
+        .await
+        .unwrap();
+    let mut consumer = bus.subscribe("events", "check").await.unwrap();
+    let mut got = bus_suite::Received::default();
+    bus_suite::consume(&mut consumer, 88, Duration::from_secs(30), &mut got).await;
+    let mut ids = got.ids();
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((ids.len(), total), (88, 88), "every event once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_stays_down_fails_the_append_with_a_retryable_error() {
+    let cluster = MockCluster::new(1).unwrap();
+    let mut c = mock_config(&cluster);
+    c.properties
+        .insert("message.timeout.ms".into(), "2000".into());
+    let topic = format!("{}.events", c.topic_prefix);
+    cluster.create_topic(&topic, 2, 1).unwrap();
+    let bus = KafkaBus::connect(c, "host.name").await.unwrap();
+    bus.append("events", &bus_suite::batch("up", 4, 2))
+        .await
+        .unwrap();
+    cluster.broker_down(1).unwrap();
+    let err = bus
+        .append("events", &bus_suite::batch("down", 4, 2))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}

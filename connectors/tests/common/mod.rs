@@ -1,0 +1,3 @@
+//! Helpers shared by the connector integration tests.
+
+pub mod bus_suite;
