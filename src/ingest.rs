@@ -1,11 +1,13 @@
 //! The ingest stage of `vedette run`: chunks from the transports are parsed into event
-//! batches, flushed at a row count or an age, written durably to the spool, counted in
-//! the metrics, and only then acknowledged to their source (file positions).
+//! batches, flushed at a row count or an age, appended durably to the bus, counted in
+//! the metrics and the loss ledger, and only then acknowledged to their source (file
+//! positions). While the bus refuses appends the stage retries with backoff and reads
+//! no more chunks, so the transports slow down (TCP reads pause) instead of dropping.
 //!
 //! ```text
-//!  syslog / files / stdin ─▶ ChannelSource ─▶ parse (blocking pool) ─▶ batch ─▶ spool
+//!  syslog / files / stdin ─▶ ChannelSource ─▶ parse (blocking pool) ─▶ batch ─▶ bus `events`
 //!                                                      │                  │
-//!                                                dead letters ──────────▶ spool
+//!                                                dead letters ──────────▶ bus `dead_letters`
 //!                                                                         └▶ ack files
 //! ```
 
@@ -14,24 +16,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use arrow::array::{AsArray, RecordBatch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vedette_connectors::file::Positions;
 use vedette_connectors::ChannelSource;
 use vedette_core::dead_letter::DeadLetter;
 use vedette_core::event::EventBatchBuilder;
-use vedette_core::schema::col;
 use vedette_core::traits::{ParseStats, Parser, RawChunk, Source};
 use vedette_ingest::{parser_for, Format, Limits};
 
-use crate::metrics::{reason_kind, DatasetLabels, DeadLetterLabels, Metrics, SourceLabels};
-use crate::spool::Spool;
+use crate::bus_sink::BusSink;
+use crate::metrics::{reason_kind, DeadLetterLabels, Ledger, Metrics, SourceLabels};
+
+/// Source named in the bus header of the stage's batches (rows of several transports).
+const INGEST_SOURCE: &str = "ingest";
 
 /// Everything the ingest stage needs.
 pub(crate) struct IngestStage {
-    /// Where durable batches go.
-    pub(crate) spool: Arc<Spool>,
+    /// Where parsed batches go: the bus.
+    pub(crate) sink: Arc<BusSink>,
+    /// Tenant named in the bus header of mixed batches (each row carries its own).
+    pub(crate) tenant: String,
     /// Counters.
     pub(crate) metrics: Arc<Metrics>,
     /// Parser per source name; sources not listed use `default_parser`.
@@ -44,7 +49,7 @@ pub(crate) struct IngestStage {
     pub(crate) batch_age: Duration,
     /// Positions of followed files, acknowledged after each durable flush.
     pub(crate) positions: Option<Arc<Positions>>,
-    /// Fires on shutdown; a failing spool write stops being retried then.
+    /// Fires on shutdown; a failing bus append stops being retried then.
     pub(crate) cancel: CancellationToken,
 }
 
@@ -89,50 +94,14 @@ pub(crate) fn count_dead_letters(
     by_reason
 }
 
-/// Writes a batch and its dead letters durably and counts them by dataset.
-pub(crate) fn write_durably(
-    spool: &Spool,
-    metrics: &Metrics,
-    batch: &RecordBatch,
-    dead: &[DeadLetter],
-) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    if batch.num_rows() > 0 {
-        spool.write_events(batch)?;
-        metrics.spool_batches.inc();
-        if let Some(datasets) = batch
-            .column_by_name(col::EVENT_DATASET)
-            .and_then(|c| c.as_string_opt::<i32>())
-        {
-            let mut counts: HashMap<&str, u64> = HashMap::new();
-            for d in datasets.iter().flatten() {
-                *counts.entry(d).or_default() += 1;
-            }
-            for (dataset, n) in counts {
-                metrics
-                    .ingest_events_by_dataset
-                    .get_or_create(&DatasetLabels {
-                        dataset: dataset.to_string(),
-                    })
-                    .inc_by(n);
-            }
-        }
-    }
-    if !dead.is_empty() {
-        spool.write_dead_letters(dead)?;
-    }
-    metrics
-        .spool_write_seconds
-        .observe(started.elapsed().as_secs_f64());
-    Ok(())
-}
-
 /// What is waiting to be flushed.
 struct Pending {
     builder: EventBatchBuilder,
     dead: Vec<DeadLetter>,
     /// File chunks to acknowledge after the flush: (path, start position).
     acks: Vec<(String, u64)>,
+    /// Per source: events and dead letters parsed since the last flush (the ledger).
+    counts: BTreeMap<String, (u64, u64)>,
     since: Option<Instant>,
 }
 
@@ -156,6 +125,14 @@ impl IngestStage {
         .await
         .context("parser task failed")?;
         count_chunk(&self.metrics, &source, bytes, stats);
+        Ledger::add(
+            &self.metrics.ledger.received,
+            &source,
+            (stats.events + stats.dead_letters) as u64,
+        );
+        let counts = pending.counts.entry(source.clone()).or_default();
+        counts.0 += stats.events as u64;
+        counts.1 += stats.dead_letters as u64;
         pending.builder = builder;
         pending.dead = dead;
         if is_file {
@@ -176,33 +153,40 @@ impl IngestStage {
         let batch = pending.builder.finish()?;
         let dead = std::mem::take(&mut pending.dead);
         count_dead_letters(&self.metrics, &dead);
-        let batch = Arc::new(batch);
-        let dead = Arc::new(dead);
+        let counts = std::mem::take(&mut pending.counts);
         let mut backoff = Duration::from_millis(100);
         loop {
-            let (spool, metrics) = (self.spool.clone(), self.metrics.clone());
-            let (b, d) = (batch.clone(), dead.clone());
-            let written =
-                tokio::task::spawn_blocking(move || write_durably(&spool, &metrics, &b, &d))
-                    .await
-                    .context("spool task failed")?;
+            let written = self
+                .sink
+                .deliver(INGEST_SOURCE, &self.tenant, &batch, &dead)
+                .await;
             match written {
                 Ok(()) => break,
-                // Nothing is acknowledged until the write succeeds: retry (the
-                // transports wait meanwhile); give up only on shutdown.
+                // Nothing is acknowledged until the append succeeds: retry (the
+                // transports wait meanwhile, so inputs slow down); give up only on
+                // shutdown.
                 Err(e) if !self.cancel.is_cancelled() => {
-                    tracing::error!(error = %e, retry_in = ?backoff, "spool write failed; retrying");
+                    tracing::error!(error = %e, retry_in = ?backoff, "bus append failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
                 Err(e) => {
+                    let ledger = &self.metrics.ledger;
+                    for (source, (events, dead)) in &counts {
+                        Ledger::add(&ledger.rejected, source, events + dead);
+                    }
                     return Err(e.context(format!(
-                        "spool write failed at shutdown; {} events and {} dead letters not stored",
+                        "bus append failed at shutdown; {} events and {} dead letters not stored",
                         batch.num_rows(),
                         dead.len()
-                    )))
+                    )));
                 }
             }
+        }
+        let ledger = &self.metrics.ledger;
+        for (source, (events, dead)) in &counts {
+            Ledger::add(&ledger.appended, source, *events);
+            Ledger::add(&ledger.dead_lettered, source, *dead);
         }
         if let Some(positions) = &self.positions {
             for (file, start) in pending.acks.drain(..) {
@@ -221,6 +205,7 @@ impl IngestStage {
             builder: EventBatchBuilder::new(),
             dead: Vec::new(),
             acks: Vec::new(),
+            counts: BTreeMap::new(),
             since: None,
         };
         loop {

@@ -1,6 +1,8 @@
 //! The `vedette` binary: reads config, wires the pipeline's stages, serves the HTTP API.
 
 mod bundled;
+mod bus_setup;
+mod bus_sink;
 mod cli;
 mod config_cmd;
 mod data_dir;
@@ -15,7 +17,6 @@ mod parse_cmd;
 mod rules_cmd;
 mod run;
 mod sigma_setup;
-mod spool;
 
 use std::process::ExitCode;
 

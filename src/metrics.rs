@@ -44,6 +44,142 @@ pub(crate) struct DeadLetterLabels {
     pub(crate) reason: String,
 }
 
+/// Labels of a bus topic.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TopicLabels {
+    /// Topic name.
+    pub(crate) topic: String,
+}
+
+/// Labels of one consumer group's partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LagLabels {
+    /// Consumer group.
+    pub(crate) group: String,
+    /// Topic.
+    pub(crate) topic: String,
+    /// Partition.
+    pub(crate) partition: u32,
+}
+
+/// The loss ledger: every record received is accounted for exactly once.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    /// `vedette_ledger_received_total{source}`: records parsed (events + dead letters).
+    pub(crate) received: Family<SourceLabels, Counter>,
+    /// `vedette_ledger_appended_total{source}`: events appended durably to the bus.
+    pub(crate) appended: Family<SourceLabels, Counter>,
+    /// `vedette_ledger_dead_lettered_total{source}`: dead letters appended durably.
+    pub(crate) dead_lettered: Family<SourceLabels, Counter>,
+    /// `vedette_ledger_rejected_total{source}`: records given up (shutdown while the
+    /// bus refused them); their senders were not acknowledged.
+    pub(crate) rejected: Family<SourceLabels, Counter>,
+}
+
+impl Ledger {
+    fn register(registry: &mut Registry) -> Self {
+        let make = |registry: &mut Registry, name: &str, help: &str| {
+            let f = Family::<SourceLabels, Counter>::default();
+            registry.register(name, help, f.clone());
+            f
+        };
+        Self {
+            received: make(
+                registry,
+                "ledger_received",
+                "Records received and parsed (events and dead letters), by source",
+            ),
+            appended: make(
+                registry,
+                "ledger_appended",
+                "Events appended durably to the bus, by source",
+            ),
+            dead_lettered: make(
+                registry,
+                "ledger_dead_lettered",
+                "Dead letters appended durably to the bus, by source",
+            ),
+            rejected: make(
+                registry,
+                "ledger_rejected",
+                "Records given up without acknowledging their sender, by source",
+            ),
+        }
+    }
+
+    /// Adds `n` to one counter of `source`.
+    pub(crate) fn add(family: &Family<SourceLabels, Counter>, source: &str, n: u64) {
+        if n > 0 {
+            family
+                .get_or_create(&SourceLabels {
+                    source: source.to_string(),
+                })
+                .inc_by(n);
+        }
+    }
+}
+
+/// Which embedded-log counter a gauge mirrors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CounterNameLabels {
+    counter: String,
+}
+
+/// Gauges mirroring the embedded log's counters and consumer lag.
+#[derive(Debug)]
+struct LogGauges {
+    counters: Family<CounterNameLabels, Gauge>,
+    lag: Family<LagLabels, Gauge>,
+}
+
+impl LogGauges {
+    fn register(registry: &mut Registry) -> Self {
+        let counters = Family::<CounterNameLabels, Gauge>::default();
+        registry.register(
+            "bus_log",
+            "Counters of the embedded log since start (appended_records, syncs, recovered_truncated_bytes, retention_unread_records, damaged_records, ...)",
+            counters.clone(),
+        );
+        let lag = Family::<LagLabels, Gauge>::default();
+        registry.register(
+            "bus_consumer_lag_records",
+            "Records durable on the embedded log but not committed, by group and partition",
+            lag.clone(),
+        );
+        Self { counters, lag }
+    }
+
+    fn observe(&self, log: &vedette_connectors::bus::embedded::EmbeddedLog) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = log.counters();
+        for (name, value) in [
+            ("appended_records", &c.appended_records),
+            ("appended_bytes", &c.appended_bytes),
+            ("syncs", &c.syncs),
+            ("recovered_truncated_bytes", &c.recovered_truncated_bytes),
+            ("retention_deleted_segments", &c.retention_deleted_segments),
+            ("retention_deleted_bytes", &c.retention_deleted_bytes),
+            ("retention_unread_records", &c.retention_unread_records),
+            ("damaged_records", &c.damaged_records),
+        ] {
+            self.counters
+                .get_or_create(&CounterNameLabels {
+                    counter: name.into(),
+                })
+                .set(i64::try_from(value.load(Relaxed)).unwrap_or(i64::MAX));
+        }
+        for (group, topic, partition, lag) in log.lags() {
+            self.lag
+                .get_or_create(&LagLabels {
+                    group,
+                    topic,
+                    partition,
+                })
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
+    }
+}
+
 /// Every metric of the process, registered once.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -58,10 +194,17 @@ pub(crate) struct Metrics {
     pub(crate) ingest_events_by_dataset: Family<DatasetLabels, Counter>,
     /// `vedette_ingest_dead_letters_total{source,reason}`.
     pub(crate) ingest_dead_letters: Family<DeadLetterLabels, Counter>,
-    /// `vedette_spool_batches_total`: batches written durably.
-    pub(crate) spool_batches: Counter,
-    /// `vedette_spool_write_seconds`: time to write one batch durably.
-    pub(crate) spool_write_seconds: Histogram,
+    /// `vedette_bus_appended_batches_total{topic}`: batches appended durably to the bus.
+    pub(crate) bus_appended_batches: Family<TopicLabels, Counter>,
+    /// `vedette_bus_append_seconds`: time to append one flush durably.
+    pub(crate) bus_append_seconds: Histogram,
+    /// The loss ledger, per source: records received (parsed into events or dead
+    /// letters) = appended + dead-lettered + rejected.
+    pub(crate) ledger: Ledger,
+    /// `vedette_bus_log_*`: the embedded log's counters and consumer lag, read at each
+    /// scrape (absent on Kafka, whose brokers export their own).
+    pub(crate) log: std::sync::OnceLock<Arc<vedette_connectors::bus::embedded::EmbeddedLog>>,
+    log_gauges: LogGauges,
 }
 
 /// A dead-letter reason without its specifics (numbers, and what follows `: `), so
@@ -125,18 +268,20 @@ impl Metrics {
             "Records dead-lettered, by source and reason",
             ingest_dead_letters.clone(),
         );
-        let spool_batches = Counter::default();
+        let bus_appended_batches = Family::<TopicLabels, Counter>::default();
         registry.register(
-            "spool_batches",
-            "Event batches written durably to the spool",
-            spool_batches.clone(),
+            "bus_appended_batches",
+            "Batches appended durably to the bus, by topic",
+            bus_appended_batches.clone(),
         );
-        let spool_write_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        let bus_append_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         registry.register(
-            "spool_write_seconds",
-            "Time to write one batch durably",
-            spool_write_seconds.clone(),
+            "bus_append_seconds",
+            "Time to append one flush (events and dead letters) durably to the bus",
+            bus_append_seconds.clone(),
         );
+        let ledger = Ledger::register(&mut registry);
+        let log_gauges = LogGauges::register(&mut registry);
         Arc::new(Self {
             registry,
             http_requests,
@@ -144,13 +289,19 @@ impl Metrics {
             ingest_events,
             ingest_events_by_dataset,
             ingest_dead_letters,
-            spool_batches,
-            spool_write_seconds,
+            bus_appended_batches,
+            bus_append_seconds,
+            ledger,
+            log: std::sync::OnceLock::new(),
+            log_gauges,
         })
     }
 
     /// All metrics in the OpenMetrics text format.
     pub(crate) fn render(&self) -> Result<String, std::fmt::Error> {
+        if let Some(log) = self.log.get() {
+            self.log_gauges.observe(log);
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry)?;
         Ok(out)
@@ -192,7 +343,7 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"));
-        assert!(text.contains("vedette_spool_batches_total 0"), "{text}");
+        assert!(text.contains("vedette_bus_append_seconds"), "{text}");
         Ok(())
     }
 }

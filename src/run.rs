@@ -17,12 +17,13 @@ use vedette_core::config::{BusKind, Config, StoreKind};
 use vedette_core::traits::Source;
 use vedette_ingest::{Format, Limits};
 
+use crate::bus_setup::open_bus;
+use crate::bus_sink::BusSink;
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
 use crate::http::{self, token_hash, AppState, HttpIngest};
 use crate::ingest::{shared_parser, IngestStage};
 use crate::metrics::Metrics;
-use crate::spool::Spool;
 
 /// Chunks buffered between the transports and the ingest stage.
 const CHUNK_QUEUE: usize = 1024;
@@ -73,7 +74,12 @@ fn format_of(name: &str, key: &str) -> anyhow::Result<Format> {
 async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<()> {
     let data_dir = DataDir::open(&config.data_dir)?;
     let metrics = Metrics::new();
-    let spool = Arc::new(Spool::open(data_dir.path())?);
+    let cancel = CancellationToken::new();
+    let (bus, log) = open_bus(&config.bus, data_dir.path(), &metrics, &cancel).await?;
+    let sink = Arc::new(BusSink {
+        bus: bus.clone(),
+        metrics: metrics.clone(),
+    });
     let ingest = &config.ingest;
     let limits = Limits {
         max_record_bytes: ingest.max_record_bytes,
@@ -92,7 +98,6 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     };
     let addr = listener.local_addr().context("reading the bound address")?;
 
-    let cancel = CancellationToken::new();
     let (tx, source) = vedette_connectors::channel(CHUNK_QUEUE);
     let mut parsers = HashMap::new();
 
@@ -175,7 +180,8 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     drop(tx);
 
     let stage = IngestStage {
-        spool: spool.clone(),
+        sink: sink.clone(),
+        tenant: ingest.tenant.clone(),
         metrics: metrics.clone(),
         parsers,
         default_parser: shared_parser(Format::Auto, limits),
@@ -202,7 +208,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     }
     let http_ingest = HttpIngest {
         token_sha256: token.as_deref().map(token_hash),
-        spool,
+        sink,
         limits,
         tenant: ingest.tenant.clone(),
         max_decompressed: ingest.http.max_decompressed_bytes as u64,
@@ -252,6 +258,9 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         }
     }
     pipeline.await.context("ingest stage failed")??;
+    if let Some(log) = log {
+        log.close().context("closing the embedded log")?;
+    }
     info!("vedette stopped");
     Ok(())
 }

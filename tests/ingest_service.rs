@@ -1,6 +1,7 @@
 //! `vedette run` ingesting for real: syslog over UDP and TCP, `POST /v1/ingest` with
 //! its token, compression and formats, followed files across a restart, a bad record in
-//! the middle of a batch, and flushing on SIGTERM. Events are read back from the spool.
+//! the middle of a batch, and flushing on SIGTERM. Events are read back from the bus (the
+//! embedded log).
 
 mod common;
 
@@ -14,26 +15,9 @@ use common::{free_addr, http_get, http_post, syslog_config, Service};
 
 const TOKEN: &str = "test-ingest-token-0123456789";
 
-/// Every event batch in `<data>/spool/events`.
+/// Every event batch on the bus (the embedded log under `<data>/bus`).
 fn spooled(data: &Path) -> Vec<RecordBatch> {
-    let dir = data.join("spool/events");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "arrow"))
-                .collect()
-        })
-        .unwrap_or_default();
-    paths.sort();
-    let mut out = Vec::new();
-    for path in paths {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
-        let reader =
-            arrow::ipc::reader::FileReader::try_new(file, None).unwrap_or_else(|e| panic!("{e}"));
-        out.extend(reader.map(|b| b.unwrap_or_else(|e| panic!("{e}"))));
-    }
-    out
+    common::bus_batches(data, "events")
 }
 
 /// The `message` (or `event.dataset`) of every spooled event.
@@ -166,10 +150,11 @@ fn a_malformed_record_mid_batch_is_the_only_dead_letter() {
         metric(service.addr, "vedette_ingest_dead_letters_total{source=\"syslog-tcp\",reason=\"CEF header has # of its # `|`-separated fields\"}")
     });
     assert_eq!(dead, 1);
-    let dead_files = std::fs::read_dir(tmp.path().join("data/spool/dead_letters"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(dead_files, 1);
+    let dead_letters: usize = common::bus_batches(&tmp.path().join("data"), "dead_letters")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(dead_letters, 1);
     let (code, _) = service.terminate();
     assert_eq!(code, Some(0));
 }

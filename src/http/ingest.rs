@@ -20,9 +20,10 @@ use vedette_core::traits::RawChunk;
 use vedette_ingest::{detect_format, Format, Limits};
 
 use super::AppState;
-use crate::ingest::{count_chunk, count_dead_letters, shared_parser, write_durably};
+use crate::bus_sink::BusSink;
+use crate::ingest::{count_chunk, count_dead_letters, shared_parser};
+use crate::metrics::Ledger;
 use crate::metrics::Metrics;
-use crate::spool::Spool;
 
 /// Source name of HTTP ingest in metrics and dead letters.
 pub(crate) const HTTP_SOURCE: &str = "http";
@@ -32,8 +33,8 @@ pub(crate) const HTTP_SOURCE: &str = "http";
 pub(crate) struct HttpIngest {
     /// SHA-256 of the accepted bearer token; None refuses every request.
     pub(crate) token_sha256: Option<[u8; 32]>,
-    /// Where the events go.
-    pub(crate) spool: Arc<Spool>,
+    /// Where the events go: the bus.
+    pub(crate) sink: Arc<BusSink>,
     /// Parser limits.
     pub(crate) limits: Limits,
     /// Tenant of the events.
@@ -122,25 +123,71 @@ pub(crate) async fn ingest(
         );
     };
     let metrics = state.metrics.clone();
+    let parsing = ingest.clone();
+    let parsing_metrics = metrics.clone();
     let task = tokio::task::spawn_blocking(move || {
-        parse_and_store(&ingest, &metrics, &body, compression, format)
+        parse(&parsing, &parsing_metrics, &body, compression, format)
     });
-    match task.await {
-        Ok(Ok(answer)) => (StatusCode::OK, Json(answer)).into_response(),
-        Ok(Err(IngestFailure::TooLarge(msg))) => error(StatusCode::PAYLOAD_TOO_LARGE, msg),
-        Ok(Err(IngestFailure::BadBody(msg))) => error(StatusCode::BAD_REQUEST, msg),
-        Ok(Err(IngestFailure::Store(e))) => {
-            tracing::error!(error = %e, "ingest could not write durably");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "events could not be stored; retry later",
-            )
-        }
+    let parsed = match task.await {
+        Ok(Ok(parsed)) => Ok(parsed),
+        Ok(Err(e)) => Err(e),
         Err(e) => {
             tracing::error!(error = %e, "ingest task failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    let stored = match parsed {
+        Ok(Parsed {
+            batch,
+            dead,
+            answer,
+        }) => {
+            let ledger = &metrics.ledger;
+            match ingest
+                .sink
+                .deliver(HTTP_SOURCE, &ingest.tenant, &batch, &dead)
+                .await
+            {
+                Ok(()) => {
+                    Ledger::add(&ledger.appended, HTTP_SOURCE, batch.num_rows() as u64);
+                    Ledger::add(&ledger.dead_lettered, HTTP_SOURCE, dead.len() as u64);
+                    Ok(answer)
+                }
+                Err(e) => {
+                    Ledger::add(
+                        &ledger.rejected,
+                        HTTP_SOURCE,
+                        (batch.num_rows() + dead.len()) as u64,
+                    );
+                    Err(IngestFailure::Store(e))
+                }
+            }
+        }
+        Err(e) => Err(e),
+    };
+    match stored {
+        Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
+        Err(IngestFailure::TooLarge(msg)) => error(StatusCode::PAYLOAD_TOO_LARGE, msg),
+        Err(IngestFailure::BadBody(msg)) => error(StatusCode::BAD_REQUEST, msg),
+        Err(IngestFailure::Store(e)) => {
+            tracing::error!(error = %e, "ingest could not append to the bus");
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "events could not be stored; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            response
         }
     }
+}
+
+/// A parsed request body, waiting to be appended.
+struct Parsed {
+    batch: arrow::array::RecordBatch,
+    dead: Vec<vedette_core::dead_letter::DeadLetter>,
+    answer: serde_json::Value,
 }
 
 enum IngestFailure {
@@ -149,13 +196,13 @@ enum IngestFailure {
     Store(anyhow::Error),
 }
 
-fn parse_and_store(
+fn parse(
     ingest: &HttpIngest,
     metrics: &Metrics,
     body: &[u8],
     compression: Compression,
     format: Option<Format>,
-) -> Result<serde_json::Value, IngestFailure> {
+) -> Result<Parsed, IngestFailure> {
     let bytes =
         decompress(body, compression, ingest.max_decompressed).map_err(|e| match e.kind() {
             std::io::ErrorKind::FileTooLarge => IngestFailure::TooLarge(e.to_string()),
@@ -174,15 +221,24 @@ fn parse_and_store(
     let mut dead = Vec::new();
     let stats = shared_parser(format, ingest.limits).parse(&chunk, &mut builder, &mut dead);
     count_chunk(metrics, HTTP_SOURCE, chunk.bytes.len(), stats);
+    Ledger::add(
+        &metrics.ledger.received,
+        HTTP_SOURCE,
+        (stats.events + stats.dead_letters) as u64,
+    );
     let reasons = count_dead_letters(metrics, &dead);
     let batch = builder
         .finish()
         .map_err(|e| IngestFailure::Store(e.into()))?;
-    write_durably(&ingest.spool, metrics, &batch, &dead).map_err(IngestFailure::Store)?;
-    Ok(json!({
+    let answer = json!({
         "format": format.to_string(),
         "accepted": stats.events,
         "dead_letters": stats.dead_letters,
         "dead_letter_reasons": reasons,
-    }))
+    });
+    Ok(Parsed {
+        batch,
+        dead,
+        answer,
+    })
 }

@@ -184,3 +184,45 @@ fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// Copies a folder tree (files only), skipping files that vanish meanwhile.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    let _ = std::fs::create_dir_all(to);
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            let _ = std::fs::copy(entry.path(), &target);
+        }
+    }
+}
+
+/// Every record batch on topic `topic` of the embedded log under `<data>/bus`, by
+/// partition then offset. The log of a running service is copied first and the copy
+/// opened, so reading never touches the live files.
+pub fn bus_batches(data: &std::path::Path, topic: &str) -> Vec<arrow::array::RecordBatch> {
+    use vedette_connectors::bus::codec::decode_records;
+    use vedette_connectors::bus::embedded::{EmbeddedLog, LogOptions};
+    let copy = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_tree(&data.join("bus"), copy.path());
+    if !copy.path().join("topics").join(topic).is_dir() {
+        return Vec::new();
+    }
+    let log = EmbeddedLog::open(copy.path(), LogOptions::default())
+        .unwrap_or_else(|e| panic!("opening the copied log: {e}"));
+    let partitions = log.partitions(topic).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        for record in log
+            .read(topic, p, 0, usize::MAX)
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            out.push(decode_records(&record.payload).unwrap_or_else(|e| panic!("{e}")));
+        }
+    }
+    out
+}

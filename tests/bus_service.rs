@@ -1,0 +1,204 @@
+//! `vedette run` on its bus: the loss ledger balances for every source, and with
+//! `[bus] kind = "kafka"` the events reach a real Kafka-protocol broker (tansu, started
+//! by `deploy/local/up.sh`).
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use common::{free_addr, http_get, http_post, Service};
+
+const TOKEN: &str = "test-ingest-token-bus-0123456789";
+
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Some(v) = probe() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The value of the first metric line starting with `line_start` (0 if absent).
+fn metric(text: &str, line_start: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes `v.toml`: CEF over TCP syslog, a short batch age, and `bus` as given.
+fn write_config(dir: &Path, bus: &str) -> SocketAddr {
+    let (udp, tcp) = (free_addr(), free_addr());
+    let text = format!(
+        "data_dir = \"data\"\n{bus}\n[ingest]\nbatch_age_ms = 50\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\nformat = \"cef\"\n"
+    );
+    std::fs::write(dir.join("v.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    tcp
+}
+
+/// 40 CEF lines over TCP, every eighth one broken.
+fn send_cef(tcp: SocketAddr) {
+    let mut body = String::new();
+    for i in 0..40 {
+        if i % 8 == 3 {
+            body.push_str("CEF:0|broken header\n");
+        } else {
+            body.push_str(&format!(
+                "CEF:0|V|P|1|{i}|blocked|5|src=10.0.0.{i} dhost=host-{}\n",
+                i % 5
+            ));
+        }
+    }
+    let mut stream = TcpStream::connect(tcp).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(body.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// 10 JSON lines over HTTP, one broken.
+fn post_json(addr: SocketAddr) {
+    let mut body = String::new();
+    for i in 0..10 {
+        if i == 4 {
+            body.push_str("{\"broken\": \n");
+        } else {
+            body.push_str(&format!("{{\"message\":\"m{i}\",\"host\":\"h{i}\"}}\n"));
+        }
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let (code, answer) = http_post(
+        addr,
+        "/v1/ingest?format=json",
+        &[("Authorization", auth.as_str())],
+        body.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 200, "{answer}");
+}
+
+#[test]
+fn the_loss_ledger_balances_for_every_source() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tcp = write_config(tmp.path(), "");
+    let mut service = Service::start_with_env(
+        tmp.path(),
+        &["--config", "v.toml"],
+        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
+    );
+    service.wait_healthy(Duration::from_secs(5));
+    send_cef(tcp);
+    post_json(service.addr);
+    let text = wait_for("every record accounted for", || {
+        let (_, text) = http_get(service.addr, "/metrics").ok()?;
+        let tcp_done = metric(
+            &text,
+            "vedette_ledger_appended_total{source=\"syslog-tcp\"}",
+        ) + metric(
+            &text,
+            "vedette_ledger_dead_lettered_total{source=\"syslog-tcp\"}",
+        ) == 40;
+        tcp_done.then_some(text)
+    });
+    for (source, sent, broken) in [("syslog-tcp", 40, 5), ("http", 10, 1)] {
+        let get = |name: &str| {
+            metric(
+                &text,
+                &format!("vedette_ledger_{name}_total{{source=\"{source}\"}}"),
+            )
+        };
+        assert_eq!(get("received"), sent, "{source} received\n{text}");
+        assert_eq!(
+            get("received"),
+            get("appended") + get("dead_lettered") + get("rejected"),
+            "{source}: the ledger balances\n{text}"
+        );
+        assert_eq!(get("dead_lettered"), broken, "{source} dead letters");
+    }
+    // What the ledger says was appended is on the bus.
+    let data = tmp.path().join("data");
+    let events: usize = common::bus_batches(&data, "events")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    let dead: usize = common::bus_batches(&data, "dead_letters")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!((events, dead), (35 + 9, 5 + 1));
+    assert!(
+        metric(&text, "vedette_bus_log{counter=\"appended_records\"}") >= 2,
+        "{text}"
+    );
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn with_kafka_configured_events_go_to_the_broker() {
+    use vedette_connectors::bus::kafka::KafkaBus;
+    use vedette_core::config::KafkaConfig;
+    use vedette_core::traits::{Bus, BusDelivery};
+
+    let brokers = std::env::var("VEDETTE_KAFKA_BROKERS").unwrap_or_else(|_| {
+        panic!("VEDETTE_KAFKA_BROKERS is not set: start the test services with deploy/local/up.sh")
+    });
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let prefix = format!("svc{nanos}");
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tcp = write_config(
+        tmp.path(),
+        &format!(
+            "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbrokers = [\"{brokers}\"]\ntopic_prefix = \"{prefix}\"\npartitions = 2\nreplication_factor = 1\n"
+        ),
+    );
+    let mut service = Service::start_with_env(
+        tmp.path(),
+        &["--config", "v.toml"],
+        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
+    );
+    service.wait_healthy(Duration::from_secs(30));
+    send_cef(tcp);
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let rows = runtime.block_on(async {
+        let config = KafkaConfig {
+            topic_prefix: prefix.clone(),
+            partitions: 2,
+            replication_factor: 1,
+            ..KafkaConfig::new(vec![brokers.clone()])
+        };
+        let bus = KafkaBus::connect(config, "host.name")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut consumer = bus
+            .subscribe("events", "check")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut rows = 0;
+        while rows < 35 && Instant::now() < deadline {
+            if let Ok(Some(BusDelivery::Batch(b))) = consumer.poll(Duration::from_millis(500)).await
+            {
+                rows += b.len();
+            }
+        }
+        rows
+    });
+    assert_eq!(rows, 35, "every good CEF line reached Kafka");
+    assert!(
+        !tmp.path().join("data/bus").exists(),
+        "no embedded log when Kafka is configured"
+    );
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}
