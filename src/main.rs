@@ -7,6 +7,7 @@ mod cli;
 mod config_cmd;
 mod data_dir;
 mod detect_cmd;
+mod detect_stage;
 mod http;
 mod hunt_input;
 mod ingest;

@@ -44,6 +44,13 @@ pub(crate) struct DeadLetterLabels {
     pub(crate) reason: String,
 }
 
+/// Labels of an alert level.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LevelLabels {
+    /// `informational` to `critical`.
+    pub(crate) level: String,
+}
+
 /// Labels of a bus topic.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TopicLabels {
@@ -205,6 +212,14 @@ pub(crate) struct Metrics {
     /// scrape (absent on Kafka, whose brokers export their own).
     pub(crate) log: std::sync::OnceLock<Arc<vedette_connectors::bus::embedded::EmbeddedLog>>,
     log_gauges: LogGauges,
+    /// `vedette_detect_events_total`: events matched against the rules.
+    pub(crate) detect_events: Counter,
+    /// `vedette_detect_failed_batches_total`: batches the detector could not read.
+    pub(crate) detect_failed_batches: Counter,
+    /// `vedette_detect_seconds`: time to match one batch.
+    pub(crate) detect_seconds: Histogram,
+    /// `vedette_alerts_total{level}`: alerts appended to the alerts topic.
+    pub(crate) alerts: Family<LevelLabels, Counter>,
 }
 
 /// A dead-letter reason without its specifics (numbers, and what follows `: `), so
@@ -281,6 +296,30 @@ impl Metrics {
             bus_append_seconds.clone(),
         );
         let ledger = Ledger::register(&mut registry);
+        let detect_events = Counter::default();
+        registry.register(
+            "detect_events",
+            "Events matched against the detection rules",
+            detect_events.clone(),
+        );
+        let detect_failed_batches = Counter::default();
+        registry.register(
+            "detect_failed_batches",
+            "Batches the detector could not read (skipped)",
+            detect_failed_batches.clone(),
+        );
+        let detect_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "detect_seconds",
+            "Time to match one batch against the rules",
+            detect_seconds.clone(),
+        );
+        let alerts = Family::<LevelLabels, Counter>::default();
+        registry.register(
+            "alerts",
+            "Alerts appended to the alerts topic, by level",
+            alerts.clone(),
+        );
         let log_gauges = LogGauges::register(&mut registry);
         Arc::new(Self {
             registry,
@@ -294,6 +333,10 @@ impl Metrics {
             ledger,
             log: std::sync::OnceLock::new(),
             log_gauges,
+            detect_events,
+            detect_failed_batches,
+            detect_seconds,
+            alerts,
         })
     }
 

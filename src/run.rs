@@ -21,9 +21,11 @@ use crate::bus_setup::open_bus;
 use crate::bus_sink::BusSink;
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
+use crate::detect_stage::DetectStage;
 use crate::http::{self, token_hash, AppState, HttpIngest};
 use crate::ingest::{shared_parser, IngestStage};
 use crate::metrics::Metrics;
+use crate::sigma_setup::load_run_sigma;
 
 /// Chunks buffered between the transports and the ingest stage.
 const CHUNK_QUEUE: usize = 1024;
@@ -76,6 +78,20 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     let metrics = Metrics::new();
     let cancel = CancellationToken::new();
     let (bus, log) = open_bus(&config.bus, data_dir.path(), &metrics, &cancel).await?;
+    let sigma = load_run_sigma(&config.rules).context("loading the detection rules")?;
+    info!(
+        rules = sigma.detector.rules().len(),
+        parse_ms = sigma.parse_time.as_millis() as u64,
+        compile_ms = sigma.compile_time.as_millis() as u64,
+        "sigma rules loaded"
+    );
+    let detect = DetectStage {
+        bus: bus.clone(),
+        detector: Arc::new(sigma.detector),
+        metrics: metrics.clone(),
+        cancel: cancel.clone(),
+    };
+    let detection = tokio::spawn(detect.run());
     let sink = Arc::new(BusSink {
         bus: bus.clone(),
         metrics: metrics.clone(),
@@ -258,6 +274,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         }
     }
     pipeline.await.context("ingest stage failed")??;
+    detection.await.context("detection stage failed")??;
     if let Some(log) = log {
         log.close().context("closing the embedded log")?;
     }

@@ -10,7 +10,9 @@ use vedette_detect::sigma::{
     LogsourceMap, Pipeline, SigmaDetector,
 };
 
-use crate::bundled::SIGMA_LOGSOURCES;
+use vedette_core::config::RulesConfig;
+
+use crate::bundled::{SIGMA_LOGSOURCES, SIGMA_RULES};
 
 /// A compiled rule set and what loading it found.
 pub(crate) struct LoadedSigma {
@@ -44,7 +46,44 @@ pub(crate) struct LoadedRulesSummary {
 pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Result<LoadedSigma> {
     let started = std::time::Instant::now();
     let loaded: LoadedRules = load_rules(paths).context("reading rules")?;
-    let parse_time = started.elapsed();
+    compile_sigma(loaded, pipelines, started.elapsed())
+}
+
+/// The rules `vedette run` loads per `[rules]`: the bundled ones (compiled into the
+/// binary) when `bundled`, and every folder of `sigma_dirs`. An unreadable folder is
+/// an error; a rule that does not parse or compile is logged and skipped.
+pub(crate) fn load_run_sigma(rules: &RulesConfig) -> anyhow::Result<LoadedSigma> {
+    let started = std::time::Instant::now();
+    for dir in &rules.sigma_dirs {
+        std::fs::read_dir(dir)
+            .with_context(|| format!("rules.sigma_dirs: cannot read {}", dir.display()))?;
+    }
+    let mut loaded: LoadedRules = load_rules(&rules.sigma_dirs).context("reading rules")?;
+    if rules.bundled {
+        for (path, text) in SIGMA_RULES {
+            loaded.add_text(text, &format!("bundled:{path}"), PathBuf::from(path));
+        }
+    }
+    let sigma = compile_sigma(loaded, &[], started.elapsed())?;
+    for report in &sigma.loaded.files {
+        for problem in &report.problems {
+            tracing::warn!(file = %report.path.display(), %problem, "sigma rule skipped");
+        }
+    }
+    for (file, title, _, outcome) in &sigma.outcomes {
+        if let CompileOutcome::Unsupported(why) = outcome {
+            tracing::warn!(%file, %title, %why, "sigma rule not compiled");
+        }
+    }
+    Ok(sigma)
+}
+
+/// Compiles loaded rules with the given pipeline files.
+fn compile_sigma(
+    loaded: LoadedRules,
+    pipelines: &[PathBuf],
+    parse_time: std::time::Duration,
+) -> anyhow::Result<LoadedSigma> {
     let started = std::time::Instant::now();
     let mut options = CompileOptions {
         logsources: LogsourceMap::from_yaml(SIGMA_LOGSOURCES)

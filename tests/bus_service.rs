@@ -142,6 +142,68 @@ fn the_loss_ledger_balances_for_every_source() {
 }
 
 #[test]
+fn a_bundled_rule_raises_an_alert_on_the_alerts_topic_and_the_group_commits() {
+    use vedette_core::alert::alerts_from_batch;
+
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_config(tmp.path(), "");
+    let mut service = Service::start_with_env(
+        tmp.path(),
+        &["--config", "v.toml"],
+        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
+    );
+    service.wait_healthy(Duration::from_secs(10));
+    let event = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules/sigma/windows/proc_creation_certutil_download.tp.jsonl"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let auth = format!("Bearer {TOKEN}");
+    let benign = b"{\"EventID\": 1, \"Channel\": \"Microsoft-Windows-Sysmon/Operational\", \"Computer\": \"ws-1\", \"Image\": \"C:\\\\Windows\\\\notepad.exe\", \"CommandLine\": \"notepad.exe a.txt\"}\n";
+    let mut body = benign.to_vec();
+    body.extend_from_slice(&event);
+    let (code, answer) = http_post(
+        service.addr,
+        "/v1/ingest?format=windows-json",
+        &[("Authorization", auth.as_str())],
+        &body,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 200, "{answer}");
+    let data = tmp.path().join("data");
+    let alerts = wait_for("an alert on the alerts topic", || {
+        let alerts: Vec<_> = common::bus_batches(&data, "alerts")
+            .iter()
+            .flat_map(|b| alerts_from_batch(b).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        (!alerts.is_empty()).then_some(alerts)
+    });
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].rule_id, "d2644136-7400-49e4-8b45-45b687d7b72a");
+    assert_eq!(alerts[0].host.as_deref(), Some("ws-hr-007.corp.example"));
+    // The detect group commits what it processed: its lag drains to zero.
+    let text = wait_for("the detect group to commit", || {
+        let (_, text) = http_get(service.addr, "/metrics").ok()?;
+        let lagging = text
+            .lines()
+            .filter(|l| l.starts_with("vedette_bus_consumer_lag_records{group=\"detect\""))
+            .any(|l| !l.ends_with(" 0"));
+        let seen = text.contains("vedette_bus_consumer_lag_records{group=\"detect\"");
+        (seen && !lagging).then_some(text)
+    });
+    assert_eq!(metric(&text, "vedette_detect_events_total"), 2, "{text}");
+    assert_eq!(
+        metric(&text, "vedette_alerts_total{level=\"high\"}")
+            + metric(&text, "vedette_alerts_total{level=\"medium\"}")
+            + metric(&text, "vedette_alerts_total{level=\"critical\"}"),
+        1,
+        "{text}"
+    );
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
 fn with_kafka_configured_events_go_to_the_broker() {
     use vedette_connectors::bus::kafka::KafkaBus;
     use vedette_core::config::KafkaConfig;
