@@ -212,6 +212,10 @@ pub(crate) struct Metrics {
     /// scrape (absent on Kafka, whose brokers export their own).
     pub(crate) log: std::sync::OnceLock<Arc<vedette_connectors::bus::embedded::EmbeddedLog>>,
     log_gauges: LogGauges,
+    /// `vedette_syslog_udp_dropped_datagrams`: datagrams dropped because the pipeline
+    /// was full, read from the listener at each scrape.
+    pub(crate) udp_dropped: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
+    udp_dropped_gauge: Gauge,
     /// `vedette_detect_events_total`: events matched against the rules.
     pub(crate) detect_events: Counter,
     /// `vedette_detect_failed_batches_total`: batches the detector could not read.
@@ -296,6 +300,12 @@ impl Metrics {
             bus_append_seconds.clone(),
         );
         let ledger = Ledger::register(&mut registry);
+        let udp_dropped_gauge = Gauge::default();
+        registry.register(
+            "syslog_udp_dropped_datagrams",
+            "Syslog UDP datagrams dropped because the pipeline was full, since start",
+            udp_dropped_gauge.clone(),
+        );
         let detect_events = Counter::default();
         registry.register(
             "detect_events",
@@ -333,6 +343,8 @@ impl Metrics {
             ledger,
             log: std::sync::OnceLock::new(),
             log_gauges,
+            udp_dropped: std::sync::OnceLock::new(),
+            udp_dropped_gauge,
             detect_events,
             detect_failed_batches,
             detect_seconds,
@@ -344,6 +356,11 @@ impl Metrics {
     pub(crate) fn render(&self) -> Result<String, std::fmt::Error> {
         if let Some(log) = self.log.get() {
             self.log_gauges.observe(log);
+        }
+        if let Some(dropped) = self.udp_dropped.get() {
+            let n = dropped.load(std::sync::atomic::Ordering::Relaxed);
+            self.udp_dropped_gauge
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         let mut out = String::new();
         encode(&mut out, &self.registry)?;

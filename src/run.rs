@@ -134,6 +134,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
             anyhow::anyhow!("syslog: {e}; change [ingest.syslog] or turn the listener off")
         })?;
 
+    let _ = metrics.udp_dropped.set(listeners.udp_dropped.clone());
     let positions = Arc::new(Positions::load(
         &data_dir.path().join("file-positions.json"),
     )?);

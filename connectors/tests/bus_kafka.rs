@@ -310,3 +310,18 @@ async fn a_cluster_that_stays_down_fails_the_append_with_a_retryable_error() {
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_the_message_size_is_split_and_arrives_whole() {
+    let mut c = config(&brokers());
+    c.max_message_bytes = 64 * 1024;
+    let bus = KafkaBus::connect(c, "host.name").await.unwrap();
+    // One host: one partition, several messages.
+    let big = bus_suite::batch("big", 3000, 1);
+    let positions = bus.append("events", &big).await.unwrap();
+    assert!(positions.len() >= 3, "{} messages", positions.len());
+    let mut consumer = bus.subscribe("events", "check").await.unwrap();
+    let mut got = bus_suite::Received::default();
+    bus_suite::consume(&mut consumer, 3000, Duration::from_secs(60), &mut got).await;
+    assert_eq!(got.ids(), bus_suite::ids(&big), "every row, in order");
+}

@@ -11,6 +11,7 @@ mod tls;
 mod udp;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, UdpSocket};
@@ -50,6 +51,8 @@ pub struct SyslogListeners {
     pub tcp: Option<SocketAddr>,
     /// Bound TLS address, if TLS is on.
     pub tls: Option<SocketAddr>,
+    /// Datagrams dropped because the pipeline was full (UDP cannot push back).
+    pub udp_dropped: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -91,6 +94,7 @@ pub async fn start(
         udp: None,
         tcp: None,
         tls: None,
+        udp_dropped: Arc::default(),
         tasks: Vec::new(),
     };
     if config.udp {
@@ -102,9 +106,11 @@ pub async fn start(
                     source,
                 })?;
         listeners.udp = socket.local_addr().ok();
-        listeners
-            .tasks
-            .push(tokio::spawn(udp::serve(socket, route.clone())));
+        listeners.tasks.push(tokio::spawn(udp::serve(
+            socket,
+            route.clone(),
+            listeners.udp_dropped.clone(),
+        )));
     }
     if config.tcp {
         let listener = bind_tcp(config.tcp_addr).await?;

@@ -68,6 +68,37 @@ async fn udp_datagrams_become_chunks() {
 }
 
 #[tokio::test]
+async fn udp_datagrams_beyond_a_full_pipeline_are_dropped_and_counted() {
+    let (tx, mut source) = channel(1);
+    let cancel = CancellationToken::new();
+    let listeners = start(&config(), "t1", tx, cancel.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listeners.udp.unwrap_or_else(|| panic!("udp not bound"));
+    let client = UdpSocket::bind(loopback())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..5 {
+        client
+            .send_to(format!("<34>Oct 11 22:14:15 host su: {i}").as_bytes(), addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let dropped = listeners.udp_dropped.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while dropped.load(std::sync::atomic::Ordering::Relaxed) < 4
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 4);
+    // The first one went through.
+    assert!(next(&mut source).await.bytes.ends_with(b"su: 0"));
+    cancel.cancel();
+    listeners.join().await;
+}
+
+#[tokio::test]
 async fn tcp_stream_is_framed_into_whole_records() {
     let (tx, mut source) = channel(16);
     let cancel = CancellationToken::new();

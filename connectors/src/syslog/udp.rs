@@ -1,7 +1,11 @@
 //! Syslog over UDP: each datagram is one chunk.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc::error::TrySendError;
 use vedette_core::traits::RawChunk;
 
 use super::{Route, UDP_SOURCE};
@@ -10,8 +14,10 @@ use crate::chunk::now_ms;
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Receives datagrams until cancelled.
-pub(crate) async fn serve(socket: UdpSocket, route: Route) {
+/// Receives datagrams until cancelled. A sender cannot be slowed down over UDP, so
+/// when the pipeline is full a datagram is dropped and counted in `dropped` rather than
+/// left to overflow the kernel's buffer uncounted.
+pub(crate) async fn serve(socket: UdpSocket, route: Route, dropped: Arc<AtomicU64>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut sequence = 0u64;
     loop {
@@ -38,8 +44,14 @@ pub(crate) async fn serve(socket: UdpSocket, route: Route) {
             received_ms: now_ms(),
         };
         sequence += 1;
-        if route.sink.send(chunk).await.is_err() {
-            return;
+        match route.sink.try_send(chunk) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                    tracing::warn!("syslog udp: the pipeline is full, dropping datagrams");
+                }
+            }
+            Err(TrySendError::Closed(_)) => return,
         }
     }
 }
