@@ -47,7 +47,10 @@ pub(crate) async fn serve(socket: UdpSocket, route: Route, dropped: Arc<AtomicU6
         match route.sink.try_send(chunk) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                if dropped.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
+                if dropped
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(10_000)
+                {
                     tracing::warn!("syslog udp: the pipeline is full, dropping datagrams");
                 }
             }
