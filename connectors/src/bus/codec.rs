@@ -6,7 +6,8 @@ use std::io::Cursor;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
+use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow::ipc::CompressionType;
 use vedette_core::batch::EventBatch;
 use vedette_core::schema::{col, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 use vedette_core::CoreError;
@@ -65,10 +66,21 @@ fn single_dataset(records: &RecordBatch) -> Option<String> {
         .then(|| first.to_string())
 }
 
-/// Encodes rows as an Arrow IPC stream.
+/// Encodes rows as an Arrow IPC stream, uncompressed (Kafka compresses whole messages).
 pub fn encode_records(records: &RecordBatch) -> Result<Vec<u8>, CoreError> {
+    encode_records_with(records, None)
+}
+
+/// Encodes rows as an Arrow IPC stream whose buffers are compressed with `compression`
+/// (the embedded log uses LZ4 frames: event batches repeat field names row after row).
+pub fn encode_records_with(
+    records: &RecordBatch,
+    compression: Option<CompressionType>,
+) -> Result<Vec<u8>, CoreError> {
     let mut out = Vec::with_capacity(records.get_array_memory_size() / 2 + 1024);
-    let mut writer = StreamWriter::try_new(&mut out, records.schema_ref())?;
+    let options = IpcWriteOptions::default().try_with_compression(compression)?;
+    let mut writer =
+        StreamWriter::try_new_with_options(&mut out, records.schema_ref(), options)?;
     writer.write(records)?;
     writer.finish()?;
     drop(writer);
@@ -77,8 +89,12 @@ pub fn encode_records(records: &RecordBatch) -> Result<Vec<u8>, CoreError> {
 
 /// Encodes rows as one or more IPC streams of at most `max_bytes` each, halving the
 /// rows until each part fits. A single row larger than `max_bytes` is an error.
-pub fn encode_to_fit(records: &RecordBatch, max_bytes: usize) -> Result<Vec<Vec<u8>>, CoreError> {
-    let encoded = encode_records(records)?;
+pub fn encode_to_fit(
+    records: &RecordBatch,
+    max_bytes: usize,
+    compression: Option<CompressionType>,
+) -> Result<Vec<Vec<u8>>, CoreError> {
+    let encoded = encode_records_with(records, compression)?;
     if encoded.len() <= max_bytes {
         return Ok(vec![encoded]);
     }
@@ -90,8 +106,12 @@ pub fn encode_to_fit(records: &RecordBatch, max_bytes: usize) -> Result<Vec<Vec<
         )));
     }
     let half = rows / 2;
-    let mut parts = encode_to_fit(&records.slice(0, half), max_bytes)?;
-    parts.extend(encode_to_fit(&records.slice(half, rows - half), max_bytes)?);
+    let mut parts = encode_to_fit(&records.slice(0, half), max_bytes, compression)?;
+    parts.extend(encode_to_fit(
+        &records.slice(half, rows - half),
+        max_bytes,
+        compression,
+    )?);
     Ok(parts)
 }
 
@@ -162,14 +182,17 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let b = batch(&refs);
         let whole = encode_records(&b.records).unwrap().len();
-        let parts = encode_to_fit(&b.records, whole / 3 + 10_000).unwrap();
+        let parts = encode_to_fit(&b.records, whole / 3 + 10_000, None).unwrap();
         assert!(parts.len() >= 3);
         let rows: usize = parts
             .iter()
             .map(|p| decode_records(p).unwrap().num_rows())
             .sum();
         assert_eq!(rows, 64);
-        assert!(encode_to_fit(&b.records, 10).is_err());
+        assert!(encode_to_fit(&b.records, 10, None).is_err());
+        let lz4 = encode_records_with(&b.records, Some(CompressionType::LZ4_FRAME)).unwrap();
+        assert!(lz4.len() < whole, "{} >= {whole}", lz4.len());
+        assert_eq!(decode_records(&lz4).unwrap(), b.records);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow::ipc::CompressionType;
 use async_trait::async_trait;
 use tokio::time::Instant;
 use vedette_core::batch::{BusPosition, EventBatch};
@@ -72,19 +73,26 @@ impl Bus for EmbeddedBus {
         let partitioner = self.partitioner(topic)?;
         let (log, topic_name, batch) = (self.log.clone(), topic.to_string(), batch.clone());
         let written = tokio::task::spawn_blocking(move || {
-            let mut written = Vec::new();
+            let mut encoded = Vec::new();
             for (partition, records) in partitioner.split(&batch.records)? {
                 let part = EventBatch {
                     records,
                     ..batch.clone()
                 };
                 let header = BatchHeader::of(&part);
-                for payload in codec::encode_to_fit(&part.records, MAX_PAYLOAD_BYTES)? {
-                    let offset = log.append(&topic_name, partition, &header, &payload)?;
-                    written.push((partition, offset));
+                for payload in codec::encode_to_fit(
+                    &part.records,
+                    MAX_PAYLOAD_BYTES,
+                    Some(CompressionType::LZ4_FRAME),
+                )? {
+                    encoded.push((partition, header.clone(), payload));
                 }
             }
-            Ok::<_, CoreError>(written)
+            let parts: Vec<(u32, &BatchHeader, &[u8])> = encoded
+                .iter()
+                .map(|(p, h, payload)| (*p, h, payload.as_slice()))
+                .collect();
+            log.append_all(&topic_name, &parts)
         })
         .await
         .map_err(join_error)??;

@@ -251,10 +251,27 @@ impl EmbeddedLog {
         header: &BatchHeader,
         payload: &[u8],
     ) -> Result<u64, CoreError> {
+        let offsets = self.append_all(topic_name, &[(partition, header, payload)])?;
+        offsets
+            .first()
+            .map(|&(_, offset)| offset)
+            .ok_or_else(|| CoreError::Internal("append wrote nothing".into()))
+    }
+
+    /// Appends records to partitions of one topic; returns (partition, offset) of each.
+    /// Under [`SyncPolicy::EveryAppend`] the partitions written are synced together (in
+    /// parallel) before the return, so one batch split over partitions costs one round
+    /// of fsyncs, not one per part.
+    pub fn append_all(
+        &self,
+        topic_name: &str,
+        parts: &[(u32, &BatchHeader, &[u8])],
+    ) -> Result<Vec<(u32, u64)>, CoreError> {
         let topic = self.topic(topic_name)?;
-        let slot = Self::partition(&topic, topic_name, partition)?;
         let now = chrono::Utc::now().timestamp_millis();
-        let offset = {
+        let mut written = Vec::with_capacity(parts.len());
+        for &(partition, header, payload) in parts {
+            let slot = Self::partition(&topic, topic_name, partition)?;
             let mut p = lock(slot);
             let offset = p.next_offset();
             let meta = RecordMeta {
@@ -262,24 +279,59 @@ impl EmbeddedLog {
                 append_time_ms: now,
                 header: header.clone(),
             };
-            let encoded = record::encode(&meta, payload)?;
-            p.append(&encoded, now)?;
+            let head = record::encode_head(&meta, payload)?;
+            p.append(&head, payload, now)?;
             self.counters
                 .appended_records
                 .fetch_add(1, Ordering::Relaxed);
             self.counters
                 .appended_bytes
-                .fetch_add(encoded.len() as u64, Ordering::Relaxed);
-            if self.options.sync == SyncPolicy::EveryAppend {
-                p.sync()?;
-                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-            }
-            offset
-        };
+                .fetch_add((head.len() + payload.len()) as u64, Ordering::Relaxed);
+            written.push((partition, offset));
+        }
         if self.options.sync == SyncPolicy::EveryAppend {
+            let mut touched: Vec<u32> = written.iter().map(|&(p, _)| p).collect();
+            touched.sort_unstable();
+            touched.dedup();
+            self.sync_partitions(&topic, &touched)?;
             topic.arrived.send_modify(|v| *v += 1);
         }
-        Ok(offset)
+        Ok(written)
+    }
+
+    /// Syncs the given partitions of a topic, in parallel when there are several.
+    fn sync_partitions(&self, topic: &Topic, partitions: &[u32]) -> Result<(), CoreError> {
+        let targets: Vec<(usize, Arc<std::fs::File>, u64)> = partitions
+            .iter()
+            .filter_map(|&p| {
+                let slot = topic.partitions.get(p as usize)?;
+                let (file, upto) = lock(slot).sync_target()?;
+                Some((p as usize, file, upto))
+            })
+            .collect();
+        let sync = |file: &std::fs::File| {
+            file.sync_data()
+                .map_err(|e| CoreError::io("syncing a segment", e))
+        };
+        match targets.as_slice() {
+            [] => {}
+            [(_, file, _)] => sync(file)?,
+            many => std::thread::scope(|scope| {
+                let handles: Vec<_> = many
+                    .iter()
+                    .map(|(_, file, _)| scope.spawn(move || sync(file)))
+                    .collect();
+                handles.into_iter().try_for_each(|h| {
+                    h.join()
+                        .map_err(|_| CoreError::Internal("a sync thread panicked".into()))?
+                })
+            })?,
+        }
+        for (p, _, upto) in &targets {
+            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            lock(&topic.partitions[*p]).mark_durable(*upto);
+        }
+        Ok(())
     }
 
     /// Waits until `offset` of a partition is durable.

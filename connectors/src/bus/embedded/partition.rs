@@ -127,13 +127,18 @@ impl Partition {
         self.segments.iter().map(Segment::size).sum()
     }
 
-    /// Appends an encoded record, rolling to a new segment first if the active one is
-    /// full. The record's offset must be [`Self::next_offset`].
-    pub(crate) fn append(&mut self, encoded: &[u8], append_ms: i64) -> Result<(), CoreError> {
+    /// Appends a record (encoded head, payload), rolling to a new segment first if the
+    /// active one is full. The record's offset must be [`Self::next_offset`].
+    pub(crate) fn append(
+        &mut self,
+        head: &[u8],
+        payload: &[u8],
+        append_ms: i64,
+    ) -> Result<(), CoreError> {
         if self.active().size() >= self.segment_bytes && self.active().records() > 0 {
             self.roll()?;
         }
-        self.active().append(encoded, append_ms)
+        self.active().append(head, payload, append_ms)
     }
 
     /// Seals the active segment (synced) and starts the next.
@@ -143,13 +148,6 @@ impl Partition {
         let next = Segment::create(&self.dir, self.next_offset())?;
         sync_dir(&self.dir)?;
         self.segments.push(next);
-        Ok(())
-    }
-
-    /// Syncs the active segment now.
-    pub(crate) fn sync(&mut self) -> Result<(), CoreError> {
-        self.active().sync()?;
-        self.durable = self.next_offset();
         Ok(())
     }
 

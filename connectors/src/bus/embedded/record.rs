@@ -29,7 +29,16 @@ pub(crate) struct RecordMeta {
 }
 
 /// Encodes a whole record, prefix included.
+#[cfg(test)]
 pub(crate) fn encode(meta: &RecordMeta, payload: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let mut out = encode_head(meta, payload)?;
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// Encodes everything of a record before its payload (prefix, CRC over the whole body
+/// payload included, header fields); write the payload right after it.
+pub(crate) fn encode_head(meta: &RecordMeta, payload: &[u8]) -> Result<Vec<u8>, CoreError> {
     let h = &meta.header;
     for (what, name) in [
         ("tenant", &h.tenant),
@@ -43,14 +52,14 @@ pub(crate) fn encode(meta: &RecordMeta, payload: &[u8]) -> Result<Vec<u8>, CoreE
             )));
         }
     }
-    let body_len =
-        FIXED_BODY_BYTES + 6 + h.tenant.len() + h.source.len() + h.dataset.len() + payload.len();
+    let head_body = FIXED_BODY_BYTES + 6 + h.tenant.len() + h.source.len() + h.dataset.len();
+    let body_len = head_body + payload.len();
     if body_len > MAX_BODY_BYTES {
         return Err(CoreError::BadInput(format!(
             "bus record is {body_len} bytes, the limit is {MAX_BODY_BYTES}"
         )));
     }
-    let mut out = Vec::with_capacity(PREFIX_BYTES + body_len);
+    let mut out = Vec::with_capacity(PREFIX_BYTES + head_body);
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.push(BODY_VERSION);
@@ -62,8 +71,7 @@ pub(crate) fn encode(meta: &RecordMeta, payload: &[u8]) -> Result<Vec<u8>, CoreE
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());
         out.extend_from_slice(name.as_bytes());
     }
-    out.extend_from_slice(payload);
-    let crc = crc32c::crc32c(&out[PREFIX_BYTES..]);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[PREFIX_BYTES..]), payload);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     Ok(out)
 }

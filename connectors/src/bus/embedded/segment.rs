@@ -169,13 +169,20 @@ impl Segment {
         &self.path
     }
 
-    /// Appends an encoded record whose offset is [`Self::next_offset`]. On a failed
-    /// write the file is cut back, so no partial record stays behind.
-    pub(crate) fn append(&mut self, encoded: &[u8], append_ms: i64) -> Result<(), CoreError> {
+    /// Appends a record (its encoded head, then its payload) whose offset is
+    /// [`Self::next_offset`]. On a failed write the file is cut back, so no partial
+    /// record stays behind.
+    pub(crate) fn append(
+        &mut self,
+        head: &[u8],
+        payload: &[u8],
+        append_ms: i64,
+    ) -> Result<(), CoreError> {
         let mut file = self.file.as_ref();
         let written = file
             .seek(SeekFrom::Start(self.end))
-            .and_then(|_| file.write_all(encoded));
+            .and_then(|_| file.write_all(head))
+            .and_then(|()| file.write_all(payload));
         if let Err(e) = written {
             let _ = self.file.set_len(self.end);
             return Err(CoreError::io(
@@ -184,7 +191,7 @@ impl Segment {
             ));
         }
         self.positions.push(self.end);
-        self.end += encoded.len() as u64;
+        self.end += (head.len() + payload.len()) as u64;
         self.last_append_ms = append_ms;
         Ok(())
     }
@@ -311,7 +318,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Segment::create(dir.path(), 10).unwrap();
         for o in 10..13 {
-            s.append(&rec(o, b"hello"), 1).unwrap();
+            s.append(&rec(o, b"hello"), &[], 1).unwrap();
         }
         let whole = s.size();
         let path = s.path().to_path_buf();
@@ -340,7 +347,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Segment::create(dir.path(), 0).unwrap();
         for o in 0..3 {
-            s.append(&rec(o, b"abcdefgh"), 1).unwrap();
+            s.append(&rec(o, b"abcdefgh"), &[], 1).unwrap();
         }
         let second = s.locate(1).unwrap().position;
         let path = s.path().to_path_buf();

@@ -219,7 +219,7 @@ impl Bus for KafkaBus {
                     ..b.clone()
                 };
                 let header = BatchHeader::of(&part);
-                for payload in codec::encode_to_fit(&part.records, max)? {
+                for payload in codec::encode_to_fit(&part.records, max, None)? {
                     parts.push((partition, header.clone(), payload));
                 }
             }

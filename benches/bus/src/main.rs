@@ -1,0 +1,244 @@
+//! `bus-bench`: what the bus costs, per bus, on realistic 8192-event batches.
+//!
+//! ```text
+//! bus-bench [--batches N] [--kafka HOST:PORT]
+//! ```
+//!
+//! Events are the corpora's Windows events (replicated and varied, as `sigma-bench`
+//! does), parsed into 8192-row batches. For each bus (the embedded log syncing every
+//! append, the embedded log syncing every 5 ms, and Kafka when `--kafka` names a broker)
+//! it measures, one after the other:
+//!
+//! - append: N batches appended one at a time (as the ingest stage does), each awaited
+//!   until durable: batches/s, events/s, CPU µs per event;
+//! - consume: the same N batches read back by a consumer group: events/s, CPU µs/event;
+//! - latency: 200 batches appended 10 ms apart while a consumer polls; the time from the
+//!   start of each append to its delivery, p50 / p99 / max; for 8192-event batches and
+//!   for 512-event ones (what a live flow's 250 ms flush typically holds).
+//!
+//! Then the CPU per event of the rest of the pipeline on the same events (parsing the
+//! JSON lines, matching the SigmaHQ Windows rules), so the bus's share can be stated.
+//! CPU is the process's user + system time (`/proc/self/stat`), all threads included.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use vedette_bench_sigma::{corpora_dir, corpus_windows_events, replicate, vedette_batches, vedette_hits, vedette_load};
+use vedette_connectors::bus::embedded::{EmbeddedBus, EmbeddedLog, LogOptions, SyncPolicy};
+use vedette_connectors::bus::kafka::KafkaBus;
+use vedette_core::batch::EventBatch;
+use vedette_core::config::KafkaConfig;
+use vedette_core::traits::{Bus, BusDelivery};
+
+/// Command line.
+#[derive(Parser)]
+struct Args {
+    /// Batches of 8192 events per throughput run.
+    #[arg(long, default_value_t = 40)]
+    batches: usize,
+    /// A Kafka-protocol broker to measure too.
+    #[arg(long)]
+    kafka: Option<String>,
+}
+
+/// CPU time of the process so far (user + system, all threads), from `/proc/self/stat`
+/// (clock ticks of 10 ms on Linux: runs here last seconds).
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Wall time and CPU time of `f`.
+async fn measured<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<(T, Duration, Duration)> {
+    let (wall, cpu0) = (Instant::now(), cpu());
+    let out = f.await?;
+    Ok((out, wall.elapsed(), cpu() - cpu0))
+}
+
+fn report(bus: &str, what: &str, batches: usize, events: usize, wall: Duration, cpu: Duration) {
+    println!(
+        "{bus:<22} {what:<8} {:>8.1} batches/s {:>10.0} events/s {:>7.3} µs CPU/event",
+        batches as f64 / wall.as_secs_f64(),
+        events as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / events as f64,
+    );
+}
+
+async fn throughput(name: &str, bus: Arc<dyn Bus>, batches: &[EventBatch], topic: &str) -> anyhow::Result<()> {
+    let events: usize = batches.iter().map(EventBatch::len).sum();
+    let ((), wall, cpu_time) = measured(async {
+        for b in batches {
+            bus.append(topic, b).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    report(name, "append", batches.len(), events, wall, cpu_time);
+    let mut consumer = bus.subscribe(topic, "bench").await?;
+    let (got, wall, cpu_time) = measured(async {
+        let mut got = 0;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while got < events && Instant::now() < deadline {
+            if let Some(BusDelivery::Batch(b)) = consumer.poll(Duration::from_millis(200)).await? {
+                got += b.len();
+                if let Some(p) = &b.position {
+                    consumer.commit(p).await?;
+                }
+            }
+        }
+        Ok(got)
+    })
+    .await?;
+    anyhow::ensure!(got == events, "{name}: consumed {got} of {events} events");
+    report(name, "consume", batches.len(), events, wall, cpu_time);
+    consumer.close().await?;
+    Ok(())
+}
+
+async fn latency(name: &str, bus: Arc<dyn Bus>, batch: &EventBatch, topic: &str) -> anyhow::Result<()> {
+    const N: usize = 200;
+    let mut consumer = bus.subscribe(topic, "latency").await?;
+    // Let the group settle before timing.
+    let settle = Instant::now() + Duration::from_secs(60);
+    bus.append(topic, &EventBatch { source: "warm".into(), ..batch.clone() }).await?;
+    loop {
+        if let Some(BusDelivery::Batch(b)) = consumer.poll(Duration::from_millis(100)).await? {
+            if b.source == "warm" {
+                break;
+            }
+        }
+        anyhow::ensure!(Instant::now() < settle, "{name}: the consumer never got the warm-up batch");
+    }
+    let starts: Arc<std::sync::Mutex<Vec<Option<Instant>>>> = Arc::new(std::sync::Mutex::new(vec![None; N]));
+    let (writer, b, s) = (bus.clone(), batch.clone(), starts.clone());
+    let topic_name = topic.to_string();
+    let producer = tokio::spawn(async move {
+        for i in 0..N {
+            if let Ok(mut starts) = s.lock() {
+                starts[i] = Some(Instant::now());
+            }
+            writer
+                .append(&topic_name, &EventBatch { source: i.to_string(), ..b.clone() })
+                .await?;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok::<_, vedette_core::CoreError>(())
+    });
+    let mut latencies = Vec::with_capacity(N);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while latencies.len() < N && Instant::now() < deadline {
+        if let Some(BusDelivery::Batch(b)) = consumer.poll(Duration::from_millis(100)).await? {
+            let now = Instant::now();
+            let Ok(i) = b.source.parse::<usize>() else { continue };
+            let start = starts.lock().ok().and_then(|s| s[i]);
+            if let Some(start) = start {
+                latencies.push(now - start);
+            }
+        }
+    }
+    producer.await??;
+    anyhow::ensure!(latencies.len() == N, "{name}: {} of {N} batches arrived", latencies.len());
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{name:<22} latency  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms (append start to delivery, {N} batches 10 ms apart)",
+        ms(latencies[N / 2]),
+        ms(latencies[N * 99 / 100]),
+        ms(latencies[N - 1]),
+    );
+    consumer.close().await?;
+    Ok(())
+}
+
+fn embedded(dir: &std::path::Path, sync: SyncPolicy) -> anyhow::Result<Arc<dyn Bus>> {
+    let log = EmbeddedLog::open(dir, LogOptions { sync, ..LogOptions::default() })?;
+    Ok(Arc::new(EmbeddedBus::new(log, "host.name")))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let corpora = corpora_dir()?;
+    let base = corpus_windows_events(&corpora)?;
+    let lines = replicate(&base, args.batches * 8192)?;
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let (records, parse_wall, parse_cpu) = measured(async { vedette_batches(&lines) }).await?;
+    let events = lines.len();
+    let batches: Vec<EventBatch> = records
+        .into_iter()
+        .map(|r| EventBatch::new(r, "bench", "default", 0))
+        .collect();
+    println!(
+        "# {} batches of 8192 Windows events ({:.1} MiB of JSON lines), {} CPUs",
+        batches.len(),
+        bytes as f64 / (1 << 20) as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let rules: PathBuf = corpora.join("sigma/rules/windows");
+    let (detector, _) = vedette_load(std::slice::from_ref(&rules)).context("loading the SigmaHQ rules")?;
+    let records: Vec<_> = batches.iter().map(|b| b.records.clone()).collect();
+    let (_, detect_wall, detect_cpu) = measured(async { vedette_hits(&detector, &records) }).await?;
+    report("pipeline (no bus)", "parse", batches.len(), events, parse_wall, parse_cpu);
+    report("pipeline (no bus)", "detect", batches.len(), events, detect_wall, detect_cpu);
+
+    // The part of an append that is not I/O: split by partition key, encode as IPC
+    // with LZ4 frames (as the embedded log does).
+    let partitioner = vedette_connectors::bus::partitioning::Partitioner::new("host.name", 4);
+    let (encoded, wall, cpu_time) = measured(async {
+        let mut bytes = 0;
+        for b in &batches {
+            for (_, part) in partitioner.split(&b.records)? {
+                bytes += vedette_connectors::bus::codec::encode_records_with(
+                    &part,
+                    Some(arrow::ipc::CompressionType::LZ4_FRAME),
+                )?
+                .len();
+            }
+        }
+        Ok(bytes)
+    })
+    .await?;
+    report("split+encode only", "encode", batches.len(), events, wall, cpu_time);
+    println!(
+        "# encoded: {:.1} MiB per batch",
+        encoded as f64 / batches.len() as f64 / (1 << 20) as f64
+    );
+
+    let dir = tempfile::tempdir()?;
+    for (name, sync) in [
+        ("embedded sync-each", SyncPolicy::EveryAppend),
+        ("embedded sync-5ms", SyncPolicy::Interval(Duration::from_millis(5))),
+    ] {
+        let bus = embedded(&dir.path().join(name.replace(' ', "-")), sync)?;
+        throughput(name, bus.clone(), &batches, "events").await?;
+        latency(name, bus.clone(), &batches[0], "latency").await?;
+        // A live flow flushes smaller batches (every 250 ms by default).
+        let small = EventBatch {
+            records: batches[0].records.slice(0, 512),
+            ..batches[0].clone()
+        };
+        latency(&format!("{name} 512"), bus, &small, "latency-512").await?;
+    }
+    if let Some(broker) = &args.kafka {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+        let config = KafkaConfig {
+            topic_prefix: format!("bench{nanos}"),
+            group: format!("bench{nanos}"),
+            partitions: 4,
+            replication_factor: 1,
+            ..KafkaConfig::new(vec![broker.clone()])
+        };
+        let bus: Arc<dyn Bus> = Arc::new(KafkaBus::connect(config, "host.name").await?);
+        throughput("kafka (tansu)", bus.clone(), &batches, "events").await?;
+        latency("kafka (tansu)", bus, &batches[0], "latency").await?;
+    }
+    Ok(())
+}
