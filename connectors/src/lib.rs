@@ -1,8 +1,9 @@
 //! `vedette-connectors`: transports in and out of Vedette: syslog (UDP, TCP, TLS), files
-//! (read once or followed), stdin, and later Kafka, the embedded log and webhooks.
+//! (read once or followed), stdin, the bus (the embedded log and Kafka, in [`bus`]), and
+//! later webhooks.
 //!
-//! Its main traits are `vedette_core::traits::Source` (transports in) and, with the bus
-//! issue, `vedette_core::traits::Bus`. Transports never parse: they hand over chunks of
+//! Its main traits are `vedette_core::traits::Source` (transports in) and
+//! `vedette_core::traits::Bus` (the log between stages). Transports never parse: they hand over chunks of
 //! whole records with their origin and position, and a parser in `vedette-ingest` turns
 //! them into events.
 //!

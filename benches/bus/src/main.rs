@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use vedette_bench_sigma::{corpora_dir, corpus_windows_events, replicate, vedette_batches, vedette_hits, vedette_load};
+use vedette_bench_sigma::{
+    corpora_dir, corpus_windows_events, replicate, vedette_batches, vedette_hits, vedette_load,
+};
 use vedette_connectors::bus::embedded::{EmbeddedBus, EmbeddedLog, LogOptions, SyncPolicy};
 use vedette_connectors::bus::kafka::KafkaBus;
 use vedette_core::batch::EventBatch;
@@ -51,13 +53,20 @@ fn cpu() -> Duration {
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// Wall time and CPU time of `f`.
-async fn measured<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<(T, Duration, Duration)> {
+async fn measured<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, Duration, Duration)> {
     let (wall, cpu0) = (Instant::now(), cpu());
     let out = f.await?;
     Ok((out, wall.elapsed(), cpu() - cpu0))
@@ -72,7 +81,12 @@ fn report(bus: &str, what: &str, batches: usize, events: usize, wall: Duration, 
     );
 }
 
-async fn throughput(name: &str, bus: Arc<dyn Bus>, batches: &[EventBatch], topic: &str) -> anyhow::Result<()> {
+async fn throughput(
+    name: &str,
+    bus: Arc<dyn Bus>,
+    batches: &[EventBatch],
+    topic: &str,
+) -> anyhow::Result<()> {
     let events: usize = batches.iter().map(EventBatch::len).sum();
     let ((), wall, cpu_time) = measured(async {
         for b in batches {
@@ -103,21 +117,37 @@ async fn throughput(name: &str, bus: Arc<dyn Bus>, batches: &[EventBatch], topic
     Ok(())
 }
 
-async fn latency(name: &str, bus: Arc<dyn Bus>, batch: &EventBatch, topic: &str) -> anyhow::Result<()> {
+async fn latency(
+    name: &str,
+    bus: Arc<dyn Bus>,
+    batch: &EventBatch,
+    topic: &str,
+) -> anyhow::Result<()> {
     const N: usize = 200;
     let mut consumer = bus.subscribe(topic, "latency").await?;
     // Let the group settle before timing.
     let settle = Instant::now() + Duration::from_secs(60);
-    bus.append(topic, &EventBatch { source: "warm".into(), ..batch.clone() }).await?;
+    bus.append(
+        topic,
+        &EventBatch {
+            source: "warm".into(),
+            ..batch.clone()
+        },
+    )
+    .await?;
     loop {
         if let Some(BusDelivery::Batch(b)) = consumer.poll(Duration::from_millis(100)).await? {
             if b.source == "warm" {
                 break;
             }
         }
-        anyhow::ensure!(Instant::now() < settle, "{name}: the consumer never got the warm-up batch");
+        anyhow::ensure!(
+            Instant::now() < settle,
+            "{name}: the consumer never got the warm-up batch"
+        );
     }
-    let starts: Arc<std::sync::Mutex<Vec<Option<Instant>>>> = Arc::new(std::sync::Mutex::new(vec![None; N]));
+    let starts: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; N]));
     let (writer, b, s) = (bus.clone(), batch.clone(), starts.clone());
     let topic_name = topic.to_string();
     let producer = tokio::spawn(async move {
@@ -126,7 +156,13 @@ async fn latency(name: &str, bus: Arc<dyn Bus>, batch: &EventBatch, topic: &str)
                 starts[i] = Some(Instant::now());
             }
             writer
-                .append(&topic_name, &EventBatch { source: i.to_string(), ..b.clone() })
+                .append(
+                    &topic_name,
+                    &EventBatch {
+                        source: i.to_string(),
+                        ..b.clone()
+                    },
+                )
                 .await?;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -137,7 +173,9 @@ async fn latency(name: &str, bus: Arc<dyn Bus>, batch: &EventBatch, topic: &str)
     while latencies.len() < N && Instant::now() < deadline {
         if let Some(BusDelivery::Batch(b)) = consumer.poll(Duration::from_millis(100)).await? {
             let now = Instant::now();
-            let Ok(i) = b.source.parse::<usize>() else { continue };
+            let Ok(i) = b.source.parse::<usize>() else {
+                continue;
+            };
             let start = starts.lock().ok().and_then(|s| s[i]);
             if let Some(start) = start {
                 latencies.push(now - start);
@@ -145,7 +183,11 @@ async fn latency(name: &str, bus: Arc<dyn Bus>, batch: &EventBatch, topic: &str)
         }
     }
     producer.await??;
-    anyhow::ensure!(latencies.len() == N, "{name}: {} of {N} batches arrived", latencies.len());
+    anyhow::ensure!(
+        latencies.len() == N,
+        "{name}: {} of {N} batches arrived",
+        latencies.len()
+    );
     latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
@@ -159,7 +201,13 @@ async fn latency(name: &str, bus: Arc<dyn Bus>, batch: &EventBatch, topic: &str)
 }
 
 fn embedded(dir: &std::path::Path, sync: SyncPolicy) -> anyhow::Result<Arc<dyn Bus>> {
-    let log = EmbeddedLog::open(dir, LogOptions { sync, ..LogOptions::default() })?;
+    let log = EmbeddedLog::open(
+        dir,
+        LogOptions {
+            sync,
+            ..LogOptions::default()
+        },
+    )?;
     Ok(Arc::new(EmbeddedBus::new(log, "host.name")))
 }
 
@@ -183,11 +231,27 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let rules: PathBuf = corpora.join("sigma/rules/windows");
-    let (detector, _) = vedette_load(std::slice::from_ref(&rules)).context("loading the SigmaHQ rules")?;
+    let (detector, _) =
+        vedette_load(std::slice::from_ref(&rules)).context("loading the SigmaHQ rules")?;
     let records: Vec<_> = batches.iter().map(|b| b.records.clone()).collect();
-    let (_, detect_wall, detect_cpu) = measured(async { vedette_hits(&detector, &records) }).await?;
-    report("pipeline (no bus)", "parse", batches.len(), events, parse_wall, parse_cpu);
-    report("pipeline (no bus)", "detect", batches.len(), events, detect_wall, detect_cpu);
+    let (_, detect_wall, detect_cpu) =
+        measured(async { vedette_hits(&detector, &records) }).await?;
+    report(
+        "pipeline (no bus)",
+        "parse",
+        batches.len(),
+        events,
+        parse_wall,
+        parse_cpu,
+    );
+    report(
+        "pipeline (no bus)",
+        "detect",
+        batches.len(),
+        events,
+        detect_wall,
+        detect_cpu,
+    );
 
     // The part of an append that is not I/O: split by partition key, encode as IPC
     // with LZ4 frames (as the embedded log does).
@@ -206,7 +270,14 @@ async fn main() -> anyhow::Result<()> {
         Ok(bytes)
     })
     .await?;
-    report("split+encode only", "encode", batches.len(), events, wall, cpu_time);
+    report(
+        "split+encode only",
+        "encode",
+        batches.len(),
+        events,
+        wall,
+        cpu_time,
+    );
     println!(
         "# encoded: {:.1} MiB per batch",
         encoded as f64 / batches.len() as f64 / (1 << 20) as f64
@@ -215,7 +286,10 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     for (name, sync) in [
         ("embedded sync-each", SyncPolicy::EveryAppend),
-        ("embedded sync-5ms", SyncPolicy::Interval(Duration::from_millis(5))),
+        (
+            "embedded sync-5ms",
+            SyncPolicy::Interval(Duration::from_millis(5)),
+        ),
     ] {
         let bus = embedded(&dir.path().join(name.replace(' ', "-")), sync)?;
         throughput(name, bus.clone(), &batches, "events").await?;
@@ -228,7 +302,9 @@ async fn main() -> anyhow::Result<()> {
         latency(&format!("{name} 512"), bus, &small, "latency-512").await?;
     }
     if let Some(broker) = &args.kafka {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
         let config = KafkaConfig {
             topic_prefix: format!("bench{nanos}"),
             group: format!("bench{nanos}"),

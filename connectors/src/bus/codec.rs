@@ -79,8 +79,7 @@ pub fn encode_records_with(
 ) -> Result<Vec<u8>, CoreError> {
     let mut out = Vec::with_capacity(records.get_array_memory_size() / 2 + 1024);
     let options = IpcWriteOptions::default().try_with_compression(compression)?;
-    let mut writer =
-        StreamWriter::try_new_with_options(&mut out, records.schema_ref(), options)?;
+    let mut writer = StreamWriter::try_new_with_options(&mut out, records.schema_ref(), options)?;
     writer.write(records)?;
     writer.finish()?;
     drop(writer);

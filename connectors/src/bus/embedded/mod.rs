@@ -18,7 +18,7 @@
 //!  u32 body length │ u32 CRC32C of the body │ body:
 //!    u8 version (1) │ u64 offset │ i64 append time ms │ u16 schema version │
 //!    i64 ingest time ms │ u16 len + tenant │ u16 len + source │ u16 len + dataset │
-//!    payload: one Arrow IPC stream (schema + one record batch)
+//!    payload: one Arrow IPC stream (schema + one record batch, buffers LZ4-framed)
 //! ```
 //!
 //! # Invariants
