@@ -15,9 +15,12 @@ mod input;
 mod logging;
 mod metrics;
 mod parse_cmd;
+mod query_cmd;
 mod rules_cmd;
 mod run;
 mod sigma_setup;
+mod store_setup;
+mod store_stage;
 
 use std::process::ExitCode;
 
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Parse(args) => parse_cmd::parse(&args),
         Command::Detect(args) => detect_cmd::detect(&args),
+        Command::Query(args) => query_cmd::query(&args),
         Command::Rules { command } => rules_cmd::rules(&command),
         Command::Config {
             command: ConfigCommand::Check { file },

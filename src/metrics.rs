@@ -51,6 +51,13 @@ pub(crate) struct LevelLabels {
     pub(crate) level: String,
 }
 
+/// Labels of a store table.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TableLabels {
+    /// `events`, `alerts` or `dead_letters`.
+    pub(crate) table: String,
+}
+
 /// Labels of a bus topic.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TopicLabels {
@@ -216,6 +223,13 @@ pub(crate) struct Metrics {
     /// was full, read from the listener at each scrape.
     pub(crate) udp_dropped: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
     udp_dropped_gauge: Gauge,
+    /// `vedette_ledger_stored_total{table}`: rows stored durably (the downstream half of
+    /// the loss ledger).
+    pub(crate) ledger_stored: Family<TableLabels, Counter>,
+    /// `vedette_store_refused_total{table}`: rows the store refused (skipped).
+    pub(crate) store_refused: Family<TableLabels, Counter>,
+    /// `vedette_store_seconds`: time to store one batch durably.
+    pub(crate) store_seconds: Histogram,
     /// `vedette_detect_events_total`: events matched against the rules.
     pub(crate) detect_events: Counter,
     /// `vedette_detect_failed_batches_total`: batches the detector could not read.
@@ -306,6 +320,24 @@ impl Metrics {
             "Syslog UDP datagrams dropped because the pipeline was full, since start",
             udp_dropped_gauge.clone(),
         );
+        let ledger_stored = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "ledger_stored",
+            "Rows stored durably, by table",
+            ledger_stored.clone(),
+        );
+        let store_refused = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "store_refused",
+            "Rows the store refused and skipped, by table",
+            store_refused.clone(),
+        );
+        let store_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "store_seconds",
+            "Time to store one batch durably",
+            store_seconds.clone(),
+        );
         let detect_events = Counter::default();
         registry.register(
             "detect_events",
@@ -343,6 +375,9 @@ impl Metrics {
             ledger,
             log: std::sync::OnceLock::new(),
             log_gauges,
+            ledger_stored,
+            store_refused,
+            store_seconds,
             udp_dropped: std::sync::OnceLock::new(),
             udp_dropped_gauge,
             detect_events,

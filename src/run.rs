@@ -22,6 +22,9 @@ use crate::bus_sink::BusSink;
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
 use crate::detect_stage::DetectStage;
+use crate::store_setup::open_store;
+use crate::store_stage::StoreStage;
+use vedette_storage::QueryLimits;
 use crate::http::{self, token_hash, AppState, HttpIngest};
 use crate::ingest::{shared_parser, IngestStage};
 use crate::metrics::Metrics;
@@ -92,6 +95,16 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         cancel: cancel.clone(),
     };
     let detection = tokio::spawn(detect.run());
+    let store = open_store(&config, QueryLimits::default())?;
+    let storing = tokio::spawn(
+        StoreStage {
+            bus: bus.clone(),
+            store,
+            metrics: metrics.clone(),
+            cancel: cancel.clone(),
+        }
+        .run(),
+    );
     let sink = Arc::new(BusSink {
         bus: bus.clone(),
         metrics: metrics.clone(),
@@ -276,6 +289,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     }
     pipeline.await.context("ingest stage failed")??;
     detection.await.context("detection stage failed")??;
+    storing.await.context("storage stage failed")??;
     if let Some(log) = log {
         log.close().context("closing the embedded log")?;
     }

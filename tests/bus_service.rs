@@ -137,6 +137,32 @@ fn the_loss_ledger_balances_for_every_source() {
         metric(&text, "vedette_bus_log{counter=\"appended_records\"}") >= 2,
         "{text}"
     );
+    // Downstream: what was appended is stored, and the store answers for it.
+    let text = wait_for("the store to hold every appended record", || {
+        let (_, text) = http_get(service.addr, "/metrics").ok()?;
+        let stored = metric(&text, "vedette_ledger_stored_total{table=\"events\"}");
+        let dead = metric(&text, "vedette_ledger_stored_total{table=\"dead_letters\"}");
+        (stored == 44 && dead == 6).then_some(text)
+    });
+    let appended: u64 = ["syslog-tcp", "http"]
+        .iter()
+        .map(|s| metric(&text, &format!("vedette_ledger_appended_total{{source=\"{s}\"}}")))
+        .sum();
+    assert_eq!(
+        appended,
+        metric(&text, "vedette_ledger_stored_total{table=\"events\"}"),
+        "appended = stored (nothing is filtered yet)"
+    );
+    let out = common::vedette_output(&[
+        "query",
+        "--data-dir",
+        &data.display().to_string(),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM events WHERE \"event.dataset\" = 'cef'",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n35\n");
     let (code, stderr) = service.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }

@@ -4,29 +4,52 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::alert::Alert;
 use crate::batch::EventBatch;
-use crate::dead_letter::DeadLetter;
 use crate::error::CoreError;
 
 /// A stream of query results.
 pub type RecordBatchStream = BoxStream<'static, Result<RecordBatch, CoreError>>;
 
+/// The tables of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Normalized events ([`crate::schema::event_schema`]).
+    Events,
+    /// Alerts ([`crate::alert::alert_schema`]).
+    Alerts,
+    /// Dead letters ([`crate::dead_letter::dead_letter_schema`]).
+    DeadLetters,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 3] = [Table::Events, Table::Alerts, Table::DeadLetters];
+
+    /// The table's SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Events => "events",
+            Table::Alerts => "alerts",
+            Table::DeadLetters => "dead_letters",
+        }
+    }
+}
+
 /// Persists events, alerts and dead letters, and answers SQL over them.
 ///
 /// An append returns only once the data is durable, so the caller may then commit the
-/// bus position it came from.
+/// bus position it came from. Appending a batch read from the bus again (same
+/// position, same rows) must not store its rows twice.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends a batch of events.
-    async fn append_events(&self, batch: &EventBatch) -> Result<(), CoreError>;
+    /// Appends a batch of `table`'s schema (events, alerts or dead letters).
+    async fn append(&self, table: Table, batch: &EventBatch) -> Result<(), CoreError>;
 
-    /// Appends alerts.
-    async fn append_alerts(&self, alerts: &[Alert]) -> Result<(), CoreError>;
-
-    /// Appends dead letters.
-    async fn append_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), CoreError>;
-
-    /// Runs one SQL query over the tables `events`, `alerts` and `dead_letters`.
+    /// Runs one read-only SQL query over the tables `events`, `alerts` and
+    /// `dead_letters`.
     async fn query(&self, sql: &str) -> Result<RecordBatchStream, CoreError>;
+
+    /// Deletes what is older than each table's retention at time `now_ms`; returns
+    /// how many partitions (days) were dropped.
+    async fn apply_retention(&self, now_ms: i64) -> Result<u64, CoreError>;
 }

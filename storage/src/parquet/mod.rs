@@ -1,0 +1,295 @@
+//! [`ParquetStore`]: the embedded store. Parquet files under one folder, queried with
+//! DataFusion.
+//!
+//! # Layout
+//!
+//! ```text
+//!  <root>/events/day=YYYY-MM-DD/dataset=<dataset>/<name>.parquet
+//!  <root>/alerts/day=YYYY-MM-DD/<name>.parquet
+//!  <root>/dead_letters/day=YYYY-MM-DD/<name>.parquet
+//! ```
+//!
+//! A file holds the rows of one append for one day (UTC, of `@timestamp`) and, for
+//! events, one dataset; rows are sorted by (`host.name`, `@timestamp`), compressed with
+//! zstd, in row groups of 128 Ki rows with page statistics, so time-range predicates
+//! skip row groups, and `day` / `dataset` predicates skip whole folders (they are
+//! columns of the tables too).
+//!
+//! # Durability and idempotence
+//!
+//! A file is written to a temporary name, fsynced, renamed into place and its folder
+//! fsynced before `append` returns: the caller may then commit the bus position. A
+//! batch read from the bus is stored under names made of its topic, partition and
+//! offset, so the same batch delivered again replaces its own files instead of adding
+//! rows (the write is idempotent).
+//!
+//! # Queries
+//!
+//! One DataFusion session exposes `events`, `alerts` and `dead_letters` as listing
+//! tables over the folders (new files are seen by the next query). `fields` is a map:
+//! `fields['CommandLine']`. Queries are read-only and bounded ([`crate::QueryLimits`]).
+
+mod files;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use vedette_core::alert::alert_schema;
+use vedette_core::batch::EventBatch;
+use vedette_core::dead_letter::dead_letter_schema;
+use vedette_core::schema::{col, event_schema};
+use vedette_core::traits::{EventStore, RecordBatchStream, Table};
+use vedette_core::CoreError;
+
+use crate::query_limits::{bounded, QueryLimits};
+
+/// How one table is laid out.
+struct Layout {
+    schema: SchemaRef,
+    /// Split into `dataset=` folders by this column.
+    dataset_column: Option<&'static str>,
+}
+
+fn layout(table: Table) -> Layout {
+    match table {
+        Table::Events => Layout {
+            schema: event_schema(),
+            dataset_column: Some(col::EVENT_DATASET),
+        },
+        Table::Alerts => Layout {
+            schema: alert_schema(),
+            dataset_column: None,
+        },
+        Table::DeadLetters => Layout {
+            schema: dead_letter_schema(),
+            dataset_column: None,
+        },
+    }
+}
+
+/// Time column of every table.
+const TIME_COLUMN: &str = "@timestamp";
+/// Sort order within a file.
+const SORT_COLUMNS: &[&str] = &["host.name", TIME_COLUMN];
+
+/// Maps a DataFusion error: the query's fault (bad SQL, unknown column, refused
+/// statement) or Vedette's.
+pub(crate) fn query_error(e: DataFusionError) -> CoreError {
+    match e {
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => CoreError::BadInput(format!("query: {e}")),
+        DataFusionError::Context(ctx, inner) => match query_error(*inner) {
+            CoreError::BadInput(m) => CoreError::BadInput(format!("{ctx}: {m}")),
+            other => other,
+        },
+        DataFusionError::Diagnostic(_, inner) => query_error(*inner),
+        DataFusionError::Shared(inner) => match inner.as_ref() {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_) => CoreError::BadInput(format!("query: {inner}")),
+            other => CoreError::Internal(format!("query failed: {other}")),
+        },
+        other => CoreError::Internal(format!("query failed: {other}")),
+    }
+}
+
+/// The embedded Parquet store.
+pub struct ParquetStore {
+    files: Arc<Files>,
+    limits: QueryLimits,
+    ctx: SessionContext,
+}
+
+/// The file side of the store, shared with blocking tasks.
+#[derive(Debug)]
+struct Files {
+    root: PathBuf,
+    retention_days: u32,
+    sequence: AtomicU64,
+}
+
+impl std::fmt::Debug for ParquetStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetStore")
+            .field("files", &self.files)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParquetStore {
+    /// Opens (creating the folders of) the store in `root`: days older than
+    /// `retention_days` go at each retention pass; queries are bounded by `limits`.
+    pub fn open(root: &Path, retention_days: u32, limits: QueryLimits) -> Result<Self, CoreError> {
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let options = config.options_mut();
+        options.execution.parquet.pushdown_filters = true;
+        options.execution.parquet.reorder_filters = true;
+        // No cache of directory listings: a file stored a moment ago is seen by the next
+        // query.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()
+            .map_err(|e| CoreError::Internal(format!("query runtime: {e}")))?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        for table in Table::ALL {
+            let dir = root.join(table.name());
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| CoreError::io(format!("creating {}", dir.display()), e))?;
+            let url = ListingTableUrl::parse(format!("{}/", dir.display()))
+                .map_err(|e| CoreError::Internal(format!("table url: {e}")))?;
+            let l = layout(table);
+            let mut partition_cols = vec![("day".to_string(), DataType::Utf8)];
+            if l.dataset_column.is_some() {
+                partition_cols.push(("dataset".to_string(), DataType::Utf8));
+            }
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(partition_cols);
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(l.schema);
+            let listing = ListingTable::try_new(config)
+                .map_err(|e| CoreError::Internal(format!("table {}: {e}", table.name())))?;
+            ctx.register_table(table.name(), Arc::new(listing))
+                .map_err(|e| CoreError::Internal(format!("registering {}: {e}", table.name())))?;
+        }
+        Ok(Self {
+            files: Arc::new(Files {
+                root: root.to_path_buf(),
+                retention_days,
+                sequence: AtomicU64::new(0),
+            }),
+            limits,
+            ctx,
+        })
+    }
+
+    /// The folder of the store.
+    pub fn root(&self) -> &Path {
+        &self.files.root
+    }
+}
+
+impl Files {
+    /// Writes the parts of one batch; returns the files written.
+    fn write(&self, table: Table, batch: &EventBatch) -> Result<Vec<PathBuf>, CoreError> {
+        let l = layout(table);
+        let names: Vec<&str> = batch
+            .records
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let expected: Vec<&str> = l.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        if names != expected {
+            return Err(CoreError::BadInput(format!(
+                "a batch for table {} has columns {names:?}, not the table's",
+                table.name()
+            )));
+        }
+        let stem = match &batch.position {
+            Some(p) => format!("{}-p{:05}-o{:020}", p.topic, p.partition, p.offset),
+            None => format!(
+                "w{}-{:08}",
+                chrono::Utc::now().timestamp_millis(),
+                self.sequence.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        let table_dir = self.root.join(table.name());
+        let mut written = Vec::new();
+        for (k, (key, rows)) in files::split(&batch.records, TIME_COLUMN, l.dataset_column)?
+            .into_iter()
+            .enumerate()
+        {
+            let rows = files::sorted(&rows, SORT_COLUMNS)?;
+            let name = format!("{stem}-{k:03}.parquet");
+            written.push(files::write_file(&key.folder(&table_dir), &name, &rows)?);
+        }
+        Ok(written)
+    }
+
+    /// Deletes day folders older than the retention; returns how many went.
+    fn retain(&self, now_ms: i64) -> Result<u64, CoreError> {
+        let cutoff = files::day_of(now_ms - i64::from(self.retention_days) * 86_400_000);
+        let mut dropped = 0;
+        for table in Table::ALL {
+            let dir = self.root.join(table.name());
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(day) = name.to_str().and_then(|n| n.strip_prefix("day=")) else {
+                    continue;
+                };
+                if day < cutoff.as_str() {
+                    std::fs::remove_dir_all(entry.path()).map_err(|e| {
+                        CoreError::io(format!("deleting {}", entry.path().display()), e)
+                    })?;
+                    dropped += 1;
+                }
+            }
+            files::sync_dir(&dir)?;
+        }
+        Ok(dropped)
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> CoreError {
+    CoreError::Internal(format!("store task failed: {e}"))
+}
+
+#[async_trait]
+impl EventStore for ParquetStore {
+    async fn append(&self, table: Table, batch: &EventBatch) -> Result<(), CoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Sorting, encoding and fsync are blocking work.
+        let (files, batch) = (self.files.clone(), batch.clone());
+        tokio::task::spawn_blocking(move || files.write(table, &batch))
+            .await
+            .map_err(join_error)?
+            .map(|_| ())
+    }
+
+    async fn query(&self, sql: &str) -> Result<RecordBatchStream, CoreError> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = self
+            .ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(query_error)?;
+        let stream = frame.execute_stream().await.map_err(query_error)?;
+        Ok(bounded(stream.map(|r| r.map_err(query_error)).boxed(), self.limits))
+    }
+
+    async fn apply_retention(&self, now_ms: i64) -> Result<u64, CoreError> {
+        let files = self.files.clone();
+        tokio::task::spawn_blocking(move || files.retain(now_ms))
+            .await
+            .map_err(join_error)?
+    }
+}

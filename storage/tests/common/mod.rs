@@ -1,0 +1,3 @@
+//! Helpers shared by the store integration tests.
+
+pub mod store_suite;
