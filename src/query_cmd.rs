@@ -80,7 +80,11 @@ pub(crate) fn query(args: &QueryArgs) -> anyhow::Result<()> {
 }
 
 /// Writes `batches` in `format`.
-pub(crate) fn print(out: &mut impl Write, batches: &[RecordBatch], format: QueryFormat) -> anyhow::Result<()> {
+pub(crate) fn print(
+    out: &mut impl Write,
+    batches: &[RecordBatch],
+    format: QueryFormat,
+) -> anyhow::Result<()> {
     match format {
         QueryFormat::Table => {
             let table = arrow::util::pretty::pretty_format_batches(batches)?;

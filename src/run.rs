@@ -22,13 +22,13 @@ use crate::bus_sink::BusSink;
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
 use crate::detect_stage::DetectStage;
-use crate::store_setup::open_store;
-use crate::store_stage::StoreStage;
-use vedette_storage::QueryLimits;
 use crate::http::{self, token_hash, AppState, HttpIngest};
 use crate::ingest::{shared_parser, IngestStage};
 use crate::metrics::Metrics;
 use crate::sigma_setup::load_run_sigma;
+use crate::store_setup::open_store;
+use crate::store_stage::StoreStage;
+use vedette_storage::QueryLimits;
 
 /// Chunks buffered between the transports and the ingest stage.
 const CHUNK_QUEUE: usize = 1024;

@@ -10,7 +10,10 @@ use vedette_storage::parquet::ParquetStore;
 use vedette_storage::QueryLimits;
 
 /// The store of `config`.
-pub(crate) fn open_store(config: &Config, limits: QueryLimits) -> anyhow::Result<Arc<dyn EventStore>> {
+pub(crate) fn open_store(
+    config: &Config,
+    limits: QueryLimits,
+) -> anyhow::Result<Arc<dyn EventStore>> {
     match config.store.kind {
         StoreKind::Parquet => {
             let root = config.data_dir.join("store");

@@ -43,7 +43,9 @@ impl StoreStage {
             (DEAD_LETTERS_TOPIC, Table::DeadLetters),
         ] {
             let stage = this.clone();
-            tasks.push(tokio::spawn(async move { stage.consume(topic, table).await }));
+            tasks.push(tokio::spawn(
+                async move { stage.consume(topic, table).await },
+            ));
         }
         let retention = this.clone();
         tasks.push(tokio::spawn(async move {
@@ -102,10 +104,16 @@ impl StoreStage {
                             .observe(started.elapsed().as_secs_f64());
                         break;
                     }
-                    Err(e) if !e.is_retryable() && matches!(e, vedette_core::CoreError::BadInput(_)) => {
+                    Err(e)
+                        if !e.is_retryable()
+                            && matches!(e, vedette_core::CoreError::BadInput(_)) =>
+                    {
                         // A batch the store refuses would be refused forever.
                         tracing::error!(error = %e, topic, rows = batch.len(), "store: batch refused and skipped");
-                        self.metrics.store_refused.get_or_create(&labels).inc_by(batch.len() as u64);
+                        self.metrics
+                            .store_refused
+                            .get_or_create(&labels)
+                            .inc_by(batch.len() as u64);
                         break;
                     }
                     Err(e) => {

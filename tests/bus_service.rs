@@ -146,7 +146,12 @@ fn the_loss_ledger_balances_for_every_source() {
     });
     let appended: u64 = ["syslog-tcp", "http"]
         .iter()
-        .map(|s| metric(&text, &format!("vedette_ledger_appended_total{{source=\"{s}\"}}")))
+        .map(|s| {
+            metric(
+                &text,
+                &format!("vedette_ledger_appended_total{{source=\"{s}\"}}"),
+            )
+        })
         .sum();
     assert_eq!(
         appended,
@@ -161,7 +166,11 @@ fn the_loss_ledger_balances_for_every_source() {
         "csv",
         "SELECT count(*) AS n FROM events WHERE \"event.dataset\" = 'cef'",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n35\n");
     let (code, stderr) = service.terminate();
     assert_eq!(code, Some(0), "{stderr}");

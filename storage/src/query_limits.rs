@@ -39,7 +39,10 @@ pub fn bounded(
             return None;
         }
         if remaining == 0 {
-            tracing::warn!(max_rows = limits.max_rows, "query results cut at the row limit");
+            tracing::warn!(
+                max_rows = limits.max_rows,
+                "query results cut at the row limit"
+            );
             return None;
         }
         match tokio::time::timeout_at(deadline, inner.next()).await {

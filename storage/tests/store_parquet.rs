@@ -60,7 +60,9 @@ async fn results_stop_at_the_row_limit() {
         timeout: Duration::from_secs(30),
     };
     let s = ParquetStore::open(dir.path(), 30, limits).unwrap();
-    s.append(Table::Events, &store_suite::events("l", 10, 2, 0)).await.unwrap();
+    s.append(Table::Events, &store_suite::events("l", 10, 2, 0))
+        .await
+        .unwrap();
     let got: usize = store_suite::rows(&s, "SELECT * FROM events")
         .await
         .unwrap()
@@ -74,14 +76,25 @@ async fn results_stop_at_the_row_limit() {
 async fn files_are_partitioned_by_day_and_dataset_and_sorted() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
-    s.append(Table::Events, &store_suite::events("f", 4, 2, 0)).await.unwrap();
-    let sysmon = dir.path().join("events/day=2026-11-20/dataset=windows.sysmon");
+    s.append(Table::Events, &store_suite::events("f", 4, 2, 0))
+        .await
+        .unwrap();
+    let sysmon = dir
+        .path()
+        .join("events/day=2026-11-20/dataset=windows.sysmon");
     let files: Vec<_> = std::fs::read_dir(&sysmon).unwrap().flatten().collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    assert!(dir.path().join("events/day=2026-11-20/dataset=windows.security").is_dir());
+    assert!(dir
+        .path()
+        .join("events/day=2026-11-20/dataset=windows.security")
+        .is_dir());
     // The day and dataset are columns too, and prune folders.
     assert_eq!(
-        store_suite::count(&s, "SELECT count(*) FROM events WHERE day = '2026-11-20' AND dataset = 'windows.sysmon'").await,
+        store_suite::count(
+            &s,
+            "SELECT count(*) FROM events WHERE day = '2026-11-20' AND dataset = 'windows.sysmon'"
+        )
+        .await,
         4
     );
     let reader = parquet::file::reader::SerializedFileReader::new(

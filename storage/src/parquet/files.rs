@@ -91,7 +91,11 @@ pub(crate) fn split(
     };
     let mut groups: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
     for row in 0..batch.num_rows() {
-        let ms = if times.is_null(row) { 0 } else { times.value(row) };
+        let ms = if times.is_null(row) {
+            0
+        } else {
+            times.value(row)
+        };
         let dataset = datasets.map(|d| {
             if d.is_null(row) {
                 "_".to_string()
@@ -154,7 +158,11 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> CoreError {
 
 /// Writes `batch` as the Parquet file `dir/name` durably: to a temporary name, fsync,
 /// rename over any file of that name, fsync of the folder.
-pub(crate) fn write_file(dir: &Path, name: &str, batch: &RecordBatch) -> Result<PathBuf, CoreError> {
+pub(crate) fn write_file(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+) -> Result<PathBuf, CoreError> {
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));

@@ -43,8 +43,8 @@ use datafusion::datasource::listing::{
 };
 use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use futures::StreamExt;
 use vedette_core::alert::alert_schema;
 use vedette_core::batch::EventBatch;
@@ -199,7 +199,12 @@ impl Files {
             .iter()
             .map(|f| f.name().as_str())
             .collect();
-        let expected: Vec<&str> = l.schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let expected: Vec<&str> = l
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
         if names != expected {
             return Err(CoreError::BadInput(format!(
                 "a batch for table {} has columns {names:?}, not the table's",
@@ -283,7 +288,10 @@ impl EventStore for ParquetStore {
             .await
             .map_err(query_error)?;
         let stream = frame.execute_stream().await.map_err(query_error)?;
-        Ok(bounded(stream.map(|r| r.map_err(query_error)).boxed(), self.limits))
+        Ok(bounded(
+            stream.map(|r| r.map_err(query_error)).boxed(),
+            self.limits,
+        ))
     }
 
     async fn apply_retention(&self, now_ms: i64) -> Result<u64, CoreError> {

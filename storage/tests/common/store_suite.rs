@@ -37,7 +37,12 @@ pub fn events(tag: &str, n: usize, hosts: usize, day: i64) -> EventBatch {
             b.append(&Event {
                 id: format!("{tag}-{h}-{i}"),
                 timestamp_ms: DAY0 + day * DAY + (i as i64) * 1000,
-                dataset: if h % 2 == 0 { "windows.sysmon" } else { "windows.security" }.into(),
+                dataset: if h % 2 == 0 {
+                    "windows.sysmon"
+                } else {
+                    "windows.security"
+                }
+                .into(),
                 host_name: Some(format!("host-{h}")),
                 user_name: Some(format!("user-{}", i % 3)),
                 process_command_line: Some(cmd),
@@ -91,11 +96,21 @@ pub async fn strings(store: &dyn EventStore, sql: &str) -> Vec<String> {
 
 /// Events are stored, queryable by column, by `fields` key and by time range.
 pub async fn events_are_stored_and_queried(store: &dyn EventStore) {
-    store.append(Table::Events, &events("a", 20, 4, 0)).await.unwrap();
-    store.append(Table::Events, &events("b", 10, 2, 1)).await.unwrap();
+    store
+        .append(Table::Events, &events("a", 20, 4, 0))
+        .await
+        .unwrap();
+    store
+        .append(Table::Events, &events("b", 10, 2, 1))
+        .await
+        .unwrap();
     assert_eq!(count(store, "SELECT count(*) FROM events").await, 100);
     assert_eq!(
-        count(store, "SELECT count(*) FROM events WHERE fields['CommandLine'] LIKE '%certutil%'").await,
+        count(
+            store,
+            "SELECT count(*) FROM events WHERE fields['CommandLine'] LIKE '%certutil%'"
+        )
+        .await,
         20
     );
     assert_eq!(
@@ -113,7 +128,11 @@ pub async fn events_are_stored_and_queried(store: &dyn EventStore) {
     .await;
     assert_eq!(hosts, ["host-0", "host-1", "host-2", "host-3"]);
     assert_eq!(
-        count(store, "SELECT count(*) FROM events WHERE \"event.dataset\" = 'windows.security'").await,
+        count(
+            store,
+            "SELECT count(*) FROM events WHERE \"event.dataset\" = 'windows.security'"
+        )
+        .await,
         50
     );
 }
@@ -124,7 +143,10 @@ pub async fn redelivery_is_idempotent(store: &dyn EventStore) {
     store.append(Table::Events, &batch).await.unwrap();
     store.append(Table::Events, &batch).await.unwrap();
     assert_eq!(count(store, "SELECT count(*) FROM events").await, 30);
-    store.append(Table::Events, &at(events("s", 10, 3, 0), 8)).await.unwrap();
+    store
+        .append(Table::Events, &at(events("s", 10, 3, 0), 8))
+        .await
+        .unwrap();
     assert_eq!(count(store, "SELECT count(*) FROM events").await, 60);
 }
 
@@ -148,11 +170,23 @@ pub async fn alerts_and_dead_letters(store: &dyn EventStore) {
     };
     let alerts = EventBatch::new(alerts_to_batch(&[alert]).unwrap(), "detect", "acme", 0);
     store.append(Table::Alerts, &alerts).await.unwrap();
-    let dead = DeadLetter::new(DAY0, "acme", "syslog-tcp", "cef", 3, "bad header", b"CEF:0|x");
+    let dead = DeadLetter::new(
+        DAY0,
+        "acme",
+        "syslog-tcp",
+        "cef",
+        3,
+        "bad header",
+        b"CEF:0|x",
+    );
     let letters = EventBatch::new(dead_letters_to_batch(&[dead]).unwrap(), "ingest", "acme", 0);
     store.append(Table::DeadLetters, &letters).await.unwrap();
     assert_eq!(
-        strings(store, "SELECT \"rule.title\" FROM alerts WHERE \"rule.level\" = 'high'").await,
+        strings(
+            store,
+            "SELECT \"rule.title\" FROM alerts WHERE \"rule.level\" = 'high'"
+        )
+        .await,
         ["Certutil download"]
     );
     assert_eq!(
@@ -170,12 +204,17 @@ pub async fn queries_are_read_only(store: &dyn EventStore) {
         "DELETE FROM events",
         "SET datafusion.execution.batch_size = 1",
     ] {
-        let err = rows(store, sql).await.err().unwrap_or_else(|| panic!("{sql} was allowed"));
+        let err = rows(store, sql)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{sql} was allowed"));
         assert!(matches!(err, CoreError::BadInput(_)), "{sql}: {err}");
     }
     let err = rows(store, "SELEC nonsense").await.unwrap_err();
     assert!(matches!(err, CoreError::BadInput(_)), "{err}");
-    let err = rows(store, "SELECT no_such_column FROM events").await.unwrap_err();
+    let err = rows(store, "SELECT no_such_column FROM events")
+        .await
+        .unwrap_err();
     assert!(matches!(err, CoreError::BadInput(_)), "{err}");
 }
 
@@ -188,14 +227,24 @@ pub async fn wrong_shape_is_refused(store: &dyn EventStore) {
 
 /// Retention drops whole days older than the cut.
 pub async fn retention_drops_old_days(store: &dyn EventStore, retention_days: i64) {
-    store.append(Table::Events, &events("old", 5, 1, 0)).await.unwrap();
-    store.append(Table::Events, &events("new", 5, 1, retention_days + 1)).await.unwrap();
+    store
+        .append(Table::Events, &events("old", 5, 1, 0))
+        .await
+        .unwrap();
+    store
+        .append(Table::Events, &events("new", 5, 1, retention_days + 1))
+        .await
+        .unwrap();
     let now = DAY0 + (retention_days + 1) * DAY + 1000;
     let dropped = store.apply_retention(now).await.unwrap();
     assert!(dropped >= 1);
     assert_eq!(count(store, "SELECT count(*) FROM events").await, 5);
     assert_eq!(
-        strings(store, "SELECT \"event.id\" FROM events ORDER BY \"event.id\" LIMIT 1").await,
+        strings(
+            store,
+            "SELECT \"event.id\" FROM events ORDER BY \"event.id\" LIMIT 1"
+        )
+        .await,
         ["new-0-0"]
     );
 }
