@@ -23,6 +23,8 @@ pub(crate) enum Command {
     Parse(crate::parse_cmd::ParseArgs),
     /// Hunt through log files with Sigma rules; one JSON line per hit.
     Detect(crate::detect_cmd::DetectArgs),
+    /// Retro-hunt: run Sigma rules over the stored events of a time span.
+    Hunt(crate::hunt_cmd::HuntArgs),
     /// Run one read-only SQL query against the store (tables events, alerts, dead_letters).
     Query(crate::query_cmd::QueryArgs),
     /// Work with detection rules.

@@ -9,6 +9,7 @@ mod data_dir;
 mod detect_cmd;
 mod detect_stage;
 mod http;
+mod hunt_cmd;
 mod hunt_input;
 mod ingest;
 mod input;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => parse_cmd::parse(&args),
         Command::Detect(args) => detect_cmd::detect(&args),
         Command::Query(args) => query_cmd::query(&args),
+        Command::Hunt(args) => hunt_cmd::hunt(&args),
         Command::Rules { command } => rules_cmd::rules(&command),
         Command::Config {
             command: ConfigCommand::Check { file },
