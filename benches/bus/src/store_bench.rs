@@ -1,0 +1,144 @@
+//! `store-bench`: the Parquet store on realistic events.
+//!
+//! ```text
+//! store-bench [--batches N]
+//! ```
+//!
+//! Events are the corpora's Windows events (replicated and varied, as `sigma-bench` does),
+//! parsed into 40 distinct batches of 8192 rows, appended `--batches` times in turn (the
+//! default 1221 makes 10,002,432 events). It reports the append rate and CPU per event,
+//! the bytes stored per event against the bytes of the JSON lines, and the latency of
+//! each query of `docs/queries.md` over what was stored.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use futures::StreamExt;
+use vedette_bench_sigma::{corpora_dir, corpus_windows_events, replicate, vedette_batches};
+use vedette_core::batch::EventBatch;
+use vedette_core::traits::{EventStore, Table};
+use vedette_storage::parquet::ParquetStore;
+use vedette_storage::QueryLimits;
+
+/// Command line.
+#[derive(Parser)]
+struct Args {
+    /// Batches of 8192 events to append.
+    #[arg(long, default_value_t = 1221)]
+    batches: usize,
+}
+
+/// CPU time of the process so far (user + system, all threads), from `/proc/self/stat`.
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                folder_bytes(&path)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}
+
+/// The SQL blocks of `docs/queries.md`.
+fn doc_queries() -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/queries.md"
+    ))?;
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```sql") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    Ok(blocks)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let corpora = corpora_dir()?;
+    let base = corpus_windows_events(&corpora)?;
+    let lines = replicate(&base, 40 * 8192)?;
+    let json_bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let batches: Vec<EventBatch> = vedette_batches(&lines)?
+        .into_iter()
+        .map(|r| EventBatch::new(r, "bench", "default", 0))
+        .collect();
+    let dir = tempfile::tempdir()?;
+    let store = ParquetStore::open(dir.path(), 36_500, QueryLimits::default())?;
+    let (wall, cpu0) = (Instant::now(), cpu());
+    let mut events = 0usize;
+    for i in 0..args.batches {
+        let b = &batches[i % batches.len()];
+        store.append(Table::Events, b).await?;
+        events += b.len();
+    }
+    let (wall, cpu_time) = (wall.elapsed(), cpu() - cpu0);
+    let stored = folder_bytes(&dir.path().join("events"));
+    println!(
+        "# {events} events ({} distinct batches of 8192 corpus Windows events, {:.0} bytes of JSON per event), {} CPUs",
+        batches.len(),
+        json_bytes as f64 / lines.len() as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "append   {:>10.0} events/s {:>7.3} µs CPU/event  {:.1} s",
+        events as f64 / wall.as_secs_f64(),
+        cpu_time.as_secs_f64() * 1e6 / events as f64,
+        wall.as_secs_f64()
+    );
+    println!(
+        "stored   {:.1} bytes/event ({:.1} MiB in all)",
+        stored as f64 / events as f64,
+        stored as f64 / (1 << 20) as f64
+    );
+    for sql in doc_queries()? {
+        let started = Instant::now();
+        let mut stream = store.query(&sql).await.with_context(|| sql.clone())?;
+        let mut rows = 0;
+        while let Some(b) = stream.next().await {
+            rows += b?.num_rows();
+        }
+        let first = sql
+            .lines()
+            .find(|l| l.contains("FROM"))
+            .unwrap_or("")
+            .trim();
+        println!(
+            "query    {:>8.1} ms {rows:>6} rows  {} … {first}",
+            started.elapsed().as_secs_f64() * 1e3,
+            sql.lines().next().unwrap_or("").trim()
+        );
+    }
+    Ok(())
+}
