@@ -104,10 +104,7 @@ impl StoreStage {
                             .observe(started.elapsed().as_secs_f64());
                         break;
                     }
-                    Err(e)
-                        if !e.is_retryable()
-                            && matches!(e, vedette_core::CoreError::BadInput(_)) =>
-                    {
+                    Err(e @ vedette_core::CoreError::BadInput(_)) => {
                         // A batch the store refuses would be refused forever.
                         tracing::error!(error = %e, topic, rows = batch.len(), "store: batch refused and skipped");
                         self.metrics

@@ -10,29 +10,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use common::{free_addr, http_get, http_post, Service};
+use common::{free_addr, http_get, http_post, metric_in, wait_for, Service};
 
 const TOKEN: &str = "test-ingest-token-bus-0123456789";
-
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        if let Some(v) = probe() {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// The value of the first metric line starting with `line_start` (0 if absent).
-fn metric(text: &str, line_start: &str) -> u64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+/// How long a test waits for the service to get somewhere.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Writes `v.toml`: CEF over TCP syslog, a short batch age, and `bus` as given.
 fn write_config(dir: &Path, bus: &str) -> SocketAddr {
@@ -96,12 +78,12 @@ fn the_loss_ledger_balances_for_every_source() {
     service.wait_healthy(Duration::from_secs(5));
     send_cef(tcp);
     post_json(service.addr);
-    let text = wait_for("every record accounted for", || {
+    let text = wait_for("every record accounted for", WAIT, || {
         let (_, text) = http_get(service.addr, "/metrics").ok()?;
-        let tcp_done = metric(
+        let tcp_done = metric_in(
             &text,
             "vedette_ledger_appended_total{source=\"syslog-tcp\"}",
-        ) + metric(
+        ) + metric_in(
             &text,
             "vedette_ledger_dead_lettered_total{source=\"syslog-tcp\"}",
         ) == 40;
@@ -109,7 +91,7 @@ fn the_loss_ledger_balances_for_every_source() {
     });
     for (source, sent, broken) in [("syslog-tcp", 40, 5), ("http", 10, 1)] {
         let get = |name: &str| {
-            metric(
+            metric_in(
                 &text,
                 &format!("vedette_ledger_{name}_total{{source=\"{source}\"}}"),
             )
@@ -134,20 +116,20 @@ fn the_loss_ledger_balances_for_every_source() {
         .sum();
     assert_eq!((events, dead), (35 + 9, 5 + 1));
     assert!(
-        metric(&text, "vedette_bus_log{counter=\"appended_records\"}") >= 2,
+        metric_in(&text, "vedette_bus_log{counter=\"appended_records\"}") >= 2,
         "{text}"
     );
     // Downstream: what was appended is stored, and the store answers for it.
-    let text = wait_for("the store to hold every appended record", || {
+    let text = wait_for("the store to hold every appended record", WAIT, || {
         let (_, text) = http_get(service.addr, "/metrics").ok()?;
-        let stored = metric(&text, "vedette_ledger_stored_total{table=\"events\"}");
-        let dead = metric(&text, "vedette_ledger_stored_total{table=\"dead_letters\"}");
+        let stored = metric_in(&text, "vedette_ledger_stored_total{table=\"events\"}");
+        let dead = metric_in(&text, "vedette_ledger_stored_total{table=\"dead_letters\"}");
         (stored == 44 && dead == 6).then_some(text)
     });
     let appended: u64 = ["syslog-tcp", "http"]
         .iter()
         .map(|s| {
-            metric(
+            metric_in(
                 &text,
                 &format!("vedette_ledger_appended_total{{source=\"{s}\"}}"),
             )
@@ -155,7 +137,7 @@ fn the_loss_ledger_balances_for_every_source() {
         .sum();
     assert_eq!(
         appended,
-        metric(&text, "vedette_ledger_stored_total{table=\"events\"}"),
+        metric_in(&text, "vedette_ledger_stored_total{table=\"events\"}"),
         "appended = stored (nothing is filtered yet)"
     );
     let out = common::vedette_output(&[
@@ -206,7 +188,7 @@ fn a_bundled_rule_raises_an_alert_on_the_alerts_topic_and_the_group_commits() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(code, 200, "{answer}");
     let data = tmp.path().join("data");
-    let alerts = wait_for("an alert on the alerts topic", || {
+    let alerts = wait_for("an alert on the alerts topic", WAIT, || {
         let alerts: Vec<_> = common::bus_batches(&data, "alerts")
             .iter()
             .flat_map(|b| alerts_from_batch(b).unwrap_or_else(|e| panic!("{e}")))
@@ -217,7 +199,7 @@ fn a_bundled_rule_raises_an_alert_on_the_alerts_topic_and_the_group_commits() {
     assert_eq!(alerts[0].rule_id, "d2644136-7400-49e4-8b45-45b687d7b72a");
     assert_eq!(alerts[0].host.as_deref(), Some("ws-hr-007.corp.example"));
     // The detect group commits what it processed: its lag drains to zero.
-    let text = wait_for("the detect group to commit", || {
+    let text = wait_for("the detect group to commit", WAIT, || {
         let (_, text) = http_get(service.addr, "/metrics").ok()?;
         let lagging = text
             .lines()
@@ -226,11 +208,11 @@ fn a_bundled_rule_raises_an_alert_on_the_alerts_topic_and_the_group_commits() {
         let seen = text.contains("vedette_bus_consumer_lag_records{group=\"detect\"");
         (seen && !lagging).then_some(text)
     });
-    assert_eq!(metric(&text, "vedette_detect_events_total"), 2, "{text}");
+    assert_eq!(metric_in(&text, "vedette_detect_events_total"), 2, "{text}");
     assert_eq!(
-        metric(&text, "vedette_alerts_total{level=\"high\"}")
-            + metric(&text, "vedette_alerts_total{level=\"medium\"}")
-            + metric(&text, "vedette_alerts_total{level=\"critical\"}"),
+        metric_in(&text, "vedette_alerts_total{level=\"high\"}")
+            + metric_in(&text, "vedette_alerts_total{level=\"medium\"}")
+            + metric_in(&text, "vedette_alerts_total{level=\"critical\"}"),
         1,
         "{text}"
     );

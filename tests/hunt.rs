@@ -7,17 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{free_addr, http_get, http_post, vedette_output, Service};
+use common::{free_addr, http_get, http_post, metric_in, vedette_output, Service};
 
 const TOKEN: &str = "test-ingest-token-hunt-0123456789";
-
-fn metric(text: &str, line_start: &str) -> u64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
 
 /// (rule id, event ids) of alerts given as JSON objects with those keys.
 fn hits(lines: &str, rule_key: &str, events_key: &str) -> BTreeSet<(String, Vec<String>)> {
@@ -89,8 +81,8 @@ fn retro_hunt_raises_the_alerts_the_stream_raised() {
             .filter(|l| l.starts_with("vedette_alerts_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum();
-        let stored = metric(&text, "vedette_ledger_stored_total{table=\"alerts\"}");
-        let events = metric(&text, "vedette_detect_events_total");
+        let stored = metric_in(&text, "vedette_ledger_stored_total{table=\"alerts\"}");
+        let events = metric_in(&text, "vedette_detect_events_total");
         if raised > 0 && stored == raised && events >= posted {
             break;
         }

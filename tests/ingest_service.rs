@@ -8,12 +8,14 @@ mod common;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
-use common::{free_addr, http_get, http_post, syslog_config, Service};
+use common::{free_addr, http_get, http_post, syslog_config, wait_for, Service};
 
 const TOKEN: &str = "test-ingest-token-0123456789";
+/// How long a test waits for the service to get somewhere.
+const WAIT: Duration = Duration::from_secs(10);
 
 /// Every event batch on the bus (the embedded log under `<data>/bus`).
 fn spooled(data: &Path) -> Vec<RecordBatch> {
@@ -35,17 +37,6 @@ fn spooled_column(data: &Path, column: &str) -> Vec<String> {
             })
         })
         .collect()
-}
-
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if let Some(v) = probe() {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn metric(addr: SocketAddr, line_start: &str) -> Option<u64> {
@@ -99,7 +90,7 @@ fn syslog_over_udp_and_tcp_is_parsed_counted_and_spooled() {
         .unwrap_or_else(|e| panic!("{e}"));
     drop(stream);
 
-    let datasets = wait_for("3 spooled events", || {
+    let datasets = wait_for("3 spooled events", WAIT, || {
         let d = spooled_column(&tmp.path().join("data"), "event.dataset");
         (d.len() == 3).then_some(d)
     });
@@ -141,12 +132,12 @@ fn a_malformed_record_mid_batch_is_the_only_dead_letter() {
         .write_all(b"CEF:0|V|P|1|1|a|5|src=10.0.0.1\nCEF:0|truncated header\nCEF:0|V|P|1|3|c|5|src=10.0.0.3\n")
         .unwrap_or_else(|e| panic!("{e}"));
     drop(stream);
-    let sources = wait_for("2 spooled events", || {
+    let sources = wait_for("2 spooled events", WAIT, || {
         let s = spooled_column(&tmp.path().join("data"), "source.ip");
         (s.len() == 2).then_some(s)
     });
     assert_eq!(sources, ["10.0.0.1", "10.0.0.3"]);
-    let dead = wait_for("a dead letter metric", || {
+    let dead = wait_for("a dead letter metric", WAIT, || {
         metric(service.addr, "vedette_ingest_dead_letters_total{source=\"syslog-tcp\",reason=\"CEF header has # of its # `|`-separated fields\"}")
     });
     assert_eq!(dead, 1);
@@ -277,7 +268,7 @@ fn followed_files_resume_after_a_restart_without_loss_or_duplicates() {
     append("Feb 12 14:10:21 h sshd[1]: line one\nFeb 12 14:10:22 h sshd[1]: line two\n");
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(5));
-    wait_for("2 events", || {
+    wait_for("2 events", WAIT, || {
         (spooled_column(&data, "message").len() == 2).then_some(())
     });
     let (code, _) = service.terminate();
@@ -286,7 +277,7 @@ fn followed_files_resume_after_a_restart_without_loss_or_duplicates() {
     append("Feb 12 14:10:23 h sshd[1]: line three\n");
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(5));
-    let messages = wait_for("3 events", || {
+    let messages = wait_for("3 events", WAIT, || {
         let m = spooled_column(&data, "message");
         (m.len() >= 3).then_some(m)
     });
@@ -314,7 +305,7 @@ fn sigterm_flushes_the_pending_batch() {
     socket
         .send_to(b"<34>Oct 11 22:14:15 web-1 su: pending", udp)
         .unwrap_or_else(|e| panic!("{e}"));
-    wait_for("the event to be parsed", || {
+    wait_for("the event to be parsed", WAIT, || {
         metric(
             service.addr,
             "vedette_ingest_events_total{source=\"syslog-udp\"}",
@@ -361,7 +352,7 @@ fn stdin_is_an_input_and_an_open_stdin_does_not_block_shutdown() {
         .write_all(b"<34>Oct 11 22:14:15 from-stdin su: one\n")
         .unwrap_or_else(|e| panic!("{e}"));
     stdin.flush().unwrap_or_else(|e| panic!("{e}"));
-    let hosts = wait_for("the stdin event", || {
+    let hosts = wait_for("the stdin event", WAIT, || {
         let h = spooled_column(&tmp.path().join("data"), "host.name");
         (!h.is_empty()).then_some(h)
     });
@@ -372,7 +363,9 @@ fn stdin_is_an_input_and_an_open_stdin_does_not_block_shutdown() {
         .args(["-TERM", &pid])
         .status();
     assert!(sent.is_ok_and(|s| s.success()));
-    let status = wait_for("exit after SIGTERM", || child.try_wait().ok().flatten());
+    let status = wait_for("exit after SIGTERM", WAIT, || {
+        child.try_wait().ok().flatten()
+    });
     assert_eq!(status.code(), Some(0));
     drop(stdin);
 }

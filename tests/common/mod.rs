@@ -226,3 +226,26 @@ pub fn bus_batches(data: &std::path::Path, topic: &str) -> Vec<arrow::array::Rec
     }
     out
 }
+
+/// Polls `probe` every 50 ms until it gives a value; panics naming `what` after
+/// `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(v) = probe() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The value of the first line of a Prometheus text starting with `line_start` (0 if
+/// there is none).
+pub fn metric_in(text: &str, line_start: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

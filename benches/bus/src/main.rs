@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use vedette_bench_bus::cpu;
 use vedette_bench_sigma::{
     corpora_dir, corpus_windows_events, replicate, vedette_batches, vedette_hits, vedette_load,
 };
@@ -44,23 +45,6 @@ struct Args {
     /// A Kafka-protocol broker to measure too.
     #[arg(long)]
     kafka: Option<String>,
-}
-
-/// CPU time of the process so far (user + system, all threads), from `/proc/self/stat`
-/// (clock ticks of 10 ms on Linux: runs here last seconds).
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// Wall time and CPU time of `f`.

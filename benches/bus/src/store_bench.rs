@@ -11,11 +11,12 @@
 //! each query of `docs/queries.md` over what was stored.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
 use futures::StreamExt;
+use vedette_bench_bus::{cpu, doc_queries};
 use vedette_bench_sigma::{corpora_dir, corpus_windows_events, replicate, vedette_batches};
 use vedette_core::batch::EventBatch;
 use vedette_core::traits::{EventStore, Table};
@@ -28,20 +29,6 @@ struct Args {
     /// Batches of 8192 events to append.
     #[arg(long, default_value_t = 1221)]
     batches: usize,
-}
-
-/// CPU time of the process so far (user + system, all threads), from `/proc/self/stat`.
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn folder_bytes(dir: &Path) -> u64 {
@@ -59,28 +46,6 @@ fn folder_bytes(dir: &Path) -> u64 {
             }
         })
         .sum()
-}
-
-/// The SQL blocks of `docs/queries.md`.
-fn doc_queries() -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/queries.md"
-    ))?;
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match (&mut current, line.trim()) {
-            (None, "```sql") => current = Some(String::new()),
-            (Some(_), "```") => blocks.extend(current.take()),
-            (Some(block), _) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    Ok(blocks)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

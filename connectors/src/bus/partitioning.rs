@@ -134,7 +134,6 @@ mod tests {
     #[test]
     fn hash_is_stable() {
         // Pinned: changing the hash would move every entity to another partition.
-        assert_eq!(partition_of("WIN-DC01", 16), partition_of("WIN-DC01", 16));
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

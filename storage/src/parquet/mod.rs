@@ -87,24 +87,26 @@ const SORT_COLUMNS: &[&str] = &["host.name", TIME_COLUMN];
 /// Maps a DataFusion error: the query's fault (bad SQL, unknown column, refused
 /// statement) or Vedette's.
 pub(crate) fn query_error(e: DataFusionError) -> CoreError {
+    if is_query_fault(&e) {
+        CoreError::BadInput(format!("query: {e}"))
+    } else {
+        CoreError::Internal(format!("query failed: {e}"))
+    }
+}
+
+/// Whether an error is the query's own (bad SQL, unknown name, refused statement),
+/// looking through the wrappers DataFusion puts around errors.
+fn is_query_fault(e: &DataFusionError) -> bool {
     match e {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
         | DataFusionError::SchemaError(..)
-        | DataFusionError::NotImplemented(_) => CoreError::BadInput(format!("query: {e}")),
-        DataFusionError::Context(ctx, inner) => match query_error(*inner) {
-            CoreError::BadInput(m) => CoreError::BadInput(format!("{ctx}: {m}")),
-            other => other,
-        },
-        DataFusionError::Diagnostic(_, inner) => query_error(*inner),
-        DataFusionError::Shared(inner) => match inner.as_ref() {
-            DataFusionError::SQL(..)
-            | DataFusionError::Plan(_)
-            | DataFusionError::SchemaError(..)
-            | DataFusionError::NotImplemented(_) => CoreError::BadInput(format!("query: {inner}")),
-            other => CoreError::Internal(format!("query failed: {other}")),
-        },
-        other => CoreError::Internal(format!("query failed: {other}")),
+        | DataFusionError::NotImplemented(_) => true,
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            is_query_fault(inner)
+        }
+        DataFusionError::Shared(inner) => is_query_fault(inner),
+        _ => false,
     }
 }
 
@@ -180,11 +182,6 @@ impl ParquetStore {
             limits,
             ctx,
         })
-    }
-
-    /// The folder of the store.
-    pub fn root(&self) -> &Path {
-        &self.files.root
     }
 }
 

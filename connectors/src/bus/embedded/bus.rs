@@ -15,6 +15,7 @@ use vedette_core::CoreError;
 use super::log::EmbeddedLog;
 use super::record::MAX_BODY_BYTES;
 use crate::bus::codec::{self, BatchHeader};
+use crate::bus::lock;
 use crate::bus::partitioning::Partitioner;
 
 /// Largest payload of one record: batches above it are split.
@@ -26,10 +27,6 @@ pub struct EmbeddedBus {
     log: Arc<EmbeddedLog>,
     key: String,
     partitioners: Arc<Mutex<HashMap<String, Arc<Partitioner>>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn join_error(e: tokio::task::JoinError) -> CoreError {
@@ -44,11 +41,6 @@ impl EmbeddedBus {
             key: partition_key.into(),
             partitioners: Arc::default(),
         }
-    }
-
-    /// The log underneath.
-    pub fn log(&self) -> &Arc<EmbeddedLog> {
-        &self.log
     }
 
     fn partitioner(&self, topic: &str) -> Result<Arc<Partitioner>, CoreError> {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use vedette_core::CoreError;
 
 use super::partition::sync_dir;
+use crate::bus::lock;
 
 /// Committed next-offsets of one group: topic → partition → offset.
 type Commits = BTreeMap<String, BTreeMap<u32, u64>>;
@@ -55,10 +56,6 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
             "{what} name `{name}`: use 1 to 200 letters, digits, `.`, `_` or `-`"
         )))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Groups {

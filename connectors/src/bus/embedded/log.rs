@@ -15,6 +15,7 @@ use super::partition::{Partition, Retention};
 use super::record::{self, RecordMeta};
 use super::segment::read_record;
 use crate::bus::codec::BatchHeader;
+use crate::bus::lock;
 
 /// When an append counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,10 +109,6 @@ pub struct EmbeddedLog {
     stop: AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl EmbeddedLog {
     /// Opens the log in `root` (created if missing), recovering every topic: torn
     /// tails are cut and counted. With an interval sync policy a background thread
@@ -155,11 +152,6 @@ impl EmbeddedLog {
                 .map_err(|e| CoreError::io("starting the log sync thread", e))?;
         }
         Ok(log)
-    }
-
-    /// The folder of the log.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The counters.

@@ -154,10 +154,10 @@ impl Partition {
     /// What a sync outside the lock needs: the file and the offset it will cover.
     pub(crate) fn sync_target(&self) -> Option<(Arc<File>, u64)> {
         let next = self.next_offset();
-        (next > self.durable).then(|| {
-            let file = self.segments.last().map(Segment::file);
-            file.map(|f| (f, next))
-        })?
+        if next <= self.durable {
+            return None;
+        }
+        self.segments.last().map(|s| (s.file(), next))
     }
 
     /// Records that a sync outside the lock covered everything before `upto`.

@@ -17,6 +17,7 @@ use vedette_core::CoreError;
 
 use super::{client_config, headers, kafka_error};
 use crate::bus::codec;
+use crate::bus::lock;
 
 /// What the rebalance callbacks share with the consumer.
 #[derive(Debug, Default)]
@@ -30,10 +31,6 @@ struct Shared {
 /// The rdkafka context: records assignment changes as they happen.
 struct GroupContext {
     shared: Arc<Mutex<Shared>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<u32> {

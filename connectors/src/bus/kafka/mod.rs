@@ -35,7 +35,7 @@ use futures::future::try_join_all;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use vedette_core::batch::{BusPosition, EventBatch};
 use vedette_core::config::KafkaConfig;
@@ -45,6 +45,7 @@ use vedette_core::CoreError;
 pub use consumer::KafkaConsumer;
 
 use crate::bus::codec::{self, BatchHeader};
+use crate::bus::lock;
 use crate::bus::partitioning::Partitioner;
 
 /// Attempts to reach the cluster at start before giving up.
@@ -96,10 +97,6 @@ impl std::fmt::Debug for KafkaBus {
             .field("key", &self.key)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl KafkaBus {
@@ -191,13 +188,6 @@ impl KafkaBus {
         let p = Arc::new(Partitioner::new(self.key.clone(), count));
         lock(&self.partitioners).insert(topic.to_string(), p.clone());
         Ok(p)
-    }
-
-    /// Waits until every message sent so far is acknowledged or failed.
-    pub fn flush(&self, timeout: Duration) -> Result<(), CoreError> {
-        self.producer
-            .flush(Timeout::After(timeout))
-            .map_err(|e| kafka_error("flushing the producer", e))
     }
 }
 
