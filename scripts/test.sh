@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 # Build output lives outside the clone so repeated runs are fast; nothing relies on it.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vedette/target}"
+# Incremental state only helps an edit-compile loop; here it doubles the disk used.
+export CARGO_INCREMENTAL=0
+scripts/ci/disk_guard.sh "$CARGO_TARGET_DIR"
 # Third-party test corpora (see README, "Test data"): `shared/corpora` next to the
 # repository, or next to one of its parent folders.
 if [ -z "${VEDETTE_CORPORA:-}" ]; then

@@ -90,22 +90,6 @@ fn span(args: &HuntArgs) -> anyhow::Result<(i64, i64)> {
     }
 }
 
-/// The SQL reading the events of a span (day folders pruned first).
-fn events_sql(from: i64, to: i64) -> String {
-    let day = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.format("%Y-%m-%d").to_string())
-            .unwrap_or_else(|| "1970-01-01".into())
-    };
-    format!(
-        "SELECT * EXCLUDE (day, dataset) FROM events \
-         WHERE day >= '{}' AND day <= '{}' \
-         AND \"@timestamp\" >= to_timestamp_millis({from}) AND \"@timestamp\" < to_timestamp_millis({to})",
-        day(from),
-        day(to)
-    )
-}
-
 /// Runs `vedette hunt`.
 pub(crate) fn hunt(args: &HuntArgs) -> anyhow::Result<()> {
     let (from, to) = span(args)?;
@@ -122,15 +106,11 @@ pub(crate) fn hunt(args: &HuntArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let limits = QueryLimits {
-        max_rows: usize::MAX,
-        timeout: Duration::from_secs(24 * 3600),
-    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let (events, alerts) = runtime.block_on(async {
-        let store = open_store(&config, limits)?;
-        let mut stream = store.query(&events_sql(from, to)).await?;
+        let store = open_store(&config, QueryLimits::default()).await?;
+        let mut stream = store.read_events(from, to).await?;
         let (mut events, mut raised) = (0usize, 0usize);
         while let Some(records) = stream.next().await {
             let records = records?;
@@ -180,6 +160,5 @@ mod tests {
         assert!(parse_span("7w").is_err());
         assert!(parse_span("d").is_err());
         assert!(parse_time("from", "yesterday").is_err());
-        assert!(events_sql(0, 86_400_000).contains("day <= '1970-01-02'"));
     }
 }

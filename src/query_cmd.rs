@@ -64,7 +64,7 @@ pub(crate) fn query(args: &QueryArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let batches = runtime.block_on(async {
-        let store = open_store(&config, limits)?;
+        let store = open_store(&config, limits).await?;
         let mut stream = store.query(&args.sql).await?;
         let mut batches = Vec::new();
         while let Some(batch) = stream.next().await {

