@@ -31,6 +31,8 @@ fi
 export VEDETTE_CORPORA
 
 scripts/ci/install.sh
+# The Python that has chDB (installed by install.sh) for the modern ClickHouse dialect test.
+export VEDETTE_PYTHON="${VEDETTE_PYTHON:-${VEDETTE_TOOLS:-$HOME/.cache/vedette/tools}/chdb-venv/bin/python}"
 
 services_dir="$(mktemp -d -t vedette-services.XXXXXX)"
 export VEDETTE_SERVICES_DIR="$services_dir"

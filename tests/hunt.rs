@@ -1,5 +1,6 @@
 //! Retro-hunt: `vedette hunt` over stored events raises exactly the alerts the stream
-//! raised on the same events, with the same compiled rules.
+//! raised on the same events, with the same compiled rules, on the Parquet store and on
+//! ClickHouse (the test server started by `deploy/local/up.sh`).
 
 mod common;
 
@@ -34,16 +35,44 @@ fn hits(lines: &str, rule_key: &str, events_key: &str) -> BTreeSet<(String, Vec<
 
 #[test]
 fn retro_hunt_raises_the_alerts_the_stream_raised() {
+    retro_hunt_agrees_with_the_stream(
+        "",
+        "SELECT count(*) AS n FROM alerts WHERE array_has(\"rule.tags\", 'vedette.retro')",
+    );
+}
+
+#[test]
+fn on_clickhouse_too() {
+    let url = std::env::var("VEDETTE_CLICKHOUSE_URL").unwrap_or_else(|_| {
+        panic!("VEDETTE_CLICKHOUSE_URL is not set: start the test services with deploy/local/up.sh")
+    });
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    retro_hunt_agrees_with_the_stream(
+        &format!(
+            "[store]\nkind = \"clickhouse\"\n[store.clickhouse]\nurl = \"{url}\"\ndatabase = \"hunt{nanos}\"\nbatch_ms = 200\n"
+        ),
+        "SELECT count(*) AS n FROM alerts WHERE has(\"rule.tags\", 'vedette.retro')",
+    );
+}
+
+/// Streams the bundled rules' true positives through `vedette run` with the store
+/// configured by `store_section`, then hunts the stored events with the same rules;
+/// `retro_count_sql` counts the stored retro alerts as `n`.
+fn retro_hunt_agrees_with_the_stream(store_section: &str, retro_count_sql: &str) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (udp, tcp) = (free_addr(), free_addr());
     std::fs::write(
         tmp.path().join("v.toml"),
         format!(
-            "data_dir = \"data\"\n[ingest]\nbatch_age_ms = 50\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n"
+            "data_dir = \"data\"\n{store_section}[ingest]\nbatch_age_ms = 50\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n"
         ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    let config = tmp.path().join("v.toml").display().to_string();
     let mut service = Service::start_with_env(
         tmp.path(),
         &["--config", "v.toml"],
@@ -98,6 +127,8 @@ fn retro_hunt_raises_the_alerts_the_stream_raised() {
     let data = tmp.path().join("data").display().to_string();
     let stream = vedette_output(&[
         "query",
+        "--config",
+        &config,
         "--data-dir",
         &data,
         "--format",
@@ -117,6 +148,8 @@ fn retro_hunt_raises_the_alerts_the_stream_raised() {
     let rules = repo.join("rules/sigma").display().to_string();
     let retro = vedette_output(&[
         "hunt",
+        "--config",
+        &config,
         "--rules",
         &rules,
         "--data-dir",
@@ -144,11 +177,13 @@ fn retro_hunt_raises_the_alerts_the_stream_raised() {
     // The retro alerts are stored too, tagged.
     let tagged = vedette_output(&[
         "query",
+        "--config",
+        &config,
         "--data-dir",
         &data,
         "--format",
         "csv",
-        "SELECT count(*) AS n FROM alerts WHERE array_has(\"rule.tags\", 'vedette.retro')",
+        retro_count_sql,
     ]);
     assert_eq!(
         String::from_utf8_lossy(&tagged.stdout),
@@ -157,6 +192,8 @@ fn retro_hunt_raises_the_alerts_the_stream_raised() {
     // A span with no events hunts nothing.
     let empty = vedette_output(&[
         "hunt",
+        "--config",
+        &config,
         "--rules",
         &rules,
         "--data-dir",

@@ -5,8 +5,8 @@
 # Usage: deploy/local/up.sh DIR        (stop them with deploy/local/down.sh DIR)
 #
 # Each service is a script deploy/local/services/NAME.sh that takes `start DIR` and
-# `stop DIR`; `start` prints NAME_VAR=value lines for services.env. The foundation's
-# tests need none; the storage and bus issues add ClickHouse and a Kafka-protocol broker.
+# `stop DIR`; `start` prints NAME_VAR=value lines for services.env: ClickHouse
+# (clickhouse.sh) and a Kafka-protocol broker (kafka.sh).
 set -euo pipefail
 dir="${1:?usage: up.sh DIR}"
 here="$(cd "$(dirname "$0")" && pwd)"

