@@ -22,7 +22,7 @@ use crate::bus_sink::BusSink;
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
 use crate::detect_stage::DetectStage;
-use crate::http::{self, token_hash, AppState, HttpIngest};
+use crate::http::{self, AppState, BearerToken, HttpIngest, HttpQuery};
 use crate::ingest::{shared_parser, IngestStage};
 use crate::metrics::Metrics;
 use crate::sigma_setup::load_run_sigma;
@@ -99,7 +99,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     let storing = tokio::spawn(
         StoreStage {
             bus: bus.clone(),
-            store,
+            store: store.clone(),
             metrics: metrics.clone(),
             cancel: cancel.clone(),
         }
@@ -229,24 +229,21 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         result
     });
 
-    let token = std::env::var(&ingest.http.token_env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
-    if token.is_none() {
-        tracing::warn!(env = %ingest.http.token_env, "no ingest token set: POST /v1/ingest refuses every request");
-    }
     let http_ingest = HttpIngest {
-        token_sha256: token.as_deref().map(token_hash),
+        token: BearerToken::from_env(&ingest.http.token_env, "ingest"),
         sink,
         limits,
         tenant: ingest.tenant.clone(),
         max_decompressed: ingest.http.max_decompressed_bytes as u64,
-        token_env: ingest.http.token_env.clone(),
+    };
+    let http_query = HttpQuery {
+        token: BearerToken::from_env(&config.http.query_token_env, "query"),
+        store,
     };
     let state = AppState {
         metrics,
         ingest: Some(Arc::new(http_ingest)),
+        query: Some(Arc::new(http_query)),
     };
     let app = http::router(state, &config.http);
     let bus = match config.bus.kind {

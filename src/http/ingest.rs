@@ -13,13 +13,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use vedette_connectors::decompress::{decompress, Compression};
 use vedette_core::event::EventBatchBuilder;
 use vedette_core::traits::RawChunk;
 use vedette_ingest::{detect_format, Format, Limits};
 
-use super::AppState;
+use super::auth::BearerToken;
+use super::{error, AppState};
 use crate::bus_sink::BusSink;
 use crate::ingest::{count_chunk, count_dead_letters, shared_parser};
 use crate::metrics::Ledger;
@@ -31,8 +31,8 @@ pub(crate) const HTTP_SOURCE: &str = "http";
 /// What the ingest endpoint needs.
 #[derive(Debug)]
 pub(crate) struct HttpIngest {
-    /// SHA-256 of the accepted bearer token; None refuses every request.
-    pub(crate) token_sha256: Option<[u8; 32]>,
+    /// The accepted bearer token.
+    pub(crate) token: BearerToken,
     /// Where the events go: the bus.
     pub(crate) sink: Arc<BusSink>,
     /// Parser limits.
@@ -41,52 +41,6 @@ pub(crate) struct HttpIngest {
     pub(crate) tenant: String,
     /// Largest body after decompression.
     pub(crate) max_decompressed: u64,
-    /// Name of the token's environment variable, for error messages.
-    pub(crate) token_env: String,
-}
-
-/// The hash a token is compared by.
-pub(crate) fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-/// The refusal to send when the request is not authorized, if it is not.
-fn refusal(ingest: &HttpIngest, headers: &HeaderMap) -> Option<Response> {
-    let Some(expected) = ingest.token_sha256 else {
-        return Some(error(
-            StatusCode::UNAUTHORIZED,
-            format!(
-                "ingest is disabled: no token configured (set {})",
-                ingest.token_env
-            ),
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| token_hash(t.trim()));
-    // Hashes of equal length compared without an early exit.
-    let ok = presented.is_some_and(|p| {
-        p.iter()
-            .zip(expected.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    });
-    if ok {
-        None
-    } else {
-        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        Some(response)
-    }
 }
 
 /// `POST /v1/ingest`.
@@ -99,7 +53,7 @@ pub(crate) async fn ingest(
     let Some(ingest) = state.ingest.clone() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "ingest is not running");
     };
-    if let Some(response) = refusal(&ingest, &headers) {
+    if let Some(response) = ingest.token.refusal(&headers) {
         return response;
     }
     let format_name = headers

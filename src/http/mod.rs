@@ -1,10 +1,12 @@
 //! The HTTP API: routes, limits and request metrics.
 //!
 //! Every request is bounded by a body size limit and a timeout from `[http]`. The
-//! service listens on loopback by default. `POST /v1/ingest` requires a bearer token;
-//! the role-based tokens of the API issue will replace its single token.
+//! service listens on loopback by default. `POST /v1/ingest` requires the ingest
+//! token, `POST /v1/query` the analyst token ([`auth`]).
 
+mod auth;
 mod ingest;
+mod query;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +24,9 @@ use vedette_core::config::HttpConfig;
 
 use crate::metrics::{HttpLabels, Metrics};
 
-pub(crate) use ingest::{token_hash, HttpIngest};
+pub(crate) use auth::BearerToken;
+pub(crate) use ingest::HttpIngest;
+pub(crate) use query::HttpQuery;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -31,6 +35,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// HTTP ingest, when the pipeline runs.
     pub(crate) ingest: Option<Arc<HttpIngest>>,
+    /// Analyst queries, when a store is open.
+    pub(crate) query: Option<Arc<HttpQuery>>,
 }
 
 /// The router with every route and limit.
@@ -39,6 +45,7 @@ pub(crate) fn router(state: AppState, config: &HttpConfig) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/ingest", post(ingest::ingest))
+        .route("/v1/query", post(query::query))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -50,6 +57,11 @@ pub(crate) fn router(state: AppState, config: &HttpConfig) -> Router {
             Duration::from_secs(config.request_timeout_secs),
         ))
         .with_state(state)
+}
+
+/// A JSON error answer: `{"error": message}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// `GET /health`: the process is up and serving.

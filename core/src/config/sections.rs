@@ -54,6 +54,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Time allowed for one request, in seconds. Default: 30.
     pub request_timeout_secs: u64,
+    /// Environment variable holding the analyst token of `POST /v1/query`; unset
+    /// refuses every query. Default: `VEDETTE_QUERY_TOKEN`.
+    pub query_token_env: String,
 }
 
 impl Default for HttpConfig {
@@ -62,6 +65,7 @@ impl Default for HttpConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 16 * 1024 * 1024,
             request_timeout_secs: 30,
+            query_token_env: "VEDETTE_QUERY_TOKEN".into(),
         }
     }
 }

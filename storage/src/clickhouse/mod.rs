@@ -288,9 +288,17 @@ pub fn schema_statements(
     profile: Profile,
     retention_days: u32,
 ) -> Result<Vec<String>, CoreError> {
-    let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {}", tables::quote(database))];
+    let mut out = vec![format!(
+        "CREATE DATABASE IF NOT EXISTS {}",
+        tables::quote(database)
+    )];
     for table in Table::ALL {
-        out.push(tables::create_table(database, table, profile, retention_days)?);
+        out.push(tables::create_table(
+            database,
+            table,
+            profile,
+            retention_days,
+        )?);
         out.push(tables::create_ledger(database, table));
         out.push(tables::create_ledger_view(database, table));
     }

@@ -109,7 +109,7 @@ enum Builder {
     Text(StringBuilder),
     Nothing(usize),
     List(Box<Kind>, ListBuilder<Box<dyn arrow::array::ArrayBuilder>>),
-    Map(MapBuilder<StringBuilder, StringBuilder>),
+    Map(Box<MapBuilder<StringBuilder, StringBuilder>>),
 }
 
 fn builder(kind: &Kind) -> Builder {
@@ -126,7 +126,7 @@ fn builder(kind: &Kind) -> Builder {
             inner.clone(),
             ListBuilder::new(arrow::array::make_builder(&arrow_type(inner), 0)),
         ),
-        Kind::Map => Builder::Map(MapBuilder::new(
+        Kind::Map => Builder::Map(Box::new(MapBuilder::new(
             Some(arrow::array::builder::MapFieldNames {
                 entry: "entries".into(),
                 key: "keys".into(),
@@ -134,7 +134,7 @@ fn builder(kind: &Kind) -> Builder {
             }),
             StringBuilder::new(),
             StringBuilder::new(),
-        )),
+        ))),
     }
 }
 

@@ -34,7 +34,9 @@ pub fn queries(dialect: Dialect) -> Vec<String> {
                 match (clickhouse_only, dialect) {
                     (false, _) => out.push(block),
                     (true, Dialect::ClickHouse) => {
-                        let last = out.last_mut().expect("a clickhouse block follows a sql block");
+                        let last = out
+                            .last_mut()
+                            .expect("a clickhouse block follows a sql block");
                         *last = block;
                     }
                     (true, Dialect::DataFusion) => {}
@@ -47,7 +49,11 @@ pub fn queries(dialect: Dialect) -> Vec<String> {
             (None, _) => {}
         }
     }
-    assert!(out.len() >= 7, "{} queries found in docs/queries.md", out.len());
+    assert!(
+        out.len() >= 7,
+        "{} queries found in docs/queries.md",
+        out.len()
+    );
     out
 }
 
