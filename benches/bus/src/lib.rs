@@ -1,5 +1,4 @@
-//! What the `bus-bench` and `store-bench` harnesses share: process CPU time and the
-//! queries of `docs/queries.md`.
+//! What the `bus-bench` and `store-bench` harnesses share: process CPU time.
 
 use std::time::Duration;
 
@@ -18,26 +17,4 @@ pub fn cpu() -> Duration {
     };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
-/// The SQL blocks of `docs/queries.md`.
-pub fn doc_queries() -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/queries.md"
-    ))?;
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match (&mut current, line.trim()) {
-            (None, "```sql") => current = Some(String::new()),
-            (Some(_), "```") => blocks.extend(current.take()),
-            (Some(block), _) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    Ok(blocks)
 }

@@ -1,14 +1,17 @@
-//! `store-bench`: the Parquet store on realistic events.
+//! `store-bench`: the Parquet store, or ClickHouse, on realistic events.
 //!
 //! ```text
-//! store-bench [--batches N]
+//! store-bench [--batches N] [--clickhouse URL]
 //! ```
 //!
 //! Events are the corpora's Windows events (replicated and varied, as `sigma-bench` does),
 //! parsed into 40 distinct batches of 8192 rows, appended `--batches` times in turn (the
 //! default 1221 makes 10,002,432 events). It reports the append rate and CPU per event,
 //! the bytes stored per event against the bytes of the JSON lines, and the latency of
-//! each query of `docs/queries.md` over what was stored.
+//! each query of `docs/queries.md` over what was stored. With `--clickhouse`, the events
+//! go to a ClickHouse store (database `vedette_bench`, emptied first) in inserts of six
+//! batches (49,152 rows, as the storage stage groups them), and the bytes stored are the
+//! server's `bytes_on_disk` of the events table.
 
 use std::path::Path;
 use std::time::Instant;
@@ -16,12 +19,13 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use futures::StreamExt;
-use vedette_bench_bus::{cpu, doc_queries};
+use vedette_bench_bus::cpu;
 use vedette_bench_sigma::{corpora_dir, corpus_windows_events, replicate, vedette_batches};
 use vedette_core::batch::EventBatch;
-use vedette_core::traits::{EventStore, Table};
+use vedette_core::traits::{EventStore, Table, WriteBatching};
+use vedette_storage::clickhouse::{ClickHouseOptions, ClickHouseStore};
 use vedette_storage::parquet::ParquetStore;
-use vedette_storage::QueryLimits;
+use vedette_storage::{query_examples, Dialect, QueryLimits, QUERIES_MD};
 
 /// Command line.
 #[derive(Parser)]
@@ -29,6 +33,26 @@ struct Args {
     /// Batches of 8192 events to append.
     #[arg(long, default_value_t = 1221)]
     batches: usize,
+    /// Store in the ClickHouse server at this URL instead of Parquet files.
+    #[arg(long)]
+    clickhouse: Option<String>,
+}
+
+/// Bus batches per ClickHouse insert (49,152 rows, within the stage's default 50,000).
+const CLICKHOUSE_GROUP: usize = 6;
+/// Database the ClickHouse run uses.
+const BENCH_DATABASE: &str = "vedette_bench";
+
+/// Bytes ClickHouse keeps on disk for the events table.
+async fn clickhouse_bytes(url: &str) -> anyhow::Result<u64> {
+    let client = clickhouse::Client::default().with_url(url);
+    let mut cursor = client
+        .query(&format!(
+            "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = '{BENCH_DATABASE}' AND table = 'events'"
+        ))
+        .fetch_bytes("TSV")?;
+    let text = String::from_utf8(cursor.collect().await?.to_vec())?;
+    Ok(text.trim().parse()?)
 }
 
 fn folder_bytes(dir: &Path) -> u64 {
@@ -60,16 +84,57 @@ async fn main() -> anyhow::Result<()> {
         .map(|r| EventBatch::new(r, "bench", "default", 0))
         .collect();
     let dir = tempfile::tempdir()?;
-    let store = ParquetStore::open(dir.path(), 36_500, QueryLimits::default())?;
+    let store: Box<dyn EventStore> = match &args.clickhouse {
+        Some(url) => {
+            clickhouse::Client::default()
+                .with_url(url)
+                .query(&format!("DROP DATABASE IF EXISTS {BENCH_DATABASE}"))
+                .execute()
+                .await?;
+            Box::new(
+                ClickHouseStore::open(ClickHouseOptions {
+                    url: url.clone(),
+                    database: BENCH_DATABASE.into(),
+                    user: "default".into(),
+                    password: None,
+                    retention_days: 36_500,
+                    limits: QueryLimits::default(),
+                    batching: WriteBatching::IMMEDIATE,
+                })
+                .await?,
+            )
+        }
+        None => Box::new(ParquetStore::open(
+            dir.path(),
+            36_500,
+            QueryLimits::default(),
+        )?),
+    };
+    let group = if args.clickhouse.is_some() {
+        CLICKHOUSE_GROUP
+    } else {
+        1
+    };
     let (wall, cpu0) = (Instant::now(), cpu());
     let mut events = 0usize;
+    let mut pending = Vec::new();
     for i in 0..args.batches {
         let b = &batches[i % batches.len()];
-        store.append(Table::Events, b).await?;
         events += b.len();
+        pending.push(b.clone());
+        if pending.len() == group || i + 1 == args.batches {
+            store.append_all(Table::Events, &pending).await?;
+            pending.clear();
+        }
     }
     let (wall, cpu_time) = (wall.elapsed(), cpu() - cpu0);
-    let stored = folder_bytes(&dir.path().join("events"));
+    let (stored, dialect) = match &args.clickhouse {
+        Some(url) => (clickhouse_bytes(url).await?, Dialect::ClickHouse),
+        None => (
+            folder_bytes(&dir.path().join("events")),
+            Dialect::DataFusion,
+        ),
+    };
     println!(
         "# {events} events ({} distinct batches of 8192 corpus Windows events, {:.0} bytes of JSON per event), {} CPUs",
         batches.len(),
@@ -87,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         stored as f64 / events as f64,
         stored as f64 / (1 << 20) as f64
     );
-    for sql in doc_queries()? {
+    for sql in query_examples(QUERIES_MD, dialect) {
         let started = Instant::now();
         let mut stream = store.query(&sql).await.with_context(|| sql.clone())?;
         let mut rows = 0;

@@ -7,48 +7,11 @@ use vedette_core::batch::EventBatch;
 use vedette_core::dead_letter::{dead_letters_to_batch, DeadLetter};
 use vedette_core::event::{Event, EventBatchBuilder};
 use vedette_core::traits::Table;
+pub use vedette_storage::{query_examples, Dialect, QUERIES_MD};
 
-/// Which store's SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// DataFusion (the embedded store).
-    DataFusion,
-    /// ClickHouse.
-    ClickHouse,
-}
-
-/// The queries of `docs/queries.md` in `dialect`: every ```sql block, except that a
-/// ```sql clickhouse block right after one replaces it on ClickHouse.
+/// The queries of `docs/queries.md` in `dialect`.
 pub fn queries(dialect: Dialect) -> Vec<String> {
-    let markdown =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/queries.md"))
-            .unwrap();
-    let mut out: Vec<String> = Vec::new();
-    let mut current: Option<(bool, String)> = None;
-    for line in markdown.lines() {
-        match (&mut current, line.trim()) {
-            (None, "```sql") => current = Some((false, String::new())),
-            (None, "```sql clickhouse") => current = Some((true, String::new())),
-            (Some(_), "```") => {
-                let (clickhouse_only, block) = current.take().unwrap();
-                match (clickhouse_only, dialect) {
-                    (false, _) => out.push(block),
-                    (true, Dialect::ClickHouse) => {
-                        let last = out
-                            .last_mut()
-                            .expect("a clickhouse block follows a sql block");
-                        *last = block;
-                    }
-                    (true, Dialect::DataFusion) => {}
-                }
-            }
-            (Some((_, block)), _) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
+    let out = query_examples(QUERIES_MD, dialect);
     assert!(
         out.len() >= 7,
         "{} queries found in docs/queries.md",
