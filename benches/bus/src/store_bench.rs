@@ -11,7 +11,8 @@
 //! each query of `docs/queries.md` over what was stored. With `--clickhouse`, the events
 //! go to a ClickHouse store (database `vedette_bench`, emptied first) in inserts of six
 //! batches (49,152 rows, as the storage stage groups them), and the bytes stored are the
-//! server's `bytes_on_disk` of the events table.
+//! server's `bytes_on_disk` of the events table. Each round through the 40 batches gives
+//! the events new ids, so every stored event is distinct.
 
 use std::path::Path;
 use std::time::Instant;
@@ -53,6 +54,25 @@ async fn clickhouse_bytes(url: &str) -> anyhow::Result<u64> {
         .fetch_bytes("TSV")?;
     let text = String::from_utf8(cursor.collect().await?.to_vec())?;
     Ok(text.trim().parse()?)
+}
+
+/// `batch` with `-r<round>` appended to every `event.id`, so that each round stores
+/// distinct events (ClickHouse would otherwise merge the copies away).
+fn distinct_ids(batch: &EventBatch, round: usize) -> anyhow::Result<EventBatch> {
+    use arrow::array::{Array, AsArray, StringArray};
+    let records = &batch.records;
+    let index = records
+        .schema()
+        .index_of(vedette_core::schema::col::EVENT_ID)?;
+    let ids = records.column(index).as_string::<i32>();
+    let renamed: StringArray = (0..ids.len())
+        .map(|i| (!ids.is_null(i)).then(|| format!("{}-r{round}", ids.value(i))))
+        .collect();
+    let mut columns = records.columns().to_vec();
+    columns[index] = std::sync::Arc::new(renamed);
+    let mut out = batch.clone();
+    out.records = arrow::array::RecordBatch::try_new(records.schema(), columns)?;
+    Ok(out)
 }
 
 fn folder_bytes(dir: &Path) -> u64 {
@@ -119,9 +139,9 @@ async fn main() -> anyhow::Result<()> {
     let mut events = 0usize;
     let mut pending = Vec::new();
     for i in 0..args.batches {
-        let b = &batches[i % batches.len()];
+        let b = distinct_ids(&batches[i % batches.len()], i / batches.len())?;
         events += b.len();
-        pending.push(b.clone());
+        pending.push(b);
         if pending.len() == group || i + 1 == args.batches {
             store.append_all(Table::Events, &pending).await?;
             pending.clear();
