@@ -32,6 +32,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: crate::rules_cmd::RulesCommand,
     },
+    /// Manage API tokens (agent, analyst, admin; optionally confined to a tenant).
+    Token {
+        #[command(subcommand)]
+        command: crate::token_cmd::TokenCommand,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]

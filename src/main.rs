@@ -22,6 +22,8 @@ mod run;
 mod sigma_setup;
 mod store_setup;
 mod store_stage;
+mod token_cmd;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query_cmd::query(&args),
         Command::Hunt(args) => hunt_cmd::hunt(&args),
         Command::Rules { command } => rules_cmd::rules(&command),
+        Command::Token { command } => token_cmd::token(&command),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_cmd::check(&file),

@@ -9,6 +9,7 @@ use arrow::array::RecordBatch;
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use vedette_core::config::Config;
+use vedette_core::traits::QueryScope;
 use vedette_storage::QueryLimits;
 
 use crate::store_setup::open_store;
@@ -65,7 +66,7 @@ pub(crate) fn query(args: &QueryArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let batches = runtime.block_on(async {
         let store = open_store(&config, limits).await?;
-        let mut stream = store.query(&args.sql).await?;
+        let mut stream = store.query(&args.sql, &QueryScope::all()).await?;
         let mut batches = Vec::new();
         while let Some(batch) = stream.next().await {
             batches.push(batch?);

@@ -22,12 +22,13 @@ use crate::bus_sink::BusSink;
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
 use crate::detect_stage::DetectStage;
-use crate::http::{self, AppState, BearerToken, HttpIngest, HttpQuery};
+use crate::http::{self, AppState, Auth, HttpIngest, HttpQuery, RateLimit};
 use crate::ingest::{shared_parser, IngestStage};
 use crate::metrics::Metrics;
 use crate::sigma_setup::load_run_sigma;
 use crate::store_setup::open_store;
 use crate::store_stage::StoreStage;
+use crate::tokens::{AdminBootstrap, TokenStore};
 use vedette_storage::QueryLimits;
 
 /// Chunks buffered between the transports and the ingest stage.
@@ -78,10 +79,13 @@ fn format_of(name: &str, key: &str) -> anyhow::Result<Format> {
 
 async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<()> {
     let data_dir = DataDir::open(&config.data_dir)?;
+    let tokens = Arc::new(TokenStore::new(data_dir.path()));
+    bootstrap_admin(&tokens)?;
     let metrics = Metrics::new();
     let cancel = CancellationToken::new();
     let (bus, log) = open_bus(&config.bus, data_dir.path(), &metrics, &cancel).await?;
     let sigma = load_run_sigma(&config.rules).context("loading the detection rules")?;
+    let rule_count = sigma.detector.rules().len();
     info!(
         rules = sigma.detector.rules().len(),
         parse_ms = sigma.parse_time.as_millis() as u64,
@@ -230,22 +234,13 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     });
 
     let http_ingest = HttpIngest {
-        token: BearerToken::from_env(&ingest.http.token_env, "ingest"),
         sink,
         limits,
         tenant: ingest.tenant.clone(),
         max_decompressed: ingest.http.max_decompressed_bytes as u64,
+        max_records: ingest.http.max_records,
     };
-    let http_query = HttpQuery {
-        token: BearerToken::from_env(&config.http.query_token_env, "query"),
-        store,
-    };
-    let state = AppState {
-        metrics,
-        ingest: Some(Arc::new(http_ingest)),
-        query: Some(Arc::new(http_query)),
-    };
-    let app = http::router(state, &config.http);
+    let http_query = HttpQuery { store };
     let bus = match config.bus.kind {
         BusKind::Embedded => "embedded",
         BusKind::Kafka => "kafka",
@@ -254,6 +249,26 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         StoreKind::Parquet => "parquet",
         StoreKind::Clickhouse => "clickhouse",
     };
+    let auth = Auth::new(
+        tokens,
+        RateLimit {
+            per_second: config.http.rate_per_token,
+            burst: f64::from(config.http.rate_burst),
+        },
+    );
+    let state = AppState {
+        metrics,
+        auth,
+        shutdown: cancel.clone(),
+        components: Arc::new(serde_json::json!({
+            "bus": bus,
+            "store": store,
+            "sigma_rules": rule_count,
+        })),
+        ingest: Some(Arc::new(http_ingest)),
+        query: Some(Arc::new(http_query)),
+    };
+    let app = http::router(state, &config.http);
     info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %data_dir.path().display(),
@@ -291,6 +306,28 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         log.close().context("closing the embedded log")?;
     }
     info!("vedette stopped");
+    Ok(())
+}
+
+/// Makes sure an admin token exists; a generated one is printed once, on stdout.
+fn bootstrap_admin(tokens: &TokenStore) -> anyhow::Result<()> {
+    let env = std::env::var("VEDETTE_ADMIN_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    match tokens.bootstrap_admin(env.as_deref())? {
+        AdminBootstrap::Existing => {}
+        AdminBootstrap::FromEnv(id) => {
+            tracing::info!(target: "audit", action = "token.create", token_id = %id, role = "admin", via = "VEDETTE_ADMIN_TOKEN");
+        }
+        AdminBootstrap::Generated { id, token } => {
+            tracing::info!(target: "audit", action = "token.create", token_id = %id, role = "admin", via = "first start");
+            println!(
+                "First start: admin token {id} created; it is shown this once \
+                 (only its hash is kept):\n{token}"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use common::{free_addr, http_get, http_post, metric_in, wait_for, Service};
+use common::{free_addr, get_metrics, http_post, metric_in, wait_for, Service};
 
-const TOKEN: &str = "test-ingest-token-bus-0123456789";
+/// Admin tokens may also send events.
+const TOKEN: &str = common::ADMIN_TOKEN;
 /// How long a test waits for the service to get somewhere.
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -70,16 +71,12 @@ fn post_json(addr: SocketAddr) {
 fn the_loss_ledger_balances_for_every_source() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let tcp = write_config(tmp.path(), "");
-    let mut service = Service::start_with_env(
-        tmp.path(),
-        &["--config", "v.toml"],
-        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
-    );
+    let mut service = Service::start_with_env(tmp.path(), &["--config", "v.toml"], &[]);
     service.wait_healthy(Duration::from_secs(5));
     send_cef(tcp);
     post_json(service.addr);
     let text = wait_for("every record accounted for", WAIT, || {
-        let (_, text) = http_get(service.addr, "/metrics").ok()?;
+        let (_, text) = get_metrics(service.addr).ok()?;
         let tcp_done = metric_in(
             &text,
             "vedette_ledger_appended_total{source=\"syslog-tcp\"}",
@@ -121,7 +118,7 @@ fn the_loss_ledger_balances_for_every_source() {
     );
     // Downstream: what was appended is stored, and the store answers for it.
     let text = wait_for("the store to hold every appended record", WAIT, || {
-        let (_, text) = http_get(service.addr, "/metrics").ok()?;
+        let (_, text) = get_metrics(service.addr).ok()?;
         let stored = metric_in(&text, "vedette_ledger_stored_total{table=\"events\"}");
         let dead = metric_in(&text, "vedette_ledger_stored_total{table=\"dead_letters\"}");
         (stored == 44 && dead == 6).then_some(text)
@@ -164,11 +161,7 @@ fn a_bundled_rule_raises_an_alert_on_the_alerts_topic_and_the_group_commits() {
 
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     write_config(tmp.path(), "");
-    let mut service = Service::start_with_env(
-        tmp.path(),
-        &["--config", "v.toml"],
-        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
-    );
+    let mut service = Service::start_with_env(tmp.path(), &["--config", "v.toml"], &[]);
     service.wait_healthy(Duration::from_secs(10));
     let event = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -200,7 +193,7 @@ fn a_bundled_rule_raises_an_alert_on_the_alerts_topic_and_the_group_commits() {
     assert_eq!(alerts[0].host.as_deref(), Some("ws-hr-007.corp.example"));
     // The detect group commits what it processed: its lag drains to zero.
     let text = wait_for("the detect group to commit", WAIT, || {
-        let (_, text) = http_get(service.addr, "/metrics").ok()?;
+        let (_, text) = get_metrics(service.addr).ok()?;
         let lagging = text
             .lines()
             .filter(|l| l.starts_with("vedette_bus_consumer_lag_records{group=\"detect\""))
@@ -241,11 +234,7 @@ fn with_kafka_configured_events_go_to_the_broker() {
             "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbrokers = [\"{brokers}\"]\ntopic_prefix = \"{prefix}\"\npartitions = 2\nreplication_factor = 1\n"
         ),
     );
-    let mut service = Service::start_with_env(
-        tmp.path(),
-        &["--config", "v.toml"],
-        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
-    );
+    let mut service = Service::start_with_env(tmp.path(), &["--config", "v.toml"], &[]);
     service.wait_healthy(Duration::from_secs(30));
     send_cef(tcp);
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));

@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{free_addr, http_get, http_post, metric_in, vedette_output, Service};
+use common::{free_addr, get_metrics, http_post, metric_in, vedette_output, Service};
 
-const TOKEN: &str = "test-ingest-token-hunt-0123456789";
+/// Admin tokens may also send events.
+const TOKEN: &str = common::ADMIN_TOKEN;
 
 /// (rule id, event ids) of alerts given as JSON objects with those keys.
 fn hits(lines: &str, rule_key: &str, events_key: &str) -> BTreeSet<(String, Vec<String>)> {
@@ -73,11 +74,7 @@ fn retro_hunt_agrees_with_the_stream(store_section: &str, retro_count_sql: &str)
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let config = tmp.path().join("v.toml").display().to_string();
-    let mut service = Service::start_with_env(
-        tmp.path(),
-        &["--config", "v.toml"],
-        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
-    );
+    let mut service = Service::start_with_env(tmp.path(), &["--config", "v.toml"], &[]);
     service.wait_healthy(Duration::from_secs(10));
     let auth = format!("Bearer {TOKEN}");
     let mut posted = 0;
@@ -104,7 +101,7 @@ fn retro_hunt_agrees_with_the_stream(store_section: &str, retro_count_sql: &str)
     // Wait until every alert the stream raised is stored.
     let start = Instant::now();
     loop {
-        let (_, text) = http_get(service.addr, "/metrics").unwrap_or_else(|e| panic!("{e}"));
+        let (_, text) = get_metrics(service.addr).unwrap_or_else(|e| panic!("{e}"));
         let raised: u64 = text
             .lines()
             .filter(|l| l.starts_with("vedette_alerts_total{"))

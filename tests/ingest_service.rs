@@ -11,9 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
-use common::{free_addr, http_get, http_post, syslog_config, wait_for, Service};
+use common::{free_addr, get_metrics, http_post, syslog_config, wait_for, Service};
 
-const TOKEN: &str = "test-ingest-token-0123456789";
 /// How long a test waits for the service to get somewhere.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -40,7 +39,7 @@ fn spooled_column(data: &Path, column: &str) -> Vec<String> {
 }
 
 fn metric(addr: SocketAddr, line_start: &str) -> Option<u64> {
-    let (_, text) = http_get(addr, "/metrics").ok()?;
+    let (_, text) = get_metrics(addr).ok()?;
     text.lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())
@@ -57,17 +56,14 @@ fn write_config(dir: &Path, extra: &str) -> (SocketAddr, SocketAddr) {
     (udp, tcp)
 }
 
-/// A healthy service in a fresh folder with `TOKEN` as its ingest token.
-fn start_with_token() -> (tempfile::TempDir, Service) {
+/// A healthy service in a fresh folder, and an agent token for it.
+fn start_with_token() -> (tempfile::TempDir, Service, String) {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     write_config(tmp.path(), "");
-    let mut service = Service::start_with_env(
-        tmp.path(),
-        &["--config", "v.toml"],
-        &[("VEDETTE_INGEST_TOKEN", TOKEN)],
-    );
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(5));
-    (tmp, service)
+    let token = service.token("agent", None);
+    (tmp, service, token)
 }
 
 #[test]
@@ -152,8 +148,8 @@ fn a_malformed_record_mid_batch_is_the_only_dead_letter() {
 
 #[test]
 fn http_ingest_needs_its_token_and_takes_formats_and_compression() {
-    let (tmp, service) = start_with_token();
-    let auth = format!("Bearer {TOKEN}");
+    let (tmp, service, token) = start_with_token();
+    let auth = format!("Bearer {token}");
     let body = b"{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Image\":\"C:\\\\x.exe\"}\n{broken json\n{\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"GetObject\",\"eventTime\":\"2026-11-27T10:00:00Z\"}\n";
 
     let (status, _) =
@@ -225,19 +221,73 @@ fn http_ingest_needs_its_token_and_takes_formats_and_compression() {
 }
 
 #[test]
-fn http_ingest_without_a_configured_token_refuses_everything() {
+fn http_ingest_takes_agent_tokens_only_confines_them_to_their_tenant_and_caps_records() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut service = Service::start(tmp.path(), &[]);
+    write_config(tmp.path(), "[ingest.http]\nmax_records = 3\n");
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(5));
-    let (status, answer) = http_post(
-        service.addr,
-        "/v1/ingest",
-        &[("Authorization", "Bearer anything")],
-        b"{}\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(status, 401);
-    assert!(answer.contains("VEDETTE_INGEST_TOKEN"), "{answer}");
+    let send = |token: &str, body: &[u8]| {
+        let auth = format!("Bearer {token}");
+        http_post(
+            service.addr,
+            "/v1/ingest",
+            &[("Authorization", &auth)],
+            body,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let line = b"{\"message\":\"m\",\"host\":\"tenant-host\"}\n";
+    let (status, answer) = http_post(service.addr, "/v1/ingest", &[], line).unwrap();
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("\"error\""), "{answer}");
+    assert_eq!(send("vdt_unknown", line).0, 401);
+    let analyst = service.token("analyst", None);
+    let (status, answer) = send(&analyst, line);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("agent role"), "{answer}");
+
+    let agent = service.token("agent", Some("acme"));
+    let (status, answer) = send(&agent, line);
+    assert_eq!(status, 200, "{answer}");
+    let tenants = wait_for("the tenant's event", WAIT, || {
+        let t = spooled_column(&tmp.path().join("data"), "tenant");
+        (!t.is_empty()).then_some(t)
+    });
+    assert_eq!(
+        tenants,
+        ["acme"],
+        "the token's tenant, not the configured one"
+    );
+
+    // Four records where three are allowed: refused whole.
+    let (status, answer) = send(&agent, &line.repeat(4));
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("split"), "{answer}");
+
+    // Revoked with the CLI while the service runs: refused from the next request.
+    let list = common::vedette_output(&[
+        "token",
+        "list",
+        "--data-dir",
+        &tmp.path().join("data").display().to_string(),
+    ]);
+    let listing = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(!listing.contains(&agent), "tokens are never listed");
+    let id = listing
+        .lines()
+        .find(|l| l.contains("acme"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no acme token in {listing}"))
+        .to_string();
+    let revoked = common::vedette_output(&[
+        "token",
+        "revoke",
+        &id,
+        "--data-dir",
+        &tmp.path().join("data").display().to_string(),
+    ]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(send(&agent, line).0, 401);
 }
 
 #[test]
@@ -341,7 +391,6 @@ fn stdin_is_an_input_and_an_open_stdin_does_not_block_shutdown() {
             "--stdin",
             "syslog",
         ])
-        .env_remove("VEDETTE_INGEST_TOKEN")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -372,10 +421,10 @@ fn stdin_is_an_input_and_an_open_stdin_does_not_block_shutdown() {
 
 #[test]
 fn http_ingest_takes_bodies_larger_than_two_mebibytes() {
-    let (_tmp, service) = start_with_token();
+    let (_tmp, service, token) = start_with_token();
     let line = format!("{{\"message\":\"{}\",\"host\":\"h\"}}\n", "x".repeat(1000));
     let body = line.repeat(3 * 1024); // about 3 MiB
-    let auth = format!("Bearer {TOKEN}");
+    let auth = format!("Bearer {token}");
     let (status, answer) = http_post(
         service.addr,
         "/v1/ingest",

@@ -1,12 +1,13 @@
 //! `vedette run` end to end: starts on a fresh folder with no config, answers
-//! `/health` and `/metrics`, stops cleanly on SIGTERM, fails fast on bad setups.
+//! `/health` and `/metrics`, stops cleanly on SIGTERM, fails fast on bad setups, and
+//! prints its first admin token once.
 
 mod common;
 
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{http_get, Service};
+use common::{get_metrics, http_get, http_request, Service};
 
 #[test]
 fn runs_with_no_config_and_stops_cleanly_on_sigterm() {
@@ -21,7 +22,7 @@ fn runs_with_no_config_and_stops_cleanly_on_sigterm() {
     let health: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
     assert_eq!(health["status"], "ok", "{body}");
 
-    let (status, metrics) = http_get(service.addr, "/metrics").unwrap_or_else(|e| panic!("{e}"));
+    let (status, metrics) = get_metrics(service.addr).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status, 200);
     assert!(metrics.contains("vedette_build_info"), "{metrics}");
     assert!(
@@ -39,6 +40,85 @@ fn runs_with_no_config_and_stops_cleanly_on_sigterm() {
     assert_eq!(code, Some(0), "stderr: {stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
     assert!(stderr.contains("vedette stopped"), "{stderr}");
+}
+
+#[test]
+fn the_first_start_prints_an_admin_token_once_and_keeps_only_its_hash() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::write(
+        tmp.path().join("v.toml"),
+        common::syslog_config(common::free_addr(), common::free_addr()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let start = || {
+        let addr = common::free_addr();
+        let child = common::vedette()
+            .current_dir(tmp.path())
+            .args([
+                "run",
+                "--config",
+                "v.toml",
+                "--http-addr",
+                &addr.to_string(),
+            ])
+            .env_remove("VEDETTE_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut service = Service { child, addr };
+        service.wait_healthy(Duration::from_secs(10));
+        service
+    };
+    let mut first = start();
+    let stdout = first
+        .child
+        .stdout
+        .take()
+        .unwrap_or_else(|| panic!("stdout"));
+    let token = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("vdt_"))
+        .unwrap_or_else(|| panic!("no token printed"));
+    let auth = format!("Bearer {token}");
+    let (code, _) = http_request(
+        first.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 200);
+    let stored = std::fs::read_to_string(tmp.path().join("vedette-data/tokens.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!stored.contains(&token), "only the hash is kept");
+    let (code, _) = first.terminate();
+    assert_eq!(code, Some(0));
+
+    // The second start prints nothing: the token from the first still works.
+    let mut second = start();
+    let (code, _) = http_request(
+        second.addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 200);
+    let stdout = second
+        .child
+        .stdout
+        .take()
+        .unwrap_or_else(|| panic!("stdout"));
+    let (code, _) = second.terminate();
+    assert_eq!(code, Some(0));
+    let printed = vedette_core::io::read_capped(stdout, 1 << 16).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&printed).contains("vdt_"));
 }
 
 #[test]

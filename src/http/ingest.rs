@@ -1,8 +1,10 @@
 //! `POST /v1/ingest`: agents send records (NDJSON by default, or any format named by
 //! the `X-Vedette-Format` header or the `format` query parameter), optionally
-//! compressed (`Content-Encoding: gzip` or `zstd`). A bearer token is required. The
-//! answer comes once the events are durable, and says how many records were accepted
-//! and how many were dead-lettered, by reason.
+//! compressed (`Content-Encoding: gzip` or `zstd`). An agent token is required; the
+//! events take the token's tenant when it has one. The answer comes once the events
+//! are durable, and says how many records were accepted and how many were
+//! dead-lettered, by reason. A body of more records than allowed is refused whole
+//! (413), so the sender can split it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,12 +20,12 @@ use vedette_core::event::EventBatchBuilder;
 use vedette_core::traits::RawChunk;
 use vedette_ingest::{detect_format, Format, Limits};
 
-use super::auth::BearerToken;
 use super::{error, AppState};
 use crate::bus_sink::BusSink;
 use crate::ingest::{count_chunk, count_dead_letters, shared_parser};
 use crate::metrics::Ledger;
 use crate::metrics::Metrics;
+use crate::tokens::Role;
 
 /// Source name of HTTP ingest in metrics and dead letters.
 pub(crate) const HTTP_SOURCE: &str = "http";
@@ -31,16 +33,16 @@ pub(crate) const HTTP_SOURCE: &str = "http";
 /// What the ingest endpoint needs.
 #[derive(Debug)]
 pub(crate) struct HttpIngest {
-    /// The accepted bearer token.
-    pub(crate) token: BearerToken,
     /// Where the events go: the bus.
     pub(crate) sink: Arc<BusSink>,
     /// Parser limits.
     pub(crate) limits: Limits,
-    /// Tenant of the events.
+    /// Tenant of the events sent with a token of no tenant.
     pub(crate) tenant: String,
     /// Largest body after decompression.
     pub(crate) max_decompressed: u64,
+    /// Most records (events and dead letters) in one request.
+    pub(crate) max_records: usize,
 }
 
 /// `POST /v1/ingest`.
@@ -53,9 +55,11 @@ pub(crate) async fn ingest(
     let Some(ingest) = state.ingest.clone() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "ingest is not running");
     };
-    if let Some(response) = ingest.token.refusal(&headers) {
-        return response;
-    }
+    let principal = match state.auth.authorize(&headers, Role::Agent, "ingest") {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let tenant = principal.tenant.unwrap_or_else(|| ingest.tenant.clone());
     let format_name = headers
         .get("x-vedette-format")
         .and_then(|v| v.to_str().ok())
@@ -79,8 +83,16 @@ pub(crate) async fn ingest(
     let metrics = state.metrics.clone();
     let parsing = ingest.clone();
     let parsing_metrics = metrics.clone();
+    let parsing_tenant = tenant.clone();
     let task = tokio::task::spawn_blocking(move || {
-        parse(&parsing, &parsing_metrics, &body, compression, format)
+        parse(
+            &parsing,
+            &parsing_metrics,
+            &body,
+            compression,
+            format,
+            parsing_tenant,
+        )
     });
     let parsed = match task.await {
         Ok(Ok(parsed)) => Ok(parsed),
@@ -99,7 +111,7 @@ pub(crate) async fn ingest(
             let ledger = &metrics.ledger;
             match ingest
                 .sink
-                .deliver(HTTP_SOURCE, &ingest.tenant, &batch, &dead)
+                .deliver(HTTP_SOURCE, &tenant, &batch, &dead)
                 .await
             {
                 Ok(()) => {
@@ -156,6 +168,7 @@ fn parse(
     body: &[u8],
     compression: Compression,
     format: Option<Format>,
+    tenant: String,
 ) -> Result<Parsed, IngestFailure> {
     let bytes =
         decompress(body, compression, ingest.max_decompressed).map_err(|e| match e.kind() {
@@ -166,7 +179,7 @@ fn parse(
     let chunk = RawChunk {
         source: HTTP_SOURCE.into(),
         origin: "post".into(),
-        tenant: ingest.tenant.clone(),
+        tenant,
         bytes: bytes.into(),
         position: 0,
         received_ms: chrono::Utc::now().timestamp_millis(),
@@ -180,6 +193,14 @@ fn parse(
         HTTP_SOURCE,
         (stats.events + stats.dead_letters) as u64,
     );
+    let records = stats.events + stats.dead_letters;
+    if records > ingest.max_records {
+        Ledger::add(&metrics.ledger.rejected, HTTP_SOURCE, records as u64);
+        return Err(IngestFailure::TooLarge(format!(
+            "{records} records in one request; at most {} are accepted: split the body",
+            ingest.max_records
+        )));
+    }
     let reasons = count_dead_letters(metrics, &dead);
     let batch = builder
         .finish()

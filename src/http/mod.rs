@@ -1,30 +1,37 @@
 //! The HTTP API: routes, limits and request metrics.
 //!
 //! Every request is bounded by a body size limit and a timeout from `[http]`. The
-//! service listens on loopback by default. `POST /v1/ingest` requires the ingest
-//! token, `POST /v1/query` the analyst token ([`auth`]).
+//! service listens on loopback by default. Every route but `/health` needs a bearer
+//! token with the right role ([`auth`]): agent for ingest, analyst for queries and
+//! metrics, admin for tokens; any valid token for `/ready`. The routes are described
+//! in `docs/openapi.yaml`, which a test holds to the router.
 
 mod auth;
 mod ingest;
 mod query;
+mod tokens;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use vedette_core::config::HttpConfig;
 
+use crate::tokens::Role;
+
 use crate::metrics::{HttpLabels, Metrics};
 
-pub(crate) use auth::BearerToken;
+pub(crate) use auth::{Auth, RateLimit};
 pub(crate) use ingest::HttpIngest;
 pub(crate) use query::HttpQuery;
 
@@ -33,19 +40,48 @@ pub(crate) use query::HttpQuery;
 pub(crate) struct AppState {
     /// The process's metrics.
     pub(crate) metrics: Arc<Metrics>,
+    /// Token checks.
+    pub(crate) auth: Auth,
+    /// Cancelled when the service shuts down (`/ready` then answers 503).
+    pub(crate) shutdown: CancellationToken,
+    /// What `/ready` reports about the pipeline (bus and store kinds, rules).
+    pub(crate) components: Arc<serde_json::Value>,
     /// HTTP ingest, when the pipeline runs.
     pub(crate) ingest: Option<Arc<HttpIngest>>,
     /// Analyst queries, when a store is open.
     pub(crate) query: Option<Arc<HttpQuery>>,
 }
 
+/// Every route: method, path and handler. `docs/openapi.yaml` describes each one (a
+/// test holds the two together).
+fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("get", "/health", get(health)),
+        ("get", "/ready", get(ready)),
+        ("get", "/metrics", get(metrics)),
+        ("post", "/v1/ingest", post(ingest::ingest)),
+        ("post", "/v1/query", post(query::query)),
+        ("post", "/v1/tokens", post(tokens::create)),
+        ("get", "/v1/tokens", get(tokens::list)),
+        ("delete", "/v1/tokens/{id}", delete(tokens::revoke)),
+    ]
+}
+
 /// The router with every route and limit.
 pub(crate) fn router(state: AppState, config: &HttpConfig) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/v1/ingest", post(ingest::ingest))
-        .route("/v1/query", post(query::query))
+    let mut by_path: BTreeMap<&str, MethodRouter<AppState>> = BTreeMap::new();
+    for (_, path, handler) in routes() {
+        let merged = match by_path.remove(path) {
+            Some(earlier) => earlier.merge(handler),
+            None => handler,
+        };
+        by_path.insert(path, merged);
+    }
+    let mut router = Router::new();
+    for (path, handler) in by_path {
+        router = router.route(path, handler);
+    }
+    router
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -69,8 +105,27 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics) text.
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /ready`: the pipeline is up and not shutting down (503 otherwise).
+async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = state.auth.authenticate(&headers, "ready") {
+        return r.into_response();
+    }
+    if state.shutdown.is_cancelled() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    Json(json!({ "status": "ready", "components": *state.components })).into_response()
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text; an analyst token of every tenant.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.auth.authorize(&headers, Role::Analyst, "metrics") {
+        Ok(p) => {
+            if let Err(r) = auth::require_all_tenants(&p) {
+                return r.into_response();
+            }
+        }
+        Err(r) => return r.into_response(),
+    }
     match state.metrics.render() {
         Ok(body) => (
             [(
@@ -99,4 +154,28 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
     };
     state.metrics.http_requests.get_or_create(&labels).inc();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// `docs/openapi.yaml` and the router name the same operations.
+    #[test]
+    fn the_openapi_file_describes_every_route_and_only_those() {
+        let doc: serde_json::Value =
+            yaml_serde::from_str(include_str!("../../docs/openapi.yaml")).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        let served: BTreeSet<(String, String)> = super::routes()
+            .into_iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(documented, served);
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    }
 }

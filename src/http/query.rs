@@ -15,11 +15,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
-use vedette_core::traits::EventStore;
+use vedette_core::traits::{EventStore, QueryScope};
 use vedette_core::CoreError;
 
-use super::auth::BearerToken;
 use super::{error, AppState};
+use crate::tokens::Role;
 
 /// Media type of an Arrow IPC stream.
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -30,17 +30,13 @@ const MAX_SQL_BYTES: usize = 64 * 1024;
 
 /// What the query endpoint needs.
 pub(crate) struct HttpQuery {
-    /// The analyst token.
-    pub(crate) token: BearerToken,
     /// The store queries run on.
     pub(crate) store: Arc<dyn EventStore>,
 }
 
 impl std::fmt::Debug for HttpQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpQuery")
-            .field("token", &self.token)
-            .finish()
+        f.debug_struct("HttpQuery").finish_non_exhaustive()
     }
 }
 
@@ -92,10 +88,10 @@ pub(crate) async fn query(
     let Some(endpoint) = state.query.clone() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no store is open");
     };
-    if let Some(response) = endpoint.token.refusal(&headers) {
-        tracing::info!(target: "audit", action = "query", outcome = "unauthorized");
-        return response;
-    }
+    let principal = match state.auth.authorize(&headers, Role::Analyst, "query") {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
     let request: QueryRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -116,18 +112,22 @@ pub(crate) async fn query(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let started = Instant::now();
-    let stream = match endpoint.store.query(&request.sql).await {
+    let scope = QueryScope {
+        tenant: principal.tenant.clone(),
+    };
+    let stream = match endpoint.store.query(&request.sql, &scope).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::info!(target: "audit", action = "query", outcome = "refused", sql = %request.sql, error = %e);
+            tracing::info!(target: "audit", action = "query", token_id = %principal.id, tenant = ?principal.tenant, outcome = "refused", sql = %request.sql, error = %e);
             return query_error(e);
         }
     };
-    let mut stream = stream;
+    // Fused: a query with no rows ends at the first poll, and must not be polled again.
+    let mut stream = stream.fuse();
     // The first batch decides the status: an error here is still a clean 4xx/5xx.
     let first = match stream.next().await {
         Some(Err(e)) => {
-            tracing::info!(target: "audit", action = "query", outcome = "failed", sql = %request.sql, error = %e);
+            tracing::info!(target: "audit", action = "query", token_id = %principal.id, tenant = ?principal.tenant, outcome = "failed", sql = %request.sql, error = %e);
             return query_error(e);
         }
         other => other,
@@ -139,6 +139,7 @@ pub(crate) async fn query(
         sent: 0,
         done: false,
         sql: request.sql,
+        token_id: principal.id,
         started,
     };
     let body = futures::stream::unfold(state, |mut st| async move {
@@ -158,7 +159,7 @@ pub(crate) async fn query(
             }
             Some(Err(e)) => {
                 st.done = true;
-                tracing::info!(target: "audit", action = "query", outcome = "failed", sql = %st.sql, rows = st.sent, error = %e);
+                tracing::info!(target: "audit", action = "query", token_id = %st.token_id, outcome = "failed", sql = %st.sql, rows = st.sent, error = %e);
                 st.encoder.error(&e)
             }
             None => Ok(st.complete()),
@@ -180,6 +181,7 @@ struct Streaming {
     sent: usize,
     done: bool,
     sql: String,
+    token_id: String,
     started: Instant,
 }
 
@@ -190,6 +192,7 @@ impl Streaming {
         tracing::info!(
             target: "audit",
             action = "query",
+            token_id = %self.token_id,
             outcome = "ok",
             sql = %self.sql,
             rows = self.sent,

@@ -66,6 +66,8 @@ pub fn bounded(
             }
         }
     })
+    // Fused: polling after the end answers the end again instead of panicking.
+    .fuse()
     .boxed()
 }
 

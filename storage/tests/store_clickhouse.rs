@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::store_suite;
-use vedette_core::traits::{EventStore, Table, WriteBatching};
+use futures::StreamExt;
+use vedette_core::traits::{EventStore, QueryScope, Table, WriteBatching};
 use vedette_core::CoreError;
 use vedette_storage::clickhouse::{ClickHouseOptions, ClickHouseStore, Profile};
 use vedette_storage::QueryLimits;
@@ -221,4 +222,42 @@ async fn an_unreachable_server_is_a_clear_error() {
         "{err}"
     );
     assert!(started.elapsed() >= Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn conformance_tenant_scope_confines_every_table() {
+    store_suite::tenant_scope_confines_every_table(&store("tenants").await).await;
+}
+
+#[tokio::test]
+async fn a_tenant_query_cannot_name_other_databases_or_table_functions() {
+    let database = fresh("escape").await;
+    let s = ClickHouseStore::open(options(&database, QueryLimits::default()))
+        .await
+        .unwrap();
+    s.append(Table::Events, &store_suite::events("e", 4, 1, 0))
+        .await
+        .unwrap();
+    // The suite's events name no tenant: they belong to the default one.
+    let scope = QueryScope::tenant("default");
+    for sql in [
+        format!("SELECT count() FROM {database}.events"),
+        "SELECT name FROM system.tables".to_string(),
+        "SELECT * FROM numbers(3)".to_string(),
+        format!("SELECT * FROM merge('{database}', '.*')"),
+        "SELECT count() FROM events SETTINGS max_threads = 1".to_string(),
+    ] {
+        match s.query(&sql, &scope).await {
+            Err(CoreError::BadInput(m)) => assert!(m.contains("tenant"), "{sql}: {m}"),
+            Err(e) => panic!("{sql}: {e}"),
+            Ok(_) => panic!("{sql}: a tenant's query reached outside its views"),
+        }
+    }
+    // The tenant's own rows are there.
+    let mut stream = s.query("SELECT count() FROM events", &scope).await.unwrap();
+    let batch = stream.next().await.unwrap().unwrap();
+    assert_eq!(
+        arrow::util::display::array_value_to_string(batch.column(0), 0).unwrap(),
+        "4"
+    );
 }

@@ -119,3 +119,9 @@ async fn files_are_partitioned_by_day_and_dataset_and_sorted() {
     // (The level is not kept in the file's metadata.)
     assert!(column.compression().to_string().starts_with("ZSTD"));
 }
+
+#[tokio::test]
+async fn conformance_tenant_scope_confines_every_table() {
+    let dir = tempfile::tempdir().unwrap();
+    store_suite::tenant_scope_confines_every_table(&store(dir.path())).await;
+}

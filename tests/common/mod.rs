@@ -52,7 +52,7 @@ impl Service {
             .current_dir(cwd)
             .args(["run", "--http-addr", &addr.to_string()])
             .env_remove("VEDETTE_CONFIG")
-            .env_remove("VEDETTE_INGEST_TOKEN")
+            .env("VEDETTE_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -69,7 +69,7 @@ impl Service {
             .args(["run", "--http-addr", &addr.to_string()])
             .args(extra)
             .env_remove("VEDETTE_CONFIG")
-            .env_remove("VEDETTE_INGEST_TOKEN")
+            .env("VEDETTE_ADMIN_TOKEN", ADMIN_TOKEN)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -83,6 +83,29 @@ impl Service {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start vedette: {e}"));
         Self { child, addr }
+    }
+
+    /// A new token of `role` (and `tenant`), made with the admin token.
+    pub fn token(&self, role: &str, tenant: Option<&str>) -> String {
+        let body = serde_json::json!({ "role": role, "tenant": tenant }).to_string();
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let (code, answer) = http_post(
+            self.addr,
+            "/v1/tokens",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("POST /v1/tokens: {e}"));
+        assert_eq!(code, 201, "{answer}");
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        answer["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in {answer}"))
+            .to_string()
     }
 
     /// Polls `GET /health` until it answers 200; returns how long that took.
@@ -138,15 +161,18 @@ pub fn syslog_config(udp: SocketAddr, tcp: SocketAddr) -> String {
     format!("[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n")
 }
 
+/// The admin token every test service starts with (`VEDETTE_ADMIN_TOKEN`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
 /// A minimal HTTP/1.1 GET; returns the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    read_response(&mut stream)
+    http_request(addr, "GET", path, &[], b"")
+}
+
+/// `GET /metrics` with the admin token.
+pub fn get_metrics(addr: SocketAddr) -> std::io::Result<(u16, String)> {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    http_request(addr, "GET", "/metrics", &[("Authorization", &auth)], b"")
 }
 
 /// A minimal HTTP/1.1 POST with extra headers; returns the status code and the body.
@@ -156,10 +182,21 @@ pub fn http_post(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
+    http_request(addr, "POST", path, headers, body)
+}
+
+/// A minimal HTTP/1.1 request with extra headers; returns the status code and the body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {

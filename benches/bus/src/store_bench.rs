@@ -23,7 +23,7 @@ use futures::StreamExt;
 use vedette_bench_bus::cpu;
 use vedette_bench_sigma::{corpora_dir, corpus_windows_events, replicate, vedette_batches};
 use vedette_core::batch::EventBatch;
-use vedette_core::traits::{EventStore, Table, WriteBatching};
+use vedette_core::traits::{EventStore, QueryScope, Table, WriteBatching};
 use vedette_storage::clickhouse::{ClickHouseOptions, ClickHouseStore};
 use vedette_storage::parquet::ParquetStore;
 use vedette_storage::{query_examples, Dialect, QueryLimits, QUERIES_MD};
@@ -174,7 +174,10 @@ async fn main() -> anyhow::Result<()> {
     );
     for sql in query_examples(QUERIES_MD, dialect) {
         let started = Instant::now();
-        let mut stream = store.query(&sql).await.with_context(|| sql.clone())?;
+        let mut stream = store
+            .query(&sql, &QueryScope::all())
+            .await
+            .with_context(|| sql.clone())?;
         let mut rows = 0;
         while let Some(b) = stream.next().await {
             rows += b?.num_rows();

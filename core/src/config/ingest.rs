@@ -60,6 +60,11 @@ impl IngestConfig {
             );
         }
         self.syslog.validate()?;
+        if self.http.max_records == 0 || self.http.max_decompressed_bytes == 0 {
+            return Err(
+                "ingest.http.max_records and max_decompressed_bytes: must be greater than 0".into(),
+            );
+        }
         for (i, f) in self.files.iter().enumerate() {
             if f.paths.is_empty() {
                 return Err(format!(
@@ -143,19 +148,18 @@ pub struct SyslogTlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpIngestConfig {
-    /// Name of the environment variable holding the bearer token agents must send
-    /// (the token itself never goes in a file). Without that variable set, the
-    /// endpoint refuses every request. Default: `VEDETTE_INGEST_TOKEN`.
-    pub token_env: String,
     /// Largest body after decompression, in bytes. Default: 64 MiB.
     pub max_decompressed_bytes: usize,
+    /// Most records (lines, events) in one request; a larger body is refused whole
+    /// with 413. Default: 100000.
+    pub max_records: usize,
 }
 
 impl Default for HttpIngestConfig {
     fn default() -> Self {
         Self {
-            token_env: "VEDETTE_INGEST_TOKEN".into(),
             max_decompressed_bytes: 64 * 1024 * 1024,
+            max_records: 100_000,
         }
     }
 }

@@ -45,7 +45,7 @@ pub enum LogFormat {
 }
 
 /// `[http]`: the HTTP API listener.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Listen address. Default: `127.0.0.1:8080` (loopback only).
@@ -54,9 +54,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Time allowed for one request, in seconds. Default: 30.
     pub request_timeout_secs: u64,
-    /// Environment variable holding the analyst token of `POST /v1/query`; unset
-    /// refuses every query. Default: `VEDETTE_QUERY_TOKEN`.
-    pub query_token_env: String,
+    /// Requests per second allowed to one token (0: no limit). Default: 100.
+    pub rate_per_token: f64,
+    /// Requests one token may send at once after a quiet spell. Default: 200.
+    pub rate_burst: u32,
 }
 
 impl Default for HttpConfig {
@@ -65,7 +66,8 @@ impl Default for HttpConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 16 * 1024 * 1024,
             request_timeout_secs: 30,
-            query_token_env: "VEDETTE_QUERY_TOKEN".into(),
+            rate_per_token: 100.0,
+            rate_burst: 200,
         }
     }
 }
@@ -77,6 +79,12 @@ impl HttpConfig {
         }
         if self.request_timeout_secs == 0 {
             return Err("http.request_timeout_secs: must be greater than 0".into());
+        }
+        if !(self.rate_per_token >= 0.0 && self.rate_per_token.is_finite()) {
+            return Err("http.rate_per_token: must be a number of at least 0".into());
+        }
+        if self.rate_per_token > 0.0 && self.rate_burst == 0 {
+            return Err("http.rate_burst: must be at least 1 when rates are limited".into());
         }
         Ok(())
     }

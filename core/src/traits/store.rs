@@ -37,6 +37,27 @@ impl Table {
     }
 }
 
+/// Which rows a query may see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryScope {
+    /// Only rows of this tenant, in every table; none sees every tenant.
+    pub tenant: Option<String>,
+}
+
+impl QueryScope {
+    /// Every tenant's rows (operators, the CLI).
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// One tenant's rows.
+    pub fn tenant(tenant: impl Into<String>) -> Self {
+        Self {
+            tenant: Some(tenant.into()),
+        }
+    }
+}
+
 /// How the storage stage should group bus batches into appends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteBatching {
@@ -82,8 +103,10 @@ pub trait EventStore: Send + Sync {
     }
 
     /// Runs one read-only SQL query over the tables `events`, `alerts` and
-    /// `dead_letters`.
-    async fn query(&self, sql: &str) -> Result<RecordBatchStream, CoreError>;
+    /// `dead_letters`, seeing only the rows `scope` allows: with a tenant, each table
+    /// holds that tenant's rows and nothing else is reachable (other databases,
+    /// table functions), or the query is refused as [`CoreError::BadInput`].
+    async fn query(&self, sql: &str, scope: &QueryScope) -> Result<RecordBatchStream, CoreError>;
 
     /// Events with `from_ms <= @timestamp < to_ms`, as batches of the event schema
     /// (for retro-hunts: not bounded by the analyst query limits).

@@ -37,12 +37,14 @@
 //! Analyst SQL must be one read statement ([`sql`]); it runs with `readonly=1`, the
 //! row limit and time limit of [`QueryLimits`] (on the server and again on the
 //! stream), and results stream back as `TabSeparatedWithNamesAndTypes` decoded into
-//! Arrow ([`tsv`]).
+//! Arrow ([`tsv`]). A query confined to a tenant runs against that tenant's views
+//! and is checked first so that it reaches nothing else ([`tenant`]).
 
 mod read_events;
 mod row_binary;
 mod sql;
 mod tables;
+mod tenant;
 mod tsv;
 
 use std::collections::{HashSet, VecDeque};
@@ -55,7 +57,7 @@ use clickhouse::query::BytesCursor;
 use clickhouse::{Client, Compression};
 use futures::stream::{self, BoxStream, StreamExt};
 use vedette_core::batch::EventBatch;
-use vedette_core::traits::{EventStore, RecordBatchStream, Table, WriteBatching};
+use vedette_core::traits::{EventStore, QueryScope, RecordBatchStream, Table, WriteBatching};
 use vedette_core::CoreError;
 
 use crate::query_limits::{bounded, QueryLimits};
@@ -103,6 +105,8 @@ pub struct ClickHouseStore {
     nested_maps: Vec<String>,
     options: ClickHouseOptions,
     version: String,
+    /// Tenants whose views exist (created on their first query).
+    tenant_views: std::sync::Mutex<HashSet<String>>,
 }
 
 fn table_index(table: Table) -> usize {
@@ -212,7 +216,29 @@ impl ClickHouseStore {
             nested_maps,
             options,
             version,
+            tenant_views: std::sync::Mutex::new(HashSet::new()),
         })
+    }
+
+    /// A client whose default database holds only `tenant`'s views (created once).
+    async fn tenant_client(&self, tenant: &str) -> Result<Client, CoreError> {
+        let known = self
+            .tenant_views
+            .lock()
+            .map(|v| v.contains(tenant))
+            .unwrap_or(false);
+        if !known {
+            for statement in tenant::view_statements(&self.database, tenant) {
+                run(&self.client, &statement).await?;
+            }
+            if let Ok(mut v) = self.tenant_views.lock() {
+                v.insert(tenant.to_string());
+            }
+        }
+        Ok(self
+            .client
+            .clone()
+            .with_database(tenant::tenant_database(&self.database, tenant)))
     }
 
     /// The server's version string.
@@ -573,13 +599,19 @@ impl EventStore for ClickHouseStore {
         self.options.batching
     }
 
-    async fn query(&self, sql: &str) -> Result<RecordBatchStream, CoreError> {
+    async fn query(&self, sql: &str, scope: &QueryScope) -> Result<RecordBatchStream, CoreError> {
         let statement = sql::read_only_statement(sql)?;
+        let client = match &scope.tenant {
+            None => self.client.clone(),
+            Some(t) => {
+                tenant::check_tenant_query(statement)?;
+                self.tenant_client(t).await?
+            }
+        };
         let maps: Vec<&str> = self.nested_maps.iter().map(String::as_str).collect();
         let statement = sql::rewrite_map_lookups(statement, &maps)?;
         let limits = self.options.limits;
-        let mut cursor = self
-            .client
+        let mut cursor = client
             .query_raw(&statement)
             .with_setting("readonly", "1")
             .with_setting(

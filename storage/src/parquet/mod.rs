@@ -28,6 +28,8 @@
 //! One DataFusion session exposes `events`, `alerts` and `dead_letters` as listing
 //! tables over the folders (new files are seen by the next query). `fields` is a map:
 //! `fields['CommandLine']`. Queries are read-only and bounded ([`crate::QueryLimits`]).
+//! A query confined to a tenant runs in a session of its own whose three tables are
+//! views of that tenant's rows; the unfiltered tables are not registered there.
 
 mod files;
 
@@ -50,7 +52,7 @@ use vedette_core::alert::alert_schema;
 use vedette_core::batch::EventBatch;
 use vedette_core::dead_letter::dead_letter_schema;
 use vedette_core::schema::{col, event_schema};
-use vedette_core::traits::{EventStore, RecordBatchStream, Table};
+use vedette_core::traits::{EventStore, QueryScope, RecordBatchStream, Table};
 use vedette_core::CoreError;
 
 use crate::query_limits::{bounded, QueryLimits};
@@ -185,6 +187,31 @@ impl ParquetStore {
     }
 }
 
+impl ParquetStore {
+    /// A session whose tables hold only `tenant`'s rows.
+    async fn tenant_session(&self, tenant: &str) -> Result<SessionContext, CoreError> {
+        let scoped =
+            SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
+        let literal = tenant.replace('\'', "''");
+        for table in Table::ALL {
+            let name = table.name();
+            let view = self
+                .ctx
+                .sql(&format!(
+                    "SELECT * FROM {name} WHERE \"{}\" = '{literal}'",
+                    col::TENANT
+                ))
+                .await
+                .map_err(|e| CoreError::Internal(format!("tenant view of {name}: {e}")))?
+                .into_view();
+            scoped
+                .register_table(name, view)
+                .map_err(|e| CoreError::Internal(format!("registering view {name}: {e}")))?;
+        }
+        Ok(scoped)
+    }
+}
+
 impl Files {
     /// Writes the parts of one batch; returns the files written.
     fn write(&self, table: Table, batch: &EventBatch) -> Result<Vec<PathBuf>, CoreError> {
@@ -274,13 +301,16 @@ impl EventStore for ParquetStore {
             .map(|_| ())
     }
 
-    async fn query(&self, sql: &str) -> Result<RecordBatchStream, CoreError> {
+    async fn query(&self, sql: &str, scope: &QueryScope) -> Result<RecordBatchStream, CoreError> {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let frame = self
-            .ctx
+        let ctx = match &scope.tenant {
+            None => self.ctx.clone(),
+            Some(tenant) => self.tenant_session(tenant).await?,
+        };
+        let frame = ctx
             .sql_with_options(sql, options)
             .await
             .map_err(query_error)?;

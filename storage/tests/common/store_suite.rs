@@ -12,7 +12,7 @@ use vedette_core::alert::{alerts_to_batch, Alert, DetectionKind, Level};
 use vedette_core::batch::{BusPosition, EventBatch};
 use vedette_core::dead_letter::{dead_letters_to_batch, DeadLetter};
 use vedette_core::event::{Event, EventBatchBuilder};
-use vedette_core::traits::{EventStore, Table};
+use vedette_core::traits::{EventStore, QueryScope, Table};
 use vedette_core::CoreError;
 
 /// 2026-11-20T00:00:00Z.
@@ -68,7 +68,7 @@ pub fn at(mut batch: EventBatch, offset: u64) -> EventBatch {
 
 /// Runs `sql`, all results concatenated.
 pub async fn rows(store: &dyn EventStore, sql: &str) -> Result<Vec<RecordBatch>, CoreError> {
-    let mut stream = store.query(sql).await?;
+    let mut stream = store.query(sql, &QueryScope::all()).await?;
     let mut out = Vec::new();
     while let Some(b) = stream.next().await {
         out.push(b?);
@@ -254,6 +254,84 @@ pub async fn alerts_and_dead_letters(store: &dyn EventStore) {
     assert_eq!(
         strings(store, "SELECT reason FROM dead_letters").await,
         ["bad header"]
+    );
+}
+
+/// A query scoped to a tenant sees that tenant's rows in every table, and nothing
+/// outside the three tables.
+pub async fn tenant_scope_confines_every_table(store: &dyn EventStore) {
+    for (tenant, n) in [("acme", 3usize), ("globex", 5)] {
+        let mut b = EventBatchBuilder::new();
+        for i in 0..n {
+            b.append(&Event {
+                id: format!("{tenant}-{i}"),
+                timestamp_ms: DAY0 + i as i64,
+                dataset: "linux.auth".into(),
+                tenant: tenant.into(),
+                host_name: Some(format!("{tenant}-host")),
+                ..Event::default()
+            });
+        }
+        let batch = EventBatch::new(b.finish().unwrap(), "suite", tenant, DAY0);
+        store.append(Table::Events, &batch).await.unwrap();
+        let dead = DeadLetter::new(DAY0, tenant, "http", "json", 1, "bad json", b"{");
+        let letters = EventBatch::new(dead_letters_to_batch(&[dead]).unwrap(), "ingest", tenant, 0);
+        store.append(Table::DeadLetters, &letters).await.unwrap();
+    }
+    let scoped = |tenant: &str, sql: &'static str| {
+        let scope = QueryScope::tenant(tenant);
+        async move {
+            let mut stream = store.query(sql, &scope).await?;
+            let mut texts = Vec::new();
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                let c = b.column(0).as_string::<i32>().clone();
+                texts.extend((0..c.len()).map(|i| c.value(i).to_string()));
+            }
+            texts.sort();
+            Ok::<_, CoreError>(texts)
+        }
+    };
+    assert_eq!(
+        scoped("acme", "SELECT DISTINCT tenant FROM events")
+            .await
+            .unwrap(),
+        ["acme"]
+    );
+    assert_eq!(
+        scoped(
+            "globex",
+            "SELECT \"host.name\" FROM events WHERE \"host.name\" LIKE 'acme%'"
+        )
+        .await
+        .unwrap(),
+        Vec::<String>::new(),
+        "another tenant's rows are not there even when asked for by name"
+    );
+    assert_eq!(
+        scoped("acme", "SELECT tenant FROM dead_letters")
+            .await
+            .unwrap(),
+        ["acme"]
+    );
+    assert_eq!(
+        scoped(
+            "globex",
+            "SELECT e.tenant FROM events e JOIN dead_letters d ON e.tenant = d.tenant \
+             WHERE e.\"event.id\" = 'globex-0'"
+        )
+        .await
+        .unwrap(),
+        ["globex"]
+    );
+    assert_eq!(
+        scoped("nobody", "SELECT tenant FROM events").await.unwrap(),
+        Vec::<String>::new()
+    );
+    // Unscoped, both tenants are there.
+    assert_eq!(
+        strings(store, "SELECT DISTINCT tenant FROM events ORDER BY tenant").await,
+        ["acme", "globex"]
     );
 }
 
