@@ -19,6 +19,7 @@ use vedette_core::traits::{Bus, BusDelivery, Detector};
 
 use crate::bus_sink::EVENTS_TOPIC;
 use crate::metrics::{LevelLabels, Metrics};
+use crate::suppressions::Suppressions;
 
 /// Topic of alerts.
 pub(crate) const ALERTS_TOPIC: &str = "alerts";
@@ -33,6 +34,8 @@ pub(crate) struct DetectStage {
     pub(crate) detector: Arc<dyn Detector>,
     /// Counters.
     pub(crate) metrics: Arc<Metrics>,
+    /// Keys analysts marked false positive: their alerts are not raised.
+    pub(crate) suppressions: Arc<Suppressions>,
     /// Fires on shutdown.
     pub(crate) cancel: CancellationToken,
 }
@@ -91,7 +94,7 @@ impl DetectStage {
         let detected = tokio::task::spawn_blocking(move || detector.detect(&events))
             .await
             .context("detection task failed")?;
-        let alerts = match detected {
+        let mut alerts = match detected {
             Ok(alerts) => alerts,
             Err(e) => {
                 // A batch the detector cannot read would fail forever: count and skip.
@@ -104,6 +107,11 @@ impl DetectStage {
         self.metrics
             .detect_seconds
             .observe(started.elapsed().as_secs_f64());
+        let raised = alerts.len();
+        alerts.retain(|a| !self.suppressions.suppresses(a));
+        self.metrics
+            .alerts_suppressed
+            .inc_by((raised - alerts.len()) as u64);
         if alerts.is_empty() {
             return Ok(true);
         }

@@ -1,5 +1,6 @@
 //! The `vedette` binary: reads config, wires the pipeline's stages, serves the HTTP API.
 
+mod audit_log;
 mod bundled;
 mod bus_setup;
 mod bus_sink;
@@ -22,6 +23,7 @@ mod run;
 mod sigma_setup;
 mod store_setup;
 mod store_stage;
+mod suppressions;
 mod token_cmd;
 mod tokens;
 

@@ -238,6 +238,12 @@ pub(crate) struct Metrics {
     pub(crate) detect_seconds: Histogram,
     /// `vedette_alerts_total{level}`: alerts appended to the alerts topic.
     pub(crate) alerts: Family<LevelLabels, Counter>,
+    /// `vedette_alerts_suppressed_total`: alerts dropped by false-positive marks.
+    pub(crate) alerts_suppressed: Counter,
+    /// `vedette_audit_records_total`: audit records stored.
+    pub(crate) audit_records: Counter,
+    /// `vedette_audit_lost_total`: audit records that could not be stored.
+    pub(crate) audit_lost: Counter,
 }
 
 /// A dead-letter reason without its specifics (numbers, and what follows `: `), so
@@ -362,6 +368,24 @@ impl Metrics {
             "Alerts appended to the alerts topic, by level",
             alerts.clone(),
         );
+        let alerts_suppressed = Counter::default();
+        registry.register(
+            "alerts_suppressed",
+            "Alerts not raised because an analyst marked the same rule and key a false positive",
+            alerts_suppressed.clone(),
+        );
+        let audit_records = Counter::default();
+        registry.register(
+            "audit_records",
+            "Audit records stored",
+            audit_records.clone(),
+        );
+        let audit_lost = Counter::default();
+        registry.register(
+            "audit_lost",
+            "Audit records that could not be stored (store down or queue full)",
+            audit_lost.clone(),
+        );
         let log_gauges = LogGauges::register(&mut registry);
         Arc::new(Self {
             registry,
@@ -384,6 +408,9 @@ impl Metrics {
             detect_failed_batches,
             detect_seconds,
             alerts,
+            alerts_suppressed,
+            audit_records,
+            audit_lost,
         })
     }
 

@@ -17,18 +17,20 @@ use vedette_core::config::{BusKind, Config, StoreKind};
 use vedette_core::traits::Source;
 use vedette_ingest::{Format, Limits};
 
+use crate::audit_log::{self, AuditLog};
 use crate::bus_setup::open_bus;
 use crate::bus_sink::BusSink;
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
 use crate::detect_stage::DetectStage;
-use crate::http::{self, AppState, Auth, HttpIngest, HttpQuery, RateLimit};
+use crate::http::{self, AppState, Auth, HttpAlerts, HttpIngest, HttpQuery, RateLimit};
 use crate::ingest::{shared_parser, IngestStage};
 use crate::metrics::Metrics;
 use crate::sigma_setup::load_run_sigma;
 use crate::store_setup::open_store;
 use crate::store_stage::StoreStage;
-use crate::tokens::{AdminBootstrap, TokenStore};
+use crate::suppressions::Suppressions;
+use crate::tokens::{AdminBootstrap, Principal, Role, TokenStore};
 use vedette_storage::QueryLimits;
 
 /// Chunks buffered between the transports and the ingest stage.
@@ -80,7 +82,7 @@ fn format_of(name: &str, key: &str) -> anyhow::Result<Format> {
 async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<()> {
     let data_dir = DataDir::open(&config.data_dir)?;
     let tokens = Arc::new(TokenStore::new(data_dir.path()));
-    bootstrap_admin(&tokens)?;
+    let first_admin = bootstrap_admin(&tokens)?;
     let metrics = Metrics::new();
     let cancel = CancellationToken::new();
     let (bus, log) = open_bus(&config.bus, data_dir.path(), &metrics, &cancel).await?;
@@ -92,14 +94,36 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         compile_ms = sigma.compile_time.as_millis() as u64,
         "sigma rules loaded"
     );
+    let store = open_store(&config, QueryLimits::default()).await?;
+    let suppressions = Arc::new(Suppressions::default());
+    let marks = suppressions
+        .load(store.as_ref())
+        .await
+        .context("loading the false-positive marks")?;
+    info!(marks, "false-positive marks loaded");
+    let refresh = suppressions
+        .clone()
+        .spawn_refresh(store.clone(), cancel.clone());
     let detect = DetectStage {
         bus: bus.clone(),
         detector: Arc::new(sigma.detector),
         metrics: metrics.clone(),
+        suppressions: suppressions.clone(),
         cancel: cancel.clone(),
     };
     let detection = tokio::spawn(detect.run());
-    let store = open_store(&config, QueryLimits::default()).await?;
+    let (audit, audit_writer) = AuditLog::start(store.clone(), metrics.clone());
+    if let Some(id) = first_admin {
+        let system = Principal {
+            id: "system".into(),
+            role: Role::Admin,
+            tenant: None,
+        };
+        let mut r = audit_log::record(&system, "token.create", "ok");
+        r.target = Some(id);
+        r.detail = Some("first admin token".into());
+        audit.record(r);
+    }
     let storing = tokio::spawn(
         StoreStage {
             bus: bus.clone(),
@@ -240,6 +264,10 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         max_decompressed: ingest.http.max_decompressed_bytes as u64,
         max_records: ingest.http.max_records,
     };
+    let http_alerts = HttpAlerts {
+        store: store.clone(),
+        suppressions,
+    };
     let http_query = HttpQuery { store };
     let bus = match config.bus.kind {
         BusKind::Embedded => "embedded",
@@ -255,7 +283,8 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
             per_second: config.http.rate_per_token,
             burst: f64::from(config.http.rate_burst),
         },
-    );
+    )
+    .with_audit(audit.clone());
     let state = AppState {
         metrics,
         auth,
@@ -267,6 +296,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         })),
         ingest: Some(Arc::new(http_ingest)),
         query: Some(Arc::new(http_query)),
+        alerts: Some(Arc::new(http_alerts)),
     };
     let app = http::router(state, &config.http);
     info!(
@@ -302,6 +332,13 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     pipeline.await.context("ingest stage failed")??;
     detection.await.context("detection stage failed")??;
     storing.await.context("storage stage failed")??;
+    refresh.await.context("false-positive refresh failed")?;
+    // Every sender is gone with the router: the writer flushes and ends.
+    drop(audit);
+    match tokio::time::timeout(Duration::from_secs(5), audit_writer).await {
+        Ok(done) => done.context("audit writer failed")?,
+        Err(_) => tracing::warn!("the audit writer did not finish within 5 s"),
+    }
     if let Some(log) = log {
         log.close().context("closing the embedded log")?;
     }
@@ -310,25 +347,23 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
 }
 
 /// Makes sure an admin token exists; a generated one is printed once, on stdout.
-fn bootstrap_admin(tokens: &TokenStore) -> anyhow::Result<()> {
+/// Returns the id of a token it stored.
+fn bootstrap_admin(tokens: &TokenStore) -> anyhow::Result<Option<String>> {
     let env = std::env::var("VEDETTE_ADMIN_TOKEN")
         .ok()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    match tokens.bootstrap_admin(env.as_deref())? {
-        AdminBootstrap::Existing => {}
-        AdminBootstrap::FromEnv(id) => {
-            tracing::info!(target: "audit", action = "token.create", token_id = %id, role = "admin", via = "VEDETTE_ADMIN_TOKEN");
-        }
+    Ok(match tokens.bootstrap_admin(env.as_deref())? {
+        AdminBootstrap::Existing => None,
+        AdminBootstrap::FromEnv(id) => Some(id),
         AdminBootstrap::Generated { id, token } => {
-            tracing::info!(target: "audit", action = "token.create", token_id = %id, role = "admin", via = "first start");
             println!(
                 "First start: admin token {id} created; it is shown this once \
                  (only its hash is kept):\n{token}"
             );
+            Some(id)
         }
-    }
-    Ok(())
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -23,6 +23,7 @@
 //! is the event schema, [`schema::event_schema`].
 
 pub mod alert;
+pub mod audit;
 pub mod batch;
 mod columns;
 pub mod config;

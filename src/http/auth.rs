@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error;
+use crate::audit_log::{self, AuditLog};
 use crate::tokens::{Principal, Role, TokenStore};
 
 /// Requests per second and burst allowed to one token; zero rate means no limit.
@@ -61,6 +62,7 @@ pub(crate) struct Auth {
     tokens: Arc<TokenStore>,
     buckets: Arc<Buckets>,
     seen: Arc<Mutex<HashSet<String>>>,
+    audit: Option<AuditLog>,
 }
 
 impl Auth {
@@ -73,6 +75,35 @@ impl Auth {
                 buckets: Mutex::new(HashMap::new()),
             }),
             seen: Arc::new(Mutex::new(HashSet::new())),
+            audit: None,
+        }
+    }
+
+    /// The same, recording refusals and first uses in `audit`.
+    pub(crate) fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The audit log, if any.
+    pub(crate) fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    fn audit_refusal(&self, who: Option<&Principal>, action: &str, outcome: &str, why: &str) {
+        let anonymous = Principal {
+            id: "anonymous".into(),
+            role: Role::Agent,
+            tenant: None,
+        };
+        let mut r = audit_log::record(who.unwrap_or(&anonymous), action, outcome);
+        if who.is_none() {
+            r.actor_role = String::new();
+        }
+        r.detail = Some(why.to_string());
+        match &self.audit {
+            Some(audit) => audit.record(r),
+            None => tracing::info!(target: "audit", action, outcome, why),
         }
     }
 
@@ -115,13 +146,13 @@ impl Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty());
         let Some(token) = presented else {
-            tracing::info!(target: "audit", action, outcome = "unauthorized", reason = "no token");
+            self.audit_refusal(None, action, "unauthorized", "no token");
             return Err(unauthorized("a bearer token is required").into());
         };
         let principal = match self.tokens.verify(token) {
             Ok(Some(p)) => p,
             Ok(None) => {
-                tracing::info!(target: "audit", action, outcome = "unauthorized", reason = "unknown or revoked token");
+                self.audit_refusal(None, action, "unauthorized", "unknown or revoked token");
                 return Err(unauthorized("unknown or revoked token").into());
             }
             Err(e) => {
@@ -130,7 +161,7 @@ impl Auth {
             }
         };
         if let Some(needed) = needed.filter(|&n| !principal.role.allows(n)) {
-            tracing::info!(target: "audit", action, outcome = "forbidden", token_id = %principal.id, role = principal.role.name());
+            self.audit_refusal(Some(&principal), action, "forbidden", "wrong role");
             return Err(error(
                 StatusCode::FORBIDDEN,
                 format!(
@@ -157,7 +188,13 @@ impl Auth {
             .lock()
             .is_ok_and(|mut seen| seen.insert(principal.id.clone()));
         if first_use {
-            tracing::info!(target: "audit", action = "token.use", token_id = %principal.id, role = principal.role.name(), tenant = ?principal.tenant, first_endpoint = action);
+            // The first use of each token in this process (not every request).
+            if let Some(audit) = &self.audit {
+                let mut r = audit_log::record(&principal, "token.use", "ok");
+                r.target = Some(principal.id.clone());
+                r.detail = Some(format!("first request of this process: {action}"));
+                audit.record(r);
+            }
         }
         Ok(principal)
     }

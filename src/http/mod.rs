@@ -2,10 +2,11 @@
 //!
 //! Every request is bounded by a body size limit and a timeout from `[http]`. The
 //! service listens on loopback by default. Every route but `/health` needs a bearer
-//! token with the right role ([`auth`]): agent for ingest, analyst for queries and
-//! metrics, admin for tokens; any valid token for `/ready`. The routes are described
+//! token with the right role ([`auth`]): agent for ingest, analyst for queries, alerts
+//! and metrics, admin for tokens; any valid token for `/ready`. The routes are described
 //! in `docs/openapi.yaml`, which a test holds to the router.
 
+mod alerts;
 mod auth;
 mod ingest;
 mod query;
@@ -31,6 +32,7 @@ use crate::tokens::Role;
 
 use crate::metrics::{HttpLabels, Metrics};
 
+pub(crate) use alerts::HttpAlerts;
 pub(crate) use auth::{Auth, RateLimit};
 pub(crate) use ingest::HttpIngest;
 pub(crate) use query::HttpQuery;
@@ -50,6 +52,8 @@ pub(crate) struct AppState {
     pub(crate) ingest: Option<Arc<HttpIngest>>,
     /// Analyst queries, when a store is open.
     pub(crate) query: Option<Arc<HttpQuery>>,
+    /// Alert listing and triage, when a store is open.
+    pub(crate) alerts: Option<Arc<HttpAlerts>>,
 }
 
 /// Every route: method, path and handler. `docs/openapi.yaml` describes each one (a
@@ -61,6 +65,13 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("get", "/metrics", get(metrics)),
         ("post", "/v1/ingest", post(ingest::ingest)),
         ("post", "/v1/query", post(query::query)),
+        ("get", "/v1/alerts", get(alerts::list)),
+        ("post", "/v1/alerts/{id}/ack", post(alerts::ack)),
+        (
+            "post",
+            "/v1/alerts/{id}/false-positive",
+            post(alerts::false_positive),
+        ),
         ("post", "/v1/tokens", post(tokens::create)),
         ("get", "/v1/tokens", get(tokens::list)),
         ("delete", "/v1/tokens/{id}", delete(tokens::revoke)),

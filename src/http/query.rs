@@ -19,7 +19,8 @@ use vedette_core::traits::{EventStore, QueryScope};
 use vedette_core::CoreError;
 
 use super::{error, AppState};
-use crate::tokens::Role;
+use crate::audit_log;
+use crate::tokens::{Principal, Role};
 
 /// Media type of an Arrow IPC stream.
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -118,7 +119,14 @@ pub(crate) async fn query(
     let stream = match endpoint.store.query(&request.sql, &scope).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::info!(target: "audit", action = "query", token_id = %principal.id, tenant = ?principal.tenant, outcome = "refused", sql = %request.sql, error = %e);
+            audit_query(
+                &state,
+                &principal,
+                &request.sql,
+                "refused",
+                Some(&e.to_string()),
+                0,
+            );
             return query_error(e);
         }
     };
@@ -127,7 +135,14 @@ pub(crate) async fn query(
     // The first batch decides the status: an error here is still a clean 4xx/5xx.
     let first = match stream.next().await {
         Some(Err(e)) => {
-            tracing::info!(target: "audit", action = "query", token_id = %principal.id, tenant = ?principal.tenant, outcome = "failed", sql = %request.sql, error = %e);
+            audit_query(
+                &state,
+                &principal,
+                &request.sql,
+                "failed",
+                Some(&e.to_string()),
+                0,
+            );
             return query_error(e);
         }
         other => other,
@@ -139,7 +154,8 @@ pub(crate) async fn query(
         sent: 0,
         done: false,
         sql: request.sql,
-        token_id: principal.id,
+        app: state.clone(),
+        principal,
         started,
     };
     let body = futures::stream::unfold(state, |mut st| async move {
@@ -159,7 +175,14 @@ pub(crate) async fn query(
             }
             Some(Err(e)) => {
                 st.done = true;
-                tracing::info!(target: "audit", action = "query", token_id = %st.token_id, outcome = "failed", sql = %st.sql, rows = st.sent, error = %e);
+                audit_query(
+                    &st.app,
+                    &st.principal,
+                    &st.sql,
+                    "failed",
+                    Some(&e.to_string()),
+                    st.sent,
+                );
                 st.encoder.error(&e)
             }
             None => Ok(st.complete()),
@@ -181,7 +204,8 @@ struct Streaming {
     sent: usize,
     done: bool,
     sql: String,
-    token_id: String,
+    app: AppState,
+    principal: Principal,
     started: Instant,
 }
 
@@ -189,16 +213,37 @@ impl Streaming {
     /// Ends the results: the encoder's closing bytes, and the audit line.
     fn complete(&mut self) -> Vec<u8> {
         self.done = true;
-        tracing::info!(
-            target: "audit",
-            action = "query",
-            token_id = %self.token_id,
-            outcome = "ok",
-            sql = %self.sql,
-            rows = self.sent,
-            ms = self.started.elapsed().as_millis() as u64
+        let ms = self.started.elapsed().as_millis();
+        audit_query(
+            &self.app,
+            &self.principal,
+            &self.sql,
+            "ok",
+            Some(&format!("{ms} ms")),
+            self.sent,
         );
         self.encoder.finish()
+    }
+}
+
+/// Records a query in the audit log: its text, outcome and rows sent.
+fn audit_query(
+    state: &AppState,
+    principal: &Principal,
+    sql: &str,
+    outcome: &str,
+    note: Option<&str>,
+    rows: usize,
+) {
+    let mut r = audit_log::record(principal, "query", outcome);
+    r.detail = Some(sql.to_string());
+    r.target = Some(match note {
+        Some(n) => format!("{rows} rows; {n}"),
+        None => format!("{rows} rows"),
+    });
+    match state.auth.audit() {
+        Some(audit) => audit.record(r),
+        None => tracing::info!(target: "audit", action = "query", outcome, sql, rows),
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{error, AppState};
+use crate::audit_log;
 use crate::tokens::{Principal, Role, TokenRecord};
 
 /// Body of `POST /v1/tokens`.
@@ -77,7 +78,21 @@ pub(crate) async fn create(
     .await;
     match made {
         Ok(Ok((token, record))) => {
-            tracing::info!(target: "audit", action = "token.create", by = %principal.id, token_id = %record.id, role = role.name(), tenant = ?record.tenant, via = "api");
+            let mut r = audit_log::record(&principal, "token.create", "ok");
+            r.target = Some(record.id.clone());
+            r.detail = Some(format!(
+                "role {}, tenant {}",
+                role.name(),
+                record.tenant.as_deref().unwrap_or("*")
+            ));
+            if let Some(t) = &record.tenant {
+                r.tenant = t.clone();
+            }
+            if let Some(audit) = state.auth.audit() {
+                if let Err(e) = audit.record_durable(r).await {
+                    tracing::error!(error = %e, "token.create could not be audited");
+                }
+            }
             let mut body = public(&record);
             body["token"] = json!(token);
             (StatusCode::CREATED, Json(body)).into_response()
@@ -139,7 +154,16 @@ pub(crate) async fn revoke(
     };
     match state.auth.tokens().revoke(&target.id) {
         Ok(true) => {
-            tracing::info!(target: "audit", action = "token.revoke", by = %principal.id, token_id = %target.id, via = "api");
+            let mut r = audit_log::record(&principal, "token.revoke", "ok");
+            r.target = Some(target.id.clone());
+            if let Some(t) = &target.tenant {
+                r.tenant = t.clone();
+            }
+            if let Some(audit) = state.auth.audit() {
+                if let Err(e) = audit.record_durable(r).await {
+                    tracing::error!(error = %e, "token.revoke could not be audited");
+                }
+            }
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(false) => error(

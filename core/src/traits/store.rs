@@ -21,11 +21,18 @@ pub enum Table {
     Alerts,
     /// Dead letters ([`crate::dead_letter::dead_letter_schema`]).
     DeadLetters,
+    /// The audit log ([`crate::audit::audit_schema`]).
+    Audit,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 3] = [Table::Events, Table::Alerts, Table::DeadLetters];
+    pub const ALL: [Table; 4] = [
+        Table::Events,
+        Table::Alerts,
+        Table::DeadLetters,
+        Table::Audit,
+    ];
 
     /// The table's SQL name.
     pub fn name(self) -> &'static str {
@@ -33,6 +40,7 @@ impl Table {
             Table::Events => "events",
             Table::Alerts => "alerts",
             Table::DeadLetters => "dead_letters",
+            Table::Audit => "audit",
         }
     }
 }
@@ -85,7 +93,7 @@ impl WriteBatching {
 /// position, same rows) must not store its rows twice.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends a batch of `table`'s schema (events, alerts or dead letters).
+    /// Appends a batch of `table`'s schema (events, alerts, dead letters or audit).
     async fn append(&self, table: Table, batch: &EventBatch) -> Result<(), CoreError>;
 
     /// Appends several batches of `table`'s schema; a store that prefers large writes
@@ -102,8 +110,8 @@ pub trait EventStore: Send + Sync {
         WriteBatching::IMMEDIATE
     }
 
-    /// Runs one read-only SQL query over the tables `events`, `alerts` and
-    /// `dead_letters`, seeing only the rows `scope` allows: with a tenant, each table
+    /// Runs one read-only SQL query over the tables `events`, `alerts`,
+    /// `dead_letters` and `audit`, seeing only the rows `scope` allows: with a tenant, each table
     /// holds that tenant's rows and nothing else is reachable (other databases,
     /// table functions), or the query is refused as [`CoreError::BadInput`].
     async fn query(&self, sql: &str, scope: &QueryScope) -> Result<RecordBatchStream, CoreError>;

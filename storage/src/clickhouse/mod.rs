@@ -100,7 +100,7 @@ struct TableInfo {
 pub struct ClickHouseStore {
     client: Client,
     database: String,
-    tables: [TableInfo; 3],
+    tables: [TableInfo; Table::ALL.len()],
     /// Map columns kept as `Nested` arrays (queries rewrite their lookups).
     nested_maps: Vec<String>,
     options: ClickHouseOptions,
@@ -114,6 +114,7 @@ fn table_index(table: Table) -> usize {
         Table::Events => 0,
         Table::Alerts => 1,
         Table::DeadLetters => 2,
+        Table::Audit => 3,
     }
 }
 
@@ -200,9 +201,9 @@ impl ClickHouseStore {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let tables: [TableInfo; 3] = infos
+        let tables: [TableInfo; Table::ALL.len()] = infos
             .try_into()
-            .map_err(|_| CoreError::Internal("clickhouse: three tables expected".into()))?;
+            .map_err(|_| CoreError::Internal("clickhouse: one info per table expected".into()))?;
         tracing::info!(
             url = %options.url,
             version,

@@ -14,6 +14,7 @@
 
 use arrow::datatypes::{DataType, SchemaRef};
 use vedette_core::alert::alert_schema;
+use vedette_core::audit::audit_schema;
 use vedette_core::dead_letter::dead_letter_schema;
 use vedette_core::schema::event_schema;
 use vedette_core::traits::Table;
@@ -113,6 +114,9 @@ const LOW_CARDINALITY: &[&str] = &[
     "rule.level",
     "source",
     "stage",
+    "actor.role",
+    "action",
+    "outcome",
 ];
 
 /// The Arrow schema a table stores.
@@ -121,6 +125,7 @@ pub(crate) fn arrow_schema(table: Table) -> SchemaRef {
         Table::Events => event_schema(),
         Table::Alerts => alert_schema(),
         Table::DeadLetters => dead_letter_schema(),
+        Table::Audit => audit_schema(),
     }
 }
 
@@ -239,6 +244,7 @@ fn order_by(table: Table) -> &'static str {
         Table::Events => "(`event.dataset`, ifNull(`host.name`, ''), `@timestamp`, `event.id`)",
         Table::Alerts => "(`rule.id`, `@timestamp`, `alert.id`)",
         Table::DeadLetters => "(`source`, `@timestamp`, `position`)",
+        Table::Audit => "(`action`, `@timestamp`, `audit.id`)",
     }
 }
 
@@ -254,7 +260,7 @@ fn skip_indexes(table: Table) -> &'static [&'static str] {
             "INDEX idx_hash `file.hash.sha256` TYPE bloom_filter(0.01) GRANULARITY 4",
         ],
         Table::Alerts => &["INDEX idx_host `host.name` TYPE bloom_filter(0.01) GRANULARITY 4"],
-        Table::DeadLetters => &[],
+        Table::DeadLetters | Table::Audit => &[],
     }
 }
 

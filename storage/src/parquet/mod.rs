@@ -7,6 +7,7 @@
 //!  <root>/events/day=YYYY-MM-DD/dataset=<dataset>/<name>.parquet
 //!  <root>/alerts/day=YYYY-MM-DD/<name>.parquet
 //!  <root>/dead_letters/day=YYYY-MM-DD/<name>.parquet
+//!  <root>/audit/day=YYYY-MM-DD/<name>.parquet
 //! ```
 //!
 //! A file holds the rows of one append for one day (UTC, of `@timestamp`) and, for
@@ -49,6 +50,7 @@ use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use futures::StreamExt;
 use vedette_core::alert::alert_schema;
+use vedette_core::audit::audit_schema;
 use vedette_core::batch::EventBatch;
 use vedette_core::dead_letter::dead_letter_schema;
 use vedette_core::schema::{col, event_schema};
@@ -76,6 +78,10 @@ fn layout(table: Table) -> Layout {
         },
         Table::DeadLetters => Layout {
             schema: dead_letter_schema(),
+            dataset_column: None,
+        },
+        Table::Audit => Layout {
+            schema: audit_schema(),
             dataset_column: None,
         },
     }

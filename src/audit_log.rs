@@ -1,0 +1,184 @@
+//! The audit log writer: API actions become [`AuditRecord`]s in the store's `audit`
+//! table, and `audit` lines in the log.
+//!
+//! Records are grouped (up to [`MAX_GROUP`] or [`MAX_WAIT`]) so that frequent actions
+//! (queries) do not make one file each. An action whose answer must not come before
+//! its record is durable (alert triage, token and rule changes) uses
+//! [`AuditLog::record_durable`], which flushes at once and waits. A record that
+//! cannot be stored is counted (`vedette_audit_lost_total`) and logged in full.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use vedette_core::audit::{audit_to_batch, AuditRecord, ALL_TENANTS};
+use vedette_core::batch::EventBatch;
+use vedette_core::traits::{EventStore, Table};
+
+use crate::metrics::Metrics;
+use crate::tokens::Principal;
+
+/// Records grouped into one append at most.
+const MAX_GROUP: usize = 1000;
+/// Longest a record waits for its group.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// Records queued for the writer at most; beyond, records are counted lost.
+const QUEUE: usize = 10_000;
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// Where API handlers send audit records.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditLog {
+    tx: mpsc::Sender<(AuditRecord, Option<Ack>)>,
+    metrics: Arc<Metrics>,
+}
+
+/// A new record id: 16 random bytes, hex.
+fn record_id() -> String {
+    let mut buf = [0u8; 16];
+    if getrandom::fill(&mut buf).is_err() {
+        // No randomness: a time-based id is still unique enough for a log line.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        buf = nanos.to_be_bytes();
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A record of `action` by `actor` (a token) with `outcome`, now.
+pub(crate) fn record(actor: &Principal, action: &str, outcome: &str) -> AuditRecord {
+    AuditRecord {
+        time_ms: chrono::Utc::now().timestamp_millis(),
+        id: record_id(),
+        tenant: actor
+            .tenant
+            .clone()
+            .unwrap_or_else(|| ALL_TENANTS.to_string()),
+        actor_id: actor.id.clone(),
+        actor_role: actor.role.name().to_string(),
+        action: action.to_string(),
+        outcome: outcome.to_string(),
+        ..AuditRecord::default()
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer over `store`; it ends once every sender is gone, after a last
+    /// flush.
+    pub(crate) fn start(
+        store: Arc<dyn EventStore>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_loop(rx, store, metrics.clone()));
+        (Self { tx, metrics }, writer)
+    }
+
+    /// Queues `r` (stored within about a second).
+    pub(crate) fn record(&self, r: AuditRecord) {
+        log_line(&r);
+        if let Err(e) = self.tx.try_send((r, None)) {
+            self.metrics.audit_lost.inc();
+            tracing::error!(error = %e, "audit queue full or closed: record lost from the store");
+        }
+    }
+
+    /// Stores `r` now; returns once it is durable.
+    pub(crate) async fn record_durable(&self, r: AuditRecord) -> Result<(), String> {
+        log_line(&r);
+        let (ack, done) = oneshot::channel();
+        if self.tx.send((r, Some(ack))).await.is_err() {
+            self.metrics.audit_lost.inc();
+            return Err("the audit log is closed".into());
+        }
+        done.await
+            .unwrap_or_else(|_| Err("the audit writer stopped".into()))
+    }
+}
+
+fn log_line(r: &AuditRecord) {
+    tracing::info!(
+        target: "audit",
+        action = %r.action,
+        outcome = %r.outcome,
+        actor = %r.actor_id,
+        role = %r.actor_role,
+        tenant = %r.tenant,
+        target_id = r.target.as_deref().unwrap_or(""),
+        detail = r.detail.as_deref().unwrap_or(""),
+    );
+}
+
+async fn write_loop(
+    mut rx: mpsc::Receiver<(AuditRecord, Option<Ack>)>,
+    store: Arc<dyn EventStore>,
+    metrics: Arc<Metrics>,
+) {
+    let mut group: Vec<AuditRecord> = Vec::new();
+    let mut acks: Vec<Ack> = Vec::new();
+    loop {
+        let next = if group.is_empty() {
+            rx.recv().await
+        } else {
+            match tokio::time::timeout(MAX_WAIT, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    flush(&store, &metrics, &mut group, &mut acks).await;
+                    continue;
+                }
+            }
+        };
+        let Some((r, ack)) = next else {
+            flush(&store, &metrics, &mut group, &mut acks).await;
+            return;
+        };
+        group.push(r);
+        let urgent = ack.is_some();
+        acks.extend(ack);
+        if urgent || group.len() >= MAX_GROUP {
+            flush(&store, &metrics, &mut group, &mut acks).await;
+        }
+    }
+}
+
+async fn flush(
+    store: &Arc<dyn EventStore>,
+    metrics: &Metrics,
+    group: &mut Vec<AuditRecord>,
+    acks: &mut Vec<Ack>,
+) {
+    if group.is_empty() {
+        return;
+    }
+    let result = match audit_to_batch(group) {
+        Ok(records) => {
+            let batch = EventBatch::new(
+                records,
+                "api",
+                ALL_TENANTS,
+                chrono::Utc::now().timestamp_millis(),
+            );
+            store
+                .append(Table::Audit, &batch)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match &result {
+        Ok(()) => {
+            metrics.audit_records.inc_by(group.len() as u64);
+        }
+        Err(e) => {
+            metrics.audit_lost.inc_by(group.len() as u64);
+            tracing::error!(error = %e, records = group.len(), "audit records could not be stored");
+        }
+    }
+    group.clear();
+    for ack in acks.drain(..) {
+        let _ = ack.send(result.clone());
+    }
+}

@@ -1,0 +1,420 @@
+//! `GET /v1/alerts`, `POST /v1/alerts/{id}/ack`, `POST /v1/alerts/{id}/false-positive`
+//! (analyst): alert triage.
+//!
+//! Alerts are read from the store with the caller's tenant scope. An alert's status is
+//! its latest triage record in the audit table (`alert.ack`, `alert.false_positive`),
+//! `open` without one, so triage works the same on every node of a cluster. A
+//! false-positive mark also suppresses later alerts of the same tenant, rule and
+//! dedup key ([`crate::suppressions`]). The queries are written in the SQL both
+//! stores speak; filter values may not hold quotes or backslashes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vedette_core::traits::{EventStore, QueryScope};
+
+use super::auth::Refusal;
+use super::{error, AppState};
+use crate::audit_log;
+use crate::suppressions::{Suppressions, FALSE_POSITIVE};
+use crate::tokens::{Principal, Role};
+
+/// Action of an acknowledgement in the audit log.
+const ACK: &str = "alert.ack";
+/// Alerts listed at most per request.
+const MAX_LIMIT: usize = 1000;
+/// Triaged alerts a status filter may name at most.
+const MAX_TRIAGED: usize = 10_000;
+/// Longest triage note.
+const MAX_NOTE_BYTES: usize = 4096;
+
+/// What the alert endpoints need.
+pub(crate) struct HttpAlerts {
+    /// The store alerts and triage records are read from.
+    pub(crate) store: Arc<dyn EventStore>,
+    /// Where false-positive marks take effect at once.
+    pub(crate) suppressions: Arc<Suppressions>,
+}
+
+impl std::fmt::Debug for HttpAlerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpAlerts").finish_non_exhaustive()
+    }
+}
+
+/// Query parameters of `GET /v1/alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertFilter {
+    /// Start of the time range: RFC 3339 or Unix milliseconds (default: 24 h ago).
+    from: Option<String>,
+    /// End of the time range, exclusive (default: now).
+    to: Option<String>,
+    /// Levels, comma-separated (`high,critical`).
+    level: Option<String>,
+    /// Rule id.
+    rule: Option<String>,
+    /// Host or user the alert is about.
+    entity: Option<String>,
+    /// `open`, `acknowledged` or `false_positive`.
+    status: Option<String>,
+    /// Alerts at most (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// A triage state.
+#[derive(Debug, Clone)]
+struct Triage {
+    status: &'static str,
+    at: String,
+    by: String,
+    note: Option<String>,
+}
+
+/// A refusal with a JSON error body.
+fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
+    error(status, message).into()
+}
+
+/// `value` as a SQL string literal both stores read the same way.
+fn literal(value: &str, what: &str) -> Result<String, Refusal> {
+    if value.contains('\'') || value.contains('\\') || value.len() > 1024 {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!("{what}: quotes, backslashes and values over 1024 bytes are not accepted"),
+        ));
+    }
+    Ok(format!("'{value}'"))
+}
+
+/// A time parameter as Unix milliseconds.
+fn time_ms(value: &str, what: &str) -> Result<i64, Refusal> {
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                format!("{what}: `{value}` is neither RFC 3339 nor Unix milliseconds: {e}"),
+            )
+        })
+}
+
+/// A time literal to the second (both stores compare it with `@timestamp`).
+fn time_literal(ms: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    format!("'{}'", t.format("%Y-%m-%d %H:%M:%S"))
+}
+
+/// The rows of `sql` as JSON objects.
+async fn json_rows(
+    store: &dyn EventStore,
+    sql: &str,
+    scope: &QueryScope,
+) -> Result<Vec<Value>, Refusal> {
+    let failed = |e: vedette_core::CoreError| {
+        tracing::error!(error = %e, sql, "alert query failed");
+        refuse(StatusCode::BAD_GATEWAY, format!("the store failed: {e}"))
+    };
+    let mut stream = store.query(sql, scope).await.map_err(failed)?;
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    while let Some(b) = stream.next().await {
+        batches.push(b.map_err(failed)?);
+    }
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let encoded = writer
+        .write_batches(&refs)
+        .and_then(|()| writer.finish())
+        .map(|()| writer.into_inner());
+    let bytes = encoded.map_err(|e| {
+        tracing::error!(error = %e, "encoding alerts failed");
+        refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })?;
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        tracing::error!(error = %e, "decoding alerts failed");
+        refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}
+
+/// The latest triage of each alert (of `ids`, or of every triaged alert).
+async fn triage(
+    store: &dyn EventStore,
+    scope: &QueryScope,
+    ids: Option<&[String]>,
+) -> Result<HashMap<String, Triage>, Refusal> {
+    let mut sql = format!(
+        "SELECT target, action, \"@timestamp\" AS at, \"actor.id\" AS actor, detail FROM audit \
+         WHERE action IN ('{ACK}', '{FALSE_POSITIVE}') AND outcome = 'ok'"
+    );
+    if let Some(ids) = ids {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list: Result<Vec<String>, Refusal> =
+            ids.iter().map(|id| literal(id, "alert id")).collect();
+        sql.push_str(&format!(" AND target IN ({})", list?.join(", ")));
+    }
+    sql.push_str(" ORDER BY \"@timestamp\"");
+    let mut out = HashMap::new();
+    for row in json_rows(store, &sql, scope).await? {
+        let (Some(target), Some(action)) = (row["target"].as_str(), row["action"].as_str()) else {
+            continue;
+        };
+        let status = if action == ACK {
+            "acknowledged"
+        } else {
+            "false_positive"
+        };
+        out.insert(
+            target.to_string(),
+            Triage {
+                status,
+                at: row["at"].as_str().unwrap_or_default().to_string(),
+                by: row["actor"].as_str().unwrap_or_default().to_string(),
+                note: row["detail"].as_str().map(str::to_string),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<(Principal, Arc<HttpAlerts>), Refusal> {
+    let Some(alerts) = state.alerts.clone() else {
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "no store is open"));
+    };
+    let principal = state.auth.authorize(headers, Role::Analyst, action)?;
+    Ok((principal, alerts))
+}
+
+/// `GET /v1/alerts`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<AlertFilter>,
+) -> Response {
+    match list_alerts(&state, &headers, filter).await {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn list_alerts(
+    state: &AppState,
+    headers: &HeaderMap,
+    filter: AlertFilter,
+) -> Result<Response, Refusal> {
+    let (principal, endpoint) = authorize(state, headers, "alert.list")?;
+    let scope = QueryScope {
+        tenant: principal.tenant.clone(),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let to = match &filter.to {
+        Some(t) => time_ms(t, "to")?,
+        None => now + 1000,
+    };
+    let from = match &filter.from {
+        Some(f) => time_ms(f, "from")?,
+        None => to - 86_400_000,
+    };
+    let limit = filter.limit.unwrap_or(100).min(MAX_LIMIT);
+    let mut conditions = vec![
+        format!("\"@timestamp\" >= {}", time_literal(from)),
+        // Rounded up to the next second, so the end stays exclusive.
+        format!("\"@timestamp\" < {}", time_literal(to + 999)),
+    ];
+    if let Some(levels) = &filter.level {
+        let list: Result<Vec<String>, Refusal> = levels
+            .split(',')
+            .map(|l| literal(l.trim(), "level"))
+            .collect();
+        conditions.push(format!("\"rule.level\" IN ({})", list?.join(", ")));
+    }
+    if let Some(rule) = &filter.rule {
+        conditions.push(format!("\"rule.id\" = {}", literal(rule, "rule")?));
+    }
+    if let Some(entity) = &filter.entity {
+        let e = literal(entity, "entity")?;
+        conditions.push(format!("(\"host.name\" = {e} OR \"user.name\" = {e})"));
+    }
+    let wanted = match filter.status.as_deref() {
+        None => None,
+        Some(s @ ("open" | "acknowledged" | "false_positive")) => Some(s),
+        Some(other) => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("status `{other}`: use open, acknowledged or false_positive"),
+            ))
+        }
+    };
+    let store = endpoint.store.as_ref();
+    if let Some(wanted) = wanted {
+        let all = triage(store, &scope, None).await?;
+        let ids: Vec<&String> = all
+            .iter()
+            .filter(|(_, t)| (wanted == "open") != (t.status == wanted))
+            .map(|(id, _)| id)
+            .collect();
+        if ids.len() > MAX_TRIAGED {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "too many triaged alerts to filter by status; narrow the time range or drop the status filter",
+            ));
+        }
+        if wanted != "open" && ids.is_empty() {
+            return Ok(Json(json!({ "alerts": [], "count": 0 })).into_response());
+        }
+        if !ids.is_empty() {
+            let list: Result<Vec<String>, Refusal> =
+                ids.iter().map(|id| literal(id, "alert id")).collect();
+            let op = if wanted == "open" { "NOT IN" } else { "IN" };
+            conditions.push(format!("\"alert.id\" {op} ({})", list?.join(", ")));
+        }
+    }
+    let sql = format!(
+        "SELECT \"alert.id\", \"@timestamp\", tenant, \"detection.kind\", \"rule.id\", \
+         \"rule.title\", \"rule.author\", \"rule.level\", \"rule.tags\", \"host.name\", \
+         \"user.name\", \"event.ids\", \"dedup.key\" FROM alerts WHERE {} \
+         ORDER BY \"@timestamp\" DESC LIMIT {limit}",
+        conditions.join(" AND ")
+    );
+    let mut rows = json_rows(store, &sql, &scope).await?;
+    let ids: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r["alert.id"].as_str().map(str::to_string))
+        .collect();
+    let states = triage(store, &scope, Some(&ids)).await?;
+    for row in &mut rows {
+        let id = row["alert.id"].as_str().unwrap_or_default().to_string();
+        let t = states.get(&id);
+        row["status"] = json!(t.map_or("open", |t| t.status));
+        row["status_at"] = json!(t.map(|t| t.at.clone()));
+        row["status_by"] = json!(t.map(|t| t.by.clone()));
+        row["status_note"] = json!(t.and_then(|t| t.note.clone()));
+    }
+    let count = rows.len();
+    Ok(Json(json!({ "alerts": rows, "count": count })).into_response())
+}
+
+/// Body of the triage endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriageRequest {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /v1/alerts/{id}/ack`.
+pub(crate) async fn ack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match mark(&state, &headers, &id, &body, ACK).await {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `POST /v1/alerts/{id}/false-positive`.
+pub(crate) async fn false_positive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match mark(&state, &headers, &id, &body, FALSE_POSITIVE).await {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn mark(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    action: &str,
+) -> Result<Response, Refusal> {
+    let (principal, endpoint) = authorize(state, headers, action)?;
+    let request: TriageRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TriageRequest::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be empty or JSON {{\"note\": \"...\"}}: {e}"),
+            )
+        })?
+    };
+    if request
+        .note
+        .as_ref()
+        .is_some_and(|n| n.len() > MAX_NOTE_BYTES)
+    {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the note is longer than {MAX_NOTE_BYTES} bytes"),
+        ));
+    }
+    let scope = QueryScope {
+        tenant: principal.tenant.clone(),
+    };
+    let sql = format!(
+        "SELECT tenant, \"rule.id\", \"dedup.key\" FROM alerts WHERE \"alert.id\" = {} LIMIT 1",
+        literal(id, "alert id")?
+    );
+    let rows = json_rows(endpoint.store.as_ref(), &sql, &scope).await?;
+    let Some(alert) = rows.first() else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            format!("no alert has id {id}"),
+        ));
+    };
+    let field = |name: &str| alert[name].as_str().unwrap_or_default().to_string();
+    let (tenant, rule_id, dedup_key) = (field("tenant"), field("rule.id"), field("dedup.key"));
+    let mut r = audit_log::record(&principal, action, "ok");
+    r.tenant = tenant.clone();
+    r.target = Some(id.to_string());
+    r.detail = request.note;
+    r.rule_id = Some(rule_id.clone());
+    r.dedup_key = Some(dedup_key.clone());
+    let Some(audit) = state.auth.audit() else {
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "no audit log"));
+    };
+    if let Err(e) = audit.record_durable(r).await {
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the status change could not be stored: {e}"),
+        ));
+    }
+    let status = if action == FALSE_POSITIVE {
+        endpoint.suppressions.insert(&tenant, &rule_id, &dedup_key);
+        "false_positive"
+    } else {
+        "acknowledged"
+    };
+    Ok(
+        Json(json!({ "id": id, "status": status, "rule.id": rule_id, "dedup.key": dedup_key }))
+            .into_response(),
+    )
+}
