@@ -15,10 +15,11 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use vedette_core::alert::alerts_to_batch;
 use vedette_core::batch::EventBatch;
-use vedette_core::traits::{Bus, BusDelivery, Detector};
+use vedette_core::traits::{Bus, BusDelivery};
 
 use crate::bus_sink::EVENTS_TOPIC;
-use crate::metrics::{LevelLabels, Metrics};
+use crate::live_rules::LiveRules;
+use crate::metrics::{LevelLabels, Metrics, RuleLabels};
 use crate::suppressions::Suppressions;
 
 /// Topic of alerts.
@@ -30,8 +31,8 @@ pub(crate) const DETECT_GROUP: &str = "detect";
 pub(crate) struct DetectStage {
     /// The bus.
     pub(crate) bus: Arc<dyn Bus>,
-    /// The compiled rules.
-    pub(crate) detector: Arc<dyn Detector>,
+    /// The running rules (swapped by reloads between batches).
+    pub(crate) rules: Arc<LiveRules>,
     /// Counters.
     pub(crate) metrics: Arc<Metrics>,
     /// Keys analysts marked false positive: their alerts are not raised.
@@ -90,7 +91,11 @@ impl DetectStage {
     /// committed then).
     async fn process(&self, batch: &EventBatch) -> anyhow::Result<bool> {
         let started = std::time::Instant::now();
-        let (detector, events) = (self.detector.clone(), batch.clone());
+        // One rule set per batch: a reload swaps sets between batches, never within one.
+        let Some(detector) = self.rules.detector() else {
+            anyhow::bail!("the running rule set is poisoned");
+        };
+        let events = batch.clone();
         let detected = tokio::task::spawn_blocking(move || detector.detect(&events))
             .await
             .context("detection task failed")?;
@@ -141,6 +146,12 @@ impl DetectStage {
                 .alerts
                 .get_or_create(&LevelLabels {
                     level: alert.level.as_str().to_string(),
+                })
+                .inc();
+            self.metrics
+                .alerts_by_rule
+                .get_or_create(&RuleLabels {
+                    rule: alert.rule_id.clone(),
                 })
                 .inc();
         }

@@ -14,6 +14,7 @@ mod hunt_cmd;
 mod hunt_input;
 mod ingest;
 mod input;
+mod live_rules;
 mod logging;
 mod metrics;
 mod parse_cmd;

@@ -51,6 +51,13 @@ pub(crate) struct LevelLabels {
     pub(crate) level: String,
 }
 
+/// Labels naming a rule.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RuleLabels {
+    /// The rule id.
+    pub(crate) rule: String,
+}
+
 /// Labels of a store table.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TableLabels {
@@ -238,6 +245,8 @@ pub(crate) struct Metrics {
     pub(crate) detect_seconds: Histogram,
     /// `vedette_alerts_total{level}`: alerts appended to the alerts topic.
     pub(crate) alerts: Family<LevelLabels, Counter>,
+    /// `vedette_alerts_by_rule_total{rule}`: alerts appended, by rule id.
+    pub(crate) alerts_by_rule: Family<RuleLabels, Counter>,
     /// `vedette_alerts_suppressed_total`: alerts dropped by false-positive marks.
     pub(crate) alerts_suppressed: Counter,
     /// `vedette_audit_records_total`: audit records stored.
@@ -368,6 +377,12 @@ impl Metrics {
             "Alerts appended to the alerts topic, by level",
             alerts.clone(),
         );
+        let alerts_by_rule = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "alerts_by_rule",
+            "Alerts appended to the alerts topic, by rule id",
+            alerts_by_rule.clone(),
+        );
         let alerts_suppressed = Counter::default();
         registry.register(
             "alerts_suppressed",
@@ -408,6 +423,7 @@ impl Metrics {
             detect_failed_batches,
             detect_seconds,
             alerts,
+            alerts_by_rule,
             alerts_suppressed,
             audit_records,
             audit_lost,

@@ -25,8 +25,8 @@ use crate::data_dir::DataDir;
 use crate::detect_stage::DetectStage;
 use crate::http::{self, AppState, Auth, HttpAlerts, HttpIngest, HttpQuery, RateLimit};
 use crate::ingest::{shared_parser, IngestStage};
+use crate::live_rules::LiveRules;
 use crate::metrics::Metrics;
-use crate::sigma_setup::load_run_sigma;
 use crate::store_setup::open_store;
 use crate::store_stage::StoreStage;
 use crate::suppressions::Suppressions;
@@ -86,14 +86,8 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     let metrics = Metrics::new();
     let cancel = CancellationToken::new();
     let (bus, log) = open_bus(&config.bus, data_dir.path(), &metrics, &cancel).await?;
-    let sigma = load_run_sigma(&config.rules).context("loading the detection rules")?;
-    let rule_count = sigma.detector.rules().len();
-    info!(
-        rules = sigma.detector.rules().len(),
-        parse_ms = sigma.parse_time.as_millis() as u64,
-        compile_ms = sigma.compile_time.as_millis() as u64,
-        "sigma rules loaded"
-    );
+    let rules = LiveRules::load(&config.rules, &data_dir.path().join("rules"))
+        .context("loading the detection rules")?;
     let store = open_store(&config, QueryLimits::default()).await?;
     let suppressions = Arc::new(Suppressions::default());
     let marks = suppressions
@@ -106,12 +100,18 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         .spawn_refresh(store.clone(), cancel.clone());
     let detect = DetectStage {
         bus: bus.clone(),
-        detector: Arc::new(sigma.detector),
+        rules: rules.clone(),
         metrics: metrics.clone(),
         suppressions: suppressions.clone(),
         cancel: cancel.clone(),
     };
     let detection = tokio::spawn(detect.run());
+    let watch = (config.rules.reload_poll_ms > 0).then(|| {
+        rules.clone().spawn_watch(
+            Duration::from_millis(config.rules.reload_poll_ms),
+            cancel.clone(),
+        )
+    });
     let (audit, audit_writer) = AuditLog::start(store.clone(), metrics.clone());
     if let Some(id) = first_admin {
         let system = Principal {
@@ -292,11 +292,11 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         components: Arc::new(serde_json::json!({
             "bus": bus,
             "store": store,
-            "sigma_rules": rule_count,
         })),
         ingest: Some(Arc::new(http_ingest)),
         query: Some(Arc::new(http_query)),
         alerts: Some(Arc::new(http_alerts)),
+        rules: Some(rules),
     };
     let app = http::router(state, &config.http);
     info!(
@@ -333,6 +333,9 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     detection.await.context("detection stage failed")??;
     storing.await.context("storage stage failed")??;
     refresh.await.context("false-positive refresh failed")?;
+    if let Some(watch) = watch {
+        watch.await.context("rule watcher failed")?;
+    }
     // Every sender is gone with the router: the writer flushes and ends.
     drop(audit);
     match tokio::time::timeout(Duration::from_secs(5), audit_writer).await {

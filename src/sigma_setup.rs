@@ -50,15 +50,20 @@ pub(crate) fn load_sigma(paths: &[PathBuf], pipelines: &[PathBuf]) -> anyhow::Re
 }
 
 /// The rules `vedette run` loads per `[rules]`: the bundled ones (compiled into the
-/// binary) when `bundled`, and every folder of `sigma_dirs`. An unreadable folder is
-/// an error; a rule that does not parse or compile is logged and skipped.
-pub(crate) fn load_run_sigma(rules: &RulesConfig) -> anyhow::Result<LoadedSigma> {
+/// binary) when `bundled`, every folder of `sigma_dirs`, and the folders of
+/// `extra_dirs` (the rules written through the API). An unreadable folder is an
+/// error; a rule that does not parse or compile is logged and skipped.
+pub(crate) fn load_run_sigma(
+    rules: &RulesConfig,
+    extra_dirs: &[PathBuf],
+) -> anyhow::Result<LoadedSigma> {
     let started = std::time::Instant::now();
-    for dir in &rules.sigma_dirs {
+    let dirs = run_rule_dirs(rules, extra_dirs);
+    for dir in &dirs {
         std::fs::read_dir(dir)
             .with_context(|| format!("rules.sigma_dirs: cannot read {}", dir.display()))?;
     }
-    let mut loaded: LoadedRules = load_rules(&rules.sigma_dirs).context("reading rules")?;
+    let mut loaded: LoadedRules = load_rules(&dirs).context("reading rules")?;
     if rules.bundled {
         for (path, text) in SIGMA_RULES {
             loaded.add_text(text, &format!("bundled:{path}"), PathBuf::from(path));
@@ -76,6 +81,40 @@ pub(crate) fn load_run_sigma(rules: &RulesConfig) -> anyhow::Result<LoadedSigma>
         }
     }
     Ok(sigma)
+}
+
+/// The rule folders of `vedette run`: `sigma_dirs`, then `extra_dirs`.
+pub(crate) fn run_rule_dirs(rules: &RulesConfig, extra_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    rules.sigma_dirs.iter().chain(extra_dirs).cloned().collect()
+}
+
+/// Parses and compiles one rule file's text alone; returns what is wrong with it.
+pub(crate) fn check_rule_text(text: &str, name: &str) -> anyhow::Result<Vec<String>> {
+    let mut loaded = LoadedRules::default();
+    loaded.add_text(text, name, PathBuf::from(name));
+    let mut problems: Vec<String> = loaded
+        .files
+        .iter()
+        .flat_map(|f| f.problems.iter().cloned().chain(f.unsupported.clone()))
+        .collect();
+    if loaded.rules.is_empty() && loaded.correlations.is_empty() && loaded.filters.is_empty() {
+        problems.push("the file holds no Sigma rule".into());
+    }
+    if !problems.is_empty() {
+        return Ok(problems);
+    }
+    let sigma = compile_sigma(loaded, &[], std::time::Duration::ZERO)?;
+    problems.extend(
+        sigma
+            .outcomes
+            .iter()
+            .filter_map(|(_, title, _, o)| match o {
+                CompileOutcome::Unsupported(why) => Some(format!("{title}: {why}")),
+                CompileOutcome::Compiled(_) => None,
+            }),
+    );
+    // Correlations are checked with the whole set (they name rules of other files).
+    Ok(problems)
 }
 
 /// Compiles loaded rules with the given pipeline files.

@@ -295,7 +295,9 @@ fn every_documented_endpoint_but_health_needs_a_token() {
         .unwrap_or_else(|| panic!("no paths"));
     let mut checked = 0;
     for (path, item) in paths {
-        let concrete = path.replace("{id}", "0123456789abcdef");
+        let concrete = path
+            .replace("{id}", "0123456789abcdef")
+            .replace("{path}", "custom/x.yml");
         for method in item.as_object().unwrap_or_else(|| panic!("{path}")).keys() {
             let (code, body) =
                 http_request(service.addr, &method.to_uppercase(), &concrete, &[], b"{}")

@@ -2,14 +2,16 @@
 //!
 //! Every request is bounded by a body size limit and a timeout from `[http]`. The
 //! service listens on loopback by default. Every route but `/health` needs a bearer
-//! token with the right role ([`auth`]): agent for ingest, analyst for queries, alerts
-//! and metrics, admin for tokens; any valid token for `/ready`. The routes are described
+//! token with the right role ([`auth`]): agent for ingest, analyst for queries, alerts,
+//! the rule list and metrics, admin for tokens and rule changes; any valid token for
+//! `/ready`. The routes are described
 //! in `docs/openapi.yaml`, which a test holds to the router.
 
 mod alerts;
 mod auth;
 mod ingest;
 mod query;
+mod rules;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -20,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +30,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use vedette_core::config::HttpConfig;
 
+use crate::live_rules::LiveRules;
 use crate::tokens::Role;
 
 use crate::metrics::{HttpLabels, Metrics};
@@ -54,6 +57,8 @@ pub(crate) struct AppState {
     pub(crate) query: Option<Arc<HttpQuery>>,
     /// Alert listing and triage, when a store is open.
     pub(crate) alerts: Option<Arc<HttpAlerts>>,
+    /// The running rules, when the pipeline runs.
+    pub(crate) rules: Option<Arc<LiveRules>>,
 }
 
 /// Every route: method, path and handler. `docs/openapi.yaml` describes each one (a
@@ -72,6 +77,9 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/v1/alerts/{id}/false-positive",
             post(alerts::false_positive),
         ),
+        ("get", "/v1/rules", get(rules::list)),
+        ("put", "/v1/rules/{*path}", put(rules::put)),
+        ("post", "/v1/rules/reload", post(rules::reload)),
         ("post", "/v1/tokens", post(tokens::create)),
         ("get", "/v1/tokens", get(tokens::list)),
         ("delete", "/v1/tokens/{id}", delete(tokens::revoke)),
@@ -184,7 +192,8 @@ mod tests {
         }
         let served: BTreeSet<(String, String)> = super::routes()
             .into_iter()
-            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            // OpenAPI has no catch-all parameters: `{*path}` is written `{path}`.
+            .map(|(m, p, _)| (m.to_string(), p.replace("{*", "{")))
             .collect();
         assert_eq!(documented, served);
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

@@ -486,6 +486,9 @@ pub struct RulesConfig {
     pub yara_dirs: Vec<PathBuf>,
     /// Extra folders of baseline definitions. Default: none.
     pub baseline_dirs: Vec<PathBuf>,
+    /// How often the rule folders are checked for changes, in milliseconds; a change
+    /// reloads the rules (validated first). 0 turns watching off. Default: 2000.
+    pub reload_poll_ms: u64,
 }
 
 impl Default for RulesConfig {
@@ -495,6 +498,7 @@ impl Default for RulesConfig {
             sigma_dirs: Vec::new(),
             yara_dirs: Vec::new(),
             baseline_dirs: Vec::new(),
+            reload_poll_ms: 2000,
         }
     }
 }

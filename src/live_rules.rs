@@ -1,0 +1,422 @@
+//! The running rule set, swapped without stopping the pipeline.
+//!
+//! The detection stage takes the current detector for each batch; a reload builds a
+//! whole new set off the async threads and swaps it in between batches, so every batch
+//! is matched by exactly one set. A reload is triggered by a change on disk (the rule
+//! folders are polled every `rules.reload_poll_ms`), by `POST /v1/rules/reload`, or by
+//! `PUT /v1/rules/{path}` (which writes into `<data_dir>/rules/`).
+//!
+//! A reload that finds no file new, changed or removed keeps the running set (and its
+//! generation). **Validation**: a reload is refused, and the running set kept, when a file that is
+//! new or changed since the running set was built has a problem (does not parse, or a
+//! rule in it cannot be compiled); the refusal names the files and reasons. Problems
+//! of unchanged files (rules the engine never supported) do not block reloads: those
+//! rules stay skipped, as at start.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use vedette_core::config::RulesConfig;
+use vedette_core::traits::Detector;
+use vedette_detect::sigma::load::rule_files;
+use vedette_detect::sigma::CompileOutcome;
+
+use crate::sigma_setup::{check_rule_text, load_run_sigma, run_rule_dirs, LoadedSigma};
+
+/// Largest rule file accepted through the API.
+pub(crate) const MAX_RULE_BYTES: usize = 1024 * 1024;
+
+/// One rule of the running set, as `GET /v1/rules` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RuleInfo {
+    /// The file it came from (`bundled:...` for the bundled rules).
+    pub(crate) file: String,
+    /// Its title.
+    pub(crate) title: String,
+    /// Its id.
+    pub(crate) id: Option<String>,
+    /// `loaded` or `unsupported`.
+    pub(crate) status: &'static str,
+    /// Why it is unsupported.
+    pub(crate) reason: Option<String>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ReloadReport {
+    /// Generation of the running set (1 at start).
+    pub(crate) generation: u64,
+    /// Rules compiled and running.
+    pub(crate) loaded: usize,
+    /// Rules skipped (unsupported), in unchanged files.
+    pub(crate) unsupported: usize,
+    /// Files new or changed in this reload.
+    pub(crate) changed: Vec<String>,
+}
+
+/// Why a reload was refused: the problems of the new or changed files.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Rejection {
+    /// File → its problems.
+    pub(crate) problems: BTreeMap<String, Vec<String>>,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .problems
+            .iter()
+            .map(|(file, ps)| format!("{file}: {}", ps.join("; ")))
+            .collect();
+        write!(f, "{}", parts.join(" | "))
+    }
+}
+
+/// A reload that could not finish: refused rules, or an error reading them.
+#[derive(Debug)]
+pub(crate) enum ReloadError {
+    /// Files with problems; the running set stays.
+    Rejected(Rejection),
+    /// The folders could not be read; the running set stays.
+    Failed(anyhow::Error),
+}
+
+/// The state behind the running set.
+#[derive(Debug, Default)]
+struct State {
+    /// Content hashes of the files of the running set.
+    hashes: BTreeMap<String, [u8; 32]>,
+    rules: Vec<RuleInfo>,
+    generation: u64,
+    loaded_at: String,
+    last_rejection: Option<(String, Rejection)>,
+}
+
+/// The running rules and how to replace them.
+pub(crate) struct LiveRules {
+    config: RulesConfig,
+    local_dir: PathBuf,
+    current: RwLock<Arc<dyn Detector>>,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl std::fmt::Debug for LiveRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveRules")
+            .field("local_dir", &self.local_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rule set built from disk, not yet running.
+struct Candidate {
+    sigma: LoadedSigma,
+    hashes: BTreeMap<String, [u8; 32]>,
+    /// File → problems (parse errors, unsupported rules).
+    problems: BTreeMap<String, Vec<String>>,
+}
+
+fn rule_infos(sigma: &LoadedSigma) -> Vec<RuleInfo> {
+    sigma
+        .outcomes
+        .iter()
+        .map(|(file, title, id, outcome)| {
+            let (status, reason) = match outcome {
+                CompileOutcome::Compiled(_) => ("loaded", None),
+                CompileOutcome::Unsupported(why) => ("unsupported", Some(why.clone())),
+            };
+            RuleInfo {
+                file: file.clone(),
+                title: title.clone(),
+                id: id.clone(),
+                status,
+                reason,
+            }
+        })
+        .collect()
+}
+
+/// Builds the set `config` and `local_dir` describe (blocking work).
+fn build(config: &RulesConfig, local_dir: &Path) -> anyhow::Result<Candidate> {
+    let extra = [local_dir.to_path_buf()];
+    let dirs = run_rule_dirs(config, &extra);
+    for dir in &dirs {
+        std::fs::read_dir(dir)
+            .with_context(|| format!("rules.sigma_dirs: cannot read {}", dir.display()))?;
+    }
+    let mut hashes = BTreeMap::new();
+    for file in rule_files(&dirs).context("listing rule files")? {
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        hashes.insert(file.display().to_string(), Sha256::digest(&bytes).into());
+    }
+    let sigma = load_run_sigma(config, &extra)?;
+    let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for report in &sigma.loaded.files {
+        let found: Vec<String> = report
+            .problems
+            .iter()
+            .cloned()
+            .chain(report.unsupported.clone())
+            .collect();
+        if !found.is_empty() {
+            problems
+                .entry(report.path.display().to_string())
+                .or_default()
+                .extend(found);
+        }
+    }
+    for (file, title, _, outcome) in &sigma.outcomes {
+        if let CompileOutcome::Unsupported(why) = outcome {
+            problems
+                .entry(file.clone())
+                .or_default()
+                .push(format!("{title}: {why}"));
+        }
+    }
+    Ok(Candidate {
+        sigma,
+        hashes,
+        problems,
+    })
+}
+
+/// Checks an API path: relative, plain names, ending in `.yml` or `.yaml`.
+pub(crate) fn checked_rule_path(path: &str) -> anyhow::Result<PathBuf> {
+    let p = Path::new(path);
+    let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
+    let yaml = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e == "yml" || e == "yaml");
+    if path.is_empty() || !plain || !yaml || path.len() > 512 {
+        bail!("rule path `{path}`: use a relative path of plain names ending in .yml or .yaml");
+    }
+    Ok(p.to_path_buf())
+}
+
+impl LiveRules {
+    /// Loads the rules at start (an unreadable folder is an error) and creates the
+    /// folder of API-written rules, `local_dir`.
+    pub(crate) fn load(config: &RulesConfig, local_dir: &Path) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(local_dir)
+            .with_context(|| format!("cannot create {}", local_dir.display()))?;
+        let candidate = build(config, local_dir)?;
+        let rules = rule_infos(&candidate.sigma);
+        tracing::info!(
+            rules = candidate.sigma.detector.rules().len(),
+            parse_ms = candidate.sigma.parse_time.as_millis() as u64,
+            compile_ms = candidate.sigma.compile_time.as_millis() as u64,
+            "sigma rules loaded"
+        );
+        let detector: Arc<dyn Detector> = Arc::new(candidate.sigma.detector);
+        Ok(Arc::new(Self {
+            config: config.clone(),
+            local_dir: local_dir.to_path_buf(),
+            current: RwLock::new(detector),
+            state: tokio::sync::Mutex::new(State {
+                hashes: candidate.hashes,
+                rules,
+                generation: 1,
+                loaded_at: chrono::Utc::now().to_rfc3339(),
+                last_rejection: None,
+            }),
+        }))
+    }
+
+    /// The detector of the running set.
+    pub(crate) fn detector(&self) -> Option<Arc<dyn Detector>> {
+        self.current.read().ok().map(|d| d.clone())
+    }
+
+    /// The running set as `GET /v1/rules` shows it.
+    pub(crate) async fn describe(&self) -> serde_json::Value {
+        let state = self.state.lock().await;
+        serde_json::json!({
+            "generation": state.generation,
+            "loaded_at": state.loaded_at,
+            "loaded": state.rules.iter().filter(|r| r.status == "loaded").count(),
+            "last_rejection": state.last_rejection.as_ref().map(|(at, r)| serde_json::json!({
+                "at": at,
+                "problems": r.problems,
+            })),
+            "rules": state.rules,
+        })
+    }
+
+    /// Rebuilds the set from disk and swaps it in, unless a new or changed file has a
+    /// problem.
+    pub(crate) async fn reload(&self, trigger: &str) -> Result<ReloadReport, ReloadError> {
+        let mut state = self.state.lock().await;
+        let (config, local) = (self.config.clone(), self.local_dir.clone());
+        let candidate = tokio::task::spawn_blocking(move || build(&config, &local))
+            .await
+            .map_err(|e| ReloadError::Failed(anyhow::anyhow!("reload task failed: {e}")))?
+            .map_err(ReloadError::Failed)?;
+        let changed: Vec<String> = candidate
+            .hashes
+            .iter()
+            .filter(|(file, hash)| state.hashes.get(*file) != Some(*hash))
+            .map(|(file, _)| file.clone())
+            .collect();
+        let blocking: BTreeMap<String, Vec<String>> = candidate
+            .problems
+            .iter()
+            .filter(|(file, _)| changed.contains(file))
+            .map(|(f, p)| (f.clone(), p.clone()))
+            .collect();
+        if !blocking.is_empty() {
+            let rejection = Rejection { problems: blocking };
+            tracing::warn!(trigger, problems = %rejection, "rule reload refused; the running rules stay");
+            state.last_rejection = Some((chrono::Utc::now().to_rfc3339(), rejection.clone()));
+            return Err(ReloadError::Rejected(rejection));
+        }
+        if changed.is_empty() && candidate.hashes.len() == state.hashes.len() {
+            // Nothing new: the running set stays as it is.
+            return Ok(ReloadReport {
+                generation: state.generation,
+                loaded: state.rules.iter().filter(|r| r.status == "loaded").count(),
+                unsupported: state.rules.iter().filter(|r| r.status != "loaded").count(),
+                changed,
+            });
+        }
+        let rules = rule_infos(&candidate.sigma);
+        let report = ReloadReport {
+            generation: state.generation + 1,
+            loaded: rules.iter().filter(|r| r.status == "loaded").count(),
+            unsupported: rules.iter().filter(|r| r.status != "loaded").count(),
+            changed,
+        };
+        let detector: Arc<dyn Detector> = Arc::new(candidate.sigma.detector);
+        match self.current.write() {
+            Ok(mut current) => *current = detector,
+            Err(_) => {
+                return Err(ReloadError::Failed(anyhow::anyhow!(
+                    "the running rule set is poisoned"
+                )))
+            }
+        }
+        *state = State {
+            hashes: candidate.hashes,
+            rules,
+            generation: report.generation,
+            loaded_at: chrono::Utc::now().to_rfc3339(),
+            last_rejection: None,
+        };
+        tracing::info!(
+            trigger,
+            generation = report.generation,
+            loaded = report.loaded,
+            changed = report.changed.len(),
+            "rules reloaded"
+        );
+        Ok(report)
+    }
+
+    /// Writes rule file `path` (under the API folder) after checking it alone, then
+    /// reloads; on a refusal the file is put back as it was.
+    pub(crate) async fn put(&self, path: &str, text: &str) -> Result<ReloadReport, ReloadError> {
+        let relative = checked_rule_path(path).map_err(ReloadError::Failed)?;
+        let problems = check_rule_text(text, path).map_err(ReloadError::Failed)?;
+        if !problems.is_empty() {
+            let mut map = BTreeMap::new();
+            map.insert(path.to_string(), problems);
+            return Err(ReloadError::Rejected(Rejection { problems: map }));
+        }
+        let target = self.local_dir.join(relative);
+        let previous = std::fs::read(&target).ok();
+        write_atomically(&target, text.as_bytes()).map_err(ReloadError::Failed)?;
+        let result = self.reload("api").await;
+        if matches!(result, Err(ReloadError::Rejected(_))) {
+            let restored = match &previous {
+                Some(bytes) => write_atomically(&target, bytes),
+                None => std::fs::remove_file(&target).map_err(Into::into),
+            };
+            if let Err(e) = restored {
+                tracing::error!(error = %e, file = %target.display(), "cannot put a refused rule file back");
+            }
+        }
+        result
+    }
+
+    /// Polls the rule folders every `every` and reloads on a change, until `cancel`.
+    pub(crate) fn spawn_watch(
+        self: Arc<Self>,
+        every: Duration,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut seen = self.fingerprint().await;
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let now = self.fingerprint().await;
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                if let Err(ReloadError::Failed(e)) = self.reload("file change").await {
+                    tracing::error!(error = %e, "rule reload failed; the running rules stay");
+                }
+            }
+        })
+    }
+
+    /// Names, sizes and times of the rule files (cheap: no reading).
+    async fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+        let dirs = run_rule_dirs(&self.config, std::slice::from_ref(&self.local_dir));
+        tokio::task::spawn_blocking(move || {
+            rule_files(&dirs)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| {
+                    let meta = std::fs::metadata(&f).ok();
+                    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                    let modified = meta.and_then(|m| m.modified().ok());
+                    (f, len, modified)
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_stay_inside_the_rule_folder() {
+        assert!(checked_rule_path("custom/lateral.yml").is_ok());
+        for bad in [
+            "../x.yml",
+            "/etc/x.yml",
+            "a/../../x.yml",
+            "x.txt",
+            "",
+            "./x.yml",
+        ] {
+            assert!(checked_rule_path(bad).is_err(), "{bad}");
+        }
+    }
+}
