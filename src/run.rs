@@ -145,6 +145,14 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         ..Limits::default()
     };
 
+    // TLS material is read before anything listens: a bad file fails the start.
+    let tls = match &config.http.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+            vedette_connectors::tls::server_config(&t.cert, &t.key, t.client_ca.as_deref(), false)
+                .map_err(|e| anyhow::anyhow!("http.tls: {e}"))?,
+        ))),
+        None => None,
+    };
     let listener = match TcpListener::bind(config.http.addr).await {
         Ok(l) => l,
         Err(e) if e.kind() == ErrorKind::AddrInUse => bail!(
@@ -263,6 +271,11 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         tenant: ingest.tenant.clone(),
         max_decompressed: ingest.http.max_decompressed_bytes as u64,
         max_records: ingest.http.max_records,
+        require_client_cert: config
+            .http
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.ingest_requires_client_cert),
     };
     let http_alerts = HttpAlerts {
         store: store.clone(),
@@ -312,17 +325,22 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         "vedette started"
     );
     let shutdown = cancel.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                () = shutdown_signal() => {}
-                () = shutdown.cancelled() => {}
-            }
-            shutdown.cancel();
-        })
-        .await
-        .context("http server failed")?;
+    let signals = tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = shutdown.cancelled() => {}
+        }
+        shutdown.cancel();
+    });
+    match tls {
+        Some(acceptor) => http::tls_serve::serve(listener, app, acceptor, cancel.clone()).await,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.clone().cancelled_owned())
+            .await
+            .context("http server failed")?,
+    }
     cancel.cancel();
+    signals.await.context("signal task failed")?;
     listeners.join().await;
     for input in inputs {
         if let Ok(Err(e)) = input.await {

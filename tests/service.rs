@@ -202,3 +202,39 @@ fn flags_override_the_config_file() {
     let (code, _) = service.terminate();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn every_error_answer_is_json() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::write(
+        tmp.path().join("v.toml"),
+        format!(
+            "[http]\nmax_body_bytes = 1024\n{}",
+            common::syslog_config(common::free_addr(), common::free_addr())
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(10));
+    let auth = format!("Bearer {}", common::ADMIN_TOKEN);
+    let big = vec![b'x'; 4096];
+    for (method, path, body, status) in [
+        ("POST", "/v1/ingest", big.as_slice(), 413),
+        ("GET", "/no-such-route", b"".as_slice(), 404),
+        ("DELETE", "/health", b"".as_slice(), 405),
+        ("POST", "/v1/query", b"not json".as_slice(), 400),
+    ] {
+        let (code, answer) = http_request(
+            service.addr,
+            method,
+            path,
+            &[("Authorization", &auth)],
+            body,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(code, status, "{method} {path}: {answer}");
+        let value: serde_json::Value = serde_json::from_str(answer.trim())
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {answer}"));
+        assert!(value["error"].is_string(), "{answer}");
+    }
+}

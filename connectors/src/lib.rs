@@ -27,6 +27,7 @@ pub mod file;
 mod framing;
 pub mod stdin;
 pub mod syslog;
+pub mod tls;
 
 pub use chunk::{channel, ChannelSource, ChunkSender};
 pub use error::ConnectorError;

@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::json;
 use vedette_connectors::decompress::{decompress, Compression};
@@ -20,6 +21,7 @@ use vedette_core::event::EventBatchBuilder;
 use vedette_core::traits::RawChunk;
 use vedette_ingest::{detect_format, Format, Limits};
 
+use super::tls_serve::ClientCert;
 use super::{error, AppState};
 use crate::bus_sink::BusSink;
 use crate::ingest::{count_chunk, count_dead_letters, shared_parser};
@@ -43,11 +45,14 @@ pub(crate) struct HttpIngest {
     pub(crate) max_decompressed: u64,
     /// Most records (events and dead letters) in one request.
     pub(crate) max_records: usize,
+    /// Only on TLS connections with a verified client certificate.
+    pub(crate) require_client_cert: bool,
 }
 
 /// `POST /v1/ingest`.
 pub(crate) async fn ingest(
     State(state): State<AppState>,
+    cert: Option<Extension<ClientCert>>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
@@ -59,6 +64,12 @@ pub(crate) async fn ingest(
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
+    if ingest.require_client_cert && !cert.is_some_and(|Extension(c)| c.verified) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "ingest needs a client certificate signed by the configured CA",
+        );
+    }
     let tenant = principal.tenant.unwrap_or_else(|| ingest.tenant.clone());
     let format_name = headers
         .get("x-vedette-format")

@@ -12,6 +12,7 @@ mod auth;
 mod ingest;
 mod query;
 mod rules;
+pub(crate) mod tls_serve;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -111,6 +112,7 @@ pub(crate) fn router(state: AppState, config: &HttpConfig) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(config.request_timeout_secs),
         ))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
 
@@ -159,6 +161,39 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// Gives every error answer a JSON body (`{"error": ...}`), also those of the limit
+/// and timeout layers and of unknown routes, keeping their headers.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is over the limit".to_string(),
+        StatusCode::REQUEST_TIMEOUT => "the request took longer than allowed".to_string(),
+        StatusCode::NOT_FOUND => "no such endpoint".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed here".to_string(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase(),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = error(status, message);
+    let (body_parts, body) = body.into_parts();
+    if let Some(ct) = body_parts.headers.get(header::CONTENT_TYPE) {
+        parts.headers.insert(header::CONTENT_TYPE, ct.clone());
+    }
+    Response::from_parts(parts, body)
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -7,7 +7,6 @@
 //! are, to be dead-lettered by the parser's size limit, and the stream resynchronizes).
 
 mod stream;
-mod tls;
 mod udp;
 
 use std::net::SocketAddr;
@@ -23,7 +22,7 @@ use vedette_core::config::SyslogConfig;
 use crate::chunk::ChunkSender;
 use crate::error::ConnectorError;
 
-pub use tls::load_server_config;
+pub use crate::tls::load_server_config;
 
 /// Source names used in chunks, metrics and dead letters.
 pub const UDP_SOURCE: &str = "syslog-udp";

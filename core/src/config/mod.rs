@@ -16,8 +16,9 @@ use crate::error::CoreError;
 
 pub use ingest::{FileInputConfig, HttpIngestConfig, IngestConfig, SyslogConfig, SyslogTlsConfig};
 pub use sections::{
-    BusConfig, BusKind, ClickHouseConfig, EmbeddedBusConfig, HttpConfig, KafkaCompression,
-    KafkaConfig, LogConfig, LogFormat, ParquetConfig, RulesConfig, StoreConfig, StoreKind,
+    BusConfig, BusKind, ClickHouseConfig, EmbeddedBusConfig, HttpConfig, HttpTlsConfig,
+    KafkaCompression, KafkaConfig, LogConfig, LogFormat, ParquetConfig, RulesConfig, StoreConfig,
+    StoreKind,
 };
 
 /// The whole configuration file.

@@ -58,6 +58,26 @@ pub struct HttpConfig {
     pub rate_per_token: f64,
     /// Requests one token may send at once after a quiet spell. Default: 200.
     pub rate_burst: u32,
+    /// TLS for the API (rustls). Default: none (plain HTTP, loopback only by default).
+    pub tls: Option<HttpTlsConfig>,
+}
+
+/// `[http.tls]`: HTTPS for the API, optionally with client certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTlsConfig {
+    /// PEM file with the server certificate chain. Required.
+    pub cert: PathBuf,
+    /// PEM file with the server private key. Required.
+    pub key: PathBuf,
+    /// PEM file of CA certificates; client certificates signed by one of them are
+    /// verified when presented (mutual TLS). Default: none.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// `POST /v1/ingest` only on connections with a verified client certificate (needs
+    /// `client_ca`); the other endpoints still take tokens alone. Default: false.
+    #[serde(default)]
+    pub ingest_requires_client_cert: bool,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +88,7 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             rate_per_token: 100.0,
             rate_burst: 200,
+            tls: None,
         }
     }
 }
@@ -82,6 +103,13 @@ impl HttpConfig {
         }
         if !(self.rate_per_token >= 0.0 && self.rate_per_token.is_finite()) {
             return Err("http.rate_per_token: must be a number of at least 0".into());
+        }
+        if let Some(tls) = &self.tls {
+            if tls.ingest_requires_client_cert && tls.client_ca.is_none() {
+                return Err(
+                    "http.tls.ingest_requires_client_cert: set http.tls.client_ca too".into(),
+                );
+            }
         }
         if self.rate_per_token > 0.0 && self.rate_burst == 0 {
             return Err("http.rate_burst: must be at least 1 when rates are limited".into());

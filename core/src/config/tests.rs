@@ -153,6 +153,10 @@ fn every_key_is_documented() -> Result<(), CoreError> {
             "ingest.syslog.tls.cert",
             "ingest.syslog.tls.key",
             "ingest.syslog.tls.client_ca",
+            "http.tls.cert",
+            "http.tls.key",
+            "http.tls.client_ca",
+            "http.tls.ingest_requires_client_cert",
         ]
         .map(String::from),
     );
