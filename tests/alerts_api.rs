@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{free_addr, get_metrics, http_post, http_request, metric_in, wait_for, Service};
+use common::{get_metrics, http_post, http_request, metric_in, wait_for, Service};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -19,14 +19,8 @@ const HOST: &str = "ws-hr-007.corp.example";
 fn start(tmp: &Path, store_section: &str) -> Service {
     let config = tmp.join("v.toml");
     if !config.exists() {
-        let (udp, tcp) = (free_addr(), free_addr());
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = \"data\"\n{store_section}[ingest]\nbatch_age_ms = 50\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n"
-            ),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&config, common::test_config(store_section))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let mut service = Service::start(tmp, &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
@@ -115,16 +109,7 @@ fn analysts_list_acknowledge_and_suppress_alerts_of_their_tenant() {
 
 #[test]
 fn on_clickhouse_too() {
-    let url = std::env::var("VEDETTE_CLICKHOUSE_URL").unwrap_or_else(|_| {
-        panic!("VEDETTE_CLICKHOUSE_URL is not set: start the test services with deploy/local/up.sh")
-    });
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    triage_flow(&format!(
-        "[store]\nkind = \"clickhouse\"\n[store.clickhouse]\nurl = \"{url}\"\ndatabase = \"triage{nanos}\"\nbatch_ms = 200\n"
-    ));
+    triage_flow(&common::clickhouse_store("triage"));
 }
 
 /// The whole triage story on the store of `store_section`.

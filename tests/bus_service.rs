@@ -123,15 +123,7 @@ fn the_loss_ledger_balances_for_every_source() {
         let dead = metric_in(&text, "vedette_ledger_stored_total{table=\"dead_letters\"}");
         (stored == 44 && dead == 6).then_some(text)
     });
-    let appended: u64 = ["syslog-tcp", "http"]
-        .iter()
-        .map(|s| {
-            metric_in(
-                &text,
-                &format!("vedette_ledger_appended_total{{source=\"{s}\"}}"),
-            )
-        })
-        .sum();
+    let appended = common::ledger_sum(&text, "appended", &["syslog-tcp", "http"]);
     assert_eq!(
         appended,
         metric_in(&text, "vedette_ledger_stored_total{table=\"events\"}"),

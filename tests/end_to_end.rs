@@ -97,13 +97,8 @@ fn true_positives() -> Vec<(PathBuf, String)> {
 
 fn write_config(dir: &Path) -> (SocketAddr, SocketAddr) {
     let (udp, tcp) = (free_addr(), free_addr());
-    std::fs::write(
-        dir.join("v.toml"),
-        format!(
-            "data_dir = \"data\"\n[ingest]\nbatch_age_ms = 50\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n"
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("v.toml"), common::test_config_on("", udp, tcp))
+        .unwrap_or_else(|e| panic!("{e}"));
     (udp, tcp)
 }
 
@@ -236,15 +231,7 @@ fn corpus_in_alerts_and_events_out_and_nothing_acknowledged_lost_after_sigkill()
             &text,
             "vedette_ledger_received_total{source=\"syslog-tcp\"}",
         ) == tcp_lines.len() as u64;
-        let appended: u64 = ["http", "syslog-tcp", "syslog-udp"]
-            .iter()
-            .map(|s| {
-                metric_in(
-                    &text,
-                    &format!("vedette_ledger_appended_total{{source=\"{s}\"}}"),
-                )
-            })
-            .sum();
+        let appended = common::ledger_sum(&text, "appended", &["http", "syslog-tcp", "syslog-udp"]);
         let stored = metric_in(&text, "vedette_ledger_stored_total{table=\"events\"}");
         (tcp_done && appended > 0 && stored == appended).then_some(text)
     });

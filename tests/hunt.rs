@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{free_addr, get_metrics, http_post, metric_in, vedette_output, Service};
+use common::{get_metrics, http_post, metric_in, vedette_output, Service};
 
 /// Admin tokens may also send events.
 const TOKEN: &str = common::ADMIN_TOKEN;
@@ -44,17 +44,8 @@ fn retro_hunt_raises_the_alerts_the_stream_raised() {
 
 #[test]
 fn on_clickhouse_too() {
-    let url = std::env::var("VEDETTE_CLICKHOUSE_URL").unwrap_or_else(|_| {
-        panic!("VEDETTE_CLICKHOUSE_URL is not set: start the test services with deploy/local/up.sh")
-    });
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
     retro_hunt_agrees_with_the_stream(
-        &format!(
-            "[store]\nkind = \"clickhouse\"\n[store.clickhouse]\nurl = \"{url}\"\ndatabase = \"hunt{nanos}\"\nbatch_ms = 200\n"
-        ),
+        &common::clickhouse_store("hunt"),
         "SELECT count(*) AS n FROM alerts WHERE has(\"rule.tags\", 'vedette.retro')",
     );
 }
@@ -65,12 +56,9 @@ fn on_clickhouse_too() {
 fn retro_hunt_agrees_with_the_stream(store_section: &str, retro_count_sql: &str) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (udp, tcp) = (free_addr(), free_addr());
     std::fs::write(
         tmp.path().join("v.toml"),
-        format!(
-            "data_dir = \"data\"\n{store_section}[ingest]\nbatch_age_ms = 50\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n"
-        ),
+        common::test_config(store_section),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let config = tmp.path().join("v.toml").display().to_string();

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    free_addr, get_metrics, http_post, http_post_bytes, http_request, metric_in, wait_for, Service,
+    get_metrics, http_post, http_post_bytes, http_request, metric_in, wait_for, Service,
 };
 
 fn query(service: &Service, token: &str, body: &str, accept: &str) -> (u16, Vec<u8>) {
@@ -29,16 +29,7 @@ fn query(service: &Service, token: &str, body: &str, accept: &str) -> (u16, Vec<
 #[test]
 fn analysts_query_the_store_over_http() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (udp, tcp) = (free_addr(), free_addr());
-    std::fs::write(
-        tmp.path().join("v.toml"),
-        format!(
-            "data_dir = \"data\"\n[ingest]\nbatch_age_ms = 50\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n"
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
-    service.wait_healthy(Duration::from_secs(10));
+    let service = start(tmp.path());
     let ingest_token = service.token("agent", None);
     let query_token = service.token("analyst", None);
     let mut body = String::new();
@@ -133,14 +124,8 @@ fn analysts_query_the_store_over_http() {
 
 /// Starts a service with a config of its own ports and Parquet under `data`.
 fn start(tmp: &std::path::Path) -> Service {
-    let (udp, tcp) = (free_addr(), free_addr());
-    std::fs::write(
-        tmp.join("v.toml"),
-        format!(
-            "data_dir = \"data\"\n[ingest]\nbatch_age_ms = 50\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n"
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(tmp.join("v.toml"), common::test_config(""))
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut service = Service::start(tmp, &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
     service
@@ -203,46 +188,16 @@ fn a_tenant_token_sees_its_tenant_only_through_every_endpoint() {
     assert_eq!(ndjson_values(&out, "tenant").len(), 5);
 
     // Metrics span tenants; token management is the admin's.
-    let acme_auth = format!("Bearer {acme}");
-    let (code, _) = http_request(
-        service.addr,
-        "GET",
-        "/metrics",
-        &[("Authorization", &acme_auth)],
-        b"",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(code, 403);
-    let (code, _) = http_request(
-        service.addr,
-        "GET",
-        "/v1/tokens",
-        &[("Authorization", &acme_auth)],
-        b"",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(code, 403);
-    let (code, ready) = http_request(
-        service.addr,
-        "GET",
-        "/ready",
-        &[("Authorization", &acme_auth)],
-        b"",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    use common::get_with;
+    assert_eq!(get_with(service.addr, "/metrics", &acme).0, 403);
+    assert_eq!(get_with(service.addr, "/v1/tokens", &acme).0, 403);
+    let (code, ready) = get_with(service.addr, "/ready", &acme);
     assert_eq!(code, 200, "{ready}");
 
     // A tenant's admin manages its own tenant's tokens only.
     let acme_admin = service.token("admin", Some("acme"));
     let admin_auth = format!("Bearer {acme_admin}");
-    let (code, listing) = http_request(
-        service.addr,
-        "GET",
-        "/v1/tokens",
-        &[("Authorization", &admin_auth)],
-        b"",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (code, listing) = get_with(service.addr, "/v1/tokens", &acme_admin);
     assert_eq!(code, 200);
     let listing: serde_json::Value =
         serde_json::from_str(&listing).unwrap_or_else(|e| panic!("{e}"));

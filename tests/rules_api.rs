@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_addr, get_metrics, http_post, http_request, metric_in, wait_for, Service};
+use common::{get_metrics, http_post, http_request, metric_in, wait_for, Service};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -84,13 +84,12 @@ fn rules_change_while_events_flow_and_broken_rules_are_refused() {
     let dir = tmp.path().join("sigma");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("a.yml"), rule(RULE_A, "evil-a")).unwrap_or_else(|e| panic!("{e}"));
-    let (udp, tcp) = (free_addr(), free_addr());
     std::fs::write(
         tmp.path().join("v.toml"),
-        format!(
-            "data_dir = \"data\"\n[rules]\nsigma_dirs = [\"{}\"]\nreload_poll_ms = 200\n[ingest]\nbatch_age_ms = 20\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n",
+        common::test_config(&format!(
+            "[rules]\nsigma_dirs = [\"{}\"]\nreload_poll_ms = 200\n",
             dir.display()
-        ),
+        )),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
@@ -282,24 +281,10 @@ fn rules_change_while_events_flow_and_broken_rules_are_refused() {
 fn an_unreadable_rule_folder_fails_the_start() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let missing = tmp.path().join("no-such-folder");
-    std::fs::write(
-        tmp.path().join("v.toml"),
-        format!("[rules]\nsigma_dirs = [\"{}\"]\n", missing.display()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let out = common::vedette()
-        .current_dir(tmp.path())
-        .args([
-            "run",
-            "--config",
-            "v.toml",
-            "--http-addr",
-            &free_addr().to_string(),
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = common::start_fails(
+        tmp.path(),
+        &format!("[rules]\nsigma_dirs = [\"{}\"]\n", missing.display()),
+    );
     assert!(
         stderr.contains("cannot read") && stderr.contains("no-such-folder"),
         "{stderr}"

@@ -83,16 +83,7 @@ fn the_first_start_prints_an_admin_token_once_and_keeps_only_its_hash() {
         .map_while(Result::ok)
         .find(|l| l.starts_with("vdt_"))
         .unwrap_or_else(|| panic!("no token printed"));
-    let auth = format!("Bearer {token}");
-    let (code, _) = http_request(
-        first.addr,
-        "GET",
-        "/metrics",
-        &[("Authorization", &auth)],
-        b"",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(code, 200);
+    assert_eq!(common::get_with(first.addr, "/metrics", &token).0, 200);
     let stored = std::fs::read_to_string(tmp.path().join("vedette-data/tokens.json"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!stored.contains(&token), "only the hash is kept");
@@ -101,15 +92,7 @@ fn the_first_start_prints_an_admin_token_once_and_keeps_only_its_hash() {
 
     // The second start prints nothing: the token from the first still works.
     let mut second = start();
-    let (code, _) = http_request(
-        second.addr,
-        "GET",
-        "/metrics",
-        &[("Authorization", &auth)],
-        b"",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(code, 200);
+    assert_eq!(common::get_with(second.addr, "/metrics", &token).0, 200);
     let stdout = second
         .child
         .stdout

@@ -197,24 +197,10 @@ fn the_api_speaks_https_and_ingest_wants_a_client_certificate() {
 #[test]
 fn unreadable_tls_files_fail_the_start() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        tmp.path().join("v.toml"),
+    let stderr = common::start_fails(
+        tmp.path(),
         "[http.tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let out = common::vedette()
-        .current_dir(tmp.path())
-        .args([
-            "run",
-            "--config",
-            "v.toml",
-            "--http-addr",
-            &free_addr().to_string(),
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         stderr.contains("http.tls") && stderr.contains("/nonexistent/c.pem"),
         "{stderr}"

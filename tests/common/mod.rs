@@ -342,3 +342,66 @@ pub fn metric_in(text: &str, line_start: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// `GET path` with a bearer token; the status and body.
+pub fn get_with(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    http_request(addr, "GET", path, &[("Authorization", &auth)], b"")
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// The sum over `sources` of ledger counter `name` (`received`, `appended`, ...).
+pub fn ledger_sum(text: &str, name: &str, sources: &[&str]) -> u64 {
+    sources
+        .iter()
+        .map(|s| {
+            metric_in(
+                text,
+                &format!("vedette_ledger_{name}_total{{source=\"{s}\"}}"),
+            )
+        })
+        .sum()
+}
+
+/// A test config: data under `data`, `tables` (whole TOML tables such as `[rules]`),
+/// quick ingest flushes, and syslog listeners on ports of their own.
+pub fn test_config(tables: &str) -> String {
+    test_config_on(tables, free_addr(), free_addr())
+}
+
+/// [`test_config`] with the syslog listeners on `udp` and `tcp`.
+pub fn test_config_on(tables: &str, udp: SocketAddr, tcp: SocketAddr) -> String {
+    format!(
+        "data_dir = \"data\"\n{tables}[ingest]\nbatch_age_ms = 50\n{}",
+        syslog_config(udp, tcp)
+    )
+}
+
+/// A `[store]` section for the test ClickHouse server (`VEDETTE_CLICKHOUSE_URL`), in a
+/// database of its own named from `prefix`.
+pub fn clickhouse_store(prefix: &str) -> String {
+    let url = std::env::var("VEDETTE_CLICKHOUSE_URL").unwrap_or_else(|_| {
+        panic!("VEDETTE_CLICKHOUSE_URL is not set: start the test services with deploy/local/up.sh")
+    });
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "[store]\nkind = \"clickhouse\"\n[store.clickhouse]\nurl = \"{url}\"\ndatabase = \"{prefix}{nanos}\"\nbatch_ms = 200\n"
+    )
+}
+
+/// Runs `vedette run` in `cwd` with `config` written to `cwd/v.toml`, expecting it to
+/// fail at start; returns its stderr.
+pub fn start_fails(cwd: &Path, config: &str) -> String {
+    std::fs::write(cwd.join("v.toml"), config).unwrap_or_else(|e| panic!("{e}"));
+    let out = vedette()
+        .current_dir(cwd)
+        .args(["run", "--config", "v.toml", "--http-addr", &free_addr().to_string()])
+        .env_remove("VEDETTE_CONFIG")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success(), "vedette started with {config}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
