@@ -7,9 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    get_metrics, http_post, http_post_bytes, http_request, metric_in, wait_for, Service,
-};
+use common::{get_metrics, http_post, http_post_bytes, http_request, metric_in, wait_for, Service};
 
 fn query(service: &Service, token: &str, body: &str, accept: &str) -> (u16, Vec<u8>) {
     let auth = format!("Bearer {token}");
@@ -124,8 +122,7 @@ fn analysts_query_the_store_over_http() {
 
 /// Starts a service with a config of its own ports and Parquet under `data`.
 fn start(tmp: &std::path::Path) -> Service {
-    std::fs::write(tmp.join("v.toml"), common::test_config(""))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(tmp.join("v.toml"), common::test_config("")).unwrap_or_else(|e| panic!("{e}"));
     let mut service = Service::start(tmp, &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
     service

@@ -398,7 +398,13 @@ pub fn start_fails(cwd: &Path, config: &str) -> String {
     std::fs::write(cwd.join("v.toml"), config).unwrap_or_else(|e| panic!("{e}"));
     let out = vedette()
         .current_dir(cwd)
-        .args(["run", "--config", "v.toml", "--http-addr", &free_addr().to_string()])
+        .args([
+            "run",
+            "--config",
+            "v.toml",
+            "--http-addr",
+            &free_addr().to_string(),
+        ])
         .env_remove("VEDETTE_CONFIG")
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
