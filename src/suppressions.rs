@@ -4,9 +4,10 @@
 //!
 //! The marks are audit records (`alert.false_positive`) in the store, so every node of
 //! a cluster sees them: each loads them at start and again every
-//! [`REFRESH`]; the node that takes a mark applies it at once.
+//! [`REFRESH`]; the node that takes a mark applies it at once. Reopening the alert
+//! (`alert.reopen`) lifts the mark the same way: a key follows its latest record.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ use vedette_core::traits::{EventStore, QueryScope};
 
 /// Action of a false-positive mark in the audit log.
 pub(crate) const FALSE_POSITIVE: &str = "alert.false_positive";
+/// Action of a reopening in the audit log: it lifts a false-positive mark.
+pub(crate) const REOPEN: &str = "alert.reopen";
 /// How often marks taken by other nodes are picked up.
 const REFRESH: Duration = Duration::from_secs(30);
 
@@ -73,14 +76,24 @@ impl Suppressions {
         self.keys.read().map_or(0, |k| k.len())
     }
 
-    /// Adds every mark stored in the audit table; returns how many keys there are.
+    /// Lifts the suppression of `tenant`, `rule_id` and `dedup_key`.
+    pub(crate) fn remove(&self, tenant: &str, rule_id: &str, dedup_key: &str) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.remove(&(tenant.into(), rule_id.into(), dedup_key.into()));
+        }
+    }
+
+    /// Applies the marks and reopenings stored in the audit table (each key by its
+    /// latest record); returns how many keys are suppressed. Keys the store does not
+    /// name are left as they are.
     pub(crate) async fn load(&self, store: &dyn EventStore) -> anyhow::Result<usize> {
         let sql = format!(
-            "SELECT tenant, \"rule.id\", \"dedup.key\" FROM audit \
-             WHERE action = '{FALSE_POSITIVE}' AND outcome = 'ok'"
+            "SELECT tenant, \"rule.id\", \"dedup.key\", action FROM audit \
+             WHERE action IN ('{FALSE_POSITIVE}', '{REOPEN}') AND outcome = 'ok' \
+             ORDER BY \"@timestamp\", \"audit.id\""
         );
         let mut stream = store.query(&sql, &QueryScope::all()).await?;
-        let mut found = Vec::new();
+        let mut latest: HashMap<Key, bool> = HashMap::new();
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             for row in 0..batch.num_rows() {
@@ -90,12 +103,19 @@ impl Suppressions {
                     text(&batch, "dedup.key", row),
                 );
                 if let (Some(t), Some(r), Some(k)) = key {
-                    found.push((t, r, k));
+                    let suppressed = text(&batch, "action", row).as_deref() == Some(FALSE_POSITIVE);
+                    latest.insert((t, r, k), suppressed);
                 }
             }
         }
         if let Ok(mut keys) = self.keys.write() {
-            keys.extend(found);
+            for (key, suppressed) in latest {
+                if suppressed {
+                    keys.insert(key);
+                } else {
+                    keys.remove(&key);
+                }
+            }
         }
         Ok(self.len())
     }
@@ -153,5 +173,7 @@ mod tests {
         assert!(!s.suppresses(&alert("acme", "r1", "r1|host-2")));
         assert!(!s.suppresses(&alert("globex", "r1", "r1|host-1")));
         assert!(!s.suppresses(&alert("acme", "r2", "r1|host-1")));
+        s.remove("acme", "r1", "r1|host-1");
+        assert!(!s.suppresses(&alert("acme", "r1", "r1|host-1")));
     }
 }

@@ -1,7 +1,8 @@
 //! Alert triage on a running service: `GET /v1/alerts` lists the alerts a bundled rule
 //! raised, with filters and the caller's tenant only; acknowledging and marking a
 //! false positive change the status (kept across a restart, recorded in the audit
-//! table); a false-positive mark suppresses later alerts of the same rule and host.
+//! table); a false-positive mark suppresses later alerts of the same rule and host
+//! until the alert is reopened.
 
 mod common;
 
@@ -267,6 +268,27 @@ fn triage_flow(store_section: &str) {
         let (_, text) = get_metrics(service.addr).ok()?;
         (metric_in(&text, "vedette_alerts_suppressed_total") == 1).then_some(())
     });
+
+    // Reopened: the mark is lifted, the host alerts again.
+    let (code, answer) = post(&service, &analyst, &format!("/v1/alerts/{b}/reopen"), "");
+    assert_eq!(
+        (code, answer["status"].clone()),
+        (200, "open".into()),
+        "{answer}"
+    );
+    let (_, fp) = get(
+        &service,
+        &analyst,
+        "/v1/alerts?from=0&status=false_positive",
+    );
+    assert_eq!(fp["count"], 0, "{fp}");
+    send(&service, &agent, &certutil_event("ws-b", "four"));
+    wait_for("a new ws-b alert", WAIT, || {
+        let (_, listing) = get(&service, &analyst, "/v1/alerts?from=0&entity=ws-b");
+        (listing["count"] == 2).then_some(())
+    });
+    let (_, text) = get_metrics(service.addr).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(metric_in(&text, "vedette_alerts_suppressed_total"), 1);
     let (code, _) = service.terminate();
     assert_eq!(code, Some(0));
 }

@@ -1,9 +1,9 @@
-//! `GET /v1/alerts`, `POST /v1/alerts/{id}/ack`, `POST /v1/alerts/{id}/false-positive`
-//! (analyst): alert triage.
+//! `GET /v1/alerts`, `POST /v1/alerts/{id}/ack`, `POST /v1/alerts/{id}/false-positive`,
+//! `POST /v1/alerts/{id}/reopen` (analyst): alert triage.
 //!
 //! Alerts are read from the store with the caller's tenant scope. An alert's status is
-//! its latest triage record in the audit table (`alert.ack`, `alert.false_positive`),
-//! `open` without one, so triage works the same on every node of a cluster. A
+//! its latest triage record in the audit table (`alert.ack`, `alert.false_positive`,
+//! `alert.reopen`), `open` without one or after a reopen, so triage works the same on every node of a cluster. A
 //! false-positive mark also suppresses later alerts of the same tenant, rule and
 //! dedup key ([`crate::suppressions`]). The queries are written in the SQL both
 //! stores speak; filter values may not hold quotes or backslashes.
@@ -25,7 +25,7 @@ use vedette_core::traits::{EventStore, QueryScope};
 use super::auth::Refusal;
 use super::{error, AppState};
 use crate::audit_log;
-use crate::suppressions::{Suppressions, FALSE_POSITIVE};
+use crate::suppressions::{Suppressions, FALSE_POSITIVE, REOPEN};
 use crate::tokens::{Principal, Role};
 
 /// Action of an acknowledgement in the audit log.
@@ -159,7 +159,7 @@ async fn triage(
 ) -> Result<HashMap<String, Triage>, Refusal> {
     let mut sql = format!(
         "SELECT target, action, \"@timestamp\" AS at, \"actor.id\" AS actor, detail FROM audit \
-         WHERE action IN ('{ACK}', '{FALSE_POSITIVE}') AND outcome = 'ok'"
+         WHERE action IN ('{ACK}', '{FALSE_POSITIVE}', '{REOPEN}') AND outcome = 'ok'"
     );
     if let Some(ids) = ids {
         if ids.is_empty() {
@@ -169,16 +169,17 @@ async fn triage(
             ids.iter().map(|id| literal(id, "alert id")).collect();
         sql.push_str(&format!(" AND target IN ({})", list?.join(", ")));
     }
-    sql.push_str(" ORDER BY \"@timestamp\"");
+    // Ties of `@timestamp` (seconds on old ClickHouse) go by the time-ordered id.
+    sql.push_str(" ORDER BY \"@timestamp\", \"audit.id\"");
     let mut out = HashMap::new();
     for row in json_rows(store, &sql, scope).await? {
         let (Some(target), Some(action)) = (row["target"].as_str(), row["action"].as_str()) else {
             continue;
         };
-        let status = if action == ACK {
-            "acknowledged"
-        } else {
-            "false_positive"
+        let status = match action {
+            ACK => "acknowledged",
+            FALSE_POSITIVE => "false_positive",
+            _ => "open",
         };
         out.insert(
             target.to_string(),
@@ -335,6 +336,19 @@ pub(crate) async fn ack(
     }
 }
 
+/// `POST /v1/alerts/{id}/reopen`: back to open; a false-positive mark is lifted.
+pub(crate) async fn reopen(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match mark(&state, &headers, &id, &body, REOPEN).await {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
+    }
+}
+
 /// `POST /v1/alerts/{id}/false-positive`.
 pub(crate) async fn false_positive(
     State(state): State<AppState>,
@@ -407,11 +421,16 @@ async fn mark(
             format!("the status change could not be stored: {e}"),
         ));
     }
-    let status = if action == FALSE_POSITIVE {
-        endpoint.suppressions.insert(&tenant, &rule_id, &dedup_key);
-        "false_positive"
-    } else {
-        "acknowledged"
+    let status = match action {
+        FALSE_POSITIVE => {
+            endpoint.suppressions.insert(&tenant, &rule_id, &dedup_key);
+            "false_positive"
+        }
+        REOPEN => {
+            endpoint.suppressions.remove(&tenant, &rule_id, &dedup_key);
+            "open"
+        }
+        _ => "acknowledged",
     };
     Ok(
         Json(json!({ "id": id, "status": status, "rule.id": rule_id, "dedup.key": dedup_key }))

@@ -78,6 +78,7 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/v1/alerts/{id}/false-positive",
             post(alerts::false_positive),
         ),
+        ("post", "/v1/alerts/{id}/reopen", post(alerts::reopen)),
         ("get", "/v1/rules", get(rules::list)),
         ("put", "/v1/rules/{*path}", put(rules::put)),
         ("post", "/v1/rules/reload", post(rules::reload)),
