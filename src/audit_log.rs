@@ -53,16 +53,31 @@ fn record_id(time_ms: i64) -> String {
 
 /// A record of `action` by `actor` (a token) with `outcome`, now.
 pub(crate) fn record(actor: &Principal, action: &str, outcome: &str) -> AuditRecord {
+    record_by(
+        &actor.id,
+        actor.role.name(),
+        actor.tenant.as_deref(),
+        action,
+        outcome,
+    )
+}
+
+/// A record of `action` by `actor_id` (`anonymous`, `system`, a token id) in `role`
+/// (empty for none) for `tenant` (none: every tenant), with `outcome`, now.
+pub(crate) fn record_by(
+    actor_id: &str,
+    role: &str,
+    tenant: Option<&str>,
+    action: &str,
+    outcome: &str,
+) -> AuditRecord {
     let time_ms = chrono::Utc::now().timestamp_millis();
     AuditRecord {
         time_ms,
         id: record_id(time_ms),
-        tenant: actor
-            .tenant
-            .clone()
-            .unwrap_or_else(|| ALL_TENANTS.to_string()),
-        actor_id: actor.id.clone(),
-        actor_role: actor.role.name().to_string(),
+        tenant: tenant.unwrap_or(ALL_TENANTS).to_string(),
+        actor_id: actor_id.to_string(),
+        actor_role: role.to_string(),
         action: action.to_string(),
         outcome: outcome.to_string(),
         ..AuditRecord::default()

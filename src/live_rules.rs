@@ -145,17 +145,13 @@ fn rule_infos(sigma: &LoadedSigma) -> Vec<RuleInfo> {
 /// Builds the set `config` and `local_dir` describe (blocking work).
 fn build(config: &RulesConfig, local_dir: &Path) -> anyhow::Result<Candidate> {
     let extra = [local_dir.to_path_buf()];
-    let dirs = run_rule_dirs(config, &extra);
-    for dir in &dirs {
-        std::fs::read_dir(dir)
-            .with_context(|| format!("rules.sigma_dirs: cannot read {}", dir.display()))?;
-    }
+    // Loading first: it names a folder it cannot read.
+    let sigma = load_run_sigma(config, &extra)?;
     let mut hashes = BTreeMap::new();
-    for file in rule_files(&dirs).context("listing rule files")? {
+    for file in rule_files(&run_rule_dirs(config, &extra)).context("listing rule files")? {
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         hashes.insert(file.display().to_string(), Sha256::digest(&bytes).into());
     }
-    let sigma = load_run_sigma(config, &extra)?;
     let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for report in &sigma.loaded.files {
         let found: Vec<String> = report

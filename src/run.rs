@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::store_setup::open_store;
 use crate::store_stage::StoreStage;
 use crate::suppressions::Suppressions;
-use crate::tokens::{AdminBootstrap, Principal, Role, TokenStore};
+use crate::tokens::{AdminBootstrap, TokenStore};
 use vedette_storage::QueryLimits;
 
 /// Chunks buffered between the transports and the ingest stage.
@@ -114,12 +114,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     });
     let (audit, audit_writer) = AuditLog::start(store.clone(), metrics.clone());
     if let Some(id) = first_admin {
-        let system = Principal {
-            id: "system".into(),
-            role: Role::Admin,
-            tenant: None,
-        };
-        let mut r = audit_log::record(&system, "token.create", "ok");
+        let mut r = audit_log::record_by("system", "", None, "token.create", "ok");
         r.target = Some(id);
         r.detail = Some("first admin token".into());
         audit.record(r);

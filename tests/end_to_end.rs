@@ -35,7 +35,7 @@ fn corpora() -> PathBuf {
     root
 }
 
-/// Lines of every file in `dir`.
+/// Non-empty lines of every file in `dir`.
 fn lines_of(dir: &Path) -> Vec<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -44,26 +44,17 @@ fn lines_of(dir: &Path) -> Vec<String> {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    files.iter().flat_map(|f| lines_of_file(f)).collect()
 }
 
 /// Non-empty lines of one file.
-fn lines_of_file(path: &Path) -> usize {
+fn lines_of_file(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .count()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The bundled rules' true-positive files with their rule ids.
@@ -214,7 +205,7 @@ fn corpus_in_alerts_and_events_out_and_nothing_acknowledged_lost_after_sigkill()
     // One alert per true-positive event.
     let mut expected = std::collections::BTreeMap::new();
     for (path, id) in &positives {
-        let events = lines_of_file(path);
+        let events = lines_of_file(path).len();
         *expected.entry(id.clone()).or_insert(0) += events;
     }
     wait_for("one alert per true positive", WAIT, || {

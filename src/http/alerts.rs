@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
 use axum::Json;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -29,7 +30,7 @@ use crate::suppressions::{Suppressions, FALSE_POSITIVE, REOPEN};
 use crate::tokens::{Principal, Role};
 
 /// Action of an acknowledgement in the audit log.
-const ACK: &str = "alert.ack";
+pub(crate) const ACK: &str = "alert.ack";
 /// Alerts listed at most per request.
 const MAX_LIMIT: usize = 1000;
 /// Triaged alerts a status filter may name at most.
@@ -323,43 +324,20 @@ struct TriageRequest {
     note: Option<String>,
 }
 
-/// `POST /v1/alerts/{id}/ack`.
-pub(crate) async fn ack(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    match mark(&state, &headers, &id, &body, ACK).await {
-        Ok(r) => r,
-        Err(r) => r.into_response(),
-    }
-}
-
-/// `POST /v1/alerts/{id}/reopen`: back to open; a false-positive mark is lifted.
-pub(crate) async fn reopen(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    match mark(&state, &headers, &id, &body, REOPEN).await {
-        Ok(r) => r,
-        Err(r) => r.into_response(),
-    }
-}
-
-/// `POST /v1/alerts/{id}/false-positive`.
-pub(crate) async fn false_positive(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    match mark(&state, &headers, &id, &body, FALSE_POSITIVE).await {
-        Ok(r) => r,
-        Err(r) => r.into_response(),
-    }
+/// A triage endpoint recording `action` (`POST /v1/alerts/{id}/ack`,
+/// `/false-positive`, `/reopen`).
+pub(crate) fn triage_route(action: &'static str) -> MethodRouter<AppState> {
+    post(
+        move |State(state): State<AppState>,
+              headers: HeaderMap,
+              Path(id): Path<String>,
+              body: Bytes| async move {
+            match mark(&state, &headers, &id, &body, action).await {
+                Ok(r) => r,
+                Err(r) => r.into_response(),
+            }
+        },
+    )
 }
 
 async fn mark(

@@ -91,15 +91,10 @@ impl Auth {
     }
 
     fn audit_refusal(&self, who: Option<&Principal>, action: &str, outcome: &str, why: &str) {
-        let anonymous = Principal {
-            id: "anonymous".into(),
-            role: Role::Agent,
-            tenant: None,
+        let mut r = match who {
+            Some(p) => audit_log::record(p, action, outcome),
+            None => audit_log::record_by("anonymous", "", None, action, outcome),
         };
-        let mut r = audit_log::record(who.unwrap_or(&anonymous), action, outcome);
-        if who.is_none() {
-            r.actor_role = String::new();
-        }
         r.detail = Some(why.to_string());
         match &self.audit {
             Some(audit) => audit.record(r),

@@ -32,6 +32,7 @@ use tower_http::timeout::TimeoutLayer;
 use vedette_core::config::HttpConfig;
 
 use crate::live_rules::LiveRules;
+use crate::suppressions::{FALSE_POSITIVE, REOPEN};
 use crate::tokens::Role;
 
 use crate::metrics::{HttpLabels, Metrics};
@@ -72,13 +73,21 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("post", "/v1/ingest", post(ingest::ingest)),
         ("post", "/v1/query", post(query::query)),
         ("get", "/v1/alerts", get(alerts::list)),
-        ("post", "/v1/alerts/{id}/ack", post(alerts::ack)),
+        (
+            "post",
+            "/v1/alerts/{id}/ack",
+            alerts::triage_route(alerts::ACK),
+        ),
         (
             "post",
             "/v1/alerts/{id}/false-positive",
-            post(alerts::false_positive),
+            alerts::triage_route(FALSE_POSITIVE),
         ),
-        ("post", "/v1/alerts/{id}/reopen", post(alerts::reopen)),
+        (
+            "post",
+            "/v1/alerts/{id}/reopen",
+            alerts::triage_route(REOPEN),
+        ),
         ("get", "/v1/rules", get(rules::list)),
         ("put", "/v1/rules/{*path}", put(rules::put)),
         ("post", "/v1/rules/reload", post(rules::reload)),

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{error, AppState};
 use crate::audit_log;
-use crate::live_rules::{ReloadError, ReloadReport, MAX_RULE_BYTES};
+use crate::live_rules::{checked_rule_path, ReloadError, ReloadReport, MAX_RULE_BYTES};
 use crate::tokens::{Principal, Role};
 
 /// `GET /v1/rules`.
@@ -49,6 +49,9 @@ pub(crate) async fn put(
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "the rule file must be UTF-8 YAML");
     };
+    if let Err(e) = checked_rule_path(&path) {
+        return error(StatusCode::BAD_REQUEST, format!("{e:#}"));
+    }
     let result = rules.put(&path, text).await;
     answer(&state, &principal, "rule.update", Some(path), result).await
 }
@@ -93,12 +96,9 @@ async fn answer(
                 .into_response(),
         ),
         Err(ReloadError::Failed(e)) => {
-            let status = if action == "rule.update" && e.to_string().starts_with("rule path") {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            ("failed", format!("{e:#}"), error(status, format!("{e:#}")))
+            let message = format!("{e:#}");
+            let response = error(StatusCode::INTERNAL_SERVER_ERROR, message.clone());
+            ("failed", message, response)
         }
     };
     let mut r = audit_log::record(principal, action, outcome);
