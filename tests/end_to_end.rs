@@ -107,7 +107,12 @@ fn query(service: &Service, token: &str, sql: &str) -> Vec<Value> {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let text = String::from_utf8_lossy(&out).into_owned();
-    assert_eq!(code, 200, "{sql}: {text}");
+    assert_eq!(
+        code,
+        200,
+        "{sql}: {text}\nservice log:\n{}",
+        service.log_tail()
+    );
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()

@@ -68,7 +68,11 @@ fn the_first_start_prints_an_admin_token_once_and_keeps_only_its_hash() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
-        let mut service = Service { child, addr };
+        let mut service = Service {
+            child,
+            addr,
+            log: None,
+        };
         service.wait_healthy(Duration::from_secs(10));
         service
     };

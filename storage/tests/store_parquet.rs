@@ -125,3 +125,76 @@ async fn conformance_tenant_scope_confines_every_table() {
     let dir = tempfile::tempdir().unwrap();
     store_suite::tenant_scope_confines_every_table(&store(dir.path())).await;
 }
+
+/// A batch read again after a restart is stored again while analysts query: no query
+/// may fail or count a row twice while the file of that position is written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_during_redelivery_never_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(store(dir.path()));
+    let batches: Vec<_> = (0..8)
+        .map(|i| store_suite::at(store_suite::events(&format!("r{i}"), 500, 3, 0), i))
+        .collect();
+    for b in &batches {
+        s.append(Table::Events, b).await.unwrap();
+    }
+    let sql = "SELECT count(*) - count(DISTINCT \"event.id\") FROM events";
+    assert_eq!(store_suite::count(s.as_ref(), sql).await, 0);
+    let stored = store_suite::count(s.as_ref(), "SELECT count(*) FROM events").await;
+    let writer = {
+        let (s, batches) = (s.clone(), batches.clone());
+        tokio::spawn(async move {
+            for _ in 0..30 {
+                for b in &batches {
+                    s.append(Table::Events, b).await.unwrap();
+                }
+            }
+        })
+    };
+    let mut queries = 0;
+    while !writer.is_finished() {
+        let rows = store_suite::rows(s.as_ref(), "SELECT count(*) AS n FROM events")
+            .await
+            .unwrap_or_else(|e| panic!("query {queries} failed during re-delivery: {e}"));
+        let n = rows[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(n, stored, "query {queries} during re-delivery");
+        queries += 1;
+    }
+    writer.await.unwrap();
+    assert!(queries > 0);
+    assert_eq!(store_suite::count(s.as_ref(), sql).await, 0);
+}
+
+/// What a write cut by SIGKILL leaves (a torn temporary file) is never read, and is
+/// cleared when the store opens again.
+#[tokio::test]
+async fn a_torn_temporary_file_is_ignored_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.append(
+        Table::Events,
+        &store_suite::at(store_suite::events("t", 10, 1, 0), 1),
+    )
+    .await
+    .unwrap();
+    let folder = dir
+        .path()
+        .join("events/day=2026-11-20/dataset=windows.sysmon");
+    assert!(folder.is_dir());
+    let torn = folder.join(".events-p00000-o00000000000000000002-000.parquet.tmp");
+    std::fs::write(&torn, b"PAR1 torn").unwrap();
+    let stored = store_suite::count(&s, "SELECT count(*) FROM events").await;
+    assert!(stored > 0);
+    drop(s);
+    let s = store(dir.path());
+    assert!(!torn.exists(), "the torn file is cleared at open");
+    assert_eq!(
+        store_suite::count(&s, "SELECT count(*) FROM events").await,
+        stored
+    );
+}

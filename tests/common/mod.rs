@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,18 @@ pub fn free_addr() -> SocketAddr {
 pub struct Service {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The file the process's stderr (its log) goes to; `None` when not kept.
+    pub log: Option<PathBuf>,
+}
+
+/// A new file in `cwd` for a service's stderr: never a pipe, which would block the
+/// service once full.
+fn log_file(cwd: &Path) -> (PathBuf, std::fs::File) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = cwd.join(format!("vedette-{}-{n}.log", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (path, file)
 }
 
 impl Service {
@@ -48,21 +60,27 @@ impl Service {
     /// `vedette run --http-addr ADDR` and nothing else: the embedded defaults.
     pub fn start_without_config(cwd: &Path) -> Self {
         let addr = free_addr();
+        let (log, file) = log_file(cwd);
         let child = vedette()
             .current_dir(cwd)
             .args(["run", "--http-addr", &addr.to_string()])
             .env_remove("VEDETTE_CONFIG")
             .env("VEDETTE_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start vedette: {e}"));
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            log: Some(log),
+        }
     }
 
     /// [`Service::start`] with extra environment variables.
     pub fn start_with_env(cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let addr = free_addr();
+        let (log, file) = log_file(cwd);
         let mut command = vedette();
         command
             .current_dir(cwd)
@@ -72,7 +90,7 @@ impl Service {
             .env("VEDETTE_ADMIN_TOKEN", ADMIN_TOKEN)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(file);
         if !extra.contains(&"--config") {
             let config = cwd.join("test.toml");
             std::fs::write(&config, syslog_config(free_addr(), free_addr()))
@@ -82,7 +100,21 @@ impl Service {
         let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start vedette: {e}"));
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            log: Some(log),
+        }
+    }
+
+    /// The service's log so far (its last 64 KiB), for failure messages.
+    pub fn log_tail(&self) -> String {
+        let Some(path) = &self.log else {
+            return "(no log kept)".into();
+        };
+        let text = std::fs::read(path).unwrap_or_default();
+        let from = text.len().saturating_sub(64 << 10);
+        String::from_utf8_lossy(&text[from..]).into_owned()
     }
 
     /// A new token of `role` (and `tenant`), made with the admin token.
@@ -113,7 +145,7 @@ impl Service {
         let start = Instant::now();
         while start.elapsed() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("vedette exited early with {status}");
+                panic!("vedette exited early with {status}\n{}", self.log_tail());
             }
             if let Ok((200, _)) = http_get(self.addr, "/health") {
                 return start.elapsed();
@@ -131,15 +163,7 @@ impl Service {
         let start = Instant::now();
         loop {
             match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    let err = self
-                        .child
-                        .stderr
-                        .take()
-                        .and_then(|s| read_capped(s, 1 << 20).ok())
-                        .unwrap_or_default();
-                    return (status.code(), String::from_utf8_lossy(&err).into_owned());
-                }
+                Ok(Some(status)) => return (status.code(), self.log_tail()),
                 Ok(None) if start.elapsed() < Duration::from_secs(10) => {
                     std::thread::sleep(Duration::from_millis(20));
                 }

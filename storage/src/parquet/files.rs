@@ -182,6 +182,35 @@ pub(crate) fn write_file(
     Ok(path)
 }
 
+/// Deletes the temporary files a write cut short (by a crash or SIGKILL) left under
+/// `dir`; returns how many went. Queries never read them (they lack the `.parquet`
+/// ending); this only frees their space.
+pub(crate) fn clear_torn_writes(dir: &Path) -> Result<u64, CoreError> {
+    let mut cleared = 0;
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries =
+            std::fs::read_dir(&folder).map_err(io(format!("listing {}", folder.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let torn = name
+                .to_str()
+                .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => folders.push(path),
+                Ok(t) if t.is_file() && torn => {
+                    std::fs::remove_file(&path)
+                        .map_err(io(format!("deleting {}", path.display())))?;
+                    cleared += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(cleared)
+}
+
 /// Syncs a folder so renames and deletions in it survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), CoreError> {
     File::open(dir)

@@ -163,6 +163,10 @@ impl ParquetStore {
             let dir = root.join(table.name());
             std::fs::create_dir_all(&dir)
                 .map_err(|e| CoreError::io(format!("creating {}", dir.display()), e))?;
+            let cleared = files::clear_torn_writes(&dir)?;
+            if cleared > 0 {
+                tracing::info!(table = table.name(), files = cleared, "cleared torn writes");
+            }
             let url = ListingTableUrl::parse(format!("{}/", dir.display()))
                 .map_err(|e| CoreError::Internal(format!("table url: {e}")))?;
             let l = layout(table);
