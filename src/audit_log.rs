@@ -138,11 +138,16 @@ async fn write_loop(
 ) {
     let mut group: Vec<AuditRecord> = Vec::new();
     let mut acks: Vec<Ack> = Vec::new();
+    // The group is stored at most MAX_WAIT after its first record, however steadily
+    // records keep arriving.
+    let mut deadline = tokio::time::Instant::now();
     loop {
         let next = if group.is_empty() {
-            rx.recv().await
+            let next = rx.recv().await;
+            deadline = tokio::time::Instant::now() + MAX_WAIT;
+            next
         } else {
-            match tokio::time::timeout(MAX_WAIT, rx.recv()).await {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(next) => next,
                 Err(_) => {
                     flush(&store, &metrics, &mut group, &mut acks).await;
@@ -211,5 +216,44 @@ mod tests {
         let ids: Vec<String> = [5, 5, 6, 1_000_000].iter().map(|&t| record_id(t)).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         assert!(ids.iter().all(|i| i.len() == 32));
+    }
+
+    /// Records arriving more often than MAX_WAIT are still stored within about
+    /// MAX_WAIT of the first, not only once MAX_GROUP have gathered.
+    #[tokio::test]
+    async fn a_steady_trickle_is_stored_within_the_wait() {
+        use futures::StreamExt;
+        use vedette_core::traits::QueryScope;
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> = Arc::new(
+            vedette_storage::parquet::ParquetStore::open(
+                dir.path(),
+                30,
+                vedette_storage::QueryLimits::default(),
+            )
+            .unwrap(),
+        );
+        let (audit, writer) = AuditLog::start(store.clone(), Metrics::new());
+        let stored = |store: Arc<dyn EventStore>| async move {
+            let mut s = store
+                .query("SELECT count(*) AS n FROM audit", &QueryScope::default())
+                .await
+                .unwrap();
+            let b = s.next().await.unwrap().unwrap();
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .value(0)
+        };
+        for _ in 0..25 {
+            audit.record(record_by("system", "", None, "query", "ok"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let n = stored(store.clone()).await;
+        assert!(n >= 10, "{n} of 25 stored while records kept coming");
+        drop(audit);
+        writer.await.unwrap();
+        assert_eq!(stored(store).await, 25);
     }
 }

@@ -19,6 +19,7 @@ mod logging;
 mod metrics;
 mod parse_cmd;
 mod query_cmd;
+mod respond;
 mod rules_cmd;
 mod run;
 mod sigma_setup;

@@ -253,6 +253,8 @@ pub(crate) struct Metrics {
     pub(crate) audit_records: Counter,
     /// `vedette_audit_lost_total`: audit records that could not be stored.
     pub(crate) audit_lost: Counter,
+    /// The respond stage's metrics (`vedette_responder_*`).
+    pub(crate) respond: crate::respond::metrics::RespondMetrics,
 }
 
 /// A dead-letter reason without its specifics (numbers, and what follows `: `), so
@@ -402,6 +404,7 @@ impl Metrics {
             audit_lost.clone(),
         );
         let log_gauges = LogGauges::register(&mut registry);
+        let respond = crate::respond::metrics::RespondMetrics::register(&mut registry);
         Arc::new(Self {
             registry,
             http_requests,
@@ -427,6 +430,7 @@ impl Metrics {
             alerts_suppressed,
             audit_records,
             audit_lost,
+            respond,
         })
     }
 

@@ -27,6 +27,8 @@ use crate::http::{self, AppState, Auth, HttpAlerts, HttpIngest, HttpQuery, RateL
 use crate::ingest::{shared_parser, IngestStage};
 use crate::live_rules::LiveRules;
 use crate::metrics::Metrics;
+use crate::respond::delivery::Responder;
+use crate::respond::RespondStage;
 use crate::store_setup::open_store;
 use crate::store_stage::StoreStage;
 use crate::suppressions::Suppressions;
@@ -119,6 +121,21 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         r.detail = Some("first admin token".into());
         audit.record(r);
     }
+    // Responders are set up before anything listens: a missing secret fails the start.
+    let responders = Responder::all(&config.responders)?;
+    let responding = (!responders.is_empty()).then(|| {
+        tokio::spawn(
+            RespondStage {
+                bus: bus.clone(),
+                responders,
+                ledger_path: data_dir.path().join("respond").join("finished.log"),
+                metrics: metrics.clone(),
+                audit: audit.clone(),
+                cancel: cancel.clone(),
+            }
+            .run(),
+        )
+    });
     let storing = tokio::spawn(
         StoreStage {
             bus: bus.clone(),
@@ -345,6 +362,9 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     pipeline.await.context("ingest stage failed")??;
     detection.await.context("detection stage failed")??;
     storing.await.context("storage stage failed")??;
+    if let Some(responding) = responding {
+        responding.await.context("respond stage failed")??;
+    }
     refresh.await.context("false-positive refresh failed")?;
     if let Some(watch) = watch {
         watch.await.context("rule watcher failed")?;

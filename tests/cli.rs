@@ -27,7 +27,7 @@ fn help_lists_the_commands() {
 #[test]
 fn config_check_accepts_the_example_configs() {
     let root = env!("CARGO_MANIFEST_DIR");
-    for name in ["embedded.toml", "cluster.toml"] {
+    for name in ["embedded.toml", "cluster.toml", "compose/vedette.toml"] {
         let path = format!("{root}/deploy/{name}");
         let out = vedette_output(&["config", "check", &path]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -46,6 +46,39 @@ fn config_check_accepts_the_example_configs() {
     let effective = String::from_utf8_lossy(&cluster.stdout);
     assert!(effective.contains("kind = \"kafka\""), "{effective}");
     assert!(effective.contains("kind = \"clickhouse\""), "{effective}");
+}
+
+#[test]
+fn the_kubernetes_config_map_holds_a_valid_config() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/deploy/kubernetes/vedette.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut toml = None;
+    let mut kinds = Vec::new();
+    for doc in text.split("\n---\n") {
+        let value: serde_json::Value =
+            yaml_serde::from_str(doc).unwrap_or_else(|e| panic!("{e}:\n{doc}"));
+        kinds.push(value["kind"].as_str().unwrap_or_default().to_string());
+        if let Some(t) = value["data"]["vedette.toml"].as_str() {
+            toml = Some(t.to_string());
+        }
+    }
+    assert_eq!(kinds, ["Secret", "ConfigMap", "Deployment", "Service"]);
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = tmp.path().join("vedette.toml");
+    std::fs::write(
+        &path,
+        toml.unwrap_or_else(|| panic!("no vedette.toml in the ConfigMap")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = vedette_output(&["config", "check", &path.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let effective = String::from_utf8_lossy(&out.stdout);
+    assert!(effective.contains("[[responders]]"), "{effective}");
 }
 
 #[test]

@@ -44,46 +44,10 @@ fn lines_of(dir: &Path) -> Vec<String> {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    files.iter().flat_map(|f| lines_of_file(f)).collect()
-}
-
-/// Non-empty lines of one file.
-fn lines_of_file(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
+    files
+        .iter()
+        .flat_map(|f| common::lines_of_file(f))
         .collect()
-}
-
-/// The bundled rules' true-positive files with their rule ids.
-fn true_positives() -> Vec<(PathBuf, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma");
-    let mut out = Vec::new();
-    for group in ["windows", "linux", "cloud"] {
-        for entry in std::fs::read_dir(root.join(group))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .flatten()
-        {
-            let path = entry.path();
-            let name = path.to_string_lossy().to_string();
-            let Some(stem) = name.strip_suffix(".tp.jsonl") else {
-                continue;
-            };
-            let rule =
-                std::fs::read_to_string(format!("{stem}.yml")).unwrap_or_else(|e| panic!("{e}"));
-            let id = rule
-                .lines()
-                .find_map(|l| l.strip_prefix("id: "))
-                .unwrap_or_else(|| panic!("{stem}.yml has no id"))
-                .trim()
-                .to_string();
-            out.push((path, id));
-        }
-    }
-    out.sort();
-    out
 }
 
 fn write_config(dir: &Path) -> (SocketAddr, SocketAddr) {
@@ -171,7 +135,7 @@ fn corpus_in_alerts_and_events_out_and_nothing_acknowledged_lost_after_sigkill()
     let auth = format!("Bearer {agent}");
 
     // HTTP: every bundled rule's true positive.
-    let positives = true_positives();
+    let positives = common::true_positives();
     assert!(positives.len() >= 10, "{positives:?}");
     let mut http_events = 0;
     for (path, _) in &positives {
@@ -210,7 +174,7 @@ fn corpus_in_alerts_and_events_out_and_nothing_acknowledged_lost_after_sigkill()
     // One alert per true-positive event.
     let mut expected = std::collections::BTreeMap::new();
     for (path, id) in &positives {
-        let events = lines_of_file(path).len();
+        let events = common::lines_of_file(path).len();
         *expected.entry(id.clone()).or_insert(0) += events;
     }
     wait_for("one alert per true positive", WAIT, || {

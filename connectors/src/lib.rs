@@ -1,6 +1,6 @@
 //! `vedette-connectors`: transports in and out of Vedette: syslog (UDP, TCP, TLS), files
 //! (read once or followed), stdin, the bus (the embedded log and Kafka, in [`bus`]), and
-//! later webhooks.
+//! signed webhooks out to responders ([`webhook`]).
 //!
 //! Its main traits are `vedette_core::traits::Source` (transports in) and
 //! `vedette_core::traits::Bus` (the log between stages). Transports never parse: they hand over chunks of
@@ -28,6 +28,7 @@ mod framing;
 pub mod stdin;
 pub mod syslog;
 pub mod tls;
+pub mod webhook;
 
 pub use chunk::{channel, ChannelSource, ChunkSender};
 pub use error::ConnectorError;

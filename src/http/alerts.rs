@@ -5,7 +5,8 @@
 //! its latest triage record in the audit table (`alert.ack`, `alert.false_positive`,
 //! `alert.reopen`), `open` without one or after a reopen, so triage works the same on every node of a cluster. A
 //! false-positive mark also suppresses later alerts of the same tenant, rule and
-//! dedup key ([`crate::suppressions`]). The queries are written in the SQL both
+//! dedup key ([`crate::suppressions`]). Each alert also lists its finished responder
+//! deliveries (`alert.deliver` records, [`crate::respond`]). The queries are written in the SQL both
 //! stores speak; filter values may not hold quotes or backslashes.
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use vedette_core::traits::{EventStore, QueryScope};
 use super::auth::Refusal;
 use super::{error, AppState};
 use crate::audit_log;
+use crate::respond::delivery::DELIVER_ACTION;
 use crate::suppressions::{Suppressions, FALSE_POSITIVE, REOPEN};
 use crate::tokens::{Principal, Role};
 
@@ -195,6 +197,39 @@ async fn triage(
     Ok(out)
 }
 
+/// The finished responder deliveries of each alert of `ids`: responder, outcome,
+/// status, attempts, latency, reason and time, from the `alert.deliver` audit records.
+async fn deliveries(
+    store: &dyn EventStore,
+    scope: &QueryScope,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<Value>>, Refusal> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list: Result<Vec<String>, Refusal> = ids.iter().map(|id| literal(id, "alert id")).collect();
+    let sql = format!(
+        "SELECT target, outcome, \"@timestamp\" AS at, detail FROM audit \
+         WHERE action = '{DELIVER_ACTION}' AND target IN ({}) \
+         ORDER BY \"@timestamp\", \"audit.id\"",
+        list?.join(", ")
+    );
+    let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+    for row in json_rows(store, &sql, scope).await? {
+        let Some(target) = row["target"].as_str() else {
+            continue;
+        };
+        let mut d: Value = row["detail"]
+            .as_str()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_else(|| json!({}));
+        d["outcome"] = row["outcome"].clone();
+        d["at"] = row["at"].clone();
+        out.entry(target.to_string()).or_default().push(d);
+    }
+    Ok(out)
+}
+
 fn authorize(
     state: &AppState,
     headers: &HeaderMap,
@@ -304,6 +339,7 @@ async fn list_alerts(
         .filter_map(|r| r["alert.id"].as_str().map(str::to_string))
         .collect();
     let states = triage(store, &scope, Some(&ids)).await?;
+    let mut sent = deliveries(store, &scope, &ids).await?;
     for row in &mut rows {
         let id = row["alert.id"].as_str().unwrap_or_default().to_string();
         let t = states.get(&id);
@@ -311,6 +347,7 @@ async fn list_alerts(
         row["status_at"] = json!(t.map(|t| t.at.clone()));
         row["status_by"] = json!(t.map(|t| t.by.clone()));
         row["status_note"] = json!(t.and_then(|t| t.note.clone()));
+        row["deliveries"] = Value::Array(sent.remove(&id).unwrap_or_default());
     }
     let count = rows.len();
     Ok(Json(json!({ "alerts": rows, "count": count })).into_response())

@@ -435,3 +435,42 @@ pub fn start_fails(cwd: &Path, config: &str) -> String {
     assert!(!out.status.success(), "vedette started with {config}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Non-empty lines of one file.
+pub fn lines_of_file(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The bundled rules' true-positive files with their rule ids.
+pub fn true_positives() -> Vec<(PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma");
+    let mut out = Vec::new();
+    for group in ["windows", "linux", "cloud"] {
+        for entry in std::fs::read_dir(root.join(group))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+        {
+            let path = entry.path();
+            let name = path.to_string_lossy().to_string();
+            let Some(stem) = name.strip_suffix(".tp.jsonl") else {
+                continue;
+            };
+            let rule =
+                std::fs::read_to_string(format!("{stem}.yml")).unwrap_or_else(|e| panic!("{e}"));
+            let id = rule
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .unwrap_or_else(|| panic!("{stem}.yml has no id"))
+                .trim()
+                .to_string();
+            out.push((path, id));
+        }
+    }
+    out.sort();
+    out
+}

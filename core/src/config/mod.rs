@@ -5,6 +5,7 @@
 //! is a pure check of values, separate from anything that does I/O.
 
 mod ingest;
+mod responders;
 mod sections;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::CoreError;
 
 pub use ingest::{FileInputConfig, HttpIngestConfig, IngestConfig, SyslogConfig, SyslogTlsConfig};
+pub use responders::{PayloadTemplate, ResponderConfig};
 pub use sections::{
     BusConfig, BusKind, ClickHouseConfig, EmbeddedBusConfig, HttpConfig, HttpTlsConfig,
     KafkaCompression, KafkaConfig, LogConfig, LogFormat, ParquetConfig, RulesConfig, StoreConfig,
@@ -41,6 +43,8 @@ pub struct Config {
     /// Inputs, batching and limits. Default: syslog on 127.0.0.1:5514 (UDP and TCP)
     /// and HTTP ingest.
     pub ingest: IngestConfig,
+    /// Webhooks that receive alerts (`[[responders]]`). Default: none.
+    pub responders: Vec<ResponderConfig>,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             rules: RulesConfig::default(),
             ingest: IngestConfig::default(),
+            responders: Vec::new(),
         }
     }
 }
@@ -92,6 +97,7 @@ impl Config {
         self.bus.validate()?;
         self.store.validate()?;
         self.ingest.validate()?;
+        responders::validate_all(&self.responders)?;
         Ok(())
     }
 
