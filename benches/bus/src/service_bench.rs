@@ -16,6 +16,9 @@
 //!    certutil rule matches (a new host each time). The harness polls `/metrics` every
 //!    2 ms; the time from the answer to that event's request (durable: accepted) to the
 //!    moment the stored-alerts counter passes it is the latency, p50 / p99 / max.
+//!    The service also has a responder: a webhook receiver in the harness, on loopback,
+//!    notes when each alert's signed delivery arrives (matched by the alert's host), so
+//!    the same run gives the latency from accepted to webhook delivered.
 //!
 //! Also reported: the process's CPU time and peak RSS (`/proc/<pid>`).
 
@@ -34,6 +37,72 @@ use clap::Parser;
 const TOKEN: &str = "service-bench-admin-token-0123456789";
 /// Events per request in the background flow.
 const PER_REQUEST: usize = 500;
+/// Signing secret of the harness's webhook receiver.
+const WEBHOOK_SECRET: &str = "service-bench-webhook-secret-0123";
+
+/// When the delivery of the alert on host `lat-{n}` arrived, by `n`.
+type Deliveries = Arc<Mutex<std::collections::HashMap<u64, Instant>>>;
+
+/// A webhook receiver on loopback: answers 200 to every request and notes when the
+/// delivery of each `lat-{n}` host's alert arrived. Returns its address.
+fn receiver(deliveries: Deliveries) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let deliveries = deliveries.clone();
+            std::thread::spawn(move || serve_webhooks(stream, &deliveries));
+        }
+    });
+    Ok(addr)
+}
+
+fn serve_webhooks(
+    mut stream: TcpStream,
+    deliveries: &Mutex<std::collections::HashMap<u64, Instant>>,
+) {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 << 10];
+    loop {
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < end + 4 + len {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let arrived = Instant::now();
+        let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+        buf.drain(..end + 4 + len);
+        let host = body
+            .split("\"host\":\"lat-")
+            .nth(1)
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if let (Some(n), Ok(mut d)) = (host, deliveries.lock()) {
+            d.entry(n).or_insert(arrived);
+        }
+        if stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
 
 /// Command line.
 #[derive(Parser)]
@@ -165,13 +234,14 @@ impl Drop for Service {
     }
 }
 
-fn start(vedette: &PathBuf) -> anyhow::Result<Service> {
+fn start(vedette: &PathBuf, webhook: SocketAddr) -> anyhow::Result<Service> {
     let dir = tempfile::tempdir()?;
     let (addr, udp, tcp) = (free_addr()?, free_addr()?, free_addr()?);
     std::fs::write(
         dir.path().join("v.toml"),
         format!(
-            "data_dir = \"{}/data\"\n[log]\nlevel = \"warn\"\n[http]\nrate_per_token = 0.0\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n",
+            "data_dir = \"{}/data\"\n[log]\nlevel = \"warn\"\n[http]\nrate_per_token = 0.0\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n\
+             [[responders]]\nname = \"bench\"\nurl = \"http://{webhook}/hook\"\nsecret_env = \"VEDETTE_BENCH_WEBHOOK_SECRET\"\ninsecure_http = true\n",
             dir.path().display()
         ),
     )?;
@@ -180,6 +250,7 @@ fn start(vedette: &PathBuf) -> anyhow::Result<Service> {
         .arg(dir.path().join("v.toml"))
         .args(["--http-addr", &addr.to_string()])
         .env("VEDETTE_ADMIN_TOKEN", TOKEN)
+        .env("VEDETTE_BENCH_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -209,7 +280,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let service = start(&args.vedette)?;
+    let deliveries: Deliveries = Arc::default();
+    let webhook = receiver(deliveries.clone())?;
+    let service = start(&args.vedette, webhook)?;
     let addr = service.addr;
     let pid = service.child.id();
     println!(
@@ -331,13 +404,15 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(wait);
         }
     }
-    // Let the last alerts land.
+    // Let the last alerts land and their deliveries arrive.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stored_at
+    let delivered = || deliveries.lock().map(|d| d.len()).unwrap_or(0);
+    while (stored_at
         .lock()
         .map_err(|_| anyhow::anyhow!("poisoned"))?
         .len()
         < n as usize
+        || delivered() < n as usize)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(10));
@@ -377,6 +452,30 @@ fn main() -> anyhow::Result<()> {
         ms(percentile(&latencies, 0.5)),
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().unwrap_or(&Duration::ZERO))
+    );
+    let arrived = deliveries
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
+    let mut to_webhook: Vec<Duration> = accepted_at
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| Some(arrived.get(&(i as u64))?.saturating_duration_since(*a)))
+        .collect();
+    if to_webhook.len() < accepted_at.len() {
+        bail!(
+            "{} deliveries expected, {} arrived",
+            accepted_at.len(),
+            to_webhook.len()
+        );
+    }
+    to_webhook.sort();
+    println!(
+        "latency accepted -> webhook delivered ({} deliveries): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        to_webhook.len(),
+        ms(percentile(&to_webhook, 0.5)),
+        ms(percentile(&to_webhook, 0.99)),
+        ms(*to_webhook.last().unwrap_or(&Duration::ZERO))
     );
     println!(
         "process: {cpu_after_capacity:.1} CPU s after the capacity phase, {cpu:.1} CPU s in all, peak RSS {rss:.0} MiB"
