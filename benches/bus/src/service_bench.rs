@@ -21,6 +21,10 @@
 //!    the same run gives the latency from accepted to webhook delivered.
 //!
 //! Also reported: the process's CPU time and peak RSS (`/proc/<pid>`).
+//!
+//! Clustered: `--kafka BROKERS --clickhouse URL [--nodes N]` runs N nodes with one
+//! cluster config (Kafka bus with fresh topics, ClickHouse store in a fresh database);
+//! agents spread their requests over the nodes, and the counters are summed over them.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -116,6 +120,40 @@ struct Args {
     /// Concurrent agents in the capacity phase.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Kafka bootstrap brokers: the clustered mode (with `--clickhouse`).
+    #[arg(long)]
+    kafka: Option<String>,
+    /// ClickHouse URL: the clustered mode (with `--kafka`).
+    #[arg(long)]
+    clickhouse: Option<String>,
+    /// Vedette nodes (more than one needs the clustered mode).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+}
+
+/// The bus and store sections of the nodes' config: empty for the embedded default.
+fn cluster_sections(args: &Args) -> anyhow::Result<String> {
+    let tag = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    match (&args.kafka, &args.clickhouse) {
+        (None, None) if args.nodes == 1 => Ok(String::new()),
+        (Some(brokers), Some(url)) => Ok(format!(
+            "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbrokers = [\"{brokers}\"]\ntopic_prefix = \"bench{tag}\"\n\
+             group = \"bench{tag}\"\npartitions = 4\nreplication_factor = 1\n\
+             [store]\nkind = \"clickhouse\"\n[store.clickhouse]\nurl = \"{url}\"\ndatabase = \"bench{tag}\"\n"
+        )),
+        _ => bail!("the clustered mode needs both --kafka and --clickhouse"),
+    }
+}
+
+/// The sum over `nodes` of the metric `name`.
+fn total_of(nodes: &[SocketAddr], name: &str) -> anyhow::Result<u64> {
+    let mut sum = 0;
+    for addr in nodes {
+        sum += metric(&metrics(*addr)?, name);
+    }
+    Ok(sum)
 }
 
 fn free_addr() -> anyhow::Result<SocketAddr> {
@@ -234,14 +272,14 @@ impl Drop for Service {
     }
 }
 
-fn start(vedette: &PathBuf, webhook: SocketAddr) -> anyhow::Result<Service> {
+fn start(vedette: &PathBuf, webhook: SocketAddr, sections: &str) -> anyhow::Result<Service> {
     let dir = tempfile::tempdir()?;
     let (addr, udp, tcp) = (free_addr()?, free_addr()?, free_addr()?);
     std::fs::write(
         dir.path().join("v.toml"),
         format!(
             "data_dir = \"{}/data\"\n[log]\nlevel = \"warn\"\n[http]\nrate_per_token = 0.0\n[ingest.syslog]\nudp_addr = \"{udp}\"\ntcp_addr = \"{tcp}\"\n\
-             [[responders]]\nname = \"bench\"\nurl = \"http://{webhook}/hook\"\nsecret_env = \"VEDETTE_BENCH_WEBHOOK_SECRET\"\ninsecure_http = true\n",
+             [[responders]]\nname = \"bench\"\nurl = \"http://{webhook}/hook\"\nsecret_env = \"VEDETTE_BENCH_WEBHOOK_SECRET\"\ninsecure_http = true\n{sections}",
             dir.path().display()
         ),
     )?;
@@ -282,12 +320,26 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let deliveries: Deliveries = Arc::default();
     let webhook = receiver(deliveries.clone())?;
-    let service = start(&args.vedette, webhook)?;
-    let addr = service.addr;
-    let pid = service.child.id();
+    let sections = cluster_sections(&args)?;
+    let services = (0..args.nodes.max(1))
+        .map(|_| start(&args.vedette, webhook, &sections))
+        .collect::<anyhow::Result<Vec<Service>>>()?;
+    let nodes: Vec<SocketAddr> = services.iter().map(|s| s.addr).collect();
+    let pids: Vec<u32> = services.iter().map(|s| s.child.id()).collect();
+    let usage_all = || {
+        pids.iter()
+            .map(|p| usage(*p))
+            .fold((0.0, 0.0), |(c, r), (c1, r1)| (c + c1, f64::max(r, r1)))
+    };
     println!(
-        "service-bench: {} (pid {pid}), {} s phases, {} connections",
+        "service-bench: {} ({} node(s), {}), {} s phases, {} connections",
         args.vedette.display(),
+        nodes.len(),
+        if sections.is_empty() {
+            "embedded"
+        } else {
+            "kafka + clickhouse"
+        },
         args.seconds,
         args.connections
     );
@@ -299,6 +351,7 @@ fn main() -> anyhow::Result<()> {
     let senders: Vec<_> = (0..args.connections)
         .map(|c| {
             let (accepted, stop) = (accepted.clone(), stop.clone());
+            let addr = nodes[c % nodes.len()];
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let mut seed = c as u64 * 1_000_000;
                 while !stop.load(Ordering::Relaxed) {
@@ -319,9 +372,8 @@ fn main() -> anyhow::Result<()> {
     let sent_for = t0.elapsed();
     let total = accepted.load(Ordering::Relaxed);
     loop {
-        let text = metrics(addr)?;
-        if metric(&text, "vedette_ledger_stored_total{table=\"events\"}") >= total
-            && metric(&text, "vedette_detect_events_total") >= total
+        if total_of(&nodes, "vedette_ledger_stored_total{table=\"events\"}")? >= total
+            && total_of(&nodes, "vedette_detect_events_total")? >= total
         {
             break;
         }
@@ -339,27 +391,21 @@ fn main() -> anyhow::Result<()> {
         done.as_secs_f64(),
         capacity
     );
-    let (cpu_after_capacity, _) = usage(pid);
+    let (cpu_after_capacity, _) = usage_all();
 
     // 2. Latency at half the capacity.
     let half = capacity / 2.0;
     let per_tick = ((half * 0.05).round() as usize).max(1);
-    let base = metric(
-        &metrics(addr)?,
-        "vedette_ledger_stored_total{table=\"alerts\"}",
-    );
+    let base = total_of(&nodes, "vedette_ledger_stored_total{table=\"alerts\"}")?;
     let accepted_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
     let stored_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
-        let (stored_at, stop) = (stored_at.clone(), stop.clone());
+        let (stored_at, stop, nodes) = (stored_at.clone(), stop.clone(), nodes.clone());
         std::thread::spawn(move || -> anyhow::Result<()> {
             let mut seen = base;
             while !stop.load(Ordering::Relaxed) {
-                let now = metric(
-                    &metrics(addr)?,
-                    "vedette_ledger_stored_total{table=\"alerts\"}",
-                );
+                let now = total_of(&nodes, "vedette_ledger_stored_total{table=\"alerts\"}")?;
                 let at = Instant::now();
                 if now > seen {
                     let mut s = stored_at.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
@@ -374,12 +420,12 @@ fn main() -> anyhow::Result<()> {
         })
     };
     let background = {
-        let stop = stop.clone();
+        let (stop, nodes) = (stop.clone(), nodes.clone());
         std::thread::spawn(move || -> anyhow::Result<()> {
             let mut next = Instant::now();
-            let mut seed = 9_000_000_000;
+            let mut seed: u64 = 9_000_000_000;
             while !stop.load(Ordering::Relaxed) {
-                ingest(addr, &benign(seed, per_tick))?;
+                ingest(nodes[seed as usize % nodes.len()], &benign(seed, per_tick))?;
                 seed += 1;
                 next += Duration::from_millis(50);
                 if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -393,7 +439,7 @@ fn main() -> anyhow::Result<()> {
     let mut n = 0u64;
     let mut next = Instant::now();
     while phase.elapsed() < Duration::from_secs(args.seconds) {
-        ingest(addr, &certutil(n))?;
+        ingest(nodes[n as usize % nodes.len()], &certutil(n))?;
         accepted_at
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -444,7 +490,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let (cpu, rss) = usage(pid);
+    let (cpu, rss) = usage_all();
     println!(
         "latency accepted -> alert stored at {:.0} events/s ({} alerts): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         per_tick as f64 * 20.0,
