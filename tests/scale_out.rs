@@ -149,12 +149,6 @@ fn two_nodes_share_the_work_and_lose_nothing_when_one_stops() {
         }
     }
 
-    // The killed node comes back, as its supervisor restarts it.
-    let b = start_node(
-        &tmp.path().join("b"),
-        &std::fs::read_to_string(tmp.path().join("b/v.toml")).unwrap_or_else(|e| panic!("{e}")),
-    );
-
     // Every marker stored, once per event id; every alert once.
     let markers = (REQUESTS * PER_REQUEST) as u64;
     let deadline = std::time::Instant::now() + WAIT;
