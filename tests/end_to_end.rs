@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{
-    free_addr, get_metrics, http_post, http_post_bytes, http_request, metric_in, wait_for, Service,
-};
+use common::{free_addr, get_metrics, http_post, http_request, metric_in, wait_for, Service};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -55,37 +53,6 @@ fn write_config(dir: &Path) -> (SocketAddr, SocketAddr) {
     std::fs::write(dir.join("v.toml"), common::test_config_on("", udp, tcp))
         .unwrap_or_else(|e| panic!("{e}"));
     (udp, tcp)
-}
-
-fn query(service: &Service, token: &str, sql: &str) -> Vec<Value> {
-    let body = serde_json::json!({ "sql": sql }).to_string();
-    let auth = format!("Bearer {token}");
-    let (code, out) = http_post_bytes(
-        service.addr,
-        "/v1/query",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let text = String::from_utf8_lossy(&out).into_owned();
-    assert_eq!(
-        code,
-        200,
-        "{sql}: {text}\nservice log:\n{}",
-        service.log_tail()
-    );
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-fn number(rows: &[Value], key: &str) -> u64 {
-    rows.first()
-        .and_then(|r| r[key].as_u64())
-        .unwrap_or_else(|| panic!("no {key} in {rows:?}"))
 }
 
 /// Rule id → alerts listed.
@@ -208,9 +175,9 @@ fn corpus_in_alerts_and_events_out_and_nothing_acknowledged_lost_after_sigkill()
     );
     assert!(udp_received <= udp_lines.len() as u64);
     let stored = metric_in(&text, "vedette_ledger_stored_total{table=\"events\"}");
-    let counted = query(&service, &analyst, "SELECT count(*) AS n FROM events");
+    let counted = common::query(&service, &analyst, "SELECT count(*) AS n FROM events");
     assert_eq!(
-        number(&counted, "n"),
+        common::number(&counted, "n"),
         stored,
         "the query sees every stored event"
     );
@@ -262,11 +229,11 @@ fn corpus_in_alerts_and_events_out_and_nothing_acknowledged_lost_after_sigkill()
         "every acknowledged event stored after the restart",
         WAIT,
         || {
-            let rows = query(&service, &analyst, markers);
-            (number(&rows, "n") >= acked).then_some(rows)
+            let rows = common::query(&service, &analyst, markers);
+            (common::number(&rows, "n") >= acked).then_some(rows)
         },
     );
-    let (n, d) = (number(&rows, "n"), number(&rows, "d"));
+    let (n, d) = (common::number(&rows, "n"), common::number(&rows, "d"));
     assert_eq!(n, d, "no event stored twice");
     assert!(
         n <= acked + PER_REQUEST as u64,

@@ -197,22 +197,7 @@ fn ingest(service: &Service, token: &str, body: &[u8]) {
 }
 
 fn count(service: &Service, token: &str, sql: &str) -> u64 {
-    let body = serde_json::json!({ "sql": sql }).to_string();
-    let auth = format!("Bearer {token}");
-    let (code, text) = common::http_post_bytes(
-        service.addr,
-        "/v1/query",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let text = String::from_utf8_lossy(&text).into_owned();
-    assert_eq!(code, 200, "{sql}: {text}\n{}", service.log_tail());
-    let row: Value = serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap();
-    row["n"].as_u64().unwrap_or_else(|| panic!("{sql}: {text}"))
+    common::number(&common::query(service, token, sql), "n")
 }
 
 /// Alert ids by level, from `GET /v1/alerts`.

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{free_addr, get_metrics, http_post, metric_in, wait_for, Service, ADMIN_TOKEN};
+use common::{free_addr, get_metrics, http_post, metric_in, Service, ADMIN_TOKEN};
 use serde_json::Value;
 
 /// Events per agent request.
@@ -66,32 +66,43 @@ fn send(node: &Service, request: usize) -> bool {
     )
 }
 
-/// The first row of `sql` on `node`.
-fn row(node: &Service, sql: &str) -> Value {
-    let body = serde_json::json!({ "sql": sql }).to_string();
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let (code, text) = common::http_post_bytes(
-        node.addr,
-        "/v1/query",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let text = String::from_utf8_lossy(&text).into_owned();
-    assert_eq!(code, 200, "{sql}: {text}\n{}", node.log_tail());
-    serde_json::from_str(text.lines().next().unwrap_or("{}"))
-        .unwrap_or_else(|e| panic!("{e}: {text}"))
+/// The partition assignments in the logs of the nodes under `dir` (for failure
+/// messages: what the broker gave each node).
+fn assignments(dir: &Path) -> String {
+    let mut out = String::new();
+    for node in ["a", "b"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(node)) else {
+            continue;
+        };
+        for log in entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains("partitions")) {
+                out.push_str(&format!("{node}: {line}\n"));
+            }
+        }
+    }
+    out
 }
 
-fn number(v: &Value, key: &str) -> u64 {
-    // ClickHouse answers 64-bit counts as JSON strings.
-    v[key]
-        .as_u64()
-        .or_else(|| v[key].as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("no {key} in {v}"))
+/// Polls `probe` like `common::wait_for`, and on timeout panics with the nodes' partition
+/// assignments.
+fn wait_in<T>(dir: &Path, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Some(v) = probe() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}\n{}", assignments(dir))
+}
+
+/// The first row of `sql` on `node`.
+fn row(node: &Service, sql: &str) -> Vec<Value> {
+    common::query(node, ADMIN_TOKEN, sql)
 }
 
 #[test]
@@ -132,7 +143,7 @@ fn two_nodes_share_the_work_and_lose_nothing_when_one_stops() {
     let mut b = Some(b);
     for request in 0..REQUESTS {
         if let Some(node) = b.take_if(|_| request == REQUESTS / 2) {
-            wait_for("node b storing its share", WAIT, || {
+            wait_in(tmp.path(), "node b storing its share", || {
                 let (_, text) = get_metrics(node.addr).ok()?;
                 (metric_in(&text, "vedette_ledger_stored_total{table=\"events\"}") > 0)
                     .then_some(())
@@ -151,51 +162,33 @@ fn two_nodes_share_the_work_and_lose_nothing_when_one_stops() {
 
     // Every marker stored, once per event id; every alert once.
     let markers = (REQUESTS * PER_REQUEST) as u64;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    wait_in(tmp.path(), "every marker event stored", || {
         let r = row(
             &a,
             "SELECT count(DISTINCT message) AS m FROM events WHERE message LIKE 'scale-%'",
         );
-        if number(&r, "m") == markers {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            let (_, metrics) = get_metrics(a.addr).unwrap_or_default();
-            let ledger: Vec<&str> = metrics
-                .lines()
-                .filter(|l| l.starts_with("vedette_ledger") || l.starts_with("vedette_bus"))
-                .collect();
-            panic!(
-                "{} of {markers} markers stored\n{}\n{}",
-                number(&r, "m"),
-                ledger.join("\n"),
-                std::fs::read_to_string(a.log.clone().unwrap_or_default())
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| !l.contains("audit"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        (common::number(&r, "m") == markers).then_some(())
+    });
     let r = row(
         &a,
         "SELECT count() AS n, count(DISTINCT \"event.id\") AS d FROM events FINAL \
          WHERE message LIKE 'scale-%'",
     );
     assert_eq!(
-        number(&r, "n"),
-        number(&r, "d"),
-        "no event stored twice: {r}"
+        common::number(&r, "n"),
+        common::number(&r, "d"),
+        "no event stored twice: {r:?}"
     );
-    wait_for("every alert stored", WAIT, || {
+    wait_in(tmp.path(), "every alert stored", || {
         let r = row(&a, "SELECT count(DISTINCT \"alert.id\") AS d FROM alerts");
-        (number(&r, "d") == expected_alerts).then_some(())
+        (common::number(&r, "d") == expected_alerts).then_some(())
     });
     let r = row(&a, "SELECT count() AS n FROM alerts FINAL");
-    assert_eq!(number(&r, "n"), expected_alerts, "each alert once: {r}");
+    assert_eq!(
+        common::number(&r, "n"),
+        expected_alerts,
+        "each alert once: {r:?}"
+    );
 
     let (code, log) = a.terminate();
     assert_eq!(code, Some(0), "{log}");

@@ -474,3 +474,42 @@ pub fn true_positives() -> Vec<(PathBuf, String)> {
     out.sort();
     out
 }
+
+/// `POST /v1/query` of `sql` with `token`; its NDJSON rows (panics, with the service's
+/// log, on any answer but 200).
+pub fn query(service: &Service, token: &str, sql: &str) -> Vec<serde_json::Value> {
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    let auth = format!("Bearer {token}");
+    let (code, out) = http_post_bytes(
+        service.addr,
+        "/v1/query",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(
+        code,
+        200,
+        "{sql}: {text}\nservice log:\n{}",
+        service.log_tail()
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Column `key` of the first of `rows` as a number (ClickHouse answers 64-bit counts
+/// as JSON strings).
+pub fn number(rows: &[serde_json::Value], key: &str) -> u64 {
+    rows.first()
+        .and_then(|r| {
+            r[key]
+                .as_u64()
+                .or_else(|| r[key].as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or_else(|| panic!("no {key} in {rows:?}"))
+}
