@@ -5,6 +5,7 @@ mod bundled;
 mod bus_setup;
 mod bus_sink;
 mod cli;
+mod compaction_metrics;
 mod config_cmd;
 mod data_dir;
 mod detect_cmd;

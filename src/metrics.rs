@@ -255,6 +255,8 @@ pub(crate) struct Metrics {
     pub(crate) audit_lost: Counter,
     /// The respond stage's metrics (`vedette_responder_*`).
     pub(crate) respond: crate::respond::metrics::RespondMetrics,
+    /// The store's upkeep (`vedette_store_compaction_*`, `vedette_store_files_*`).
+    pub(crate) compaction: crate::compaction_metrics::CompactionMetrics,
 }
 
 /// A dead-letter reason without its specifics (numbers, and what follows `: `), so
@@ -405,6 +407,7 @@ impl Metrics {
         );
         let log_gauges = LogGauges::register(&mut registry);
         let respond = crate::respond::metrics::RespondMetrics::register(&mut registry);
+        let compaction = crate::compaction_metrics::CompactionMetrics::register(&mut registry);
         Arc::new(Self {
             registry,
             http_requests,
@@ -431,6 +434,7 @@ impl Metrics {
             audit_records,
             audit_lost,
             respond,
+            compaction,
         })
     }
 

@@ -4,7 +4,8 @@
 //! ClickHouse) and appended to their table, and only once the store has them durably
 //! are their positions committed (at-least-once; the store's
 //! writes are idempotent per bus position, so a batch read again is not stored twice).
-//! A retention pass runs every hour.
+//! A retention pass runs every hour; a compaction pass (merging small files, deleting
+//! what merges and retention replaced) every ten seconds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use crate::metrics::{Metrics, TableLabels};
 pub(crate) const STORE_GROUP: &str = "store";
 /// How often retention runs on the store.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// How often the store's compaction pass runs.
+const COMPACT_EVERY: Duration = Duration::from_secs(10);
 
 /// Everything the storage stage needs.
 pub(crate) struct StoreStage {
@@ -63,6 +66,36 @@ impl StoreStage {
                 tokio::select! {
                     () = retention.cancel.cancelled() => break,
                     () = tokio::time::sleep(RETENTION_EVERY) => {}
+                }
+            }
+            Ok(())
+        }));
+        let upkeep = this.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = upkeep.cancel.cancelled() => break,
+                    () = tokio::time::sleep(COMPACT_EVERY) => {}
+                }
+                match upkeep.store.compact().await {
+                    Ok(r) => {
+                        if r.merges > 0 || r.files_deleted > 0 {
+                            tracing::debug!(
+                                merges = r.merges,
+                                files = r.files_merged,
+                                rows = r.rows,
+                                bytes_in = r.bytes_in,
+                                bytes_out = r.bytes_out,
+                                deleted = r.files_deleted,
+                                "store compaction"
+                            );
+                        }
+                        upkeep.metrics.compaction.observe(&r);
+                    }
+                    Err(e) => {
+                        upkeep.metrics.compaction.failed();
+                        tracing::error!(error = %e, "store compaction failed");
+                    }
                 }
             }
             Ok(())

@@ -95,6 +95,11 @@ async fn conformance_wrong_shape_is_refused() {
 }
 
 #[tokio::test]
+async fn conformance_compaction_changes_no_answer() {
+    store_suite::compaction_changes_no_answer(&store("compaction").await).await;
+}
+
+#[tokio::test]
 async fn conformance_retention_drops_old_days() {
     store_suite::retention_drops_old_days(&store("retention").await, 30).await;
 }

@@ -59,6 +59,12 @@ async fn conformance_wrong_shape_is_refused() {
 }
 
 #[tokio::test]
+async fn conformance_compaction_changes_no_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    store_suite::compaction_changes_no_answer(&store(dir.path())).await;
+}
+
+#[tokio::test]
 async fn conformance_retention_drops_old_days() {
     let dir = tempfile::tempdir().unwrap();
     store_suite::retention_drops_old_days(&store(dir.path()), 30).await;
@@ -171,7 +177,8 @@ async fn queries_during_redelivery_never_fail() {
 }
 
 /// What a write cut by SIGKILL leaves (a torn temporary file) is never read, and is
-/// cleared when the store opens again.
+/// cleared when the store opens again; a fresh one (a write in progress, maybe of
+/// another process) is left alone.
 #[tokio::test]
 async fn a_torn_temporary_file_is_ignored_and_cleared() {
     let dir = tempfile::tempdir().unwrap();
@@ -188,11 +195,20 @@ async fn a_torn_temporary_file_is_ignored_and_cleared() {
     assert!(folder.is_dir());
     let torn = folder.join(".events-p00000-o00000000000000000002-000.parquet.tmp");
     std::fs::write(&torn, b"PAR1 torn").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&torn)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let in_progress = folder.join(".events-p00000-o00000000000000000003-000.parquet.tmp");
+    std::fs::write(&in_progress, b"PAR1 being written").unwrap();
     let stored = store_suite::count(&s, "SELECT count(*) FROM events").await;
     assert!(stored > 0);
     drop(s);
     let s = store(dir.path());
     assert!(!torn.exists(), "the torn file is cleared at open");
+    assert!(in_progress.exists(), "a write in progress is left alone");
     assert_eq!(
         store_suite::count(&s, "SELECT count(*) FROM events").await,
         stored

@@ -18,4 +18,6 @@ pub use bus::{Bus, BusConsumer, BusDelivery};
 pub use detector::Detector;
 pub use parser::{ParseStats, Parser};
 pub use source::{RawChunk, Source};
-pub use store::{EventStore, QueryScope, RecordBatchStream, Table, WriteBatching};
+pub use store::{
+    CompactionReport, EventStore, QueryScope, RecordBatchStream, Table, WriteBatching,
+};

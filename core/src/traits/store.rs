@@ -123,4 +123,31 @@ pub trait EventStore: Send + Sync {
     /// Deletes what is older than each table's retention at time `now_ms`; returns
     /// how many partitions (days) were dropped.
     async fn apply_retention(&self, now_ms: i64) -> Result<u64, CoreError>;
+
+    /// One pass of background upkeep: merges small files into larger ones and deletes
+    /// what merges and retention replaced once no query needs it. Queries see the same
+    /// rows before, during and after. A store whose server merges its own parts
+    /// (ClickHouse) has nothing to do here.
+    async fn compact(&self) -> Result<CompactionReport, CoreError> {
+        Ok(CompactionReport::default())
+    }
+}
+
+/// What one [`EventStore::compact`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Merges run (one file written each).
+    pub merges: u64,
+    /// Files merged.
+    pub files_merged: u64,
+    /// Bytes of the files merged.
+    pub bytes_in: u64,
+    /// Bytes of the files written.
+    pub bytes_out: u64,
+    /// Rows rewritten.
+    pub rows: u64,
+    /// Replaced or expired files deleted.
+    pub files_deleted: u64,
+    /// Files waiting for deletion (a query may still read them).
+    pub files_waiting: u64,
 }

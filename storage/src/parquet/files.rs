@@ -5,15 +5,19 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
 use arrow::datatypes::{DataType, TimestampMillisecondType};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use vedette_core::CoreError;
 
+/// Sort order within a file.
+pub(crate) const SORT_COLUMNS: &[&str] = &["host.name", "@timestamp"];
 /// Rows per row group: large enough for scans, small enough to prune by time.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Milliseconds in a day.
@@ -142,13 +146,19 @@ pub(crate) fn sorted(batch: &RecordBatch, columns: &[&str]) -> Result<RecordBatc
     Ok(take_record_batch(batch, &indices)?)
 }
 
-/// The writer settings of every file.
-fn properties() -> Result<WriterProperties, CoreError> {
+/// The writer settings of every file, with `metadata` as key-value metadata.
+fn properties(metadata: Vec<(String, String)>) -> Result<WriterProperties, CoreError> {
     let level = ZstdLevel::try_new(3).map_err(|e| CoreError::Internal(e.to_string()))?;
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
+        .set_key_value_metadata((!metadata.is_empty()).then(|| {
+            metadata
+                .into_iter()
+                .map(|(k, v)| KeyValue::new(k, v))
+                .collect()
+        }))
         .build())
 }
 
@@ -163,11 +173,21 @@ pub(crate) fn write_file(
     name: &str,
     batch: &RecordBatch,
 ) -> Result<PathBuf, CoreError> {
+    write_file_with(dir, name, batch, Vec::new())
+}
+
+/// [`write_file`] with key-value metadata in the footer.
+pub(crate) fn write_file_with(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+    metadata: Vec<(String, String)>,
+) -> Result<PathBuf, CoreError> {
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let file = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties()?))
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties(metadata)?))
         .map_err(|e| CoreError::Internal(format!("parquet writer: {e}")))?;
     writer
         .write(batch)
@@ -183,9 +203,10 @@ pub(crate) fn write_file(
 }
 
 /// Deletes the temporary files a write cut short (by a crash or SIGKILL) left under
-/// `dir`; returns how many went. Queries never read them (they lack the `.parquet`
-/// ending); this only frees their space.
-pub(crate) fn clear_torn_writes(dir: &Path) -> Result<u64, CoreError> {
+/// `dir`, those last modified more than `older_than` ago (a younger one may be a write
+/// in progress, of this process or another); returns how many went. Queries never
+/// read them (they lack the `.parquet` ending); this only frees their space.
+pub(crate) fn clear_torn_writes(dir: &Path, older_than: Duration) -> Result<u64, CoreError> {
     let mut cleared = 0;
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -196,7 +217,11 @@ pub(crate) fn clear_torn_writes(dir: &Path) -> Result<u64, CoreError> {
             let name = entry.file_name();
             let torn = name
                 .to_str()
-                .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
+                .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"))
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= older_than));
             match entry.file_type() {
                 Ok(t) if t.is_dir() => folders.push(path),
                 Ok(t) if t.is_file() && torn => {

@@ -22,21 +22,35 @@
 //! fsynced before `append` returns: the caller may then commit the bus position. A
 //! batch read from the bus is stored under names made of its topic, partition and
 //! offset, so the same batch delivered again replaces its own files instead of adding
-//! rows (the write is idempotent).
+//! rows (the write is idempotent); once merged into a compacted file, a batch
+//! delivered again is not written at all, and would be hidden if it were.
+//!
+//! # Compaction and deletion
+//!
+//! [`EventStore::compact`] merges small files folder by folder ([`compaction`]). Merged
+//! and expired files are hidden from queries at once and deleted only when no running
+//! query can still read them ([`visibility`]): a query never fails on a file that went
+//! away, never sees a row twice, and never misses one.
 //!
 //! # Queries
 //!
 //! One DataFusion session exposes `events`, `alerts` and `dead_letters` as listing
-//! tables over the folders (new files are seen by the next query). `fields` is a map:
+//! tables over the folders (new files are seen by the next query), read through an
+//! object store that leaves hidden files out ([`filtered_store`]). `fields` is a map:
 //! `fields['CommandLine']`. Queries are read-only and bounded ([`crate::QueryLimits`]).
 //! A query confined to a tenant runs in a session of its own whose three tables are
 //! views of that tenant's rows; the unfiltered tables are not registered there.
 
+mod compaction;
+mod coverage;
 mod files;
+mod filtered_store;
+mod visibility;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
@@ -54,10 +68,13 @@ use vedette_core::audit::audit_schema;
 use vedette_core::batch::EventBatch;
 use vedette_core::dead_letter::dead_letter_schema;
 use vedette_core::schema::{col, event_schema};
-use vedette_core::traits::{EventStore, QueryScope, RecordBatchStream, Table};
+use vedette_core::traits::{CompactionReport, EventStore, QueryScope, RecordBatchStream, Table};
 use vedette_core::CoreError;
 
 use crate::query_limits::{bounded, QueryLimits};
+use compaction::CompactionPolicy;
+use coverage::{origin, FileOrigin, COMPACTED_PREFIX};
+use visibility::{list_folder, FileInFolder, QueryGuard, Visibility, DEFAULT_DELETE_GRACE};
 
 /// How one table is laid out.
 struct Layout {
@@ -89,8 +106,8 @@ fn layout(table: Table) -> Layout {
 
 /// Time column of every table.
 const TIME_COLUMN: &str = "@timestamp";
-/// Sort order within a file.
-const SORT_COLUMNS: &[&str] = &["host.name", TIME_COLUMN];
+/// A temporary file older than this is a write cut short, not one in progress.
+const TORN_WRITE_AGE: Duration = Duration::from_secs(600);
 
 /// Maps a DataFusion error: the query's fault (bad SQL, unknown column, refused
 /// statement) or Vedette's.
@@ -131,6 +148,11 @@ struct Files {
     root: PathBuf,
     retention_days: u32,
     sequence: AtomicU64,
+    visibility: Arc<Visibility>,
+    policy: CompactionPolicy,
+    /// Writes hold it shared; removing empty folders holds it alone (a write must not
+    /// lose the folder it is writing into).
+    folders: RwLock<()>,
 }
 
 impl std::fmt::Debug for ParquetStore {
@@ -158,14 +180,33 @@ impl ParquetStore {
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .build_arc()
             .map_err(|e| CoreError::Internal(format!("query runtime: {e}")))?;
+        let visibility = Arc::new(Visibility::new(DEFAULT_DELETE_GRACE));
+        // Tables are read through a view of the file system that hides replaced files.
+        let local = datafusion::execution::object_store::ObjectStoreUrl::local_filesystem();
+        runtime.register_object_store(
+            local.as_ref(),
+            Arc::new(filtered_store::VisibleFiles::new(visibility.clone())),
+        );
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         for table in Table::ALL {
             let dir = root.join(table.name());
             std::fs::create_dir_all(&dir)
                 .map_err(|e| CoreError::io(format!("creating {}", dir.display()), e))?;
-            let cleared = files::clear_torn_writes(&dir)?;
+            let cleared = files::clear_torn_writes(&dir, TORN_WRITE_AGE)?;
             if cleared > 0 {
                 tracing::info!(table = table.name(), files = cleared, "cleared torn writes");
+            }
+            // Finish merges a crash interrupted: their inputs are hidden; delete them.
+            let mut superseded = 0;
+            for folder in leaf_folders(&dir)? {
+                superseded += visibility.doom(visibility.superseded(&list_folder(&folder)?));
+            }
+            if superseded > 0 {
+                tracing::info!(
+                    table = table.name(),
+                    files = superseded,
+                    "files replaced by merges will be deleted"
+                );
             }
             let url = ListingTableUrl::parse(format!("{}/", dir.display()))
                 .map_err(|e| CoreError::Internal(format!("table url: {e}")))?;
@@ -190,11 +231,64 @@ impl ParquetStore {
                 root: root.to_path_buf(),
                 retention_days,
                 sequence: AtomicU64::new(0),
+                visibility,
+                policy: CompactionPolicy::default(),
+                folders: RwLock::new(()),
             }),
             limits,
             ctx,
         })
     }
+
+    /// Sets how long a replaced or expired file stays on disk at least, for readers in
+    /// other processes (default five minutes; queries of this store are waited for
+    /// whatever this is).
+    pub fn set_delete_grace(&self, grace: Duration) {
+        self.files.visibility.set_grace(grace);
+    }
+}
+
+/// The folders under a table's folder that hold files: `day=` folders, or their
+/// `dataset=` folders for a table split by dataset.
+fn leaf_folders(table_dir: &Path) -> Result<Vec<PathBuf>, CoreError> {
+    let mut leaves = Vec::new();
+    let mut pending = vec![table_dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(CoreError::io(format!("listing {}", dir.display()), e)),
+        };
+        let mut has_files = false;
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with("day=") || name.starts_with("dataset=") {
+                        pending.push(entry.path());
+                    }
+                }
+                Ok(t) if t.is_file() => has_files = true,
+                _ => {}
+            }
+        }
+        if has_files && dir != table_dir {
+            leaves.push(dir);
+        }
+    }
+    leaves.sort();
+    Ok(leaves)
+}
+
+/// A stream that keeps its query's files until it is dropped.
+fn guarded(stream: RecordBatchStream, guard: QueryGuard) -> RecordBatchStream {
+    stream
+        .map(move |item| {
+            let _held = &guard;
+            item
+        })
+        .boxed()
 }
 
 impl ParquetStore {
@@ -246,7 +340,7 @@ impl Files {
             )));
         }
         let stem = match &batch.position {
-            Some(p) => format!("{}-p{:05}-o{:020}", p.topic, p.partition, p.offset),
+            Some(p) => coverage::bus_stem(&p.topic, p.partition, p.offset),
             None => format!(
                 "w{}-{:08}",
                 chrono::Utc::now().timestamp_millis(),
@@ -255,23 +349,76 @@ impl Files {
         };
         let table_dir = self.root.join(table.name());
         let mut written = Vec::new();
+        let _folders = self.folders.read().unwrap_or_else(|p| p.into_inner());
         for (k, (key, rows)) in files::split(&batch.records, TIME_COLUMN, l.dataset_column)?
             .into_iter()
             .enumerate()
         {
-            let rows = files::sorted(&rows, SORT_COLUMNS)?;
             let name = format!("{stem}-{k:03}.parquet");
-            written.push(files::write_file(&key.folder(&table_dir), &name, &rows)?);
+            let folder = key.folder(&table_dir);
+            if let FileOrigin::Bus(position) = origin(&name) {
+                if self.visibility.covered(&folder, &position) {
+                    tracing::debug!(file = name, "already merged: not written again");
+                    continue;
+                }
+            }
+            let rows = files::sorted(&rows, files::SORT_COLUMNS)?;
+            written.push(files::write_file(&folder, &name, &rows)?);
         }
         Ok(written)
     }
 
-    /// Deletes day folders older than the retention; returns how many went.
+    /// One compaction pass over every folder, then a sweep of doomed files.
+    fn compact(&self) -> Result<CompactionReport, CoreError> {
+        let mut report = CompactionReport::default();
+        let now = SystemTime::now();
+        for table in Table::ALL {
+            for folder in leaf_folders(&self.root.join(table.name()))? {
+                let listed = list_folder(&folder)?;
+                self.visibility.doom(self.visibility.superseded(&listed));
+                let visible = self.visibility.visible(listed);
+                for group in compaction::plan(&visible, now, &self.policy) {
+                    let inputs: Vec<FileInFolder> =
+                        group.iter().map(|&i| visible[i].clone()).collect();
+                    let name = format!(
+                        "{COMPACTED_PREFIX}{}-{:06}.parquet",
+                        chrono::Utc::now().timestamp_millis(),
+                        self.sequence.fetch_add(1, Ordering::Relaxed)
+                    );
+                    let merged = {
+                        let _folders = self.folders.read().unwrap_or_else(|p| p.into_inner());
+                        compaction::merge(&folder, &name, &inputs, &self.visibility)
+                    };
+                    match merged {
+                        Ok(m) => {
+                            report.merges += 1;
+                            report.files_merged += inputs.len() as u64;
+                            report.bytes_in += inputs.iter().map(|f| f.size).sum::<u64>();
+                            report.bytes_out += m.output.size;
+                            report.rows += m.rows;
+                            self.visibility.doom(inputs.into_iter().map(|f| f.path));
+                        }
+                        Err(e) => {
+                            tracing::error!(folder = %folder.display(), error = %e, "merge failed; its files stay as they are");
+                        }
+                    }
+                }
+            }
+        }
+        report.files_deleted = self.visibility.sweep();
+        report.files_waiting = self.visibility.doomed_count() as u64;
+        Ok(report)
+    }
+
+    /// Dooms the files of day folders older than the retention (hidden at once,
+    /// deleted when no query reads them), removes such folders once empty, and clears
+    /// torn writes; returns how many day folders were newly dropped.
     fn retain(&self, now_ms: i64) -> Result<u64, CoreError> {
         let cutoff = files::day_of(now_ms - i64::from(self.retention_days) * 86_400_000);
         let mut dropped = 0;
         for table in Table::ALL {
             let dir = self.root.join(table.name());
+            files::clear_torn_writes(&dir, TORN_WRITE_AGE)?;
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -280,16 +427,41 @@ impl Files {
                 let Some(day) = name.to_str().and_then(|n| n.strip_prefix("day=")) else {
                     continue;
                 };
-                if day < cutoff.as_str() {
-                    std::fs::remove_dir_all(entry.path()).map_err(|e| {
-                        CoreError::io(format!("deleting {}", entry.path().display()), e)
-                    })?;
+                if day >= cutoff.as_str() {
+                    continue;
+                }
+                let day_dir = entry.path();
+                let mut doomed = 0;
+                let mut folders = leaf_folders(&day_dir)?;
+                folders.push(day_dir.clone());
+                for folder in &folders {
+                    doomed += self
+                        .visibility
+                        .doom(list_folder(folder)?.into_iter().map(|f| f.path));
+                }
+                if doomed > 0 {
                     dropped += 1;
                 }
+                self.visibility.sweep();
+                self.remove_empty(&day_dir);
             }
             files::sync_dir(&dir)?;
         }
         Ok(dropped)
+    }
+
+    /// Removes `day_dir` and its `dataset=` folders where they are empty.
+    fn remove_empty(&self, day_dir: &Path) {
+        let _alone = self.folders.write().unwrap_or_else(|p| p.into_inner());
+        if let Ok(entries) = std::fs::read_dir(day_dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    // Fails, harmlessly, while the folder holds a file.
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(day_dir);
     }
 }
 
@@ -312,6 +484,7 @@ impl EventStore for ParquetStore {
     }
 
     async fn query(&self, sql: &str, scope: &QueryScope) -> Result<RecordBatchStream, CoreError> {
+        let guard = self.files.visibility.begin_query();
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -326,7 +499,7 @@ impl EventStore for ParquetStore {
             .map_err(query_error)?;
         let stream = frame.execute_stream().await.map_err(query_error)?;
         Ok(bounded(
-            stream.map(|r| r.map_err(query_error)).boxed(),
+            guarded(stream.map(|r| r.map_err(query_error)).boxed(), guard),
             self.limits,
         ))
     }
@@ -346,14 +519,25 @@ impl EventStore for ParquetStore {
             day(from_ms),
             day(to_ms)
         );
+        let guard = self.files.visibility.begin_query();
         let frame = self.ctx.sql(&sql).await.map_err(query_error)?;
         let stream = frame.execute_stream().await.map_err(query_error)?;
-        Ok(stream.map(|r| r.map_err(query_error)).boxed())
+        Ok(guarded(
+            stream.map(|r| r.map_err(query_error)).boxed(),
+            guard,
+        ))
     }
 
     async fn apply_retention(&self, now_ms: i64) -> Result<u64, CoreError> {
         let files = self.files.clone();
         tokio::task::spawn_blocking(move || files.retain(now_ms))
+            .await
+            .map_err(join_error)?
+    }
+
+    async fn compact(&self) -> Result<CompactionReport, CoreError> {
+        let files = self.files.clone();
+        tokio::task::spawn_blocking(move || files.compact())
             .await
             .map_err(join_error)?
     }

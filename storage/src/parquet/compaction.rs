@@ -1,0 +1,271 @@
+//! Background merging of small files, folder by folder (one day, one dataset).
+//!
+//! Each append writes at least one file per folder it touches, so a busy day collects
+//! thousands of small files: slow to list, to open and to scan, and poorly compressed.
+//! A pass merges them in size tiers: files of about the same size (within a factor of
+//! eight) are merged once at least [`CompactionPolicy::fan_in`] of them gather, so a row
+//! is rewritten about once per tier, a handful of times in all. A folder that received
+//! nothing for [`CompactionPolicy::cold_after`] has all its small files merged whatever
+//! their tier. A merge never exceeds [`CompactionPolicy::target_bytes`] of input.
+//!
+//! A merge reads its inputs, sorts the rows by (host, time), and writes one compacted
+//! file durably, whose footer says what it replaced ([`super::coverage`]). Its rename
+//! into place is the commit: from then on listings hide the inputs, which are doomed
+//! and deleted once no query needs them ([`super::visibility`]). A crash before the
+//! rename leaves a temporary file (cleared later); after it, the inputs are hidden and
+//! deleted at the next open.
+
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use vedette_core::CoreError;
+
+use super::coverage::{origin, Coverage, FileOrigin, COVERS_KEY, REPLACES_KEY};
+use super::files::{self, SORT_COLUMNS};
+use super::visibility::{FileInFolder, Visibility};
+
+/// When and how much to merge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompactionPolicy {
+    /// Most input bytes of one merge (also: files at least half this size are done).
+    pub(crate) target_bytes: u64,
+    /// Files of one tier merged together once this many gather.
+    pub(crate) fan_in: usize,
+    /// A folder untouched this long has all its small files merged.
+    pub(crate) cold_after: Duration,
+    /// Most files in one merge.
+    pub(crate) max_inputs: usize,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        Self {
+            target_bytes: 48 * 1024 * 1024,
+            fan_in: 8,
+            cold_after: Duration::from_secs(300),
+            max_inputs: 2000,
+        }
+    }
+}
+
+/// Size tier of a file: 0 below 512 KiB, then one more per factor of eight.
+fn tier(size: u64) -> u32 {
+    let mut units = size / (64 * 1024);
+    let mut t = 0;
+    while units >= 8 {
+        units /= 8;
+        t += 1;
+    }
+    t
+}
+
+/// The merges to run in one folder: groups of indexes into `files`.
+pub(crate) fn plan(
+    files: &[FileInFolder],
+    now: SystemTime,
+    policy: &CompactionPolicy,
+) -> Vec<Vec<usize>> {
+    let mut small: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].size < policy.target_bytes / 2)
+        .collect();
+    small.sort_by_key(|&i| (files[i].modified, i));
+    let newest = files.iter().map(|f| f.modified).max();
+    let cold = newest.is_some_and(|t| {
+        now.duration_since(t)
+            .is_ok_and(|age| age >= policy.cold_after)
+    });
+    let mut groups = Vec::new();
+    if cold {
+        groups.extend(fill(&small, files, policy, 2));
+        return groups;
+    }
+    let mut tiers: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for i in small {
+        tiers.entry(tier(files[i].size)).or_default().push(i);
+    }
+    for members in tiers.values() {
+        groups.extend(fill(members, files, policy, policy.fan_in));
+    }
+    groups
+}
+
+/// Cuts `members` (oldest first) into groups within the byte and count limits, keeping
+/// those of at least `min_len` files.
+fn fill(
+    members: &[usize],
+    files: &[FileInFolder],
+    policy: &CompactionPolicy,
+    min_len: usize,
+) -> Vec<Vec<usize>> {
+    let mut groups = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut bytes = 0u64;
+    for &i in members {
+        let size = files[i].size;
+        if !current.is_empty()
+            && (bytes + size > policy.target_bytes || current.len() >= policy.max_inputs)
+        {
+            groups.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(i);
+        bytes += size;
+    }
+    groups.push(current);
+    groups.retain(|g| g.len() >= min_len.max(2));
+    groups
+}
+
+/// What one merge did.
+#[derive(Debug, Clone)]
+pub(crate) struct Merged {
+    /// The compacted file.
+    pub(crate) output: FileInFolder,
+    /// Rows written.
+    pub(crate) rows: u64,
+}
+
+/// Reads every row of a Parquet file.
+fn read_all(path: &Path) -> Result<Vec<RecordBatch>, CoreError> {
+    let file =
+        File::open(path).map_err(|e| CoreError::io(format!("opening {}", path.display()), e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(64 * 1024).build())
+        .map_err(|e| CoreError::Internal(format!("reading {}: {e}", path.display())))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CoreError::Internal(format!("reading {}: {e}", path.display())))
+}
+
+/// Merges `inputs` (files of the folder `dir`) into the compacted file `name`; the
+/// rename into place commits it. The caller dooms the inputs afterwards.
+pub(crate) fn merge(
+    dir: &Path,
+    name: &str,
+    inputs: &[FileInFolder],
+    visibility: &Visibility,
+) -> Result<Merged, CoreError> {
+    let mut batches = Vec::new();
+    let mut coverage = Coverage::default();
+    for input in inputs {
+        batches.extend(read_all(&input.path)?);
+        let inner = match origin(&input.name) {
+            FileOrigin::Compacted => Some(visibility.coverage_of(input)?),
+            FileOrigin::Bus(_) | FileOrigin::Loose => None,
+        };
+        coverage.add_input(&input.name, inner.as_deref());
+    }
+    let Some(first) = batches.first() else {
+        return Err(CoreError::Internal("a merge without rows".into()));
+    };
+    let schema = first.schema();
+    let all = concat_batches(&schema, &batches).map_err(|e| {
+        CoreError::Internal(format!(
+            "files of {} have different columns, not merged: {e}",
+            dir.display()
+        ))
+    })?;
+    drop(batches);
+    let rows = files::sorted(&all, SORT_COLUMNS)?;
+    drop(all);
+    let (covers, replaces) = coverage.encode();
+    let path = files::write_file_with(
+        dir,
+        name,
+        &rows,
+        vec![
+            (COVERS_KEY.to_string(), covers),
+            (REPLACES_KEY.to_string(), replaces),
+        ],
+    )?;
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| CoreError::io(format!("reading {}", path.display()), e))?;
+    let output = FileInFolder {
+        name: name.to_string(),
+        path,
+        size: meta.len(),
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    };
+    visibility.coverage_of(&output)?;
+    Ok(Merged {
+        output,
+        rows: rows.num_rows() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, size: u64, age_s: u64, now: SystemTime) -> FileInFolder {
+        FileInFolder {
+            name: name.into(),
+            path: name.into(),
+            size,
+            modified: now - Duration::from_secs(age_s),
+        }
+    }
+
+    #[test]
+    fn small_files_merge_by_tier_and_large_ones_stay() {
+        let now = SystemTime::now();
+        let policy = CompactionPolicy {
+            target_bytes: 64 * 1024 * 1024,
+            fan_in: 4,
+            cold_after: Duration::from_secs(300),
+            max_inputs: 100,
+        };
+        let mut files: Vec<FileInFolder> = (0..9)
+            .map(|i| file(&format!("s{i}"), 10_000, 100 - i, now))
+            .collect();
+        files.push(file("m0", 2_000_000, 50, now));
+        files.push(file("m1", 2_000_000, 40, now));
+        files.push(file("big", 40 * 1024 * 1024, 30, now));
+        let groups = plan(&files, now, &policy);
+        assert_eq!(
+            groups,
+            vec![(0..9).collect::<Vec<_>>()],
+            "9 tier-0 files, 2 tier-1 files wait"
+        );
+
+        let cold: Vec<FileInFolder> = files
+            .iter()
+            .map(|f| FileInFolder {
+                modified: f.modified - Duration::from_secs(3600),
+                ..f.clone()
+            })
+            .collect();
+        let groups = plan(&cold, now, &policy);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(
+            groups[0].len(),
+            11,
+            "a cold folder merges every small file: {groups:?}"
+        );
+        assert!(!groups[0].contains(&11));
+    }
+
+    #[test]
+    fn a_merge_stays_within_its_byte_budget() {
+        let now = SystemTime::now();
+        let policy = CompactionPolicy {
+            target_bytes: 100_000,
+            fan_in: 2,
+            cold_after: Duration::from_secs(300),
+            max_inputs: 3,
+        };
+        let files: Vec<FileInFolder> = (0..8)
+            .map(|i| file(&format!("s{i}"), 20_000, 100 - i, now))
+            .collect();
+        let groups = plan(&files, now, &policy);
+        assert_eq!(groups, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7]]);
+        assert_eq!(tier(0), 0);
+        assert_eq!(tier(511 * 1024), 0);
+        assert_eq!(tier(512 * 1024), 1);
+        assert_eq!(tier(4 * 1024 * 1024), 2);
+    }
+}
