@@ -239,6 +239,18 @@ fn corpus_in_alerts_and_events_out_and_nothing_acknowledged_lost_after_sigkill()
         n <= acked + PER_REQUEST as u64,
         "{n} stored, {acked} acknowledged: at most the request in flight more"
     );
+    // The many small files of the markers are merged in the background, and the
+    // query's answer does not change.
+    wait_for("a compaction pass merging small files", WAIT, || {
+        let (_, text) = get_metrics(service.addr).ok()?;
+        (common::metric_in(&text, "vedette_store_compaction_merges_total") >= 1).then_some(())
+    });
+    let after = common::query(&service, &analyst, markers);
+    assert_eq!(
+        (common::number(&after, "n"), common::number(&after, "d")),
+        (n, d),
+        "the same rows after compaction"
+    );
     // The alerts of before are still there, once each.
     assert_eq!(alerts_by_rule(&service, &analyst), expected);
     let (_, text) = get_metrics(service.addr).unwrap_or_else(|e| panic!("{e}"));
