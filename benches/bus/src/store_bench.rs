@@ -1,7 +1,7 @@
 //! `store-bench`: the Parquet store, or ClickHouse, on realistic events.
 //!
 //! ```text
-//! store-bench [--batches N] [--clickhouse URL]
+//! store-bench [--batches N] [--clickhouse URL] [--compact]
 //! ```
 //!
 //! Events are the corpora's Windows events (replicated and varied, as `sigma-bench` does),
@@ -13,6 +13,11 @@
 //! batches (49,152 rows, as the storage stage groups them), and the bytes stored are the
 //! server's `bytes_on_disk` of the events table. Each round through the 40 batches gives
 //! the events new ids, so every stored event is distinct.
+//!
+//! With `--compact` (Parquet), the queries run once on the files as appended, then the
+//! store's compaction runs: passes until one merges nothing (the state a live flow
+//! keeps), then one pass as if every folder had gone quiet (the state of past days).
+//! It reports the files, bytes per event and time of each, and the queries again.
 
 use std::path::Path;
 use std::time::Instant;
@@ -37,161 +42,24 @@ struct Args {
     /// Store in the ClickHouse server at this URL instead of Parquet files.
     #[arg(long)]
     clickhouse: Option<String>,
+    /// Parquet: compact after appending, and run the queries before and after.
+    #[arg(long)]
+    compact: bool,
 }
 
-/// Bus batches per ClickHouse insert (49,152 rows, within the stage's default 50,000).
-const CLICKHOUSE_GROUP: usize = 6;
-/// Database the ClickHouse run uses.
-const BENCH_DATABASE: &str = "vedette_bench";
-
-/// Bytes ClickHouse keeps on disk for the events table.
-async fn clickhouse_bytes(url: &str) -> anyhow::Result<u64> {
-    let client = clickhouse::Client::default().with_url(url);
-    let mut cursor = client
-        .query(&format!(
-            "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = '{BENCH_DATABASE}' AND table = 'events'"
-        ))
-        .fetch_bytes("TSV")?;
-    let text = String::from_utf8(cursor.collect().await?.to_vec())?;
-    Ok(text.trim().parse()?)
-}
-
-/// `batch` with `-r<round>` appended to every `event.id`, so that each round stores
-/// distinct events (ClickHouse would otherwise merge the copies away).
-fn distinct_ids(batch: &EventBatch, round: usize) -> anyhow::Result<EventBatch> {
-    use arrow::array::{Array, AsArray, StringArray};
-    let records = &batch.records;
-    let index = records
-        .schema()
-        .index_of(vedette_core::schema::col::EVENT_ID)?;
-    let ids = records.column(index).as_string::<i32>();
-    let renamed: StringArray = (0..ids.len())
-        .map(|i| (!ids.is_null(i)).then(|| format!("{}-r{round}", ids.value(i))))
-        .collect();
-    let mut columns = records.columns().to_vec();
-    columns[index] = std::sync::Arc::new(renamed);
-    let mut out = batch.clone();
-    out.records = arrow::array::RecordBatch::try_new(records.schema(), columns)?;
-    Ok(out)
-}
-
-fn folder_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                folder_bytes(&path)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            }
-        })
-        .sum()
-}
-
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let corpora = corpora_dir()?;
-    let base = corpus_windows_events(&corpora)?;
-    let lines = replicate(&base, 40 * 8192)?;
-    let json_bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
-    let batches: Vec<EventBatch> = vedette_batches(&lines)?
-        .into_iter()
-        .map(|r| EventBatch::new(r, "bench", "default", 0))
-        .collect();
-    let dir = tempfile::tempdir()?;
-    let store: Box<dyn EventStore> = match &args.clickhouse {
-        Some(url) => {
-            clickhouse::Client::default()
-                .with_url(url)
-                .query(&format!("DROP DATABASE IF EXISTS {BENCH_DATABASE}"))
-                .execute()
-                .await?;
-            Box::new(
-                ClickHouseStore::open(ClickHouseOptions {
-                    url: url.clone(),
-                    database: BENCH_DATABASE.into(),
-                    user: "default".into(),
-                    password: None,
-                    retention_days: 36_500,
-                    limits: QueryLimits::default(),
-                    batching: WriteBatching::IMMEDIATE,
-                })
-                .await?,
-            )
-        }
-        None => Box::new(ParquetStore::open(
-            dir.path(),
-            36_500,
-            QueryLimits::default(),
-        )?),
-    };
-    let group = if args.clickhouse.is_some() {
-        CLICKHOUSE_GROUP
-    } else {
-        1
-    };
-    let (wall, cpu0) = (Instant::now(), cpu());
-    let mut events = 0usize;
-    let mut pending = Vec::new();
-    for i in 0..args.batches {
-        let b = distinct_ids(&batches[i % batches.len()], i / batches.len())?;
-        events += b.len();
-        pending.push(b);
-        if pending.len() == group || i + 1 == args.batches {
-            store.append_all(Table::Events, &pending).await?;
-            pending.clear();
-        }
-    }
-    let (wall, cpu_time) = (wall.elapsed(), cpu() - cpu0);
-    let (stored, dialect) = match &args.clickhouse {
-        Some(url) => (clickhouse_bytes(url).await?, Dialect::ClickHouse),
-        None => (
-            folder_bytes(&dir.path().join("events")),
-            Dialect::DataFusion,
-        ),
-    };
+/// Runs every query of docs/queries.md, printing its time and row count.
+async fn run_queries(store: &dyn EventStore, dialect: Dialect) -> anyhow::Result<()> {
     println!(
-        "# {events} events ({} distinct batches of 8192 corpus Windows events, {:.0} bytes of JSON per event), {} CPUs",
-        batches.len(),
-        json_bytes as f64 / lines.len() as f64,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "files    {} Parquet files",
+        parquet_count(&dir.path().join("events"))
     );
-    println!(
-        "append   {:>10.0} events/s {:>7.3} µs CPU/event  {:.1} s",
-        events as f64 / wall.as_secs_f64(),
-        cpu_time.as_secs_f64() * 1e6 / events as f64,
-        wall.as_secs_f64()
-    );
-    println!(
-        "stored   {:.1} bytes/event ({:.1} MiB in all)",
-        stored as f64 / events as f64,
-        stored as f64 / (1 << 20) as f64
-    );
-    for sql in query_examples(QUERIES_MD, dialect) {
-        let started = Instant::now();
-        let mut stream = store
-            .query(&sql, &QueryScope::all())
-            .await
-            .with_context(|| sql.clone())?;
-        let mut rows = 0;
-        while let Some(b) = stream.next().await {
-            rows += b?.num_rows();
-        }
-        let first = sql
-            .lines()
-            .find(|l| l.contains("FROM"))
-            .unwrap_or("")
-            .trim();
-        println!(
-            "query    {:>8.1} ms {rows:>6} rows  {} … {first}",
-            started.elapsed().as_secs_f64() * 1e3,
-            sql.lines().next().unwrap_or("").trim()
-        );
+    run_queries(store.as_ref(), dialect).await?;
+    if let (true, Some(parquet)) = (args.compact, &parquet) {
+        let events_dir = dir.path().join("events");
+        compact_until_stable(parquet, &events_dir, events, "live").await?;
+        parquet.set_cold_after(std::time::Duration::ZERO);
+        compact_until_stable(parquet, &events_dir, events, "quiet").await?;
+        run_queries(store.as_ref(), dialect).await?;
     }
     Ok(())
 }

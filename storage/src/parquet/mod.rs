@@ -149,7 +149,7 @@ struct Files {
     retention_days: u32,
     sequence: AtomicU64,
     visibility: Arc<Visibility>,
-    policy: CompactionPolicy,
+    policy: std::sync::Mutex<CompactionPolicy>,
     /// Writes hold it shared; removing empty folders holds it alone (a write must not
     /// lose the folder it is writing into).
     folders: RwLock<()>,
@@ -232,7 +232,7 @@ impl ParquetStore {
                 retention_days,
                 sequence: AtomicU64::new(0),
                 visibility,
-                policy: CompactionPolicy::default(),
+                policy: std::sync::Mutex::new(CompactionPolicy::default()),
                 folders: RwLock::new(()),
             }),
             limits,
@@ -245,6 +245,16 @@ impl ParquetStore {
     /// whatever this is).
     pub fn set_delete_grace(&self, grace: Duration) {
         self.files.visibility.set_grace(grace);
+    }
+
+    /// Sets after how long without a new file a folder has all its small files merged,
+    /// whatever their size tier (default five minutes).
+    pub fn set_cold_after(&self, quiet: Duration) {
+        self.files
+            .policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cold_after = quiet;
     }
 }
 
@@ -372,12 +382,13 @@ impl Files {
     fn compact(&self) -> Result<CompactionReport, CoreError> {
         let mut report = CompactionReport::default();
         let now = SystemTime::now();
+        let policy = *self.policy.lock().unwrap_or_else(|p| p.into_inner());
         for table in Table::ALL {
             for folder in leaf_folders(&self.root.join(table.name()))? {
                 let listed = list_folder(&folder)?;
                 self.visibility.doom(self.visibility.superseded(&listed));
                 let visible = self.visibility.visible(listed);
-                for group in compaction::plan(&visible, now, &self.policy) {
+                for group in compaction::plan(&visible, now, &policy) {
                     let inputs: Vec<FileInFolder> =
                         group.iter().map(|&i| visible[i].clone()).collect();
                     let name = format!(
