@@ -47,8 +47,237 @@ struct Args {
     compact: bool,
 }
 
+/// Bus batches per ClickHouse insert (49,152 rows, within the stage's default 50,000).
+const CLICKHOUSE_GROUP: usize = 6;
+/// Database the ClickHouse run uses.
+const BENCH_DATABASE: &str = "vedette_bench";
+
+/// Bytes ClickHouse keeps on disk for the events table.
+async fn clickhouse_bytes(url: &str) -> anyhow::Result<u64> {
+    let client = clickhouse::Client::default().with_url(url);
+    let mut cursor = client
+        .query(&format!(
+            "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = '{BENCH_DATABASE}' AND table = 'events'"
+        ))
+        .fetch_bytes("TSV")?;
+    let text = String::from_utf8(cursor.collect().await?.to_vec())?;
+    Ok(text.trim().parse()?)
+}
+
+/// `batch` with `-r<round>` appended to every `event.id`, so that each round stores
+/// distinct events (ClickHouse would otherwise merge the copies away).
+fn distinct_ids(batch: &EventBatch, round: usize) -> anyhow::Result<EventBatch> {
+    use arrow::array::{Array, AsArray, StringArray};
+    let records = &batch.records;
+    let index = records
+        .schema()
+        .index_of(vedette_core::schema::col::EVENT_ID)?;
+    let ids = records.column(index).as_string::<i32>();
+    let renamed: StringArray = (0..ids.len())
+        .map(|i| (!ids.is_null(i)).then(|| format!("{}-r{round}", ids.value(i))))
+        .collect();
+    let mut columns = records.columns().to_vec();
+    columns[index] = std::sync::Arc::new(renamed);
+    let mut out = batch.clone();
+    out.records = arrow::array::RecordBatch::try_new(records.schema(), columns)?;
+    Ok(out)
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                folder_bytes(&path)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}
+
 /// Runs every query of docs/queries.md, printing its time and row count.
 async fn run_queries(store: &dyn EventStore, dialect: Dialect) -> anyhow::Result<()> {
+    for sql in query_examples(QUERIES_MD, dialect) {
+        let started = Instant::now();
+        let mut stream = store
+            .query(&sql, &QueryScope::all())
+            .await
+            .with_context(|| sql.clone())?;
+        let mut rows = 0;
+        let mut failed = None;
+        while let Some(b) = stream.next().await {
+            match b {
+                Ok(b) => rows += b.num_rows(),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            println!(
+                "query    failed after {:.1} ms: {e}",
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            continue;
+        }
+        let first = sql
+            .lines()
+            .find(|l| l.contains("FROM"))
+            .unwrap_or("")
+            .trim();
+        println!(
+            "query    {:>8.1} ms {rows:>6} rows  {} … {first}",
+            started.elapsed().as_secs_f64() * 1e3,
+            sql.lines().next().unwrap_or("").trim()
+        );
+    }
+    Ok(())
+}
+
+/// Parquet files under `dir`.
+fn parquet_count(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                parquet_count(&path)
+            } else {
+                u64::from(path.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
+}
+
+/// Compaction passes until one merges nothing; prints what they did.
+async fn compact_until_stable(
+    store: &ParquetStore,
+    events_dir: &Path,
+    events: usize,
+    label: &str,
+) -> anyhow::Result<()> {
+    let (wall, cpu0) = (Instant::now(), cpu());
+    let (mut passes, mut merges, mut rows) = (0, 0, 0);
+    loop {
+        let r = store.compact().await?;
+        passes += 1;
+        merges += r.merges;
+        rows += r.rows;
+        if r.merges == 0 {
+            break;
+        }
+    }
+    let (wall, cpu_time) = (wall.elapsed(), cpu() - cpu0);
+    let stored = folder_bytes(events_dir);
+    println!(
+        "{label:<8} {passes} passes, {merges} merges, {rows} rows rewritten in {:.1} s ({:.0} rows/s, {:.3} µs CPU/row); {} files, {:.1} bytes/event",
+        wall.as_secs_f64(),
+        rows as f64 / wall.as_secs_f64().max(1e-9),
+        cpu_time.as_secs_f64() * 1e6 / (rows.max(1)) as f64,
+        parquet_count(events_dir),
+        stored as f64 / events as f64
+    );
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let corpora = corpora_dir()?;
+    let base = corpus_windows_events(&corpora)?;
+    let lines = replicate(&base, 40 * 8192)?;
+    let json_bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let batches: Vec<EventBatch> = vedette_batches(&lines)?
+        .into_iter()
+        .map(|r| EventBatch::new(r, "bench", "default", 0))
+        .collect();
+    let dir = tempfile::tempdir()?;
+    let parquet = match &args.clickhouse {
+        Some(_) => None,
+        None => {
+            let s = std::sync::Arc::new(ParquetStore::open(
+                dir.path(),
+                36_500,
+                QueryLimits::default(),
+            )?);
+            // Nothing else reads these files: delete what merges replace at once.
+            s.set_delete_grace(std::time::Duration::ZERO);
+            Some(s)
+        }
+    };
+    let store: std::sync::Arc<dyn EventStore> = match &args.clickhouse {
+        Some(url) => {
+            clickhouse::Client::default()
+                .with_url(url)
+                .query(&format!("DROP DATABASE IF EXISTS {BENCH_DATABASE}"))
+                .execute()
+                .await?;
+            std::sync::Arc::new(
+                ClickHouseStore::open(ClickHouseOptions {
+                    url: url.clone(),
+                    database: BENCH_DATABASE.into(),
+                    user: "default".into(),
+                    password: None,
+                    retention_days: 36_500,
+                    limits: QueryLimits::default(),
+                    batching: WriteBatching::IMMEDIATE,
+                })
+                .await?,
+            )
+        }
+        None => parquet.clone().context("the Parquet store")?,
+    };
+    let group = if args.clickhouse.is_some() {
+        CLICKHOUSE_GROUP
+    } else {
+        1
+    };
+    let (wall, cpu0) = (Instant::now(), cpu());
+    let mut events = 0usize;
+    let mut pending = Vec::new();
+    for i in 0..args.batches {
+        let b = distinct_ids(&batches[i % batches.len()], i / batches.len())?;
+        events += b.len();
+        pending.push(b);
+        if pending.len() == group || i + 1 == args.batches {
+            store.append_all(Table::Events, &pending).await?;
+            pending.clear();
+        }
+    }
+    let (wall, cpu_time) = (wall.elapsed(), cpu() - cpu0);
+    let (stored, dialect) = match &args.clickhouse {
+        Some(url) => (clickhouse_bytes(url).await?, Dialect::ClickHouse),
+        None => (
+            folder_bytes(&dir.path().join("events")),
+            Dialect::DataFusion,
+        ),
+    };
+    println!(
+        "# {events} events ({} distinct batches of 8192 corpus Windows events, {:.0} bytes of JSON per event), {} CPUs",
+        batches.len(),
+        json_bytes as f64 / lines.len() as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "append   {:>10.0} events/s {:>7.3} µs CPU/event  {:.1} s",
+        events as f64 / wall.as_secs_f64(),
+        cpu_time.as_secs_f64() * 1e6 / events as f64,
+        wall.as_secs_f64()
+    );
+    println!(
+        "stored   {:.1} bytes/event ({:.1} MiB in all)",
+        stored as f64 / events as f64,
+        stored as f64 / (1 << 20) as f64
+    );
     println!(
         "files    {} Parquet files",
         parquet_count(&dir.path().join("events"))

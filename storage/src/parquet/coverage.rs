@@ -2,7 +2,7 @@
 //!
 //! A file written from a bus batch is named after its position
 //! (`{topic}-p{partition}-o{offset}-{part}.parquet`); any other write is a loose file
-//! (`w{ms}-{seq}-{part}.parquet`); a merge writes `compacted-{ms}-{seq}.parquet`. A
+//! (`w{ms}-{pid}-{seq}-{part}.parquet`); a merge writes `compacted-{ms}-{pid}-{seq}.parquet`. A
 //! compacted file carries, in its Parquet key-value metadata, the positions of every
 //! bus file it holds (as offset ranges per topic and partition, through earlier merges
 //! too) and the names of the loose and compacted files it merged. Every file of its

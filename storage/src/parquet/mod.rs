@@ -351,9 +351,12 @@ impl Files {
         }
         let stem = match &batch.position {
             Some(p) => coverage::bus_stem(&p.topic, p.partition, p.offset),
+            // The process id keeps two processes writing at the same millisecond
+            // (`vedette hunt` next to `vedette run`) from taking the same name.
             None => format!(
-                "w{}-{:08}",
+                "w{}-{}-{:08}",
                 chrono::Utc::now().timestamp_millis(),
+                std::process::id(),
                 self.sequence.fetch_add(1, Ordering::Relaxed)
             ),
         };
@@ -392,8 +395,9 @@ impl Files {
                     let inputs: Vec<FileInFolder> =
                         group.iter().map(|&i| visible[i].clone()).collect();
                     let name = format!(
-                        "{COMPACTED_PREFIX}{}-{:06}.parquet",
+                        "{COMPACTED_PREFIX}{}-{}-{:06}.parquet",
                         chrono::Utc::now().timestamp_millis(),
+                        std::process::id(),
                         self.sequence.fetch_add(1, Ordering::Relaxed)
                     );
                     let merged = {
@@ -407,7 +411,13 @@ impl Files {
                             report.bytes_in += inputs.iter().map(|f| f.size).sum::<u64>();
                             report.bytes_out += m.output.size;
                             report.rows += m.rows;
+                            // Retention may have dropped the day meanwhile: the merge
+                            // goes with its inputs then.
+                            let expired = inputs.iter().any(|f| self.visibility.is_doomed(&f.path));
                             self.visibility.doom(inputs.into_iter().map(|f| f.path));
+                            if expired {
+                                self.visibility.doom([m.output.path]);
+                            }
                         }
                         Err(e) => {
                             tracing::error!(folder = %folder.display(), error = %e, "merge failed; its files stay as they are");

@@ -259,6 +259,11 @@ impl Visibility {
             .any(|(path, c)| path.parent() == Some(folder) && c.coverage.covers(key))
     }
 
+    /// Whether `path` waits for deletion.
+    pub(crate) fn is_doomed(&self, path: &Path) -> bool {
+        lock(&self.doomed).contains_key(path)
+    }
+
     /// Deletes the doomed files whose wait is over; returns how many went.
     pub(crate) fn sweep(&self) -> u64 {
         let oldest_running = lock(&self.queries).running.first().copied();
