@@ -2,30 +2,38 @@
 //! `events`. Each batch is matched against the Sigma rules on the blocking pool (the
 //! detector fans out with rayon), the alerts are appended to topic `alerts`, and only
 //! then is the batch's position committed: a crash or a rebalance in between makes the
-//! batch be read again (at-least-once; alert dedup downstream absorbs the repeat).
+//! batch be read again (at-least-once; alert ids are stable, so the repeat is the same
+//! alert). Between detection and the bus, the alert state ([`crate::alert_flow`])
+//! folds repeats, adds entity risk and watches for silent sources; every
+//! [`TICK`] it raises the silence alerts due and writes the closed dedup windows'
+//! counts to the audit log (`alert.dedup`).
 //!
 //! ```text
-//!  bus `events` ─▶ poll ─▶ SigmaDetector (rayon) ─▶ bus `alerts` ─▶ commit `events`
+//!  bus `events` ─▶ poll ─▶ SigmaDetector (rayon) ─▶ AlertFlow ─▶ bus `alerts` ─▶ commit `events`
 //! ```
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use vedette_core::alert::alerts_to_batch;
+use vedette_core::alert::{alerts_to_batch, Alert};
 use vedette_core::batch::EventBatch;
 use vedette_core::traits::{Bus, BusDelivery};
 
+use crate::alert_flow::{summary_detail, AlertFlow, DEDUP_ACTION};
+use crate::audit_log::{self, AuditLog};
 use crate::bus_sink::EVENTS_TOPIC;
 use crate::live_rules::LiveRules;
-use crate::metrics::{LevelLabels, Metrics, RuleLabels};
+use crate::metrics::{LevelLabels, Metrics, RuleLabels, StateLabels};
 use crate::suppressions::Suppressions;
 
 /// Topic of alerts.
 pub(crate) const ALERTS_TOPIC: &str = "alerts";
 /// Consumer group of the detection stage.
 pub(crate) const DETECT_GROUP: &str = "detect";
+/// How often silent sources are checked and closed dedup windows reported.
+const TICK: Duration = Duration::from_secs(5);
 
 /// Everything the detection stage needs.
 pub(crate) struct DetectStage {
@@ -37,6 +45,10 @@ pub(crate) struct DetectStage {
     pub(crate) metrics: Arc<Metrics>,
     /// Keys analysts marked false positive: their alerts are not raised.
     pub(crate) suppressions: Arc<Suppressions>,
+    /// Dedup, entity risk and silent sources.
+    pub(crate) flow: Mutex<AlertFlow>,
+    /// Where dedup counts go.
+    pub(crate) audit: AuditLog,
     /// Fires on shutdown.
     pub(crate) cancel: CancellationToken,
 }
@@ -49,7 +61,14 @@ impl DetectStage {
             .subscribe(EVENTS_TOPIC, DETECT_GROUP)
             .await
             .context("joining the detect group on the events topic")?;
+        let mut last_tick = Instant::now();
         loop {
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                if !self.tick().await? {
+                    break;
+                }
+            }
             let delivery = tokio::select! {
                 () = self.cancel.cancelled() => break,
                 d = consumer.poll(Duration::from_millis(500)) => d,
@@ -84,7 +103,49 @@ impl DetectStage {
             }
         }
         consumer.close().await.context("leaving the detect group")?;
+        let open = self.flow().close();
+        self.report(open);
         Ok(())
+    }
+
+    fn flow(&self) -> std::sync::MutexGuard<'_, AlertFlow> {
+        self.flow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Raises the silence alerts due and reports closed dedup windows; false if
+    /// shutdown came first.
+    async fn tick(&self) -> anyhow::Result<bool> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let (silent, closed) = self.flow().tick(now);
+        self.report(closed);
+        for (kind, n) in self.flow().sizes() {
+            self.metrics
+                .alert_state
+                .get_or_create(&StateLabels { kind: kind.into() })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        let mut by_tenant: std::collections::BTreeMap<String, Vec<Alert>> = Default::default();
+        for a in silent {
+            by_tenant.entry(a.tenant.clone()).or_default().push(a);
+        }
+        for (tenant, alerts) in by_tenant {
+            if !self.append_alerts(&alerts, &tenant).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes dedup counts to the audit log.
+    fn report(&self, closed: Vec<vedette_detect::alerting::dedup::DedupSummary>) {
+        for s in closed {
+            let mut r = audit_log::record_by("system", "", Some(&s.tenant), DEDUP_ACTION, "ok");
+            r.target = Some(s.kept_id.clone());
+            r.detail = Some(summary_detail(&s));
+            r.rule_id = Some(s.rule_id.clone());
+            r.dedup_key = Some(s.dedup_key.clone());
+            self.audit.record(r);
+        }
     }
 
     /// Detects and appends the alerts; false if shutdown came first (nothing
@@ -117,14 +178,23 @@ impl DetectStage {
         self.metrics
             .alerts_suppressed
             .inc_by((raised - alerts.len()) as u64);
-        if alerts.is_empty() {
+        let now = chrono::Utc::now().timestamp_millis();
+        let processed = self.flow().process(batch, alerts, now);
+        self.metrics.alerts_folded.inc_by(processed.folded);
+        if processed.alerts.is_empty() {
             return Ok(true);
         }
-        let records = alerts_to_batch(&alerts)?;
+        self.append_alerts(&processed.alerts, &batch.tenant).await
+    }
+
+    /// Appends `alerts` to the alerts topic, retrying until it works; false if
+    /// shutdown came first.
+    async fn append_alerts(&self, alerts: &[Alert], tenant: &str) -> anyhow::Result<bool> {
+        let records = alerts_to_batch(alerts)?;
         let out = EventBatch::new(
             records,
             "detect",
-            batch.tenant.clone(),
+            tenant.to_string(),
             chrono::Utc::now().timestamp_millis(),
         );
         let mut backoff = Duration::from_millis(100);
@@ -141,7 +211,7 @@ impl DetectStage {
                 }
             }
         }
-        for alert in &alerts {
+        for alert in alerts {
             self.metrics
                 .alerts
                 .get_or_create(&LevelLabels {

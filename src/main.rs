@@ -1,5 +1,6 @@
 //! The `vedette` binary: reads config, wires the pipeline's stages, serves the HTTP API.
 
+mod alert_flow;
 mod audit_log;
 mod bundled;
 mod bus_setup;

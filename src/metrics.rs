@@ -58,6 +58,13 @@ pub(crate) struct RuleLabels {
     pub(crate) rule: String,
 }
 
+/// Labels naming a kind of alert state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StateLabels {
+    /// `dedup_windows`, `risk_entities` or `sources`.
+    pub(crate) kind: String,
+}
+
 /// Labels of a store table.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TableLabels {
@@ -249,6 +256,11 @@ pub(crate) struct Metrics {
     pub(crate) alerts_by_rule: Family<RuleLabels, Counter>,
     /// `vedette_alerts_suppressed_total`: alerts dropped by false-positive marks.
     pub(crate) alerts_suppressed: Counter,
+    /// `vedette_alerts_folded_total`: alerts folded into an earlier one by dedup.
+    pub(crate) alerts_folded: Counter,
+    /// `vedette_alert_state_entries{kind}`: entries of the alert state (dedup windows,
+    /// risk entities, sources).
+    pub(crate) alert_state: Family<StateLabels, Gauge>,
     /// `vedette_audit_records_total`: audit records stored.
     pub(crate) audit_records: Counter,
     /// `vedette_audit_lost_total`: audit records that could not be stored.
@@ -393,6 +405,18 @@ impl Metrics {
             "Alerts not raised because an analyst marked the same rule and key a false positive",
             alerts_suppressed.clone(),
         );
+        let alerts_folded = Counter::default();
+        registry.register(
+            "alerts_folded",
+            "Alerts folded into an earlier alert of the same rule and entity by dedup",
+            alerts_folded.clone(),
+        );
+        let alert_state = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "alert_state_entries",
+            "Entries of the detection stage's alert state, by kind (dedup_windows, risk_entities, sources)",
+            alert_state.clone(),
+        );
         let audit_records = Counter::default();
         registry.register(
             "audit_records",
@@ -431,6 +455,8 @@ impl Metrics {
             alerts,
             alerts_by_rule,
             alerts_suppressed,
+            alerts_folded,
+            alert_state,
             audit_records,
             audit_lost,
             respond,

@@ -17,6 +17,7 @@ use vedette_core::config::{BusKind, Config, StoreKind};
 use vedette_core::traits::Source;
 use vedette_ingest::{Format, Limits};
 
+use crate::alert_flow::AlertFlow;
 use crate::audit_log::{self, AuditLog};
 use crate::bus_setup::open_bus;
 use crate::bus_sink::BusSink;
@@ -100,11 +101,20 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     let refresh = suppressions
         .clone()
         .spawn_refresh(store.clone(), cancel.clone());
+    let (audit, audit_writer) = AuditLog::start(store.clone(), metrics.clone());
+    if let Some(id) = first_admin {
+        let mut r = audit_log::record_by("system", "", None, "token.create", "ok");
+        r.target = Some(id);
+        r.detail = Some("first admin token".into());
+        audit.record(r);
+    }
     let detect = DetectStage {
         bus: bus.clone(),
         rules: rules.clone(),
         metrics: metrics.clone(),
         suppressions: suppressions.clone(),
+        flow: std::sync::Mutex::new(AlertFlow::new(&config.alerts)),
+        audit: audit.clone(),
         cancel: cancel.clone(),
     };
     let detection = tokio::spawn(detect.run());
@@ -114,13 +124,6 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
             cancel.clone(),
         )
     });
-    let (audit, audit_writer) = AuditLog::start(store.clone(), metrics.clone());
-    if let Some(id) = first_admin {
-        let mut r = audit_log::record_by("system", "", None, "token.create", "ok");
-        r.target = Some(id);
-        r.detail = Some("first admin token".into());
-        audit.record(r);
-    }
     // Responders are set up before anything listens: a missing secret fails the start.
     let responders = Responder::all(&config.responders)?;
     let responding = (!responders.is_empty()).then(|| {

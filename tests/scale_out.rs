@@ -29,8 +29,10 @@ fn node_config(brokers: &str, prefix: &str, store: &str) -> String {
          partitions = 4\nreplication_factor = 1\n\
          [bus.kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\
          {store}\
+         {}\
          [ingest]\nbatch_age_ms = 50\n\
          [ingest.syslog]\nudp_addr = \"{}\"\ntcp_addr = \"{}\"\n",
+        common::ALERT_STATE_OFF,
         free_addr(),
         free_addr()
     )

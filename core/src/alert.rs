@@ -27,6 +27,10 @@ pub enum DetectionKind {
     Yara,
     /// A statistical baseline saw an anomaly or a new term.
     Baseline,
+    /// An entity's risk, summed over its recent alerts, crossed the threshold.
+    Risk,
+    /// A source that sent steadily went silent.
+    Silence,
 }
 
 impl DetectionKind {
@@ -37,6 +41,8 @@ impl DetectionKind {
             Self::Correlation => "correlation",
             Self::Yara => "yara",
             Self::Baseline => "baseline",
+            Self::Risk => "risk",
+            Self::Silence => "silence",
         }
     }
 }
@@ -49,6 +55,8 @@ impl FromStr for DetectionKind {
             "correlation" => Ok(Self::Correlation),
             "yara" => Ok(Self::Yara),
             "baseline" => Ok(Self::Baseline),
+            "risk" => Ok(Self::Risk),
+            "silence" => Ok(Self::Silence),
             other => Err(CoreError::BadInput(format!(
                 "unknown detection kind `{other}`"
             ))),

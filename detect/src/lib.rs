@@ -2,8 +2,10 @@
 //! statistical baselines and alert dedup.
 //!
 //! Its one main trait is `vedette_core::traits::Detector`; [`sigma::SigmaDetector`]
-//! implements it for a compiled Sigma rule set.
+//! implements it for a compiled Sigma rule set. What follows detection (dedup, entity
+//! risk, silent sources) is stateful and lives in [`alerting`].
 
+pub mod alerting;
 pub mod error;
 pub mod sigma;
 

@@ -6,7 +6,8 @@
 //! `alert.reopen`), `open` without one or after a reopen, so triage works the same on every node of a cluster. A
 //! false-positive mark also suppresses later alerts of the same tenant, rule and
 //! dedup key ([`crate::suppressions`]). Each alert also lists its finished responder
-//! deliveries (`alert.deliver` records, [`crate::respond`]). The queries are written in the SQL both
+//! deliveries (`alert.deliver` records, [`crate::respond`]) and how many repeats dedup
+//! folded into it (`suppressed`, from `alert.dedup` records). The queries are written in the SQL both
 //! stores speak; filter values may not hold quotes or backslashes.
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use vedette_core::traits::{EventStore, QueryScope};
 
 use super::auth::Refusal;
 use super::{error, AppState};
+use crate::alert_flow::DEDUP_ACTION;
 use crate::audit_log;
 use crate::respond::delivery::DELIVER_ACTION;
 use crate::suppressions::{Suppressions, FALSE_POSITIVE, REOPEN};
@@ -230,6 +232,36 @@ async fn deliveries(
     Ok(out)
 }
 
+/// How many alerts dedup folded into each alert of `ids`, from the `alert.dedup`
+/// audit records of its closed windows.
+async fn folded(
+    store: &dyn EventStore,
+    scope: &QueryScope,
+    ids: &[String],
+) -> Result<HashMap<String, u64>, Refusal> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let list: Result<Vec<String>, Refusal> = ids.iter().map(|id| literal(id, "alert id")).collect();
+    let sql = format!(
+        "SELECT target, detail FROM audit WHERE action = '{DEDUP_ACTION}' AND target IN ({})",
+        list?.join(", ")
+    );
+    let mut out: HashMap<String, u64> = HashMap::new();
+    for row in json_rows(store, &sql, scope).await? {
+        let Some(target) = row["target"].as_str() else {
+            continue;
+        };
+        let n = row["detail"]
+            .as_str()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .and_then(|d| d["suppressed"].as_u64())
+            .unwrap_or(0);
+        *out.entry(target.to_string()).or_default() += n;
+    }
+    Ok(out)
+}
+
 fn authorize(
     state: &AppState,
     headers: &HeaderMap,
@@ -340,6 +372,7 @@ async fn list_alerts(
         .collect();
     let states = triage(store, &scope, Some(&ids)).await?;
     let mut sent = deliveries(store, &scope, &ids).await?;
+    let folded = folded(store, &scope, &ids).await?;
     for row in &mut rows {
         let id = row["alert.id"].as_str().unwrap_or_default().to_string();
         let t = states.get(&id);
@@ -348,6 +381,7 @@ async fn list_alerts(
         row["status_by"] = json!(t.map(|t| t.by.clone()));
         row["status_note"] = json!(t.and_then(|t| t.note.clone()));
         row["deliveries"] = Value::Array(sent.remove(&id).unwrap_or_default());
+        row["suppressed"] = json!(folded.get(&id).copied().unwrap_or(0));
     }
     let count = rows.len();
     Ok(Json(json!({ "alerts": rows, "count": count })).into_response())

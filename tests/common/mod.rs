@@ -388,7 +388,9 @@ pub fn ledger_sum(text: &str, name: &str, sources: &[&str]) -> u64 {
 }
 
 /// A test config: data under `data`, `tables` (whole TOML tables such as `[rules]`),
-/// quick ingest flushes, and syslog listeners on ports of their own.
+/// quick ingest flushes, and syslog listeners on ports of their own. Dedup, entity
+/// risk and silent sources are off (tests count one alert per matching event) unless
+/// `tables` sets `[alerts...]` itself.
 pub fn test_config(tables: &str) -> String {
     test_config_on(tables, free_addr(), free_addr())
 }
@@ -396,10 +398,19 @@ pub fn test_config(tables: &str) -> String {
 /// [`test_config`] with the syslog listeners on `udp` and `tcp`.
 pub fn test_config_on(tables: &str, udp: SocketAddr, tcp: SocketAddr) -> String {
     format!(
-        "data_dir = \"data\"\n{tables}[ingest]\nbatch_age_ms = 50\n{}",
+        "data_dir = \"data\"\n{tables}{}[ingest]\nbatch_age_ms = 50\n{}",
+        if tables.contains("[alerts") {
+            ""
+        } else {
+            ALERT_STATE_OFF
+        },
         syslog_config(udp, tcp)
     )
 }
+
+/// `[alerts]` tables that turn dedup, entity risk and silent sources off.
+pub const ALERT_STATE_OFF: &str =
+    "[alerts.dedup]\nwindow_seconds = 0\n[alerts.risk]\nenabled = false\n[alerts.silence]\nenabled = false\n";
 
 /// A `[store]` section for the test ClickHouse server (`VEDETTE_CLICKHOUSE_URL`), in a
 /// database of its own named from `prefix`.

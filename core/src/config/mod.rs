@@ -4,6 +4,7 @@
 //! Parsing rejects unknown keys (naming the key, line and column); [`Config::validate`]
 //! is a pure check of values, separate from anything that does I/O.
 
+mod alerts;
 mod ingest;
 mod responders;
 mod sections;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
 
+pub use alerts::{AlertsConfig, DedupConfig, RiskConfig, SilenceConfig};
 pub use ingest::{FileInputConfig, HttpIngestConfig, IngestConfig, SyslogConfig, SyslogTlsConfig};
 pub use responders::{PayloadTemplate, ResponderConfig};
 pub use sections::{
@@ -43,6 +45,8 @@ pub struct Config {
     /// Inputs, batching and limits. Default: syslog on 127.0.0.1:5514 (UDP and TCP)
     /// and HTTP ingest.
     pub ingest: IngestConfig,
+    /// Dedup, entity risk and silent sources (`[alerts]`). Default: all on.
+    pub alerts: AlertsConfig,
     /// Webhooks that receive alerts (`[[responders]]`). Default: none.
     pub responders: Vec<ResponderConfig>,
 }
@@ -57,6 +61,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             rules: RulesConfig::default(),
             ingest: IngestConfig::default(),
+            alerts: AlertsConfig::default(),
             responders: Vec::new(),
         }
     }
@@ -97,6 +102,7 @@ impl Config {
         self.bus.validate()?;
         self.store.validate()?;
         self.ingest.validate()?;
+        self.alerts.validate()?;
         responders::validate_all(&self.responders)?;
         Ok(())
     }

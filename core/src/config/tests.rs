@@ -76,6 +76,12 @@ fn bad_values_name_their_key() {
             "[store.parquet]\nretention_days = 0\n",
             "store.parquet.retention_days",
         ),
+        ("[alerts.risk]\nthreshold = -1\n", "alerts.risk.threshold"),
+        (
+            "[alerts.silence]\nafter_seconds = 0\n",
+            "alerts.silence.after_seconds",
+        ),
+        ("[alerts.dedup]\nmax_keys = 0\n", "alerts.dedup.max_keys"),
         ("[http]\naddr = \"not an address\"\n", "addr"),
         ("[bus]\nkind = \"rabbit\"\n", "rabbit"),
     ];

@@ -1,0 +1,109 @@
+//! The alert state of the detection stage (`[alerts]`): repeated alerts folded, entity
+//! risk added up, silent sources watched ([`vedette_detect::alerting`]), on the
+//! wall clock of this process. `vedette detect` uses the same state on the events' own
+//! time.
+
+use vedette_core::alert::Alert;
+use vedette_core::batch::EventBatch;
+use vedette_core::config::AlertsConfig;
+use vedette_detect::alerting::dedup::{AlertDedup, DedupConfig, DedupSummary};
+use vedette_detect::alerting::risk::{EntityRisk, RiskConfig};
+use vedette_detect::alerting::silence::{SilenceConfig, SilentSources};
+
+/// Audit action of a dedup summary: `target` is the kept alert, `detail` the count.
+pub(crate) const DEDUP_ACTION: &str = "alert.dedup";
+
+/// The three kinds of alert state.
+#[derive(Debug)]
+pub(crate) struct AlertFlow {
+    dedup: AlertDedup,
+    risk: EntityRisk,
+    silence: SilentSources,
+}
+
+/// What one batch's alerts became.
+#[derive(Debug, Default)]
+pub(crate) struct Processed {
+    /// Alerts that go on: the kept ones, then the risk alerts they raised.
+    pub(crate) alerts: Vec<Alert>,
+    /// Alerts folded into an earlier one.
+    pub(crate) folded: u64,
+}
+
+impl AlertFlow {
+    /// Empty state set up from `[alerts]`.
+    pub(crate) fn new(config: &AlertsConfig) -> Self {
+        let ms = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Self {
+            dedup: AlertDedup::new(DedupConfig {
+                window_ms: ms(config.dedup.window_seconds),
+                max_keys: config.dedup.max_keys,
+            }),
+            risk: EntityRisk::new(RiskConfig {
+                window_ms: if config.risk.enabled {
+                    ms(config.risk.window_hours.saturating_mul(3600))
+                } else {
+                    0
+                },
+                threshold: config.risk.threshold,
+                max_entities: config.risk.max_entities,
+            }),
+            silence: SilentSources::new(SilenceConfig {
+                after_ms: if config.silence.enabled {
+                    ms(config.silence.after_seconds)
+                } else {
+                    0
+                },
+                min_events: config.silence.min_events,
+                max_sources: config.silence.max_sources,
+            }),
+        }
+    }
+
+    /// Takes one batch and its alerts at `now_ms`.
+    pub(crate) fn process(
+        &mut self,
+        batch: &EventBatch,
+        alerts: Vec<Alert>,
+        now_ms: i64,
+    ) -> Processed {
+        self.silence.observe_batch(batch, now_ms);
+        let (mut kept, folded) = self.dedup.filter(alerts, now_ms);
+        let raised: Vec<Alert> = kept.iter().flat_map(|a| self.risk.observe(a)).collect();
+        kept.extend(raised);
+        Processed {
+            alerts: kept,
+            folded,
+        }
+    }
+
+    /// The silence alerts due at `now_ms`, and the summaries of the dedup windows
+    /// closed by then.
+    pub(crate) fn tick(&mut self, now_ms: i64) -> (Vec<Alert>, Vec<DedupSummary>) {
+        (self.silence.check(now_ms), self.dedup.close_due(now_ms))
+    }
+
+    /// The summaries of every open dedup window (at shutdown or the end of a replay).
+    pub(crate) fn close(&mut self) -> Vec<DedupSummary> {
+        self.dedup.close_all()
+    }
+
+    /// Entries held: open dedup windows, risk entities, sources.
+    pub(crate) fn sizes(&self) -> [(&'static str, usize); 3] {
+        [
+            ("dedup_windows", self.dedup.open_windows()),
+            ("risk_entities", self.risk.entities()),
+            ("sources", self.silence.sources()),
+        ]
+    }
+}
+
+/// The JSON detail of a dedup summary's audit record.
+pub(crate) fn summary_detail(s: &DedupSummary) -> String {
+    serde_json::json!({
+        "suppressed": s.suppressed,
+        "first_ms": s.first_ms,
+        "last_ms": s.last_ms,
+    })
+    .to_string()
+}

@@ -1,0 +1,118 @@
+//! The alert state of `vedette run` end to end: repeats of one rule on one host folded
+//! into the first alert (and counted on it), a host whose alerts add up to the risk
+//! threshold raised as a high-risk entity, and the same host's log source raised when
+//! it goes silent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{http_post, wait_for, Service};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+const CERTUTIL: &str = "rules/sigma/windows/proc_creation_certutil_download.tp.jsonl";
+const LSASS: &str = "rules/sigma/windows/proc_creation_lsass_dump_comsvcs.tp.jsonl";
+
+/// The true positive of `file` on host `risky-host` as user `user`, as process `pid`,
+/// at one fixed time.
+fn event(file: &str, user: &str, pid: u64) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let line = common::lines_of_file(&path).remove(0);
+    let mut v: Value = serde_json::from_str(&line).unwrap();
+    v["Computer"] = "risky-host".into();
+    v["User"] = user.into();
+    v["ProcessId"] = pid.into();
+    // Risk adds up over a window of event time: the two files' events are a day apart.
+    v["TimeCreated_SystemTime"] = "2026-11-23T22:10:00.000Z".into();
+    v.to_string()
+}
+
+/// The alerts listed, by rule id.
+fn alerts(service: &Service, token: &str) -> Vec<Value> {
+    let (code, body) = common::get_with(service.addr, "/v1/alerts?from=0&limit=1000", token);
+    assert_eq!(code, 200, "{body}");
+    let listing: Value = serde_json::from_str(&body).unwrap();
+    listing["alerts"].as_array().cloned().unwrap_or_default()
+}
+
+fn of_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    alerts.iter().filter(|a| a["rule.id"] == rule).collect()
+}
+
+#[test]
+fn repeats_fold_risk_adds_up_and_a_silent_source_is_raised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = common::test_config(
+        "[alerts.dedup]\nwindow_seconds = 8\n\
+         [alerts.risk]\nthreshold = 100\n\
+         [alerts.silence]\nafter_seconds = 4\nmin_events = 5\n",
+    );
+    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(10));
+    let agent = format!("Bearer {}", service.token("agent", None));
+    let analyst = service.token("analyst", None);
+    let send = |body: String| {
+        let (code, answer) = http_post(
+            service.addr,
+            "/v1/ingest",
+            &[("Authorization", &agent)],
+            format!("{body}\n").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{answer}");
+    };
+
+    // Six certutil downloads on one host, a second apart: one alert, five folded.
+    for pid in 0..6 {
+        send(event(CERTUTIL, "CORP\\u1", 100 + pid));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // A credential dump on the same host: high (52.5) + critical (90) ≥ 100.
+    send(event(LSASS, "CORP\\u2", 900));
+
+    let listed = wait_for(
+        "the folded count, the risk and the silence alerts",
+        WAIT,
+        || {
+            let listed = alerts(&service, &analyst);
+            let certutil = of_rule(&listed, "d2644136-7400-49e4-8b45-45b687d7b72a");
+            let done = certutil.first().is_some_and(|a| a["suppressed"] == 5)
+                && !of_rule(&listed, "vedette-silent-source").is_empty();
+            done.then_some(listed)
+        },
+    );
+    let certutil = of_rule(&listed, "d2644136-7400-49e4-8b45-45b687d7b72a");
+    assert_eq!(certutil.len(), 1, "one alert for six events: {certutil:?}");
+    let risk = of_rule(&listed, "vedette-entity-risk");
+    assert_eq!(risk.len(), 1, "{listed:#?}");
+    assert_eq!(risk[0]["host.name"], "risky-host");
+    assert_eq!(risk[0]["detection.kind"], "risk");
+    assert_eq!(risk[0]["rule.level"], "high");
+    let silent = of_rule(&listed, "vedette-silent-source");
+    assert_eq!(silent.len(), 1, "{silent:?}");
+    assert_eq!(silent[0]["host.name"], "risky-host");
+    assert_eq!(silent[0]["detection.kind"], "silence");
+
+    // What the risk alert says is queryable.
+    let rows = common::query(
+        &service,
+        &analyst,
+        "SELECT matched['risk.rules'] AS rules FROM alerts WHERE \"rule.id\" = 'vedette-entity-risk'",
+    );
+    let rules = rows[0]["rules"].as_str().unwrap_or_default();
+    assert_eq!(rules.split(',').count(), 2, "{rows:?}");
+
+    let (_, text) = common::get_metrics(service.addr).unwrap();
+    assert_eq!(
+        common::metric_in(&text, "vedette_alerts_folded_total"),
+        5,
+        "{text}"
+    );
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}
