@@ -12,6 +12,7 @@ use arrow::datatypes::TimestampMillisecondType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use vedette_core::batch::EventBatch;
 use vedette_core::schema::col;
 use vedette_detect::sigma::{
     CompileOutcome, CorrelationAlert, CorrelationEngine, CorrelationLimits, CorrelationSet,
@@ -19,6 +20,7 @@ use vedette_detect::sigma::{
 };
 use vedette_ingest::{Format, Limits};
 
+use crate::hunt_alerts::{write_alert, HuntAlertFlags, HuntAlerts};
 use crate::hunt_input::{HuntBatch, HuntInput, HuntPiece, PIECE_BYTES};
 use crate::input::open_input;
 use crate::sigma_setup::{load_sigma, LoadedSigma};
@@ -43,6 +45,24 @@ pub(crate) struct DetectArgs {
     /// input, so the order of records does not matter.
     #[arg(long, value_name = "SECONDS")]
     pub(crate) lateness: Option<u32>,
+    /// Fold hits of one rule on one host within this many seconds (of event time)
+    /// into the first: only the first is printed.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) dedup: Option<u32>,
+    /// Add up each host's and user's risk over the hits (a high hit with an ATT&CK
+    /// technique tag adds 52.5) and print a `risk` line when it reaches this.
+    #[arg(long, value_name = "THRESHOLD")]
+    pub(crate) risk: Option<f64>,
+    /// Window of `--risk`, in hours of event time.
+    #[arg(long, default_value_t = 24, value_name = "HOURS")]
+    pub(crate) risk_window_hours: u32,
+    /// Print a `silence` line when a source (dataset and host) that sent steadily
+    /// sends nothing for this many seconds of event time while the logs go on.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) silence: Option<u32>,
+    /// Events a source must have sent to count as steady for `--silence`.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) silence_min_events: u64,
     /// Log files to hunt through (`-` for stdin).
     #[arg(required = true)]
     pub(crate) inputs: Vec<PathBuf>,
@@ -82,10 +102,23 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     };
     let mut correlation = CorrelationEngine::new(&sigma.correlations, limits);
     let mut totals = Totals::default();
+    let mut state = HuntAlerts::new(HuntAlertFlags {
+        dedup_seconds: args.dedup,
+        risk_threshold: args.risk,
+        risk_window_hours: args.risk_window_hours,
+        silence_seconds: args.silence,
+        silence_min_events: args.silence_min_events,
+    });
     let mut unreadable = 0;
     let progress = progress_bar(args.inputs.len() as u64, "files");
     for path in &args.inputs {
-        if let Err(e) = hunt_one(path, args, &sigma, &mut correlation, &mut out, &mut totals) {
+        let mut hunt = Hunt {
+            sigma: &sigma,
+            correlation: &mut correlation,
+            state: state.as_mut(),
+            totals: &mut totals,
+        };
+        if let Err(e) = hunt_one(path, args, &mut hunt, &mut out) {
             eprintln!("{}: cannot read: {e:#}", path.display());
             unreadable += 1;
         }
@@ -115,6 +148,12 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
         rayon::current_num_threads(),
         totals.wall.as_millis()
     );
+    if let Some(state) = &state {
+        eprintln!(
+            "vedette detect: {} hits folded by --dedup, {} risk and {} silence alerts",
+            state.folded, state.risky, state.silent
+        );
+    }
     if args.stats {
         print_stats(
             &sigma.detector,
@@ -143,16 +182,25 @@ struct Totals {
     correlation_alerts: usize,
 }
 
+/// What a hunt carries from one input to the next.
+struct Hunt<'a> {
+    sigma: &'a LoadedSigma,
+    correlation: &'a mut CorrelationEngine,
+    state: Option<&'a mut HuntAlerts>,
+    totals: &'a mut Totals,
+}
+
 /// Hunts through one input: pieces read as a stream, parsed and matched a few at a
 /// time in parallel, hits written in input order.
 fn hunt_one(
     path: &std::path::Path,
     args: &DetectArgs,
-    sigma: &LoadedSigma,
-    correlation: &mut CorrelationEngine,
+    hunt_state: &mut Hunt<'_>,
     out: &mut impl Write,
-    totals: &mut Totals,
 ) -> anyhow::Result<()> {
+    let sigma = hunt_state.sigma;
+    let totals = &mut *hunt_state.totals;
+    let correlation = &mut *hunt_state.correlation;
     let name = path.display().to_string();
     let t0 = Instant::now();
     let mut stream = open_input(path)?;
@@ -212,11 +260,23 @@ fn hunt_one(
             dead_letters += piece.dead_letters;
             for (batch, hits) in piece.batches.iter().zip(hits) {
                 totals.events += batch.records.num_rows();
-                for hit in &hits {
+                let (keep, raised) = match hunt_state.state.as_deref_mut() {
+                    Some(state) => {
+                        let events = EventBatch::new(batch.records.clone(), &name, "default", 0);
+                        let alerts = sigma.detector.alerts(&events, &hits);
+                        state.process(&events, &alerts)
+                    }
+                    None => (vec![true; hits.len()], Vec::new()),
+                };
+                for (i, hit) in hits.iter().enumerate() {
                     *totals.per_rule.entry(hit.rule).or_default() += 1;
-                    if sigma.correlations.generates(hit.rule) {
+                    let printed = keep.get(i).copied().unwrap_or(true);
+                    if printed && sigma.correlations.generates(hit.rule) {
                         write_hit(out, &sigma.detector, &name, batch, hit)?;
                     }
+                }
+                for alert in &raised {
+                    write_alert(out, alert)?;
                 }
                 for alert in correlation.observe(&sigma.correlations, &batch.records, &hits)? {
                     totals.correlation_alerts += 1;

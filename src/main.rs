@@ -12,6 +12,7 @@ mod data_dir;
 mod detect_cmd;
 mod detect_stage;
 mod http;
+mod hunt_alerts;
 mod hunt_cmd;
 mod hunt_input;
 mod ingest;

@@ -4,7 +4,7 @@
 //!
 //! A source counts as steady once it sent at least `min_events` events over at least
 //! the silence period itself. Its alert comes at the first check after the silence
-//! period ends; when it sends again, it must become steady again before it can raise
+//! period ends, timed when the period ended; when it sends again, it must become steady again before it can raise
 //! another. The clock is the caller's: arrival (wall-clock) time in `vedette run`, the
 //! events' own time in `vedette detect`.
 
@@ -51,8 +51,8 @@ pub struct SilentSources {
     evicted: u64,
 }
 
-/// Events per source in `batch` (tenant from the row, else the batch's).
-pub fn sources_in(batch: &EventBatch) -> HashMap<SourceKey, u64> {
+/// The source of every row of `batch` (tenant from the row, else the batch's).
+fn source_keys(batch: &EventBatch) -> Vec<SourceKey> {
     let records = &batch.records;
     let text = |name: &str| {
         records
@@ -71,15 +71,23 @@ pub fn sources_in(batch: &EventBatch) -> HashMap<SourceKey, u64> {
             .filter(|c| c.is_valid(row))
             .map(|c| c.value(row).to_string())
     };
+    (0..records.num_rows())
+        .map(|row| {
+            (
+                value(&tenants, row)
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| batch.tenant.clone()),
+                value(&datasets, row).unwrap_or_default(),
+                value(&hosts, row).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Events per source in `batch` (tenant from the row, else the batch's).
+pub fn sources_in(batch: &EventBatch) -> HashMap<SourceKey, u64> {
     let mut out: HashMap<SourceKey, u64> = HashMap::new();
-    for row in 0..records.num_rows() {
-        let key = (
-            value(&tenants, row)
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| batch.tenant.clone()),
-            value(&datasets, row).unwrap_or_default(),
-            value(&hosts, row).unwrap_or_default(),
-        );
+    for key in source_keys(batch) {
         *out.entry(key).or_default() += 1;
     }
     out
@@ -130,6 +138,34 @@ impl SilentSources {
         }
     }
 
+    /// Every source of `batch`, at its events' own times (`@timestamp`; rows without
+    /// one are left out); returns the latest time seen.
+    pub fn observe_batch_by_event_time(&mut self, batch: &EventBatch) -> Option<i64> {
+        let times = batch
+            .records
+            .column_by_name(col::TIMESTAMP)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMillisecondType>())?
+            .clone();
+        let keys = source_keys(batch);
+        let mut spans: HashMap<SourceKey, (u64, i64, i64)> = HashMap::new();
+        for (row, key) in keys.into_iter().enumerate() {
+            if !times.is_valid(row) {
+                continue;
+            }
+            let t = times.value(row);
+            let e = spans.entry(key).or_insert((0, t, t));
+            e.0 += 1;
+            e.1 = e.1.min(t);
+            e.2 = e.2.max(t);
+        }
+        let latest = spans.values().map(|s| s.2).max();
+        for (key, (n, first, last)) in spans {
+            self.observe(key.clone(), n, first);
+            self.observe(key, 0, last);
+        }
+        latest
+    }
+
     /// Drops the tenth of the sources silent longest (at least one).
     fn evict(&mut self) {
         let mut lasts: Vec<i64> = self.sources.values().map(|s| s.last_ms).collect();
@@ -158,7 +194,8 @@ impl SilentSources {
             let silent_minutes = (now_ms - s.last_ms) / 60_000;
             out.push(Alert {
                 id: stable_id(&[tenant, dataset, host, &last]),
-                time_ms: now_ms,
+                // When the silence reached the threshold (a replay checks late).
+                time_ms: s.last_ms.saturating_add(after),
                 tenant: tenant.clone(),
                 kind: DetectionKind::Silence,
                 rule_id: SILENCE_RULE_ID.into(),

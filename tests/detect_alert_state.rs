@@ -1,0 +1,119 @@
+//! `vedette detect --dedup --risk --silence` on generated Windows events: repeats of
+//! a rule on a host folded, a host whose hits add up raised as risky, a host that
+//! stops sending while the others go on raised as silent; all on event time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::vedette_output;
+use serde_json::{json, Value};
+
+const CERTUTIL: &str = "rules/sigma/windows/proc_creation_certutil_download.tp.jsonl";
+const LSASS: &str = "rules/sigma/windows/proc_creation_lsass_dump_comsvcs.tp.jsonl";
+
+fn true_positive(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    serde_json::from_str(&common::lines_of_file(&path).remove(0)).unwrap()
+}
+
+/// `base` on `host` at minute `minute` (and second `second`) of 2026-11-23 10:00 UTC.
+fn at(base: &Value, host: &str, minute: u32, second: u32, pid: u64) -> String {
+    let mut v = base.clone();
+    v["Computer"] = host.into();
+    v["ProcessId"] = pid.into();
+    v["User"] = format!("CORP\\{host}-user").into();
+    v["TimeCreated_SystemTime"] = format!(
+        "2026-11-23T{:02}:{:02}:{second:02}.000Z",
+        10 + minute / 60,
+        minute % 60
+    )
+    .into();
+    v.to_string()
+}
+
+#[test]
+fn a_hunt_folds_repeats_raises_risky_hosts_and_silent_sources() {
+    let certutil = true_positive(CERTUTIL);
+    let lsass = true_positive(LSASS);
+    let benign = json!({
+        "EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+        "Provider_Name": "Microsoft-Windows-Sysmon",
+        "Image": "C:\\Windows\\System32\\notepad.exe", "CommandLine": "notepad.exe a.txt",
+    });
+    let mut lines = Vec::new();
+    // Five certutil downloads on h1 within a minute, then a credential dump.
+    for i in 0..5 {
+        lines.push(at(&certutil, "h1", 0, i * 10, 100 + u64::from(i)));
+    }
+    lines.push(at(&lsass, "h1", 1, 0, 900));
+    // "quiet" sends for 12 minutes and stops; "busy" goes on for an hour.
+    for m in 0..60 {
+        if m < 12 {
+            lines.push(at(&benign, "quiet", m, 30, 2000 + u64::from(m)));
+        }
+        lines.push(at(&benign, "busy", m, 40, 3000 + u64::from(m)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma/windows");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "detect",
+            "--format",
+            "windows-json",
+            "-r",
+            rules.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push(input.to_str().unwrap());
+        let out = vedette_output(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (lines, stderr)
+    };
+
+    let (plain, _) = run(&[]);
+    assert_eq!(plain.len(), 6, "every hit without the flags: {plain:?}");
+
+    let (lines, stderr) = run(&[
+        "--dedup",
+        "300",
+        "--risk",
+        "100",
+        "--silence",
+        "600",
+        "--silence-min-events",
+        "5",
+    ]);
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "sigma").count(),
+        2,
+        "one certutil hit and the dump: {lines:?}"
+    );
+    // The host and its user both add up: two entities raised.
+    let risk: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "risk").collect();
+    assert_eq!(risk.len(), 2, "{lines:?}");
+    assert_eq!(risk[0]["host"], "h1");
+    assert_eq!(risk[1]["user"], "h1-user");
+    assert_eq!(risk[0]["matched"]["risk.score"], "142");
+    let silence: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "silence").collect();
+    assert_eq!(silence.len(), 1, "only the source that stopped: {lines:?}");
+    assert_eq!(silence[0]["host"], "quiet");
+    assert_eq!(
+        silence[0]["timestamp"], "2026-11-23T10:21:30.000Z",
+        "raised as of when the silence reached ten minutes"
+    );
+    assert!(
+        stderr.contains("4 hits folded by --dedup, 2 risk and 1 silence alerts"),
+        "{stderr}"
+    );
+}
