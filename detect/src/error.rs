@@ -21,6 +21,9 @@ pub enum DetectError {
         /// Why.
         reason: String,
     },
+    /// A baseline definition or checkpoint is not valid.
+    #[error("baseline: {0}")]
+    Baseline(String),
     /// A batch does not have the event schema.
     #[error("batch does not have the event schema: {0}")]
     Schema(String),

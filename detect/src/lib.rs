@@ -3,9 +3,11 @@
 //!
 //! Its one main trait is `vedette_core::traits::Detector`; [`sigma::SigmaDetector`]
 //! implements it for a compiled Sigma rule set. What follows detection (dedup, entity
-//! risk, silent sources) is stateful and lives in [`alerting`].
+//! risk, silent sources) is stateful and lives in [`alerting`]; statistical baselines,
+//! stateful too, in [`baseline`].
 
 pub mod alerting;
+pub mod baseline;
 pub mod error;
 pub mod sigma;
 
