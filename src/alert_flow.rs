@@ -1,7 +1,10 @@
 //! The alert state of the detection stage (`[alerts]`): repeated alerts folded, entity
 //! risk added up, silent sources watched ([`vedette_detect::alerting`]), on the
-//! wall clock of this process. `vedette detect` uses the same state on the events' own
-//! time.
+//! wall clock of this process; and the statistical baselines
+//! ([`vedette_detect::baseline`]), on the events' time, checkpointed under the data
+//! folder. `vedette detect` uses the same state on the events' own time.
+
+use std::path::{Path, PathBuf};
 
 use vedette_core::alert::Alert;
 use vedette_core::batch::EventBatch;
@@ -9,6 +12,9 @@ use vedette_core::config::AlertsConfig;
 use vedette_detect::alerting::dedup::{AlertDedup, DedupConfig, DedupSummary};
 use vedette_detect::alerting::risk::{EntityRisk, RiskConfig};
 use vedette_detect::alerting::silence::{SilenceConfig, SilentSources};
+use vedette_detect::baseline::{BaselineEngine, BaselineSet};
+
+use crate::bundled::BASELINES;
 
 /// Audit action of a dedup summary: `target` is the kept alert, `detail` the count.
 pub(crate) const DEDUP_ACTION: &str = "alert.dedup";
@@ -19,6 +25,8 @@ pub(crate) struct AlertFlow {
     dedup: AlertDedup,
     risk: EntityRisk,
     silence: SilentSources,
+    baselines: BaselineEngine,
+    checkpoint: Option<PathBuf>,
 }
 
 /// What one batch's alerts became.
@@ -57,6 +65,45 @@ impl AlertFlow {
                 min_events: config.silence.min_events,
                 max_sources: config.silence.max_sources,
             }),
+            baselines: BaselineEngine::new(&[], 1),
+            checkpoint: None,
+        }
+    }
+
+    /// Runs `engine` too, saving its state to `checkpoint` (restored from it first).
+    pub(crate) fn with_baselines(
+        mut self,
+        mut engine: BaselineEngine,
+        checkpoint: PathBuf,
+    ) -> Self {
+        match engine.restore(&checkpoint) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(baselines = n, "baseline state restored"),
+            Err(e) => tracing::warn!(error = %e, "baseline checkpoint unreadable: learning afresh"),
+        }
+        self.baselines = engine;
+        self.checkpoint = Some(checkpoint);
+        self
+    }
+
+    /// The baseline alerts of one batch.
+    pub(crate) fn baselines(&mut self, batch: &EventBatch) -> Vec<Alert> {
+        if self.baselines.is_empty() {
+            return Vec::new();
+        }
+        self.baselines.observe(batch)
+    }
+
+    /// Saves the baseline state (a no-op without baselines).
+    pub(crate) fn save_baselines(&self) {
+        let Some(path) = &self.checkpoint else {
+            return;
+        };
+        if self.baselines.is_empty() {
+            return;
+        }
+        if let Err(e) = self.baselines.save(path) {
+            tracing::error!(error = %e, "saving the baseline state failed");
         }
     }
 
@@ -89,11 +136,15 @@ impl AlertFlow {
     }
 
     /// Entries held: open dedup windows, risk entities, sources.
-    pub(crate) fn sizes(&self) -> [(&'static str, usize); 3] {
+    pub(crate) fn sizes(&self) -> [(&'static str, usize); 4] {
         [
             ("dedup_windows", self.dedup.open_windows()),
             ("risk_entities", self.risk.entities()),
             ("sources", self.silence.sources()),
+            (
+                "baseline_entities",
+                self.baselines.stats().iter().map(|s| s.entities).sum(),
+            ),
         ]
     }
 }
@@ -106,4 +157,19 @@ pub(crate) fn summary_detail(s: &DedupSummary) -> String {
         "last_ms": s.last_ms,
     })
     .to_string()
+}
+
+/// The baselines `vedette run` loads: the bundled ones (unless `[rules] bundled =
+/// false`) and those under `baseline_dirs`. A bad file is logged and skipped.
+pub(crate) fn load_baselines(bundled: bool, dirs: &[PathBuf]) -> anyhow::Result<BaselineSet> {
+    let mut set = BaselineSet::load(dirs)?;
+    if bundled {
+        for (name, text) in BASELINES {
+            set.add_text(&Path::new("bundled").join(name), text);
+        }
+    }
+    for (path, error) in &set.errors {
+        tracing::warn!(file = %path.display(), %error, "baseline skipped");
+    }
+    Ok(set)
 }

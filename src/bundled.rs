@@ -57,6 +57,23 @@ pub(crate) const SIGMA_RULES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The bundled baselines (`rules/baselines/`): (file name, text). A test checks that
+/// every definition there is listed.
+pub(crate) const BASELINES: &[(&str, &str)] = &[
+    (
+        "logon_failures_per_user.yml",
+        include_str!("../rules/baselines/logon_failures_per_user.yml"),
+    ),
+    (
+        "new_parent_process_per_host.yml",
+        include_str!("../rules/baselines/new_parent_process_per_host.yml"),
+    ),
+    (
+        "rare_process_across_fleet.yml",
+        include_str!("../rules/baselines/rare_process_across_fleet.yml"),
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +102,24 @@ mod tests {
             listed, on_disk,
             "list every rules/sigma file in SIGMA_RULES"
         );
+    }
+
+    #[test]
+    fn every_bundled_baseline_is_compiled_in_and_valid() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/baselines");
+        let mut on_disk = Vec::new();
+        rule_files(&root, &root, &mut on_disk);
+        on_disk.sort();
+        let listed: Vec<String> = BASELINES.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(
+            listed, on_disk,
+            "list every rules/baselines file in BASELINES"
+        );
+        let mut set = vedette_detect::baseline::BaselineSet::default();
+        for (name, text) in BASELINES {
+            set.add_text(std::path::Path::new(name), text);
+        }
+        assert!(set.errors.is_empty(), "{:?}", set.errors);
+        assert_eq!(set.defs.len(), BASELINES.len());
     }
 }

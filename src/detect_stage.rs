@@ -49,6 +49,8 @@ pub(crate) struct DetectStage {
     pub(crate) flow: Mutex<AlertFlow>,
     /// Where dedup counts go.
     pub(crate) audit: AuditLog,
+    /// How often the baseline state is saved (and at shutdown).
+    pub(crate) checkpoint_every: Duration,
     /// Fires on shutdown.
     pub(crate) cancel: CancellationToken,
 }
@@ -61,13 +63,17 @@ impl DetectStage {
             .subscribe(EVENTS_TOPIC, DETECT_GROUP)
             .await
             .context("joining the detect group on the events topic")?;
-        let mut last_tick = Instant::now();
+        let (mut last_tick, mut last_save) = (Instant::now(), Instant::now());
         loop {
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 if !self.tick().await? {
                     break;
                 }
+            }
+            if last_save.elapsed() >= self.checkpoint_every {
+                last_save = Instant::now();
+                tokio::task::block_in_place(|| self.flow().save_baselines());
             }
             let delivery = tokio::select! {
                 () = self.cancel.cancelled() => break,
@@ -105,6 +111,7 @@ impl DetectStage {
         consumer.close().await.context("leaving the detect group")?;
         let open = self.flow().close();
         self.report(open);
+        tokio::task::block_in_place(|| self.flow().save_baselines());
         Ok(())
     }
 
@@ -173,6 +180,9 @@ impl DetectStage {
         self.metrics
             .detect_seconds
             .observe(started.elapsed().as_secs_f64());
+        // Baselines learn from every batch; their CPU work stays off the async threads.
+        let learned = tokio::task::block_in_place(|| self.flow().baselines(batch));
+        alerts.extend(learned);
         let raised = alerts.len();
         alerts.retain(|a| !self.suppressions.suppresses(a));
         self.metrics

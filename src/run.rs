@@ -15,9 +15,10 @@ use vedette_connectors::stdin::STDIN_SOURCE;
 use vedette_connectors::syslog::{self, TCP_SOURCE, TLS_SOURCE, UDP_SOURCE};
 use vedette_core::config::{BusKind, Config, StoreKind};
 use vedette_core::traits::Source;
+use vedette_detect::baseline::BaselineEngine;
 use vedette_ingest::{Format, Limits};
 
-use crate::alert_flow::AlertFlow;
+use crate::alert_flow::{load_baselines, AlertFlow};
 use crate::audit_log::{self, AuditLog};
 use crate::bus_setup::open_bus;
 use crate::bus_sink::BusSink;
@@ -108,13 +109,28 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         r.detail = Some("first admin token".into());
         audit.record(r);
     }
+    let baselines = if config.alerts.baselines.enabled {
+        load_baselines(config.rules.bundled, &config.rules.baseline_dirs)
+            .context("loading the baselines")?
+    } else {
+        Default::default()
+    };
+    info!(
+        baselines = baselines.defs.len(),
+        skipped = baselines.errors.len(),
+        "baselines loaded"
+    );
     let detect = DetectStage {
         bus: bus.clone(),
         rules: rules.clone(),
         metrics: metrics.clone(),
         suppressions: suppressions.clone(),
-        flow: std::sync::Mutex::new(AlertFlow::new(&config.alerts)),
+        flow: std::sync::Mutex::new(AlertFlow::new(&config.alerts).with_baselines(
+            BaselineEngine::new(&baselines.defs, config.alerts.baselines.max_entities),
+            data_dir.path().join("baselines").join("state.json"),
+        )),
         audit: audit.clone(),
+        checkpoint_every: Duration::from_secs(config.alerts.baselines.checkpoint_seconds),
         cancel: cancel.clone(),
     };
     let detection = tokio::spawn(detect.run());

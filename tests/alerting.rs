@@ -116,3 +116,103 @@ fn repeats_fold_risk_adds_up_and_a_silent_source_is_raised() {
     let (code, stderr) = service.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// A baseline from `[rules] baseline_dirs` learns a host's parent processes; what it
+/// learned survives a restart (the checkpoint), and a new parent afterwards is raised.
+#[test]
+fn a_baseline_learns_keeps_its_state_over_a_restart_and_raises_a_new_term() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("parents.yml"),
+        "id: test-new-parent\ntitle: New parent on a host\nlevel: high\n\
+         events:\n  dataset: windows.sysmon\nentity: host.name\n\
+         new_terms:\n  field: ParentImage\n  learning_hours: 1\n",
+    )
+    .unwrap();
+    let config = common::test_config(
+        "[rules]\nbundled = false\nbaseline_dirs = [\"bl\"]\n\
+         [alerts.dedup]\nwindow_seconds = 0\n[alerts.risk]\nenabled = false\n\
+         [alerts.silence]\nenabled = false\n",
+    );
+    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
+    let parent = |parent: &str, time: &str, pid: u64| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(CERTUTIL);
+        let mut v: Value = serde_json::from_str(&common::lines_of_file(&path).remove(0)).unwrap();
+        v["Computer"] = "ws-1".into();
+        v["ParentImage"] = parent.into();
+        v["ProcessId"] = pid.into();
+        v["TimeCreated_SystemTime"] = time.into();
+        format!("{v}\n")
+    };
+    let send = |service: &Service, token: &str, body: String| {
+        let (code, answer) = http_post(
+            service.addr,
+            "/v1/ingest",
+            &[("Authorization", token)],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{answer}");
+    };
+
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(10));
+    let agent = format!("Bearer {}", service.token("agent", None));
+    let analyst = service.token("analyst", None);
+    send(
+        &service,
+        &agent,
+        parent("C:\\Windows\\explorer.exe", "2026-11-23T08:00:00.000Z", 1),
+    );
+    wait_for("the learning event stored", WAIT, || {
+        let rows = common::query(&service, &analyst, "SELECT count(*) AS n FROM events");
+        (common::number(&rows, "n") == 1).then_some(())
+    });
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        tmp.path().join("data/baselines/state.json").is_file(),
+        "saved at shutdown"
+    );
+
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(10));
+    let agent = format!("Bearer {}", service.token("agent", None));
+    let analyst = service.token("analyst", None);
+    // Two hours later: the known parent is not new, the other one is.
+    send(
+        &service,
+        &agent,
+        parent("C:\\Windows\\explorer.exe", "2026-11-23T10:00:00.000Z", 2),
+    );
+    send(
+        &service,
+        &agent,
+        parent(
+            "C:\\Users\\Public\\dropper.exe",
+            "2026-11-23T10:00:01.000Z",
+            3,
+        ),
+    );
+    let raised = wait_for("the new parent raised", WAIT, || {
+        let listed = alerts(&service, &analyst);
+        let found: Vec<Value> = of_rule(&listed, "test-new-parent")
+            .into_iter()
+            .cloned()
+            .collect();
+        (!found.is_empty()).then_some(found)
+    });
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["detection.kind"], "baseline");
+    assert_eq!(raised[0]["host.name"], "ws-1");
+    let rows = common::query(
+        &service,
+        &analyst,
+        "SELECT matched['baseline.term'] AS term FROM alerts WHERE \"rule.id\" = 'test-new-parent'",
+    );
+    assert_eq!(rows[0]["term"], "C:\\Users\\Public\\dropper.exe");
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -389,7 +389,7 @@ pub fn ledger_sum(text: &str, name: &str, sources: &[&str]) -> u64 {
 
 /// A test config: data under `data`, `tables` (whole TOML tables such as `[rules]`),
 /// quick ingest flushes, and syslog listeners on ports of their own. Dedup, entity
-/// risk and silent sources are off (tests count one alert per matching event) unless
+/// risk, silent sources and baselines are off (tests count one alert per matching event) unless
 /// `tables` sets `[alerts...]` itself.
 pub fn test_config(tables: &str) -> String {
     test_config_on(tables, free_addr(), free_addr())
@@ -408,9 +408,10 @@ pub fn test_config_on(tables: &str, udp: SocketAddr, tcp: SocketAddr) -> String 
     )
 }
 
-/// `[alerts]` tables that turn dedup, entity risk and silent sources off.
+/// `[alerts]` tables that turn dedup, entity risk, silent sources and baselines off.
 pub const ALERT_STATE_OFF: &str =
-    "[alerts.dedup]\nwindow_seconds = 0\n[alerts.risk]\nenabled = false\n[alerts.silence]\nenabled = false\n";
+    "[alerts.dedup]\nwindow_seconds = 0\n[alerts.risk]\nenabled = false\n\
+     [alerts.silence]\nenabled = false\n[alerts.baselines]\nenabled = false\n";
 
 /// A `[store]` section for the test ClickHouse server (`VEDETTE_CLICKHOUSE_URL`), in a
 /// database of its own named from `prefix`.

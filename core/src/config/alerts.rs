@@ -13,6 +13,31 @@ pub struct AlertsConfig {
     pub risk: RiskConfig,
     /// Silent sources. Default: on, an hour.
     pub silence: SilenceConfig,
+    /// Statistical baselines (definitions: `[rules]`). Default: on.
+    pub baselines: BaselinesConfig,
+}
+
+/// `[alerts.baselines]`: the statistical baselines' state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BaselinesConfig {
+    /// Run the baselines (bundled and `rules.baseline_dirs`). Default: true.
+    pub enabled: bool,
+    /// Entities each baseline keeps at most. Default: 1000000.
+    pub max_entities: usize,
+    /// How often the state is saved to `<data_dir>/baselines/state.json`, in seconds
+    /// (and at shutdown). Default: 300.
+    pub checkpoint_seconds: u64,
+}
+
+impl Default for BaselinesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_entities: 1_000_000,
+            checkpoint_seconds: 300,
+        }
+    }
 }
 
 /// `[alerts.dedup]`: alerts of one tenant, rule and dedup key (the rule and its host)
@@ -104,6 +129,14 @@ impl AlertsConfig {
             }
             if self.risk.max_entities == 0 {
                 return Err("alerts.risk.max_entities: must be at least 1".into());
+            }
+        }
+        if self.baselines.enabled {
+            if self.baselines.max_entities == 0 {
+                return Err("alerts.baselines.max_entities: must be at least 1".into());
+            }
+            if self.baselines.checkpoint_seconds == 0 {
+                return Err("alerts.baselines.checkpoint_seconds: must be at least 1".into());
             }
         }
         if self.silence.enabled {

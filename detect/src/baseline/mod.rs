@@ -75,16 +75,24 @@ impl BaselineSet {
                 path: path.clone(),
                 source,
             })?;
-            match BaselineDef::parse(&text, &path.display().to_string()) {
-                Ok(def) if set.defs.iter().any(|d| d.id == def.id) => {
-                    set.errors
-                        .push((path, format!("duplicate baseline id `{}`", def.id)));
-                }
-                Ok(def) => set.defs.push(def),
-                Err(e) => set.errors.push((path, e.to_string())),
-            }
+            set.add_text(&path, &text);
         }
         Ok(set)
+    }
+
+    /// Adds the definition `text` read from `origin`; a bad one or a duplicate id is
+    /// reported in [`BaselineSet::errors`].
+    pub fn add_text(&mut self, origin: &Path, text: &str) {
+        match BaselineDef::parse(text, &origin.display().to_string()) {
+            Ok(def) if self.defs.iter().any(|d| d.id == def.id) => {
+                self.errors.push((
+                    origin.to_path_buf(),
+                    format!("duplicate baseline id `{}`", def.id),
+                ));
+            }
+            Ok(def) => self.defs.push(def),
+            Err(e) => self.errors.push((origin.to_path_buf(), e.to_string())),
+        }
     }
 }
 
