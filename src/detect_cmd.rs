@@ -20,7 +20,7 @@ use vedette_detect::sigma::{
 };
 use vedette_ingest::{Format, Limits};
 
-use crate::hunt_alerts::{write_alert, HuntAlertFlags, HuntAlerts};
+use crate::hunt_alerts::{load_hunt_baselines, write_alert, HuntAlertFlags, HuntAlerts};
 use crate::hunt_input::{HuntBatch, HuntInput, HuntPiece, PIECE_BYTES};
 use crate::input::open_input;
 use crate::sigma_setup::{load_sigma, LoadedSigma};
@@ -63,6 +63,10 @@ pub(crate) struct DetectArgs {
     /// Events a source must have sent to count as steady for `--silence`.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub(crate) silence_min_events: u64,
+    /// Baseline definition file or folder (see docs/baselines.md); repeat for more.
+    /// Their alerts are printed as `baseline` lines, learned on the events' time.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) baselines: Vec<PathBuf>,
     /// Log files to hunt through (`-` for stdin).
     #[arg(required = true)]
     pub(crate) inputs: Vec<PathBuf>,
@@ -102,13 +106,17 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     };
     let mut correlation = CorrelationEngine::new(&sigma.correlations, limits);
     let mut totals = Totals::default();
-    let mut state = HuntAlerts::new(HuntAlertFlags {
-        dedup_seconds: args.dedup,
-        risk_threshold: args.risk,
-        risk_window_hours: args.risk_window_hours,
-        silence_seconds: args.silence,
-        silence_min_events: args.silence_min_events,
-    });
+    let baselines = load_hunt_baselines(&args.baselines)?;
+    let mut state = HuntAlerts::new(
+        HuntAlertFlags {
+            dedup_seconds: args.dedup,
+            risk_threshold: args.risk,
+            risk_window_hours: args.risk_window_hours,
+            silence_seconds: args.silence,
+            silence_min_events: args.silence_min_events,
+        },
+        baselines,
+    );
     let mut unreadable = 0;
     let progress = progress_bar(args.inputs.len() as u64, "files");
     for path in &args.inputs {
@@ -150,8 +158,8 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     );
     if let Some(state) = &state {
         eprintln!(
-            "vedette detect: {} hits folded by --dedup, {} risk and {} silence alerts",
-            state.folded, state.risky, state.silent
+            "vedette detect: {} hits folded by --dedup, {} risk, {} silence and {} baseline alerts",
+            state.folded, state.risky, state.silent, state.baseline
         );
     }
     if args.stats {

@@ -1,7 +1,8 @@
-//! The alert state of `vedette detect` (`--dedup`, `--risk`, `--silence`): the same
-//! dedup, entity risk and silent-source logic as `vedette run`
-//! ([`vedette_detect::alerting`]), on the events' own time, so a replay of old logs
-//! folds, adds up and notices silences as the live pipeline would have.
+//! The alert state of `vedette detect` (`--dedup`, `--risk`, `--silence`,
+//! `--baselines`): the same dedup, entity risk, silent-source and baseline logic as
+//! `vedette run` ([`vedette_detect::alerting`], [`vedette_detect::baseline`]), on the
+//! events' own time, so a replay of old logs folds, adds up, learns and notices
+//! silences as the live pipeline would have.
 
 use std::io::Write;
 
@@ -11,6 +12,7 @@ use vedette_core::batch::EventBatch;
 use vedette_detect::alerting::dedup::{Admission, AlertDedup, DedupConfig};
 use vedette_detect::alerting::risk::{EntityRisk, RiskConfig};
 use vedette_detect::alerting::silence::{SilenceConfig, SilentSources};
+use vedette_detect::baseline::{BaselineDef, BaselineEngine, BaselineSet};
 
 /// Entries each kind of state keeps at most in a hunt.
 const MAX_ENTRIES: usize = 1_000_000;
@@ -21,6 +23,7 @@ pub(crate) struct HuntAlerts {
     dedup: Option<AlertDedup>,
     risk: Option<EntityRisk>,
     silence: Option<SilentSources>,
+    baselines: Option<BaselineEngine>,
     /// Latest event time seen.
     watermark: Option<i64>,
     /// Hits folded by dedup.
@@ -29,6 +32,8 @@ pub(crate) struct HuntAlerts {
     pub(crate) risky: u64,
     /// Silence alerts raised.
     pub(crate) silent: u64,
+    /// Baseline alerts raised.
+    pub(crate) baseline: u64,
 }
 
 /// Which parts are on, from the command line.
@@ -47,8 +52,8 @@ pub(crate) struct HuntAlertFlags {
 }
 
 impl HuntAlerts {
-    /// The state `flags` ask for; `None` when no flag was given.
-    pub(crate) fn new(flags: HuntAlertFlags) -> Option<Self> {
+    /// The state `flags` and `baselines` ask for; `None` when there is nothing to do.
+    pub(crate) fn new(flags: HuntAlertFlags, baselines: Vec<BaselineDef>) -> Option<Self> {
         let ms = |s: u32| i64::from(s) * 1000;
         let state = Self {
             dedup: flags.dedup_seconds.map(|s| {
@@ -71,9 +76,15 @@ impl HuntAlerts {
                     max_sources: MAX_ENTRIES,
                 })
             }),
+            baselines: (!baselines.is_empty())
+                .then(|| BaselineEngine::new(&baselines, MAX_ENTRIES)),
             ..Self::default()
         };
-        (state.dedup.is_some() || state.risk.is_some() || state.silence.is_some()).then_some(state)
+        let any = state.dedup.is_some()
+            || state.risk.is_some()
+            || state.silence.is_some()
+            || state.baselines.is_some();
+        any.then_some(state)
     }
 
     /// Takes one batch and its alerts (one per hit, in order); returns which hits to
@@ -84,6 +95,16 @@ impl HuntAlerts {
         alerts: &[Alert],
     ) -> (Vec<bool>, Vec<Alert>) {
         let mut raised = Vec::new();
+        if let Some(engine) = &mut self.baselines {
+            let learned = engine.observe(batch);
+            self.baseline += learned.len() as u64;
+            for a in &learned {
+                if let Some(r) = &mut self.risk {
+                    raised.extend(r.observe(a));
+                }
+            }
+            raised.extend(learned);
+        }
         let keep: Vec<bool> = alerts
             .iter()
             .map(|a| {
@@ -138,4 +159,39 @@ pub(crate) fn write_alert(out: &mut impl Write, a: &Alert) -> anyhow::Result<()>
         "matched": a.matched,
     });
     writeln!(out, "{line}").context("writing alerts")
+}
+
+/// The baseline definitions under `paths` (files or folders); a bad file fails the
+/// hunt with its reason, as a bad rule does.
+pub(crate) fn load_hunt_baselines(
+    paths: &[std::path::PathBuf],
+) -> anyhow::Result<Vec<BaselineDef>> {
+    let mut set = BaselineSet::default();
+    let mut dirs = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            dirs.push(p.clone());
+        } else {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            set.add_text(p, &text);
+        }
+    }
+    let from_dirs = BaselineSet::load(&dirs)?;
+    for def in from_dirs.defs {
+        let text_origin = std::path::Path::new("");
+        if set.defs.iter().any(|d| d.id == def.id) {
+            set.errors.push((
+                text_origin.to_path_buf(),
+                format!("duplicate baseline id `{}`", def.id),
+            ));
+        } else {
+            set.defs.push(def);
+        }
+    }
+    set.errors.extend(from_dirs.errors);
+    if let Some((path, error)) = set.errors.first() {
+        anyhow::bail!("baseline {}: {error}", path.display());
+    }
+    Ok(set.defs)
 }

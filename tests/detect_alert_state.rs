@@ -113,7 +113,38 @@ fn a_hunt_folds_repeats_raises_risky_hosts_and_silent_sources() {
         "raised as of when the silence reached ten minutes"
     );
     assert!(
-        stderr.contains("4 hits folded by --dedup, 2 risk and 1 silence alerts"),
+        stderr.contains("4 hits folded by --dedup, 2 risk, 1 silence and 0 baseline alerts"),
         "{stderr}"
     );
+
+    // A baseline learns on the events' time: the first parent of each host is new
+    // (no learning window), later ones on that host are known.
+    let baseline = dir.path().join("parents.yml");
+    std::fs::write(
+        &baseline,
+        "id: first-parent\ntitle: First parent on a host\nentity: host.name\n\
+         new_terms:\n  field: ParentImage\n  learning_hours: 0\n",
+    )
+    .unwrap();
+    let (lines, stderr) = run(&["--baselines", baseline.to_str().unwrap()]);
+    let learned: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "baseline").collect();
+    assert_eq!(learned.len(), 1, "{lines:?}");
+    assert_eq!(learned[0]["host"], "h1");
+    assert_eq!(
+        learned[0]["matched"]["baseline.term"],
+        "C:\\Windows\\System32\\cmd.exe"
+    );
+    assert!(stderr.contains("1 baseline alerts"), "{stderr}");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "id: x\n").unwrap();
+    let out = vedette_output(&[
+        "detect",
+        "-r",
+        rules.to_str().unwrap(),
+        "--baselines",
+        bad.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yml"));
 }
