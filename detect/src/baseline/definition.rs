@@ -286,15 +286,11 @@ impl BaselineDef {
                     return Err("numeric_anomaly.z_threshold: must be positive".into());
                 }
             }
-            Some(Kind::NewTerms(n)) => {
-                if n.field.trim().is_empty() || n.max_exact_terms == 0 {
-                    return Err("new_terms: field and max_exact_terms must be set".into());
-                }
+            Some(Kind::NewTerms(n)) if n.field.trim().is_empty() || n.max_exact_terms == 0 => {
+                return Err("new_terms: field and max_exact_terms must be set".into());
             }
-            Some(Kind::Rare(r)) => {
-                if r.field.trim().is_empty() || r.window_hours == 0 {
-                    return Err("rare_values: field and window_hours must be set".into());
-                }
+            Some(Kind::Rare(r)) if r.field.trim().is_empty() || r.window_hours == 0 => {
+                return Err("rare_values: field and window_hours must be set".into());
             }
             Some(Kind::Trend(t)) => {
                 if t.interval_minutes == 0 || t.horizon_hours == 0 {
@@ -309,7 +305,7 @@ impl BaselineDef {
                     return Err("trend.threshold: must be a number".into());
                 }
             }
-            None => {}
+            _ => {}
         }
         Ok(())
     }
