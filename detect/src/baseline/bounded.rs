@@ -1,25 +1,37 @@
 //! [`Bounded`]: per-entity state keyed by a 64-bit hash, at most a set number of
-//! entities; past it, the least recently touched go (counted).
-
-use std::collections::VecDeque;
+//! entities; past it, about the least recently touched tenth goes (counted).
+//!
+//! Built to be small: a touch costs no allocation and each entry carries only a 16-bit
+//! epoch (the touch clock divided by [`EPOCH_TOUCHES`]). When the table is full, the
+//! epochs of up to 1,024 entries give the age of the oldest tenth, and one pass drops
+//! the entries at least that old: amortized, a constant per insert. An entry untouched
+//! for more than 65,536 epochs looks young again (the epoch wraps); it is then dropped
+//! later rather than sooner.
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 /// Default most entities per baseline.
 pub(crate) const DEFAULT_MAX_ENTITIES: usize = 1_000_000;
+/// Touches per epoch.
+const EPOCH_TOUCHES: u32 = 4096;
+/// Entries sampled to find the eviction age.
+const SAMPLE: usize = 1024;
+
+/// One entity's state and when it was last touched.
+#[derive(Debug, Clone)]
+struct Slot<T> {
+    value: T,
+    epoch: u16,
+}
 
 /// Entities' state, bounded.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Bounded<T> {
-    entries: FxHashMap<u64, (T, u64)>,
-    /// Touches in order; an entry is stale when its entity was touched since.
-    #[serde(skip)]
-    order: VecDeque<(u64, u64)>,
-    /// Whether `order` covers every entry (not after a restore, until rebuilt).
-    #[serde(skip)]
-    ordered: bool,
-    clock: u64,
+    /// Keyed by the entity hash as two halves (4-byte aligned: smaller buckets).
+    entries: FxHashMap<[u32; 2], Slot<T>>,
+    touches: u32,
+    epoch: u16,
     max: usize,
     /// Entities dropped to stay within `max`.
     pub(crate) evicted: u64,
@@ -29,12 +41,73 @@ impl<T> Default for Bounded<T> {
     fn default() -> Self {
         Self {
             entries: FxHashMap::default(),
-            order: VecDeque::new(),
-            ordered: true,
-            clock: 0,
+            touches: 0,
+            epoch: 0,
             max: DEFAULT_MAX_ENTITIES,
             evicted: 0,
         }
+    }
+}
+
+fn split(key: u64) -> [u32; 2] {
+    [key as u32, (key >> 32) as u32]
+}
+
+fn join(key: [u32; 2]) -> u64 {
+    u64::from(key[0]) | (u64::from(key[1]) << 32)
+}
+
+/// How a [`Bounded`] is saved: entries as (key, epoch, state) triples.
+#[derive(Serialize)]
+struct SavedRef<'a, T> {
+    entries: Vec<(u64, u16, &'a T)>,
+    touches: u32,
+    epoch: u16,
+    max: usize,
+    evicted: u64,
+}
+
+/// A saved [`Bounded`], read back.
+#[derive(Deserialize)]
+struct Saved<T> {
+    entries: Vec<(u64, u16, T)>,
+    touches: u32,
+    epoch: u16,
+    max: usize,
+    evicted: u64,
+}
+
+impl<T: Serialize> Serialize for Bounded<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SavedRef {
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, s)| (join(*k), s.epoch, &s.value))
+                .collect(),
+            touches: self.touches,
+            epoch: self.epoch,
+            max: self.max,
+            evicted: self.evicted,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = Saved::<T>::deserialize(deserializer)?;
+        Ok(Self {
+            entries: saved
+                .entries
+                .into_iter()
+                .map(|(k, epoch, value)| (split(k), Slot { value, epoch }))
+                .collect(),
+            touches: saved.touches,
+            epoch: saved.epoch,
+            max: saved.max.max(1),
+            evicted: saved.evicted,
+        })
     }
 }
 
@@ -46,43 +119,55 @@ impl<T> Bounded<T> {
 
     /// The state of `key`, made by `new` if absent; touches it.
     pub(crate) fn get_or_insert(&mut self, key: u64, new: impl FnOnce() -> T) -> &mut T {
-        if !self.ordered {
-            let mut all: Vec<(u64, u64)> =
-                self.entries.iter().map(|(k, (_, t))| (*t, *k)).collect();
-            all.sort_unstable();
-            self.order = all.into();
-            self.ordered = true;
+        self.touches += 1;
+        if self.touches >= EPOCH_TOUCHES {
+            self.touches = 0;
+            self.epoch = self.epoch.wrapping_add(1);
         }
-        self.clock += 1;
-        let clock = self.clock;
+        let key = split(key);
         if !self.entries.contains_key(&key) && self.entries.len() >= self.max {
-            self.evict_one();
+            self.evict();
         }
-        self.order.push_back((clock, key));
-        if self.order.len() > 2 * self.entries.len() + 1024 {
-            let entries = &self.entries;
-            self.order
-                .retain(|(t, k)| entries.get(k).is_some_and(|(_, touched)| touched == t));
-        }
-        let entry = self.entries.entry(key).or_insert_with(|| (new(), clock));
-        entry.1 = clock;
-        &mut entry.0
+        let epoch = self.epoch;
+        let slot = self.entries.entry(key).or_insert_with(|| Slot {
+            value: new(),
+            epoch,
+        });
+        slot.epoch = epoch;
+        &mut slot.value
     }
 
-    fn evict_one(&mut self) {
-        while let Some((touched, key)) = self.order.pop_front() {
-            if self.entries.get(&key).is_some_and(|(_, t)| *t == touched) {
-                self.entries.remove(&key);
-                self.evicted += 1;
-                return;
-            }
+    /// Drops about the oldest tenth of the entries (at least one).
+    fn evict(&mut self) {
+        let now = self.epoch;
+        let age = |s: &Slot<T>| now.wrapping_sub(s.epoch);
+        let mut ages: Vec<u16> = self.entries.values().take(SAMPLE).map(age).collect();
+        ages.sort_unstable_by(|a, b| b.cmp(a));
+        let target = (self.entries.len() / 10).max(1);
+        let Some(&cut) = ages.get(ages.len() / 10) else {
+            return;
+        };
+        let mut dropped = 0;
+        // Older than the cut first, then as old as it while short of the target.
+        self.entries.retain(|_, s| {
+            let keep = age(s) <= cut || dropped >= target;
+            dropped += usize::from(!keep);
+            keep
+        });
+        if dropped < target {
+            self.entries.retain(|_, s| {
+                let keep = age(s) < cut || dropped >= target;
+                dropped += usize::from(!keep);
+                keep
+            });
         }
+        self.evicted += dropped as u64;
     }
 
     /// The state of `key`, if kept.
     #[cfg(test)]
     pub(crate) fn get(&self, key: u64) -> Option<&T> {
-        self.entries.get(&key).map(|(v, _)| v)
+        self.entries.get(&split(key)).map(|s| &s.value)
     }
 
     /// Entities kept.
@@ -98,20 +183,35 @@ mod tests {
     #[test]
     fn the_least_recently_touched_go_first() {
         let mut b: Bounded<u32> = Bounded::default();
-        b.set_max(2);
-        *b.get_or_insert(1, || 10) += 1;
-        b.get_or_insert(2, || 20);
-        b.get_or_insert(1, || 0);
-        b.get_or_insert(3, || 30);
-        assert_eq!((b.get(1), b.get(2), b.get(3)), (Some(&11), None, Some(&30)));
-        assert_eq!(b.evicted, 1);
+        b.set_max(1000);
+        for k in 0..1000u64 {
+            b.get_or_insert(k, || k as u32);
+            // Keep the first 100 fresh.
+            if k % 10 == 0 {
+                for fresh in 0..100u64 {
+                    b.get_or_insert(fresh, || 0);
+                }
+            }
+        }
+        assert_eq!(b.len(), 1000);
+        b.get_or_insert(5000, || 5000);
+        assert!(b.len() <= 1000 && b.len() >= 890, "{}", b.len());
+        assert!(b.evicted >= 1);
+        for fresh in 0..100u64 {
+            assert!(b.get(fresh).is_some(), "entity {fresh} was touched often");
+        }
+        assert_eq!(b.get(5000), Some(&5000));
         let json = serde_json::to_string(&b).unwrap();
-        let mut back: Bounded<u32> = serde_json::from_str(&json).unwrap();
-        back.get_or_insert(4, || 40);
-        assert_eq!(
-            (back.get(1), back.get(3)),
-            (None, Some(&30)),
-            "order survives a restore"
-        );
+        let back: Bounded<u32> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.len(), b.len());
+    }
+
+    #[test]
+    fn a_table_of_one_keeps_the_newest() {
+        let mut b: Bounded<u32> = Bounded::default();
+        b.set_max(1);
+        b.get_or_insert(1, || 1);
+        b.get_or_insert(2, || 2);
+        assert_eq!((b.get(1), b.get(2), b.evicted), (None, Some(&2), 1));
     }
 }

@@ -95,7 +95,7 @@ pub struct NumericDef {
     /// z-score at which an interval is anomalous. Default: 4.
     #[serde(default = "default_z")]
     pub z_threshold: f64,
-    /// Intervals learned before alerting. Default: 24.
+    /// Intervals learned before alerting, at most 127. Default: 24.
     #[serde(default = "default_warmup")]
     pub warmup_intervals: u32,
     /// EWMA weight of the newest interval. Default: 0.05.
@@ -276,6 +276,9 @@ impl BaselineDef {
         }
         match self.kind() {
             Some(Kind::Numeric(n)) => {
+                if n.warmup_intervals > 127 {
+                    return Err("numeric_anomaly.warmup_intervals: at most 127".into());
+                }
                 if n.interval_minutes == 0 {
                     return Err("numeric_anomaly.interval_minutes: must be at least 1".into());
                 }

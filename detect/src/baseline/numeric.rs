@@ -7,8 +7,8 @@
 //! regular entity does not alert on the first extra event. Intervals without events
 //! count as zero. Spikes are found; drops are the silent-source check's job.
 //!
-//! State per entity: 20 bytes (mean, variance, running value as `f32`, the interval,
-//! the intervals seen, a flag), keyed by a 64-bit hash of the entity.
+//! State per entity: 16 bytes ([`Cell`]), keyed by a 64-bit hash of the entity, with a
+//! 16-bit touch epoch ([`super::bounded`]): 28 bytes per table slot.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,15 +18,47 @@ use super::Bounded;
 /// Intervals of silence replayed as zeros at most (older history has faded anyway).
 const MAX_GAP: u32 = 512;
 
-/// One entity's statistics.
+/// One entity's statistics, 16 bytes: mean, variance and running value as `f32`, and
+/// one word holding the interval (24 bits, compared with wrapping arithmetic), the
+/// intervals seen (7 bits, saturating at 127) and whether the running interval alerted.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub(crate) struct Cell {
     mean: f32,
     var: f32,
     current: f32,
-    interval: u32,
-    seen: u16,
-    alerted: bool,
+    packed: u32,
+}
+
+const INTERVAL_BITS: u32 = 24;
+const INTERVAL_MASK: u32 = (1 << INTERVAL_BITS) - 1;
+/// Most intervals counted as seen (warm-ups are at most this).
+pub(crate) const MAX_SEEN: u32 = 127;
+
+impl Cell {
+    fn interval(&self) -> u32 {
+        self.packed & INTERVAL_MASK
+    }
+    fn seen(&self) -> u32 {
+        (self.packed >> INTERVAL_BITS) & 0x7f
+    }
+    fn alerted(&self) -> bool {
+        self.packed >> 31 == 1
+    }
+    fn set(&mut self, interval: u32, seen: u32, alerted: bool) {
+        self.packed = (interval & INTERVAL_MASK)
+            | (seen.min(MAX_SEEN) << INTERVAL_BITS)
+            | (u32::from(alerted) << 31);
+    }
+}
+
+/// How many intervals `k` is after `stored` (24-bit wrapping; negative: before).
+fn intervals_after(k: u32, stored: u32) -> i32 {
+    let d = k.wrapping_sub(stored) & INTERVAL_MASK;
+    if d >= 1 << (INTERVAL_BITS - 1) {
+        d as i32 - (1 << INTERVAL_BITS)
+    } else {
+        d as i32
+    }
 }
 
 /// An anomalous interval.
@@ -63,27 +95,29 @@ impl NumericState {
         value: f64,
     ) -> Option<Anomaly> {
         let interval_ms = i64::from(def.interval_minutes) * 60_000;
-        let k = u32::try_from(time_ms.div_euclid(interval_ms)).unwrap_or(0);
+        let index = time_ms.div_euclid(interval_ms);
+        let k = (index as u64 & u64::from(INTERVAL_MASK)) as u32;
         let counts = def.value == "count";
-        let cell = self.cells.get_or_insert(entity, || Cell {
-            interval: k,
-            ..Cell::default()
+        let cell = self.cells.get_or_insert(entity, || {
+            let mut c = Cell::default();
+            c.set(k, 0, false);
+            c
         });
-        if k > cell.interval {
+        let after = intervals_after(k, cell.interval());
+        if after > 0 {
             let closed = f64::from(cell.current);
-            update(cell, closed, def.alpha);
-            for _ in 0..(k - cell.interval - 1).min(MAX_GAP) {
-                update(cell, 0.0, def.alpha);
+            let mut seen = update(cell, closed, def.alpha, cell.seen());
+            for _ in 0..(after as u32 - 1).min(MAX_GAP) {
+                seen = update(cell, 0.0, def.alpha, seen);
             }
-            cell.interval = k;
             cell.current = 0.0;
-            cell.alerted = false;
-        } else if k < cell.interval {
+            cell.set(k, seen, false);
+        } else if after < 0 {
             self.late += 1;
             return None;
         }
         cell.current += value as f32;
-        if cell.alerted || u32::from(cell.seen) < def.warmup_intervals {
+        if cell.alerted() || cell.seen() < def.warmup_intervals.min(MAX_SEEN) {
             return None;
         }
         let mean = f64::from(cell.mean);
@@ -98,20 +132,21 @@ impl NumericState {
         if z < def.z_threshold {
             return None;
         }
-        cell.alerted = true;
+        cell.set(k, cell.seen(), true);
         Some(Anomaly {
             value: current,
             mean,
             stddev,
             z,
-            interval_start_ms: i64::from(k) * interval_ms,
+            interval_start_ms: index * interval_ms,
         })
     }
 }
 
-/// Folds one closed interval's value into the mean and variance.
-fn update(cell: &mut Cell, value: f64, alpha: f64) {
-    if cell.seen == 0 {
+/// Folds one closed interval's value into the mean and variance; returns the intervals
+/// seen after it.
+fn update(cell: &mut Cell, value: f64, alpha: f64, seen: u32) -> u32 {
+    if seen == 0 {
         cell.mean = value as f32;
         cell.var = 0.0;
     } else {
@@ -121,7 +156,7 @@ fn update(cell: &mut Cell, value: f64, alpha: f64) {
         cell.mean = (mean + incr) as f32;
         cell.var = ((1.0 - alpha) * (f64::from(cell.var) + diff * incr)) as f32;
     }
-    cell.seen = cell.seen.saturating_add(1);
+    (seen + 1).min(MAX_SEEN)
 }
 
 #[cfg(test)]
@@ -186,6 +221,8 @@ mod tests {
         }
         assert!(state.observe(&d, 1, 0, 1.0).is_none());
         assert_eq!(state.late, 1);
-        assert_eq!(std::mem::size_of::<Cell>(), 20);
+        assert_eq!(std::mem::size_of::<Cell>(), 16);
+        assert_eq!(intervals_after(0, INTERVAL_MASK), 1, "the interval wraps");
+        assert_eq!(intervals_after(INTERVAL_MASK, 0), -1);
     }
 }
