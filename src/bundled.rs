@@ -74,6 +74,19 @@ pub(crate) const BASELINES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The bundled YARA rules (`rules/yara/`): (file name, text). A test checks that every
+/// rule file there is listed.
+pub(crate) const YARA_RULES: &[(&str, &str)] = &[
+    (
+        "eicar_test_file.yar",
+        include_str!("../rules/yara/eicar_test_file.yar"),
+    ),
+    (
+        "powershell_download_cradle.yar",
+        include_str!("../rules/yara/powershell_download_cradle.yar"),
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +115,28 @@ mod tests {
             listed, on_disk,
             "list every rules/sigma file in SIGMA_RULES"
         );
+    }
+
+    #[test]
+    fn every_bundled_yara_rule_is_compiled_in_and_compiles() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/yara");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yar"))
+            .collect();
+        on_disk.sort();
+        let listed: Vec<String> = YARA_RULES.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(listed, on_disk, "list every rules/yara file in YARA_RULES");
+        let sources: Vec<(std::path::PathBuf, String)> = YARA_RULES
+            .iter()
+            .map(|(n, t)| (std::path::PathBuf::from(n), (*t).to_string()))
+            .collect();
+        let set = vedette_detect::yara::YaraSet::compile(&sources);
+        assert!(set.errors.is_empty(), "{:?}", set.errors);
+        assert_eq!(set.rule_count(), YARA_RULES.len());
     }
 
     #[test]

@@ -24,6 +24,8 @@ use crate::hunt_alerts::{load_hunt_baselines, write_alert, HuntAlertFlags, HuntA
 use crate::hunt_input::{HuntBatch, HuntInput, HuntPiece, PIECE_BYTES};
 use crate::input::open_input;
 use crate::sigma_setup::{load_sigma, LoadedSigma};
+use vedette_core::traits::Detector;
+use vedette_detect::yara::YaraDetector;
 
 /// Flags of `vedette detect`.
 #[derive(Debug, Args)]
@@ -63,6 +65,15 @@ pub(crate) struct DetectArgs {
     /// Events a source must have sent to count as steady for `--silence`.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub(crate) silence_min_events: u64,
+    /// YARA rule file or folder (see docs/yara.md); repeat for more. The configured
+    /// fields (`--yara-field`) and the content decoded from them are scanned; hits are
+    /// printed as `yara` lines.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) yara: Vec<PathBuf>,
+    /// A field YARA scans (repeat); default `payload`, `process.command_line`,
+    /// `ScriptBlockText`.
+    #[arg(long, value_name = "FIELD")]
+    pub(crate) yara_field: Vec<String>,
     /// Baseline definition file or folder (see docs/baselines.md); repeat for more.
     /// Their alerts are printed as `baseline` lines, learned on the events' time.
     #[arg(long, value_name = "PATH")]
@@ -106,6 +117,20 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     };
     let mut correlation = CorrelationEngine::new(&sigma.correlations, limits);
     let mut totals = Totals::default();
+    let yara = if args.yara.is_empty() {
+        None
+    } else {
+        let set = vedette_detect::yara::YaraSet::load(&args.yara, Vec::new())?;
+        if let Some((path, error)) = set.errors.first() {
+            bail!("YARA rules {}: {error}", path.display());
+        }
+        eprintln!("vedette detect: {} YARA rules loaded", set.rule_count());
+        Some(YaraDetector::new(
+            set,
+            &args.yara_field,
+            vedette_detect::yara::YaraLimits::default(),
+        ))
+    };
     let baselines = load_hunt_baselines(&args.baselines)?;
     let mut state = HuntAlerts::new(
         HuntAlertFlags {
@@ -124,6 +149,7 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
             sigma: &sigma,
             correlation: &mut correlation,
             state: state.as_mut(),
+            yara: yara.as_ref(),
             totals: &mut totals,
         };
         if let Err(e) = hunt_one(path, args, &mut hunt, &mut out) {
@@ -147,10 +173,11 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
     }
     let hits: usize = totals.per_rule.values().sum();
     eprintln!(
-        "vedette detect: {} events, {hits} hits from {} rules, {} correlation alerts; {} ms reading and parsing and {} ms detecting (CPU time over {} threads), {} ms wall",
+        "vedette detect: {} events, {hits} hits from {} rules, {} correlation alerts, {} YARA hits; {} ms reading and parsing and {} ms detecting (CPU time over {} threads), {} ms wall",
         totals.events,
         totals.per_rule.len(),
         totals.correlation_alerts,
+        totals.yara_alerts,
         totals.parse_time.as_millis(),
         totals.detect_time.as_millis(),
         rayon::current_num_threads(),
@@ -188,6 +215,7 @@ struct Totals {
     detect_time: Duration,
     wall: Duration,
     correlation_alerts: usize,
+    yara_alerts: usize,
 }
 
 /// What a hunt carries from one input to the next.
@@ -195,6 +223,7 @@ struct Hunt<'a> {
     sigma: &'a LoadedSigma,
     correlation: &'a mut CorrelationEngine,
     state: Option<&'a mut HuntAlerts>,
+    yara: Option<&'a YaraDetector>,
     totals: &'a mut Totals,
 }
 
@@ -268,13 +297,33 @@ fn hunt_one(
             dead_letters += piece.dead_letters;
             for (batch, hits) in piece.batches.iter().zip(hits) {
                 totals.events += batch.records.num_rows();
+                let events = EventBatch::new(batch.records.clone(), &name, "default", 0);
+                let scanned = match hunt_state.yara {
+                    Some(y) => y.detect(&events)?,
+                    None => Vec::new(),
+                };
+                totals.yara_alerts += scanned.len();
                 let (keep, raised) = match hunt_state.state.as_deref_mut() {
                     Some(state) => {
-                        let events = EventBatch::new(batch.records.clone(), &name, "default", 0);
-                        let alerts = sigma.detector.alerts(&events, &hits);
-                        state.process(&events, &alerts)
+                        let mut alerts = sigma.detector.alerts(&events, &hits);
+                        let sigma_count = alerts.len();
+                        alerts.extend(scanned.iter().cloned());
+                        let (mut keep, raised) = state.process(&events, &alerts);
+                        // YARA hits that dedup kept are printed with the others.
+                        let yara_keep = keep.split_off(sigma_count.min(keep.len()));
+                        for (a, k) in scanned.iter().zip(yara_keep) {
+                            if k {
+                                write_alert(out, a)?;
+                            }
+                        }
+                        (keep, raised)
                     }
-                    None => (vec![true; hits.len()], Vec::new()),
+                    None => {
+                        for a in &scanned {
+                            write_alert(out, a)?;
+                        }
+                        (vec![true; hits.len()], Vec::new())
+                    }
                 };
                 for (i, hit) in hits.iter().enumerate() {
                     *totals.per_rule.entry(hit.rule).or_default() += 1;

@@ -9,7 +9,7 @@
 //! counts to the audit log (`alert.dedup`).
 //!
 //! ```text
-//!  bus `events` ─▶ poll ─▶ SigmaDetector (rayon) ─▶ AlertFlow ─▶ bus `alerts` ─▶ commit `events`
+//!  bus `events` ─▶ poll ─▶ SigmaDetector + YaraDetector (rayon) ─▶ AlertFlow ─▶ bus `alerts` ─▶ commit `events`
 //! ```
 
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use vedette_core::alert::{alerts_to_batch, Alert};
 use vedette_core::batch::EventBatch;
-use vedette_core::traits::{Bus, BusDelivery};
+use vedette_core::traits::{Bus, BusDelivery, Detector};
 
 use crate::alert_flow::{summary_detail, AlertFlow, DEDUP_ACTION};
 use crate::audit_log::{self, AuditLog};
@@ -45,6 +45,8 @@ pub(crate) struct DetectStage {
     pub(crate) metrics: Arc<Metrics>,
     /// Keys analysts marked false positive: their alerts are not raised.
     pub(crate) suppressions: Arc<Suppressions>,
+    /// YARA over event fields, when rules loaded.
+    pub(crate) yara: Option<Arc<vedette_detect::yara::YaraDetector>>,
     /// Dedup, entity risk and silent sources.
     pub(crate) flow: Mutex<AlertFlow>,
     /// Where dedup counts go.
@@ -163,10 +165,16 @@ impl DetectStage {
         let Some(detector) = self.rules.detector() else {
             anyhow::bail!("the running rule set is poisoned");
         };
-        let events = batch.clone();
-        let detected = tokio::task::spawn_blocking(move || detector.detect(&events))
-            .await
-            .context("detection task failed")?;
+        let (events, yara) = (batch.clone(), self.yara.clone());
+        let detected = tokio::task::spawn_blocking(move || {
+            let mut alerts = detector.detect(&events)?;
+            if let Some(yara) = &yara {
+                alerts.extend(yara.detect(&events)?);
+            }
+            Ok::<_, vedette_core::CoreError>(alerts)
+        })
+        .await
+        .context("detection task failed")?;
         let mut alerts = match detected {
             Ok(alerts) => alerts,
             Err(e) => {

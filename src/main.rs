@@ -31,6 +31,7 @@ mod store_stage;
 mod suppressions;
 mod token_cmd;
 mod tokens;
+mod yara_setup;
 
 use std::process::ExitCode;
 

@@ -269,6 +269,9 @@ pub(crate) struct Metrics {
     pub(crate) respond: crate::respond::metrics::RespondMetrics,
     /// The store's upkeep (`vedette_store_compaction_*`, `vedette_store_files_*`).
     pub(crate) compaction: crate::compaction_metrics::CompactionMetrics,
+    /// The YARA detector, read at each scrape (`vedette_yara{counter}`).
+    pub(crate) yara: std::sync::OnceLock<Arc<vedette_detect::yara::YaraDetector>>,
+    yara_gauges: crate::yara_setup::YaraGauges,
 }
 
 /// A dead-letter reason without its specifics (numbers, and what follows `: `), so
@@ -432,6 +435,7 @@ impl Metrics {
         let log_gauges = LogGauges::register(&mut registry);
         let respond = crate::respond::metrics::RespondMetrics::register(&mut registry);
         let compaction = crate::compaction_metrics::CompactionMetrics::register(&mut registry);
+        let yara_gauges = crate::yara_setup::YaraGauges::register(&mut registry);
         Arc::new(Self {
             registry,
             http_requests,
@@ -461,6 +465,8 @@ impl Metrics {
             audit_lost,
             respond,
             compaction,
+            yara: std::sync::OnceLock::new(),
+            yara_gauges,
         })
     }
 
@@ -468,6 +474,9 @@ impl Metrics {
     pub(crate) fn render(&self) -> Result<String, std::fmt::Error> {
         if let Some(log) = self.log.get() {
             self.log_gauges.observe(log);
+        }
+        if let Some(yara) = self.yara.get() {
+            self.yara_gauges.observe(yara);
         }
         if let Some(dropped) = self.udp_dropped.get() {
             let n = dropped.load(std::sync::atomic::Ordering::Relaxed);

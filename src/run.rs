@@ -35,6 +35,7 @@ use crate::store_setup::open_store;
 use crate::store_stage::StoreStage;
 use crate::suppressions::Suppressions;
 use crate::tokens::{AdminBootstrap, TokenStore};
+use crate::yara_setup::load_yara;
 use vedette_storage::QueryLimits;
 
 /// Chunks buffered between the transports and the ingest stage.
@@ -120,11 +121,22 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         skipped = baselines.errors.len(),
         "baselines loaded"
     );
+    let yara = load_yara(
+        config.rules.bundled,
+        &config.rules.yara_dirs,
+        &config.rules.yara_fields,
+        config.rules.yara_max_scan_bytes,
+    )
+    .context("loading the YARA rules")?;
+    if let Some(y) = &yara {
+        let _ = metrics.yara.set(y.clone());
+    }
     let detect = DetectStage {
         bus: bus.clone(),
         rules: rules.clone(),
         metrics: metrics.clone(),
         suppressions: suppressions.clone(),
+        yara,
         flow: std::sync::Mutex::new(AlertFlow::new(&config.alerts).with_baselines(
             BaselineEngine::new(&baselines.defs, config.alerts.baselines.max_entities),
             data_dir.path().join("baselines").join("state.json"),

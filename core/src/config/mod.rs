@@ -103,6 +103,9 @@ impl Config {
         self.store.validate()?;
         self.ingest.validate()?;
         self.alerts.validate()?;
+        if self.rules.yara_max_scan_bytes == 0 {
+            return Err("rules.yara_max_scan_bytes: must be at least 1".into());
+        }
         responders::validate_all(&self.responders)?;
         Ok(())
     }

@@ -514,6 +514,12 @@ pub struct RulesConfig {
     pub yara_dirs: Vec<PathBuf>,
     /// Extra folders of baseline definitions. Default: none.
     pub baseline_dirs: Vec<PathBuf>,
+    /// Event fields YARA scans (a column or an original field name), with the base64
+    /// and `-EncodedCommand` content decoded from them. Default: `payload`,
+    /// `process.command_line`, `ScriptBlockText`.
+    pub yara_fields: Vec<String>,
+    /// Bytes of one value YARA scans at most. Default: 1048576.
+    pub yara_max_scan_bytes: usize,
     /// How often the rule folders are checked for changes, in milliseconds; a change
     /// reloads the rules (validated first). 0 turns watching off. Default: 2000.
     pub reload_poll_ms: u64,
@@ -526,6 +532,12 @@ impl Default for RulesConfig {
             sigma_dirs: Vec::new(),
             yara_dirs: Vec::new(),
             baseline_dirs: Vec::new(),
+            yara_fields: vec![
+                "payload".into(),
+                "process.command_line".into(),
+                "ScriptBlockText".into(),
+            ],
+            yara_max_scan_bytes: 1 << 20,
             reload_poll_ms: 2000,
         }
     }

@@ -25,7 +25,6 @@ mod new_terms;
 mod numeric;
 mod rare;
 mod trend;
-mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,9 +36,9 @@ use vedette_core::schema::col;
 
 use crate::alerting::stable_id;
 use crate::error::DetectError;
+use crate::field_values::{self as values, FieldValues};
 use bounded::Bounded;
 pub use definition::{BaselineDef, Kind};
-use values::FieldValues;
 
 /// FNV-1a, 64 bits: a hash that stays the same across builds (checkpoints rely on it).
 pub(crate) fn fnv64(bytes: &[u8]) -> u64 {

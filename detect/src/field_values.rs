@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use arrow::array::{Array, AsArray, MapArray, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, BinaryArray, MapArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Float64Type, TimestampMillisecondType};
 use vedette_core::schema::col;
 
@@ -11,6 +11,8 @@ use vedette_core::schema::col;
 pub(crate) enum FieldValues<'a> {
     /// A text column.
     Text(&'a StringArray),
+    /// A binary column (`payload`).
+    Binary(&'a BinaryArray),
     /// A numeric column, as text or number.
     Number(Vec<Option<f64>>),
     /// Entries of the `fields` map under one key.
@@ -25,6 +27,9 @@ impl<'a> FieldValues<'a> {
         if let Some(c) = batch.column_by_name(name) {
             if c.data_type() == &DataType::Utf8 {
                 return Self::Text(c.as_string::<i32>());
+            }
+            if c.data_type() == &DataType::Binary {
+                return Self::Binary(c.as_binary::<i32>());
             }
             if c.data_type().is_numeric() {
                 if let Ok(f) = arrow::compute::cast(c, &DataType::Float64) {
@@ -61,7 +66,20 @@ impl<'a> FieldValues<'a> {
                 }
             }),
             Self::Map { map, key } => map_value(map, key, row).map(Cow::Borrowed),
+            Self::Binary(a) => (a.is_valid(row)).then(|| String::from_utf8_lossy(a.value(row))),
             Self::Missing => None,
+        }
+    }
+
+    /// The value at `row` as bytes (text as its UTF-8).
+    pub(crate) fn bytes(&self, row: usize) -> Option<Cow<'a, [u8]>> {
+        match self {
+            Self::Binary(a) => a.is_valid(row).then(|| Cow::Borrowed(a.value(row))),
+            Self::Text(a) => a
+                .is_valid(row)
+                .then(|| Cow::Borrowed(a.value(row).as_bytes())),
+            Self::Map { map, key } => map_value(map, key, row).map(|v| Cow::Borrowed(v.as_bytes())),
+            Self::Number(_) | Self::Missing => None,
         }
     }
 

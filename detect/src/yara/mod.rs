@@ -1,0 +1,443 @@
+//! YARA rules (yara-x) over event fields: [`YaraDetector`], a
+//! `vedette_core::traits::Detector`.
+//!
+//! Rules are compiled once, one namespace per file; a file that does not compile is
+//! reported with the compiler's message and skipped, the rest load. The THOR/LOKI
+//! external variables (`filename`, `filepath`, `extension`, `filetype`, `owner`) are
+//! defined, empty, so rule sets written for file scanners compile.
+//!
+//! Each event's configured fields are scanned (by default `payload`,
+//! `process.command_line` and PowerShell's `ScriptBlockText`), and so is content hidden
+//! in them: base64 blobs and `-EncodedCommand` arguments, decoded ([`decode`]). A value
+//! is cut at [`YaraLimits::max_scan_bytes`]; a scan that passes its timeout is abandoned.
+//! Both are counted ([`YaraStats`]). Rows are scanned in parallel (rayon), one reused
+//! scanner per chunk of rows: building a scanner costs far more than a small scan.
+//!
+//! One alert per event and rule, naming the fields that matched and, per pattern, where
+//! (`$a@12+8`: offset and length); never the scanned bytes.
+
+mod decode;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rayon::prelude::*;
+use vedette_core::alert::{Alert, DetectionKind, Level};
+use vedette_core::batch::EventBatch;
+use vedette_core::schema::col;
+use vedette_core::traits::Detector;
+use vedette_core::CoreError;
+
+use crate::alerting::stable_id;
+use crate::error::DetectError;
+use crate::field_values::FieldValues;
+
+/// Fields scanned when the configuration names none.
+pub const DEFAULT_FIELDS: [&str; 3] = ["payload", "process.command_line", "ScriptBlockText"];
+/// Rows scanned by one scanner.
+const CHUNK_ROWS: usize = 512;
+/// External variables of THOR/LOKI rule sets, defined empty.
+const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
+
+/// Limits of one scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YaraLimits {
+    /// Bytes of one value scanned at most (the rest is not scanned, counted).
+    pub max_scan_bytes: usize,
+    /// Time one scan may take (yara-x counts in whole seconds).
+    pub timeout: Duration,
+}
+
+impl Default for YaraLimits {
+    fn default() -> Self {
+        Self {
+            max_scan_bytes: 1 << 20,
+            timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the scans did since the detector was built.
+#[derive(Debug, Default)]
+pub struct YaraStats {
+    /// Values scanned (decoded blobs included).
+    pub scans: AtomicU64,
+    /// Bytes scanned.
+    pub bytes: AtomicU64,
+    /// Values cut at the byte limit.
+    pub truncated: AtomicU64,
+    /// Scans abandoned at the timeout.
+    pub timeouts: AtomicU64,
+    /// Blobs decoded from base64 or `-EncodedCommand`.
+    pub decoded: AtomicU64,
+}
+
+/// Compiled YARA rules and what failed to compile.
+pub struct YaraSet {
+    rules: yara_x::Rules,
+    /// Rule files loaded.
+    pub files: usize,
+    /// Files that failed, with the compiler's message.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+impl std::fmt::Debug for YaraSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YaraSet")
+            .field("files", &self.files)
+            .field("errors", &self.errors.len())
+            .finish()
+    }
+}
+
+/// The namespace of a rule file: its stem, made of letters, digits and `_`.
+fn namespace(origin: &Path) -> String {
+    let stem = origin
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ns: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if ns.is_empty() {
+        "default".into()
+    } else {
+        ns
+    }
+}
+
+impl YaraSet {
+    /// Compiles `sources` ((origin, text) pairs); a source that fails is reported and
+    /// left out.
+    pub fn compile(sources: &[(PathBuf, String)]) -> Self {
+        let mut compiler = yara_x::Compiler::new();
+        for name in EXTERNALS {
+            // Defining a fresh name cannot fail; if it did, rules using it fail to
+            // compile and are reported.
+            let _ = compiler.define_global(name, "");
+        }
+        let mut errors = Vec::new();
+        let mut files = 0;
+        for (origin, text) in sources {
+            compiler.new_namespace(&namespace(origin));
+            let source =
+                yara_x::SourceCode::from(text.as_str()).with_origin(origin.display().to_string());
+            match compiler.add_source(source) {
+                Ok(_) => files += 1,
+                Err(e) => errors.push((origin.clone(), e.to_string())),
+            }
+        }
+        Self {
+            rules: compiler.build(),
+            files,
+            errors,
+        }
+    }
+
+    /// Reads and compiles every `*.yar` / `*.yara` under `dirs` (recursively) plus
+    /// `extra` sources.
+    pub fn load(dirs: &[PathBuf], extra: Vec<(PathBuf, String)>) -> Result<Self, DetectError> {
+        let mut paths = Vec::new();
+        for dir in dirs {
+            collect(dir, &mut paths)?;
+        }
+        paths.sort();
+        let mut sources = extra;
+        for path in paths {
+            let text = std::fs::read(&path).map_err(|source| DetectError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            sources.push((path, String::from_utf8_lossy(&text).into_owned()));
+        }
+        Ok(Self::compile(&sources))
+    }
+
+    /// Rules loaded.
+    pub fn rule_count(&self) -> usize {
+        self.rules.iter().len()
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DetectError> {
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| DetectError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yar" || e == "yara") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// What one rule said about one scanned value.
+#[derive(Debug, Clone)]
+struct RuleHit {
+    row: usize,
+    rule: String,
+    title: String,
+    author: Option<String>,
+    level: Level,
+    tags: Vec<String>,
+    field: String,
+    patterns: Vec<String>,
+}
+
+/// The YARA detector.
+pub struct YaraDetector {
+    set: YaraSet,
+    fields: Vec<String>,
+    limits: YaraLimits,
+    /// Counters of the scans.
+    pub stats: YaraStats,
+}
+
+impl std::fmt::Debug for YaraDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YaraDetector")
+            .field("set", &self.set)
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The level a rule's metadata asks for (`severity`, `level` or a numeric `score`),
+/// else medium.
+fn level_of(meta: &BTreeMap<String, String>) -> Level {
+    for key in ["severity", "level"] {
+        if let Some(v) = meta.get(key) {
+            if let Ok(l) = v.to_ascii_lowercase().parse::<Level>() {
+                return l;
+            }
+        }
+    }
+    match meta.get("score").and_then(|s| s.parse::<i64>().ok()) {
+        Some(s) if s >= 90 => Level::Critical,
+        Some(s) if s >= 70 => Level::High,
+        Some(s) if s >= 40 => Level::Medium,
+        Some(_) => Level::Low,
+        None => Level::Medium,
+    }
+}
+
+impl YaraDetector {
+    /// A detector of `set` over `fields` (the defaults when empty).
+    pub fn new(set: YaraSet, fields: &[String], limits: YaraLimits) -> Self {
+        let fields = if fields.is_empty() {
+            DEFAULT_FIELDS.iter().map(|f| f.to_string()).collect()
+        } else {
+            fields.to_vec()
+        };
+        Self {
+            set,
+            fields,
+            limits,
+            stats: YaraStats::default(),
+        }
+    }
+
+    /// Rules loaded.
+    pub fn rule_count(&self) -> usize {
+        self.set.rule_count()
+    }
+
+    /// Scans one chunk of rows with one scanner.
+    fn scan_rows(&self, batch: &EventBatch, rows: std::ops::Range<usize>) -> Vec<RuleHit> {
+        let records = &batch.records;
+        let values: Vec<(&str, FieldValues<'_>)> = self
+            .fields
+            .iter()
+            .map(|f| (f.as_str(), FieldValues::of(records, f)))
+            .collect();
+        let mut scanner = yara_x::Scanner::new(&self.set.rules);
+        scanner.set_timeout(self.limits.timeout);
+        scanner.max_matches_per_pattern(64);
+        let mut hits = Vec::new();
+        for row in rows {
+            for (name, column) in &values {
+                let Some(value) = column.bytes(row) else {
+                    continue;
+                };
+                if value.is_empty() {
+                    continue;
+                }
+                let mut targets: Vec<(String, Vec<u8>)> = Vec::new();
+                if let Ok(text) = std::str::from_utf8(&value) {
+                    for (how, blob) in decode::blobs(text) {
+                        self.stats.decoded.fetch_add(1, Ordering::Relaxed);
+                        targets.push((format!("{name}({})", how.label()), blob));
+                    }
+                }
+                self.scan_one(&mut scanner, row, name, &value, &mut hits);
+                for (label, blob) in targets {
+                    self.scan_one(&mut scanner, row, &label, &blob, &mut hits);
+                }
+            }
+        }
+        hits
+    }
+
+    fn scan_one(
+        &self,
+        scanner: &mut yara_x::Scanner<'_>,
+        row: usize,
+        field: &str,
+        data: &[u8],
+        hits: &mut Vec<RuleHit>,
+    ) {
+        let data = if data.len() > self.limits.max_scan_bytes {
+            self.stats.truncated.fetch_add(1, Ordering::Relaxed);
+            &data[..self.limits.max_scan_bytes]
+        } else {
+            data
+        };
+        self.stats.scans.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let results = match scanner.scan(data) {
+            Ok(r) => r,
+            Err(yara_x::errors::ScanError::Timeout) => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, field, "yara scan failed");
+                return;
+            }
+        };
+        for rule in results.matching_rules() {
+            let meta: BTreeMap<String, String> = rule
+                .metadata()
+                .map(|(k, v)| {
+                    let v = match v {
+                        yara_x::MetaValue::Integer(i) => i.to_string(),
+                        yara_x::MetaValue::Float(f) => f.to_string(),
+                        yara_x::MetaValue::Bool(b) => b.to_string(),
+                        yara_x::MetaValue::String(s) => s.to_string(),
+                        yara_x::MetaValue::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                    };
+                    (k.to_string(), v)
+                })
+                .collect();
+            let patterns = rule
+                .patterns()
+                .flat_map(|p| {
+                    let id = p.identifier().to_string();
+                    p.matches()
+                        .map(move |m| {
+                            let r = m.range();
+                            format!("{id}@{}+{}", r.start, r.len())
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .take(16)
+                .collect();
+            hits.push(RuleHit {
+                row,
+                rule: format!("{}:{}", rule.namespace(), rule.identifier()),
+                title: meta
+                    .get("description")
+                    .cloned()
+                    .unwrap_or_else(|| rule.identifier().to_string()),
+                author: meta.get("author").cloned(),
+                level: level_of(&meta),
+                tags: rule.tags().map(|t| t.identifier().to_string()).collect(),
+                field: field.to_string(),
+                patterns,
+            });
+        }
+    }
+}
+
+impl Detector for YaraDetector {
+    fn name(&self) -> &str {
+        "yara"
+    }
+
+    fn detect(&self, batch: &EventBatch) -> Result<Vec<Alert>, CoreError> {
+        let rows = batch.records.num_rows();
+        if rows == 0 || self.set.rule_count() == 0 {
+            return Ok(Vec::new());
+        }
+        let chunks: Vec<std::ops::Range<usize>> = (0..rows)
+            .step_by(CHUNK_ROWS)
+            .map(|s| s..(s + CHUNK_ROWS).min(rows))
+            .collect();
+        let hits: Vec<RuleHit> = chunks
+            .into_par_iter()
+            .flat_map_iter(|r| self.scan_rows(batch, r))
+            .collect();
+        // One alert per (row, rule), listing every field that matched.
+        let mut grouped: BTreeMap<(usize, String), (RuleHit, Vec<String>)> = BTreeMap::new();
+        for hit in hits {
+            let entry = grouped
+                .entry((hit.row, hit.rule.clone()))
+                .or_insert_with(|| (hit.clone(), Vec::new()));
+            entry
+                .1
+                .push(format!("{}: {}", hit.field, hit.patterns.join(" ")));
+        }
+        let records = &batch.records;
+        let ids = FieldValues::of(records, col::EVENT_ID);
+        let hosts = FieldValues::of(records, col::HOST_NAME);
+        let users = FieldValues::of(records, col::USER_NAME);
+        let tenants = FieldValues::of(records, col::TENANT);
+        let times = crate::field_values::times(records);
+        Ok(grouped
+            .into_values()
+            .map(|(hit, fields)| {
+                let event_id = ids
+                    .text(hit.row)
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let host = hosts.text(hit.row).map(|t| t.into_owned());
+                let fields_hit: Vec<&str> =
+                    fields.iter().filter_map(|f| f.split(": ").next()).collect();
+                Alert {
+                    id: stable_id(&[&hit.rule, &event_id]),
+                    time_ms: times
+                        .get(hit.row)
+                        .copied()
+                        .flatten()
+                        .unwrap_or(batch.ingest_time_ms),
+                    tenant: tenants
+                        .text(hit.row)
+                        .filter(|t| !t.is_empty())
+                        .map_or_else(|| batch.tenant.clone(), |t| t.into_owned()),
+                    kind: DetectionKind::Yara,
+                    rule_id: hit.rule.clone(),
+                    rule_title: hit.title.clone(),
+                    rule_author: hit.author.clone(),
+                    level: hit.level,
+                    tags: hit.tags.clone(),
+                    dedup_key: format!("{}|{}", hit.rule, host.as_deref().unwrap_or("")),
+                    host,
+                    user: users.text(hit.row).map(|t| t.into_owned()),
+                    event_ids: vec![event_id],
+                    matched: [
+                        ("yara.fields".to_string(), fields_hit.join(",")),
+                        ("yara.patterns".to_string(), fields.join("; ")),
+                    ]
+                    .into_iter()
+                    .collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

