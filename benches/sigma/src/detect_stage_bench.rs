@@ -1,0 +1,161 @@
+//! `detect-stage-bench`: YARA alone, and the whole detection stage (Sigma + YARA +
+//! baselines) on one stream of batches, on both cores.
+//!
+//! ```text
+//! detect-stage-bench [--yara DIR]... [--sigma DIR]... [--batches N]
+//! ```
+//!
+//! Events: the corpora's Windows events, replicated and varied into batches of 8192
+//! (as `sigma-bench` does). YARA rules: `--yara` (default: the corpus's signature-base
+//! set, about 5,500 rules, with Vedette's own); Sigma rules: `--sigma` (default: the
+//! bundled `rules/sigma`); baselines: the bundled `rules/baselines`. It prints:
+//!
+//! - YARA on small fields: the batches' command lines and script blocks, µs per scanned
+//!   field (amortized, both cores);
+//! - YARA on large payloads: 64 events with a 1 MiB text payload each, MB/s;
+//! - the stage: Sigma, then YARA, then the baselines, per batch as `vedette run` does,
+//!   events/s and µs per event for each part and for the whole.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use vedette_bench_sigma::{
+    corpora_dir, corpus_windows_events, replicate, vedette_batches, vedette_load,
+};
+use vedette_core::batch::EventBatch;
+use vedette_core::event::{Event, EventBatchBuilder};
+use vedette_core::traits::Detector;
+use vedette_detect::baseline::{BaselineEngine, BaselineSet};
+use vedette_detect::yara::{YaraDetector, YaraLimits, YaraSet};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Command line.
+#[derive(Parser)]
+struct Args {
+    /// YARA rule folders (default: the corpus's signature-base set and `rules/yara`).
+    #[arg(long)]
+    yara: Vec<PathBuf>,
+    /// Sigma rule folders (default: `rules/sigma`).
+    #[arg(long)]
+    sigma: Vec<PathBuf>,
+    /// Batches of 8192 events.
+    #[arg(long, default_value_t = 20)]
+    batches: usize,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// 64 events with a 1 MiB text payload each (log-like lines, no rule's string).
+fn payload_batch() -> anyhow::Result<EventBatch> {
+    let mut b = EventBatchBuilder::new();
+    let line =
+        "2026-11-23T10:00:00Z app[412]: request served path=/api/v1/items status=200 bytes=5120\n";
+    let text: String = line.repeat((1 << 20) / line.len() + 1);
+    for i in 0..64 {
+        b.append(&Event {
+            id: format!("p{i}"),
+            host_name: Some(format!("h{i}")),
+            payload: Some(text.as_bytes()[..1 << 20].to_vec()),
+            ..Event::default()
+        });
+    }
+    Ok(EventBatch::new(b.finish()?, "bench", "default", 0))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let corpora = corpora_dir()?;
+    let yara_dirs = if args.yara.is_empty() {
+        vec![
+            corpora.join("yara/signature-base/yara"),
+            repo().join("rules/yara"),
+        ]
+    } else {
+        args.yara.clone()
+    };
+    let started = Instant::now();
+    let set = YaraSet::load(&yara_dirs, Vec::new())?;
+    let (files, rules, failed) = (set.files, set.rule_count(), set.errors.len());
+    let yara = YaraDetector::new(set, &[], YaraLimits::default());
+    println!(
+        "# YARA: {rules} rules from {files} files ({failed} failed) compiled in {:.1} s; {} threads",
+        started.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
+    let sigma_dirs = if args.sigma.is_empty() {
+        vec![repo().join("rules/sigma")]
+    } else {
+        args.sigma.clone()
+    };
+    let (sigma, _) = vedette_load(&sigma_dirs)?;
+    let baseline_set = BaselineSet::load(&[repo().join("rules/baselines")])?;
+    anyhow::ensure!(baseline_set.errors.is_empty(), "{:?}", baseline_set.errors);
+    let mut baselines = BaselineEngine::new(&baseline_set.defs, 1_000_000);
+
+    let base = corpus_windows_events(&corpora)?;
+    let lines = replicate(&base, args.batches * 8192)?;
+    let batches: Vec<EventBatch> = vedette_batches(&lines)?
+        .into_iter()
+        .map(|r| EventBatch::new(r, "bench", "default", 0))
+        .collect();
+    let events: usize = batches.iter().map(|b| b.len()).sum();
+
+    // YARA alone on the small fields.
+    let scans0 = yara.stats.scans.load(std::sync::atomic::Ordering::Relaxed);
+    let t = Instant::now();
+    let mut yara_hits = 0;
+    for b in &batches {
+        yara_hits += yara.detect(b).context("yara")?.len();
+    }
+    let yara_small = t.elapsed();
+    let scans = yara.stats.scans.load(std::sync::atomic::Ordering::Relaxed) - scans0;
+    println!(
+        "yara small   {scans} fields of {events} events in {:.2} s: {:.2} µs per field, {:.0} events/s, {yara_hits} hits",
+        yara_small.as_secs_f64(),
+        yara_small.as_secs_f64() * 1e6 / scans.max(1) as f64,
+        events as f64 / yara_small.as_secs_f64()
+    );
+
+    // YARA on large payloads.
+    let payloads = payload_batch()?;
+    let t = Instant::now();
+    let hits = yara.detect(&payloads).context("yara")?.len();
+    let large = t.elapsed();
+    println!(
+        "yara large   64 payloads of 1 MiB in {:.2} s: {:.1} MB/s, {hits} hits",
+        large.as_secs_f64(),
+        64.0 * 1.048_576 / large.as_secs_f64()
+    );
+
+    // The stage: as the detect stage runs it, batch by batch.
+    let (mut t_sigma, mut t_yara, mut t_base) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut alerts = 0;
+    for b in &batches {
+        let t = Instant::now();
+        alerts += sigma.detect(b).context("sigma")?.len();
+        t_sigma += t.elapsed();
+        let t = Instant::now();
+        alerts += yara.detect(b).context("yara")?.len();
+        t_yara += t.elapsed();
+        let t = Instant::now();
+        alerts += baselines.observe(b).len();
+        t_base += t.elapsed();
+    }
+    let total = t_sigma + t_yara + t_base;
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / events as f64;
+    println!(
+        "stage        {events} events: sigma {:.2} µs, yara {:.2} µs, baselines {:.2} µs per event; whole stage {:.0} events/s ({:.2} µs per event), {alerts} alerts",
+        per(t_sigma),
+        per(t_yara),
+        per(t_base),
+        events as f64 / total.as_secs_f64(),
+        per(total)
+    );
+    Ok(())
+}
