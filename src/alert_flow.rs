@@ -19,14 +19,13 @@ use crate::bundled::BASELINES;
 /// Audit action of a dedup summary: `target` is the kept alert, `detail` the count.
 pub(crate) const DEDUP_ACTION: &str = "alert.dedup";
 
-/// The three kinds of alert state.
+/// The alert state, and the baselines with their checkpoint file when any runs.
 #[derive(Debug)]
 pub(crate) struct AlertFlow {
     dedup: AlertDedup,
     risk: EntityRisk,
     silence: SilentSources,
-    baselines: BaselineEngine,
-    checkpoint: Option<PathBuf>,
+    baselines: Option<(BaselineEngine, PathBuf)>,
 }
 
 /// What one batch's alerts became.
@@ -65,44 +64,43 @@ impl AlertFlow {
                 min_events: config.silence.min_events,
                 max_sources: config.silence.max_sources,
             }),
-            baselines: BaselineEngine::new(&[], 1),
-            checkpoint: None,
+            baselines: None,
         }
     }
 
-    /// Runs `engine` too, saving its state to `checkpoint` (restored from it first).
+    /// Runs `engine` too (unless it has no baseline), saving its state to `checkpoint`
+    /// (restored from it first).
     pub(crate) fn with_baselines(
         mut self,
         mut engine: BaselineEngine,
         checkpoint: PathBuf,
     ) -> Self {
+        if engine.is_empty() {
+            return self;
+        }
         match engine.restore(&checkpoint) {
             Ok(0) => {}
             Ok(n) => tracing::info!(baselines = n, "baseline state restored"),
             Err(e) => tracing::warn!(error = %e, "baseline checkpoint unreadable: learning afresh"),
         }
-        self.baselines = engine;
-        self.checkpoint = Some(checkpoint);
+        self.baselines = Some((engine, checkpoint));
         self
     }
 
     /// The baseline alerts of one batch.
     pub(crate) fn baselines(&mut self, batch: &EventBatch) -> Vec<Alert> {
-        if self.baselines.is_empty() {
-            return Vec::new();
+        match &mut self.baselines {
+            Some((engine, _)) => engine.observe(batch),
+            None => Vec::new(),
         }
-        self.baselines.observe(batch)
     }
 
     /// Saves the baseline state (a no-op without baselines).
     pub(crate) fn save_baselines(&self) {
-        let Some(path) = &self.checkpoint else {
+        let Some((engine, path)) = &self.baselines else {
             return;
         };
-        if self.baselines.is_empty() {
-            return;
-        }
-        if let Err(e) = self.baselines.save(path) {
+        if let Err(e) = engine.save(path) {
             tracing::error!(error = %e, "saving the baseline state failed");
         }
     }
@@ -143,7 +141,9 @@ impl AlertFlow {
             ("sources", self.silence.sources()),
             (
                 "baseline_entities",
-                self.baselines.stats().iter().map(|s| s.entities).sum(),
+                self.baselines
+                    .as_ref()
+                    .map_or(0, |(e, _)| e.stats().iter().map(|s| s.entities).sum()),
             ),
         ]
     }

@@ -166,30 +166,7 @@ pub(crate) fn write_alert(out: &mut impl Write, a: &Alert) -> anyhow::Result<()>
 pub(crate) fn load_hunt_baselines(
     paths: &[std::path::PathBuf],
 ) -> anyhow::Result<Vec<BaselineDef>> {
-    let mut set = BaselineSet::default();
-    let mut dirs = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            dirs.push(p.clone());
-        } else {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            set.add_text(p, &text);
-        }
-    }
-    let from_dirs = BaselineSet::load(&dirs)?;
-    for def in from_dirs.defs {
-        let text_origin = std::path::Path::new("");
-        if set.defs.iter().any(|d| d.id == def.id) {
-            set.errors.push((
-                text_origin.to_path_buf(),
-                format!("duplicate baseline id `{}`", def.id),
-            ));
-        } else {
-            set.defs.push(def);
-        }
-    }
-    set.errors.extend(from_dirs.errors);
+    let set = BaselineSet::load(paths)?;
     if let Some((path, error)) = set.errors.first() {
         anyhow::bail!("baseline {}: {error}", path.display());
     }

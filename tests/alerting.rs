@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{http_post, wait_for, Service};
+use common::{wait_for, Service};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -54,18 +54,9 @@ fn repeats_fold_risk_adds_up_and_a_silent_source_is_raised() {
     std::fs::write(tmp.path().join("v.toml"), config).unwrap();
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
-    let agent = format!("Bearer {}", service.token("agent", None));
+    let agent = service.token("agent", None);
     let analyst = service.token("analyst", None);
-    let send = |body: String| {
-        let (code, answer) = http_post(
-            service.addr,
-            "/v1/ingest",
-            &[("Authorization", &agent)],
-            format!("{body}\n").as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(code, 200, "{answer}");
-    };
+    let send = |body: String| common::ingest(&service, &agent, &format!("{body}\n"));
 
     // Six certutil downloads on one host, a second apart: one alert, five folded.
     for pid in 0..6 {
@@ -146,25 +137,15 @@ fn a_baseline_learns_keeps_its_state_over_a_restart_and_raises_a_new_term() {
         v["TimeCreated_SystemTime"] = time.into();
         format!("{v}\n")
     };
-    let send = |service: &Service, token: &str, body: String| {
-        let (code, answer) = http_post(
-            service.addr,
-            "/v1/ingest",
-            &[("Authorization", token)],
-            body.as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(code, 200, "{answer}");
-    };
 
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
-    let agent = format!("Bearer {}", service.token("agent", None));
+    let agent = service.token("agent", None);
     let analyst = service.token("analyst", None);
-    send(
+    common::ingest(
         &service,
         &agent,
-        parent("C:\\Windows\\explorer.exe", "2026-11-23T08:00:00.000Z", 1),
+        &parent("C:\\Windows\\explorer.exe", "2026-11-23T08:00:00.000Z", 1),
     );
     wait_for("the learning event stored", WAIT, || {
         let rows = common::query(&service, &analyst, "SELECT count(*) AS n FROM events");
@@ -179,18 +160,18 @@ fn a_baseline_learns_keeps_its_state_over_a_restart_and_raises_a_new_term() {
 
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
-    let agent = format!("Bearer {}", service.token("agent", None));
+    let agent = service.token("agent", None);
     let analyst = service.token("analyst", None);
     // Two hours later: the known parent is not new, the other one is.
-    send(
+    common::ingest(
         &service,
         &agent,
-        parent("C:\\Windows\\explorer.exe", "2026-11-23T10:00:00.000Z", 2),
+        &parent("C:\\Windows\\explorer.exe", "2026-11-23T10:00:00.000Z", 2),
     );
-    send(
+    common::ingest(
         &service,
         &agent,
-        parent(
+        &parent(
             "C:\\Users\\Public\\dropper.exe",
             "2026-11-23T10:00:01.000Z",
             3,

@@ -211,14 +211,8 @@ fn with_kafka_configured_events_go_to_the_broker() {
     use vedette_core::config::KafkaConfig;
     use vedette_core::traits::{Bus, BusDelivery};
 
-    let brokers = std::env::var("VEDETTE_KAFKA_BROKERS").unwrap_or_else(|_| {
-        panic!("VEDETTE_KAFKA_BROKERS is not set: start the test services with deploy/local/up.sh")
-    });
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let prefix = format!("svc{nanos}");
+    let brokers = common::kafka_brokers();
+    let prefix = format!("svc{}", common::unique_suffix());
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let tcp = write_config(
         tmp.path(),

@@ -109,14 +109,8 @@ fn row(node: &Service, sql: &str) -> Vec<Value> {
 
 #[test]
 fn two_nodes_share_the_work_and_lose_nothing_when_one_stops() {
-    let brokers = std::env::var("VEDETTE_KAFKA_BROKERS").unwrap_or_else(|_| {
-        panic!("VEDETTE_KAFKA_BROKERS is not set: start the test services with deploy/local/up.sh")
-    });
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let prefix = format!("scale{nanos}");
+    let brokers = common::kafka_brokers();
+    let prefix = format!("scale{}", common::unique_suffix());
     let store = common::clickhouse_store("scale_out_");
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let a = start_node(

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{http_post, vedette_output, wait_for, Service};
+use common::{vedette_output, wait_for, Service};
 use serde_json::Value;
 
 fn corpora_root() -> PathBuf {
@@ -138,16 +138,13 @@ fn the_service_raises_a_yara_alert_from_an_ingested_event() {
     std::fs::write(tmp.path().join("v.toml"), common::test_config("")).unwrap();
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
-    let agent = format!("Bearer {}", service.token("agent", None));
+    let agent = service.token("agent", None);
     let analyst = service.token("analyst", None);
-    let (code, answer) = http_post(
-        service.addr,
-        "/v1/ingest",
-        &[("Authorization", &agent)],
-        format!("{}\n", encoded_cradle_event("ws-9")).as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(code, 200, "{answer}");
+    common::ingest(
+        &service,
+        &agent,
+        &format!("{}\n", encoded_cradle_event("ws-9")),
+    );
     let alert = wait_for("the YARA alert", Duration::from_secs(30), || {
         let (code, body) = common::get_with(service.addr, "/v1/alerts?from=0&limit=100", &analyst);
         assert_eq!(code, 200, "{body}");

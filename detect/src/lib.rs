@@ -11,6 +11,7 @@ pub mod alerting;
 pub mod baseline;
 pub mod error;
 mod field_values;
+mod rule_files;
 pub mod sigma;
 pub mod yara;
 

@@ -413,16 +413,42 @@ pub const ALERT_STATE_OFF: &str =
     "[alerts.dedup]\nwindow_seconds = 0\n[alerts.risk]\nenabled = false\n\
      [alerts.silence]\nenabled = false\n[alerts.baselines]\nenabled = false\n";
 
+/// A number no earlier call returned (nanoseconds since the epoch), for names of
+/// databases and topics of their own.
+pub fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// The test broker's address (`VEDETTE_KAFKA_BROKERS`, set by deploy/local/up.sh).
+pub fn kafka_brokers() -> String {
+    std::env::var("VEDETTE_KAFKA_BROKERS").unwrap_or_else(|_| {
+        panic!("VEDETTE_KAFKA_BROKERS is not set: start the test services with deploy/local/up.sh")
+    })
+}
+
+/// `POST /v1/ingest` of `body` with the agent token `token`, expecting 200.
+pub fn ingest(service: &Service, token: &str, body: &str) {
+    let auth = format!("Bearer {token}");
+    let (code, answer) = http_post(
+        service.addr,
+        "/v1/ingest",
+        &[("Authorization", &auth)],
+        body.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("ingest: {e}"));
+    assert_eq!(code, 200, "{answer}");
+}
+
 /// A `[store]` section for the test ClickHouse server (`VEDETTE_CLICKHOUSE_URL`), in a
 /// database of its own named from `prefix`.
 pub fn clickhouse_store(prefix: &str) -> String {
     let url = std::env::var("VEDETTE_CLICKHOUSE_URL").unwrap_or_else(|_| {
         panic!("VEDETTE_CLICKHOUSE_URL is not set: start the test services with deploy/local/up.sh")
     });
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = unique_suffix();
     format!(
         "[store]\nkind = \"clickhouse\"\n[store.clickhouse]\nurl = \"{url}\"\ndatabase = \"{prefix}{nanos}\"\nbatch_ms = 200\n"
     )

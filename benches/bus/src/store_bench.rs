@@ -83,21 +83,23 @@ fn distinct_ids(batch: &EventBatch, round: usize) -> anyhow::Result<EventBatch> 
     Ok(out)
 }
 
-fn folder_bytes(dir: &Path) -> u64 {
+/// Bytes and Parquet files under `dir`.
+fn folder_stats(dir: &Path) -> (u64, u64) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return (0, 0);
     };
-    entries
-        .flatten()
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                folder_bytes(&path)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            }
-        })
-        .sum()
+    entries.flatten().fold((0, 0), |(bytes, files), e| {
+        let path = e.path();
+        let (b, f) = if path.is_dir() {
+            folder_stats(&path)
+        } else {
+            (
+                e.metadata().map_or(0, |m| m.len()),
+                u64::from(path.extension().is_some_and(|x| x == "parquet")),
+            )
+        };
+        (bytes + b, files + f)
+    })
 }
 
 /// Runs every query of docs/queries.md, printing its time and row count.
@@ -140,24 +142,6 @@ async fn run_queries(store: &dyn EventStore, dialect: Dialect) -> anyhow::Result
     Ok(())
 }
 
-/// Parquet files under `dir`.
-fn parquet_count(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                parquet_count(&path)
-            } else {
-                u64::from(path.extension().is_some_and(|x| x == "parquet"))
-            }
-        })
-        .sum()
-}
-
 /// Compaction passes until one merges nothing; prints what they did.
 async fn compact_until_stable(
     store: &ParquetStore,
@@ -177,13 +161,13 @@ async fn compact_until_stable(
         }
     }
     let (wall, cpu_time) = (wall.elapsed(), cpu() - cpu0);
-    let stored = folder_bytes(events_dir);
+    let (stored, files) = folder_stats(events_dir);
     println!(
         "{label:<8} {passes} passes, {merges} merges, {rows} rows rewritten in {:.1} s ({:.0} rows/s, {:.3} µs CPU/row); {} files, {:.1} bytes/event",
         wall.as_secs_f64(),
         rows as f64 / wall.as_secs_f64().max(1e-9),
         cpu_time.as_secs_f64() * 1e6 / (rows.max(1)) as f64,
-        parquet_count(events_dir),
+        files,
         stored as f64 / events as f64
     );
     Ok(())
@@ -257,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
     let (stored, dialect) = match &args.clickhouse {
         Some(url) => (clickhouse_bytes(url).await?, Dialect::ClickHouse),
         None => (
-            folder_bytes(&dir.path().join("events")),
+            folder_stats(&dir.path().join("events")).0,
             Dialect::DataFusion,
         ),
     };
@@ -280,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "files    {} Parquet files",
-        parquet_count(&dir.path().join("events"))
+        folder_stats(&dir.path().join("events")).1
     );
     run_queries(store.as_ref(), dialect).await?;
     if let (true, Some(parquet)) = (args.compact, &parquet) {

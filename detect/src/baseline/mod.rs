@@ -60,16 +60,11 @@ pub struct BaselineSet {
 }
 
 impl BaselineSet {
-    /// Reads every `*.yml` / `*.yaml` under `dirs` (recursively); a bad file is
-    /// reported and skipped, a duplicate id too.
-    pub fn load(dirs: &[PathBuf]) -> Result<Self, DetectError> {
-        let mut files = Vec::new();
-        for dir in dirs {
-            collect(dir, &mut files)?;
-        }
-        files.sort();
+    /// Reads every file of `paths` and every `*.yml` / `*.yaml` under the folders among
+    /// them (recursively); a bad file is reported and skipped, a duplicate id too.
+    pub fn load(paths: &[PathBuf]) -> Result<Self, DetectError> {
         let mut set = BaselineSet::default();
-        for path in files {
+        for path in crate::rule_files::rule_files(paths, &["yml", "yaml"])? {
             let text = std::fs::read_to_string(&path).map_err(|source| DetectError::Read {
                 path: path.clone(),
                 source,
@@ -93,22 +88,6 @@ impl BaselineSet {
             Err(e) => self.errors.push((origin.to_path_buf(), e.to_string())),
         }
     }
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DetectError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| DetectError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// The state of one baseline.
@@ -207,11 +186,6 @@ impl BaselineEngine {
             })
             .collect();
         Self { running }
-    }
-
-    /// Baselines running.
-    pub fn len(&self) -> usize {
-        self.running.len()
     }
 
     /// Whether none runs.

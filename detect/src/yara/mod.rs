@@ -137,16 +137,11 @@ impl YaraSet {
         }
     }
 
-    /// Reads and compiles every `*.yar` / `*.yara` under `dirs` (recursively) plus
-    /// `extra` sources.
-    pub fn load(dirs: &[PathBuf], extra: Vec<(PathBuf, String)>) -> Result<Self, DetectError> {
-        let mut paths = Vec::new();
-        for dir in dirs {
-            collect(dir, &mut paths)?;
-        }
-        paths.sort();
+    /// Reads and compiles every file of `paths` and every `*.yar` / `*.yara` under the
+    /// folders among them (recursively), plus `extra` sources.
+    pub fn load(paths: &[PathBuf], extra: Vec<(PathBuf, String)>) -> Result<Self, DetectError> {
         let mut sources = extra;
-        for path in paths {
+        for path in crate::rule_files::rule_files(paths, &["yar", "yara"])? {
             let text = std::fs::read(&path).map_err(|source| DetectError::Read {
                 path: path.clone(),
                 source,
@@ -160,26 +155,6 @@ impl YaraSet {
     pub fn rule_count(&self) -> usize {
         self.rules.iter().len()
     }
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DetectError> {
-    if dir.is_file() {
-        out.push(dir.to_path_buf());
-        return Ok(());
-    }
-    let entries = std::fs::read_dir(dir).map_err(|source| DetectError::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "yar" || e == "yara") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// What one rule said about one scanned value.

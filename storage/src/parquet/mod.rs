@@ -443,17 +443,19 @@ impl Files {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let Some(day) = name.to_str().and_then(|n| n.strip_prefix("day=")) else {
-                    continue;
-                };
-                if day >= cutoff.as_str() {
-                    continue;
-                }
-                let day_dir = entry.path();
+            let expired: Vec<PathBuf> = entries
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("day="))
+                        .is_some_and(|day| day < cutoff.as_str())
+                })
+                .map(|e| e.path())
+                .collect();
+            for day_dir in &expired {
                 let mut doomed = 0;
-                let mut folders = leaf_folders(&day_dir)?;
+                let mut folders = leaf_folders(day_dir)?;
                 folders.push(day_dir.clone());
                 for folder in &folders {
                     doomed += self
@@ -463,8 +465,11 @@ impl Files {
                 if doomed > 0 {
                     dropped += 1;
                 }
-                self.visibility.sweep();
-                self.remove_empty(&day_dir);
+            }
+            // What no query holds goes now; the folders it leaves empty with it.
+            self.visibility.sweep();
+            for day_dir in &expired {
+                self.remove_empty(day_dir);
             }
             files::sync_dir(&dir)?;
         }
