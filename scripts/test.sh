@@ -2,7 +2,8 @@
 # Every check and test of Vedette, on a fresh machine or a used one:
 #   1. installs what the tests need (Debian packages, Rust components),
 #   2. starts the services the tests need on loopback, data under a temporary folder,
-#   3. runs cargo fmt --check, clippy -D warnings and every test of the workspace,
+#   3. runs cargo fmt --check, clippy -D warnings, the console's type check and unit
+#      tests, and every test of the workspace (its browser test among them),
 #   4. stops the services, and fails if any step failed.
 # .ci/run calls this script; the README names it as the one test command.
 set -euo pipefail
@@ -46,5 +47,6 @@ set +a
 
 scripts/ci/fmt.sh
 scripts/ci/clippy.sh
+scripts/ci/console.sh
 scripts/ci/tests.sh
 echo "test.sh: all checks passed"

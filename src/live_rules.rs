@@ -27,7 +27,8 @@ use vedette_core::traits::Detector;
 use vedette_detect::sigma::load::rule_files;
 use vedette_detect::sigma::CompileOutcome;
 
-use crate::sigma_setup::{check_rule_text, load_run_sigma, run_rule_dirs, LoadedSigma};
+use crate::bundled::SIGMA_RULES;
+use crate::sigma_setup::{check_rule_text, load_run_sigma, run_rule_dirs, LoadedSigma, RuleDoc};
 
 /// Largest rule file accepted through the API.
 pub(crate) const MAX_RULE_BYTES: usize = 1024 * 1024;
@@ -41,10 +42,17 @@ pub(crate) struct RuleInfo {
     pub(crate) title: String,
     /// Its id.
     pub(crate) id: Option<String>,
+    /// `detection` or `correlation`.
+    pub(crate) kind: &'static str,
     /// `loaded` or `unsupported`.
     pub(crate) status: &'static str,
     /// Why it is unsupported.
     pub(crate) reason: Option<String>,
+    /// Its level, author, description, tags, false positives and references.
+    #[serde(flatten)]
+    pub(crate) doc: RuleDoc,
+    /// Its path under the API rule folder, for `PUT /v1/rules/{path}`, when it is there.
+    pub(crate) editable_path: Option<String>,
 }
 
 /// What a reload did.
@@ -122,24 +130,58 @@ struct Candidate {
     problems: BTreeMap<String, Vec<String>>,
 }
 
-fn rule_infos(sigma: &LoadedSigma) -> Vec<RuleInfo> {
-    sigma
-        .outcomes
+fn rule_infos(sigma: &LoadedSigma, local_dir: &Path) -> Vec<RuleInfo> {
+    let editable = |file: &str| {
+        Path::new(file)
+            .strip_prefix(local_dir)
+            .ok()
+            .map(|p| p.display().to_string())
+    };
+    let detections =
+        sigma
+            .outcomes
+            .iter()
+            .zip(&sigma.docs)
+            .map(|((file, title, id, outcome), doc)| {
+                let (status, reason) = match outcome {
+                    CompileOutcome::Compiled(_) => ("loaded", None),
+                    CompileOutcome::Unsupported(why) => ("unsupported", Some(why.clone())),
+                };
+                RuleInfo {
+                    file: file.clone(),
+                    title: title.clone(),
+                    id: id.clone(),
+                    kind: "detection",
+                    status,
+                    reason,
+                    doc: doc.clone(),
+                    editable_path: editable(file),
+                }
+            });
+    let correlations = sigma
+        .correlation_outcomes
         .iter()
-        .map(|(file, title, id, outcome)| {
-            let (status, reason) = match outcome {
-                CompileOutcome::Compiled(_) => ("loaded", None),
-                CompileOutcome::Unsupported(why) => ("unsupported", Some(why.clone())),
-            };
-            RuleInfo {
-                file: file.clone(),
-                title: title.clone(),
-                id: id.clone(),
-                status,
-                reason,
-            }
-        })
-        .collect()
+        .zip(&sigma.correlation_docs)
+        .map(|((file, title, why), doc)| RuleInfo {
+            file: file.clone(),
+            title: title.clone(),
+            id: doc.id.clone(),
+            kind: "correlation",
+            status: if why.is_none() {
+                "loaded"
+            } else {
+                "unsupported"
+            },
+            reason: why.clone(),
+            doc: doc.clone(),
+            editable_path: editable(file),
+        });
+    detections.chain(correlations).collect()
+}
+
+/// The conformance report `vedette rules check --conformance DIR --data-dir D` saves.
+pub(crate) fn conformance_report_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("conformance.json")
 }
 
 /// Builds the set `config` and `local_dir` describe (blocking work).
@@ -203,7 +245,7 @@ impl LiveRules {
         std::fs::create_dir_all(local_dir)
             .with_context(|| format!("cannot create {}", local_dir.display()))?;
         let candidate = build(config, local_dir)?;
-        let rules = rule_infos(&candidate.sigma);
+        let rules = rule_infos(&candidate.sigma, local_dir);
         tracing::info!(
             rules = candidate.sigma.detector.rules().len(),
             parse_ms = candidate.sigma.parse_time.as_millis() as u64,
@@ -242,7 +284,46 @@ impl LiveRules {
                 "problems": r.problems,
             })),
             "rules": state.rules,
+            "conformance": self.conformance(),
         })
+    }
+
+    /// The last conformance report saved next to the API rule folder, if any.
+    fn conformance(&self) -> Option<serde_json::Value> {
+        let path = conformance_report_path(self.local_dir.parent()?);
+        let text = std::fs::read_to_string(&path).ok()?;
+        match serde_json::from_str(&text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "unreadable conformance report");
+                None
+            }
+        }
+    }
+
+    /// The text of rule file `file` of the running set, and its path for
+    /// `PUT /v1/rules/{path}` when it has one; `None` when the set has no such file.
+    pub(crate) async fn source(&self, file: &str) -> Option<(String, Option<String>)> {
+        let editable = {
+            let state = self.state.lock().await;
+            state
+                .rules
+                .iter()
+                .find(|r| r.file == file)?
+                .editable_path
+                .clone()
+        };
+        if let Some(name) = file.strip_prefix("bundled:") {
+            let (_, text) = SIGMA_RULES.iter().find(|(p, _)| *p == name)?;
+            return Some(((*text).to_string(), editable));
+        }
+        match tokio::fs::read_to_string(file).await {
+            Ok(text) => Some((text, editable)),
+            Err(e) => {
+                tracing::warn!(file, error = %e, "cannot read a rule file of the running set");
+                None
+            }
+        }
     }
 
     /// Rebuilds the set from disk and swaps it in, unless a new or changed file has a
@@ -281,7 +362,7 @@ impl LiveRules {
                 changed,
             });
         }
-        let rules = rule_infos(&candidate.sigma);
+        let rules = rule_infos(&candidate.sigma, &self.local_dir);
         let report = ReloadReport {
             generation: state.generation + 1,
             loaded: rules.iter().filter(|r| r.status == "loaded").count(),

@@ -32,6 +32,10 @@ pub(crate) struct CheckArgs {
     /// this folder) and report the pass rate.
     #[arg(long)]
     pub(crate) conformance: Option<PathBuf>,
+    /// With `--conformance`: also save the result where a service with this data
+    /// folder shows it (`<data_dir>/conformance.json`, on the console's rules page).
+    #[arg(long, requires = "conformance")]
+    pub(crate) data_dir: Option<PathBuf>,
     /// Print only problems and the summary.
     #[arg(long, short)]
     pub(crate) quiet: bool,
@@ -125,7 +129,10 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
         sigma.compile_time.as_millis()
     );
     if let Some(dir) = &args.conformance {
-        conformance(&sigma, dir)?;
+        let report = conformance(&sigma, dir)?;
+        if let Some(data_dir) = &args.data_dir {
+            save_report(data_dir, &report)?;
+        }
     }
     if invalid > 0 {
         bail!("{invalid} rule files are not valid Sigma");
@@ -182,7 +189,37 @@ fn read_case(dir: &Path, info_path: &str) -> anyhow::Result<Case> {
     Ok(Case { log, match_count })
 }
 
-fn conformance(sigma: &LoadedSigma, dir: &Path) -> anyhow::Result<()> {
+/// What a conformance run found.
+#[derive(Debug, serde::Serialize)]
+struct ConformanceReport {
+    /// When it ran (RFC 3339).
+    at: String,
+    /// Rules that fired on their true-positive logs.
+    passed: usize,
+    /// Rules with a true-positive log present.
+    total: usize,
+    /// `passed / total` in percent.
+    rate_percent: f64,
+    /// The corpus folder.
+    corpus: String,
+    /// Ids of the rules that did not fire.
+    failing: Vec<String>,
+}
+
+/// Writes `report` to `<data_dir>/conformance.json` (through a rename).
+fn save_report(data_dir: &Path, report: &ConformanceReport) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = crate::live_rules::conformance_report_path(data_dir);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("conformance: saved to {}", path.display());
+    Ok(())
+}
+
+fn conformance(sigma: &LoadedSigma, dir: &Path) -> anyhow::Result<ConformanceReport> {
     let mut passed = 0usize;
     let mut failed = Vec::new();
     let mut absent = 0usize;
@@ -220,7 +257,14 @@ fn conformance(sigma: &LoadedSigma, dir: &Path) -> anyhow::Result<()> {
     if !failed.is_empty() {
         println!("conformance: failing: {}", failed.join(", "));
     }
-    Ok(())
+    Ok(ConformanceReport {
+        at: chrono::Utc::now().to_rfc3339(),
+        passed,
+        total,
+        rate_percent: (rate * 10.0).round() / 10.0,
+        corpus: dir.display().to_string(),
+        failing: failed,
+    })
 }
 
 fn run_case(

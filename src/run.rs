@@ -25,6 +25,7 @@ use crate::bus_sink::BusSink;
 use crate::cli::RunArgs;
 use crate::data_dir::DataDir;
 use crate::detect_stage::DetectStage;
+use crate::health_history::HealthHistory;
 use crate::http::{self, AppState, Auth, HttpAlerts, HttpIngest, HttpQuery, RateLimit};
 use crate::ingest::{shared_parser, IngestStage};
 use crate::live_rules::LiveRules;
@@ -324,7 +325,13 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         store: store.clone(),
         suppressions,
     };
-    let http_query = HttpQuery { store };
+    let http_query = HttpQuery {
+        store,
+        dialect: match config.store.kind {
+            StoreKind::Parquet => vedette_storage::Dialect::DataFusion,
+            StoreKind::Clickhouse => vedette_storage::Dialect::ClickHouse,
+        },
+    };
     let bus = match config.bus.kind {
         BusKind::Embedded => "embedded",
         BusKind::Kafka => "kafka",
@@ -341,6 +348,8 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         },
     )
     .with_audit(audit.clone());
+    let health = HealthHistory::new(Duration::from_secs(5));
+    let sampling = health.clone().spawn(metrics.clone(), cancel.clone());
     let state = AppState {
         metrics,
         auth,
@@ -353,6 +362,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         query: Some(Arc::new(http_query)),
         alerts: Some(Arc::new(http_alerts)),
         rules: Some(rules),
+        health: Some(health),
     };
     let app = http::router(state, &config.http);
     info!(
@@ -397,6 +407,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         responding.await.context("respond stage failed")??;
     }
     refresh.await.context("false-positive refresh failed")?;
+    sampling.await.context("health sampling failed")?;
     if let Some(watch) = watch {
         watch.await.context("rule watcher failed")?;
     }

@@ -26,10 +26,33 @@ pub(crate) struct LoadedSigma {
     pub(crate) correlations: CorrelationSet,
     /// Per correlation rule in load order: (file, title, why unsupported).
     pub(crate) correlation_outcomes: Vec<(String, String, Option<String>)>,
+    /// What analysts read about each detection rule, in the order of `outcomes`.
+    pub(crate) docs: Vec<RuleDoc>,
+    /// The same for each correlation rule, in the order of `correlation_outcomes`.
+    pub(crate) correlation_docs: Vec<RuleDoc>,
     /// Time spent reading and parsing the rule files.
     pub(crate) parse_time: std::time::Duration,
     /// Time spent compiling them.
     pub(crate) compile_time: std::time::Duration,
+}
+
+/// A rule's descriptive metadata, as its file gives it (shown by the console).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct RuleDoc {
+    /// Its id, when it has one.
+    pub(crate) id: Option<String>,
+    /// `informational` to `critical`.
+    pub(crate) level: Option<&'static str>,
+    /// Who wrote it.
+    pub(crate) author: Option<String>,
+    /// What it detects.
+    pub(crate) description: Option<String>,
+    /// Its tags (`attack.t1059.001`, ...).
+    pub(crate) tags: Vec<String>,
+    /// Known false positives.
+    pub(crate) falsepositives: Vec<String>,
+    /// Links to read.
+    pub(crate) references: Vec<String>,
 }
 
 /// The parts of [`LoadedRules`] kept after compilation.
@@ -90,6 +113,19 @@ pub(crate) fn run_rule_dirs(rules: &RulesConfig, extra_dirs: &[PathBuf]) -> Vec<
 
 /// Parses and compiles one rule file's text alone; returns what is wrong with it.
 pub(crate) fn check_rule_text(text: &str, name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(match load_rule_text(text, name)? {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
+    })
+}
+
+/// Parses and compiles one rule file's text alone (with the bundled log-source map):
+/// the compiled set, or what is wrong with it. Correlations are not checked here (they
+/// name rules of other files).
+pub(crate) fn load_rule_text(
+    text: &str,
+    name: &str,
+) -> anyhow::Result<Result<LoadedSigma, Vec<String>>> {
     let mut loaded = LoadedRules::default();
     loaded.add_text(text, name, PathBuf::from(name));
     let mut problems: Vec<String> = loaded
@@ -101,7 +137,7 @@ pub(crate) fn check_rule_text(text: &str, name: &str) -> anyhow::Result<Vec<Stri
         problems.push("the file holds no Sigma rule".into());
     }
     if !problems.is_empty() {
-        return Ok(problems);
+        return Ok(Err(problems));
     }
     let sigma = compile_sigma(loaded, &[], std::time::Duration::ZERO)?;
     problems.extend(
@@ -113,8 +149,11 @@ pub(crate) fn check_rule_text(text: &str, name: &str) -> anyhow::Result<Vec<Stri
                 CompileOutcome::Compiled(_) => None,
             }),
     );
-    // Correlations are checked with the whole set (they name rules of other files).
-    Ok(problems)
+    Ok(if problems.is_empty() {
+        Ok(sigma)
+    } else {
+        Err(problems)
+    })
 }
 
 /// Compiles loaded rules with the given pipeline files.
@@ -136,6 +175,32 @@ fn compile_sigma(
         options.pipelines.push(pipeline);
     }
     options.pipelines.sort_by_key(|p| p.priority);
+    let docs: Vec<RuleDoc> = loaded
+        .rules
+        .iter()
+        .map(|(r, _)| RuleDoc {
+            id: r.id.clone(),
+            level: r.level.map(|l| l.as_str()),
+            author: r.author.clone(),
+            description: r.description.clone(),
+            tags: r.tags.clone(),
+            falsepositives: r.falsepositives.clone(),
+            references: r.references.clone(),
+        })
+        .collect();
+    let correlation_docs: Vec<RuleDoc> = loaded
+        .correlations
+        .iter()
+        .map(|(r, _)| RuleDoc {
+            id: r.id.clone(),
+            level: r.level.map(|l| l.as_str()),
+            author: r.author.clone(),
+            description: r.description.clone(),
+            tags: r.tags.clone(),
+            falsepositives: r.falsepositives.clone(),
+            references: r.references.clone(),
+        })
+        .collect();
     let described: Vec<(String, String, Option<String>)> = loaded
         .rules
         .iter()
@@ -186,6 +251,8 @@ fn compile_sigma(
         outcomes,
         correlations,
         correlation_outcomes,
+        docs,
+        correlation_docs,
         parse_time,
         compile_time: started.elapsed(),
     })

@@ -6,7 +6,8 @@ set -euo pipefail
 # Debian packages the tests use: procps gives `kill` (SIGTERM tests); make and pkg-config
 # build librdkafka (rdkafka-sys); clickhouse-server (18.16, the oldest server Vedette
 # supports) backs the ClickHouse store tests; python3-venv holds chDB (below).
-APT_PACKAGES=(procps make pkg-config clickhouse-server python3 python3-venv)
+# chromium runs the console's browser test (driven by Playwright, from npm below).
+APT_PACKAGES=(procps make pkg-config clickhouse-server python3 python3-venv chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -18,6 +19,26 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install.sh: installing ${missing[*]}"
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"
+fi
+
+# Node.js and npm for the console's checks and browser test (any Node.js >= 18; the
+# machine's own when it has one, else Debian's).
+if ! command -v npm >/dev/null 2>&1; then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  echo "install.sh: installing nodejs and npm"
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q nodejs npm
+fi
+# The console's npm packages (TypeScript for its type check, playwright-core for its
+# browser test), exactly as console/package-lock.json pins them; again only when the
+# lock file changed since the last install.
+console_stamp="console/node_modules/.vedette-lock.sha256"
+console_lock_sum="$(sha256sum console/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat "$console_stamp" 2>/dev/null)" != "$console_lock_sum" ]; then
+  echo "install.sh: installing the console's npm packages"
+  (cd console && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$console_lock_sum" > "$console_stamp"
 fi
 
 for component in rustfmt clippy; do

@@ -72,6 +72,10 @@ pub(crate) struct AlertFilter {
     entity: Option<String>,
     /// `open`, `acknowledged` or `false_positive`.
     status: Option<String>,
+    /// Tenant (for tokens of every tenant; a tenant's token sees its own only anyway).
+    tenant: Option<String>,
+    /// Detection kinds, comma-separated (`sigma,yara`).
+    kind: Option<String>,
     /// Alerts at most (default 100, at most 1000).
     limit: Option<usize>,
 }
@@ -317,6 +321,16 @@ async fn list_alerts(
             .collect();
         conditions.push(format!("\"rule.level\" IN ({})", list?.join(", ")));
     }
+    if let Some(tenant) = &filter.tenant {
+        conditions.push(format!("tenant = {}", literal(tenant, "tenant")?));
+    }
+    if let Some(kinds) = &filter.kind {
+        let list: Result<Vec<String>, Refusal> = kinds
+            .split(',')
+            .map(|k| literal(k.trim(), "kind"))
+            .collect();
+        conditions.push(format!("\"detection.kind\" IN ({})", list?.join(", ")));
+    }
     if let Some(rule) = &filter.rule {
         conditions.push(format!("\"rule.id\" = {}", literal(rule, "rule")?));
     }
@@ -359,20 +373,112 @@ async fn list_alerts(
         }
     }
     let sql = format!(
-        "SELECT \"alert.id\", \"@timestamp\", tenant, \"detection.kind\", \"rule.id\", \
-         \"rule.title\", \"rule.author\", \"rule.level\", \"rule.tags\", \"host.name\", \
-         \"user.name\", \"event.ids\", \"dedup.key\" FROM alerts WHERE {} \
-         ORDER BY \"@timestamp\" DESC LIMIT {limit}",
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE {} ORDER BY \"@timestamp\" DESC LIMIT {limit}",
         conditions.join(" AND ")
     );
-    let mut rows = json_rows(store, &sql, &scope).await?;
+    let rows = json_rows(store, &sql, &scope).await?;
+    let rows = with_state(store, &scope, rows).await?;
+    let count = rows.len();
+    Ok(Json(json!({ "alerts": rows, "count": count })).into_response())
+}
+
+/// The columns an alert is shown with.
+const ALERT_COLUMNS: &str = "\"alert.id\", \"@timestamp\", tenant, \"detection.kind\", \
+     \"rule.id\", \"rule.title\", \"rule.author\", \"rule.level\", \"rule.tags\", \
+     \"host.name\", \"user.name\", \"event.ids\", matched, \"dedup.key\"";
+/// Events an alert's detail shows at most.
+const MAX_DETAIL_EVENTS: usize = 50;
+/// How far from an alert's time its events are looked for (correlation windows).
+const DETAIL_EVENT_SPAN_MS: i64 = 2 * 86_400_000;
+
+/// `GET /v1/alerts/{id}`: one alert with its triage, deliveries and folded repeats,
+/// and the events it names (at most 50).
+pub(crate) async fn detail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match alert_detail(&state, &headers, &id).await {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn alert_detail(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Response, Refusal> {
+    let (principal, endpoint) = authorize(state, headers, "alert.get")?;
+    let scope = QueryScope {
+        tenant: principal.tenant.clone(),
+    };
+    let store = endpoint.store.as_ref();
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE \"alert.id\" = {} LIMIT 1",
+        literal(id, "alert id")?
+    );
+    let rows = with_state(store, &scope, json_rows(store, &sql, &scope).await?).await?;
+    let Some(alert) = rows.into_iter().next() else {
+        return Err(refuse(StatusCode::NOT_FOUND, "no such alert"));
+    };
+    let event_ids: Vec<String> = alert["event.ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .take(MAX_DETAIL_EVENTS)
+                .collect()
+        })
+        .unwrap_or_default();
+    let events = if event_ids.is_empty() {
+        Vec::new()
+    } else {
+        let at = alert["@timestamp"]
+            .as_str()
+            .and_then(|t| {
+                chrono::NaiveDateTime::parse_from_str(
+                    t.trim_end_matches('Z'),
+                    "%Y-%m-%dT%H:%M:%S%.f",
+                )
+                .ok()
+            })
+            .map(|t| t.and_utc().timestamp_millis());
+        let list: Result<Vec<String>, Refusal> =
+            event_ids.iter().map(|id| literal(id, "event id")).collect();
+        let mut conditions = vec![format!("\"event.id\" IN ({})", list?.join(", "))];
+        if let Some(at) = at {
+            conditions.push(format!(
+                "\"@timestamp\" >= {}",
+                time_literal(at - DETAIL_EVENT_SPAN_MS)
+            ));
+            conditions.push(format!(
+                "\"@timestamp\" < {}",
+                time_literal(at + DETAIL_EVENT_SPAN_MS)
+            ));
+        }
+        let sql = format!(
+            "SELECT * FROM events WHERE {} ORDER BY \"@timestamp\" LIMIT {MAX_DETAIL_EVENTS}",
+            conditions.join(" AND ")
+        );
+        json_rows(store, &sql, &scope).await?
+    };
+    Ok(Json(json!({ "alert": alert, "events": events })).into_response())
+}
+
+/// `rows` (alerts) with their triage state, deliveries and folded repeats.
+async fn with_state(
+    store: &dyn EventStore,
+    scope: &QueryScope,
+    mut rows: Vec<Value>,
+) -> Result<Vec<Value>, Refusal> {
     let ids: Vec<String> = rows
         .iter()
         .filter_map(|r| r["alert.id"].as_str().map(str::to_string))
         .collect();
-    let states = triage(store, &scope, Some(&ids)).await?;
-    let mut sent = deliveries(store, &scope, &ids).await?;
-    let folded = folded(store, &scope, &ids).await?;
+    let states = triage(store, scope, Some(&ids)).await?;
+    let mut sent = deliveries(store, scope, &ids).await?;
+    let folded = folded(store, scope, &ids).await?;
     for row in &mut rows {
         let id = row["alert.id"].as_str().unwrap_or_default().to_string();
         let t = states.get(&id);
@@ -383,8 +489,7 @@ async fn list_alerts(
         row["deliveries"] = Value::Array(sent.remove(&id).unwrap_or_default());
         row["suppressed"] = json!(folded.get(&id).copied().unwrap_or(0));
     }
-    let count = rows.len();
-    Ok(Json(json!({ "alerts": rows, "count": count })).into_response())
+    Ok(rows)
 }
 
 /// Body of the triage endpoints.

@@ -9,6 +9,8 @@
 
 mod alerts;
 mod auth;
+mod console;
+mod hunt;
 mod ingest;
 mod query;
 mod rules;
@@ -31,6 +33,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use vedette_core::config::HttpConfig;
 
+use crate::health_history::HealthHistory;
 use crate::live_rules::LiveRules;
 use crate::suppressions::{FALSE_POSITIVE, REOPEN};
 use crate::tokens::Role;
@@ -61,18 +64,27 @@ pub(crate) struct AppState {
     pub(crate) alerts: Option<Arc<HttpAlerts>>,
     /// The running rules, when the pipeline runs.
     pub(crate) rules: Option<Arc<LiveRules>>,
+    /// The last hour of health figures, when the pipeline runs.
+    pub(crate) health: Option<Arc<HealthHistory>>,
 }
 
 /// Every route: method, path and handler. `docs/openapi.yaml` describes each one (a
 /// test holds the two together).
 fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
+        ("get", "/", get(console::index)),
+        ("get", "/console/{*file}", get(console::asset)),
         ("get", "/health", get(health)),
         ("get", "/ready", get(ready)),
         ("get", "/metrics", get(metrics)),
+        ("get", "/v1/session", get(session)),
+        ("get", "/v1/health/history", get(health_history)),
         ("post", "/v1/ingest", post(ingest::ingest)),
         ("post", "/v1/query", post(query::query)),
+        ("get", "/v1/query/examples", get(query::examples)),
+        ("post", "/v1/hunt", post(hunt::hunt)),
         ("get", "/v1/alerts", get(alerts::list)),
+        ("get", "/v1/alerts/{id}", get(alerts::detail)),
         (
             "post",
             "/v1/alerts/{id}/ack",
@@ -89,6 +101,7 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             alerts::triage_route(REOPEN),
         ),
         ("get", "/v1/rules", get(rules::list)),
+        ("get", "/v1/rules/source", get(rules::source)),
         ("put", "/v1/rules/{*path}", put(rules::put)),
         ("post", "/v1/rules/reload", post(rules::reload)),
         ("post", "/v1/tokens", post(tokens::create)),
@@ -145,6 +158,56 @@ async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     Json(json!({ "status": "ready", "components": *state.components })).into_response()
+}
+
+/// `GET /v1/session`: who the token is (id, role, tenant); any valid token.
+async fn session(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.auth.authenticate(&headers, "session") {
+        Ok(p) => {
+            Json(json!({ "id": p.id, "role": p.role.name(), "tenant": p.tenant })).into_response()
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+/// The query of `GET /v1/health/history`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// Minutes back (default and most: 60).
+    minutes: Option<u64>,
+}
+
+/// `GET /v1/health/history`: the health series of the last hour; like `/metrics`, an
+/// analyst token of every tenant.
+async fn health_history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
+) -> Response {
+    match state
+        .auth
+        .authorize(&headers, Role::Analyst, "health.history")
+    {
+        Ok(p) => {
+            if let Err(r) = auth::require_all_tenants(&p) {
+                return r.into_response();
+            }
+        }
+        Err(r) => return r.into_response(),
+    }
+    let Some(history) = &state.health else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the pipeline is not running",
+        );
+    };
+    let minutes = query.minutes.unwrap_or(60).clamp(1, 60);
+    Json(json!({
+        "interval_seconds": history.interval_seconds(),
+        "samples": history.since(minutes),
+    }))
+    .into_response()
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text; an analyst token of every tenant.

@@ -13,10 +13,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use futures::StreamExt;
 use serde::Deserialize;
 use vedette_core::traits::{EventStore, QueryScope};
 use vedette_core::CoreError;
+use vedette_storage::{titled_query_examples, Dialect, QUERIES_MD};
 
 use super::{error, AppState};
 use crate::audit_log;
@@ -33,6 +35,8 @@ const MAX_SQL_BYTES: usize = 64 * 1024;
 pub(crate) struct HttpQuery {
     /// The store queries run on.
     pub(crate) store: Arc<dyn EventStore>,
+    /// Its SQL dialect.
+    pub(crate) dialect: Dialect,
 }
 
 impl std::fmt::Debug for HttpQuery {
@@ -78,6 +82,29 @@ fn output_format(request: &QueryRequest, headers: &HeaderMap) -> Result<OutputFo
             })
         }
     }
+}
+
+/// `GET /v1/query/examples`: the queries of `docs/queries.md` in the running store's
+/// dialect, with their titles.
+pub(crate) async fn examples(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(endpoint) = state.query.clone() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no store is open");
+    };
+    if let Err(r) = state
+        .auth
+        .authorize(&headers, Role::Analyst, "query.examples")
+    {
+        return r.into_response();
+    }
+    let examples: Vec<serde_json::Value> = titled_query_examples(QUERIES_MD, endpoint.dialect)
+        .into_iter()
+        .map(|(title, sql)| serde_json::json!({ "title": title, "sql": sql.trim_end() }))
+        .collect();
+    let dialect = match endpoint.dialect {
+        Dialect::DataFusion => "datafusion",
+        Dialect::ClickHouse => "clickhouse",
+    };
+    Json(serde_json::json!({ "dialect": dialect, "examples": examples })).into_response()
 }
 
 /// `POST /v1/query`.

@@ -1,10 +1,10 @@
-//! `GET /v1/rules` (analyst), `PUT /v1/rules/{path}` and `POST /v1/rules/reload`
+//! `GET /v1/rules` and `GET /v1/rules/source` (analyst), `PUT /v1/rules/{path}` and `POST /v1/rules/reload`
 //! (admin): the running rule set, and changing it without a restart
 //! ([`crate::live_rules`]). A change is validated before it replaces the running set;
 //! a refused one answers 422 with each file's problems, and the running set stays.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -23,6 +23,47 @@ pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> R
     match &state.rules {
         Some(rules) => Json(rules.describe().await).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "no rules are running"),
+    }
+}
+
+/// The query of `GET /v1/rules/source`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SourceQuery {
+    /// A `file` of `GET /v1/rules`.
+    file: Option<String>,
+}
+
+/// `GET /v1/rules/source?file=F`: the text of one file of the running set (only files
+/// the set holds are read).
+pub(crate) async fn source(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<SourceQuery>,
+) -> Response {
+    if let Err(r) = state
+        .auth
+        .authorize(&headers, Role::Analyst, "rules.source")
+    {
+        return r.into_response();
+    }
+    let Some(rules) = &state.rules else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no rules are running");
+    };
+    let Some(file) = query.file else {
+        return error(StatusCode::BAD_REQUEST, "name the rule file: ?file=...");
+    };
+    match rules.source(&file).await {
+        Some((text, editable_path)) => Json(json!({
+            "file": file,
+            "text": text,
+            "editable_path": editable_path,
+        }))
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "the running rule set has no such file",
+        ),
     }
 }
 

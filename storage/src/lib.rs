@@ -15,5 +15,5 @@ pub mod parquet;
 mod query_examples;
 mod query_limits;
 
-pub use query_examples::{query_examples, Dialect, QUERIES_MD};
+pub use query_examples::{query_examples, titled_query_examples, Dialect, QUERIES_MD};
 pub use query_limits::{bounded, QueryLimits};

@@ -17,7 +17,16 @@ pub const QUERIES_MD: &str = include_str!("../../docs/queries.md");
 /// except that a ```` ```sql clickhouse ```` block right after one replaces it on
 /// ClickHouse.
 pub fn query_examples(markdown: &str, dialect: Dialect) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    titled_query_examples(markdown, dialect)
+        .into_iter()
+        .map(|(_, sql)| sql)
+        .collect()
+}
+
+/// [`query_examples`] with each query's title: the `##` heading above it.
+pub fn titled_query_examples(markdown: &str, dialect: Dialect) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut title = String::new();
     let mut current: Option<(bool, String)> = None;
     for line in markdown.lines() {
         match (&mut current, line.trim()) {
@@ -26,9 +35,9 @@ pub fn query_examples(markdown: &str, dialect: Dialect) -> Vec<String> {
             (Some(_), "```") => {
                 if let Some((clickhouse_only, block)) = current.take() {
                     match (clickhouse_only, dialect, out.last_mut()) {
-                        (false, _, _) => out.push(block),
-                        (true, Dialect::ClickHouse, Some(last)) => *last = block,
-                        (true, Dialect::ClickHouse, None) => out.push(block),
+                        (false, _, _) => out.push((title.clone(), block)),
+                        (true, Dialect::ClickHouse, Some(last)) => last.1 = block,
+                        (true, Dialect::ClickHouse, None) => out.push((title.clone(), block)),
                         (true, Dialect::DataFusion, _) => {}
                     }
                 }
@@ -36,6 +45,9 @@ pub fn query_examples(markdown: &str, dialect: Dialect) -> Vec<String> {
             (Some((_, block)), _) => {
                 block.push_str(line);
                 block.push('\n');
+            }
+            (None, heading) if heading.starts_with("## ") => {
+                title = heading.trim_start_matches('#').trim().to_string();
             }
             (None, _) => {}
         }
@@ -46,6 +58,18 @@ pub fn query_examples(markdown: &str, dialect: Dialect) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn titles_are_the_heading_above() {
+        let md = "## One\n```sql\nSELECT 1\n```\n```sql clickhouse\nSELECT 2\n```\n## Two\n```sql\nSELECT 3\n```\n";
+        assert_eq!(
+            titled_query_examples(md, Dialect::ClickHouse),
+            [
+                ("One".to_string(), "SELECT 2\n".to_string()),
+                ("Two".to_string(), "SELECT 3\n".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn clickhouse_blocks_replace_the_one_before() {

@@ -551,3 +551,18 @@ pub fn number(rows: &[serde_json::Value], key: &str) -> u64 {
         })
         .unwrap_or_else(|| panic!("no {key} in {rows:?}"))
 }
+
+/// The third-party test corpora: `VEDETTE_CORPORA`, or `../shared/corpora` next to the
+/// repository (README, "Test data").
+pub fn corpora() -> PathBuf {
+    let root = std::env::var("VEDETTE_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"));
+    assert!(
+        root.join("logs").is_dir() && root.join("sigma").is_dir(),
+        "the test corpora are missing: {} has no logs/ and sigma/. Set VEDETTE_CORPORA to the \
+         corpora folder (see README, \"Test data\").",
+        root.display()
+    );
+    root
+}
