@@ -141,6 +141,31 @@ fn triage_flow(store_section: &str) {
     assert_eq!(first["tenant"], "acme");
     assert_eq!(first["rule.id"], "d2644136-7400-49e4-8b45-45b687d7b72a");
     let (a, b) = (alert_id(&listing, "ws-a"), alert_id(&listing, "ws-b"));
+    // What matched, and the event behind it (maps read the same on every store).
+    assert!(
+        first["matched"]["CommandLine"]
+            .as_str()
+            .is_some_and(|c| c.contains("-urlcache")),
+        "{first}"
+    );
+    let (code, detail) = get(&service, &analyst, &format!("/v1/alerts/{a}"));
+    assert_eq!(code, 200, "{detail}");
+    let event = &detail["events"][0];
+    assert_eq!(event["host.name"], "ws-a", "{detail}");
+    assert!(
+        event["fields"]["CommandLine"]
+            .as_str()
+            .is_some_and(|c| c.contains("-urlcache")),
+        "{event}"
+    );
+    let (_, kinds) = get(
+        &service,
+        &analyst,
+        "/v1/alerts?from=0&kind=sigma,yara&tenant=acme",
+    );
+    assert_eq!(kinds["count"], 2, "{kinds}");
+    let (_, kinds) = get(&service, &analyst, "/v1/alerts?from=0&kind=risk");
+    assert_eq!(kinds["count"], 0, "{kinds}");
 
     // Another tenant sees none of them and cannot triage them.
     let (code, theirs) = get(&service, &other, all);

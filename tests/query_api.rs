@@ -237,7 +237,7 @@ fn a_tenant_token_sees_its_tenant_only_through_every_endpoint() {
 /// it marks public (`security: []`: `/health` and the console's static files), which
 /// answer without one.
 #[test]
-fn every_documented_endpoint_but_health_needs_a_token() {
+fn every_documented_endpoint_but_the_public_ones_needs_a_token() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let service = start(tmp.path());
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml"))

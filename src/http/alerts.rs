@@ -154,10 +154,42 @@ async fn json_rows(
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let mut rows: Vec<Value> = serde_json::from_slice(&bytes).map_err(|e| {
         tracing::error!(error = %e, "decoding alerts failed");
         refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    })
+    })?;
+    for row in &mut rows {
+        if let Value::Object(columns) = row {
+            join_nested_maps(columns);
+        }
+    }
+    Ok(rows)
+}
+
+/// Maps a store keeps as two arrays (`fields.key`, `fields.value`: ClickHouse's
+/// portable tables) joined back into one object (`fields`), as the other stores give
+/// them; the store's own bookkeeping columns (`_partition`, `_offset`) left out.
+fn join_nested_maps(columns: &mut serde_json::Map<String, Value>) {
+    columns.retain(|name, _| !name.starts_with('_'));
+    let maps: Vec<String> = columns
+        .keys()
+        .filter_map(|k| k.strip_suffix(".key"))
+        .filter(|m| columns.contains_key(&format!("{m}.value")))
+        .map(str::to_string)
+        .collect();
+    for map in maps {
+        let keys = columns.remove(&format!("{map}.key"));
+        let values = columns.remove(&format!("{map}.value"));
+        let joined: serde_json::Map<String, Value> = match (keys, values) {
+            (Some(Value::Array(k)), Some(Value::Array(v))) => k
+                .into_iter()
+                .zip(v)
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v)))
+                .collect(),
+            _ => serde_json::Map::new(),
+        };
+        columns.insert(map, Value::Object(joined));
+    }
 }
 
 /// The latest triage of each alert (of `ids`, or of every triaged alert).
@@ -382,10 +414,9 @@ async fn list_alerts(
     Ok(Json(json!({ "alerts": rows, "count": count })).into_response())
 }
 
-/// The columns an alert is shown with.
-const ALERT_COLUMNS: &str = "\"alert.id\", \"@timestamp\", tenant, \"detection.kind\", \
-     \"rule.id\", \"rule.title\", \"rule.author\", \"rule.level\", \"rule.tags\", \
-     \"host.name\", \"user.name\", \"event.ids\", matched, \"dedup.key\"";
+/// The columns an alert is shown with: all of them (a map column is one column on
+/// some stores and two on others, see [`join_nested_maps`]).
+const ALERT_COLUMNS: &str = "*";
 /// Events an alert's detail shows at most.
 const MAX_DETAIL_EVENTS: usize = 50;
 /// How far from an alert's time its events are looked for (correlation windows).
@@ -590,4 +621,28 @@ async fn mark(
         Json(json!({ "id": id, "status": status, "rule.id": rule_id, "dedup.key": dedup_key }))
             .into_response(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_maps_join_into_objects() {
+        let mut row = json!({
+            "fields.key": ["Image", "User"],
+            "fields.value": ["a.exe", "bob"],
+            "rule.tags": ["x"],
+            "_offset": 3,
+            "tenant": "t"
+        });
+        let Value::Object(columns) = &mut row else {
+            panic!("an object")
+        };
+        join_nested_maps(columns);
+        assert_eq!(
+            row,
+            json!({ "fields": { "Image": "a.exe", "User": "bob" }, "rule.tags": ["x"], "tenant": "t" })
+        );
+    }
 }

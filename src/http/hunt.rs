@@ -97,16 +97,17 @@ pub(crate) async fn hunt(
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
-    let request: HuntRequest =
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => return error(
+    let request: HuntRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "the body must be JSON {{\"sigma\": \"...\", \"from\": ..., \"to\": ...}}: {e}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let Some(query) = state.query.clone() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no store is open");
     };
