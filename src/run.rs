@@ -357,6 +357,11 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         components: Arc::new(serde_json::json!({
             "bus": bus,
             "store": store,
+            "risk": {
+                "enabled": config.alerts.risk.enabled,
+                "window_hours": config.alerts.risk.window_hours,
+                "threshold": config.alerts.risk.threshold,
+            },
         })),
         ingest: Some(Arc::new(http_ingest)),
         query: Some(Arc::new(http_query)),
