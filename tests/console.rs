@@ -124,6 +124,7 @@ fn the_api_answers_what_the_console_pages_need() {
     let (code, me) = get(service, analyst, "/v1/session");
     assert_eq!((code, me["role"].as_str()), (200, Some("analyst")), "{me}");
     assert!(me["tenant"].is_null(), "{me}");
+    assert_eq!(me["risk"]["threshold"], 150.0, "{me}");
     let (_, me) = get(service, &acme, "/v1/session");
     assert_eq!(me["tenant"], "acme");
     assert_eq!(get(service, "vdt_nope", "/v1/session").0, 401);

@@ -160,12 +160,17 @@ async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
     Json(json!({ "status": "ready", "components": *state.components })).into_response()
 }
 
-/// `GET /v1/session`: who the token is (id, role, tenant); any valid token.
+/// `GET /v1/session`: who the token is (id, role, tenant), and the entity-risk settings
+/// (so a console scores entities as the service does); any valid token.
 async fn session(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.auth.authenticate(&headers, "session") {
-        Ok(p) => {
-            Json(json!({ "id": p.id, "role": p.role.name(), "tenant": p.tenant })).into_response()
-        }
+        Ok(p) => Json(json!({
+            "id": p.id,
+            "role": p.role.name(),
+            "tenant": p.tenant,
+            "risk": state.components.get("risk"),
+        }))
+        .into_response(),
         Err(r) => r.into_response(),
     }
 }
