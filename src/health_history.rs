@@ -31,6 +31,11 @@ const KEPT: &[&str] = &[
     "vedette_syslog_udp_dropped_datagrams",
 ];
 
+/// Series kept per metric at most: the largest values; the rest are summed into one
+/// series whose first label reads `(other)` (labels such as `dataset` come from the
+/// input, and must not grow the history without bound).
+const MAX_SERIES_PER_METRIC: usize = 50;
+
 /// One sample: its time and every kept series' value.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Sample {
@@ -48,9 +53,9 @@ pub(crate) struct HealthHistory {
     samples: Mutex<VecDeque<Sample>>,
 }
 
-/// The kept series of an OpenMetrics text.
+/// The kept series of an OpenMetrics text, at most [`MAX_SERIES_PER_METRIC`] per metric.
 pub(crate) fn kept_series(text: &str) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
+    let mut by_metric: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
     for line in text.lines() {
         if line.starts_with('#') || !KEPT.iter().any(|k| line.starts_with(k)) {
             continue;
@@ -59,7 +64,27 @@ pub(crate) fn kept_series(text: &str) -> BTreeMap<String, f64> {
             continue;
         };
         if let Ok(v) = value.parse::<f64>() {
-            out.insert(series.to_string(), v);
+            let metric = series.split('{').next().unwrap_or(series);
+            by_metric.entry(metric).or_default().push((series, v));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (metric, mut series) in by_metric {
+        if series.len() > MAX_SERIES_PER_METRIC {
+            series.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let rest: f64 = series
+                .drain(MAX_SERIES_PER_METRIC - 1..)
+                .map(|(_, v)| v)
+                .sum();
+            let label = series
+                .first()
+                .and_then(|(name, _)| name.split_once('{'))
+                .and_then(|(_, labels)| labels.split_once('='))
+                .map_or("other", |(key, _)| key);
+            out.insert(format!("{metric}{{{label}=\"(other)\"}}"), rest);
+        }
+        for (name, v) in series {
+            out.insert(name.to_string(), v);
         }
     }
     out
@@ -102,13 +127,18 @@ impl HealthHistory {
         }
     }
 
-    /// The samples of the last `minutes`, oldest first.
-    pub(crate) fn since(&self, minutes: u64) -> Vec<Sample> {
+    /// The samples of the last `minutes` taken after `after_ms`, oldest first.
+    pub(crate) fn since(&self, minutes: u64, after_ms: i64) -> Vec<Sample> {
         let cut = chrono::Utc::now().timestamp_millis()
             - i64::try_from(minutes.saturating_mul(60_000)).unwrap_or(i64::MAX);
         self.samples
             .lock()
-            .map(|s| s.iter().filter(|x| x.t >= cut).cloned().collect())
+            .map(|s| {
+                s.iter()
+                    .filter(|x| x.t >= cut && x.t > after_ms)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -156,6 +186,27 @@ mod tests {
         for _ in 0..10 {
             history.sample(&metrics);
         }
-        assert_eq!(history.since(60).len(), 6);
+        assert_eq!(history.since(60, 0).len(), 6);
+        let last = history.since(60, 0).last().map_or(0, |s| s.t);
+        assert!(history.since(60, last).is_empty());
+    }
+
+    #[test]
+    fn input_labels_cannot_grow_a_sample_without_bound() {
+        let mut text = String::new();
+        for i in 0..500 {
+            text.push_str(&format!(
+                "vedette_ingest_events_by_dataset_total{{dataset=\"zeek.x{i}\"}} {i}\n"
+            ));
+        }
+        text.push_str("vedette_store_seconds_count 4\n");
+        let kept = kept_series(&text);
+        assert_eq!(kept.len(), MAX_SERIES_PER_METRIC + 1, "{kept:?}");
+        assert_eq!(
+            kept["vedette_ingest_events_by_dataset_total{dataset=\"zeek.x499\"}"],
+            499.0
+        );
+        let other = kept["vedette_ingest_events_by_dataset_total{dataset=\"(other)\"}"];
+        assert_eq!(other, (0..451).map(f64::from).sum::<f64>());
     }
 }

@@ -25,6 +25,8 @@ const HUNT_RULE: &str = "title: Processes started from System32 (console test)\n
 id: 7b0c1c55-3f7e-4d53-9a43-5be2d1f1c001\nstatus: test\nlevel: low\n\
 logsource:\n  product: windows\n  category: process_creation\n\
 detection:\n  selection:\n    Image|contains: '\\System32\\'\n  condition: selection\n";
+/// A user name that is markup, as a JSON string body (the console must show it as text).
+const XSS_USER_JSON: &str = "<img src=x onerror=alert(1)>";
 /// One line that is not an event (a dead letter for the health page).
 const BAD_LINE: &str = "{\"EventID\": 1, this is not JSON\n";
 
@@ -96,6 +98,16 @@ fn start_fed(tmp: &Path) -> Fed {
     );
     assert!(answer["accepted"].as_u64().unwrap_or(0) > 100, "{answer}");
     send(&service, &agent, BAD_LINE.as_bytes());
+    // A user name that is markup: the console must show it as text.
+    let certutil = common::true_positives()
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().contains("certutil_download"))
+        .map(|(p, _)| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|| panic!("no certutil true positive"));
+    let marked_up = certutil.replace("CORP\\\\asmith", XSS_USER_JSON);
+    assert_ne!(marked_up, certutil, "the certutil event names CORP\\asmith");
+    send(&service, &agent, marked_up.as_bytes());
+    alerts += 1;
     wait_for("the true positives' alerts", WAIT, || {
         let (_, list) = get(
             &service,
@@ -125,6 +137,7 @@ fn the_api_answers_what_the_console_pages_need() {
     assert_eq!((code, me["role"].as_str()), (200, Some("analyst")), "{me}");
     assert!(me["tenant"].is_null(), "{me}");
     assert_eq!(me["risk"]["threshold"], 150.0, "{me}");
+    assert_eq!(me["store"], "parquet", "{me}");
     let (_, me) = get(service, &acme, "/v1/session");
     assert_eq!(me["tenant"], "acme");
     assert_eq!(get(service, "vdt_nope", "/v1/session").0, 401);
@@ -184,6 +197,15 @@ fn the_api_answers_what_the_console_pages_need() {
         stored["count"], 0,
         "a hunt from the API stores nothing: {stored}"
     );
+    let one = json!({ "sigma": HUNT_RULE, "from": 0, "max_alerts": 1 }).to_string();
+    let (_, first) = call(service, analyst, "POST", "/v1/hunt", &one);
+    assert_eq!(first["alerts"].as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(
+        (&first["truncated"], &first["truncated_reason"]),
+        (&json!(true), &json!("max_alerts")),
+        "{first}"
+    );
+    assert_eq!(hunt["truncated_reason"], Value::Null, "{hunt}");
     let (_, theirs) = call(service, &acme, "POST", "/v1/hunt", &body);
     assert_eq!(theirs["events"], 0, "{theirs}");
     let bad = json!({ "sigma": "title: x\ndetection:\n  condition: nothing\n", "from": 0 });
@@ -243,6 +265,35 @@ fn the_api_answers_what_the_console_pages_need() {
         "{latest}"
     );
     assert_eq!(get(service, &acme, "/v1/health/history").0, 403);
+    let newest = latest["t"].as_i64().unwrap_or_default();
+    let (_, newer) = get(
+        service,
+        analyst,
+        &format!("/v1/health/history?after={newest}"),
+    );
+    assert!(
+        newer["samples"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|x| x["t"].as_i64() > Some(newest))),
+        "{newer}"
+    );
+
+    // Acknowledging an alert marked a false positive is refused until it is reopened.
+    let id = alerts[0]["alert.id"].as_str().unwrap_or_default();
+    let triage = |action: &str| {
+        call(
+            service,
+            analyst,
+            "POST",
+            &format!("/v1/alerts/{id}/{action}"),
+            "",
+        )
+        .0
+    };
+    assert_eq!(triage("false-positive"), 200);
+    assert_eq!(triage("ack"), 409);
+    assert_eq!(triage("reopen"), 200);
+    assert_eq!(triage("ack"), 200);
 
     // Rules: metadata, sources, the conformance report once saved.
     let (_, rules) = get(service, analyst, "/v1/rules");
@@ -400,6 +451,7 @@ fn the_console_works_in_a_real_browser() {
         .env("VEDETTE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("VEDETTE_SCREENSHOTS", &screenshots)
         .env("VEDETTE_HUNT_RULE", HUNT_RULE)
+        .env("VEDETTE_E2E_DISPOSABLE", "1")
         .env("CHROMIUM", &browser)
         .output()
         .unwrap_or_else(|e| panic!("cannot run node: {e}"));

@@ -478,6 +478,9 @@ async fn alert_detail(
         let list: Result<Vec<String>, Refusal> =
             event_ids.iter().map(|id| literal(id, "event id")).collect();
         let mut conditions = vec![format!("\"event.id\" IN ({})", list?.join(", "))];
+        if let Some(tenant) = alert["tenant"].as_str() {
+            conditions.push(format!("tenant = {}", literal(tenant, "tenant")?));
+        }
         if let Some(at) = at {
             conditions.push(format!(
                 "\"@timestamp\" >= {}",
@@ -591,6 +594,21 @@ async fn mark(
     };
     let field = |name: &str| alert[name].as_str().unwrap_or_default().to_string();
     let (tenant, rule_id, dedup_key) = (field("tenant"), field("rule.id"), field("dedup.key"));
+    if action == ACK {
+        // An acknowledgement would hide a false-positive mark that still suppresses.
+        let ids = [id.to_string()];
+        let current = triage(endpoint.store.as_ref(), &scope, Some(&ids)).await?;
+        if current
+            .get(id)
+            .is_some_and(|t| t.status == "false_positive")
+        {
+            return Err(refuse(
+                StatusCode::CONFLICT,
+                "the alert is marked a false positive, which suppresses later alerts of its \
+                 rule and key: reopen it first",
+            ));
+        }
+    }
     let mut r = audit_log::record(&principal, action, "ok");
     r.tenant = tenant.clone();
     r.target = Some(id.to_string());

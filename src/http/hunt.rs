@@ -32,6 +32,11 @@ const MAX_RULE_BYTES: usize = 256 * 1024;
 const MAX_ALERTS: usize = 5000;
 /// Longest a hunt may read events for.
 const MAX_HUNT_TIME: Duration = Duration::from_secs(25);
+/// Hunts that may run at once (each reads the store and takes a core); more get 429.
+const MAX_RUNNING_HUNTS: usize = 2;
+
+/// The hunts running now.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RUNNING_HUNTS);
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -150,13 +155,21 @@ pub(crate) async fn hunt(
         Ok(Err(e)) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("hunt task: {e}")),
     };
+    let Ok(_running) = RUNNING.try_acquire() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "5")],
+            Json(json!({ "error": format!("{MAX_RUNNING_HUNTS} hunts are running; try again shortly") })),
+        )
+            .into_response();
+    };
     let max_alerts = request.max_alerts.unwrap_or(500).clamp(1, MAX_ALERTS);
     let started = Instant::now();
     let mut stream = match query.store.read_events(from, to).await {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_GATEWAY, format!("the store failed: {e}")),
     };
-    let (mut events, mut alerts, mut truncated) = (0usize, Vec::<Alert>::new(), false);
+    let (mut events, mut alerts, mut truncated) = (0usize, Vec::<Alert>::new(), None);
     while let Some(next) = stream.next().await {
         let records = match next {
             Ok(r) => r,
@@ -179,8 +192,12 @@ pub(crate) async fn hunt(
                 Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
         }
-        if alerts.len() >= max_alerts || started.elapsed() > MAX_HUNT_TIME {
-            truncated = true;
+        if alerts.len() >= max_alerts {
+            truncated = Some("max_alerts");
+            break;
+        }
+        if started.elapsed() > MAX_HUNT_TIME {
+            truncated = Some("time");
             break;
         }
     }
@@ -200,7 +217,8 @@ pub(crate) async fn hunt(
     Json(json!({
         "events": events,
         "alerts": alerts,
-        "truncated": truncated,
+        "truncated": truncated.is_some(),
+        "truncated_reason": truncated,
         "elapsed_ms": started.elapsed().as_millis() as u64,
     }))
     .into_response()

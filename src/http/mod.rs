@@ -168,6 +168,7 @@ async fn session(State(state): State<AppState>, headers: HeaderMap) -> Response 
             "id": p.id,
             "role": p.role.name(),
             "tenant": p.tenant,
+            "store": state.components.get("store"),
             "risk": state.components.get("risk"),
         }))
         .into_response(),
@@ -181,6 +182,8 @@ async fn session(State(state): State<AppState>, headers: HeaderMap) -> Response 
 struct HistoryQuery {
     /// Minutes back (default and most: 60).
     minutes: Option<u64>,
+    /// Only samples taken after this time (Unix ms), for polling.
+    after: Option<i64>,
 }
 
 /// `GET /v1/health/history`: the health series of the last hour; like `/metrics`, an
@@ -210,7 +213,7 @@ async fn health_history(
     let minutes = query.minutes.unwrap_or(60).clamp(1, 60);
     Json(json!({
         "interval_seconds": history.interval_seconds(),
-        "samples": history.since(minutes),
+        "samples": history.since(minutes, query.after.unwrap_or(i64::MIN)),
     }))
     .into_response()
 }
