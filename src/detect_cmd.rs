@@ -24,7 +24,6 @@ use crate::hunt_alerts::{load_hunt_baselines, write_alert, HuntAlertFlags, HuntA
 use crate::hunt_input::{HuntBatch, HuntInput, HuntPiece, PIECE_BYTES};
 use crate::input::open_input;
 use crate::sigma_setup::{load_sigma, LoadedSigma};
-use vedette_core::traits::Detector;
 use vedette_detect::yara::YaraDetector;
 
 /// Flags of `vedette detect`.
@@ -227,6 +226,14 @@ struct Hunt<'a> {
     totals: &'a mut Totals,
 }
 
+/// What detection found in one batch of a piece: the batch as the Sigma rules saw it
+/// (with the YARA column), their hits and the YARA alerts.
+struct BatchHits {
+    events: EventBatch,
+    sigma: Vec<RuleHit>,
+    yara: Vec<vedette_core::alert::Alert>,
+}
+
 /// Hunts through one input: pieces read as a stream, parsed and matched a few at a
 /// time in parallel, hits written in input order.
 fn hunt_one(
@@ -273,7 +280,8 @@ fn hunt_one(
             break;
         }
         let pieces = std::mem::take(&mut pending);
-        type PieceResult = anyhow::Result<(HuntPiece, Vec<Vec<RuleHit>>, Duration, Duration)>;
+        type PieceResult = anyhow::Result<(HuntPiece, Vec<BatchHits>, Duration, Duration)>;
+        let yara = hunt_state.yara;
         let results: Vec<PieceResult> = pieces
             .par_iter()
             .map(|p| {
@@ -284,7 +292,20 @@ fn hunt_one(
                 let hits = piece
                     .batches
                     .iter()
-                    .map(|b| sigma.detector.matches(&b.records).map_err(Into::into))
+                    .map(|b| {
+                        let events = EventBatch::new(b.records.clone(), &name, "default", 0);
+                        // YARA first: its matches become a column the Sigma rules can use.
+                        let (scanned, events) = match yara {
+                            Some(y) => y.detect_and_mark(&events)?,
+                            None => (Vec::new(), events),
+                        };
+                        let sigma_hits = sigma.detector.matches(&events.records)?;
+                        Ok(BatchHits {
+                            events,
+                            sigma: sigma_hits,
+                            yara: scanned,
+                        })
+                    })
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 Ok((piece, hits, parsed, t.elapsed()))
             })
@@ -295,13 +316,13 @@ fn hunt_one(
             totals.parse_time += parsed;
             totals.detect_time += detected;
             dead_letters += piece.dead_letters;
-            for (batch, hits) in piece.batches.iter().zip(hits) {
+            for (batch, found) in piece.batches.iter().zip(hits) {
                 totals.events += batch.records.num_rows();
-                let events = EventBatch::new(batch.records.clone(), &name, "default", 0);
-                let scanned = match hunt_state.yara {
-                    Some(y) => y.detect(&events)?,
-                    None => Vec::new(),
-                };
+                let BatchHits {
+                    events,
+                    sigma: hits,
+                    yara: scanned,
+                } = found;
                 totals.yara_alerts += scanned.len();
                 let (keep, raised) = match hunt_state.state.as_deref_mut() {
                     Some(state) => {

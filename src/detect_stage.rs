@@ -19,7 +19,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use vedette_core::alert::{alerts_to_batch, Alert};
 use vedette_core::batch::EventBatch;
-use vedette_core::traits::{Bus, BusDelivery, Detector};
+use vedette_core::traits::{Bus, BusDelivery};
 
 use crate::alert_flow::{summary_detail, AlertFlow, DEDUP_ACTION};
 use crate::audit_log::{self, AuditLog};
@@ -167,10 +167,12 @@ impl DetectStage {
         };
         let (events, yara) = (batch.clone(), self.yara.clone());
         let detected = tokio::task::spawn_blocking(move || {
-            let mut alerts = detector.detect(&events)?;
-            if let Some(yara) = &yara {
-                alerts.extend(yara.detect(&events)?);
-            }
+            // YARA first: its matches become the `yara.rules` column the Sigma rules see.
+            let (mut alerts, events) = match &yara {
+                Some(yara) => yara.detect_and_mark(&events)?,
+                None => (Vec::new(), events),
+            };
+            alerts.extend(detector.detect(&events)?);
             Ok::<_, vedette_core::CoreError>(alerts)
         })
         .await

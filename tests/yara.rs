@@ -132,10 +132,35 @@ fn detect_scans_decoded_commands_and_loads_third_party_rules() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yar"));
 }
 
+/// A Sigma rule that builds on a YARA match (the `yara.rules` column).
+const SIGMA_ON_YARA: &str = r"title: PowerShell download cradle found by YARA
+id: 0c2f5d2e-6c1e-4c53-9b0e-2f7c5a1d9e01
+status: test
+level: critical
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    yara.rules|contains: 'powershell_download_cradle'
+    Image|endswith: '\powershell.exe'
+  condition: selection
+";
+
 #[test]
 fn the_service_raises_a_yara_alert_from_an_ingested_event() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("v.toml"), common::test_config("")).unwrap();
+    let rules = tmp.path().join("sigma");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("on_yara.yml"), SIGMA_ON_YARA).unwrap();
+    std::fs::write(
+        tmp.path().join("v.toml"),
+        common::test_config(&format!(
+            "[rules]\nsigma_dirs = [\"{}\"]\n",
+            rules.display()
+        )),
+    )
+    .unwrap();
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
     let agent = service.token("agent", None);
@@ -160,6 +185,25 @@ fn the_service_raises_a_yara_alert_from_an_ingested_event() {
         "powershell_download_cradle:powershell_download_cradle"
     );
     assert_eq!(alert["host.name"], "ws-9");
+    // The Sigma rule saw the YARA match as a field of the event.
+    let built_on = wait_for(
+        "the Sigma alert built on it",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = common::get_with(
+                service.addr,
+                "/v1/alerts?from=0&rule=0c2f5d2e-6c1e-4c53-9b0e-2f7c5a1d9e01",
+                &analyst,
+            );
+            let listing: Value = serde_json::from_str(&body).ok()?;
+            listing["alerts"].as_array()?.first().cloned()
+        },
+    );
+    assert_eq!(built_on["host.name"], "ws-9");
+    assert_eq!(
+        built_on["matched"]["yara.rules"],
+        "powershell_download_cradle:powershell_download_cradle"
+    );
     let (_, text) = common::get_metrics(service.addr).unwrap();
     assert!(
         common::metric_in(&text, "vedette_yara{counter=\"decoded\"}") >= 1,

@@ -337,12 +337,68 @@ impl YaraDetector {
     }
 }
 
-impl Detector for YaraDetector {
-    fn name(&self) -> &str {
-        "yara"
+/// Column added to a batch before the Sigma rules see it: the identifiers of the YARA
+/// rules that matched each row, comma-separated (null where none did), so a Sigma rule
+/// or a correlation can build on them (`yara.rules|contains: powershell_download`).
+pub const YARA_RULES_COLUMN: &str = "yara.rules";
+
+/// `batch` with [`YARA_RULES_COLUMN`] set from `found` (row, alert); the column it
+/// may already have is replaced.
+fn with_rules_column(
+    batch: &EventBatch,
+    found: &[(usize, Alert)],
+) -> Result<EventBatch, CoreError> {
+    let records = &batch.records;
+    let mut per_row: Vec<Vec<&str>> = vec![Vec::new(); records.num_rows()];
+    for (row, alert) in found {
+        if let Some(rules) = per_row.get_mut(*row) {
+            if !rules.contains(&alert.rule_id.as_str()) {
+                rules.push(&alert.rule_id);
+            }
+        }
+    }
+    let column: arrow::array::StringArray = per_row
+        .iter()
+        .map(|rules| (!rules.is_empty()).then(|| rules.join(",")))
+        .collect();
+    let mut fields: Vec<arrow::datatypes::FieldRef> = Vec::new();
+    let mut columns: Vec<arrow::array::ArrayRef> = Vec::new();
+    for (field, array) in records.schema().fields().iter().zip(records.columns()) {
+        if field.name() != YARA_RULES_COLUMN {
+            fields.push(field.clone());
+            columns.push(array.clone());
+        }
+    }
+    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+        YARA_RULES_COLUMN,
+        arrow::datatypes::DataType::Utf8,
+        true,
+    )));
+    columns.push(std::sync::Arc::new(column));
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        records.schema().metadata().clone(),
+    ));
+    Ok(EventBatch {
+        records: arrow::array::RecordBatch::try_new(schema, columns)?,
+        ..batch.clone()
+    })
+}
+
+impl YaraDetector {
+    /// [`Detector::detect`], and the batch with [`YARA_RULES_COLUMN`] added for the
+    /// detectors that run after it.
+    pub fn detect_and_mark(
+        &self,
+        batch: &EventBatch,
+    ) -> Result<(Vec<Alert>, EventBatch), CoreError> {
+        let found = self.detect_rows(batch)?;
+        let marked = with_rules_column(batch, &found)?;
+        Ok((found.into_iter().map(|(_, alert)| alert).collect(), marked))
     }
 
-    fn detect(&self, batch: &EventBatch) -> Result<Vec<Alert>, CoreError> {
+    /// Every (row, rule) that matched, as an alert.
+    fn detect_rows(&self, batch: &EventBatch) -> Result<Vec<(usize, Alert)>, CoreError> {
         let rows = batch.records.num_rows();
         if rows == 0 || self.set.rule_count() == 0 {
             return Ok(Vec::new());
@@ -381,7 +437,7 @@ impl Detector for YaraDetector {
                 let host = hosts.text(hit.row).map(|t| t.into_owned());
                 let fields_hit: Vec<&str> =
                     fields.iter().filter_map(|f| f.split(": ").next()).collect();
-                Alert {
+                let alert = Alert {
                     id: stable_id(&[&hit.rule, &event_id]),
                     time_ms: times
                         .get(hit.row)
@@ -408,8 +464,23 @@ impl Detector for YaraDetector {
                     ]
                     .into_iter()
                     .collect(),
-                }
+                };
+                (hit.row, alert)
             })
+            .collect())
+    }
+}
+
+impl Detector for YaraDetector {
+    fn name(&self) -> &str {
+        "yara"
+    }
+
+    fn detect(&self, batch: &EventBatch) -> Result<Vec<Alert>, CoreError> {
+        Ok(self
+            .detect_rows(batch)?
+            .into_iter()
+            .map(|(_, alert)| alert)
             .collect())
     }
 }

@@ -1,3 +1,4 @@
+use arrow::array::Array;
 use base64::Engine;
 use vedette_core::event::{Event, EventBatchBuilder};
 
@@ -159,4 +160,29 @@ fn a_rule_file_that_does_not_compile_is_reported_and_the_rest_load() {
         namespace(Path::new("dir/gen-webshells.v2.yar")),
         "gen_webshells_v2"
     );
+}
+
+#[test]
+fn matches_become_a_column_for_the_detectors_after() {
+    let d = detector(YaraLimits::default());
+    let (alerts, marked) = d.detect_and_mark(&batch()).unwrap();
+    assert!(!alerts.is_empty());
+    let column = marked
+        .records
+        .column_by_name(YARA_RULES_COLUMN)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap()
+        .clone();
+    assert_eq!(column.len(), marked.records.num_rows());
+    for alert in &alerts {
+        let event = alert.event_ids[0].trim_start_matches('e');
+        let row: usize = event.parse().unwrap();
+        assert!(column.value(row).contains(&alert.rule_id), "{alert:?}");
+    }
+    // The row that matched nothing has no value; marking again replaces the column.
+    assert!(column.is_null(4));
+    let (_, again) = d.detect_and_mark(&marked).unwrap();
+    assert_eq!(again.records.num_columns(), marked.records.num_columns());
 }
