@@ -3,18 +3,29 @@
 // modal dialogs (native <dialog>), loading / empty / error states, times, level badges, links.
 
 import { errorMessage } from './api.js';
+import { buildHash } from './route.js';
 import { formatLocal, formatUtc, parseApiTime } from './time.js';
 
 /** @typedef {Node | string | number | boolean | null | undefined | Array<any>} Child */
 
 const PROPS = new Set(['value', 'checked', 'disabled', 'selected', 'indeterminate', 'multiple', 'required', 'readOnly']);
 
+/** Attributes that hold a URL the browser follows or loads. */
+const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'xlink:href']);
+
 /**
- * Whether a link target is safe to put in href: in-app hashes, same-origin paths, http(s).
+ * Whether a link target is safe to put in href: an in-app hash (`#…`), a same-origin path
+ * (`/…`, but not `//host` or `/\\host`, which browsers read as another host), or an absolute
+ * http(s) URL. Browsers drop tabs and line breaks inside URLs ("/\t/host" is "//host"), so
+ * those are refused too.
  * @param {string} url
  */
 export function safeHref(url) {
-  return /^(#|\/(?!\/)|https?:\/\/)/i.test(url.trim());
+  const text = String(url).replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '');
+  if (/[\t\n\r]/.test(text)) return false;
+  if (text.startsWith('#')) return true;
+  if (text.startsWith('/')) return !/^\/[/\\]/.test(text);
+  return /^https?:\/\/[^/\\]/i.test(text);
 }
 
 /**
@@ -25,14 +36,16 @@ function setAttrs(el, attrs) {
   if (!attrs) return;
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith('on') && typeof value === 'function') {
+    if (/^on/i.test(key)) {
+      // Listeners only: an on* attribute given as text would be markup that runs (and the CSP refuses it).
+      if (typeof value !== 'function') throw new Error(`${key}: event handler attributes are refused; pass a function`);
       el.addEventListener(key.slice(2), value);
     } else if (key === 'class') {
       const cls = Array.isArray(value) ? value.filter(Boolean).join(' ') : String(value);
       if (cls) el.setAttribute('class', cls);
     } else if (key === 'style') {
       throw new Error('style attributes are refused by the CSP: use a class');
-    } else if (key === 'href' && !safeHref(String(value))) {
+    } else if (URL_ATTRS.has(key.toLowerCase()) && !safeHref(String(value))) {
       continue;
     } else if (PROPS.has(key)) {
       /** @type {any} */ (el)[key] = value;
@@ -84,7 +97,10 @@ export function s(tag, attrs, ...children) {
   const el = /** @type {SVGElement} */ (document.createElementNS(SVG_NS, tag));
   if (attrs) {
     for (const [k, v] of Object.entries(attrs)) {
-      if (v !== undefined && v !== null && v !== false) el.setAttribute(k, String(v));
+      if (v === undefined || v === null || v === false) continue;
+      if (/^on/i.test(k)) throw new Error(`${k}: event handler attributes are refused`);
+      if (URL_ATTRS.has(k.toLowerCase()) && !safeHref(String(v))) continue;
+      el.setAttribute(k, String(v));
     }
   }
   append(el, children);
@@ -145,21 +161,40 @@ export function openDialog(spec) {
 }
 
 /**
- * Asks for a note in a modal dialog; resolves to the note, or null when cancelled.
- * @param {{title: string, label: string, confirm: string, required?: boolean, hint?: string}} spec
+ * The length of text in UTF-8 bytes (what the server's limits count).
+ * @param {string} text
+ */
+export function utf8Bytes(text) {
+  return new TextEncoder().encode(text).length;
+}
+
+/**
+ * Asks for a note in a modal dialog; resolves to the note, or null when cancelled. With
+ * `maxBytes` the (trimmed) note may hold at most that many UTF-8 bytes; a counter shows them.
+ * @param {{title: string, label: string, confirm: string, required?: boolean, hint?: string, maxBytes?: number}} spec
  * @returns {Promise<string | null>}
  */
 export function askNote(spec) {
   return new Promise((resolve) => {
     let result = /** @type {string | null} */ (null);
-    const input = h('textarea', { id: 'note-input', 'data-testid': 'note-input', rows: 4, required: !!spec.required, maxlength: 2000 });
+    const input = h('textarea', { id: 'note-input', 'data-testid': 'note-input', rows: 4, required: !!spec.required, maxlength: spec.maxBytes ?? null });
     const problem = h('p', { class: 'form-error', role: 'alert', 'data-testid': 'note-error' });
+    const counter = spec.maxBytes ? h('p', { class: 'hint', 'data-testid': 'note-bytes', 'aria-live': 'polite' }) : null;
+    const count = () => {
+      if (!counter || !spec.maxBytes) return;
+      const n = utf8Bytes(input.value.trim());
+      counter.textContent = `${n.toLocaleString()} / ${spec.maxBytes.toLocaleString()} bytes (UTF-8)`;
+      counter.classList.toggle('form-error', n > spec.maxBytes);
+    };
+    input.addEventListener('input', count);
+    count();
     const confirm = h('button', { type: 'button', 'data-testid': 'note-confirm' }, spec.confirm);
     const form = h(
       'form',
       { class: 'note-form', method: 'post', novalidate: true },
       h('label', { for: 'note-input' }, spec.label),
       input,
+      counter,
       spec.hint ? h('p', { class: 'hint' }, spec.hint) : null,
       problem,
     );
@@ -175,6 +210,11 @@ export function askNote(spec) {
       const note = input.value.trim();
       if (spec.required && !note) {
         problem.textContent = 'A note is required.';
+        input.focus();
+        return;
+      }
+      if (spec.maxBytes && utf8Bytes(note) > spec.maxBytes) {
+        problem.textContent = `The note is ${utf8Bytes(note).toLocaleString()} bytes in UTF-8; the limit is ${spec.maxBytes.toLocaleString()}.`;
         input.focus();
         return;
       }
@@ -257,15 +297,15 @@ export function statusBadge(status) {
 }
 
 /**
- * A link to an entity's page.
+ * A link to an entity's page (the name is text, never markup).
  * @param {'host' | 'user'} kind
  * @param {unknown} name
- * @param {string} [query] e.g. "?range=7d"
+ * @param {Record<string, string | null | undefined>} [query] e.g. {range: '7d', tenant: 'acme'}
  */
-export function entityLink(kind, name, query = '') {
+export function entityLink(kind, name, query = {}) {
   if (name === null || name === undefined || name === '') return h('span', { class: 'muted' }, '—');
   const text = String(name);
-  return h('a', { href: `#/entity/${kind}/${encodeURIComponent(text)}${query}`, class: 'entity-link', 'data-testid': `${kind}-link` }, text);
+  return h('a', { href: buildHash(['entity', kind, text], query), class: 'entity-link', 'data-testid': `${kind}-link` }, text);
 }
 
 /**

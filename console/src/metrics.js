@@ -1,5 +1,5 @@
 // metrics.js — reading GET /v1/health/history: series names as in /metrics (`name{label="v"}`),
-// counter rates between samples, gauge sums, store latency and the loss ledger.
+// counter rates between samples, gauge sums, store latency, the loss ledger and its verdict.
 
 /** @typedef {{t: number, values: Record<string, number>}} Sample */
 /** @typedef {{times: number[], series: Array<{name: string, values: Array<number | null>}>}} TimeSeries */
@@ -147,6 +147,26 @@ export function ledger(sample) {
     storedAlerts: stored.get('alerts') ?? null,
     storedDeadLetters: stored.get('dead_letters') ?? null,
   };
+}
+
+/** Samples in a row that must show the same nonzero difference before the ledger is flagged. */
+export const LEDGER_STUCK_SAMPLES = 3;
+
+/**
+ * The verdict of the loss ledger over the latest samples: `balanced`; `in_flight` when the latest
+ * sample's difference (received − appended − dead-lettered − rejected) is nonzero, which is
+ * usually records between receipt and the bus while the counters are read; `stuck` when the
+ * same nonzero difference holds over the last 3 samples (records that never arrive).
+ * @param {Sample[]} samples oldest first
+ * @returns {{state: 'balanced' | 'in_flight' | 'stuck', difference: number}}
+ */
+export function ledgerVerdict(samples) {
+  if (!samples.length) return { state: 'balanced', difference: 0 };
+  const last = samples.slice(-LEDGER_STUCK_SAMPLES).map((x) => ledger(x));
+  const latest = last[last.length - 1];
+  if (latest.balanced) return { state: 'balanced', difference: 0 };
+  const same = last.length === LEDGER_STUCK_SAMPLES && last.every((l) => Math.abs(l.difference - latest.difference) < 1e-9);
+  return { state: same ? 'stuck' : 'in_flight', difference: latest.difference };
 }
 
 /**

@@ -13,15 +13,19 @@ export const DEFAULT_RISK_THRESHOLD = 150;
 /** The service's default sliding window of the score: 24 hours of the alerts' time. */
 export const DEFAULT_RISK_WINDOW_MS = 24 * 3_600_000;
 
+/** What is shown where a score would be when the service does not score entities. */
+export const RISK_OFF_TEXT = 'risk scoring is off on this service';
+
 /**
  * The risk settings of the service signed in to (`GET /v1/session` → `risk`), else the defaults.
- * @returns {{threshold: number, windowMs: number}}
+ * `enabled` is false only when the service says so (`[alerts.risk] enabled = false`).
+ * @param {import('./types.js').RiskSettings | null} [risk]
+ * @returns {{enabled: boolean, threshold: number, windowMs: number}}
  */
-export function riskSettings() {
-  const risk = getSession()?.risk;
+export function riskSettings(risk = getSession()?.risk) {
   const threshold = typeof risk?.threshold === 'number' && risk.threshold > 0 ? risk.threshold : DEFAULT_RISK_THRESHOLD;
   const hours = typeof risk?.window_hours === 'number' && risk.window_hours > 0 ? risk.window_hours : 0;
-  return { threshold, windowMs: hours ? hours * 3_600_000 : DEFAULT_RISK_WINDOW_MS };
+  return { enabled: risk?.enabled !== false, threshold, windowMs: hours ? hours * 3_600_000 : DEFAULT_RISK_WINDOW_MS };
 }
 
 /** Alerts of these kinds add no risk. */
@@ -109,18 +113,34 @@ export function riskSeries(alerts, windowMs = riskSettings().windowMs) {
 }
 
 /**
- * The GET /v1/alerts query of an entity's alerts in [from, to). The server refuses quotes and
- * backslashes in `entity` (e.g. "CORP\\alice"); then all alerts are asked for and the caller's
- * filter on host.name / user.name does the rest.
+ * Whether the alerts API can filter by this entity name: it refuses quotes, backslashes (e.g.
+ * "CORP\\alice") and values over 1024 bytes in `entity`. Otherwise the console asks for the
+ * newest 1,000 alerts of the range and filters them itself, which may miss some.
+ * @param {string} name
+ */
+export function apiFiltersEntity(name) {
+  return !/['\\]/.test(name) && new TextEncoder().encode(name).length <= 1024;
+}
+
+/** The warning shown whenever an entity's alerts were filtered in the browser. */
+export const BROWSER_FILTER_WARNING =
+  'The alerts API does not filter by names with a quote or backslash: these are the alerts naming it among the newest 1,000 of the range, so the list (and the risk score) may be incomplete.';
+
+/**
+ * The GET /v1/alerts query of an entity's alerts in [from, to), of one tenant when given. When
+ * the API cannot filter by the name (see apiFiltersEntity), all alerts are asked for and the
+ * caller's filter on host.name / user.name does the rest.
  * @param {string} name
  * @param {number} from
  * @param {number | null} to
+ * @param {string | null} [tenant]
  */
-export function entityAlertsQuery(name, from, to) {
+export function entityAlertsQuery(name, from, to, tenant = null) {
   const q = new URLSearchParams();
-  if (!/['\\]/.test(name)) q.set('entity', name);
-  q.set('from', String(from));
+  if (apiFiltersEntity(name)) q.set('entity', name);
+  q.set('from', String(Math.max(0, from)));
   if (to !== null) q.set('to', String(to));
+  if (tenant) q.set('tenant', tenant);
   q.set('limit', '1000');
   return q;
 }

@@ -42,3 +42,14 @@ export function buildHash(path, params) {
   const qs = query.toString();
   return '#/' + path.map((s) => encodeURIComponent(s)).join('/') + (qs ? '?' + qs : '');
 }
+
+/**
+ * The hash query of a link from an alert to an entity's page: a range (e.g. from rangeToQuery),
+ * and the alert's tenant, so that the page shows that tenant's events and alerts only.
+ * @param {Record<string, string | null | undefined>} rangeQuery
+ * @param {unknown} tenant
+ * @returns {Record<string, string | null | undefined>}
+ */
+export function entityLinkQuery(rangeQuery, tenant) {
+  return { ...rangeQuery, tenant: typeof tenant === 'string' && tenant ? tenant : null };
+}

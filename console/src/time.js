@@ -1,5 +1,8 @@
 // time.js — time ranges (presets and custom), parsing the API's UTC timestamps, formatting in the
-// analyst's time zone (with UTC beside it) and the UTC SQL literals the stores compare with.
+// analyst's time zone (with UTC beside it), the UTC SQL literals the stores compare with, and SQL
+// string literals in the dialect of the store signed in to.
+
+import { getSession } from './session.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -114,11 +117,15 @@ export function sqlTime(ms) {
 }
 
 /**
- * A quoted SQL string literal ('' escapes a quote).
+ * A quoted SQL string literal in the store's dialect: '' escapes a quote in both; ClickHouse also
+ * reads a backslash as an escape, so there it is doubled, while DataFusion (parquet) keeps it
+ * literal. The store defaults to the session's (`GET /v1/session` → `store`).
  * @param {string} text
+ * @param {import('./types.js').StoreKind | null} [store]
  */
-export function sqlString(text) {
-  return `'${text.replaceAll("'", "''")}'`;
+export function sqlString(text, store = getSession()?.store ?? null) {
+  const escaped = store === 'clickhouse' ? text.replaceAll('\\', '\\\\') : text;
+  return `'${escaped.replaceAll("'", "''")}'`;
 }
 
 /**

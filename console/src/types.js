@@ -36,7 +36,12 @@
  */
 
 /** @typedef {{enabled?: boolean, window_hours?: number, threshold?: number}} RiskSettings */
-/** @typedef {{token: string, role: string, tenant: string | null, id: string, risk?: RiskSettings | null, signedInAt: number}} Session */
+/** The store's SQL dialect (`GET /v1/session` → `store`): DataFusion for parquet, ClickHouse for clickhouse. */
+/** @typedef {'parquet' | 'clickhouse'} StoreKind */
+/**
+ * @typedef {{token: string, role: string, tenant: string | null, id: string, risk?: RiskSettings | null,
+ *   store?: StoreKind | null, signedInAt: number}} Session
+ */
 
 /** @typedef {Record<string, unknown>} Row */
 

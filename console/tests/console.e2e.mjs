@@ -1,9 +1,14 @@
 // console.e2e.mjs — the console's browser test: drives the real page in headless Chromium
 // (playwright-core) against a running Vedette service and checks sign-in, alerts, alert detail and
 // triage, search, retro-hunt, entity, rules, health and sign-out, with no console errors, no CSP
-// violations, and the token never in a URL. It learns what to expect from the API itself.
+// violations, no dialog (an XSS canary), and the token never in a URL. It learns what to expect
+// from the API itself.
 //
-// Environment: VEDETTE_URL (e.g. http://127.0.0.1:18080), VEDETTE_ANALYST_TOKEN, VEDETTE_ADMIN_TOKEN,
+// It changes the service's data (it acknowledges an alert, marks another false positive, which
+// suppresses later alerts of that rule and entity, and writes a rule file), so it runs only against
+// a disposable service: VEDETTE_E2E_DISPOSABLE=1 says so (the Rust test tests/console.rs sets it).
+//
+// Environment: VEDETTE_E2E_DISPOSABLE=1 (required), VEDETTE_URL (e.g. http://127.0.0.1:18080), VEDETTE_ANALYST_TOKEN, VEDETTE_ADMIN_TOKEN,
 // VEDETTE_SCREENSHOTS (folder for NN-name.png; default ./screenshots), VEDETTE_HUNT_RULE (Sigma
 // YAML that matches stored events), CHROMIUM (default /usr/bin/chromium).
 // Run: node tests/console.e2e.mjs (npm test). Exit 0 when every step passed.
@@ -31,6 +36,14 @@ level: low
 `;
 const WAIT = 20_000;
 
+if (process.env.VEDETTE_E2E_DISPOSABLE !== '1') {
+  console.error(
+    'console.e2e: refusing to run: this test changes the service it runs against (it acknowledges an alert, ' +
+      'marks another false positive, which suppresses later alerts of that rule and entity, and saves a rule file ' +
+      'console-test/e2e.yml). Run it only against a disposable service, with VEDETTE_E2E_DISPOSABLE=1.',
+  );
+  process.exit(2);
+}
 if (!BASE || !ANALYST || !ADMIN) {
   console.error('console.e2e: set VEDETTE_URL, VEDETTE_ANALYST_TOKEN and VEDETTE_ADMIN_TOKEN');
   process.exit(2);
@@ -103,6 +116,9 @@ const consoleErrors = [];
 const cspViolations = [];
 /** @type {string[]} */
 const leakedUrls = [];
+/** Dialogs the page opened (alert, confirm, prompt): the console opens none, so each is a failure (XSS canary). */
+/** @type {string[]} */
+const dialogs = [];
 /**
  * Resource errors the test provokes on purpose: the wrong token (401), the invalid rule (422), and
  * for an analyst token of one tenant the health history (403).
@@ -115,6 +131,10 @@ page.on('console', (msg) => {
   consoleErrors.push(`${text} (${msg.location().url ?? ''})`);
 });
 page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+page.on('dialog', (dialog) => {
+  dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+  dialog.dismiss().catch(() => {});
+});
 page.on('request', (req) => {
   const url = req.url();
   if (url.includes(ANALYST) || url.includes(ADMIN) || url.includes(encodeURIComponent(ANALYST)) || url.includes(encodeURIComponent(ADMIN))) leakedUrls.push(url);
@@ -141,6 +161,7 @@ async function step(name, fn) {
     if (consoleErrors.length || cspViolations.length) {
       throw new Error(`the page logged errors:\n  ${[...consoleErrors, ...cspViolations.map((v) => `CSP: ${v}`)].join('\n  ')}`);
     }
+    if (dialogs.length) throw new Error(`the page opened a dialog (injected script?):\n  ${dialogs.join('\n  ')}`);
     console.log(`ok ${stepNo} - ${name}${note ? ` (${note})` : ''}`);
   } catch (e) {
     await page.screenshot({ path: join(SHOTS, `${tag}-FAILED.png`), fullPage: true }).catch(() => {});
@@ -161,10 +182,30 @@ async function go(hash) {
   }, hash);
 }
 
-/** @param {string} token */
-async function signIn(token) {
+/**
+ * @param {string} token
+ * @param {boolean} [withEnter] press Enter in the field instead of clicking the button
+ */
+async function signIn(token, withEnter = false) {
   await page.locator('[data-testid=token-input]').fill(token);
-  await page.locator('[data-testid=signin-submit]').click();
+  if (withEnter) await page.locator('[data-testid=token-input]').press('Enter');
+  else await page.locator('[data-testid=signin-submit]').click();
+}
+
+/** How many script elements the shell (index.html) has: the page must never have more. */
+async function shellScripts() {
+  const res = await fetch(`${BASE}/`);
+  const html = await res.text();
+  return (html.match(/<script\b/gi) ?? []).length;
+}
+
+/** Checks that the page has only the shell's scripts and no injected image. @param {number} expected */
+async function noInjectedMarkup(expected) {
+  const scripts = await page.evaluate(() => document.querySelectorAll('script').length);
+  expect(scripts === expected, `the page has ${scripts} script elements, index.html has ${expected}`);
+  const images = await page.locator('img[src="x"], img[onerror]').count();
+  expect(images === 0, `the page has ${images} injected img element(s)`);
+  expect(!dialogs.length, `the page opened a dialog: ${dialogs.join('; ')}`);
 }
 
 /** What the page keeps in its storages (to check where the token is). */
@@ -184,7 +225,8 @@ if (!alerts.length) {
   process.exit(1);
 }
 const withEvents = alerts.filter((a) => a['detection.kind'] === 'sigma' && (a['event.ids'] ?? []).length && a.matched && Object.keys(a.matched).length);
-const newest = withEvents[0] ?? alerts[0];
+// An alert marked false positive cannot be acknowledged (409): take the newest that is not.
+const newest = withEvents.find((a) => a.status !== 'false_positive') ?? withEvents[0] ?? alerts[0];
 const candidates = [
   ...withEvents.filter((a) => a.status !== 'false_positive'),
   ...withEvents,
@@ -192,6 +234,9 @@ const candidates = [
 ].filter((a) => a['alert.id'] !== newest['alert.id']);
 const other = candidates.find((a) => a['dedup.key'] !== newest['dedup.key']) ?? candidates[0];
 const entitySource = alerts.find((a) => a['host.name'] || a['user.name']);
+/** An alert whose user name is markup (tests/console.rs ingests `<img src=x onerror=alert(1)>`). */
+const markedUp = alerts.find((a) => /[<>]/.test(String(a['user.name'] ?? '')));
+const SHELL_SCRIPTS = await shellScripts();
 
 // ---- the steps ------------------------------------------------------------------------------
 
@@ -199,10 +244,12 @@ await step('sign-in', async () => {
   await page.goto(`${BASE}/`);
   await page.locator('[data-testid=token-input]').waitFor();
   expect((await page.locator('[data-testid=token-input]').getAttribute('type')) === 'password', 'the token field is not a password field');
+  expect((await page.locator('[data-testid=token-input]').getAttribute('autocomplete')) === 'off', 'the token field does not say autocomplete="off"');
+  expect((await page.locator('form [data-testid=token-input]').count()) === 0, 'the token field is inside a form (password managers offer to save it)');
   await signIn('vdt_this-token-does-not-exist-0000000000000000000');
   await eventually(async () => /refused/i.test((await page.locator('[data-testid=signin-error]').textContent()) ?? ''), 'a wrong token shows no "refused" error');
   await page.screenshot({ path: join(SHOTS, '01-sign-in-refused.png') });
-  await signIn(ANALYST);
+  await signIn(ANALYST, true);
   await page.locator('[data-testid=page-alerts]').waitFor();
   const who = (await page.locator('[data-testid=who]').textContent()) ?? '';
   expect(who.includes('analyst'), `the header does not name the analyst role: "${who}"`);
@@ -265,7 +312,8 @@ await step('alert-detail-ack', async () => {
   const title = (await page.locator('[data-testid=alert-title]').textContent()) ?? '';
   expect(title === String(newest['rule.title'] ?? newest['rule.id']), `the detail shows "${title}", not "${newest['rule.title']}"`);
   await eventually(async () => (await page.locator('[data-testid=events-table] mark').count()) > 0, 'no matched field is highlighted (mark) in the events table');
-  await page.locator('[data-testid=risk-score]').first().waitFor();
+  await page.locator('[data-testid=risk-score], [data-testid=risk-off]').first().waitFor();
+  await noInjectedMarkup(SHELL_SCRIPTS);
   await page.locator('h1').click();
   await page.keyboard.press('a');
   await eventually(async () => (await page.locator('[data-testid=alert-status] [data-status]').getAttribute('data-status')) === 'acknowledged', 'the page does not show the alert acknowledged after "a"');
@@ -290,12 +338,23 @@ await step('false-positive', async () => {
   await page.locator('[data-testid=note-confirm]').click();
   await eventually(async () => ((await page.locator('[data-testid=note-error]').textContent()) ?? '').length > 0, 'an empty note is not refused');
   await page.locator('[data-testid=note-input]').fill('console e2e: known benign test activity');
+  expect(/\bbytes\b/.test((await page.locator('[data-testid=note-bytes]').textContent()) ?? ''), 'the note dialog does not count UTF-8 bytes');
   await page.locator('[data-testid=note-confirm]').click();
   await eventually(async () => (await page.locator('[data-testid=alert-status] [data-status]').getAttribute('data-status')) === 'false_positive', 'the page does not show the alert as false positive');
   const after = await api(`/v1/alerts/${encodeURIComponent(id)}`, ANALYST);
   expect(after.alert?.status === 'false_positive', `the API says status ${after.alert?.status}, not false_positive`);
   const note = (await page.locator('[data-testid=triage-status]').textContent()) ?? '';
   expect(note.includes('known benign test activity'), 'the triage note is not shown');
+  // A false-positive alert cannot be acknowledged (the server would answer 409): the button is
+  // off, says why, and "a" sends nothing. The mark stays: tests/console.rs checks that it
+  // suppresses the next alert of that rule, so the alert is not reopened.
+  expect(await page.locator('[data-testid=action-ack]').isDisabled(), 'Acknowledge is not disabled on a false-positive alert');
+  expect(/Reopen it first/.test((await page.locator('[data-testid=ack-hint]').textContent()) ?? ''), 'no "Reopen it first" hint beside the disabled Acknowledge');
+  await page.locator('h1').click();
+  await page.keyboard.press('a');
+  await eventually(async () => /Reopen it first/.test((await page.locator('[data-testid=toast]').allTextContents()).join(' ')), '"a" on a false-positive alert does not say to reopen it first');
+  const still = await api(`/v1/alerts/${encodeURIComponent(id)}`, ANALYST);
+  expect(still.alert?.status === 'false_positive', `after "a" the API says status ${still.alert?.status}, not false_positive`);
   return id;
 });
 
@@ -325,7 +384,8 @@ await step('search', async () => {
   const [download] = await Promise.all([page.waitForEvent('download'), page.locator('[data-testid=export-csv]').click()]);
   const file = await download.path();
   const csv = readFileSync(String(file), 'utf8');
-  expect(csv.split(/\r?\n/)[0] === 'dataset,n', `the CSV does not start with the header "dataset,n": ${JSON.stringify(csv.slice(0, 80))}`);
+  expect(csv.startsWith('\uFEFF'), 'the CSV does not start with a UTF-8 byte order mark');
+  expect(csv.slice(1).split(/\r?\n/)[0] === 'dataset,n', `the CSV does not start with the header "dataset,n": ${JSON.stringify(csv.slice(0, 80))}`);
   // An example query fills the editor.
   const examples = await api('/v1/query/examples', ANALYST);
   const first = examples.examples?.[0];
@@ -358,8 +418,31 @@ await step('entity', async () => {
   await page.locator('[data-testid=page-entity] [data-testid=range-select]').selectOption('all');
   await eventually(async () => (await page.locator('[data-testid=entity-events-chart] svg rect.bar, [data-testid=entity-events-chart] svg path').count()) > 0, 'the events chart has no bar');
   await eventually(async () => (await page.locator('[data-testid=entity-alert-row]').count()) > 0, 'the entity lists no alerts');
-  await page.locator('[data-testid=entity-risk-chart]').waitFor();
+  await page.locator('[data-testid=entity-risk-chart], [data-testid=risk-off]').first().waitFor();
   return `${kind} ${name}`;
+});
+
+await step('markup-as-text', async () => {
+  if (!markedUp) return 'no alert names a user with markup: only the script count is checked';
+  const name = String(markedUp['user.name']);
+  const id = String(markedUp['alert.id']);
+  // The alerts list, filtered to that user: the name is a link's text.
+  await go(`#/alerts?range=all&entity=${encodeURIComponent(name)}`);
+  await eventually(async () => (await page.locator('[data-testid=alert-row] [data-testid=user-link]').allTextContents()).includes(name), 'the alerts list does not show the marked-up user name as text');
+  await noInjectedMarkup(SHELL_SCRIPTS);
+  // Its detail.
+  await go(`#/alerts/${encodeURIComponent(id)}`);
+  await page.locator('[data-testid=alert-title]').waitFor();
+  await eventually(async () => (await page.locator('.page-head ~ .grid-2 [data-testid=user-link]').first().textContent()) === name, 'the alert detail does not show the marked-up user name as text');
+  await page.locator('[data-testid=risk-score], [data-testid=risk-off]').first().waitFor();
+  await noInjectedMarkup(SHELL_SCRIPTS);
+  // Its entity page.
+  await page.locator('.page-head ~ .grid-2 [data-testid=user-link]').first().click();
+  await page.locator('[data-testid=entity-title]').waitFor();
+  expect((await page.locator('[data-testid=entity-title] .entity-name').textContent()) === name, 'the entity page does not show the marked-up user name as text');
+  await eventually(async () => (await page.locator('[data-testid=entity-alert-row]').count()) > 0, 'the marked-up user has no alerts on its page');
+  await noInjectedMarkup(SHELL_SCRIPTS);
+  return name;
 });
 
 await step('rules', async () => {
@@ -375,7 +458,12 @@ await step('health', async () => {
   await page.locator('[data-testid=nav-health]').click();
   if (session.tenant) {
     await page.locator('[data-testid=health-forbidden]').waitFor();
-    return `tenant token: the "every tenant" message is shown`;
+    // The silent sources are the tenant's to read: they load anyway.
+    await eventually(
+      async () => (await page.locator('[data-testid=silent-sources] [data-testid=state-loading], [data-testid=silent-sources] [data-testid=state-error]').count()) === 0,
+      'the silent sources do not load for a tenant token',
+    );
+    return `tenant token: the "every tenant" message is shown, and the silent sources`;
   }
   await eventually(async () => ((await page.locator('[data-testid=ledger-balance]').textContent()) ?? '').includes('balanced'), 'the loss ledger is not balanced within 30 s', 30_000);
   return ((await page.locator('[data-testid=ledger-balance]').textContent()) ?? '').trim();
@@ -385,7 +473,9 @@ await step('admin-rules-signout', async () => {
   await page.locator('[data-testid=sign-out]').click();
   await page.locator('[data-testid=token-input]').waitFor();
   expect(((await page.locator('[data-testid=session-ended]').textContent()) ?? '').includes('signed out'), 'the sign-in page does not say the session ended');
-  expect(!(await storages()).session.includes(ANALYST), 'the analyst token is still in sessionStorage after sign-out');
+  const afterSignOut = (await storages()).session;
+  expect(!afterSignOut.includes(ANALYST), 'the analyst token is still in sessionStorage after sign-out');
+  expect(!afterSignOut.includes('vedette.search.sql') && !afterSignOut.includes('vedette.search.hunt'), 'the SQL or hunt draft is still in sessionStorage after sign-out');
   await signIn(ADMIN);
   await page.locator('[data-testid=who]').waitFor();
   await go('#/rules');

@@ -7,10 +7,11 @@ import { describeTag } from '../attack.js';
 import { emptyState, entityLink, errorState, fill, h, levelBadge, loadingState, safeHref, statusBadge, timeEl, valueText } from '../dom.js';
 import { setPageShortcuts } from '../keys.js';
 import { eventEntries, matcher } from '../matching.js';
-import { entityAlertsQuery, riskSettings, riskInput, riskScore } from '../risk.js';
+import { apiFiltersEntity, BROWSER_FILTER_WARNING, entityAlertsQuery, RISK_OFF_TEXT, riskSettings, riskInput, riskScore } from '../risk.js';
+import { entityLinkQuery } from '../route.js';
 import { cellContent, kvTable } from '../table.js';
 import { parseApiTime, urlTime } from '../time.js';
-import { acknowledge, falsePositive, reopen } from '../triage.js';
+import { ackBlocked, acknowledge, falsePositive, reopen } from '../triage.js';
 
 export const title = 'Alert';
 
@@ -49,7 +50,7 @@ export function render(root, ctx) {
     if (!alert || busy) return;
     busy = true;
     try {
-      const done = key === 'a' ? await acknowledge(id) : key === 'f' ? await falsePositive(id) : await reopen(id);
+      const done = key === 'a' ? await acknowledge(id, alert.status) : key === 'f' ? await falsePositive(id) : await reopen(id);
       if (done && !ctx.signal.aborted) await load(false);
     } finally {
       busy = false;
@@ -91,8 +92,12 @@ export function render(root, ctx) {
     const rule = ruleList.find((r) => r.id && r.id === a['rule.id']) ?? null;
     const isMatched = matcher(a.matched);
     const time = parseApiTime(a['@timestamp']);
-    const around = time === null ? '' : `?range=custom&from=${encodeURIComponent(urlTime(time - riskSettings().windowMs))}&to=${encodeURIComponent(urlTime(time + 3_600_000))}`;
+    const around = entityLinkQuery(
+      time === null ? {} : { range: 'custom', from: urlTime(time - riskSettings().windowMs), to: urlTime(time + 3_600_000) },
+      a.tenant,
+    );
     const status = String(a.status ?? 'open');
+    const ackWhy = ackBlocked(status);
     const riskBox = h('div', { 'data-testid': 'risk-block' }, loadingState('Computing the entity risk…'));
 
     fill(
@@ -107,9 +112,10 @@ export function render(root, ctx) {
       h(
         'div',
         { class: 'actions', 'data-testid': 'triage-actions' },
-        h('button', { type: 'button', 'data-testid': 'action-ack', disabled: status === 'acknowledged', onclick: () => act('a') }, 'Acknowledge ', h('kbd', null, 'a')),
+        h('button', { type: 'button', 'data-testid': 'action-ack', disabled: ackWhy !== null, title: ackWhy, 'aria-describedby': status === 'false_positive' ? 'ack-hint' : null, onclick: () => act('a') }, 'Acknowledge ', h('kbd', null, 'a')),
         h('button', { type: 'button', class: 'warn', 'data-testid': 'action-fp', disabled: status === 'false_positive', onclick: () => act('f') }, 'Mark false positive ', h('kbd', null, 'f')),
         h('button', { type: 'button', class: 'secondary', 'data-testid': 'action-reopen', disabled: status === 'open', onclick: () => act('r') }, 'Reopen ', h('kbd', null, 'r')),
+        status === 'false_positive' ? h('span', { id: 'ack-hint', class: 'hint', 'data-testid': 'ack-hint' }, `Acknowledging is off. ${ackBlocked(status)}.`) : null,
       ),
       h(
         'div',
@@ -125,7 +131,7 @@ export function render(root, ctx) {
             ['Tenant', a.tenant],
             ['Dedup key', a['dedup.key']],
             ['Alert id', a['alert.id']],
-            ['Suppressed repeats', a.suppressed ?? 0],
+            ['Folded repeats (dedup)', a.suppressed ?? 0],
             ['Events', (a['event.ids'] ?? []).length],
           ]),
           h('p', null, 'Host: ', entityLink('host', a['host.name'], around), ' · User: ', entityLink('user', a['user.name'], around)),
@@ -185,13 +191,22 @@ export function render(root, ctx) {
       fill(box, emptyState('This alert names no host or user.'));
       return;
     }
+    if (!riskSettings().enabled) {
+      fill(
+        box,
+        entities.map((e) => h('p', null, h('strong', null, `${e.kind} `), entityLink(e.kind, e.name, entityLinkQuery({}, a.tenant)))),
+        h('p', { class: 'muted', 'data-testid': 'risk-off' }, `Not scored: ${RISK_OFF_TEXT}.`),
+      );
+      return;
+    }
     try {
       const parts = await Promise.all(
         entities.map(async (e) => {
-          const q = entityAlertsQuery(e.name, time - riskSettings().windowMs, time + 1);
+          const q = entityAlertsQuery(e.name, time - riskSettings().windowMs, time + 1, typeof a.tenant === 'string' ? a.tenant : null);
           const data = await getJson(`/v1/alerts?${q}`, { signal: ctx.signal });
           /** @type {Alert[]} */
-          const list = (Array.isArray(data?.alerts) ? data.alerts : []).filter((/** @type {Alert} */ x) => x[e.kind === 'host' ? 'host.name' : 'user.name'] === e.name);
+          const fetched = Array.isArray(data?.alerts) ? data.alerts : [];
+          const list = fetched.filter((x) => x[e.kind === 'host' ? 'host.name' : 'user.name'] === e.name);
           const { score, contributions } = riskScore(list.map(riskInput), time);
           const titles = new Map(list.map((x) => [String(x['rule.id'] ?? x['rule.title'] ?? ''), String(x['rule.title'] ?? x['rule.id'] ?? '')]));
           return h(
@@ -201,11 +216,12 @@ export function render(root, ctx) {
               'p',
               null,
               h('strong', null, `${e.kind} `),
-              entityLink(e.kind, e.name),
+              entityLink(e.kind, e.name, entityLinkQuery({}, a.tenant)),
               ': ',
               h('span', { class: ['risk-score', score >= riskSettings().threshold && 'risk-high'], 'data-testid': 'risk-score' }, `score ${Math.round(score * 10) / 10} / threshold ${riskSettings().threshold}`),
-              list.length >= 1000 ? h('span', { class: 'muted' }, ' (from the newest 1,000 alerts)') : null,
+              fetched.length >= 1000 ? h('span', { class: 'muted' }, ' (from the newest 1,000 alerts)') : null,
             ),
+            apiFiltersEntity(e.name) ? null : h('p', { class: 'banner', role: 'note', 'data-testid': 'entity-filter-warning' }, BROWSER_FILTER_WARNING),
             contributions.length
               ? h('ul', { class: 'plain' }, contributions.map((c) => h('li', null, `+${c.weight} `, titles.get(c.rule) ?? c.rule, ' (', timeEl(c.time), ')')))
               : h('p', { class: 'muted' }, 'No alert of this entity adds risk in the window.'),

@@ -1,14 +1,14 @@
 // pages/alerts.js — the alerts list (#/alerts?range=…&level=…): filters kept in the hash query,
-// live updates every 5 s while visible (new alerts highlighted, a pause toggle), grouping by rule
-// or entity, and keyboard triage (j/k, Enter, a, f).
+// live updates every 5 s while visible (new alerts highlighted, a pause toggle; stopped when the
+// server refuses the filters), grouping by rule or entity, and keyboard triage (j/k, Enter, a, f).
 
-import { errorMessage, getJson, isAbort } from '../api.js';
+import { ApiError, errorMessage, getJson, isAbort } from '../api.js';
 import { emptyState, entityLink, errorState, fill, h, levelBadge, LEVELS, loadingState, statusBadge, timeEl } from '../dom.js';
 import { setPageShortcuts } from '../keys.js';
 import { rangeFromQuery, rangePicker, rangeToQuery } from '../rangepicker.js';
-import { buildHash } from '../route.js';
+import { buildHash, entityLinkQuery } from '../route.js';
 import { formatLocal, resolveRange } from '../time.js';
-import { acknowledge, falsePositive } from '../triage.js';
+import { ackBlocked, acknowledge, falsePositive } from '../triage.js';
 
 export const title = 'Alerts';
 
@@ -88,6 +88,15 @@ export function alertsPath(f, allTenants, now = Date.now()) {
 }
 
 /**
+ * Whether live updates must stop after this error: the server refused the request itself (400,
+ * 403), which asking again every 5 s will not change. Network errors and 5xx are retried.
+ * @param {unknown} e
+ */
+export function stopsPolling(e) {
+  return e instanceof ApiError && (e.status === 400 || e.status === 403);
+}
+
+/**
  * A short summary of an alert's responder deliveries: "2 delivered, 1 dead-lettered".
  * @param {Alert} a
  */
@@ -141,6 +150,8 @@ export function render(root, ctx) {
   let alerts = [];
   let loadedOnce = false;
   let paused = false;
+  /** Set when the server refused the filters (400/403): no more polling until they change. */
+  let halted = false;
   /** @type {string | null} */
   let selectedId = null;
   /** @type {Set<string>} */
@@ -174,11 +185,11 @@ export function render(root, ctx) {
   };
   const schedule = () => {
     stopTimer();
-    if (paused || ctx.signal.aborted || document.visibilityState !== 'visible') return;
+    if (paused || halted || ctx.signal.aborted || document.visibilityState !== 'visible') return;
     timer = window.setTimeout(() => load(false), POLL_MS);
   };
   const onVisibility = () => {
-    if (document.visibilityState === 'visible' && !paused && timer === null) load(false);
+    if (document.visibilityState === 'visible' && !paused && !halted && timer === null) load(false);
     else if (document.visibilityState !== 'visible') stopTimer();
     drawLiveStatus();
   };
@@ -191,7 +202,13 @@ export function render(root, ctx) {
   /** @type {number | null} */
   let lastUpdate = null;
   const drawLiveStatus = () => {
-    const state = paused ? 'Paused' : document.visibilityState !== 'visible' ? 'Live (waiting while hidden)' : 'Live';
+    const state = halted
+      ? 'Live updates stopped (the server refused these filters)'
+      : paused
+        ? 'Paused'
+        : document.visibilityState !== 'visible'
+          ? 'Live (waiting while hidden)'
+          : 'Live';
     liveStatus.textContent = `${state}${lastUpdate ? ` · updated ${formatLocal(lastUpdate)}` : ''}`;
   };
 
@@ -206,6 +223,7 @@ export function render(root, ctx) {
     knownIds = null;
     selectedId = null;
     shownSignature = '';
+    halted = false;
     if (redraw) drawFilters();
     load(true);
   };
@@ -308,6 +326,7 @@ export function render(root, ctx) {
       knownIds = new Set(list.map((a) => a['alert.id']));
       alerts = list;
       loadedOnce = true;
+      halted = false;
       lastUpdate = Date.now();
       updateBanner.classList.add('hidden');
       const signature = list.map((a) => `${a['alert.id']}:${a.status ?? ''}:${a.suppressed ?? 0}:${(a.deliveries ?? []).length}`).join(',');
@@ -317,10 +336,12 @@ export function render(root, ctx) {
       }
     } catch (e) {
       if (isAbort(e) || mine !== sequence || ctx.signal.aborted) return;
+      halted = stopsPolling(e);
       if (!loadedOnce || initial) {
         fill(results, errorState(e, () => load(true), 'Loading alerts failed'));
       } else {
-        fill(updateBanner, `Live update failed: ${errorMessage(e)}. Showing the last results.`);
+        const next = halted ? 'Live updates stopped; change the filters to try again.' : 'Showing the last results.';
+        fill(updateBanner, `Live update failed: ${errorMessage(e)}. ${next}`);
         updateBanner.classList.remove('hidden');
       }
     }
@@ -349,9 +370,12 @@ export function render(root, ctx) {
     return [...groups.values()];
   };
 
-  const entityQuery = () =>
-    '?' + new URLSearchParams(Object.entries(rangeToQuery(filters.range)).flatMap(([k, v]) => (v === null ? [] : [[k, v]])));
-  const columns = ['Time', 'Level', 'Rule', 'Host', 'User', 'Kind', 'Status', 'Suppressed', 'Deliveries', ...(allTenants ? ['Tenant'] : []), 'Actions'];
+  /** The query of an alert's entity links: the page's range and the alert's tenant. @param {Alert} a */
+  const entityQuery = (a) => entityLinkQuery(rangeToQuery(filters.range), a.tenant);
+  const FOLDED = 'Folded repeats';
+  const columns = ['Time', 'Level', 'Rule', 'Host', 'User', 'Kind', 'Status', FOLDED, 'Deliveries', ...(allTenants ? ['Tenant'] : []), 'Actions'];
+  /** @type {Record<string, string>} */
+  const columnTitles = { [FOLDED]: 'Repeats of the same rule and entity that dedup folded into the alert (not false-positive suppression)' };
 
   /** @param {Alert} a @param {boolean} isNew */
   const alertRow = (a, isNew) => {
@@ -369,8 +393,8 @@ export function render(root, ctx) {
       h('td', { class: 'nowrap' }, timeEl(a['@timestamp'])),
       h('td', null, levelBadge(a['rule.level'])),
       h('td', { class: 'rule-cell' }, h('a', { href: `#/alerts/${encodeURIComponent(id)}`, 'data-testid': 'alert-link', 'data-focus-key': `open:${id}` }, String(a['rule.title'] ?? a['rule.id'] ?? id))),
-      h('td', null, focusKey(entityLink('host', a['host.name'], entityQuery()), `host:${id}`)),
-      h('td', null, focusKey(entityLink('user', a['user.name'], entityQuery()), `user:${id}`)),
+      h('td', null, focusKey(entityLink('host', a['host.name'], entityQuery(a)), `host:${id}`)),
+      h('td', null, focusKey(entityLink('user', a['user.name'], entityQuery(a)), `user:${id}`)),
       h('td', null, String(a['detection.kind'] ?? '')),
       h('td', null, statusBadge(a.status)),
       h('td', { class: 'num' }, String(a.suppressed ?? 0)),
@@ -379,9 +403,11 @@ export function render(root, ctx) {
       h(
         'td',
         { class: 'nowrap' },
-        a.status !== 'acknowledged'
-          ? h('button', { type: 'button', class: 'small secondary', 'aria-label': `Acknowledge ${a['rule.title'] ?? id}`, 'data-focus-key': `ack:${id}`, onclick: () => act('a', id) }, 'Ack')
-          : null,
+        a.status === 'false_positive'
+          ? h('button', { type: 'button', class: 'small secondary', disabled: true, title: ackBlocked(a.status), 'aria-label': `Acknowledge ${a['rule.title'] ?? id} (off: ${ackBlocked(a.status)})`, 'data-testid': 'ack-blocked' }, 'Ack')
+          : a.status !== 'acknowledged'
+            ? h('button', { type: 'button', class: 'small secondary', 'aria-label': `Acknowledge ${a['rule.title'] ?? id}`, 'data-focus-key': `ack:${id}`, onclick: () => act('a', id) }, 'Ack')
+            : null,
         a.status !== 'false_positive'
           ? h('button', { type: 'button', class: 'small secondary', 'aria-label': `Mark false positive: ${a['rule.title'] ?? id}`, 'data-focus-key': `fp:${id}`, onclick: () => act('f', id) }, 'FP')
           : null,
@@ -457,7 +483,7 @@ export function render(root, ctx) {
         h(
           'table',
           { class: 'data alerts', 'data-testid': 'alerts-table' },
-          h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c)))),
+          h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', title: columnTitles[c] ?? null }, c)))),
           h('tbody', null, rows),
         ),
       ),
@@ -502,7 +528,8 @@ export function render(root, ctx) {
    */
   const act = async (key, id = selectedId) => {
     if (!id) return;
-    const done = key === 'a' ? await acknowledge(id) : await falsePositive(id);
+    const status = alerts.find((a) => a['alert.id'] === id)?.status;
+    const done = key === 'a' ? await acknowledge(id, status) : await falsePositive(id);
     if (done && !ctx.signal.aborted) load(false);
   };
 
@@ -516,7 +543,7 @@ export function render(root, ctx) {
         if (selectedId) location.hash = buildHash(['alerts', selectedId]);
       },
     },
-    { key: 'a', label: 'Acknowledge the selected alert', run: () => act('a') },
+    { key: 'a', label: 'Acknowledge the selected alert (not one marked false positive: reopen it first)', run: () => act('a') },
     { key: 'f', label: 'Mark the selected alert false positive (asks for a note)', run: () => act('f') },
   ]);
 

@@ -1,19 +1,23 @@
 // pages/search.js — SQL search (#/search): an editor (Ctrl+Enter runs) with {from}/{to}
 // placeholders filled from the time-range picker, the example queries of the running store,
-// sortable results with a row detail panel and CSV/JSON export, and the Sigma retro-hunt.
+// sortable results with a row detail panel and CSV/JSON export, and the Sigma retro-hunt. A new
+// query (or hunt) aborts the one still running; the drafts end with the session.
 
-import { ApiError, errorMessage, getJson, isAbort, postJson, runQuery } from '../api.js';
-import { columnsOf, toCsv, toJson } from '../csv.js';
+import { ApiError, getJson, isAbort, postJson, runQuery } from '../api.js';
+import { columnsOf, toCsvFile, toJson } from '../csv.js';
 import { download, emptyState, entityLink, errorState, fill, h, levelBadge, loadingState, timeEl, valueText } from '../dom.js';
 import { rangeFromQuery, rangePicker, rangeToQuery } from '../rangepicker.js';
+import { entityLinkQuery } from '../route.js';
+import { HUNT_DRAFT_KEY, SQL_DRAFT_KEY } from '../session.js';
 import { kvTable, sortableTable } from '../table.js';
 import { fillTimePlaceholders, formatDuration, rangeEnd, resolveRange, sqlTime } from '../time.js';
 
 export const title = 'Search';
 
 const DEFAULT_RANGE = '24h';
-const SQL_KEY = 'vedette.search.sql';
-const HUNT_KEY = 'vedette.search.hunt';
+const SQL_KEY = SQL_DRAFT_KEY;
+const HUNT_KEY = HUNT_DRAFT_KEY;
+const MAX_HUNT_ALERTS = 500;
 const DEFAULT_SQL =
   'SELECT "@timestamp", "host.name", "user.name", "event.dataset", message\nFROM events\nWHERE "@timestamp" >= {from} AND "@timestamp" < {to}\nORDER BY "@timestamp" DESC\nLIMIT 100';
 const TIME_FILTER = '"@timestamp" >= {from} AND "@timestamp" < {to}';
@@ -45,21 +49,39 @@ function remember(key, value) {
 }
 
 /**
- * POST /v1/hunt with the range as Unix ms; if the server refuses the time type, once more as RFC 3339.
+ * POST /v1/hunt with the range as Unix ms.
  * @param {string} sigma
  * @param {number} from
  * @param {number} to
  * @param {AbortSignal} signal
  */
-export async function hunt(sigma, from, to, signal) {
-  try {
-    return await postJson('/v1/hunt', { sigma, from, to, max_alerts: 500 }, { signal });
-  } catch (e) {
-    const typeProblem =
-      e instanceof ApiError && (e.status === 400 || e.status === 422) && e.problems.length === 0 && /\b(from|to)\b|invalid type|deserializ/i.test(e.message);
-    if (!typeProblem) throw e;
-    return postJson('/v1/hunt', { sigma, from: new Date(from).toISOString(), to: new Date(to).toISOString(), max_alerts: 500 }, { signal });
-  }
+export function hunt(sigma, from, to, signal) {
+  return postJson('/v1/hunt', { sigma, from, to, max_alerts: MAX_HUNT_ALERTS }, { signal });
+}
+
+/**
+ * Why a hunt's answer is incomplete, from `truncated_reason` (`max_alerts` or `time`), or null.
+ * @param {{truncated?: unknown, truncated_reason?: unknown} | null | undefined} data
+ * @param {number} matches the alerts it answered
+ * @returns {string | null}
+ */
+export function huntTruncation(data, matches) {
+  if (data?.truncated_reason === 'time') return 'stopped at the 25 s read limit; narrow the time range';
+  if (data?.truncated_reason === 'max_alerts' || data?.truncated) return `stopped after ${matches.toLocaleString()} matches`;
+  return null;
+}
+
+/**
+ * A controller for one run (a query, a hunt) that aborts the previous run's and goes with the page.
+ * @param {AbortController | null} previous
+ * @param {AbortSignal} page the page's signal
+ */
+function nextRun(previous, page) {
+  previous?.abort();
+  const run = new AbortController();
+  if (page.aborted) run.abort();
+  else page.addEventListener('abort', () => run.abort(), { once: true });
+  return run;
 }
 
 /**
@@ -127,9 +149,9 @@ export function render(root, ctx) {
     editor.focus();
   };
 
-  let sequence = 0;
+  /** @type {AbortController | null} */
+  let queryRun = null;
   const run = async () => {
-    const mine = ++sequence;
     const r = resolved();
     const sql = fillTimePlaceholders(editor.value, r.from, rangeEnd(r));
     const limit = Math.max(1, Math.min(100000, Number(maxRows.value) || 1000));
@@ -137,17 +159,15 @@ export function render(root, ctx) {
       fill(results, emptyState('Write a query first.'));
       return;
     }
-    runButton.disabled = true;
+    const mine = (queryRun = nextRun(queryRun, ctx.signal));
     fill(results, loadingState('Running the query…'));
     try {
-      const { rows, ms, capped } = await runQuery(sql, { maxRows: limit, signal: ctx.signal });
-      if (mine !== sequence || ctx.signal.aborted) return;
+      const { rows, ms, capped } = await runQuery(sql, { maxRows: limit, signal: mine.signal });
+      if (mine.signal.aborted) return;
       drawRows(rows, ms, capped, limit);
     } catch (e) {
-      if (isAbort(e) || ctx.signal.aborted) return;
+      if (isAbort(e) || mine.signal.aborted) return;
       fill(results, errorState(e, () => run(), 'The query failed'));
-    } finally {
-      runButton.disabled = false;
     }
   };
 
@@ -169,7 +189,7 @@ export function render(root, ctx) {
     const exportBar = h(
       'span',
       { class: 'export' },
-      h('button', { type: 'button', class: 'secondary small', 'data-testid': 'export-csv', disabled: !rows.length, onclick: () => download('vedette-results.csv', toCsv(rows, columns), 'text/csv;charset=utf-8') }, 'Export CSV'),
+      h('button', { type: 'button', class: 'secondary small', 'data-testid': 'export-csv', disabled: !rows.length, onclick: () => download('vedette-results.csv', toCsvFile(rows, columns), 'text/csv;charset=utf-8') }, 'Export CSV'),
       h('button', { type: 'button', class: 'secondary small', 'data-testid': 'export-json', disabled: !rows.length, onclick: () => download('vedette-results.json', toJson(rows), 'application/json') }, 'Export JSON'),
     );
     if (!rows.length) {
@@ -233,6 +253,8 @@ export function render(root, ctx) {
     }
   };
 
+  /** @type {AbortController | null} */
+  let huntRun = null;
   const runHunt = async () => {
     const sigma = huntEditor.value;
     if (!sigma.trim()) {
@@ -240,15 +262,25 @@ export function render(root, ctx) {
       return;
     }
     const r = resolved();
-    huntButton.disabled = true;
-    fill(huntResults, loadingState('Hunting…'));
+    const mine = (huntRun = nextRun(huntRun, ctx.signal));
+    fill(huntResults, loadingState('Hunting… (at most 25 s)'));
     try {
-      const data = await hunt(sigma, r.from, rangeEnd(r), ctx.signal);
-      if (ctx.signal.aborted) return;
+      const data = await hunt(sigma, r.from, rangeEnd(r), mine.signal);
+      if (mine.signal.aborted) return;
       drawHunt(data);
     } catch (e) {
-      if (isAbort(e) || ctx.signal.aborted) return;
-      if (e instanceof ApiError && e.status === 422 && e.problems.length) {
+      if (isAbort(e) || mine.signal.aborted) return;
+      if (e instanceof ApiError && e.status === 429) {
+        fill(
+          huntResults,
+          h(
+            'div',
+            { class: 'state state-error', role: 'alert', 'data-testid': 'hunt-busy' },
+            h('p', null, h('strong', null, 'Another hunt is running, try again shortly.'), h('span', { class: 'muted' }, ` (${e.message})`)),
+            h('button', { type: 'button', 'data-testid': 'retry', onclick: () => runHunt() }, 'Try again'),
+          ),
+        );
+      } else if (e instanceof ApiError && e.status === 422 && e.problems.length) {
         fill(
           huntResults,
           h(
@@ -261,8 +293,6 @@ export function render(root, ctx) {
       } else {
         fill(huntResults, errorState(e, () => runHunt(), 'The hunt failed'));
       }
-    } finally {
-      huntButton.disabled = false;
     }
   };
 
@@ -270,11 +300,12 @@ export function render(root, ctx) {
   const drawHunt = (data) => {
     /** @type {HuntAlert[]} */
     const list = Array.isArray(data?.alerts) ? data.alerts : [];
+    const truncation = huntTruncation(data, list.length);
     const summary = h(
       'p',
       { class: 'summary', 'data-testid': 'hunt-summary' },
       `Scanned ${Number(data?.events ?? 0).toLocaleString()} events · ${list.length} match${list.length === 1 ? '' : 'es'}`,
-      data?.truncated ? h('strong', null, ' — truncated at 500 matches; narrow the range') : '',
+      truncation ? h('strong', { 'data-testid': 'hunt-truncated' }, ` — ${truncation}`) : '',
     );
     if (!list.length) {
       fill(huntResults, summary, emptyState('No event in this range matches the rule.'));
@@ -300,8 +331,8 @@ export function render(root, ctx) {
                 h('td', { class: 'nowrap' }, timeEl(a.time_ms)),
                 h('td', null, levelBadge(a.level)),
                 h('td', null, String(a.rule_title ?? a.rule_id ?? '')),
-                h('td', null, entityLink('host', a.host)),
-                h('td', null, entityLink('user', a.user)),
+                h('td', null, entityLink('host', a.host, entityLinkQuery({}, a.tenant))),
+                h('td', null, entityLink('user', a.user, entityLinkQuery({}, a.tenant))),
                 h('td', { class: 'matched' }, Object.entries(a.matched ?? {}).map(([k, v]) => h('div', null, h('code', null, k), ' = ', valueText(v)))),
               ),
             ),

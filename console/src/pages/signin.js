@@ -1,9 +1,10 @@
 // pages/signin.js — the sign-in page: a password field for an analyst or admin token, checked with
-// GET /v1/session; shows why the previous session ended. The token goes to sessionStorage only.
+// GET /v1/session; shows why the previous session ended. The token goes to sessionStorage only;
+// the field sits outside any <form> and is marked for password managers not to offer saving it.
 
 import { ApiError, errorMessage, getJson } from '../api.js';
 import { fill, h } from '../dom.js';
-import { startSession } from '../session.js';
+import { readRisk, readStore, startSession } from '../session.js';
 
 export const title = 'Sign in';
 
@@ -16,7 +17,13 @@ export function render(root, opts) {
     id: 'token',
     name: 'token',
     type: 'password',
+    // A token is not a password to keep: no <form> (browsers offer to save what a form submits),
+    // autocomplete off, and the opt-outs of the common password managers.
     autocomplete: 'off',
+    'data-1p-ignore': '',
+    'data-lpignore': 'true',
+    'data-bwignore': '',
+    'data-form-type': 'other',
     spellcheck: 'false',
     autocapitalize: 'off',
     required: true,
@@ -24,10 +31,10 @@ export function render(root, opts) {
     'aria-describedby': 'token-hint',
   });
   const error = h('p', { class: 'form-error', role: 'alert', 'data-testid': 'signin-error' });
-  const button = h('button', { type: 'submit', 'data-testid': 'signin-submit' }, 'Sign in');
+  const button = h('button', { type: 'button', 'data-testid': 'signin-submit' }, 'Sign in');
   const form = h(
-    'form',
-    { class: 'signin-form', method: 'post', action: '#', novalidate: true, 'aria-labelledby': 'signin-title' },
+    'div',
+    { class: 'signin-form', role: 'form', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in to Vedette'),
     opts.reason ? h('p', { class: 'notice', 'data-testid': 'session-ended', role: 'status' }, `Your session ended: ${opts.reason}.`) : null,
     h('label', { for: 'token' }, 'API token'),
@@ -40,8 +47,8 @@ export function render(root, opts) {
     error,
     button,
   );
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
+  const submit = async () => {
+    if (button.disabled) return;
     const token = input.value.trim();
     error.textContent = '';
     if (!token) {
@@ -58,7 +65,14 @@ export function render(root, opts) {
         throw new Error(role ? `a token of role “${role}” cannot use the console: it needs an analyst or admin token` : 'the server did not say the token’s role');
       }
       input.value = '';
-      startSession({ token, role, tenant: typeof who.tenant === 'string' && who.tenant ? who.tenant : null, id: String(who.id ?? ''), risk: who.risk && typeof who.risk === 'object' ? who.risk : null });
+      startSession({
+        token,
+        role,
+        tenant: typeof who.tenant === 'string' && who.tenant ? who.tenant : null,
+        id: String(who.id ?? ''),
+        risk: readRisk(who.risk),
+        store: readStore(who.store),
+      });
       opts.onSignedIn();
     } catch (err) {
       const message =
@@ -72,6 +86,12 @@ export function render(root, opts) {
       button.textContent = 'Sign in';
       input.select();
     }
+  };
+  button.addEventListener('click', submit);
+  input.addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter' || e.isComposing) return;
+    e.preventDefault();
+    submit();
   });
   fill(root, h('section', { class: 'page signin' }, form));
   input.focus();

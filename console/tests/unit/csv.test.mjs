@@ -1,7 +1,7 @@
 // csv.test.mjs — CSV quoting and JSON export of result rows (src/csv.js).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cellText, columnsOf, csvField, toCsv, toJson } from '../../src/csv.js';
+import { cellText, columnsOf, CSV_BOM, csvField, toCsv, toCsvFile, toJson } from '../../src/csv.js';
 
 test('plain fields are not quoted', () => {
   assert.equal(csvField('abc'), 'abc');
@@ -39,4 +39,26 @@ test('toCsv fills missing values with empty fields', () => {
 test('toJson round-trips', () => {
   const rows = [{ a: 1, fields: { X: 'y' } }];
   assert.deepEqual(JSON.parse(toJson(rows)), rows);
+});
+
+test('spreadsheet formulas are neutralized with a leading quote', () => {
+  assert.equal(csvField('=1+1'), "'=1+1");
+  assert.equal(csvField('+cmd|calc'), "'+cmd|calc");
+  assert.equal(csvField('-2+3'), "'-2+3");
+  assert.equal(csvField('@SUM(A1)'), "'@SUM(A1)");
+  assert.equal(csvField('\t=1'), "'\t=1");
+  assert.equal(csvField('\r=1'), `"'\r=1"`, 'still quoted for the carriage return');
+  assert.equal(csvField('=HYPERLINK("http://x","y")'), `"'=HYPERLINK(""http://x"",""y"")"`);
+  assert.equal(csvField('a=1'), 'a=1', 'only a leading character counts');
+  assert.equal(csvField(-5), '-5', 'numbers are data, not formulas');
+  assert.equal(csvField(''), '');
+  assert.equal(toCsv([{ '=x': '@y' }]), "'=x\r\n'@y\r\n", 'header cells too');
+});
+
+test('the CSV file starts with a UTF-8 byte order mark', () => {
+  assert.equal(CSV_BOM, '\uFEFF');
+  const file = toCsvFile([{ user: 'Zoë', n: 1 }]);
+  assert.equal(file, '\uFEFFuser,n\r\nZoë,1\r\n');
+  assert.deepEqual([...new TextEncoder().encode(file).slice(0, 3)], [0xef, 0xbb, 0xbf]);
+  assert.equal(toCsvFile([], ['a']), '\uFEFFa\r\n');
 });

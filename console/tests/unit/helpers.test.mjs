@@ -1,19 +1,22 @@
 // helpers.test.mjs — the other pure helpers: NDJSON parsing and problem lines (api.js), health
 // metrics (metrics.js), ATT&CK tags (attack.js), matched-field highlighting (matching.js), sorting
-// (table.js), hash routes (route.js), session expiry (session.js) and the alerts query (pages/alerts.js).
+// (table.js), hash routes (route.js), session expiry (session.js), the alerts query and when live
+// updates stop (pages/alerts.js), the hunt's truncation (pages/search.js) and triage (triage.js).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseNdjson, problemLines } from '../../src/api.js';
+import { ApiError, parseNdjson, problemLines } from '../../src/api.js';
 import { describeTag, TACTICS } from '../../src/attack.js';
 import { eventEntries, matcher, sameField } from '../../src/matching.js';
-import { counterRates, gaugeSums, ledger, parseSeries, storeLatency } from '../../src/metrics.js';
-import { alertsPath, deliverySummary, filtersToQuery, readFilters } from '../../src/pages/alerts.js';
+import { counterRates, gaugeSums, ledger, ledgerVerdict, parseSeries, storeLatency } from '../../src/metrics.js';
+import { alertsPath, deliverySummary, filtersToQuery, readFilters, stopsPolling } from '../../src/pages/alerts.js';
 import { entityEventsSql } from '../../src/pages/entity.js';
 import { hitsSql, rulePathProblem } from '../../src/pages/rules.js';
-import { buildHash, parseHash } from '../../src/route.js';
-import { entityAlertsQuery } from '../../src/risk.js';
+import { huntTruncation } from '../../src/pages/search.js';
+import { buildHash, entityLinkQuery, parseHash } from '../../src/route.js';
+import { apiFiltersEntity, entityAlertsQuery } from '../../src/risk.js';
 import { expiryReason, IDLE_MS, MAX_SESSION_MS } from '../../src/session.js';
 import { compareValues, sortRows } from '../../src/table.js';
+import { ACK_FP_HINT, ackBlocked } from '../../src/triage.js';
 
 test('NDJSON rows, blank lines, and a trailing error line', () => {
   assert.deepEqual(parseNdjson('{"a":1}\n\n{"a":2}\n'), { rows: [{ a: 1 }, { a: 2 }], error: null });
@@ -75,6 +78,46 @@ test('counter rates, gauges, latency and the ledger', () => {
   assert.equal(ledger({ t: 0, values: { 'vedette_ledger_received_total{source="a"}': 3 } }).difference, 3);
 });
 
+test('the ledger verdict: a difference is in flight until it holds over 3 samples', () => {
+  /** @param {number} t @param {number} received @param {number} appended */
+  const sample = (t, received, appended) => ({
+    t,
+    values: { 'vedette_ledger_received_total{source="http"}': received, 'vedette_ledger_appended_total{source="http"}': appended },
+  });
+  assert.deepEqual(ledgerVerdict([]), { state: 'balanced', difference: 0 });
+  assert.deepEqual(ledgerVerdict([sample(0, 5, 3), sample(5, 10, 10)]), { state: 'balanced', difference: 0 });
+  assert.deepEqual(ledgerVerdict([sample(0, 10, 10), sample(5, 20, 17)]), { state: 'in_flight', difference: 3 });
+  assert.deepEqual(ledgerVerdict([sample(0, 10, 8), sample(5, 20, 17)]), { state: 'in_flight', difference: 3 }, 'two samples are not enough');
+  assert.deepEqual(ledgerVerdict([sample(0, 10, 9), sample(5, 20, 17), sample(10, 30, 27)]), { state: 'in_flight', difference: 3 }, 'the difference moved');
+  assert.deepEqual(ledgerVerdict([sample(0, 10, 7), sample(5, 20, 17), sample(10, 30, 27)]), { state: 'stuck', difference: 3 });
+  assert.deepEqual(ledgerVerdict([sample(0, 10, 7), sample(5, 20, 17), sample(10, 30, 27), sample(15, 30, 30)]), { state: 'balanced', difference: 0 });
+});
+
+test('live updates stop on 400 and 403, not on network errors or 5xx', () => {
+  assert.ok(stopsPolling(new ApiError(400, 'entity: quotes are not accepted')));
+  assert.ok(stopsPolling(new ApiError(403, 'tenant')));
+  assert.ok(!stopsPolling(new ApiError(0, 'the server could not be reached')));
+  assert.ok(!stopsPolling(new ApiError(502, 'bad gateway')));
+  assert.ok(!stopsPolling(new ApiError(429, 'too many requests')));
+  assert.ok(!stopsPolling(new Error('x')));
+});
+
+test('why a hunt stopped', () => {
+  assert.equal(huntTruncation({ truncated: false, truncated_reason: null }, 3), null);
+  assert.equal(huntTruncation({ truncated: true, truncated_reason: 'max_alerts' }, 500), 'stopped after 500 matches');
+  assert.equal(huntTruncation({ truncated: true, truncated_reason: 'time' }, 12), 'stopped at the 25 s read limit; narrow the time range');
+  assert.equal(huntTruncation({ truncated: true }, 500), 'stopped after 500 matches', 'an older service without the reason');
+  assert.equal(huntTruncation(null, 0), null);
+});
+
+test('a false-positive alert cannot be acknowledged', () => {
+  assert.equal(ackBlocked('false_positive'), ACK_FP_HINT);
+  assert.match(ACK_FP_HINT, /^Reopen it first: a false-positive mark suppresses later alerts$/);
+  assert.equal(ackBlocked('open'), null);
+  assert.equal(ackBlocked(undefined), null);
+  assert.ok(ackBlocked('acknowledged'));
+});
+
 test('ATT&CK tags', () => {
   assert.equal(Object.keys(TACTICS).length, 14);
   assert.deepEqual(describeTag('attack.t1059.001'), { kind: 'technique', id: 'T1059.001', text: 'T1059.001 PowerShell', url: 'https://attack.mitre.org/techniques/T1059/001/' });
@@ -119,6 +162,17 @@ test('entity alert queries', () => {
   assert.equal(entityAlertsQuery('WS01', 0, null).toString(), 'entity=WS01&from=0&limit=1000');
   assert.equal(entityAlertsQuery('CORP\\alice', 5, 9).toString(), 'from=5&to=9&limit=1000');
   assert.equal(entityAlertsQuery("o'brien", 5, 9).get('entity'), null);
+  assert.equal(entityAlertsQuery('WS01', 5, null, 'acme').toString(), 'entity=WS01&from=5&tenant=acme&limit=1000');
+  assert.equal(entityAlertsQuery('WS01', -86_400_000, null).get('from'), '0', 'a window before 1970 starts at 0');
+  assert.ok(apiFiltersEntity('WS01') && apiFiltersEntity('<img src=x onerror=alert(1)>'));
+  assert.ok(!apiFiltersEntity('CORP\\alice') && !apiFiltersEntity("o'brien") && !apiFiltersEntity('x'.repeat(1025)));
+});
+
+test('links from alerts to entity pages carry the alert\'s tenant', () => {
+  assert.deepEqual(entityLinkQuery({ range: '7d' }, 'acme'), { range: '7d', tenant: 'acme' });
+  assert.deepEqual(entityLinkQuery({}, null), { tenant: null });
+  assert.equal(buildHash(['entity', 'user', '<img src=x>'], entityLinkQuery({ range: 'all' }, 'acme')), '#/entity/user/%3Cimg%20src%3Dx%3E?range=all&tenant=acme');
+  assert.equal(parseHash('#/entity/host/WS01?range=7d&tenant=acme').query.get('tenant'), 'acme');
 });
 
 test('sorting: numbers as numbers, text as text, empty last', () => {
@@ -162,6 +216,10 @@ test('alert filters round-trip through the hash and become API queries', () => {
 test('generated SQL escapes names', () => {
   const sql = entityEventsSql('user', "o'brien", 0, 1500);
   assert.equal(sql, `SELECT "@timestamp", "event.dataset" FROM events WHERE "user.name" = 'o''brien' AND "@timestamp" >= '1970-01-01 00:00:00' AND "@timestamp" < '1970-01-01 00:00:02' ORDER BY "@timestamp" DESC LIMIT 10000`);
+  const tenanted = entityEventsSql('user', 'CORP\\alice', 0, 1000, "ac'me", 'parquet');
+  assert.equal(tenanted, `SELECT "@timestamp", "event.dataset" FROM events WHERE "user.name" = 'CORP\\alice' AND tenant = 'ac''me' AND "@timestamp" >= '1970-01-01 00:00:00' AND "@timestamp" < '1970-01-01 00:00:01' ORDER BY "@timestamp" DESC LIMIT 10000`);
+  const clickhouse = entityEventsSql('host', 'CORP\\ws\\', 0, 1000, 'acme', 'clickhouse');
+  assert.match(clickhouse, /WHERE "host\.name" = 'CORP\\\\ws\\\\' AND tenant = 'acme' AND/);
   assert.equal(hitsSql(0), `SELECT "rule.id" AS rule, count(*) AS hits, max("@timestamp") AS last FROM alerts WHERE "@timestamp" >= '1970-01-01 00:00:00' GROUP BY "rule.id"`);
 });
 

@@ -2,7 +2,8 @@
 // rule per window at its highest weight, and risk/silence alerts adding nothing.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { alertWeight, isTechniqueTag, riskInput, riskScore, riskSeries, DEFAULT_RISK_THRESHOLD, DEFAULT_RISK_WINDOW_MS } from '../../src/risk.js';
+import { riskSteps } from '../../src/pages/entity.js';
+import { alertWeight, isTechniqueTag, riskInput, riskScore, riskSeries, riskSettings, DEFAULT_RISK_THRESHOLD, DEFAULT_RISK_WINDOW_MS } from '../../src/risk.js';
 
 const H = 3_600_000;
 
@@ -80,4 +81,28 @@ test('riskInput reads API alerts', () => {
   assert.equal(input.time, Date.UTC(2025, 11, 16, 10));
   assert.equal(input.level, 'high');
   assert.equal(alertWeight(input), 52.5);
+});
+
+test('the settings of the service: threshold, window, and whether it scores at all', () => {
+  assert.deepEqual(riskSettings({ enabled: true, window_hours: 12, threshold: 80 }), { enabled: true, threshold: 80, windowMs: 12 * H });
+  assert.equal(riskSettings({ enabled: false }).enabled, false);
+  assert.equal(riskSettings({}).enabled, true, 'on unless the service says it is off');
+  assert.deepEqual(riskSettings({ window_hours: 0, threshold: -1 }), { enabled: true, threshold: DEFAULT_RISK_THRESHOLD, windowMs: DEFAULT_RISK_WINDOW_MS });
+});
+
+test('the entity chart starts at the range with the score of the window before it', () => {
+  const from = 100 * H;
+  const alerts = [
+    alert({ rule: 'before', level: 'high', time: from - 2 * H }),
+    alert({ rule: 'inside', level: 'low', time: from + H }),
+  ];
+  assert.deepEqual(riskSteps(alerts, from, from + 30 * H, 24 * H, false), [
+    { t: from, score: 35 },
+    { t: from + H, score: 40 },
+    { t: from + 22 * H, score: 5 },
+    { t: from + 25 * H, score: 0 },
+  ]);
+  assert.deepEqual(riskSteps(alerts, from, from + 10 * H, 24 * H, false).map((p) => p.t), [from, from + H], 'nothing after the end');
+  assert.deepEqual(riskSteps([alert({ kind: 'risk' })], from, from + H, 24 * H, false), [], 'nothing adds risk');
+  assert.equal(riskSteps(alerts, 0, from + 30 * H, 24 * H, true)[0].t, from - 2 * H, '"all" fits the data');
 });

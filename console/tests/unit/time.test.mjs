@@ -45,6 +45,20 @@ test('string literals escape quotes', () => {
   assert.equal(sqlString("''"), "''''''");
 });
 
+test('string literals in each store dialect: DataFusion keeps backslashes, ClickHouse escapes them', () => {
+  // parquet (DataFusion): a backslash is an ordinary character.
+  assert.equal(sqlString('CORP\\alice', 'parquet'), "'CORP\\alice'");
+  assert.equal(sqlString("it's C:\\x\\", 'parquet'), "'it''s C:\\x\\'");
+  // clickhouse: a backslash escapes, so it is doubled; a quote is still doubled.
+  assert.equal(sqlString('CORP\\alice', 'clickhouse'), "'CORP\\\\alice'");
+  assert.equal(sqlString("it's C:\\x\\", 'clickhouse'), "'it''s C:\\\\x\\\\'");
+  // A trailing backslash cannot swallow the closing quote on ClickHouse.
+  assert.equal(sqlString("x\\' OR 1=1 --", 'clickhouse'), "'x\\\\'' OR 1=1 --'");
+  // Without a session (an older service that does not say its store): DataFusion's way.
+  assert.equal(sqlString('a\\b'), "'a\\b'");
+  assert.equal(sqlString('a\\b', null), "'a\\b'");
+});
+
 test('ranges', () => {
   const now = Date.UTC(2026, 0, 1);
   assert.deepEqual(resolveRange({ range: '1h' }, now), { key: '1h', from: now - 3_600_000, to: null, label: 'Last hour' });
