@@ -16,6 +16,7 @@
 //!   z_threshold: 4
 //!   warmup_intervals: 24
 //!   alpha: 0.05                        # EWMA weight of the newest interval
+//!   seasonality: hour_of_week          # `none` (default), or each hour of the week its own normal
 //! ```
 //!
 //! The other kinds:
@@ -101,6 +102,22 @@ pub struct NumericDef {
     /// EWMA weight of the newest interval. Default: 0.05.
     #[serde(default = "default_alpha")]
     pub alpha: f64,
+    /// `none`, or `hour_of_week`: expect each hour of the week's usual share of the
+    /// activity (learned across the fleet), so office hours and nights are each compared
+    /// with their own normal. Default: none.
+    #[serde(default)]
+    pub seasonality: Seasonality,
+}
+
+/// How a numeric baseline's expectation varies with time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seasonality {
+    /// The same expectation at every hour.
+    #[default]
+    None,
+    /// A factor per hour of the week (168), learned from the fleet's totals.
+    HourOfWeek,
 }
 
 fn default_count() -> String {
@@ -288,6 +305,14 @@ impl BaselineDef {
                 if !(n.z_threshold.is_finite() && n.z_threshold > 0.0) {
                     return Err("numeric_anomaly.z_threshold: must be positive".into());
                 }
+                if n.seasonality == Seasonality::HourOfWeek
+                    && (n.interval_minutes > 60 || 60 % n.interval_minutes != 0)
+                {
+                    return Err(
+                        "numeric_anomaly.seasonality: hour_of_week needs an interval that divides an hour (1 to 60 minutes)"
+                            .into(),
+                    );
+                }
             }
             Some(Kind::NewTerms(n)) if n.field.trim().is_empty() || n.max_exact_terms == 0 => {
                 return Err("new_terms: field and max_exact_terms must be set".into());
@@ -344,6 +369,8 @@ mod tests {
             ("id: a\ntitle: t\nentity: h\nnew_terms: {field: f}\nrare_values: {field: f}\n", "exactly one"),
             ("id: a\ntitle: t\nentity: h\nnumeric_anomaly: {interval_minutes: 0}\n", "interval_minutes"),
             ("id: a\ntitle: t\nentity: h\nnumeric_anomaly: {interval_minutes: 5, alpha: 2}\n", "alpha"),
+            ("id: a\ntitle: t\nentity: h\nnumeric_anomaly: {interval_minutes: 90, seasonality: hour_of_week}\n", "seasonality"),
+            ("id: a\ntitle: t\nentity: h\nnumeric_anomaly: {interval_minutes: 60, seasonality: daily}\n", "daily"),
             ("id: a\ntitle: t\nentity: h\ntrend: {value: v, interval_minutes: 5, threshold: 9, horizon_hours: 0}\n", "horizon_hours"),
             ("id: a\ntitle: t\nentity: h\nnew_terms: {field: f}\nextra: 1\n", "extra"),
         ] {

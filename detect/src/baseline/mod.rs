@@ -254,6 +254,7 @@ impl BaselineEngine {
                                     pairs([
                                         ("baseline.value", fmt(a.value)),
                                         ("baseline.mean", fmt(a.mean)),
+                                        ("baseline.seasonal_factor", fmt(a.factor)),
                                         ("baseline.stddev", fmt(a.stddev)),
                                         ("baseline.z", fmt(a.z)),
                                         ("baseline.interval_start", rfc3339(a.interval_start_ms)),
