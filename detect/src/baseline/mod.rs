@@ -282,16 +282,23 @@ impl BaselineEngine {
                             .and_then(|f| f.text(row))
                             .filter(|t| !t.is_empty())
                             .and_then(|value| {
-                                s.observe(def, time, fnv64(value.as_bytes())).map(|count| {
-                                    (
-                                        value.to_string(),
-                                        pairs([
-                                            ("baseline.field", def.field.clone()),
-                                            ("baseline.value", value.to_string()),
-                                            ("baseline.count", count.to_string()),
-                                        ]),
-                                    )
-                                })
+                                s.observe(def, time, fnv64(value.as_bytes()), &value)
+                                    .map(|count| {
+                                        let common: Vec<String> = s
+                                            .common_values(5)
+                                            .into_iter()
+                                            .map(|(v, n)| format!("{v} ({n})"))
+                                            .collect();
+                                        (
+                                            value.to_string(),
+                                            pairs([
+                                                ("baseline.field", def.field.clone()),
+                                                ("baseline.value", value.to_string()),
+                                                ("baseline.count", count.to_string()),
+                                                ("baseline.common_values", common.join("; ")),
+                                            ]),
+                                        )
+                                    })
                             }),
                         (Kind::Trend(def), State::Trend(s)) => {
                             let value = match &field {
@@ -523,6 +530,39 @@ pub(crate) mod tests {
         std::fs::write(&path, b"{not json").unwrap();
         assert!(again.restore(&path).is_err());
         assert_eq!(again.restore(&dir.path().join("missing.json")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_rare_value_alert_names_the_common_values() {
+        let def = BaselineDef::parse(
+            "id: rare-parent\ntitle: Rare parent\nentity: host.name\n\
+             rare_values:\n  field: ParentImage\n  window_hours: 1\n",
+            "rare.yml",
+        )
+        .unwrap();
+        let mut engine = BaselineEngine::new(std::slice::from_ref(&def), 1000);
+        let hour = 3_600_000;
+        let mut rows: Vec<(&str, &str, &str, i64)> = Vec::new();
+        for i in 0..40 {
+            let parent = if i % 4 == 0 {
+                "services.exe"
+            } else {
+                "explorer.exe"
+            };
+            rows.push(("h1", "1", parent, i * hour / 10));
+        }
+        assert!(engine.observe(&batch(&rows)).is_empty(), "learning");
+        let alerts = engine.observe(&batch(&[
+            ("h2", "1", "explorer.exe", 4 * hour),
+            ("h2", "1", "odd.exe", 4 * hour + 1),
+        ]));
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].matched["baseline.value"], "odd.exe");
+        assert!(
+            alerts[0].matched["baseline.common_values"].starts_with("explorer.exe ("),
+            "{:?}",
+            alerts[0].matched
+        );
     }
 
     #[test]
