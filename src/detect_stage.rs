@@ -46,7 +46,7 @@ pub(crate) struct DetectStage {
     /// Keys analysts marked false positive: their alerts are not raised.
     pub(crate) suppressions: Arc<Suppressions>,
     /// YARA over event fields, when rules loaded.
-    pub(crate) yara: Option<Arc<vedette_detect::yara::YaraDetector>>,
+    pub(crate) yara: Option<Arc<crate::yara_setup::LiveYara>>,
     /// Dedup, entity risk and silent sources.
     pub(crate) flow: Mutex<AlertFlow>,
     /// Where dedup counts go.
@@ -165,7 +165,8 @@ impl DetectStage {
         let Some(detector) = self.rules.detector() else {
             anyhow::bail!("the running rule set is poisoned");
         };
-        let (events, yara) = (batch.clone(), self.yara.clone());
+        // Likewise one YARA set per batch.
+        let (events, yara) = (batch.clone(), self.yara.as_ref().and_then(|y| y.current()));
         let detected = tokio::task::spawn_blocking(move || {
             // YARA first: its matches become the `yara.rules` column the Sigma rules see.
             let (mut alerts, events) = match &yara {

@@ -269,8 +269,8 @@ pub(crate) struct Metrics {
     pub(crate) respond: crate::respond::metrics::RespondMetrics,
     /// The store's upkeep (`vedette_store_compaction_*`, `vedette_store_files_*`).
     pub(crate) compaction: crate::compaction_metrics::CompactionMetrics,
-    /// The YARA detector, read at each scrape (`vedette_yara{counter}`).
-    pub(crate) yara: std::sync::OnceLock<Arc<vedette_detect::yara::YaraDetector>>,
+    /// The running YARA rules, read at each scrape (`vedette_yara{counter}`).
+    pub(crate) yara: std::sync::OnceLock<Arc<crate::yara_setup::LiveYara>>,
     yara_gauges: crate::yara_setup::YaraGauges,
 }
 

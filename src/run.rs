@@ -36,7 +36,7 @@ use crate::store_setup::open_store;
 use crate::store_stage::StoreStage;
 use crate::suppressions::Suppressions;
 use crate::tokens::{AdminBootstrap, TokenStore};
-use crate::yara_setup::load_yara;
+use crate::yara_setup::LiveYara;
 use vedette_storage::QueryLimits;
 
 /// Chunks buffered between the transports and the ingest stage.
@@ -122,16 +122,15 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         skipped = baselines.errors.len(),
         "baselines loaded"
     );
-    let yara = load_yara(
+    let live_yara = LiveYara::load(
         config.rules.bundled,
         &config.rules.yara_dirs,
         &config.rules.yara_fields,
         config.rules.yara_max_scan_bytes,
     )
     .context("loading the YARA rules")?;
-    if let Some(y) = &yara {
-        let _ = metrics.yara.set(y.clone());
-    }
+    let _ = metrics.yara.set(live_yara.clone());
+    let yara = Some(live_yara.clone());
     let detect = DetectStage {
         bus: bus.clone(),
         rules: rules.clone(),
@@ -148,9 +147,10 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     };
     let detection = tokio::spawn(detect.run());
     let watch = (config.rules.reload_poll_ms > 0).then(|| {
-        rules.clone().spawn_watch(
-            Duration::from_millis(config.rules.reload_poll_ms),
-            cancel.clone(),
+        let every = Duration::from_millis(config.rules.reload_poll_ms);
+        (
+            rules.clone().spawn_watch(every, cancel.clone()),
+            live_yara.clone().spawn_watch(every, cancel.clone()),
         )
     });
     // Responders are set up before anything listens: a missing secret fails the start.
@@ -413,8 +413,9 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     }
     refresh.await.context("false-positive refresh failed")?;
     sampling.await.context("health sampling failed")?;
-    if let Some(watch) = watch {
-        watch.await.context("rule watcher failed")?;
+    if let Some((sigma_watch, yara_watch)) = watch {
+        sigma_watch.await.context("rule watcher failed")?;
+        yara_watch.await.context("YARA rule watcher failed")?;
     }
     // Every sender is gone with the router: the writer flushes and ends.
     drop(audit);

@@ -1,11 +1,16 @@
 //! The YARA stage of `vedette run` and `vedette detect`: the bundled rules (unless
-//! `[rules] bundled = false`) and those under `[rules] yara_dirs` or `--yara`, compiled
-//! once; a file that does not compile is logged (or, for `vedette detect`, printed)
-//! and skipped. Scan counters are read into the metrics at each scrape.
+//! `[rules] bundled = false`) and those under `[rules] yara_dirs` or `--yara`; a file
+//! that does not compile is logged (or, for `vedette detect`, printed) and skipped.
+//! In `vedette run` the rules are [`LiveYara`]: a change under `yara_dirs` (polled every
+//! `rules.reload_poll_ms`) recompiles them off the pipeline's threads and swaps them in
+//! between two batches. Scan counters are read into the metrics at each scrape.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -51,6 +56,144 @@ pub(crate) fn load_yara(
     Ok(Some(Arc::new(YaraDetector::new(set, fields, limits))))
 }
 
+/// The YARA counters, by name, in the order of the `vedette_yara` gauges.
+const COUNTERS: [&str; 5] = ["scans", "bytes", "truncated", "timeouts", "decoded"];
+
+/// The values of [`COUNTERS`] of one detector.
+fn counters_of(detector: &YaraDetector) -> [u64; 5] {
+    let s = &detector.stats;
+    [&s.scans, &s.bytes, &s.truncated, &s.timeouts, &s.decoded].map(|c| c.load(Ordering::Relaxed))
+}
+
+/// The running YARA rules of `vedette run`, replaced when their files change.
+pub(crate) struct LiveYara {
+    bundled: bool,
+    dirs: Vec<PathBuf>,
+    fields: Vec<String>,
+    max_scan_bytes: usize,
+    current: RwLock<Option<Arc<YaraDetector>>>,
+    /// Counters of the detectors replaced so far (the gauges stay monotonic).
+    retired: [AtomicU64; 5],
+    /// Reloads done.
+    pub(crate) reloads: AtomicU64,
+}
+
+impl std::fmt::Debug for LiveYara {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveYara")
+            .field("dirs", &self.dirs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names, sizes and times of the rule files (cheap: no reading).
+type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+impl LiveYara {
+    /// Loads the rules at start (an unreadable folder is an error).
+    pub(crate) fn load(
+        bundled: bool,
+        dirs: &[PathBuf],
+        fields: &[String],
+        max_scan_bytes: usize,
+    ) -> anyhow::Result<Arc<Self>> {
+        let detector = load_yara(bundled, dirs, fields, max_scan_bytes)?;
+        Ok(Arc::new(Self {
+            bundled,
+            dirs: dirs.to_vec(),
+            fields: fields.to_vec(),
+            max_scan_bytes,
+            current: RwLock::new(detector),
+            retired: Default::default(),
+            reloads: AtomicU64::new(0),
+        }))
+    }
+
+    /// The detector of the running rules, if any rule loaded.
+    pub(crate) fn current(&self) -> Option<Arc<YaraDetector>> {
+        self.current.read().ok().and_then(|d| d.clone())
+    }
+
+    /// The counters since start, over every detector that ran.
+    pub(crate) fn counters(&self) -> [u64; 5] {
+        let now = self.current().map(|d| counters_of(&d)).unwrap_or_default();
+        let mut out = [0u64; 5];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.retired[i].load(Ordering::Relaxed) + now[i];
+        }
+        out
+    }
+
+    /// Recompiles the rules from disk and swaps them in (files that do not compile are
+    /// logged and skipped, as at start).
+    pub(crate) async fn reload(self: &Arc<Self>) -> anyhow::Result<()> {
+        let this = self.clone();
+        let fresh = tokio::task::spawn_blocking(move || {
+            load_yara(this.bundled, &this.dirs, &this.fields, this.max_scan_bytes)
+        })
+        .await??;
+        let old = match self.current.write() {
+            Ok(mut current) => std::mem::replace(&mut *current, fresh),
+            Err(_) => anyhow::bail!("the running YARA rules are poisoned"),
+        };
+        if let Some(old) = old {
+            for (i, v) in counters_of(&old).into_iter().enumerate() {
+                self.retired[i].fetch_add(v, Ordering::Relaxed);
+            }
+        }
+        let n = self.reloads.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(
+            reload = n,
+            rules = self.current().map_or(0, |d| d.rule_count()),
+            "YARA rules reloaded"
+        );
+        Ok(())
+    }
+
+    async fn fingerprint(&self) -> Fingerprint {
+        let dirs = self.dirs.clone();
+        tokio::task::spawn_blocking(move || {
+            YaraSet::files(&dirs)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| {
+                    let meta = std::fs::metadata(&f).ok();
+                    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                    let modified = meta.and_then(|m| m.modified().ok());
+                    (f, len, modified)
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Polls the rule folders every `every` and reloads on a change, until `cancel`.
+    pub(crate) fn spawn_watch(
+        self: Arc<Self>,
+        every: Duration,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut seen = self.fingerprint().await;
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let now = self.fingerprint().await;
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                if let Err(e) = self.reload().await {
+                    tracing::error!(error = %e, "YARA reload failed; the running rules stay");
+                }
+            }
+        })
+    }
+}
+
 /// Which YARA counter a gauge mirrors.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CounterLabels {
@@ -75,22 +218,14 @@ impl YaraGauges {
         g
     }
 
-    /// Copies `detector`'s counters.
-    pub(crate) fn observe(&self, detector: &YaraDetector) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let s = &detector.stats;
-        for (name, value) in [
-            ("scans", &s.scans),
-            ("bytes", &s.bytes),
-            ("truncated", &s.truncated),
-            ("timeouts", &s.timeouts),
-            ("decoded", &s.decoded),
-        ] {
+    /// Copies the running rules' counters (and those of the rules they replaced).
+    pub(crate) fn observe(&self, yara: &LiveYara) {
+        for (name, value) in COUNTERS.iter().zip(yara.counters()) {
             self.counters
                 .get_or_create(&CounterLabels {
-                    counter: name.into(),
+                    counter: (*name).into(),
                 })
-                .set(i64::try_from(value.load(Relaxed)).unwrap_or(i64::MAX));
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
         }
     }
 }

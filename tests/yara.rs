@@ -212,3 +212,98 @@ fn the_service_raises_a_yara_alert_from_an_ingested_event() {
     let (code, stderr) = service.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// A Sysmon process event whose command line carries `marker`.
+fn marker_event(host: &str, marker: &str) -> String {
+    serde_json::json!({
+        "EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+        "Provider_Name": "Microsoft-Windows-Sysmon", "Computer": host,
+        "TimeCreated_SystemTime": "2026-11-23T10:00:00.000Z", "ProcessId": 77,
+        "Image": "C:\\Windows\\System32\\cmd.exe",
+        "CommandLine": format!("cmd.exe /c echo {marker}"),
+        "User": "CORP\\eve",
+    })
+    .to_string()
+}
+
+#[test]
+fn yara_rules_written_while_the_service_runs_are_swapped_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let yara = tmp.path().join("yara");
+    std::fs::create_dir_all(&yara).unwrap();
+    std::fs::write(
+        tmp.path().join("v.toml"),
+        common::test_config(&format!(
+            "[rules]\nyara_dirs = [\"{}\"]\nreload_poll_ms = 200\n",
+            yara.display()
+        )),
+    )
+    .unwrap();
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(10));
+    let agent = service.token("agent", None);
+    let analyst = service.token("analyst", None);
+    let marker = "vedette-reload-marker-7731";
+    let yara_alerts = |host: &str| -> usize {
+        let (_, body) = common::get_with(
+            service.addr,
+            "/v1/alerts?from=0&limit=1000&kind=yara",
+            &analyst,
+        );
+        let listing: Value = serde_json::from_str(&body).unwrap();
+        listing["alerts"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|x| x["host.name"] == host).count())
+    };
+    // Before the rule exists, the marker raises nothing.
+    common::ingest(
+        &service,
+        &agent,
+        &format!("{}\n", marker_event("before", marker)),
+    );
+    wait_for("the first event stored", Duration::from_secs(20), || {
+        let rows = common::query(
+            &service,
+            &analyst,
+            "SELECT count(*) AS n FROM events WHERE \"host.name\" = 'before'",
+        );
+        (common::number(&rows, "n") == 1).then_some(())
+    });
+    assert_eq!(yara_alerts("before"), 0);
+
+    // A broken file and a good one are written: the good rule is swapped in.
+    std::fs::write(yara.join("broken.yar"), "rule broken { condition: nope }").unwrap();
+    std::fs::write(
+        yara.join("marker.yar"),
+        format!(
+            "rule reload_marker {{\n  strings:\n    $m = \"{marker}\"\n  condition:\n    $m\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut n = 0;
+    wait_for("the new rule's alert", Duration::from_secs(30), || {
+        n += 1;
+        let host = format!("after-{n}");
+        common::ingest(
+            &service,
+            &agent,
+            &format!("{}\n", marker_event(&host, marker)),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        (yara_alerts(&host) == 1).then_some(())
+    });
+    let (_, text) = common::get_metrics(service.addr).unwrap();
+    assert!(
+        common::metric_in(&text, "vedette_yara{counter=\"scans\"}") >= 2,
+        "the counters go on across the swap: {text}"
+    );
+    assert_eq!(yara_alerts("before"), 0, "rules apply from their swap on");
+    let log = service.log_tail();
+    assert!(log.contains("YARA rules reloaded"), "{log}");
+    assert!(
+        log.contains("broken.yar"),
+        "the broken file is named: {log}"
+    );
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}

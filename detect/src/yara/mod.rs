@@ -137,11 +137,17 @@ impl YaraSet {
         }
     }
 
+    /// The files [`YaraSet::load`] reads: every file of `paths` and every `*.yar` /
+    /// `*.yara` under the folders among them (recursively), sorted.
+    pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DetectError> {
+        crate::rule_files::rule_files(paths, &["yar", "yara"])
+    }
+
     /// Reads and compiles every file of `paths` and every `*.yar` / `*.yara` under the
     /// folders among them (recursively), plus `extra` sources.
     pub fn load(paths: &[PathBuf], extra: Vec<(PathBuf, String)>) -> Result<Self, DetectError> {
         let mut sources = extra;
-        for path in crate::rule_files::rule_files(paths, &["yar", "yara"])? {
+        for path in Self::files(paths)? {
             let text = std::fs::read(&path).map_err(|source| DetectError::Read {
                 path: path.clone(),
                 source,
