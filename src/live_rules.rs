@@ -427,42 +427,20 @@ impl LiveRules {
         every: Duration,
         cancel: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut seen = self.fingerprint().await;
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
-                }
-                let now = self.fingerprint().await;
-                if now == seen {
-                    continue;
-                }
-                seen = now;
-                if let Err(ReloadError::Failed(e)) = self.reload("file change").await {
-                    tracing::error!(error = %e, "rule reload failed; the running rules stay");
-                }
-            }
-        })
-    }
-
-    /// Names, sizes and times of the rule files (cheap: no reading).
-    async fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
         let dirs = run_rule_dirs(&self.config, std::slice::from_ref(&self.local_dir));
-        tokio::task::spawn_blocking(move || {
-            rule_files(&dirs)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|f| {
-                    let meta = std::fs::metadata(&f).ok();
-                    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
-                    let modified = meta.and_then(|m| m.modified().ok());
-                    (f, len, modified)
-                })
-                .collect()
-        })
-        .await
-        .unwrap_or_default()
+        crate::file_watch::spawn_watch(
+            every,
+            cancel,
+            move || rule_files(&dirs).unwrap_or_default(),
+            move || {
+                let this = self.clone();
+                async move {
+                    if let Err(ReloadError::Failed(e)) = this.reload("file change").await {
+                        tracing::error!(error = %e, "rule reload failed; the running rules stay");
+                    }
+                }
+            },
+        )
     }
 }
 

@@ -11,6 +11,7 @@ mod config_cmd;
 mod data_dir;
 mod detect_cmd;
 mod detect_stage;
+mod file_watch;
 mod health_history;
 mod http;
 mod hunt_alerts;

@@ -175,31 +175,25 @@ fn compile_sigma(
         options.pipelines.push(pipeline);
     }
     options.pipelines.sort_by_key(|p| p.priority);
-    let docs: Vec<RuleDoc> = loaded
-        .rules
-        .iter()
-        .map(|(r, _)| RuleDoc {
-            id: r.id.clone(),
-            level: r.level.map(|l| l.as_str()),
-            author: r.author.clone(),
-            description: r.description.clone(),
-            tags: r.tags.clone(),
-            falsepositives: r.falsepositives.clone(),
-            references: r.references.clone(),
-        })
-        .collect();
+    // Detection and correlation rules are types of their own with the same fields.
+    macro_rules! doc_of {
+        ($r:expr) => {
+            RuleDoc {
+                id: $r.id.clone(),
+                level: $r.level.map(|l| l.as_str()),
+                author: $r.author.clone(),
+                description: $r.description.clone(),
+                tags: $r.tags.clone(),
+                falsepositives: $r.falsepositives.clone(),
+                references: $r.references.clone(),
+            }
+        };
+    }
+    let docs: Vec<RuleDoc> = loaded.rules.iter().map(|(r, _)| doc_of!(r)).collect();
     let correlation_docs: Vec<RuleDoc> = loaded
         .correlations
         .iter()
-        .map(|(r, _)| RuleDoc {
-            id: r.id.clone(),
-            level: r.level.map(|l| l.as_str()),
-            author: r.author.clone(),
-            description: r.description.clone(),
-            tags: r.tags.clone(),
-            falsepositives: r.falsepositives.clone(),
-            references: r.references.clone(),
-        })
+        .map(|(r, _)| doc_of!(r))
         .collect();
     let described: Vec<(String, String, Option<String>)> = loaded
         .rules

@@ -86,9 +86,6 @@ impl std::fmt::Debug for LiveYara {
     }
 }
 
-/// Names, sizes and times of the rule files (cheap: no reading).
-type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
-
 impl LiveYara {
     /// Loads the rules at start (an unreadable folder is an error).
     pub(crate) fn load(
@@ -150,47 +147,26 @@ impl LiveYara {
         Ok(())
     }
 
-    async fn fingerprint(&self) -> Fingerprint {
-        let dirs = self.dirs.clone();
-        tokio::task::spawn_blocking(move || {
-            YaraSet::files(&dirs)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|f| {
-                    let meta = std::fs::metadata(&f).ok();
-                    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
-                    let modified = meta.and_then(|m| m.modified().ok());
-                    (f, len, modified)
-                })
-                .collect()
-        })
-        .await
-        .unwrap_or_default()
-    }
-
     /// Polls the rule folders every `every` and reloads on a change, until `cancel`.
     pub(crate) fn spawn_watch(
         self: Arc<Self>,
         every: Duration,
         cancel: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut seen = self.fingerprint().await;
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
+        let dirs = self.dirs.clone();
+        crate::file_watch::spawn_watch(
+            every,
+            cancel,
+            move || YaraSet::files(&dirs).unwrap_or_default(),
+            move || {
+                let this = self.clone();
+                async move {
+                    if let Err(e) = this.reload().await {
+                        tracing::error!(error = %e, "YARA reload failed; the running rules stay");
+                    }
                 }
-                let now = self.fingerprint().await;
-                if now == seen {
-                    continue;
-                }
-                seen = now;
-                if let Err(e) = self.reload().await {
-                    tracing::error!(error = %e, "YARA reload failed; the running rules stay");
-                }
-            }
-        })
+            },
+        )
     }
 }
 

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    get_metrics, http_post, http_request, metric_in, vedette_output, wait_for, Service, ADMIN_TOKEN,
+    get_metrics, http_request, metric_in, vedette_output, wait_for, Service, ADMIN_TOKEN,
 };
 use serde_json::{json, Value};
 
@@ -37,19 +37,6 @@ struct Fed {
     agent: String,
     /// Alerts the bundled rules raised on the true positives.
     alerts: usize,
-}
-
-fn send(service: &Service, token: &str, body: &[u8]) -> Value {
-    let auth = format!("Bearer {token}");
-    let (code, answer) = http_post(
-        service.addr,
-        "/v1/ingest",
-        &[("Authorization", &auth)],
-        body,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(code, 200, "{answer}");
-    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
 }
 
 fn call(service: &Service, token: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
@@ -83,7 +70,7 @@ fn start_fed(tmp: &Path) -> Fed {
     let positives = common::true_positives();
     let mut alerts = 0;
     for (path, _) in &positives {
-        send(
+        common::ingest_bytes(
             &service,
             &agent,
             &std::fs::read(path).unwrap_or_else(|e| panic!("{e}")),
@@ -91,13 +78,13 @@ fn start_fed(tmp: &Path) -> Fed {
         alerts += common::lines_of_file(path).len();
     }
     let sysmon = common::corpora().join("logs/evtx/sysmon.flat.jsonl");
-    let answer = send(
+    let answer = common::ingest_bytes(
         &service,
         &agent,
         &std::fs::read(&sysmon).unwrap_or_else(|e| panic!("{}: {e}", sysmon.display())),
     );
     assert!(answer["accepted"].as_u64().unwrap_or(0) > 100, "{answer}");
-    send(&service, &agent, BAD_LINE.as_bytes());
+    common::ingest_bytes(&service, &agent, BAD_LINE.as_bytes());
     // A user name that is markup: the console must show it as text.
     let certutil = common::true_positives()
         .into_iter()
@@ -106,7 +93,7 @@ fn start_fed(tmp: &Path) -> Fed {
         .unwrap_or_else(|| panic!("no certutil true positive"));
     let marked_up = certutil.replace("CORP\\\\asmith", XSS_USER_JSON);
     assert_ne!(marked_up, certutil, "the certutil event names CORP\\asmith");
-    send(&service, &agent, marked_up.as_bytes());
+    common::ingest_bytes(&service, &agent, marked_up.as_bytes());
     alerts += 1;
     wait_for("the true positives' alerts", WAIT, || {
         let (_, list) = get(
@@ -487,7 +474,7 @@ fn the_console_works_in_a_real_browser() {
             .1,
         "vedette_alerts_suppressed_total",
     );
-    send(
+    common::ingest_bytes(
         service,
         &fed.agent,
         &std::fs::read(&path).unwrap_or_else(|e| panic!("{e}")),

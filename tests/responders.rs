@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{get_metrics, http_post, metric_in, wait_for, Service};
+use common::{get_metrics, metric_in, wait_for, Service};
 use serde_json::Value;
 use vedette_connectors::webhook::sign::verify;
 
@@ -185,15 +185,7 @@ fn start(dir: &std::path::Path) -> Service {
 }
 
 fn ingest(service: &Service, token: &str, body: &[u8]) {
-    let auth = format!("Bearer {token}");
-    let (code, answer) = http_post(
-        service.addr,
-        "/v1/ingest",
-        &[("Authorization", &auth)],
-        body,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(code, 200, "{answer}");
+    common::ingest_bytes(service, token, body);
 }
 
 fn count(service: &Service, token: &str, sql: &str) -> u64 {

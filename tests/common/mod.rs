@@ -431,15 +431,21 @@ pub fn kafka_brokers() -> String {
 
 /// `POST /v1/ingest` of `body` with the agent token `token`, expecting 200.
 pub fn ingest(service: &Service, token: &str, body: &str) {
+    ingest_bytes(service, token, body.as_bytes());
+}
+
+/// `POST /v1/ingest` of `body` with the agent token `token`, expecting 200; the answer.
+pub fn ingest_bytes(service: &Service, token: &str, body: &[u8]) -> serde_json::Value {
     let auth = format!("Bearer {token}");
     let (code, answer) = http_post(
         service.addr,
         "/v1/ingest",
         &[("Authorization", &auth)],
-        body.as_bytes(),
+        body,
     )
     .unwrap_or_else(|e| panic!("ingest: {e}"));
     assert_eq!(code, 200, "{answer}");
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
 }
 
 /// A `[store]` section for the test ClickHouse server (`VEDETTE_CLICKHOUSE_URL`), in a
