@@ -87,6 +87,22 @@ impl AlertFlow {
         self
     }
 
+    /// Runs `engine` instead of the running baselines, carrying over the state of every
+    /// baseline whose definition did not change; returns (baselines running, carried).
+    pub(crate) fn replace_baselines(
+        &mut self,
+        mut engine: BaselineEngine,
+        checkpoint: PathBuf,
+    ) -> (usize, usize) {
+        let carried = match self.baselines.take() {
+            Some((old, _)) => engine.take_over(old),
+            None => 0,
+        };
+        let running = engine.stats().len();
+        self.baselines = (!engine.is_empty()).then_some((engine, checkpoint));
+        (running, carried)
+    }
+
     /// The baseline alerts of one batch.
     pub(crate) fn baselines(&mut self, batch: &EventBatch) -> Vec<Alert> {
         match &mut self.baselines {
@@ -157,6 +173,80 @@ pub(crate) fn summary_detail(s: &DedupSummary) -> String {
         "last_ms": s.last_ms,
     })
     .to_string()
+}
+
+/// The baseline definitions of `vedette run`, reloaded when their files change: a
+/// watcher rebuilds the engine off the pipeline's threads and leaves it here; the
+/// detection stage swaps it in between two batches ([`AlertFlow::replace_baselines`]),
+/// so unchanged baselines keep what they learned.
+#[derive(Debug)]
+pub(crate) struct LiveBaselines {
+    bundled: bool,
+    dirs: Vec<PathBuf>,
+    max_entities: usize,
+    /// Where the state is saved.
+    pub(crate) checkpoint: PathBuf,
+    pending: std::sync::Mutex<Option<BaselineEngine>>,
+}
+
+impl LiveBaselines {
+    /// Baselines of `[rules]` (bundled and `baseline_dirs`), saved to `checkpoint`.
+    pub(crate) fn new(
+        bundled: bool,
+        dirs: &[PathBuf],
+        max_entities: usize,
+        checkpoint: PathBuf,
+    ) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            bundled,
+            dirs: dirs.to_vec(),
+            max_entities,
+            checkpoint,
+            pending: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The engine a reload built and nobody took yet.
+    pub(crate) fn take_pending(&self) -> Option<BaselineEngine> {
+        self.pending.lock().ok().and_then(|mut p| p.take())
+    }
+
+    /// Polls the definition folders every `every` and builds a new engine on a change,
+    /// until `cancel`.
+    pub(crate) fn spawn_watch(
+        self: std::sync::Arc<Self>,
+        every: std::time::Duration,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let dirs = self.dirs.clone();
+        crate::file_watch::spawn_watch(
+            every,
+            cancel,
+            move || BaselineSet::files(&dirs).unwrap_or_default(),
+            move || {
+                let this = self.clone();
+                async move {
+                    let loader = this.clone();
+                    let built = tokio::task::spawn_blocking(move || {
+                        load_baselines(loader.bundled, &loader.dirs)
+                            .map(|set| BaselineEngine::new(&set.defs, loader.max_entities))
+                    })
+                    .await;
+                    match built {
+                        Ok(Ok(engine)) => {
+                            if let Ok(mut pending) = this.pending.lock() {
+                                *pending = Some(engine);
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "baseline reload failed; the running baselines stay")
+                        }
+                        Err(e) => tracing::error!(error = %e, "baseline reload task failed"),
+                    }
+                }
+            },
+        )
+    }
 }
 
 /// The baselines `vedette run` loads: the bundled ones (unless `[rules] bundled =

@@ -49,6 +49,8 @@ pub(crate) struct DetectStage {
     pub(crate) yara: Option<Arc<crate::yara_setup::LiveYara>>,
     /// Dedup, entity risk and silent sources.
     pub(crate) flow: Mutex<AlertFlow>,
+    /// Baseline definitions reloaded from disk, swapped in between batches.
+    pub(crate) baselines: Option<Arc<crate::alert_flow::LiveBaselines>>,
     /// Where dedup counts go.
     pub(crate) audit: AuditLog,
     /// How often the baseline state is saved (and at shutdown).
@@ -161,6 +163,15 @@ impl DetectStage {
     /// committed then).
     async fn process(&self, batch: &EventBatch) -> anyhow::Result<bool> {
         let started = std::time::Instant::now();
+        if let Some(engine) = self.baselines.as_ref().and_then(|b| b.take_pending()) {
+            let checkpoint = self
+                .baselines
+                .as_ref()
+                .map(|b| b.checkpoint.clone())
+                .unwrap_or_default();
+            let (running, carried) = self.flow().replace_baselines(engine, checkpoint);
+            tracing::info!(running, carried, "baselines reloaded");
+        }
         // One rule set per batch: a reload swaps sets between batches, never within one.
         let Some(detector) = self.rules.detector() else {
             anyhow::bail!("the running rule set is poisoned");

@@ -18,7 +18,7 @@ use vedette_core::traits::Source;
 use vedette_detect::baseline::BaselineEngine;
 use vedette_ingest::{Format, Limits};
 
-use crate::alert_flow::{load_baselines, AlertFlow};
+use crate::alert_flow::{load_baselines, AlertFlow, LiveBaselines};
 use crate::audit_log::{self, AuditLog};
 use crate::bus_setup::open_bus;
 use crate::bus_sink::BusSink;
@@ -122,6 +122,15 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         skipped = baselines.errors.len(),
         "baselines loaded"
     );
+    let checkpoint = data_dir.path().join("baselines").join("state.json");
+    let live_baselines = config.alerts.baselines.enabled.then(|| {
+        LiveBaselines::new(
+            config.rules.bundled,
+            &config.rules.baseline_dirs,
+            config.alerts.baselines.max_entities,
+            checkpoint.clone(),
+        )
+    });
     let live_yara = LiveYara::load(
         config.rules.bundled,
         &config.rules.yara_dirs,
@@ -139,8 +148,9 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         yara,
         flow: std::sync::Mutex::new(AlertFlow::new(&config.alerts).with_baselines(
             BaselineEngine::new(&baselines.defs, config.alerts.baselines.max_entities),
-            data_dir.path().join("baselines").join("state.json"),
+            checkpoint.clone(),
         )),
+        baselines: live_baselines.clone(),
         audit: audit.clone(),
         checkpoint_every: Duration::from_secs(config.alerts.baselines.checkpoint_seconds),
         cancel: cancel.clone(),
@@ -151,6 +161,9 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         (
             rules.clone().spawn_watch(every, cancel.clone()),
             live_yara.clone().spawn_watch(every, cancel.clone()),
+            live_baselines
+                .clone()
+                .map(|b| b.spawn_watch(every, cancel.clone())),
         )
     });
     // Responders are set up before anything listens: a missing secret fails the start.
@@ -413,9 +426,12 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
     }
     refresh.await.context("false-positive refresh failed")?;
     sampling.await.context("health sampling failed")?;
-    if let Some((sigma_watch, yara_watch)) = watch {
+    if let Some((sigma_watch, yara_watch, baseline_watch)) = watch {
         sigma_watch.await.context("rule watcher failed")?;
         yara_watch.await.context("YARA rule watcher failed")?;
+        if let Some(w) = baseline_watch {
+            w.await.context("baseline watcher failed")?;
+        }
     }
     // Every sender is gone with the router: the writer flushes and ends.
     drop(audit);

@@ -197,3 +197,117 @@ fn a_baseline_learns_keeps_its_state_over_a_restart_and_raises_a_new_term() {
     let (code, stderr) = service.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn baselines_written_while_the_service_runs_are_swapped_in_and_keep_what_they_learned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("parents.yml"),
+        "id: test-new-parent\ntitle: New parent on a host\nlevel: high\n\
+         events:\n  dataset: windows.sysmon\nentity: host.name\n\
+         new_terms:\n  field: ParentImage\n  learning_hours: 1\n",
+    )
+    .unwrap();
+    let config = common::test_config(
+        "[rules]\nbundled = false\nbaseline_dirs = [\"bl\"]\nreload_poll_ms = 200\n\
+         [alerts.dedup]\nwindow_seconds = 0\n[alerts.risk]\nenabled = false\n\
+         [alerts.silence]\nenabled = false\n",
+    );
+    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
+    let event = |parent: &str, user: &str, time: &str, pid: u64| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(CERTUTIL);
+        let mut v: Value = serde_json::from_str(&common::lines_of_file(&path).remove(0)).unwrap();
+        v["Computer"] = "ws-2".into();
+        v["ParentImage"] = parent.into();
+        v["User"] = user.into();
+        v["ProcessId"] = pid.into();
+        v["TimeCreated_SystemTime"] = time.into();
+        format!("{v}\n")
+    };
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(10));
+    let agent = service.token("agent", None);
+    let analyst = service.token("analyst", None);
+    let stored = |n: u64| {
+        wait_for("the events stored", WAIT, || {
+            let rows = common::query(&service, &analyst, "SELECT count(*) AS n FROM events");
+            (common::number(&rows, "n") == n).then_some(())
+        });
+    };
+    let explorer = "C:\\Windows\\explorer.exe";
+    common::ingest(
+        &service,
+        &agent,
+        &event(explorer, "CORP\\ann", "2026-11-23T08:00:00.000Z", 1),
+    );
+    stored(1);
+
+    // A second baseline arrives while the service runs; the first keeps what it learned.
+    std::fs::write(
+        dir.join("users.yml"),
+        "id: test-new-user\ntitle: New user on a host\nlevel: medium\n\
+         events:\n  dataset: windows.sysmon\nentity: host.name\n\
+         new_terms:\n  field: User\n  learning_hours: 1\n",
+    )
+    .unwrap();
+    let mut pid = 10;
+    wait_for("the reload swapped in", WAIT, || {
+        pid += 1;
+        common::ingest(
+            &service,
+            &agent,
+            &event(explorer, "CORP\\ann", "2026-11-23T10:00:00.000Z", pid),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        service
+            .log_tail()
+            .contains("baselines reloaded")
+            .then_some(())
+    });
+    // The log colours its fields: read it without the escape sequences.
+    let plain: String = {
+        let log = service.log_tail();
+        let mut out = String::with_capacity(log.len());
+        let mut chars = log.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|c| *c == 'm');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    assert!(
+        plain.contains("running=2 carried=1"),
+        "the unchanged baseline kept its state: {plain}"
+    );
+    // Learned before the swap: a new parent two hours after the first event is new.
+    common::ingest(
+        &service,
+        &agent,
+        &event(
+            "C:\\Users\\Public\\dropper.exe",
+            "CORP\\ann",
+            "2026-11-23T10:00:01.000Z",
+            2,
+        ),
+    );
+    // The new baseline learns from the swap on: a new user after its hour is new.
+    common::ingest(
+        &service,
+        &agent,
+        &event(explorer, "CORP\\mallory", "2026-11-23T12:30:00.000Z", 3),
+    );
+    let raised = wait_for("both baselines' alerts", WAIT, || {
+        let all = alerts(&service, &analyst);
+        let parents = of_rule(&all, "test-new-parent").len();
+        let users = of_rule(&all, "test-new-user").len();
+        (parents >= 1 && users >= 1).then_some((parents, users))
+    });
+    assert_eq!(raised, (1, 1), "one alert each");
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}

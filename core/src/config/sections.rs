@@ -520,8 +520,8 @@ pub struct RulesConfig {
     pub yara_fields: Vec<String>,
     /// Bytes of one value YARA scans at most. Default: 1048576.
     pub yara_max_scan_bytes: usize,
-    /// How often the Sigma and YARA rule folders are checked for changes, in
-    /// milliseconds; a change reloads the rules (Sigma's validated first). 0 turns
+    /// How often the Sigma, YARA and baseline folders are checked for changes, in
+    /// milliseconds; a change reloads them (Sigma rules validated first). 0 turns
     /// watching off. Default: 2000.
     pub reload_poll_ms: u64,
 }

@@ -60,11 +60,17 @@ pub struct BaselineSet {
 }
 
 impl BaselineSet {
+    /// The files [`BaselineSet::load`] reads: every file of `paths` and every `*.yml` /
+    /// `*.yaml` under the folders among them (recursively), sorted.
+    pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DetectError> {
+        crate::rule_files::rule_files(paths, &["yml", "yaml"])
+    }
+
     /// Reads every file of `paths` and every `*.yml` / `*.yaml` under the folders among
     /// them (recursively); a bad file is reported and skipped, a duplicate id too.
     pub fn load(paths: &[PathBuf]) -> Result<Self, DetectError> {
         let mut set = BaselineSet::default();
-        for path in crate::rule_files::rule_files(paths, &["yml", "yaml"])? {
+        for path in Self::files(paths)? {
             let text = std::fs::read_to_string(&path).map_err(|source| DetectError::Read {
                 path: path.clone(),
                 source,
@@ -410,27 +416,36 @@ impl BaselineEngine {
         };
         let saved: Vec<Saved> = serde_json::from_slice(&text)
             .map_err(|e| DetectError::Baseline(format!("{}: {e}", path.display())))?;
-        let mut restored = 0;
-        for s in saved {
-            if let Some(r) = self
-                .running
-                .iter_mut()
-                .find(|r| r.def.id == s.id && r.fingerprint == s.fingerprint)
-            {
-                let same_kind = matches!(
-                    (&r.state, &s.state),
-                    (State::Numeric(_), State::Numeric(_))
-                        | (State::NewTerms(_), State::NewTerms(_))
-                        | (State::Rare(_), State::Rare(_))
-                        | (State::Trend(_), State::Trend(_))
-                );
-                if same_kind {
-                    r.state = s.state;
-                    restored += 1;
-                }
-            }
-        }
-        Ok(restored)
+        Ok(saved
+            .into_iter()
+            .filter_map(|s| self.adopt(&s.id, s.fingerprint, s.state))
+            .count())
+    }
+
+    /// Takes the state of every baseline of `old` that runs here unchanged (same id and
+    /// definition); the others start afresh. Returns how many carried over.
+    pub fn take_over(&mut self, old: BaselineEngine) -> usize {
+        old.running
+            .into_iter()
+            .filter_map(|r| self.adopt(&r.def.id, r.fingerprint, r.state))
+            .count()
+    }
+
+    /// Gives `state` to the baseline `id` when its definition is the one that learned
+    /// it (`fingerprint`) and of the same kind.
+    fn adopt(&mut self, id: &str, fingerprint: u64, state: State) -> Option<()> {
+        let r = self
+            .running
+            .iter_mut()
+            .find(|r| r.def.id == id && r.fingerprint == fingerprint)?;
+        let same_kind = matches!(
+            (&r.state, &state),
+            (State::Numeric(_), State::Numeric(_))
+                | (State::NewTerms(_), State::NewTerms(_))
+                | (State::Rare(_), State::Rare(_))
+                | (State::Trend(_), State::Trend(_))
+        );
+        same_kind.then(|| r.state = state)
     }
 }
 
@@ -520,6 +535,17 @@ pub(crate) mod tests {
             "what was learned survives"
         );
         assert_eq!(again.stats()[0].entities, 1);
+
+        // A new engine takes over what the running one learned, for unchanged baselines.
+        let mut swapped = BaselineEngine::new(std::slice::from_ref(&def), 1000);
+        assert_eq!(swapped.take_over(again), 1);
+        assert!(swapped.observe(&later).is_empty(), "the state followed");
+        let edited =
+            BaselineDef::parse(&DEF.replace("learning_hours: 1", "learning_hours: 3"), "x")
+                .unwrap();
+        assert_eq!(BaselineEngine::new(&[edited], 1000).take_over(swapped), 0);
+        let mut again = BaselineEngine::new(std::slice::from_ref(&def), 1000);
+        again.restore(&path).unwrap();
 
         // A changed definition starts afresh; a damaged checkpoint is an error.
         let changed =
