@@ -108,12 +108,10 @@ fn repeats_fold_risk_adds_up_and_a_silent_source_is_raised() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
-/// A baseline from `[rules] baseline_dirs` learns a host's parent processes; what it
-/// learned survives a restart (the checkpoint), and a new parent afterwards is raised.
-#[test]
-fn a_baseline_learns_keeps_its_state_over_a_restart_and_raises_a_new_term() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bl");
+/// A folder `bl` in `tmp` with the new-parent baseline, and a config (`v.toml`) that
+/// loads it (with `extra` in `[rules]`), the other alert state off.
+fn baseline_setup(tmp: &Path, extra: &str) -> std::path::PathBuf {
+    let dir = tmp.join("bl");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("parents.yml"),
@@ -122,20 +120,35 @@ fn a_baseline_learns_keeps_its_state_over_a_restart_and_raises_a_new_term() {
          new_terms:\n  field: ParentImage\n  learning_hours: 1\n",
     )
     .unwrap();
-    let config = common::test_config(
-        "[rules]\nbundled = false\nbaseline_dirs = [\"bl\"]\n\
+    let config = common::test_config(&format!(
+        "[rules]\nbundled = false\nbaseline_dirs = [\"bl\"]\n{extra}\
          [alerts.dedup]\nwindow_seconds = 0\n[alerts.risk]\nenabled = false\n\
-         [alerts.silence]\nenabled = false\n",
-    );
-    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
+         [alerts.silence]\nenabled = false\n"
+    ));
+    std::fs::write(tmp.join("v.toml"), config).unwrap();
+    dir
+}
+
+/// The certutil true positive on `host` with this parent, user, process and time.
+fn process_event(host: &str, parent: &str, user: &str, time: &str, pid: u64) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(CERTUTIL);
+    let mut v: Value = serde_json::from_str(&common::lines_of_file(&path).remove(0)).unwrap();
+    v["Computer"] = host.into();
+    v["ParentImage"] = parent.into();
+    v["User"] = user.into();
+    v["ProcessId"] = pid.into();
+    v["TimeCreated_SystemTime"] = time.into();
+    format!("{v}\n")
+}
+
+/// A baseline from `[rules] baseline_dirs` learns a host's parent processes; what it
+/// learned survives a restart (the checkpoint), and a new parent afterwards is raised.
+#[test]
+fn a_baseline_learns_keeps_its_state_over_a_restart_and_raises_a_new_term() {
+    let tmp = tempfile::tempdir().unwrap();
+    baseline_setup(tmp.path(), "");
     let parent = |parent: &str, time: &str, pid: u64| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(CERTUTIL);
-        let mut v: Value = serde_json::from_str(&common::lines_of_file(&path).remove(0)).unwrap();
-        v["Computer"] = "ws-1".into();
-        v["ParentImage"] = parent.into();
-        v["ProcessId"] = pid.into();
-        v["TimeCreated_SystemTime"] = time.into();
-        format!("{v}\n")
+        process_event("ws-1", parent, "CORP\\asmith", time, pid)
     };
 
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
@@ -201,30 +214,9 @@ fn a_baseline_learns_keeps_its_state_over_a_restart_and_raises_a_new_term() {
 #[test]
 fn baselines_written_while_the_service_runs_are_swapped_in_and_keep_what_they_learned() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bl");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("parents.yml"),
-        "id: test-new-parent\ntitle: New parent on a host\nlevel: high\n\
-         events:\n  dataset: windows.sysmon\nentity: host.name\n\
-         new_terms:\n  field: ParentImage\n  learning_hours: 1\n",
-    )
-    .unwrap();
-    let config = common::test_config(
-        "[rules]\nbundled = false\nbaseline_dirs = [\"bl\"]\nreload_poll_ms = 200\n\
-         [alerts.dedup]\nwindow_seconds = 0\n[alerts.risk]\nenabled = false\n\
-         [alerts.silence]\nenabled = false\n",
-    );
-    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
+    let dir = baseline_setup(tmp.path(), "reload_poll_ms = 200\n");
     let event = |parent: &str, user: &str, time: &str, pid: u64| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(CERTUTIL);
-        let mut v: Value = serde_json::from_str(&common::lines_of_file(&path).remove(0)).unwrap();
-        v["Computer"] = "ws-2".into();
-        v["ParentImage"] = parent.into();
-        v["User"] = user.into();
-        v["ProcessId"] = pid.into();
-        v["TimeCreated_SystemTime"] = time.into();
-        format!("{v}\n")
+        process_event("ws-2", parent, user, time, pid)
     };
     let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
     service.wait_healthy(Duration::from_secs(10));
