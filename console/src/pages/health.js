@@ -13,6 +13,8 @@ export const title = 'Health';
 
 const POLL_MS = 10_000;
 const SILENCE_EVERY_MS = 60_000;
+/** The history shown: one hour. */
+const HOUR_MS = 3_600_000;
 
 /** @typedef {import('../metrics.js').Sample} Sample */
 
@@ -73,6 +75,8 @@ export function render(root, ctx) {
     document.removeEventListener('visibilitychange', onVisibility);
   });
 
+  /** The samples of the last hour held so far (oldest first). @type {Sample[]} */
+  let held = [];
   const load = async () => {
     stop();
     if (forbidden) {
@@ -81,10 +85,16 @@ export function render(root, ctx) {
       return;
     }
     try {
-      const data = await getJson('/v1/health/history?minutes=60', { signal: ctx.signal });
+      // After the first hour, only the samples taken since the last one held are asked for.
+      const last = held.length > 0 ? held[held.length - 1].t : null;
+      const query = last === null ? '?minutes=60' : `?minutes=60&after=${last}`;
+      const data = await getJson(`/v1/health/history${query}`, { signal: ctx.signal });
       if (ctx.signal.aborted) return;
       /** @type {Sample[]} */
-      const samples = (Array.isArray(data?.samples) ? data.samples : []).filter((/** @type {any} */ x) => typeof x?.t === 'number' && x.values && typeof x.values === 'object');
+      const fresh = (Array.isArray(data?.samples) ? data.samples : []).filter((/** @type {any} */ x) => typeof x?.t === 'number' && x.values && typeof x.values === 'object');
+      const cut = Date.now() - HOUR_MS;
+      held = held.concat(fresh).filter((x) => x.t >= cut);
+      const samples = held;
       loadedOnce = true;
       draw(samples, Number(data?.interval_seconds ?? 5));
       status.textContent = `Updated ${formatLocal(Date.now())} · ${samples.length} samples, one every ${Number(data?.interval_seconds ?? 5)} s · refreshes every ${POLL_MS / 1000} s`;
