@@ -224,9 +224,8 @@ impl LiveBaselines {
             cancel,
             move || BaselineSet::files(&dirs).unwrap_or_default(),
             move || {
-                let this = self.clone();
+                let (this, loader) = (self.clone(), self.clone());
                 async move {
-                    let loader = this.clone();
                     let built = tokio::task::spawn_blocking(move || {
                         load_baselines(loader.bundled, &loader.dirs)
                             .map(|set| BaselineEngine::new(&set.defs, loader.max_entities))

@@ -163,14 +163,13 @@ impl DetectStage {
     /// committed then).
     async fn process(&self, batch: &EventBatch) -> anyhow::Result<bool> {
         let started = std::time::Instant::now();
-        if let Some(engine) = self.baselines.as_ref().and_then(|b| b.take_pending()) {
-            let checkpoint = self
-                .baselines
-                .as_ref()
-                .map(|b| b.checkpoint.clone())
-                .unwrap_or_default();
-            let (running, carried) = self.flow().replace_baselines(engine, checkpoint);
-            tracing::info!(running, carried, "baselines reloaded");
+        if let Some(live) = &self.baselines {
+            if let Some(engine) = live.take_pending() {
+                let (running, carried) = self
+                    .flow()
+                    .replace_baselines(engine, live.checkpoint.clone());
+                tracing::info!(running, carried, "baselines reloaded");
+            }
         }
         // One rule set per batch: a reload swaps sets between batches, never within one.
         let Some(detector) = self.rules.detector() else {

@@ -51,7 +51,7 @@ pub(crate) fn load_yara(
     }
     let limits = YaraLimits {
         max_scan_bytes,
-        timeout: Duration::from_secs(1),
+        ..YaraLimits::default()
     };
     Ok(Some(Arc::new(YaraDetector::new(set, fields, limits))))
 }

@@ -90,12 +90,12 @@ struct Triage {
 }
 
 /// A refusal with a JSON error body.
-fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
+pub(super) fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
     error(status, message).into()
 }
 
 /// `value` as a SQL string literal both stores read the same way.
-fn literal(value: &str, what: &str) -> Result<String, Refusal> {
+pub(super) fn literal(value: &str, what: &str) -> Result<String, Refusal> {
     if value.contains('\'') || value.contains('\\') || value.len() > 1024 {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
@@ -107,27 +107,17 @@ fn literal(value: &str, what: &str) -> Result<String, Refusal> {
 
 /// A time parameter as Unix milliseconds.
 fn time_ms(value: &str, what: &str) -> Result<i64, Refusal> {
-    if let Ok(ms) = value.parse::<i64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| {
-            refuse(
-                StatusCode::BAD_REQUEST,
-                format!("{what}: `{value}` is neither RFC 3339 nor Unix milliseconds: {e}"),
-            )
-        })
+    super::time_ms(value, what).map_err(|e| refuse(StatusCode::BAD_REQUEST, e))
 }
 
 /// A time literal to the second (both stores compare it with `@timestamp`).
-fn time_literal(ms: i64) -> String {
+pub(super) fn time_literal(ms: i64) -> String {
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
     format!("'{}'", t.format("%Y-%m-%d %H:%M:%S"))
 }
 
 /// The rows of `sql` as JSON objects.
-async fn json_rows(
+pub(super) async fn json_rows(
     store: &dyn EventStore,
     sql: &str,
     scope: &QueryScope,
@@ -298,7 +288,7 @@ async fn folded(
     Ok(out)
 }
 
-fn authorize(
+pub(super) fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     action: &str,
@@ -416,92 +406,9 @@ async fn list_alerts(
 
 /// The columns an alert is shown with: all of them (a map column is one column on
 /// some stores and two on others, see [`join_nested_maps`]).
-const ALERT_COLUMNS: &str = "*";
-/// Events an alert's detail shows at most.
-const MAX_DETAIL_EVENTS: usize = 50;
-/// How far from an alert's time its events are looked for (correlation windows).
-const DETAIL_EVENT_SPAN_MS: i64 = 2 * 86_400_000;
-
-/// `GET /v1/alerts/{id}`: one alert with its triage, deliveries and folded repeats,
-/// and the events it names (at most 50).
-pub(crate) async fn detail(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    match alert_detail(&state, &headers, &id).await {
-        Ok(r) => r,
-        Err(r) => r.into_response(),
-    }
-}
-
-async fn alert_detail(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<Response, Refusal> {
-    let (principal, endpoint) = authorize(state, headers, "alert.get")?;
-    let scope = QueryScope {
-        tenant: principal.tenant.clone(),
-    };
-    let store = endpoint.store.as_ref();
-    let sql = format!(
-        "SELECT {ALERT_COLUMNS} FROM alerts WHERE \"alert.id\" = {} LIMIT 1",
-        literal(id, "alert id")?
-    );
-    let rows = with_state(store, &scope, json_rows(store, &sql, &scope).await?).await?;
-    let Some(alert) = rows.into_iter().next() else {
-        return Err(refuse(StatusCode::NOT_FOUND, "no such alert"));
-    };
-    let event_ids: Vec<String> = alert["event.ids"]
-        .as_array()
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .take(MAX_DETAIL_EVENTS)
-                .collect()
-        })
-        .unwrap_or_default();
-    let events = if event_ids.is_empty() {
-        Vec::new()
-    } else {
-        let at = alert["@timestamp"]
-            .as_str()
-            .and_then(|t| {
-                chrono::NaiveDateTime::parse_from_str(
-                    t.trim_end_matches('Z'),
-                    "%Y-%m-%dT%H:%M:%S%.f",
-                )
-                .ok()
-            })
-            .map(|t| t.and_utc().timestamp_millis());
-        let list: Result<Vec<String>, Refusal> =
-            event_ids.iter().map(|id| literal(id, "event id")).collect();
-        let mut conditions = vec![format!("\"event.id\" IN ({})", list?.join(", "))];
-        if let Some(tenant) = alert["tenant"].as_str() {
-            conditions.push(format!("tenant = {}", literal(tenant, "tenant")?));
-        }
-        if let Some(at) = at {
-            conditions.push(format!(
-                "\"@timestamp\" >= {}",
-                time_literal(at - DETAIL_EVENT_SPAN_MS)
-            ));
-            conditions.push(format!(
-                "\"@timestamp\" < {}",
-                time_literal(at + DETAIL_EVENT_SPAN_MS)
-            ));
-        }
-        let sql = format!(
-            "SELECT * FROM events WHERE {} ORDER BY \"@timestamp\" LIMIT {MAX_DETAIL_EVENTS}",
-            conditions.join(" AND ")
-        );
-        json_rows(store, &sql, &scope).await?
-    };
-    Ok(Json(json!({ "alert": alert, "events": events })).into_response())
-}
-
+pub(super) const ALERT_COLUMNS: &str = "*";
 /// `rows` (alerts) with their triage state, deliveries and folded repeats.
-async fn with_state(
+pub(super) async fn with_state(
     store: &dyn EventStore,
     scope: &QueryScope,
     mut rows: Vec<Value>,

@@ -55,18 +55,12 @@ pub(crate) struct HuntRequest {
     max_alerts: Option<usize>,
 }
 
-/// A time given as Unix ms (number or digits) or RFC 3339.
+/// A time given as a JSON number (Unix ms) or string (Unix ms or RFC 3339).
 fn time_ms(value: &serde_json::Value, what: &str) -> Result<i64, String> {
-    if let Some(n) = value.as_i64() {
-        return Ok(n);
+    match value.as_i64() {
+        Some(n) => Ok(n),
+        None => super::time_ms(value.as_str().unwrap_or_default(), what),
     }
-    let text = value.as_str().unwrap_or_default();
-    if let Ok(n) = text.parse::<i64>() {
-        return Ok(n);
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("{what}: `{value}` is neither RFC 3339 nor Unix milliseconds: {e}"))
 }
 
 /// The distinct tenants of `records`' rows (the batch's `tenant` column).
@@ -123,6 +117,7 @@ pub(crate) async fn hunt(
         );
     }
     let now = chrono::Utc::now().timestamp_millis();
+    let max_alerts = request.max_alerts.unwrap_or(500).clamp(1, MAX_ALERTS);
     let span = (|| {
         let to = request
             .to
@@ -141,7 +136,15 @@ pub(crate) async fn hunt(
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let text = request.sigma.clone();
+    let Ok(_running) = RUNNING.try_acquire() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "5")],
+            Json(json!({ "error": format!("{MAX_RUNNING_HUNTS} hunts are running; try again shortly") })),
+        )
+            .into_response();
+    };
+    let text = request.sigma;
     let compiled = tokio::task::spawn_blocking(move || load_rule_text(&text, "hunt.yml")).await;
     let detector = match compiled {
         Ok(Ok(Ok(sigma))) => sigma.detector,
@@ -155,15 +158,6 @@ pub(crate) async fn hunt(
         Ok(Err(e)) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("hunt task: {e}")),
     };
-    let Ok(_running) = RUNNING.try_acquire() else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(axum::http::header::RETRY_AFTER, "5")],
-            Json(json!({ "error": format!("{MAX_RUNNING_HUNTS} hunts are running; try again shortly") })),
-        )
-            .into_response();
-    };
-    let max_alerts = request.max_alerts.unwrap_or(500).clamp(1, MAX_ALERTS);
     let started = Instant::now();
     let mut stream = match query.store.read_events(from, to).await {
         Ok(s) => s,

@@ -7,6 +7,7 @@
 //! `/ready`. The routes are described
 //! in `docs/openapi.yaml`, which a test holds to the router.
 
+mod alert_detail;
 mod alerts;
 mod auth;
 mod console;
@@ -84,7 +85,7 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("get", "/v1/query/examples", get(query::examples)),
         ("post", "/v1/hunt", post(hunt::hunt)),
         ("get", "/v1/alerts", get(alerts::list)),
-        ("get", "/v1/alerts/{id}", get(alerts::detail)),
+        ("get", "/v1/alerts/{id}", get(alert_detail::detail)),
         (
             "post",
             "/v1/alerts/{id}/ack",
@@ -137,6 +138,17 @@ pub(crate) fn router(state: AppState, config: &HttpConfig) -> Router {
         ))
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// A time parameter given as Unix milliseconds or RFC 3339, as Unix milliseconds; the
+/// error names the parameter `what`.
+pub(crate) fn time_ms(value: &str, what: &str) -> Result<i64, String> {
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("{what}: `{value}` is neither RFC 3339 nor Unix milliseconds: {e}"))
 }
 
 /// A JSON error answer: `{"error": message}`.

@@ -293,8 +293,11 @@ impl BaselineDef {
         }
         match self.kind() {
             Some(Kind::Numeric(n)) => {
-                if n.warmup_intervals > 127 {
-                    return Err("numeric_anomaly.warmup_intervals: at most 127".into());
+                if n.warmup_intervals > super::numeric::MAX_SEEN {
+                    return Err(format!(
+                        "numeric_anomaly.warmup_intervals: at most {}",
+                        super::numeric::MAX_SEEN
+                    ));
                 }
                 if n.interval_minutes == 0 {
                     return Err("numeric_anomaly.interval_minutes: must be at least 1".into());

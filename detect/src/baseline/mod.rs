@@ -107,23 +107,23 @@ enum State {
 
 impl State {
     fn new(kind: &Kind, max_entities: usize) -> Self {
-        match kind {
-            Kind::Numeric(_) => {
-                let mut s = numeric::NumericState::default();
-                s.cells.set_max(max_entities);
-                State::Numeric(s)
-            }
-            Kind::NewTerms(_) => {
-                let mut s = new_terms::NewTermsState::default();
-                s.entities.set_max(max_entities);
-                State::NewTerms(s)
-            }
+        let mut state = match kind {
+            Kind::Numeric(_) => State::Numeric(numeric::NumericState::default()),
+            Kind::NewTerms(_) => State::NewTerms(new_terms::NewTermsState::default()),
             Kind::Rare(_) => State::Rare(Box::default()),
-            Kind::Trend(_) => {
-                let mut s = trend::TrendState::default();
-                s.cells.set_max(max_entities);
-                State::Trend(s)
-            }
+            Kind::Trend(_) => State::Trend(trend::TrendState::default()),
+        };
+        state.set_max(max_entities);
+        state
+    }
+
+    /// Sets the most entities kept (rare values keep no entities).
+    fn set_max(&mut self, max_entities: usize) {
+        match self {
+            State::Numeric(s) => s.cells.set_max(max_entities),
+            State::NewTerms(s) => s.entities.set_max(max_entities),
+            State::Rare(_) => {}
+            State::Trend(s) => s.cells.set_max(max_entities),
         }
     }
 
@@ -161,6 +161,9 @@ pub struct BaselineStats {
 #[derive(Debug)]
 pub struct BaselineEngine {
     running: Vec<Running>,
+    /// Entities kept at most per baseline (also for state taken from a checkpoint or
+    /// an earlier engine).
+    max_entities: usize,
 }
 
 /// What a checkpoint holds per baseline.
@@ -191,7 +194,10 @@ impl BaselineEngine {
                 })
             })
             .collect();
-        Self { running }
+        Self {
+            running,
+            max_entities,
+        }
     }
 
     /// Whether none runs.
@@ -432,8 +438,9 @@ impl BaselineEngine {
     }
 
     /// Gives `state` to the baseline `id` when its definition is the one that learned
-    /// it (`fingerprint`) and of the same kind.
-    fn adopt(&mut self, id: &str, fingerprint: u64, state: State) -> Option<()> {
+    /// it (`fingerprint`) and of the same kind; it keeps this engine's entity bound.
+    fn adopt(&mut self, id: &str, fingerprint: u64, mut state: State) -> Option<()> {
+        state.set_max(self.max_entities);
         let r = self
             .running
             .iter_mut()
@@ -535,6 +542,13 @@ pub(crate) mod tests {
             "what was learned survives"
         );
         assert_eq!(again.stats()[0].entities, 1);
+
+        // Restored state keeps the entity bound of the engine it joins.
+        let mut small = BaselineEngine::new(std::slice::from_ref(&def), 1);
+        assert_eq!(small.restore(&path).unwrap(), 1);
+        small.observe(&batch(&[("h2", "1", "a.exe", 3 * hour)]));
+        assert_eq!(small.stats()[0].entities, 1, "at most one entity");
+        assert!(small.stats()[0].evicted >= 1);
 
         // A new engine takes over what the running one learned, for unchanged baselines.
         let mut swapped = BaselineEngine::new(std::slice::from_ref(&def), 1000);

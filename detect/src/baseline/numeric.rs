@@ -43,6 +43,10 @@ pub(crate) struct Season {
     /// The fleet's running interval and its total so far.
     interval: i64,
     total: f64,
+    /// The average level of the hours learned, kept as the levels change (a factor is
+    /// read for every event).
+    #[serde(default)]
+    average: f64,
 }
 
 impl Default for Season {
@@ -52,6 +56,7 @@ impl Default for Season {
             seen: vec![0; HOURS_PER_WEEK],
             interval: i64::MIN,
             total: 0.0,
+            average: 0.0,
         }
     }
 }
@@ -77,6 +82,13 @@ impl Season {
                     self.level[h] + SEASON_ALPHA * (self.total - self.level[h])
                 };
                 self.seen[h] = self.seen[h].saturating_add(1);
+                let (sum, n) = self
+                    .level
+                    .iter()
+                    .zip(&self.seen)
+                    .filter(|(_, s)| **s > 0)
+                    .fold((0.0, 0u32), |(sum, n), (l, _)| (sum + l, n + 1));
+                self.average = sum / f64::from(n.max(1));
             }
             self.interval = index;
             self.total = 0.0;
@@ -90,20 +102,10 @@ impl Season {
     /// learned level; 1 while that hour is not learned.
     pub(crate) fn factor(&self, ms: i64) -> f64 {
         let h = hour_of_week(ms);
-        if self.seen[h] == 0 {
+        if self.seen[h] == 0 || self.average <= 0.0 {
             return 1.0;
         }
-        let (sum, n) = self
-            .level
-            .iter()
-            .zip(&self.seen)
-            .filter(|(_, s)| **s > 0)
-            .fold((0.0, 0u32), |(sum, n), (l, _)| (sum + l, n + 1));
-        let average = sum / f64::from(n.max(1));
-        if average <= 0.0 {
-            return 1.0;
-        }
-        (self.level[h] / average).clamp(FACTOR_RANGE.0, FACTOR_RANGE.1)
+        (self.level[h] / self.average).clamp(FACTOR_RANGE.0, FACTOR_RANGE.1)
     }
 }
 
@@ -293,6 +295,51 @@ mod tests {
         }
     }
 
+    /// Intervals with a burst and intervals raised, counted as true and false positives
+    /// and false negatives.
+    #[derive(Default)]
+    struct Scores {
+        tp: u32,
+        fp: u32,
+        fn_: u32,
+    }
+
+    impl Scores {
+        fn count(&mut self, burst: bool, raised: bool) {
+            match (burst, raised) {
+                (true, true) => self.tp += 1,
+                (false, true) => self.fp += 1,
+                (true, false) => self.fn_ += 1,
+                (false, false) => {}
+            }
+        }
+
+        fn precision(&self) -> f64 {
+            f64::from(self.tp) / f64::from(self.tp + self.fp).max(1.0)
+        }
+
+        fn recall(&self) -> f64 {
+            f64::from(self.tp) / f64::from(self.tp + self.fn_).max(1.0)
+        }
+    }
+
+    /// Feeds `n` events of `entity` in hour `hour`; whether one of them raised.
+    fn hour_raises(
+        state: &mut NumericState,
+        d: &NumericDef,
+        entity: u64,
+        hour: i64,
+        n: i64,
+    ) -> bool {
+        let mut raised = false;
+        for i in 0..n {
+            raised |= state
+                .observe(d, entity, hour * 3_600_000 + i * 1000, 1.0)
+                .is_some();
+        }
+        raised
+    }
+
     /// Events per hour of one entity on a weekday office (Monday to Friday, 08:00 to
     /// 18:00 UTC) or quiet hour.
     fn office_rate(hour: i64) -> u32 {
@@ -316,32 +363,20 @@ mod tests {
         };
         // 1970-01-05 was a Monday.
         let monday = 4 * 24;
-        let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
+        let mut scores = Scores::default();
         for hour in monday..monday + 24 * 7 * 6 {
             for entity in 0..100u64 {
                 let usual = office_rate(hour);
                 let noise = i64::from(rng.below(2 * usual / 3 + 1)) - i64::from(usual / 3);
                 let burst = hour >= monday + 24 * 14 && rng.below(100) == 0;
                 let n = (i64::from(usual) + noise).max(0) + if burst { 40 } else { 0 };
-                let mut raised = false;
-                for i in 0..n {
-                    let t = hour * 3_600_000 + i * 1000;
-                    raised |= state.observe(&d, entity, t, 1.0).is_some();
-                }
-                if hour < monday + 24 * 14 {
-                    continue;
-                }
-                match (burst, raised) {
-                    (true, true) => tp += 1,
-                    (false, true) => fp += 1,
-                    (true, false) => fn_ += 1,
-                    (false, false) => {}
+                let raised = hour_raises(&mut state, &d, entity, hour, n);
+                if hour >= monday + 24 * 14 {
+                    scores.count(burst, raised);
                 }
             }
         }
-        let precision = f64::from(tp) / f64::from(tp + fp).max(1.0);
-        let recall = f64::from(tp) / f64::from(tp + fn_).max(1.0);
-        (precision, recall)
+        (scores.precision(), scores.recall())
     }
 
     #[test]
@@ -378,26 +413,17 @@ mod tests {
         let mut rng = Rng(7);
         let mut state = NumericState::default();
         let d = def();
-        let (mut tp, mut fp, mut fn_) = (0, 0, 0);
+        let mut scores = Scores::default();
         for entity in 0..200u64 {
             for hour in 0..24 * 14i64 {
                 let burst = hour >= 48 && rng.below(100) == 0;
                 let n = 14 + rng.below(13) + if burst { 60 } else { 0 };
-                let mut raised = false;
-                for i in 0..n {
-                    let t = hour * 3_600_000 + (i as i64) * 1000;
-                    raised |= state.observe(&d, entity, t, 1.0).is_some();
-                }
-                match (burst, raised) {
-                    (true, true) => tp += 1,
-                    (false, true) => fp += 1,
-                    (true, false) => fn_ += 1,
-                    (false, false) => {}
-                }
+                let raised = hour_raises(&mut state, &d, entity, hour, i64::from(n));
+                scores.count(burst, raised);
             }
         }
-        let precision = f64::from(tp) / f64::from(tp + fp).max(1.0);
-        let recall = f64::from(tp) / f64::from(tp + fn_).max(1.0);
+        let (precision, recall) = (scores.precision(), scores.recall());
+        let Scores { tp, fp, fn_ } = scores;
         assert!(tp > 300, "{tp} bursts found");
         assert!(
             precision >= 0.95,
