@@ -407,6 +407,7 @@ fn write_hit(
     line.insert("event_id".into(), text(col::EVENT_ID).into());
     line.insert("dataset".into(), text(col::EVENT_DATASET).into());
     line.insert("host".into(), text(col::HOST_NAME).into());
+    line.insert("user".into(), text(col::USER_NAME).into());
     line.insert("matched".into(), string_map(&hit.matched));
     writeln!(out, "{}", serde_json::Value::Object(line)).context("writing alerts")
 }

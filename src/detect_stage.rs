@@ -9,7 +9,7 @@
 //! counts to the audit log (`alert.dedup`).
 //!
 //! ```text
-//!  bus `events` ─▶ poll ─▶ SigmaDetector + YaraDetector (rayon) ─▶ AlertFlow ─▶ bus `alerts` ─▶ commit `events`
+//!  bus `events` ─▶ poll ─▶ YaraDetector, SigmaDetector (rayon), correlations ─▶ AlertFlow ─▶ bus `alerts` ─▶ commit `events`
 //! ```
 
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,7 @@ use vedette_core::traits::{Bus, BusDelivery};
 use crate::alert_flow::{summary_detail, AlertFlow, DEDUP_ACTION};
 use crate::audit_log::{self, AuditLog};
 use crate::bus_sink::EVENTS_TOPIC;
+use crate::correlation_state::CorrelationState;
 use crate::live_rules::LiveRules;
 use crate::metrics::{LevelLabels, Metrics, RuleLabels, StateLabels};
 use crate::suppressions::Suppressions;
@@ -49,6 +50,8 @@ pub(crate) struct DetectStage {
     pub(crate) yara: Option<Arc<crate::yara_setup::LiveYara>>,
     /// Dedup, entity risk and silent sources.
     pub(crate) flow: Mutex<AlertFlow>,
+    /// Open correlation windows.
+    pub(crate) correlation: Arc<Mutex<CorrelationState>>,
     /// Baseline definitions reloaded from disk, swapped in between batches.
     pub(crate) baselines: Option<Arc<crate::alert_flow::LiveBaselines>>,
     /// Where dedup counts go.
@@ -172,18 +175,36 @@ impl DetectStage {
             }
         }
         // One rule set per batch: a reload swaps sets between batches, never within one.
-        let Some(detector) = self.rules.detector() else {
+        let Some(running) = self.rules.running() else {
             anyhow::bail!("the running rule set is poisoned");
         };
         // Likewise one YARA set per batch.
         let (events, yara) = (batch.clone(), self.yara.as_ref().and_then(|y| y.current()));
+        let correlation = self.correlation.clone();
         let detected = tokio::task::spawn_blocking(move || {
             // YARA first: its matches become the `yara.rules` column the Sigma rules see.
             let (mut alerts, events) = match &yara {
                 Some(yara) => yara.detect_and_mark(&events)?,
                 None => (Vec::new(), events),
             };
-            alerts.extend(detector.detect(&events)?);
+            let hits = running
+                .detector
+                .matches(&events.records)
+                .map_err(|e| vedette_core::CoreError::BadInput(e.to_string()))?;
+            if running.correlations.is_empty() {
+                alerts.extend(running.detector.alerts(&events, &hits));
+            } else {
+                // Hits of a rule a correlation names raise no alert of their own unless
+                // the correlation says `generate: true`.
+                let own: Vec<_> = hits
+                    .iter()
+                    .filter(|h| running.correlations.generates(h.rule))
+                    .cloned()
+                    .collect();
+                alerts.extend(running.detector.alerts(&events, &own));
+                let mut state = correlation.lock().unwrap_or_else(|p| p.into_inner());
+                alerts.extend(state.observe(&running, &events, &hits));
+            }
             Ok::<_, vedette_core::CoreError>(alerts)
         })
         .await
@@ -198,6 +219,22 @@ impl DetectStage {
             }
         };
         self.metrics.detect_events.inc_by(batch.len() as u64);
+        let stats = self
+            .correlation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stats();
+        for (kind, n) in [
+            ("late_hits", stats.late_hits),
+            ("evicted_groups", stats.evicted_groups),
+            ("dropped_hits", stats.dropped_hits),
+            ("alerts", stats.alerts),
+        ] {
+            self.metrics
+                .correlation
+                .get_or_create(&StateLabels { kind: kind.into() })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         self.metrics
             .detect_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -23,9 +23,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use vedette_core::config::RulesConfig;
-use vedette_core::traits::Detector;
+use vedette_detect::sigma::correlation::CorrelationSet;
 use vedette_detect::sigma::load::rule_files;
-use vedette_detect::sigma::CompileOutcome;
+use vedette_detect::sigma::{CompileOutcome, SigmaDetector};
 
 use crate::bundled::SIGMA_RULES;
 use crate::sigma_setup::{check_rule_text, load_run_sigma, run_rule_dirs, LoadedSigma, RuleDoc};
@@ -106,11 +106,31 @@ struct State {
     last_rejection: Option<(String, Rejection)>,
 }
 
+/// The running Sigma set: the detection rules and the correlations over their hits.
+pub(crate) struct RunningSigma {
+    /// The detection rules.
+    pub(crate) detector: SigmaDetector,
+    /// The correlation rules bound to them.
+    pub(crate) correlations: CorrelationSet,
+    /// Which load this is (1 at start, one more per reload).
+    pub(crate) generation: u64,
+}
+
+impl RunningSigma {
+    fn of(sigma: LoadedSigma, generation: u64) -> Arc<Self> {
+        Arc::new(Self {
+            detector: sigma.detector,
+            correlations: sigma.correlations,
+            generation,
+        })
+    }
+}
+
 /// The running rules and how to replace them.
 pub(crate) struct LiveRules {
     config: RulesConfig,
     local_dir: PathBuf,
-    current: RwLock<Arc<dyn Detector>>,
+    current: RwLock<Arc<RunningSigma>>,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -252,11 +272,10 @@ impl LiveRules {
             compile_ms = candidate.sigma.compile_time.as_millis() as u64,
             "sigma rules loaded"
         );
-        let detector: Arc<dyn Detector> = Arc::new(candidate.sigma.detector);
         Ok(Arc::new(Self {
             config: config.clone(),
             local_dir: local_dir.to_path_buf(),
-            current: RwLock::new(detector),
+            current: RwLock::new(RunningSigma::of(candidate.sigma, 1)),
             state: tokio::sync::Mutex::new(State {
                 hashes: candidate.hashes,
                 rules,
@@ -267,8 +286,8 @@ impl LiveRules {
         }))
     }
 
-    /// The detector of the running set.
-    pub(crate) fn detector(&self) -> Option<Arc<dyn Detector>> {
+    /// The running set.
+    pub(crate) fn running(&self) -> Option<Arc<RunningSigma>> {
         self.current.read().ok().map(|d| d.clone())
     }
 
@@ -369,9 +388,9 @@ impl LiveRules {
             unsupported: rules.iter().filter(|r| r.status != "loaded").count(),
             changed,
         };
-        let detector: Arc<dyn Detector> = Arc::new(candidate.sigma.detector);
+        let running = RunningSigma::of(candidate.sigma, report.generation);
         match self.current.write() {
-            Ok(mut current) => *current = detector,
+            Ok(mut current) => *current = running,
             Err(_) => {
                 return Err(ReloadError::Failed(anyhow::anyhow!(
                     "the running rule set is poisoned"

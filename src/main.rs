@@ -8,6 +8,7 @@ mod bus_sink;
 mod cli;
 mod compaction_metrics;
 mod config_cmd;
+mod correlation_state;
 mod data_dir;
 mod detect_cmd;
 mod detect_stage;

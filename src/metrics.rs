@@ -261,6 +261,9 @@ pub(crate) struct Metrics {
     /// `vedette_alert_state_entries{kind}`: entries of the alert state (dedup windows,
     /// risk entities, sources).
     pub(crate) alert_state: Family<StateLabels, Gauge>,
+    /// `vedette_correlation{kind}`: Sigma correlation counters since start (`late_hits`,
+    /// `evicted_groups`, `dropped_hits`, `alerts`).
+    pub(crate) correlation: Family<StateLabels, Gauge>,
     /// `vedette_audit_records_total`: audit records stored.
     pub(crate) audit_records: Counter,
     /// `vedette_audit_lost_total`: audit records that could not be stored.
@@ -420,6 +423,12 @@ impl Metrics {
             "Entries of the detection stage's alert state, by kind (dedup_windows, risk_entities, sources)",
             alert_state.clone(),
         );
+        let correlation = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "correlation",
+            "Sigma correlation counters since start, by kind (late_hits: hits older than the lateness, dropped; evicted_groups; dropped_hits; alerts)",
+            correlation.clone(),
+        );
         let audit_records = Counter::default();
         registry.register(
             "audit_records",
@@ -461,6 +470,7 @@ impl Metrics {
             alerts_suppressed,
             alerts_folded,
             alert_state,
+            correlation,
             audit_records,
             audit_lost,
             respond,

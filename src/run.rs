@@ -151,6 +151,9 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
             checkpoint.clone(),
         )),
         baselines: live_baselines.clone(),
+        correlation: Arc::new(std::sync::Mutex::new(
+            crate::correlation_state::CorrelationState::new(&config.alerts.correlation),
+        )),
         audit: audit.clone(),
         checkpoint_every: Duration::from_secs(config.alerts.baselines.checkpoint_seconds),
         cancel: cancel.clone(),

@@ -146,6 +146,17 @@ pub struct Alert {
     pub dedup_key: String,
 }
 
+/// The dedup key of an alert of `rule` on one event: the rule plus the event's entity,
+/// its host, or its user when it has no host (cloud and identity events), so that two
+/// accounts doing the same thing are two alerts, not one folded into the other.
+pub fn entity_dedup_key(rule: &str, host: Option<&str>, user: Option<&str>) -> String {
+    let entity = host
+        .filter(|h| !h.is_empty())
+        .or(user.filter(|u| !u.is_empty()))
+        .unwrap_or("");
+    format!("{rule}|{entity}")
+}
+
 /// Names of the columns of the alert schema.
 pub mod alert_col {
     /// Alert id.
@@ -289,6 +300,15 @@ pub fn alerts_from_batch(batch: &RecordBatch) -> Result<Vec<Alert>, CoreError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_dedup_key_names_the_host_else_the_user() {
+        assert_eq!(entity_dedup_key("r", Some("h1"), Some("bob")), "r|h1");
+        assert_eq!(entity_dedup_key("r", None, Some("bob")), "r|bob");
+        assert_eq!(entity_dedup_key("r", Some(""), Some("bob")), "r|bob");
+        assert_eq!(entity_dedup_key("r", None, None), "r|");
+    }
+
     use super::*;
 
     fn alert(i: i64) -> Alert {

@@ -1,5 +1,5 @@
 //! `[alerts]`: what happens to alerts after detection: dedup, entity risk, silent
-//! sources.
+//! sources, baselines, and the evaluation of correlation windows.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,30 @@ pub struct AlertsConfig {
     pub silence: SilenceConfig,
     /// Statistical baselines (definitions: `[rules]`). Default: on.
     pub baselines: BaselinesConfig,
+    /// Sigma correlation windows. Default: a minute of lateness.
+    pub correlation: CorrelationConfig,
+}
+
+/// `[alerts.correlation]`: how Sigma correlation rules are evaluated in the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorrelationConfig {
+    /// How far behind the newest event time a hit may arrive and still count, in
+    /// seconds; a window is evaluated once the newest event time is this far past it.
+    /// Larger values tolerate agents that send late (buffered, offline laptops) and
+    /// delay correlation alerts by as much event time. Default: 60.
+    pub lateness_seconds: u64,
+    /// Open groups per correlation at most (the oldest go first, counted). Default: 100000.
+    pub max_groups: usize,
+}
+
+impl Default for CorrelationConfig {
+    fn default() -> Self {
+        Self {
+            lateness_seconds: 60,
+            max_groups: 100_000,
+        }
+    }
 }
 
 /// `[alerts.baselines]`: the statistical baselines' state.

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
 
-pub use alerts::{AlertsConfig, BaselinesConfig, DedupConfig, RiskConfig, SilenceConfig};
+pub use alerts::{
+    AlertsConfig, BaselinesConfig, CorrelationConfig, DedupConfig, RiskConfig, SilenceConfig,
+};
 pub use ingest::{FileInputConfig, HttpIngestConfig, IngestConfig, SyslogConfig, SyslogTlsConfig};
 pub use responders::{PayloadTemplate, ResponderConfig};
 pub use sections::{

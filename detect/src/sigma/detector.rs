@@ -6,7 +6,7 @@ use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::TimestampMillisecondType;
 use rsigma_parser::SigmaRule;
 use sha2::{Digest, Sha256};
-use vedette_core::alert::{Alert, DetectionKind};
+use vedette_core::alert::{entity_dedup_key, Alert, DetectionKind};
 use vedette_core::batch::EventBatch;
 use vedette_core::schema::col;
 use vedette_core::traits::Detector;
@@ -80,6 +80,7 @@ impl SigmaDetector {
             let row = hit.row as usize;
             let event_id = at(event_ids, row).unwrap_or_default();
             let host = at(hosts, row);
+            let user = at(users, row);
             let time_ms = times
                 .filter(|t| t.is_valid(row))
                 .map_or(batch.ingest_time_ms, |t| t.value(row));
@@ -101,9 +102,9 @@ impl SigmaDetector {
                 rule_author: rule.author.clone(),
                 level: rule.level,
                 tags: rule.tags.clone(),
-                dedup_key: format!("{}|{}", rule.id, host.as_deref().unwrap_or("")),
+                dedup_key: entity_dedup_key(&rule.id, host.as_deref(), user.as_deref()),
                 host,
-                user: at(users, row),
+                user,
                 event_ids: vec![event_id],
                 matched: hit.matched.iter().cloned().collect::<BTreeMap<_, _>>(),
             });

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rayon::prelude::*;
-use vedette_core::alert::{Alert, DetectionKind, Level};
+use vedette_core::alert::{entity_dedup_key, Alert, DetectionKind, Level};
 use vedette_core::batch::EventBatch;
 use vedette_core::schema::col;
 use vedette_core::traits::Detector;
@@ -441,6 +441,7 @@ impl YaraDetector {
                     .map(|t| t.into_owned())
                     .unwrap_or_default();
                 let host = hosts.text(hit.row).map(|t| t.into_owned());
+                let user = users.text(hit.row).map(|t| t.into_owned());
                 let fields_hit: Vec<&str> =
                     fields.iter().filter_map(|f| f.split(": ").next()).collect();
                 let alert = Alert {
@@ -460,9 +461,9 @@ impl YaraDetector {
                     rule_author: hit.author.clone(),
                     level: hit.level,
                     tags: hit.tags.clone(),
-                    dedup_key: format!("{}|{}", hit.rule, host.as_deref().unwrap_or("")),
+                    dedup_key: entity_dedup_key(&hit.rule, host.as_deref(), user.as_deref()),
                     host,
-                    user: users.text(hit.row).map(|t| t.into_owned()),
+                    user,
                     event_ids: vec![event_id],
                     matched: [
                         ("yara.fields".to_string(), fields_hit.join(",")),

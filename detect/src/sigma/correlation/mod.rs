@@ -21,6 +21,7 @@
 //!
 //! Correlations of correlations (chaining) are reported unsupported.
 
+mod alert;
 mod compile;
 mod engine;
 mod window;

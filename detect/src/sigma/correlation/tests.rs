@@ -354,3 +354,55 @@ fn unsupported_correlations_are_reported() {
     assert!(set.is_empty());
     assert!(outcomes[0].as_deref().is_some_and(|r| r.contains("nope")));
 }
+
+#[test]
+fn a_firing_becomes_an_alert_on_its_groups_entity_with_a_stable_id() {
+    let s = setup(&EVENT_COUNT.replace("[Computer]", "[Computer, TargetUserName]"));
+    let events: Vec<Event> = (0..3)
+        .map(|i| {
+            ev(
+                i * 10,
+                &[
+                    ("EventID", "4625"),
+                    ("Computer", "ws-1"),
+                    ("TargetUserName", "bob"),
+                ],
+            )
+        })
+        .collect();
+    let mut engine = CorrelationEngine::new(&s.set, limits(30));
+    let mut b = EventBatchBuilder::new();
+    events.iter().for_each(|e| b.append(e));
+    let records = b.finish().unwrap();
+    let hits = s.detector.matches(&records).unwrap();
+    let mut fired = engine.observe(&s.set, &records, &hits).unwrap();
+    fired.extend(engine.flush(&s.set));
+    assert_eq!(fired.len(), 1);
+    let alert = fired[0].to_alert(&s.set, "acme").unwrap();
+    assert_eq!(
+        (
+            alert.rule_id.as_str(),
+            alert.rule_title.as_str(),
+            alert.kind
+        ),
+        (
+            "many",
+            "many failed",
+            vedette_core::alert::DetectionKind::Correlation
+        )
+    );
+    assert_eq!(alert.tenant, "acme");
+    assert_eq!(alert.host.as_deref(), Some("ws-1"));
+    assert_eq!(alert.user.as_deref(), Some("bob"));
+    assert_eq!(alert.matched["TargetUserName"], "bob");
+    assert_eq!(alert.matched["correlation.value"], "3");
+    assert_eq!(alert.event_ids.len(), 3);
+    assert_eq!(alert.dedup_key, "many|ws-1|bob");
+    assert_eq!(alert.time_ms, 20_000);
+    // The same firing gives the same id; another tenant's does not.
+    assert_eq!(fired[0].to_alert(&s.set, "acme").unwrap().id, alert.id);
+    assert_ne!(fired[0].to_alert(&s.set, "other").unwrap().id, alert.id);
+    let mut foreign = fired[0].clone();
+    foreign.correlation = 99;
+    assert!(foreign.to_alert(&s.set, "acme").is_none());
+}

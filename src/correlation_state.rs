@@ -1,0 +1,94 @@
+//! The open correlation windows of `vedette run`: one engine per tenant over the hits of
+//! the running Sigma set, started afresh when a reload brings a new set. Its firings
+//! become alerts that go through dedup, risk and the bus like any other.
+
+use std::collections::HashMap;
+
+use vedette_core::alert::Alert;
+use vedette_core::batch::EventBatch;
+use vedette_core::config::CorrelationConfig;
+use vedette_detect::sigma::correlation::{CorrelationEngine, CorrelationLimits, CorrelationStats};
+use vedette_detect::sigma::RuleHit;
+
+use crate::live_rules::RunningSigma;
+
+/// Correlation engines per tenant for one generation of the rules.
+#[derive(Debug)]
+pub(crate) struct CorrelationState {
+    limits: CorrelationLimits,
+    generation: u64,
+    engines: HashMap<String, CorrelationEngine>,
+    /// Counters of engines replaced by a reload, so the totals do not go back.
+    retired: CorrelationStats,
+}
+
+impl CorrelationState {
+    /// No windows open yet.
+    pub(crate) fn new(config: &CorrelationConfig) -> Self {
+        Self {
+            limits: CorrelationLimits {
+                lateness_ms: Some(
+                    i64::try_from(config.lateness_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+                ),
+                max_groups: config.max_groups.max(1),
+                ..CorrelationLimits::default()
+            },
+            generation: 0,
+            engines: HashMap::new(),
+            retired: CorrelationStats::default(),
+        }
+    }
+
+    /// Feeds the hits of `running`'s rules in `batch`; the alerts of the correlations
+    /// that fired.
+    pub(crate) fn observe(
+        &mut self,
+        running: &RunningSigma,
+        batch: &EventBatch,
+        hits: &[RuleHit],
+    ) -> Vec<Alert> {
+        if running.correlations.is_empty() {
+            return Vec::new();
+        }
+        if self.generation != running.generation {
+            if !self.engines.is_empty() {
+                tracing::info!(
+                    generation = running.generation,
+                    "rules reloaded: correlation windows start afresh"
+                );
+            }
+            let totals = self.stats();
+            self.retired = totals;
+            self.engines.clear();
+            self.generation = running.generation;
+        }
+        let limits = self.limits;
+        let engine = self
+            .engines
+            .entry(batch.tenant.clone())
+            .or_insert_with(|| CorrelationEngine::new(&running.correlations, limits));
+        match engine.observe(&running.correlations, &batch.records, hits) {
+            Ok(fired) => fired
+                .iter()
+                .filter_map(|f| f.to_alert(&running.correlations, &batch.tenant))
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, rows = batch.len(), "correlation: batch skipped");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Counters over every engine since start.
+    pub(crate) fn stats(&self) -> CorrelationStats {
+        self.engines
+            .values()
+            .map(CorrelationEngine::stats)
+            .fold(self.retired, |a, b| CorrelationStats {
+                late_hits: a.late_hits + b.late_hits,
+                evicted_groups: a.evicted_groups + b.evicted_groups,
+                dropped_hits: a.dropped_hits + b.dropped_hits,
+                alerts: a.alerts + b.alerts,
+            })
+    }
+}
