@@ -35,7 +35,8 @@ RULES=$WORK/rules
 mkdir -p "$RULES"
 cp -r "$VEDETTE_CORPORA/sigma/rules" "$RULES/sigmahq"
 cp -r rules/sigma "$RULES/bundled"
-echo "# $(wc -l < "$FILE") JSON events ($(du -h "$FILE" | cut -f1)), rules $(find "$RULES" -name '*.yml' | wc -l) files" >&2
+JSON_EVENTS=$(wc -l < "$FILE")
+echo "# $JSON_EVENTS JSON events of $EVENTS records ($(du -h "$FILE" | cut -f1)), rules $(find "$RULES" -name '*.yml' | wc -l) files" >&2
 timed() { # NAME OUT CMD...: one JSON line with seconds, hits and max RSS
     local name=$1 out=$2
     shift 2
@@ -43,7 +44,7 @@ timed() { # NAME OUT CMD...: one JSON line with seconds, hits and max RSS
     start=$(date +%s.%N)
     /usr/bin/time -o "$WORK/rss" -f "%M" "$@" > "$out" 2> "$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
     end=$(date +%s.%N)
-    echo "{\"command\": \"$name\", \"events\": $EVENTS, \"seconds\": $(echo "$end - $start" | bc), \"hits\": $(wc -l < "$out"), \"max_rss_kib\": $(cat "$WORK/rss")}"
+    echo "{\"command\": \"$name\", \"events\": $JSON_EVENTS, \"seconds\": $(echo "$end - $start" | bc), \"hits\": $(wc -l < "$out"), \"max_rss_kib\": $(cat "$WORK/rss")}"
 }
 for run in $(seq "$RUNS"); do
     timed "vedette detect" "$WORK/vedette.jsonl" "$VEDETTE" detect --rules "$RULES" "$FILE" | tee -a "$WORK/runs"
@@ -58,6 +59,10 @@ runs = [json.loads(l) for l in open(sys.argv[1])]
 v = [r["seconds"] for r in runs if r["command"] == "vedette detect"]
 r = [r["seconds"] for r in runs if r["command"] == "rsigma engine eval"]
 ratios = sorted(b / a for a, b in zip(v, r))
+events = runs[0]["events"]
+for name, secs in (("vedette detect", v), ("rsigma engine eval", r)):
+    rates = sorted(events / x for x in secs)
+    print(f"# {name}: events/s min {rates[0]:,.0f}, median {statistics.median(rates):,.0f}, max {rates[-1]:,.0f}")
 print(f"# ratio rsigma seconds / vedette seconds over {len(ratios)} paired runs: "
       f"min {ratios[0]:.2f}, median {statistics.median(ratios):.2f}, max {ratios[-1]:.2f}")
 one = [x["seconds"] for x in runs if x["command"] == "vedette detect on CPUs 0"]

@@ -3,6 +3,8 @@
 //! correlation raises the alert of every injected story (Sigma, YARA, baseline,
 //! correlation), each on the story's own entity.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use serde_json::Value;

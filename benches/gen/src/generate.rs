@@ -68,20 +68,22 @@ pub fn generate(
     };
     let mut written = Written::default();
     for record in stream.take(events as usize) {
-        if !files.contains_key(&record.source) {
-            let ext = if record.source.is_json() {
-                "jsonl"
-            } else {
-                "log"
-            };
-            let path = out.join(format!("{}.{ext}", record.source.name()));
-            files.insert(record.source, BufWriter::new(File::create(&path)?));
-            written.files.push(path);
-        }
-        if let Some(f) = files.get_mut(&record.source) {
-            f.write_all(record.text.as_bytes())?;
-            f.write_all(b"\n")?;
-        }
+        let f = match files.entry(record.source) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let ext = if record.source.is_json() {
+                    "jsonl"
+                } else {
+                    "log"
+                };
+                let path = out.join(format!("{}.{ext}", record.source.name()));
+                let file = BufWriter::new(File::create(&path)?);
+                written.files.push(path);
+                e.insert(file)
+            }
+        };
+        f.write_all(record.text.as_bytes())?;
+        f.write_all(b"\n")?;
         if let (Some(c), true) = (combined.as_mut(), record.source.is_json()) {
             if logsource_fields {
                 let mut event: Value = serde_json::from_str(&record.text)?;

@@ -9,6 +9,7 @@
 //! HTTP and syslog and measures capacity, latency, resources, bytes stored and the
 //! recall of the injected truth ([`run`]).
 
+pub mod agree;
 pub mod attacks;
 pub mod generate;
 pub mod http;

@@ -78,6 +78,20 @@ enum Command {
         /// Seconds of each phase (overrides the scenario).
         #[arg(long)]
         seconds: Option<u64>,
+        /// Then wait this many seconds (the Parquet store compacts a folder quiet for
+        /// five minutes) and measure the bytes on disk and the queries again.
+        #[arg(long, default_value_t = 0)]
+        settle: u64,
+    },
+    /// Compare the hits of `vedette detect` and `rsigma engine eval` on the same events:
+    /// hits per rule id, and the rules where they differ.
+    Agree {
+        /// `vedette detect` output (JSON lines).
+        #[arg(long)]
+        vedette: PathBuf,
+        /// `rsigma engine eval` output (JSON lines).
+        #[arg(long)]
+        rsigma: PathBuf,
     },
 }
 
@@ -151,6 +165,7 @@ fn main() -> anyhow::Result<()> {
             clickhouse,
             cpus,
             seconds,
+            settle,
         } => {
             let scenario = Scenario::load(&scenario)?;
             let report = run(
@@ -161,11 +176,15 @@ fn main() -> anyhow::Result<()> {
                     clickhouse,
                     cpus,
                     seconds,
+                    settle_seconds: settle,
                 },
             )?;
             if !report.full_recall {
                 anyhow::bail!("recall below 100 %: see the missed stories above");
             }
+        }
+        Command::Agree { vedette, rsigma } => {
+            print!("{}", vedette_bench::agree::compare(&vedette, &rsigma)?);
         }
     }
     Ok(())

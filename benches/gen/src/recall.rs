@@ -84,7 +84,7 @@ pub fn recall<'a>(truth: &[Truth], alerts: impl IntoIterator<Item = &'a Value>) 
         *out.expected.entry(t.kind.clone()).or_default() += 1;
         let hit = tokens_by_rule
             .get(t.rule.as_str())
-            .is_some_and(|tokens| tokens.iter().any(|k| *k == t.token));
+            .is_some_and(|tokens| tokens.contains(&t.token));
         if hit {
             *out.found.entry(t.kind.clone()).or_default() += 1;
         } else {

@@ -2,7 +2,8 @@
 //!
 //! 1. **Capacity**: `load.connections` senders take chunks of the stream and send them
 //!    (each chunk split per format into `POST /v1/ingest` requests, syslog sources as
-//!    lines on a TCP connection) as fast as the service answers, for `load.seconds`; then
+//!    lines on a TCP connection) as fast as the service answers, in rounds (all senders
+//!    finish a chunk before the next), for `load.seconds`; then
 //!    the harness waits until every record sent is received, detected and stored. The
 //!    maximum sustained rate is the records sent over the time until the last was stored.
 //! 2. **Latency at half that rate**: one sender goes on with the same stream, paced every
@@ -48,6 +49,9 @@ pub struct RunOptions {
     pub cpus: Option<String>,
     /// Overrides `load.seconds`.
     pub seconds: Option<u64>,
+    /// After the run, wait this long (the store compacts quiet folders after five
+    /// minutes) and measure the bytes on disk again.
+    pub settle_seconds: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> anyhow::Result<std::sync::MutexGuard<'_, T>> {
@@ -125,14 +129,7 @@ struct Counters {
 }
 
 fn counters(nodes: &[SocketAddr]) -> anyhow::Result<Counters> {
-    let mut text = String::new();
-    for addr in nodes {
-        let (status, body) = request(*addr, "GET", "/metrics", TOKEN, b"")?;
-        if status != 200 {
-            bail!("/metrics answered {status}");
-        }
-        text.push_str(&String::from_utf8_lossy(&body));
-    }
+    let text = counters_text(nodes)?;
     let m = |name: &str| http::metric(&text, name);
     Ok(Counters {
         received: m("vedette_ledger_received_total"),
@@ -257,39 +254,71 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
     let seconds = options.seconds.unwrap_or(scenario.load.seconds);
     let sent_stories: Sent = Arc::default();
 
-    // 1. Capacity.
+    // 1. Capacity. The senders go in rounds, each taking the next chunk and waiting for
+    // the others before the next round: event time across connections stays within one
+    // round, as with agents sending live, though the stream packs hours of event time
+    // into a chunk (a sender left behind by a slow request would otherwise send events
+    // days of event time older than the others', and correlations would drop them late).
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let go_on = Arc::new(AtomicBool::new(true));
+    let connections = scenario.load.connections.max(1);
+    let barrier = Arc::new(std::sync::Barrier::new(connections));
+    let failure: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
     let t0 = Instant::now();
-    let senders: Vec<_> = (0..scenario.load.connections.max(1))
+    let senders: Vec<_> = (0..connections)
         .map(|c| {
             let node = &nodes[c % nodes.len()];
             let (http_addr, syslog_addr) = (node.http, node.syslog);
-            let (sent, stop, stream, stories) = (
+            let (sent, stop, go_on, barrier, failure, stream, stories) = (
                 sent.clone(),
                 stop.clone(),
+                go_on.clone(),
+                barrier.clone(),
+                failure.clone(),
                 stream.clone(),
                 sent_stories.clone(),
             );
             let chunk = scenario.load.chunk.max(1);
-            std::thread::spawn(move || -> anyhow::Result<()> {
-                let mut syslog = TcpStream::connect(syslog_addr)?;
-                while !stop.load(Ordering::Relaxed) {
-                    let records = take(&stream, chunk)?;
-                    let n = records.len() as u64;
-                    let accepted = send(http_addr, &mut syslog, records)?;
-                    lock(&stories)?.extend(accepted);
-                    sent.fetch_add(n, Ordering::Relaxed);
+            std::thread::spawn(move || {
+                let mut syslog = TcpStream::connect(syslog_addr).map_err(anyhow::Error::from);
+                loop {
+                    let round = (|| -> anyhow::Result<()> {
+                        let syslog = syslog.as_mut().map_err(|e| anyhow!("{e}"))?;
+                        let records = take(&stream, chunk)?;
+                        let n = records.len() as u64;
+                        let accepted = send(http_addr, syslog, records)?;
+                        lock(&stories)?.extend(accepted);
+                        sent.fetch_add(n, Ordering::Relaxed);
+                        Ok(())
+                    })();
+                    if let Err(e) = round {
+                        stop.store(true, Ordering::Relaxed);
+                        if let Ok(mut f) = failure.lock() {
+                            f.get_or_insert(e);
+                        }
+                    }
+                    if barrier.wait().is_leader() {
+                        go_on.store(!stop.load(Ordering::Relaxed), Ordering::Relaxed);
+                    }
+                    barrier.wait();
+                    if !go_on.load(Ordering::Relaxed) {
+                        break;
+                    }
                 }
-                syslog.flush()?;
-                Ok(())
+                if let Ok(s) = syslog.as_mut() {
+                    let _ = s.flush();
+                }
             })
         })
         .collect();
     std::thread::sleep(Duration::from_secs(seconds));
     stop.store(true, Ordering::Relaxed);
     for s in senders {
-        s.join().map_err(|_| anyhow!("a sender panicked"))??;
+        s.join().map_err(|_| anyhow!("a sender panicked"))?;
+    }
+    if let Some(e) = lock(&failure)?.take() {
+        return Err(e.context("a sender failed"));
     }
     let sent_for = t0.elapsed();
     let total_sent = sent.load(Ordering::Relaxed);
@@ -492,35 +521,79 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
     report.say(format!(
         "service: {cpu:.1} CPU s in all ({cpu_capacity:.1} in the capacity phase), peak RSS {rss:.0} MiB (largest node)"
     ));
-    let stored = end.stored_events.max(1) as f64;
-    match &cluster.clickhouse {
+    for line in analyst_queries(addrs[0])? {
+        report.say(line);
+    }
+    report.say(disk_line(
+        &nodes,
+        &cluster,
+        end.stored_events,
+        "before compaction",
+    )?);
+    if options.settle_seconds > 0 {
+        std::thread::sleep(Duration::from_secs(options.settle_seconds));
+        let merges = counters_text(&addrs)
+            .map(|t| http::metric(&t, "vedette_store_compaction_merges_total"))
+            .unwrap_or(0);
+        report.say(disk_line(
+            &nodes,
+            &cluster,
+            end.stored_events,
+            &format!(
+                "{} s later, {merges} compaction merges",
+                options.settle_seconds
+            ),
+        )?);
+        for line in analyst_queries(addrs[0])? {
+            report.say(format!("after compaction: {line}"));
+        }
+    }
+    drop(nodes);
+    Ok(report)
+}
+
+/// `/metrics` of every node, one after the other.
+fn counters_text(nodes: &[SocketAddr]) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for addr in nodes {
+        let (status, body) = request(*addr, "GET", "/metrics", TOKEN, b"")?;
+        if status != 200 {
+            bail!("/metrics answered {status}");
+        }
+        text.push_str(&String::from_utf8_lossy(&body));
+    }
+    Ok(text)
+}
+
+/// Bytes on disk per stored event now, `when` saying when.
+fn disk_line(
+    nodes: &[Node],
+    cluster: &Cluster,
+    stored_events: u64,
+    when: &str,
+) -> anyhow::Result<String> {
+    let stored = stored_events.max(1) as f64;
+    Ok(match &cluster.clickhouse {
         None => {
             let events_bytes: u64 = nodes
                 .iter()
                 .map(|n| disk_bytes(&n.data_dir.join("store/events")))
                 .sum();
             let all_bytes: u64 = nodes.iter().map(|n| disk_bytes(&n.data_dir)).sum();
-            report.say(format!(
-                "disk: {:.1} bytes per stored event in the events table ({events_bytes} bytes, {} events, before compaction); {:.1} per event for the whole data folder (bus log included)",
+            format!(
+                "disk ({when}): {:.1} bytes per stored event in the events table ({events_bytes} bytes, {stored_events} events); {:.1} per event for the whole data folder (bus log included)",
                 events_bytes as f64 / stored,
-                end.stored_events,
                 all_bytes as f64 / stored
-            ));
+            )
         }
         Some(url) => {
             let bytes = clickhouse_bytes(url, &cluster.tag)?;
-            report.say(format!(
-                "disk: {:.1} bytes per stored event in ClickHouse's events table ({bytes} bytes of active parts, {} events)",
-                bytes as f64 / stored,
-                end.stored_events
-            ));
+            format!(
+                "disk ({when}): {:.1} bytes per stored event in ClickHouse's events table ({bytes} bytes of active parts, {stored_events} events)",
+                bytes as f64 / stored
+            )
         }
-    }
-    for line in analyst_queries(addrs[0])? {
-        report.say(line);
-    }
-    drop(nodes);
-    Ok(report)
+    })
 }
 
 /// Runs the analyst queries of `docs/queries.md` (in the store's dialect, from

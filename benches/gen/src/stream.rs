@@ -251,7 +251,7 @@ impl Iterator for Stream {
         if self.pending.is_empty()
             && self.attack_every > 0
             && self.index > 0
-            && self.index % self.attack_every == 0
+            && self.index.is_multiple_of(self.attack_every)
         {
             self.queue_story();
         }

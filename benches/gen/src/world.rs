@@ -27,7 +27,7 @@ impl World {
 
     /// Whether Windows host `i` is a server (it runs services, not a desktop session).
     pub fn is_server(i: u32) -> bool {
-        i % 10 == 0
+        i.is_multiple_of(10)
     }
 
     /// The name of Windows host `i`.

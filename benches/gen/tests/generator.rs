@@ -1,6 +1,8 @@
 //! The generator: deterministic from its seed, every record normalizes without a dead
 //! letter into the dataset of its source, and every kind of story is injected.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

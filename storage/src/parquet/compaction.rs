@@ -181,6 +181,7 @@ pub(crate) fn merge(
             (COVERS_KEY.to_string(), covers),
             (REPLACES_KEY.to_string(), replaces),
         ],
+        files::Codec::Compact,
     )?;
     let meta = std::fs::metadata(&path)
         .map_err(|e| CoreError::io(format!("reading {}", path.display()), e))?;
