@@ -1,12 +1,18 @@
 //! The open correlation windows of `vedette run`: one engine per tenant over the hits of
-//! the running Sigma set, started afresh when a reload brings a new set. Its firings
-//! become alerts that go through dedup, risk and the bus like any other.
+//! the running Sigma set, started afresh when a reload brings a new set, with the
+//! watermark held to the slowest partition read lately. Its firings become alerts that
+//! go through dedup, risk and the bus like any other.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use arrow::array::AsArray;
+use arrow::datatypes::TimestampMillisecondType;
 
 use vedette_core::alert::Alert;
 use vedette_core::batch::EventBatch;
 use vedette_core::config::CorrelationConfig;
+use vedette_core::schema::col;
 use vedette_detect::sigma::correlation::{CorrelationEngine, CorrelationLimits, CorrelationStats};
 use vedette_detect::sigma::RuleHit;
 
@@ -20,7 +26,13 @@ pub(crate) struct CorrelationState {
     engines: HashMap<String, CorrelationEngine>,
     /// Counters of engines replaced by a reload, so the totals do not go back.
     retired: CorrelationStats,
+    /// Per partition of the events topic: the newest event time read, and when.
+    partitions: HashMap<u32, (i64, Instant)>,
 }
+
+/// A partition not read for this long no longer holds the watermark back (it is caught
+/// up and quiet, or was moved to another node).
+const IDLE_PARTITION: Duration = Duration::from_secs(10);
 
 impl CorrelationState {
     /// No windows open yet.
@@ -36,6 +48,7 @@ impl CorrelationState {
             generation: 0,
             engines: HashMap::new(),
             retired: CorrelationStats::default(),
+            partitions: HashMap::new(),
         }
     }
 
@@ -62,12 +75,13 @@ impl CorrelationState {
             self.engines.clear();
             self.generation = running.generation;
         }
+        let horizon = self.horizon(batch);
         let limits = self.limits;
         let engine = self
             .engines
             .entry(batch.tenant.clone())
             .or_insert_with(|| CorrelationEngine::new(&running.correlations, limits));
-        match engine.observe(&running.correlations, &batch.records, hits) {
+        match engine.observe_within(&running.correlations, &batch.records, hits, horizon) {
             Ok(fired) => fired
                 .iter()
                 .filter_map(|f| f.to_alert(&running.correlations, &batch.tenant))
@@ -77,6 +91,29 @@ impl CorrelationState {
                 Vec::new()
             }
         }
+    }
+
+    /// The event time the watermark may reach: the oldest of the newest event times of
+    /// the partitions read lately. Partitions are read in any order, and a backlog drains
+    /// them unevenly; without this, hits of a partition read behind the others would be
+    /// older than the watermark and dropped as late.
+    fn horizon(&mut self, batch: &EventBatch) -> Option<i64> {
+        let newest = batch
+            .records
+            .column_by_name(col::TIMESTAMP)
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+            .and_then(arrow::compute::max);
+        let now = Instant::now();
+        if let (Some(position), Some(t)) = (&batch.position, newest) {
+            let entry = self
+                .partitions
+                .entry(position.partition)
+                .or_insert((t, now));
+            *entry = (entry.0.max(t), now);
+        }
+        self.partitions
+            .retain(|_, (_, read)| now.duration_since(*read) < IDLE_PARTITION);
+        self.partitions.values().map(|(t, _)| *t).min()
     }
 
     /// Counters over every engine since start.

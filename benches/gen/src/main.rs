@@ -78,6 +78,10 @@ enum Command {
         /// Seconds of each phase (overrides the scenario).
         #[arg(long)]
         seconds: Option<u64>,
+        /// Events per second of the latency phase (overrides the scenario; default half
+        /// the capacity measured).
+        #[arg(long)]
+        rate: Option<u64>,
         /// Then wait this many seconds (the Parquet store compacts a folder quiet for
         /// five minutes) and measure the bytes on disk and the queries again.
         #[arg(long, default_value_t = 0)]
@@ -165,6 +169,7 @@ fn main() -> anyhow::Result<()> {
             clickhouse,
             cpus,
             seconds,
+            rate,
             settle,
         } => {
             let scenario = Scenario::load(&scenario)?;
@@ -176,6 +181,7 @@ fn main() -> anyhow::Result<()> {
                     clickhouse,
                     cpus,
                     seconds,
+                    rate,
                     settle_seconds: settle,
                 },
             )?;

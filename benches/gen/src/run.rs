@@ -6,8 +6,8 @@
 //!    finish a chunk before the next), for `load.seconds`; then
 //!    the harness waits until every record sent is received, detected and stored. The
 //!    maximum sustained rate is the records sent over the time until the last was stored.
-//! 2. **Latency at half that rate**: one sender goes on with the same stream, paced every
-//!    50 ms. For each story in it: from the answer to the request that carried its last
+//! 2. **Latency at half that rate** (or `load.rate`): one sender goes on with the same
+//!    stream, paced every 50 ms. For each story in it: from the answer to the request that carried its last
 //!    event (accepted, durable) to the first webhook delivery naming it (the harness's
 //!    receiver is the service's responder), and, for stories whose token is the alert's
 //!    host or user, to the first `POST /v1/query` answer that shows the stored alert
@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub cpus: Option<String>,
     /// Overrides `load.seconds`.
     pub seconds: Option<u64>,
+    /// Overrides `load.rate` (events/s of the latency phase).
+    pub rate: Option<u64>,
     /// After the run, wait this long (the store compacts quiet folders after five
     /// minutes) and measure the bytes on disk again.
     pub settle_seconds: u64,
@@ -342,7 +344,11 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
     ));
 
     // 2. Latency at half the capacity.
-    let per_tick = ((capacity / 2.0 * 0.05).round() as usize).max(1);
+    let rate = options
+        .rate
+        .or((scenario.load.rate > 0).then_some(scenario.load.rate))
+        .map_or(capacity / 2.0, |r| r as f64);
+    let per_tick = ((rate * 0.05).round() as usize).max(1);
     let phase_from = lock(&sent_stories)?.len();
     let stored_seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let polls = Arc::new(AtomicU64::new(0));
@@ -471,8 +477,13 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
         )
     };
     report.say(format!(
-        "latency phase: {phase_sent} records at {:.0} events/s (half of the capacity), {} stories",
+        "latency phase: {phase_sent} records at {:.0} events/s ({}), {} stories",
         per_tick as f64 * 20.0,
+        if rate == capacity / 2.0 {
+            "half of the capacity"
+        } else {
+            "the rate chosen"
+        },
         phase_stories.len()
     ));
     report.say(

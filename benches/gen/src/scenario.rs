@@ -251,6 +251,9 @@ pub struct Load {
     /// Records per chunk a sender takes (split per format into requests).
     #[serde(default = "default_chunk")]
     pub chunk: usize,
+    /// Events per second of the latency phase; 0: half the capacity measured.
+    #[serde(default)]
+    pub rate: u64,
 }
 
 fn default_seconds() -> u64 {
@@ -269,6 +272,7 @@ impl Default for Load {
             seconds: default_seconds(),
             connections: default_connections(),
             chunk: default_chunk(),
+            rate: 0,
         }
     }
 }

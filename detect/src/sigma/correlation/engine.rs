@@ -157,6 +157,20 @@ impl CorrelationEngine {
         batch: &RecordBatch,
         hits: &[RuleHit],
     ) -> Result<Vec<CorrelationAlert>, DetectError> {
+        self.observe_within(set, batch, hits, None)
+    }
+
+    /// [`Self::observe`], with the event time the watermark may reach capped at
+    /// `horizon_ms` (less the lateness): a reader of several partitions passes the
+    /// oldest of their newest event times, so that hits of a partition read behind the
+    /// others are not late.
+    pub fn observe_within(
+        &mut self,
+        set: &CorrelationSet,
+        batch: &RecordBatch,
+        hits: &[RuleHit],
+        horizon_ms: Option<i64>,
+    ) -> Result<Vec<CorrelationAlert>, DetectError> {
         if set.is_empty() || hits.is_empty() {
             return Ok(Vec::new());
         }
@@ -223,6 +237,7 @@ impl CorrelationEngine {
         let Some(max) = self.state.max_time else {
             return Ok(Vec::new());
         };
+        let max = horizon_ms.map_or(max, |h| max.min(h));
         Ok(self.advance(set, max.saturating_sub(lateness)))
     }
 

@@ -406,3 +406,53 @@ fn a_firing_becomes_an_alert_on_its_groups_entity_with_a_stable_id() {
     foreign.correlation = 99;
     assert!(foreign.to_alert(&s.set, "acme").is_none());
 }
+
+#[test]
+fn a_horizon_keeps_the_hits_of_a_partition_read_behind_from_being_late() {
+    let s = setup(EVENT_COUNT);
+    let batch = |events: &[Event]| {
+        let mut b = EventBatchBuilder::new();
+        events.iter().for_each(|e| b.append(e));
+        let records = b.finish().unwrap();
+        let hits = s.detector.matches(&records).unwrap();
+        (records, hits)
+    };
+    // Partition 1 is read first and is far ahead in event time; partition 0's burst
+    // (three hits at 0-2 s) comes after it.
+    let ahead = batch(&[failed(1000, "a")]);
+    let behind = batch(&[failed(0, "b"), failed(1, "b"), failed(2, "b")]);
+
+    let mut plain = CorrelationEngine::new(&s.set, limits(10));
+    plain.observe(&s.set, &ahead.0, &ahead.1).unwrap();
+    assert!(plain
+        .observe(&s.set, &behind.0, &behind.1)
+        .unwrap()
+        .is_empty());
+    assert_eq!(plain.stats().late_hits, 3);
+
+    let mut capped = CorrelationEngine::new(&s.set, limits(10));
+    // Partition 0 has not been read yet: its newest event time is unknown, the horizon
+    // is the oldest known (partition 1's own, once partition 0 reports 0 s).
+    let fired = capped
+        .observe_within(&s.set, &ahead.0, &ahead.1, Some(0))
+        .unwrap();
+    assert!(fired.is_empty());
+    let fired = capped
+        .observe_within(&s.set, &behind.0, &behind.1, Some(2_000))
+        .unwrap();
+    assert!(
+        fired.is_empty(),
+        "the burst's window is not past the watermark yet"
+    );
+    // Partition 0 moves on to 500 s: the horizon passes the burst plus the lateness.
+    let later = batch(&[failed(500, "c")]);
+    let fired = capped
+        .observe_within(&s.set, &later.0, &later.1, Some(500_000))
+        .unwrap();
+    assert_eq!(capped.stats().late_hits, 0);
+    let groups: Vec<Vec<String>> = fired
+        .iter()
+        .map(|a| a.group.iter().map(|(_, v)| v.clone()).collect())
+        .collect();
+    assert_eq!(groups, vec![vec!["b".to_string()]]);
+}
