@@ -27,7 +27,7 @@
 //! agents spread their requests over the nodes, and the counters are summed over them.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use vedette_bench::http::{free_addr, percentile, usage};
 
 /// Admin token the harness starts the service with.
 const TOKEN: &str = "service-bench-admin-token-0123456789";
@@ -47,50 +48,10 @@ const WEBHOOK_SECRET: &str = "service-bench-webhook-secret-0123";
 /// When the delivery of the alert on host `lat-{n}` arrived, by `n`.
 type Deliveries = Arc<Mutex<std::collections::HashMap<u64, Instant>>>;
 
-/// A webhook receiver on loopback: answers 200 to every request and notes when the
-/// delivery of each `lat-{n}` host's alert arrived. Returns its address.
+/// A webhook receiver on loopback that notes when the delivery of each `lat-{n}`
+/// host's alert arrived. Returns its address.
 fn receiver(deliveries: Deliveries) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let deliveries = deliveries.clone();
-            std::thread::spawn(move || serve_webhooks(stream, &deliveries));
-        }
-    });
-    Ok(addr)
-}
-
-fn serve_webhooks(
-    mut stream: TcpStream,
-    deliveries: &Mutex<std::collections::HashMap<u64, Instant>>,
-) {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 << 10];
-    loop {
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while buf.len() < end + 4 + len {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let arrived = Instant::now();
-        let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
-        buf.drain(..end + 4 + len);
+    vedette_bench::http::webhook_receiver_with(move |body, arrived| {
         let host = body
             .split("\"host\":\"lat-")
             .nth(1)
@@ -99,13 +60,7 @@ fn serve_webhooks(
         if let (Some(n), Ok(mut d)) = (host, deliveries.lock()) {
             d.entry(n).or_insert(arrived);
         }
-        if stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .is_err()
-        {
-            return;
-        }
-    }
+    })
 }
 
 /// Command line.
@@ -154,10 +109,6 @@ fn total_of(nodes: &[SocketAddr], name: &str) -> anyhow::Result<u64> {
         sum += metric(&metrics(*addr)?, name);
     }
     Ok(sum)
-}
-
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 /// One HTTP/1.1 request on a new connection; the status and body.
@@ -243,22 +194,6 @@ fn ingest(addr: SocketAddr, body: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU seconds and peak RSS (MiB) of process `pid`.
-fn usage(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let cpu = (ticks(11) + ticks(12)) as f64 / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (cpu, hwm_kib / 1024.0)
-}
-
 struct Service {
     child: Child,
     addr: SocketAddr,
@@ -306,14 +241,6 @@ fn start(vedette: &PathBuf, webhook: SocketAddr, sections: &str) -> anyhow::Resu
         std::thread::sleep(Duration::from_millis(20));
     }
     bail!("vedette did not become healthy")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn main() -> anyhow::Result<()> {

@@ -97,21 +97,36 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
 /// When the first delivery naming each story token (`atk-NNNNNN`) arrived.
 pub type Deliveries = Arc<Mutex<HashMap<String, Instant>>>;
 
-/// A webhook receiver on loopback: answers 200 to everything and notes, for each story
-/// token in a delivery, when it first arrived. Returns its address.
+/// A webhook receiver on loopback that notes, for each story token in a delivery, when
+/// it first arrived. Returns its address.
 pub fn webhook_receiver(deliveries: Deliveries) -> anyhow::Result<SocketAddr> {
+    webhook_receiver_with(move |body, arrived| {
+        if let Ok(mut d) = deliveries.lock() {
+            for token in tokens(body) {
+                d.entry(token).or_insert(arrived);
+            }
+        }
+    })
+}
+
+/// A webhook receiver on loopback: answers 200 to every request and hands each body,
+/// with when it arrived, to `on_delivery`. Returns its address.
+pub fn webhook_receiver_with(
+    on_delivery: impl Fn(&str, Instant) + Send + Sync + 'static,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
+    let on_delivery = Arc::new(on_delivery);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let deliveries = deliveries.clone();
-            std::thread::spawn(move || serve_webhooks(stream, &deliveries));
+            let on_delivery = on_delivery.clone();
+            std::thread::spawn(move || serve_webhooks(stream, &*on_delivery));
         }
     });
     Ok(addr)
 }
 
-fn serve_webhooks(mut stream: TcpStream, deliveries: &Mutex<HashMap<String, Instant>>) {
+fn serve_webhooks(mut stream: TcpStream, on_delivery: &dyn Fn(&str, Instant)) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 << 10];
     loop {
@@ -137,11 +152,7 @@ fn serve_webhooks(mut stream: TcpStream, deliveries: &Mutex<HashMap<String, Inst
         let arrived = Instant::now();
         let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
         buf.drain(..end + 4 + len);
-        if let Ok(mut d) = deliveries.lock() {
-            for token in tokens(&body) {
-                d.entry(token).or_insert(arrived);
-            }
-        }
+        on_delivery(&body, arrived);
         if stream
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
             .is_err()
