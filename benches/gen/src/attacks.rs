@@ -49,6 +49,16 @@ pub struct Truth {
     pub time_ms: i64,
 }
 
+impl std::fmt::Display for Truth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} (record {}, {})",
+            self.kind, self.rule, self.token, self.index, self.source
+        )
+    }
+}
+
 /// The kinds of story, taken in turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Story {
@@ -324,9 +334,4 @@ pub fn truth(story: Story, n: u64, source: Source, index: u64, time_ms: i64) -> 
         index,
         time_ms,
     }
-}
-
-/// The Sigma rule ids the Sigma stories match (all bundled).
-pub fn sigma_rules() -> impl Iterator<Item = &'static str> {
-    SIGMA_TEMPLATES.iter().map(|t| t.rule)
 }

@@ -102,7 +102,7 @@ pub type Deliveries = Arc<Mutex<HashMap<String, Instant>>>;
 pub fn webhook_receiver(deliveries: Deliveries) -> anyhow::Result<SocketAddr> {
     webhook_receiver_with(move |body, arrived| {
         if let Ok(mut d) = deliveries.lock() {
-            for token in tokens(body) {
+            for token in crate::recall::tokens(body) {
                 d.entry(token).or_insert(arrived);
             }
         }
@@ -162,23 +162,6 @@ fn serve_webhooks(mut stream: TcpStream, on_delivery: &dyn Fn(&str, Instant)) {
     }
 }
 
-/// The story tokens (`atk-` and six digits, not followed by a seventh) in `text`.
-pub fn tokens(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("atk-") {
-        let digits = rest.as_bytes()[at + 4..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if digits == 6 {
-            out.push(rest[at..at + 10].to_string());
-        }
-        rest = &rest[at + 4..];
-    }
-    out
-}
-
 /// CPU seconds and peak RSS (MiB) of process `pid`, from `/proc`.
 pub fn usage(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -219,9 +202,5 @@ mod tests {
             b"abcde"
         );
         assert!(dechunk(b"9\r\nabc").is_err());
-        assert_eq!(
-            tokens("host atk-000001.corp, atk-0000123, atk-12, atk-999999"),
-            ["atk-000001", "atk-999999"]
-        );
     }
 }

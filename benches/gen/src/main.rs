@@ -153,10 +153,7 @@ fn main() -> anyhow::Result<()> {
                 r.summary()
             );
             for t in &r.missed {
-                println!(
-                    "missed: {} {} {} (record {}, {})",
-                    t.kind, t.rule, t.token, t.index, t.source
-                );
+                println!("missed: {t}");
             }
             if !r.missed.is_empty() {
                 std::process::exit(1);

@@ -58,26 +58,32 @@ pub fn rule_of(alert: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// The story tokens (`atk-` and six digits, not followed by a seventh) in `text`.
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("atk-") {
+        let digits = rest.as_bytes()[at + 4..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 6 {
+            out.push(rest[at..at + 10].to_string());
+        }
+        rest = &rest[at + 4..];
+    }
+    out
+}
+
 /// Matches `alerts` to `truth`.
 pub fn recall<'a>(truth: &[Truth], alerts: impl IntoIterator<Item = &'a Value>) -> Recall {
     let mut tokens_by_rule: HashMap<&str, Vec<String>> = HashMap::new();
     for alert in alerts {
         let Some(rule) = rule_of(alert) else { continue };
-        let text = alert.to_string();
-        let tokens = tokens_by_rule.entry(rule).or_default();
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find("atk-") {
-            let bytes = &rest.as_bytes()[at..];
-            let digits = bytes
-                .iter()
-                .skip(4)
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            if digits == 6 {
-                tokens.push(rest[at..at + 10].to_string());
-            }
-            rest = &rest[at + 4..];
-        }
+        tokens_by_rule
+            .entry(rule)
+            .or_default()
+            .extend(tokens(&alert.to_string()));
     }
     let mut out = Recall::default();
     for t in truth {
@@ -126,5 +132,9 @@ mod tests {
         let missed: Vec<u64> = r.missed.iter().map(|t| t.id).collect();
         assert_eq!(missed, [2, 12]);
         assert!((r.ratio() - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(
+            tokens("host atk-000001.corp, atk-0000123, atk-12, atk-999999"),
+            ["atk-000001", "atk-999999"]
+        );
     }
 }

@@ -29,8 +29,8 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 
 use crate::attacks::Truth;
-use crate::http::{self, percentile, request, tokens, usage, Deliveries};
-use crate::recall::recall;
+use crate::http::{self, percentile, request, usage, Deliveries};
+use crate::recall::{recall, tokens};
 use crate::scenario::{repo_root, Scenario};
 use crate::service::{self, disk_bytes, Cluster, Node, TOKEN};
 use crate::sources::Transport;
@@ -165,33 +165,28 @@ fn drained(nodes: &[SocketAddr], sent: u64, limit: Duration) -> anyhow::Result<C
     }
 }
 
-/// The report of a run.
+/// What a run concludes (its figures are printed as it goes).
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Text lines, in order.
-    pub lines: Vec<String>,
     /// Whether every story's alert was found.
     pub full_recall: bool,
 }
 
-impl Report {
-    fn say(&mut self, line: String) {
-        println!("{line}");
-        self.lines.push(line);
-    }
+/// Prints one line of the report.
+fn say(line: String) {
+    println!("{line}");
 }
 
-/// Runs `scenario` with `options`.
-pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> {
-    let repo = repo_root()?;
-    let sigma_dirs = scenario.service.sigma_paths(&repo)?;
+/// The Kafka brokers and ClickHouse URL the scenario needs (from the options, else the
+/// environment `deploy/local/up.sh` writes), with a fresh tag for topics and database.
+fn cluster(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Cluster> {
     let tag = format!(
         "bench{}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis()
     );
-    let cluster = Cluster {
+    Ok(Cluster {
         kafka: match scenario.service.bus.as_str() {
             "kafka" => Some(
                 options
@@ -213,7 +208,14 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
             _ => None,
         },
         tag,
-    };
+    })
+}
+
+/// Runs `scenario` with `options`.
+pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> {
+    let repo = repo_root()?;
+    let sigma_dirs = scenario.service.sigma_paths(&repo)?;
+    let cluster = cluster(scenario, options)?;
     let deliveries: Deliveries = Arc::default();
     let webhook = http::webhook_receiver(deliveries.clone())?;
     let load_started = Instant::now();
@@ -231,7 +233,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
         .collect::<anyhow::Result<_>>()?;
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.http).collect();
     let mut report = Report::default();
-    report.say(format!(
+    say(format!(
         "scenario {}: {} node(s) (pid {}), bus {}, store {}, Sigma folders {:?}, ready after {:.1} s{}",
         scenario.name,
         nodes.len(),
@@ -334,7 +336,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
             .fold((0.0, 0.0), |(c, r), (c1, r1)| (c + c1, f64::max(r, r1)))
     };
     let (cpu_capacity, _) = usage_all();
-    report.say(format!(
+    say(format!(
         "capacity: {total_sent} records sent in {:.1} s ({:.0}/s at the door), all stored after {:.1} s: max sustained {capacity:.0} events/s; {} dead letters; {:.1} CPU s",
         sent_for.as_secs_f64(),
         total_sent as f64 / sent_for.as_secs_f64(),
@@ -344,10 +346,10 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
     ));
 
     // 2. Latency at half the capacity.
-    let rate = options
+    let chosen = options
         .rate
-        .or((scenario.load.rate > 0).then_some(scenario.load.rate))
-        .map_or(capacity / 2.0, |r| r as f64);
+        .or((scenario.load.rate > 0).then_some(scenario.load.rate));
+    let rate = chosen.map_or(capacity / 2.0, |r| r as f64);
     let per_tick = ((rate * 0.05).round() as usize).max(1);
     let phase_from = lock(&sent_stories)?.len();
     let stored_seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -478,35 +480,31 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
             ms(v.last().copied().unwrap_or_default())
         )
     };
-    report.say(format!(
+    say(format!(
         "latency phase: {phase_sent} records at {:.0} events/s ({}), {} stories",
         per_tick as f64 * 20.0,
-        if rate == capacity / 2.0 {
-            "half of the capacity"
-        } else {
+        if chosen.is_some() {
             "the rate chosen"
+        } else {
+            "half of the capacity"
         },
         phase_stories.len()
     ));
-    report.say(
-        line("alert stored", &to_stored, wanted_stored.len())
-            + &format!(" (stored alerts polled every {poll_ms:.1} ms)"),
-    );
-    report.say(line(
+    say(line("alert stored", &to_stored, wanted_stored.len())
+        + &format!(" (stored alerts polled every {poll_ms:.1} ms)"));
+    say(line(
         "webhook delivered",
         &to_webhook,
         phase_stories.len() - correlations,
     ));
-    report.say(
-        line(
-            "webhook delivered, correlations",
-            &correlation_to_webhook,
-            correlations,
-        ) + &format!(
-            " (raised once event time passes the {} s lateness)",
-            scenario.service.correlation_lateness_seconds
-        ),
-    );
+    say(line(
+        "webhook delivered, correlations",
+        &correlation_to_webhook,
+        correlations,
+    ) + &format!(
+        " (raised once event time passes the {} s lateness)",
+        scenario.service.correlation_lateness_seconds
+    ));
 
     // 3. Recall, resources, bytes.
     let end = drained(&addrs, total_sent, Duration::from_secs(900))?;
@@ -517,7 +515,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
     let alerts = stored_alerts(addrs[0], &truth)?;
     let r = recall(&truth, &alerts);
     report.full_recall = r.missed.is_empty();
-    report.say(format!(
+    say(format!(
         "recall: {:.1} % of {} stories ({}); {} alerts stored in all",
         r.ratio() * 100.0,
         truth.len(),
@@ -525,19 +523,16 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
         end.stored_alerts
     ));
     for t in r.missed.iter().take(10) {
-        report.say(format!(
-            "  missed: {} {} {} (record {}, {})",
-            t.kind, t.rule, t.token, t.index, t.source
-        ));
+        say(format!("  missed: {t}"));
     }
     let (cpu, rss) = usage_all();
-    report.say(format!(
+    say(format!(
         "service: {cpu:.1} CPU s in all ({cpu_capacity:.1} in the capacity phase), peak RSS {rss:.0} MiB (largest node)"
     ));
     for line in analyst_queries(addrs[0])? {
-        report.say(line);
+        say(line);
     }
-    report.say(disk_line(
+    say(disk_line(
         &nodes,
         &cluster,
         end.stored_events,
@@ -548,7 +543,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
         let merges = counters_text(&addrs)
             .map(|t| http::metric(&t, "vedette_store_compaction_merges_total"))
             .unwrap_or(0);
-        report.say(disk_line(
+        say(disk_line(
             &nodes,
             &cluster,
             end.stored_events,
@@ -558,7 +553,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> anyhow::Result<Report> 
             ),
         )?);
         for line in analyst_queries(addrs[0])? {
-            report.say(format!("after compaction: {line}"));
+            say(format!("after compaction: {line}"));
         }
     }
     drop(nodes);
@@ -619,7 +614,6 @@ fn analyst_queries(node: SocketAddr) -> anyhow::Result<Vec<String>> {
     let answer: Value = serde_json::from_slice(&body)?;
     let examples = answer
         .get("examples")
-        .or(Some(&answer))
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();

@@ -139,11 +139,6 @@ impl Stream {
         }
     }
 
-    /// The world the stream runs in.
-    pub fn world(&self) -> &World {
-        &self.world
-    }
-
     fn slot(&self, index: u64) -> Slot {
         Slot {
             index,
