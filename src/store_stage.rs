@@ -1,7 +1,7 @@
 //! The storage stage of `vedette run`: members of consumer group `store` on the topics
 //! `events`, `alerts` and `dead_letters`. Batches are grouped as the store asks
-//! ([`EventStore::write_batching`]: one by one for Parquet, about a second's worth for
-//! ClickHouse) and appended to their table, and only once the store has them durably
+//! ([`EventStore::write_batching`]: about a second's worth of events for both stores,
+//! alerts sooner) and appended to their table, and only once the store has them durably
 //! are their positions committed (at-least-once; the store's
 //! writes are idempotent per bus position, so a batch read again is not stored twice).
 //! A retention pass runs every hour; a compaction pass (merging small files, deleting
@@ -115,7 +115,7 @@ impl StoreStage {
         let labels = TableLabels {
             table: table.name().to_string(),
         };
-        let batching = self.store.write_batching();
+        let batching = self.store.write_batching(table);
         let mut pending = Pending::default();
         loop {
             let wait = pending.wait(&batching);

@@ -218,3 +218,83 @@ async fn a_torn_temporary_file_is_ignored_and_cleared() {
         stored
     );
 }
+
+/// The Parquet files of one folder of the store.
+fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Batches read from the bus together are stored as one file per folder, whatever the
+/// number of batches; a batch read again after a restart (nothing cached: the store is
+/// opened anew), grouped differently or alone, is not stored twice.
+#[tokio::test]
+async fn grouped_batches_make_one_file_per_folder_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let group: Vec<_> = (0..5)
+        .map(|i| store_suite::at(store_suite::events(&format!("g{i}"), 10, 2, 0), 10 + i))
+        .collect();
+    {
+        let s = store(dir.path());
+        // One batch stored alone first, as a store of an older version would have.
+        s.append(Table::Events, &group[0]).await.unwrap();
+        s.append_all(Table::Events, &group[..3]).await.unwrap();
+    }
+    let day = dir.path().join("events/day=2026-11-20");
+    for dataset in ["windows.sysmon", "windows.security"] {
+        // The single batch's file and the group's file.
+        assert_eq!(
+            parquet_files(&day.join(format!("dataset={dataset}"))).len(),
+            2
+        );
+    }
+    let s = store(dir.path());
+    let distinct = "SELECT count(*) - count(DISTINCT \"event.id\") FROM events";
+    assert_eq!(
+        store_suite::count(&s, "SELECT count(*) FROM events").await,
+        60
+    );
+    assert_eq!(store_suite::count(&s, distinct).await, 0);
+    // Read again after the restart, grouped anew with two batches not stored yet.
+    s.append_all(Table::Events, &group[1..]).await.unwrap();
+    s.append(Table::Events, &group[2]).await.unwrap();
+    assert_eq!(
+        store_suite::count(&s, "SELECT count(*) FROM events").await,
+        100
+    );
+    assert_eq!(store_suite::count(&s, distinct).await, 0);
+    // Still so once merges ran.
+    s.set_cold_after(Duration::ZERO);
+    s.compact().await.unwrap();
+    assert_eq!(
+        store_suite::count(&s, "SELECT count(*) FROM events").await,
+        100
+    );
+    assert_eq!(store_suite::count(&s, distinct).await, 0);
+}
+
+/// A group with a batch of the wrong columns is refused whole, as bad input (the
+/// storage stage then stores the others one by one), and writes nothing.
+#[tokio::test]
+async fn a_group_with_a_wrong_batch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let mut wrong = store_suite::at(store_suite::events("w", 1, 1, 0), 2);
+    wrong.records = wrong.records.project(&[0, 1, 2]).unwrap();
+    let group = [
+        store_suite::at(store_suite::events("ok", 10, 2, 0), 1),
+        wrong,
+    ];
+    let err = s.append_all(Table::Events, &group).await.unwrap_err();
+    assert!(matches!(err, vedette_core::CoreError::BadInput(_)), "{err}");
+    assert_eq!(
+        store_suite::count(&s, "SELECT count(*) FROM events").await,
+        0
+    );
+}

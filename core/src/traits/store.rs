@@ -105,8 +105,8 @@ pub trait EventStore: Send + Sync {
         Ok(())
     }
 
-    /// How the storage stage should group batches for [`EventStore::append_all`].
-    fn write_batching(&self) -> WriteBatching {
+    /// How the storage stage should group `table`'s batches for [`EventStore::append_all`].
+    fn write_batching(&self, _table: Table) -> WriteBatching {
         WriteBatching::IMMEDIATE
     }
 

@@ -596,7 +596,7 @@ impl EventStore for ClickHouseStore {
         Ok(())
     }
 
-    fn write_batching(&self) -> WriteBatching {
+    fn write_batching(&self, _table: Table) -> WriteBatching {
         self.options.batching
     }
 

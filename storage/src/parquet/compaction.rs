@@ -183,14 +183,7 @@ pub(crate) fn merge(
         ],
         files::Codec::Compact,
     )?;
-    let meta = std::fs::metadata(&path)
-        .map_err(|e| CoreError::io(format!("reading {}", path.display()), e))?;
-    let output = FileInFolder {
-        name: name.to_string(),
-        path,
-        size: meta.len(),
-        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-    };
+    let output = FileInFolder::stat(name, path)?;
     visibility.coverage_of(&output)?;
     Ok(Merged {
         output,

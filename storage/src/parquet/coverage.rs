@@ -108,9 +108,7 @@ impl Coverage {
     /// input, everything it covered).
     pub(crate) fn add_input(&mut self, name: &str, input_coverage: Option<&Coverage>) {
         match origin(name) {
-            FileOrigin::Bus(key) => {
-                self.add_range(&key.topic, key.partition, key.offset, key.offset)
-            }
+            FileOrigin::Bus(key) => self.add_position(&key),
             FileOrigin::Compacted | FileOrigin::Loose => self.replaces.push(name.to_string()),
         }
         if let Some(c) = input_coverage {
@@ -120,6 +118,11 @@ impl Coverage {
                 }
             }
         }
+    }
+
+    /// Adds the rows of the bus batch `key`, written into the file itself.
+    pub(crate) fn add_position(&mut self, key: &BusKey) {
+        self.add_range(&key.topic, key.partition, key.offset, key.offset);
     }
 
     fn add_range(&mut self, topic: &str, partition: u32, lo: u64, hi: u64) {

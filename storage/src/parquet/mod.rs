@@ -45,6 +45,7 @@ mod compaction;
 mod coverage;
 mod files;
 mod filtered_store;
+mod grouped_append;
 mod visibility;
 
 use std::path::{Path, PathBuf};
@@ -68,7 +69,9 @@ use vedette_core::audit::audit_schema;
 use vedette_core::batch::EventBatch;
 use vedette_core::dead_letter::dead_letter_schema;
 use vedette_core::schema::{col, event_schema};
-use vedette_core::traits::{CompactionReport, EventStore, QueryScope, RecordBatchStream, Table};
+use vedette_core::traits::{
+    CompactionReport, EventStore, QueryScope, RecordBatchStream, Table, WriteBatching,
+};
 use vedette_core::CoreError;
 
 use crate::query_limits::{bounded, QueryLimits};
@@ -330,25 +333,7 @@ impl Files {
     /// Writes the parts of one batch; returns the files written.
     fn write(&self, table: Table, batch: &EventBatch) -> Result<Vec<PathBuf>, CoreError> {
         let l = layout(table);
-        let names: Vec<&str> = batch
-            .records
-            .schema_ref()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        let expected: Vec<&str> = l
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
-        if names != expected {
-            return Err(CoreError::BadInput(format!(
-                "a batch for table {} has columns {names:?}, not the table's",
-                table.name()
-            )));
-        }
+        check_columns(table, &l, batch)?;
         let stem = match &batch.position {
             Some(p) => coverage::bus_stem(&p.topic, p.partition, p.offset),
             // The process id keeps two processes writing at the same millisecond
@@ -381,6 +366,16 @@ impl Files {
         Ok(written)
     }
 
+    /// A new name for a file that accounts for others (a merge, a grouped append).
+    fn compacted_name(&self) -> String {
+        format!(
+            "{COMPACTED_PREFIX}{}-{}-{:06}.parquet",
+            chrono::Utc::now().timestamp_millis(),
+            std::process::id(),
+            self.sequence.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
     /// One compaction pass over every folder, then a sweep of doomed files.
     fn compact(&self) -> Result<CompactionReport, CoreError> {
         let mut report = CompactionReport::default();
@@ -394,12 +389,7 @@ impl Files {
                 for group in compaction::plan(&visible, now, &policy) {
                     let inputs: Vec<FileInFolder> =
                         group.iter().map(|&i| visible[i].clone()).collect();
-                    let name = format!(
-                        "{COMPACTED_PREFIX}{}-{}-{:06}.parquet",
-                        chrono::Utc::now().timestamp_millis(),
-                        std::process::id(),
-                        self.sequence.fetch_add(1, Ordering::Relaxed)
-                    );
+                    let name = self.compacted_name();
                     let merged = {
                         let _folders = self.folders.read().unwrap_or_else(|p| p.into_inner());
                         compaction::merge(&folder, &name, &inputs, &self.visibility)
@@ -491,6 +481,25 @@ impl Files {
     }
 }
 
+/// Refuses a batch whose columns are not `table`'s.
+fn check_columns(table: Table, l: &Layout, batch: &EventBatch) -> Result<(), CoreError> {
+    let names = batch.records.schema_ref().fields().iter().map(|f| f.name());
+    if !names.eq(l.schema.fields().iter().map(|f| f.name())) {
+        let names: Vec<&String> = batch
+            .records
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        return Err(CoreError::BadInput(format!(
+            "a batch for table {} has columns {names:?}, not the table's",
+            table.name()
+        )));
+    }
+    Ok(())
+}
+
 fn join_error(e: tokio::task::JoinError) -> CoreError {
     CoreError::Internal(format!("store task failed: {e}"))
 }
@@ -507,6 +516,33 @@ impl EventStore for ParquetStore {
             .await
             .map_err(join_error)?
             .map(|_| ())
+    }
+
+    async fn append_all(&self, table: Table, batches: &[EventBatch]) -> Result<(), CoreError> {
+        let batches: Vec<EventBatch> = batches.iter().filter(|b| !b.is_empty()).cloned().collect();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let files = self.files.clone();
+        tokio::task::spawn_blocking(move || files.write_all(table, &batches))
+            .await
+            .map_err(join_error)?
+            .map(|_| ())
+    }
+
+    /// Events and dead letters: a second's worth per file and folder (rows are
+    /// queryable a second later at most). Alerts: what 50 ms bring, so an alert is
+    /// queryable at once.
+    fn write_batching(&self, table: Table) -> WriteBatching {
+        let max_age = match table {
+            Table::Alerts | Table::Audit => Duration::from_millis(50),
+            Table::Events | Table::DeadLetters => Duration::from_secs(1),
+        };
+        WriteBatching {
+            max_rows: 256 * 1024,
+            max_bytes: 256 << 20,
+            max_age,
+        }
     }
 
     async fn query(&self, sql: &str, scope: &QueryScope) -> Result<RecordBatchStream, CoreError> {

@@ -36,6 +36,20 @@ pub(crate) struct FileInFolder {
     pub(crate) modified: SystemTime,
 }
 
+impl FileInFolder {
+    /// The file `name` just written at `path`, as a listing would show it.
+    pub(crate) fn stat(name: &str, path: PathBuf) -> Result<Self, CoreError> {
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| CoreError::io(format!("reading {}", path.display()), e))?;
+        Ok(Self {
+            name: name.to_string(),
+            path,
+            size: meta.len(),
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        })
+    }
+}
+
 /// The Parquet files of one folder (no temporary or hidden files).
 pub(crate) fn list_folder(dir: &Path) -> Result<Vec<FileInFolder>, CoreError> {
     let entries = match std::fs::read_dir(dir) {
@@ -85,6 +99,11 @@ pub(crate) fn read_coverage(path: &Path) -> Result<Coverage, CoreError> {
     Coverage::decode(&value(COVERS_KEY), &value(REPLACES_KEY))
 }
 
+/// The folder of a file's path.
+fn folder_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
 /// A coverage read from a file, valid while the file keeps its size and time.
 struct CachedCoverage {
     size: u64,
@@ -112,7 +131,8 @@ struct Queries {
 #[derive(Default)]
 pub(crate) struct Visibility {
     grace_ms: AtomicU64,
-    coverage: Mutex<HashMap<PathBuf, CachedCoverage>>,
+    /// Coverages of compacted files read so far, by folder and then file.
+    coverage: Mutex<HashMap<PathBuf, HashMap<PathBuf, CachedCoverage>>>,
     doomed: Mutex<BTreeMap<PathBuf, Doom>>,
     queries: Mutex<Queries>,
 }
@@ -161,13 +181,17 @@ impl Visibility {
 
     /// The coverage of the compacted file `f`, from the cache or its footer.
     pub(crate) fn coverage_of(&self, f: &FileInFolder) -> Result<Arc<Coverage>, CoreError> {
-        if let Some(c) = lock(&self.coverage).get(&f.path) {
+        let folder = folder_of(&f.path);
+        if let Some(c) = lock(&self.coverage)
+            .get(&folder)
+            .and_then(|files| files.get(&f.path))
+        {
             if c.size == f.size && c.modified == f.modified {
                 return Ok(c.coverage.clone());
             }
         }
         let coverage = Arc::new(read_coverage(&f.path)?);
-        lock(&self.coverage).insert(
+        lock(&self.coverage).entry(folder).or_default().insert(
             f.path.clone(),
             CachedCoverage {
                 size: f.size,
@@ -255,8 +279,8 @@ impl Visibility {
     /// the bus batch `key` (so writing them again would only add a hidden file).
     pub(crate) fn covered(&self, folder: &Path, key: &super::coverage::BusKey) -> bool {
         lock(&self.coverage)
-            .iter()
-            .any(|(path, c)| path.parent() == Some(folder) && c.coverage.covers(key))
+            .get(folder)
+            .is_some_and(|files| files.values().any(|c| c.coverage.covers(key)))
     }
 
     /// Whether `path` waits for deletion.
@@ -285,7 +309,15 @@ impl Visibility {
                     continue;
                 }
             }
-            lock(&self.coverage).remove(&path);
+            let folder = folder_of(&path);
+            let mut coverage = lock(&self.coverage);
+            if let Some(files) = coverage.get_mut(&folder) {
+                files.remove(&path);
+                if files.is_empty() {
+                    coverage.remove(&folder);
+                }
+            }
+            drop(coverage);
             lock(&self.doomed).remove(&path);
         }
         deleted
