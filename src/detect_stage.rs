@@ -9,7 +9,7 @@
 //! counts to the audit log (`alert.dedup`).
 //!
 //! ```text
-//!  bus `events` ─▶ poll ─▶ YaraDetector, SigmaDetector (rayon), correlations ─▶ AlertFlow ─▶ bus `alerts` ─▶ commit `events`
+//!  bus `events` ─▶ poll, join ─▶ YaraDetector, SigmaDetector (rayon), correlations ─▶ AlertFlow ─▶ bus `alerts` ─▶ commit `events`
 //! ```
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use vedette_core::traits::{Bus, BusDelivery};
 
 use crate::alert_flow::{summary_detail, AlertFlow, DEDUP_ACTION};
 use crate::audit_log::{self, AuditLog};
+use crate::bus_batches::{joined, last_positions};
 use crate::bus_sink::EVENTS_TOPIC;
 use crate::correlation_state::CorrelationState;
 use crate::live_rules::LiveRules;
@@ -33,6 +34,10 @@ use crate::suppressions::Suppressions;
 pub(crate) const ALERTS_TOPIC: &str = "alerts";
 /// Consumer group of the detection stage.
 pub(crate) const DETECT_GROUP: &str = "detect";
+/// Rows the stage gathers from what the bus already holds before matching them
+/// together: agents send small batches, and each has a fixed cost (a YARA scanner, the
+/// rules' per-column passes, an alerts append).
+const GROUP_ROWS: usize = 8192;
 /// How often silent sources are checked and closed dedup windows reported.
 const TICK: Duration = Duration::from_secs(5);
 
@@ -62,6 +67,17 @@ pub(crate) struct DetectStage {
     pub(crate) cancel: CancellationToken,
 }
 
+/// Logs a change of the partitions this member reads.
+fn log_change(change: &BusDelivery) {
+    match change {
+        BusDelivery::Assigned(ps) => {
+            tracing::info!(partitions = ?ps, "detect: partitions assigned")
+        }
+        BusDelivery::Revoked(ps) => tracing::info!(partitions = ?ps, "detect: partitions revoked"),
+        BusDelivery::Batch(_) => {}
+    }
+}
+
 impl DetectStage {
     /// Consumes `events` until shutdown.
     pub(crate) async fn run(self) -> anyhow::Result<()> {
@@ -88,12 +104,8 @@ impl DetectStage {
             };
             let batch = match delivery {
                 Ok(Some(BusDelivery::Batch(batch))) => batch,
-                Ok(Some(BusDelivery::Assigned(ps))) => {
-                    tracing::info!(partitions = ?ps, "detect: partitions assigned");
-                    continue;
-                }
-                Ok(Some(BusDelivery::Revoked(ps))) => {
-                    tracing::info!(partitions = ?ps, "detect: partitions revoked");
+                Ok(Some(change)) => {
+                    log_change(&change);
                     continue;
                 }
                 Ok(None) => continue,
@@ -105,14 +117,42 @@ impl DetectStage {
                     }
                 }
             };
-            let Some(position) = batch.position.clone() else {
-                continue;
-            };
-            if !self.process(&batch).await? {
+            // What the bus already holds joins the batch, up to GROUP_ROWS.
+            let (mut group, mut rows, mut change) = (vec![batch], 0, None);
+            rows += group[0].len();
+            while rows < GROUP_ROWS {
+                match consumer.poll(Duration::ZERO).await {
+                    Ok(Some(BusDelivery::Batch(b))) => {
+                        rows += b.len();
+                        group.push(b);
+                    }
+                    Ok(Some(other)) => {
+                        change = Some(other);
+                        break;
+                    }
+                    // An error shows again at the next poll.
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            group.retain(|b| b.position.is_some());
+            let positions = last_positions(&group);
+            let mut stopped = false;
+            for joined in joined(group) {
+                if !self.process(&joined).await? {
+                    stopped = true;
+                    break;
+                }
+            }
+            if stopped {
                 break;
             }
-            if let Err(e) = consumer.commit(&position).await {
-                tracing::warn!(error = %e, "detect: commit refused; the batch will be read again");
+            for position in positions {
+                if let Err(e) = consumer.commit(&position).await {
+                    tracing::warn!(error = %e, "detect: commit refused; the batches will be read again");
+                }
+            }
+            if let Some(change) = change {
+                log_change(&change);
             }
         }
         consumer.close().await.context("leaving the detect group")?;

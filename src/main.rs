@@ -3,6 +3,7 @@
 mod alert_flow;
 mod audit_log;
 mod bundled;
+mod bus_batches;
 mod bus_setup;
 mod bus_sink;
 mod cli;

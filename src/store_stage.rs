@@ -7,13 +7,12 @@
 //! A retention pass runs every hour; a compaction pass (merging small files, deleting
 //! what merges and retention replaced) every ten seconds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use vedette_core::batch::{BusPosition, EventBatch};
+use vedette_core::batch::EventBatch;
 use vedette_core::traits::{Bus, BusConsumer, BusDelivery, EventStore, Table, WriteBatching};
 
 use crate::bus_sink::{DEAD_LETTERS_TOPIC, EVENTS_TOPIC};
@@ -217,7 +216,7 @@ impl StoreStage {
             .ledger_stored
             .get_or_create(labels)
             .inc_by(rows as u64);
-        for position in last_positions(&batches) {
+        for position in crate::bus_batches::last_positions(&batches) {
             if let Err(e) = consumer.commit(&position).await {
                 tracing::warn!(error = %e, table = table.name(), "store: commit refused; the batch will be read again");
             }
@@ -289,24 +288,6 @@ impl Pending {
     }
 }
 
-/// The last position of each partition among `batches`: committing it commits the
-/// partition up to there.
-fn last_positions(batches: &[EventBatch]) -> Vec<BusPosition> {
-    let mut last: HashMap<(String, u32), BusPosition> = HashMap::new();
-    for position in batches.iter().filter_map(|b| b.position.as_ref()) {
-        let key = (position.topic.clone(), position.partition);
-        match last.get(&key) {
-            Some(p) if p.offset >= position.offset => {}
-            _ => {
-                last.insert(key, position.clone());
-            }
-        }
-    }
-    let mut out: Vec<BusPosition> = last.into_values().collect();
-    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,22 +299,12 @@ mod tests {
             "default",
             0,
         );
-        b.position = Some(BusPosition {
+        b.position = Some(vedette_core::batch::BusPosition {
             topic: "events".into(),
             partition,
             offset,
         });
         b
-    }
-
-    #[test]
-    fn each_partition_commits_its_last_offset() {
-        let batches = [at(1, 5), at(0, 3), at(1, 7), at(0, 2), at(1, 6)];
-        let last: Vec<(u32, u64)> = last_positions(&batches)
-            .iter()
-            .map(|p| (p.partition, p.offset))
-            .collect();
-        assert_eq!(last, [(0, 3), (1, 7)]);
     }
 
     #[test]

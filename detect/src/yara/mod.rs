@@ -36,7 +36,7 @@ use crate::field_values::FieldValues;
 
 /// Fields scanned when the configuration names none.
 pub const DEFAULT_FIELDS: [&str; 3] = ["payload", "process.command_line", "ScriptBlockText"];
-/// Rows scanned by one scanner.
+/// Fewest rows scanned by one scanner.
 const CHUNK_ROWS: usize = 512;
 /// External variables of THOR/LOKI rule sets, defined empty.
 const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
@@ -409,9 +409,14 @@ impl YaraDetector {
         if rows == 0 || self.set.rule_count() == 0 {
             return Ok(Vec::new());
         }
+        // A scanner per chunk, and setting one up costs as much as scanning hundreds
+        // of values: one chunk per thread, of CHUNK_ROWS at least.
+        let chunk = rows
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(CHUNK_ROWS);
         let chunks: Vec<std::ops::Range<usize>> = (0..rows)
-            .step_by(CHUNK_ROWS)
-            .map(|s| s..(s + CHUNK_ROWS).min(rows))
+            .step_by(chunk)
+            .map(|s| s..(s + chunk).min(rows))
             .collect();
         let hits: Vec<RuleHit> = chunks
             .into_par_iter()
