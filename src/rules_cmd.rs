@@ -81,9 +81,13 @@ fn check(args: &CheckArgs) -> anyhow::Result<()> {
                         fallbacks += 1;
                         "  (log source not in the map: sees every event of its product)".into()
                     }
+                    Routing::ByName(name) => {
+                        fallbacks += 1;
+                        format!("  (log source not in the map: sees only datasets `{name}` and `{name}.*`)")
+                    }
                     Routing::Everything => {
                         fallbacks += 1;
-                        "  (log source not in the map: sees every event)".into()
+                        "  (no log source: sees every event)".into()
                     }
                 };
                 if !args.quiet || !note.is_empty() {

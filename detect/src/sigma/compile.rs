@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use super::batch_fields::{SlotTable, KEYWORDS};
 use super::expr::{Expr, TestId};
 use super::field_matcher::FieldMatcher;
-use super::logsource::{LogsourceKey, LogsourceMap, Route, Routing};
+use super::logsource::{LogsourceKey, LogsourceMap, Route, RouteRef, Routing};
 use super::pipeline::Pipeline;
 use super::rule_meta::RuleMeta;
 use super::test_spec::{value_tests, Anchor, ExpandValues, TestSpec};
@@ -80,7 +80,7 @@ struct PlanBuilder {
     slots: SlotTable,
     tests: FxHashMap<(u32, TestSpec), TestId>,
     routes: Vec<Route>,
-    route_index: HashMap<Option<usize>, u32>,
+    route_index: HashMap<RouteRef, u32>,
 }
 
 impl PlanBuilder {
@@ -110,13 +110,11 @@ impl PlanBuilder {
         id
     }
 
-    fn route(&mut self, map: &LogsourceMap, entry: Option<usize>) -> u32 {
+    fn route(&mut self, map: &LogsourceMap, entry: RouteRef) -> u32 {
         if let Some(&r) = self.route_index.get(&entry) {
             return r;
         }
-        let route = entry
-            .and_then(|e| map.route(e).cloned())
-            .unwrap_or_else(Route::everything);
+        let route = entry.resolve(map);
         let r = self.routes.len() as u32;
         self.routes.push(route);
         self.route_index.insert(entry, r);
@@ -215,7 +213,7 @@ type Leaf = (String, TestSpec);
 
 /// A rule compiled on its own: its routing, and per route (map entry, or `None` for
 /// every event) its condition and the fields it reads.
-type RuleIr = (Routing, Vec<(Option<usize>, Expr<Leaf>, Vec<String>)>);
+type RuleIr = (Routing, Vec<(RouteRef, Expr<Leaf>, Vec<String>)>);
 
 fn rule_ir(rule: &SigmaRule, options: &CompileOptions) -> Result<RuleIr, String> {
     if rule
@@ -244,19 +242,13 @@ fn rule_ir(rule: &SigmaRule, options: &CompileOptions) -> Result<RuleIr, String>
     };
     let key = LogsourceKey::of(&rule.logsource);
     let routing = options.logsources.routing(&key);
-    let entries: Vec<Option<usize>> = match &routing {
-        Routing::Mapped(e) | Routing::ProductOnly(e) => e.iter().copied().map(Some).collect(),
-        Routing::Everything => vec![None],
-    };
-    let everything = Route::everything();
+    let entries = routing.routes();
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
-        let route = entry
-            .and_then(|e| options.logsources.route(e))
-            .unwrap_or(&everything);
+        let route = entry.resolve(&options.logsources);
         let mut ctx = RuleCtx {
             rule,
-            route,
+            route: &route,
             expand: &options.expand,
             slots: Vec::new(),
             cache: HashMap::new(),

@@ -5,7 +5,11 @@
 //! event ids, extra field conditions, and field renames for that route. A rule is
 //! routed to every entry whose `logsource` equals its own; a rule whose category or
 //! service the map does not know sees every event of its product; a rule whose
-//! product is unknown too sees every event. Both fallbacks are reported.
+//! product the map does not know (or, with no product, its category or service) sees
+//! only the events whose dataset bears that name (`cisco`, `cisco.*`), as the spec
+//! means a log source to restrict a rule, not to widen it; a rule with an empty log
+//! source sees every event. The fallbacks are reported by `vedette rules check`, and an
+//! entry with an empty `when` in the map sends a log source to every event.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -164,6 +168,36 @@ impl Route {
     pub fn everything() -> Self {
         Self::default()
     }
+
+    /// The route of the datasets that bear `name`: `name` itself and `name.*`.
+    pub fn named(name: &str) -> Self {
+        Self {
+            datasets: vec![name.to_string(), format!("{name}.*")],
+            ..Self::default()
+        }
+    }
+}
+
+/// The route a rule is compiled for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RouteRef {
+    /// An entry of the map, by index.
+    Entry(usize),
+    /// The datasets bearing a name ([`Route::named`]).
+    Named(String),
+    /// Every row.
+    Everything,
+}
+
+impl RouteRef {
+    /// The route itself.
+    pub fn resolve(&self, map: &LogsourceMap) -> Route {
+        match self {
+            RouteRef::Entry(e) => map.route(*e).cloned().unwrap_or_else(Route::everything),
+            RouteRef::Named(name) => Route::named(name),
+            RouteRef::Everything => Route::everything(),
+        }
+    }
 }
 
 /// How a rule was routed.
@@ -173,8 +207,24 @@ pub enum Routing {
     Mapped(Vec<usize>),
     /// Its category/service is not in the map: every event of its product.
     ProductOnly(Vec<usize>),
-    /// Its log source is not in the map at all: every event.
+    /// Its log source is not in the map at all: the events whose dataset bears its
+    /// product's name (its category's or service's without a product).
+    ByName(String),
+    /// Its log source is empty: every event.
     Everything,
+}
+
+impl Routing {
+    /// The routes a rule so routed is compiled for.
+    pub fn routes(&self) -> Vec<RouteRef> {
+        match self {
+            Routing::Mapped(e) | Routing::ProductOnly(e) => {
+                e.iter().copied().map(RouteRef::Entry).collect()
+            }
+            Routing::ByName(name) => vec![RouteRef::Named(name.clone())],
+            Routing::Everything => vec![RouteRef::Everything],
+        }
+    }
 }
 
 /// The log-source map.
@@ -265,7 +315,15 @@ impl LogsourceMap {
                 return Routing::ProductOnly(entries);
             }
         }
-        Routing::Everything
+        match key
+            .product
+            .as_ref()
+            .or(key.category.as_ref())
+            .or(key.service.as_ref())
+        {
+            Some(name) => Routing::ByName(name.clone()),
+            None => Routing::Everything,
+        }
     }
 }
 
@@ -293,7 +351,7 @@ logsources:
     }
 
     #[test]
-    fn routes_exact_then_product_then_everything() {
+    fn routes_exact_then_product_then_by_name() {
         let map = LogsourceMap::from_yaml(MAP).unwrap();
         assert_eq!(
             map.routing(&key(Some("windows"), Some("process_creation"), None)),
@@ -303,10 +361,21 @@ logsources:
             map.routing(&key(Some("windows"), Some("unheard_of"), None)),
             Routing::ProductOnly(vec![2])
         );
+        // An unknown product: only the datasets that bear its name.
+        let cisco = map.routing(&key(Some("cisco"), Some("aaa"), None));
+        assert_eq!(cisco, Routing::ByName("cisco".into()));
+        let route = cisco.routes()[0].resolve(&map);
+        assert!(route.accepts("cisco", None, None));
+        assert!(route.accepts("cisco.ios", None, None));
+        assert!(!route.accepts("ciscoish", None, None));
+        assert!(!route.accepts("windows.powershell", None, None));
+        // No product: its category names the datasets.
         assert_eq!(
-            map.routing(&key(Some("nope"), None, None)),
-            Routing::Everything
+            map.routing(&key(None, Some("proxy"), None)),
+            Routing::ByName("proxy".into())
         );
+        // An empty log source restricts nothing.
+        assert_eq!(map.routing(&key(None, None, None)), Routing::Everything);
         let security = map.route(1).unwrap();
         assert!(security.accepts("windows.security", Some("security"), Some("4688")));
         assert!(!security.accepts("windows.security", Some("Security"), Some("4624")));
