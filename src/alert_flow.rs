@@ -129,6 +129,12 @@ impl AlertFlow {
         now_ms: i64,
     ) -> Processed {
         self.silence.observe_batch(batch, now_ms);
+        self.raise(alerts, now_ms)
+    }
+
+    /// Folds repeats of `alerts` and adds the risk alerts they bring (alerts raised
+    /// without a batch: correlation windows closed by the clock).
+    pub(crate) fn raise(&mut self, alerts: Vec<Alert>, now_ms: i64) -> Processed {
         let (mut kept, folded) = self.dedup.filter(alerts, now_ms);
         let raised: Vec<Alert> = kept.iter().flat_map(|a| self.risk.observe(a)).collect();
         kept.extend(raised);

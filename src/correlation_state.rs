@@ -24,6 +24,8 @@ pub(crate) struct CorrelationState {
     limits: CorrelationLimits,
     generation: u64,
     engines: HashMap<String, CorrelationEngine>,
+    /// When each tenant's engine last saw a batch.
+    seen: HashMap<String, Instant>,
     /// Counters of engines replaced by a reload, so the totals do not go back.
     retired: CorrelationStats,
     /// Per partition of the events topic: the newest event time read, and when.
@@ -47,6 +49,7 @@ impl CorrelationState {
             },
             generation: 0,
             engines: HashMap::new(),
+            seen: HashMap::new(),
             retired: CorrelationStats::default(),
             partitions: HashMap::new(),
         }
@@ -76,6 +79,7 @@ impl CorrelationState {
             self.generation = running.generation;
         }
         let horizon = self.horizon(batch);
+        self.seen.insert(batch.tenant.clone(), Instant::now());
         let limits = self.limits;
         let engine = self
             .engines
@@ -91,6 +95,30 @@ impl CorrelationState {
                 Vec::new()
             }
         }
+    }
+
+    /// Closes the windows of tenants whose events stopped: event time moves on with the
+    /// wall-clock time since their last batch (so a window closes once the lateness has
+    /// passed after its end, events or not). Without this, the last burst before a
+    /// quiet spell would wait for the next event.
+    pub(crate) fn tick(&mut self, running: &RunningSigma) -> Vec<Alert> {
+        if self.generation != running.generation || running.correlations.is_empty() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let mut alerts = Vec::new();
+        for (tenant, engine) in &mut self.engines {
+            let idle = self.seen.get(tenant).map_or(0, |t| {
+                i64::try_from(now.duration_since(*t).as_millis()).unwrap_or(i64::MAX)
+            });
+            alerts.extend(
+                engine
+                    .advance_idle(&running.correlations, idle)
+                    .iter()
+                    .filter_map(|f| f.to_alert(&running.correlations, tenant)),
+            );
+        }
+        alerts
     }
 
     /// The event time the watermark may reach: the oldest of the newest event times of

@@ -178,8 +178,25 @@ impl DetectStage {
                 .get_or_create(&StateLabels { kind: kind.into() })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        // Correlation windows the clock closed, through suppression, dedup and risk.
+        let closed_by_clock = match self.rules.running() {
+            Some(running) => self
+                .correlation
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .tick(&running),
+            None => Vec::new(),
+        };
+        let mut correlated = closed_by_clock;
+        let raised = correlated.len();
+        correlated.retain(|a| !self.suppressions.suppresses(a));
+        self.metrics
+            .alerts_suppressed
+            .inc_by((raised - correlated.len()) as u64);
+        let processed = self.flow().raise(correlated, now);
+        self.metrics.alerts_folded.inc_by(processed.folded);
         let mut by_tenant: std::collections::BTreeMap<String, Vec<Alert>> = Default::default();
-        for a in silent {
+        for a in silent.into_iter().chain(processed.alerts) {
             by_tenant.entry(a.tenant.clone()).or_default().push(a);
         }
         for (tenant, alerts) in by_tenant {

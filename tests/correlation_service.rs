@@ -158,3 +158,35 @@ fn a_burst_raises_one_correlation_alert_on_its_account_and_cloud_accounts_are_no
     let (code, stderr) = service.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// A burst followed by silence still raises its correlation: once the lateness has
+/// passed on the clock since the last event, the window closes without another event.
+#[test]
+fn a_burst_with_nothing_after_it_is_raised_once_the_lateness_has_passed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/rules");
+    let config = common::test_config(&format!(
+        "[rules]\nsigma_dirs = [{:?}]\n[alerts.risk]\nenabled = false\n\
+         [alerts.silence]\nenabled = false\n[alerts.baselines]\nenabled = false\n\
+         [alerts.correlation]\nlateness_seconds = 2\n",
+        rules.display().to_string()
+    ));
+    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(20));
+    let agent = service.token("agent", None);
+    let analyst = service.token("analyst", None);
+    let body: String = (0..24)
+        .map(|s| format!("{}\n", failed_logon("carol", "ws-7", s)))
+        .collect();
+    common::ingest(&service, &agent, &body);
+    let burst = common::wait_for("the correlation alert", Duration::from_secs(40), || {
+        alerts(&service, &analyst)
+            .into_iter()
+            .find(|a| a["rule.id"] == BURST)
+    });
+    assert_eq!(burst["user.name"], "carol");
+    assert_eq!(burst["matched"]["correlation.value"], "20");
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}

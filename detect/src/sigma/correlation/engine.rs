@@ -171,20 +171,30 @@ impl CorrelationEngine {
         hits: &[RuleHit],
         horizon_ms: Option<i64>,
     ) -> Result<Vec<CorrelationAlert>, DetectError> {
-        if set.is_empty() || hits.is_empty() {
+        if set.is_empty() {
             return Ok(Vec::new());
         }
         let times = batch
             .column_by_name(col::TIMESTAMP)
-            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
-            .ok_or_else(|| DetectError::Schema("no `@timestamp` column".into()))?;
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>());
+        let Some(times) = times else {
+            if hits.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Err(DetectError::Schema("no `@timestamp` column".into()));
+        };
         let ids = batch
             .column_by_name(col::EVENT_ID)
             .and_then(|c| c.as_string_opt::<i32>());
         let fields = batch
             .column_by_name(col::FIELDS)
             .and_then(|c| c.as_map_opt());
-        let mut max_time = self.state.max_time;
+        // Every event moves event time, not only the hits: windows close while the
+        // rules they wait for stay quiet.
+        let mut max_time = match (self.state.max_time, arrow::compute::max(times)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         for hit in hits {
             let Some(targets) = set.by_rule.get(&hit.rule) else {
                 continue;
@@ -261,6 +271,19 @@ impl CorrelationEngine {
             group.obs.remove(0);
             self.state.stats.dropped_hits += 1;
         }
+    }
+
+    /// Moves event time on by `idle_ms` past the newest event seen, for a stream that
+    /// has been silent that long (wall-clock time): the windows a burst left open close
+    /// without waiting for the next event. Returns the correlations that fired.
+    pub fn advance_idle(&mut self, set: &CorrelationSet, idle_ms: i64) -> Vec<CorrelationAlert> {
+        let (Some(lateness), Some(max)) = (self.limits.lateness_ms, self.state.max_time) else {
+            return Vec::new();
+        };
+        if idle_ms <= 0 {
+            return Vec::new();
+        }
+        self.advance(set, max.saturating_add(idle_ms).saturating_sub(lateness))
     }
 
     /// Closes every window: evaluates all remaining hits (end of a hunt, shutdown).

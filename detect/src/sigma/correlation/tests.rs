@@ -456,3 +456,37 @@ fn a_horizon_keeps_the_hits_of_a_partition_read_behind_from_being_late() {
         .collect();
     assert_eq!(groups, vec![vec!["b".to_string()]]);
 }
+
+#[test]
+fn events_that_hit_no_rule_and_the_clock_close_windows() {
+    let s = setup(EVENT_COUNT);
+    let batch = |events: &[Event]| {
+        let mut b = EventBatchBuilder::new();
+        events.iter().for_each(|e| b.append(e));
+        let records = b.finish().unwrap();
+        let hits = s.detector.matches(&records).unwrap();
+        (records, hits)
+    };
+    let burst = batch(&[failed(0, "a"), failed(1, "a"), failed(2, "a")]);
+    // Another event that no rule counts, far later: it moves event time on.
+    let quiet = batch(&[ev(200, &[("EventID", "4634"), ("Computer", "z")])]);
+    let mut engine = CorrelationEngine::new(&s.set, limits(30));
+    assert!(engine
+        .observe(&s.set, &burst.0, &burst.1)
+        .unwrap()
+        .is_empty());
+    assert!(quiet.1.is_empty());
+    let fired = engine.observe(&s.set, &quiet.0, &quiet.1).unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+
+    // No event after the burst at all: the wall clock moves event time on once the
+    // stream has been silent longer than the lateness (and not before).
+    let mut engine = CorrelationEngine::new(&s.set, limits(30));
+    assert!(engine
+        .observe(&s.set, &burst.0, &burst.1)
+        .unwrap()
+        .is_empty());
+    assert!(engine.advance_idle(&s.set, 20_000).is_empty());
+    assert_eq!(engine.advance_idle(&s.set, 100_000).len(), 1);
+    assert!(engine.advance_idle(&s.set, 200_000).is_empty());
+}
