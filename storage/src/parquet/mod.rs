@@ -538,9 +538,11 @@ impl EventStore for ParquetStore {
             Table::Alerts | Table::Audit => Duration::from_millis(50),
             Table::Events | Table::DeadLetters => Duration::from_secs(1),
         };
+        // Bounded in bytes too: a backlog is read faster than a second's worth, and
+        // the rows of one append are held about three times over (read, joined, sorted).
         WriteBatching {
-            max_rows: 256 * 1024,
-            max_bytes: 256 << 20,
+            max_rows: 64 * 1024,
+            max_bytes: 64 << 20,
             max_age,
         }
     }
