@@ -2,10 +2,18 @@
 //! the running Sigma set, started afresh when a reload brings a new set, with the
 //! watermark held to the slowest partition read lately. Its firings become alerts that
 //! go through dedup, risk and the bus like any other.
+//!
+//! The open windows are saved to the data folder right after a commit of the events
+//! topic (every baseline checkpoint interval, and at shutdown), and restored at start
+//! when the correlation rules are the same, so a restart keeps a burst half counted.
+//! Events read again after a crash are not counted twice: a window holds each hit once,
+//! and hits older than the restored watermark are late.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use arrow::array::AsArray;
 use arrow::datatypes::TimestampMillisecondType;
 
@@ -30,6 +38,23 @@ pub(crate) struct CorrelationState {
     retired: CorrelationStats,
     /// Per partition of the events topic: the newest event time read, and when.
     partitions: HashMap<u32, (i64, Instant)>,
+}
+
+/// The file of saved windows: per tenant, an engine's checkpoint, for one set of
+/// correlation rules.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Saved {
+    /// The correlation rule ids, in order: a checkpoint only fits the same set.
+    rules: Vec<String>,
+    /// Per tenant, the engine's checkpoint.
+    tenants: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// The ids of a set's correlation rules, in order.
+fn rule_ids(running: &RunningSigma) -> Vec<String> {
+    (0..running.correlations.len() as u32)
+        .filter_map(|i| running.correlations.meta(i).map(|m| m.id.clone()))
+        .collect()
 }
 
 /// A partition not read for this long no longer holds the watermark back (it is caught
@@ -95,6 +120,50 @@ impl CorrelationState {
                 Vec::new()
             }
         }
+    }
+
+    /// Saves the open windows to `path` (through a temporary file); nothing to save
+    /// writes nothing.
+    pub(crate) fn save(&self, path: &Path, running: &RunningSigma) -> anyhow::Result<()> {
+        if self.generation != running.generation || self.engines.is_empty() {
+            return Ok(());
+        }
+        let mut tenants = std::collections::BTreeMap::new();
+        for (tenant, engine) in &self.engines {
+            let bytes = engine.checkpoint()?;
+            tenants.insert(tenant.clone(), serde_json::from_slice(&bytes)?);
+        }
+        let saved = Saved {
+            rules: rule_ids(running),
+            tenants,
+        };
+        crate::live_rules::write_atomically(path, &serde_json::to_vec(&saved)?)
+    }
+
+    /// Restores the windows saved at `path` for `running`'s correlations; returns how
+    /// many tenants' windows came back. A missing file restores nothing; a file of
+    /// other rules, or unreadable, is reported and set aside.
+    pub(crate) fn restore(&mut self, path: &Path, running: &RunningSigma) -> anyhow::Result<usize> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let saved: Saved = serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if saved.rules != rule_ids(running) {
+            anyhow::bail!("saved for other correlation rules; windows start afresh");
+        }
+        let mut engines = HashMap::new();
+        for (tenant, state) in saved.tenants {
+            let bytes = serde_json::to_vec(&state)?;
+            let engine = CorrelationEngine::restore(&running.correlations, self.limits, &bytes)?;
+            engines.insert(tenant, engine);
+        }
+        let restored = engines.len();
+        self.engines = engines;
+        self.generation = running.generation;
+        Ok(restored)
     }
 
     /// Closes the windows of tenants whose events stopped: event time moves on with the

@@ -57,6 +57,8 @@ pub(crate) struct DetectStage {
     pub(crate) flow: Mutex<AlertFlow>,
     /// Open correlation windows.
     pub(crate) correlation: Arc<Mutex<CorrelationState>>,
+    /// Where the open correlation windows are saved.
+    pub(crate) correlation_checkpoint: std::path::PathBuf,
     /// Baseline definitions reloaded from disk, swapped in between batches.
     pub(crate) baselines: Option<Arc<crate::alert_flow::LiveBaselines>>,
     /// Where dedup counts go.
@@ -86,6 +88,16 @@ impl DetectStage {
             .subscribe(EVENTS_TOPIC, DETECT_GROUP)
             .await
             .context("joining the detect group on the events topic")?;
+        if let Some(running) = self.rules.running() {
+            match self
+                .correlations()
+                .restore(&self.correlation_checkpoint, &running)
+            {
+                Ok(0) => {}
+                Ok(tenants) => tracing::info!(tenants, "correlation windows restored"),
+                Err(e) => tracing::warn!(error = %e, "correlation windows not restored"),
+            }
+        }
         let (mut last_tick, mut last_save) = (Instant::now(), Instant::now());
         loop {
             if last_tick.elapsed() >= TICK {
@@ -94,9 +106,10 @@ impl DetectStage {
                     break;
                 }
             }
+            // Right after a commit: the saved windows hold exactly the committed hits.
             if last_save.elapsed() >= self.checkpoint_every {
                 last_save = Instant::now();
-                tokio::task::block_in_place(|| self.flow().save_baselines());
+                tokio::task::block_in_place(|| self.save_state());
             }
             let delivery = tokio::select! {
                 () = self.cancel.cancelled() => break,
@@ -158,8 +171,25 @@ impl DetectStage {
         consumer.close().await.context("leaving the detect group")?;
         let open = self.flow().close();
         self.report(open);
-        tokio::task::block_in_place(|| self.flow().save_baselines());
+        tokio::task::block_in_place(|| self.save_state());
         Ok(())
+    }
+
+    fn correlations(&self) -> std::sync::MutexGuard<'_, CorrelationState> {
+        self.correlation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Saves the baselines and the open correlation windows.
+    fn save_state(&self) {
+        self.flow().save_baselines();
+        if let Some(running) = self.rules.running() {
+            if let Err(e) = self
+                .correlations()
+                .save(&self.correlation_checkpoint, &running)
+            {
+                tracing::error!(error = %e, "saving the correlation windows failed");
+            }
+        }
     }
 
     fn flow(&self) -> std::sync::MutexGuard<'_, AlertFlow> {
@@ -179,15 +209,10 @@ impl DetectStage {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         // Correlation windows the clock closed, through suppression, dedup and risk.
-        let closed_by_clock = match self.rules.running() {
-            Some(running) => self
-                .correlation
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .tick(&running),
+        let mut correlated = match self.rules.running() {
+            Some(running) => self.correlations().tick(&running),
             None => Vec::new(),
         };
-        let mut correlated = closed_by_clock;
         let raised = correlated.len();
         correlated.retain(|a| !self.suppressions.suppresses(a));
         self.metrics
@@ -276,11 +301,7 @@ impl DetectStage {
             }
         };
         self.metrics.detect_events.inc_by(batch.len() as u64);
-        let stats = self
-            .correlation
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stats();
+        let stats = self.correlations().stats();
         for (kind, n) in [
             ("late_hits", stats.late_hits),
             ("evicted_groups", stats.evicted_groups),

@@ -154,6 +154,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         correlation: Arc::new(std::sync::Mutex::new(
             crate::correlation_state::CorrelationState::new(&config.alerts.correlation),
         )),
+        correlation_checkpoint: data_dir.path().join("correlation").join("windows.json"),
         audit: audit.clone(),
         checkpoint_every: Duration::from_secs(config.alerts.baselines.checkpoint_seconds),
         cancel: cancel.clone(),

@@ -1,7 +1,7 @@
 //! The storage stage of `vedette run`: members of consumer group `store` on the topics
 //! `events`, `alerts` and `dead_letters`. Batches are grouped as the store asks
-//! ([`EventStore::write_batching`]: about a second's worth of events for both stores,
-//! alerts sooner) and appended to their table, and only once the store has them durably
+//! ([`EventStore::write_batching`]: what the bus already holds for Parquet, about a
+//! second's worth for ClickHouse) and appended to their table, and only once the store has them durably
 //! are their positions committed (at-least-once; the store's
 //! writes are idempotent per bus position, so a batch read again is not stored twice).
 //! A retention pass runs every hour; a compaction pass (merging small files, deleting
@@ -123,7 +123,30 @@ impl StoreStage {
                 d = consumer.poll(wait) => d,
             };
             match delivery {
-                Ok(Some(BusDelivery::Batch(batch))) => pending.push(batch),
+                Ok(Some(BusDelivery::Batch(batch))) => {
+                    pending.push(batch);
+                    // What the bus already holds joins the group, up to its limits: a
+                    // backlog is stored in large appends, a trickle at once.
+                    let mut changed = false;
+                    while !pending.full(&batching) {
+                        match consumer.poll(Duration::ZERO).await {
+                            Ok(Some(BusDelivery::Batch(b))) => pending.push(b),
+                            Ok(Some(_)) => {
+                                changed = true;
+                                break;
+                            }
+                            // An error shows again at the next poll.
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    if changed
+                        && !self
+                            .flush(&mut pending, table, &labels, consumer.as_mut())
+                            .await
+                    {
+                        break;
+                    }
+                }
                 // Store what is waiting before partitions change hands, so its commits
                 // still count.
                 Ok(Some(_)) => {
@@ -268,12 +291,15 @@ impl Pending {
         self.batches.push(batch);
     }
 
+    /// Whether the group has reached its row or byte limit.
+    fn full(&self, batching: &WriteBatching) -> bool {
+        self.rows >= batching.max_rows || self.bytes >= batching.max_bytes
+    }
+
     /// Whether the waiting batches should be stored now.
     fn due(&self, batching: &WriteBatching) -> bool {
         !self.batches.is_empty()
-            && (self.rows >= batching.max_rows
-                || self.bytes >= batching.max_bytes
-                || self.since.is_some_and(|t| t.elapsed() >= batching.max_age))
+            && (self.full(batching) || self.since.is_some_and(|t| t.elapsed() >= batching.max_age))
     }
 
     /// How long to wait for the next batch.

@@ -190,3 +190,60 @@ fn a_burst_with_nothing_after_it_is_raised_once_the_lateness_has_passed() {
     let (code, stderr) = service.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// A restart keeps a half-counted burst: the open windows are saved at shutdown and
+/// restored at start, so twelve failed logons before the restart and eight of the twelve
+/// after make the burst of twenty.
+#[test]
+fn a_restart_keeps_the_open_windows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/rules");
+    let config = common::test_config(&format!(
+        "[rules]\nsigma_dirs = [{:?}]\n[alerts.risk]\nenabled = false\n\
+         [alerts.silence]\nenabled = false\n[alerts.baselines]\nenabled = false\n\
+         [alerts.correlation]\nlateness_seconds = 3\n",
+        rules.display().to_string()
+    ));
+    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
+    let burst = |from: u32| -> String {
+        (from..from + 12)
+            .map(|s| format!("{}\n", failed_logon("carol", "ws-7", s)))
+            .collect()
+    };
+
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(20));
+    let agent = service.token("agent", None);
+    let analyst = service.token("analyst", None);
+    common::ingest(&service, &agent, &burst(0));
+    common::wait_for("the first half detected", Duration::from_secs(30), || {
+        let (_, text) = common::get_metrics(service.addr).ok()?;
+        (common::metric_in(&text, "vedette_detect_events_total") >= 12).then_some(())
+    });
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        tmp.path().join("data/correlation/windows.json").is_file(),
+        "windows were not saved at shutdown"
+    );
+
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(20));
+    // A minute of event time later: within the burst's five minutes.
+    common::ingest(&service, &agent, &burst(60));
+    let alert = common::wait_for(
+        "the burst across the restart",
+        Duration::from_secs(40),
+        || {
+            alerts(&service, &analyst)
+                .into_iter()
+                .find(|a| a["rule.id"] == BURST)
+        },
+    );
+    assert_eq!(alert["user.name"], "carol");
+    // The twentieth hit, eight after the restart, fires it.
+    assert_eq!(alert["matched"]["correlation.value"], "20");
+    assert_eq!(alert["event.ids"].as_array().map(Vec::len), Some(20));
+    let (code, stderr) = service.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}

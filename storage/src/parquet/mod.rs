@@ -530,20 +530,14 @@ impl EventStore for ParquetStore {
             .map(|_| ())
     }
 
-    /// Events and dead letters: a second's worth per file and folder (rows are
-    /// queryable a second later at most). Alerts: what 50 ms bring, so an alert is
-    /// queryable at once.
-    fn write_batching(&self, table: Table) -> WriteBatching {
-        let max_age = match table {
-            Table::Alerts | Table::Audit => Duration::from_millis(50),
-            Table::Events | Table::DeadLetters => Duration::from_secs(1),
-        };
-        // Bounded in bytes too: a backlog is read faster than a second's worth, and
-        // the rows of one append are held about three times over (read, joined, sorted).
+    /// No waiting: what the bus already holds is stored together (so a backlog makes
+    /// large files, and a trickle is queryable at once), up to 64k rows or 64 MiB, as
+    /// the rows of one append are held about three times over (read, joined, sorted).
+    fn write_batching(&self, _table: Table) -> WriteBatching {
         WriteBatching {
             max_rows: 64 * 1024,
             max_bytes: 64 << 20,
-            max_age,
+            max_age: Duration::ZERO,
         }
     }
 
