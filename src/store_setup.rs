@@ -24,6 +24,9 @@ pub(crate) async fn open_store(
                 .map_err(|e| {
                     anyhow::anyhow!("cannot open the Parquet store in {}: {e}", root.display())
                 })?;
+            store.set_cold_after(Duration::from_secs(
+                config.store.parquet.merge_quiet_seconds,
+            ));
             Ok(Arc::new(store))
         }
         StoreKind::Clickhouse => {

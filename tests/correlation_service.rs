@@ -40,6 +40,27 @@ fn stop_logging(user: &str, second: u32) -> String {
     .to_string()
 }
 
+/// Writes `v.toml` in `dir`: the scenario's burst rules, risk, silence and baselines
+/// off, and `extra` settings (sections included).
+fn write_config(dir: &std::path::Path, extra: &str) {
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/rules");
+    let config = common::test_config(&format!(
+        "[rules]\nsigma_dirs = [{:?}]\n[alerts.risk]\nenabled = false\n\
+         [alerts.silence]\nenabled = false\n[alerts.baselines]\nenabled = false\n{extra}",
+        rules.display().to_string()
+    ));
+    std::fs::write(dir.join("v.toml"), config).unwrap();
+}
+
+/// `vedette run` with `v.toml` of `dir`, healthy; its agent and analyst tokens.
+fn start(dir: &std::path::Path) -> (Service, String, String) {
+    let mut service = Service::start(dir, &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(20));
+    let agent = service.token("agent", None);
+    let analyst = service.token("analyst", None);
+    (service, agent, analyst)
+}
+
 fn alerts(service: &Service, token: &str) -> Vec<Value> {
     let (code, body) = common::get_with(service.addr, "/v1/alerts?from=0&limit=1000", token);
     assert_eq!(code, 200, "{body}");
@@ -52,18 +73,11 @@ fn alerts(service: &Service, token: &str) -> Vec<Value> {
 #[test]
 fn a_burst_raises_one_correlation_alert_on_its_account_and_cloud_accounts_are_not_folded() {
     let tmp = tempfile::tempdir().unwrap();
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/rules");
-    let config = common::test_config(&format!(
-        "[rules]\nsigma_dirs = [{:?}]\n[alerts.dedup]\nwindow_seconds = 600\n[alerts.risk]\nenabled = false\n\
-         [alerts.silence]\nenabled = false\n[alerts.baselines]\nenabled = false\n\
-         [alerts.correlation]\nlateness_seconds = 30\n",
-        rules.display().to_string()
-    ));
-    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
-    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
-    service.wait_healthy(Duration::from_secs(20));
-    let agent = service.token("agent", None);
-    let analyst = service.token("analyst", None);
+    write_config(
+        tmp.path(),
+        "[alerts.dedup]\nwindow_seconds = 600\n[alerts.correlation]\nlateness_seconds = 30\n",
+    );
+    let (service, agent, analyst) = start(tmp.path());
 
     // 24 failed logons for carol within 24 s; 5 for dave (below the threshold of 20).
     let mut body = String::new();
@@ -164,18 +178,8 @@ fn a_burst_raises_one_correlation_alert_on_its_account_and_cloud_accounts_are_no
 #[test]
 fn a_burst_with_nothing_after_it_is_raised_once_the_lateness_has_passed() {
     let tmp = tempfile::tempdir().unwrap();
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/rules");
-    let config = common::test_config(&format!(
-        "[rules]\nsigma_dirs = [{:?}]\n[alerts.risk]\nenabled = false\n\
-         [alerts.silence]\nenabled = false\n[alerts.baselines]\nenabled = false\n\
-         [alerts.correlation]\nlateness_seconds = 2\n",
-        rules.display().to_string()
-    ));
-    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
-    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
-    service.wait_healthy(Duration::from_secs(20));
-    let agent = service.token("agent", None);
-    let analyst = service.token("analyst", None);
+    write_config(tmp.path(), "[alerts.correlation]\nlateness_seconds = 2\n");
+    let (service, agent, analyst) = start(tmp.path());
     let body: String = (0..24)
         .map(|s| format!("{}\n", failed_logon("carol", "ws-7", s)))
         .collect();
@@ -197,24 +201,14 @@ fn a_burst_with_nothing_after_it_is_raised_once_the_lateness_has_passed() {
 #[test]
 fn a_restart_keeps_the_open_windows() {
     let tmp = tempfile::tempdir().unwrap();
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/rules");
-    let config = common::test_config(&format!(
-        "[rules]\nsigma_dirs = [{:?}]\n[alerts.risk]\nenabled = false\n\
-         [alerts.silence]\nenabled = false\n[alerts.baselines]\nenabled = false\n\
-         [alerts.correlation]\nlateness_seconds = 3\n",
-        rules.display().to_string()
-    ));
-    std::fs::write(tmp.path().join("v.toml"), config).unwrap();
+    write_config(tmp.path(), "[alerts.correlation]\nlateness_seconds = 3\n");
     let burst = |from: u32| -> String {
         (from..from + 12)
             .map(|s| format!("{}\n", failed_logon("carol", "ws-7", s)))
             .collect()
     };
 
-    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
-    service.wait_healthy(Duration::from_secs(20));
-    let agent = service.token("agent", None);
-    let analyst = service.token("analyst", None);
+    let (service, agent, _) = start(tmp.path());
     common::ingest(&service, &agent, &burst(0));
     common::wait_for("the first half detected", Duration::from_secs(30), || {
         let (_, text) = common::get_metrics(service.addr).ok()?;
@@ -227,8 +221,7 @@ fn a_restart_keeps_the_open_windows() {
         "windows were not saved at shutdown"
     );
 
-    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
-    service.wait_healthy(Duration::from_secs(20));
+    let (service, agent, analyst) = start(tmp.path());
     // A minute of event time later: within the burst's five minutes.
     common::ingest(&service, &agent, &burst(60));
     let alert = common::wait_for(

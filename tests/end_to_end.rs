@@ -50,7 +50,9 @@ fn lines_of(dir: &Path) -> Vec<String> {
 
 fn write_config(dir: &Path) -> (SocketAddr, SocketAddr) {
     let (udp, tcp) = (free_addr(), free_addr());
-    std::fs::write(dir.join("v.toml"), common::test_config_on("", udp, tcp))
+    // Quiet folders merged after a second: the test watches a merge happen.
+    let tables = "[store.parquet]\nmerge_quiet_seconds = 1\n";
+    std::fs::write(dir.join("v.toml"), common::test_config_on(tables, udp, tcp))
         .unwrap_or_else(|e| panic!("{e}"));
     (udp, tcp)
 }
@@ -239,8 +241,8 @@ fn corpus_in_alerts_and_events_out_and_nothing_acknowledged_lost_after_sigkill()
         n <= acked + PER_REQUEST as u64,
         "{n} stored, {acked} acknowledged: at most the request in flight more"
     );
-    // The many small files of the markers are merged in the background, and the
-    // query's answer does not change.
+    // The small files of the markers are merged in the background once their folder
+    // is quiet, and the query's answer does not change.
     wait_for("a compaction pass merging small files", WAIT, || {
         let (_, text) = get_metrics(service.addr).ok()?;
         (common::metric_in(&text, "vedette_store_compaction_merges_total") >= 1).then_some(())

@@ -390,11 +390,17 @@ impl StoreConfig {
 pub struct ParquetConfig {
     /// Days of events kept before their partitions are deleted. Default: 30.
     pub retention_days: u32,
+    /// Seconds without a new file after which a folder has all its small files merged,
+    /// whatever their size. Default: 300.
+    pub merge_quiet_seconds: u64,
 }
 
 impl Default for ParquetConfig {
     fn default() -> Self {
-        Self { retention_days: 30 }
+        Self {
+            retention_days: 30,
+            merge_quiet_seconds: 300,
+        }
     }
 }
 

@@ -119,6 +119,18 @@ fn run(
     (out, engine)
 }
 
+/// One batch of `events` and the detector's hits in it.
+fn batch_of(
+    s: &Setup,
+    events: &[Event],
+) -> (arrow::array::RecordBatch, Vec<crate::sigma::RuleHit>) {
+    let mut b = EventBatchBuilder::new();
+    events.iter().for_each(|e| b.append(e));
+    let records = b.finish().unwrap();
+    let hits = s.detector.matches(&records).unwrap();
+    (records, hits)
+}
+
 fn limits(lateness_s: i64) -> CorrelationLimits {
     CorrelationLimits {
         lateness_ms: Some(lateness_s * 1000),
@@ -410,13 +422,7 @@ fn a_firing_becomes_an_alert_on_its_groups_entity_with_a_stable_id() {
 #[test]
 fn a_horizon_keeps_the_hits_of_a_partition_read_behind_from_being_late() {
     let s = setup(EVENT_COUNT);
-    let batch = |events: &[Event]| {
-        let mut b = EventBatchBuilder::new();
-        events.iter().for_each(|e| b.append(e));
-        let records = b.finish().unwrap();
-        let hits = s.detector.matches(&records).unwrap();
-        (records, hits)
-    };
+    let batch = |events: &[Event]| batch_of(&s, events);
     // Partition 1 is read first and is far ahead in event time; partition 0's burst
     // (three hits at 0-2 s) comes after it.
     let ahead = batch(&[failed(1000, "a")]);
@@ -460,13 +466,7 @@ fn a_horizon_keeps_the_hits_of_a_partition_read_behind_from_being_late() {
 #[test]
 fn events_that_hit_no_rule_and_the_clock_close_windows() {
     let s = setup(EVENT_COUNT);
-    let batch = |events: &[Event]| {
-        let mut b = EventBatchBuilder::new();
-        events.iter().for_each(|e| b.append(e));
-        let records = b.finish().unwrap();
-        let hits = s.detector.matches(&records).unwrap();
-        (records, hits)
-    };
+    let batch = |events: &[Event]| batch_of(&s, events);
     let burst = batch(&[failed(0, "a"), failed(1, "a"), failed(2, "a")]);
     // Another event that no rule counts, far later: it moves event time on.
     let quiet = batch(&[ev(200, &[("EventID", "4634"), ("Computer", "z")])]);
