@@ -142,7 +142,8 @@ impl CorrelationState {
 
     /// Restores the windows saved at `path` for `running`'s correlations; returns how
     /// many tenants' windows came back. A missing file restores nothing; a file of
-    /// other rules, or unreadable, is reported and set aside.
+    /// other rules, or unreadable, is an error and the windows start afresh (the next
+    /// save replaces it). The clock of a restored tenant starts now.
     pub(crate) fn restore(&mut self, path: &Path, running: &RunningSigma) -> anyhow::Result<usize> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
@@ -161,6 +162,8 @@ impl CorrelationState {
             engines.insert(tenant, engine);
         }
         let restored = engines.len();
+        let now = Instant::now();
+        self.seen = engines.keys().map(|t| (t.clone(), now)).collect();
         self.engines = engines;
         self.generation = running.generation;
         Ok(restored)

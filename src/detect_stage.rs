@@ -131,8 +131,8 @@ impl DetectStage {
                 }
             };
             // What the bus already holds joins the batch, up to GROUP_ROWS.
-            let (mut group, mut rows, mut change) = (vec![batch], 0, None);
-            rows += group[0].len();
+            let mut rows = batch.len();
+            let (mut group, mut change) = (vec![batch], None);
             while rows < GROUP_ROWS {
                 match consumer.poll(Duration::ZERO).await {
                     Ok(Some(BusDelivery::Batch(b))) => {

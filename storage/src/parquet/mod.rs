@@ -483,15 +483,18 @@ impl Files {
 
 /// Refuses a batch whose columns are not `table`'s.
 fn check_columns(table: Table, l: &Layout, batch: &EventBatch) -> Result<(), CoreError> {
-    let names = batch.records.schema_ref().fields().iter().map(|f| f.name());
-    if !names.eq(l.schema.fields().iter().map(|f| f.name())) {
-        let names: Vec<&String> = batch
-            .records
-            .schema_ref()
-            .fields()
-            .iter()
-            .map(|f| f.name())
-            .collect();
+    let names: Vec<&String> = batch
+        .records
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| f.name())
+        .collect();
+    if !names
+        .iter()
+        .copied()
+        .eq(l.schema.fields().iter().map(|f| f.name()))
+    {
         return Err(CoreError::BadInput(format!(
             "a batch for table {} has columns {names:?}, not the table's",
             table.name()
