@@ -81,7 +81,10 @@ fn assignments(dir: &Path) -> String {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
         {
             let text = std::fs::read_to_string(log.path()).unwrap_or_default();
-            for line in text.lines().filter(|l| l.contains("partitions")) {
+            for line in text
+                .lines()
+                .filter(|l| l.contains("partitions") || l.contains("WARN") || l.contains("ERROR"))
+            {
                 out.push_str(&format!("{node}: {line}\n"));
             }
         }
