@@ -1,9 +1,33 @@
-//! Groups of batches read from the bus together: the positions to commit for them, and
-//! the batches joined into fewer, larger ones for detection.
+//! Groups of batches read from the bus together: taking what the bus already holds, the
+//! positions to commit for them, and the batches joined into fewer, larger ones for
+//! detection.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use vedette_core::batch::{BusPosition, EventBatch};
+use vedette_core::traits::{BusConsumer, BusDelivery};
+
+/// Hands `take` the batches `consumer` already holds, without waiting, while `take`
+/// says there is room for more; returns a change of partitions met on the way (the
+/// caller stores or detects what it took before acting on it). A read error ends the
+/// taking; it shows again at the next poll.
+pub(crate) async fn take_waiting(
+    consumer: &mut dyn BusConsumer,
+    mut take: impl FnMut(EventBatch) -> bool,
+) -> Option<BusDelivery> {
+    loop {
+        match consumer.poll(Duration::ZERO).await {
+            Ok(Some(BusDelivery::Batch(b))) => {
+                if !take(b) {
+                    return None;
+                }
+            }
+            Ok(Some(change)) => return Some(change),
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
 
 /// The last position of each partition among `batches`: committing it commits the
 /// partition up to there.

@@ -23,7 +23,7 @@ use vedette_core::traits::{Bus, BusDelivery};
 
 use crate::alert_flow::{summary_detail, AlertFlow, DEDUP_ACTION};
 use crate::audit_log::{self, AuditLog};
-use crate::bus_batches::{joined, last_positions};
+use crate::bus_batches::{joined, last_positions, take_waiting};
 use crate::bus_sink::EVENTS_TOPIC;
 use crate::correlation_state::CorrelationState;
 use crate::live_rules::LiveRules;
@@ -132,21 +132,17 @@ impl DetectStage {
             };
             // What the bus already holds joins the batch, up to GROUP_ROWS.
             let mut rows = batch.len();
-            let (mut group, mut change) = (vec![batch], None);
-            while rows < GROUP_ROWS {
-                match consumer.poll(Duration::ZERO).await {
-                    Ok(Some(BusDelivery::Batch(b))) => {
-                        rows += b.len();
-                        group.push(b);
-                    }
-                    Ok(Some(other)) => {
-                        change = Some(other);
-                        break;
-                    }
-                    // An error shows again at the next poll.
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            let mut group = vec![batch];
+            let change = if rows < GROUP_ROWS {
+                take_waiting(consumer.as_mut(), |b| {
+                    rows += b.len();
+                    group.push(b);
+                    rows < GROUP_ROWS
+                })
+                .await
+            } else {
+                None
+            };
             group.retain(|b| b.position.is_some());
             let positions = last_positions(&group);
             let mut stopped = false;
@@ -177,6 +173,15 @@ impl DetectStage {
 
     fn correlations(&self) -> std::sync::MutexGuard<'_, CorrelationState> {
         self.correlation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops the alerts analysts marked false positive, counted.
+    fn suppress(&self, alerts: &mut Vec<Alert>) {
+        let raised = alerts.len();
+        alerts.retain(|a| !self.suppressions.suppresses(a));
+        self.metrics
+            .alerts_suppressed
+            .inc_by((raised - alerts.len()) as u64);
     }
 
     /// Saves the baselines and the open correlation windows.
@@ -213,11 +218,7 @@ impl DetectStage {
             Some(running) => self.correlations().tick(&running),
             None => Vec::new(),
         };
-        let raised = correlated.len();
-        correlated.retain(|a| !self.suppressions.suppresses(a));
-        self.metrics
-            .alerts_suppressed
-            .inc_by((raised - correlated.len()) as u64);
+        self.suppress(&mut correlated);
         let processed = self.flow().raise(correlated, now);
         self.metrics.alerts_folded.inc_by(processed.folded);
         let mut by_tenant: std::collections::BTreeMap<String, Vec<Alert>> = Default::default();
@@ -319,11 +320,7 @@ impl DetectStage {
         // Baselines learn from every batch; their CPU work stays off the async threads.
         let learned = tokio::task::block_in_place(|| self.flow().baselines(batch));
         alerts.extend(learned);
-        let raised = alerts.len();
-        alerts.retain(|a| !self.suppressions.suppresses(a));
-        self.metrics
-            .alerts_suppressed
-            .inc_by((raised - alerts.len()) as u64);
+        self.suppress(&mut alerts);
         let now = chrono::Utc::now().timestamp_millis();
         let processed = self.flow().process(batch, alerts, now);
         self.metrics.alerts_folded.inc_by(processed.folded);

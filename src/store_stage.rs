@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use vedette_core::batch::EventBatch;
 use vedette_core::traits::{Bus, BusConsumer, BusDelivery, EventStore, Table, WriteBatching};
 
+use crate::bus_batches::{last_positions, take_waiting};
 use crate::bus_sink::{DEAD_LETTERS_TOPIC, EVENTS_TOPIC};
 use crate::detect_stage::ALERTS_TOPIC;
 use crate::metrics::{Metrics, TableLabels};
@@ -127,18 +128,13 @@ impl StoreStage {
                     pending.push(batch);
                     // What the bus already holds joins the group, up to its limits: a
                     // backlog is stored in large appends, a trickle at once.
-                    let mut changed = false;
-                    while !pending.full(&batching) {
-                        match consumer.poll(Duration::ZERO).await {
-                            Ok(Some(BusDelivery::Batch(b))) => pending.push(b),
-                            Ok(Some(_)) => {
-                                changed = true;
-                                break;
-                            }
-                            // An error shows again at the next poll.
-                            Ok(None) | Err(_) => break,
-                        }
-                    }
+                    let changed = !pending.full(&batching)
+                        && take_waiting(consumer.as_mut(), |b| {
+                            pending.push(b);
+                            !pending.full(&batching)
+                        })
+                        .await
+                        .is_some();
                     if changed
                         && !self
                             .flush(&mut pending, table, &labels, consumer.as_mut())
@@ -239,7 +235,7 @@ impl StoreStage {
             .ledger_stored
             .get_or_create(labels)
             .inc_by(rows as u64);
-        for position in crate::bus_batches::last_positions(&batches) {
+        for position in last_positions(&batches) {
             if let Err(e) = consumer.commit(&position).await {
                 tracing::warn!(error = %e, table = table.name(), "store: commit refused; the batch will be read again");
             }
