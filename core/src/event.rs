@@ -1,17 +1,20 @@
 //! One normalized event as a row, and the builder that turns rows into an Arrow batch.
 //!
-//! Parsers fill an [`Event`] per input record and append it to an [`EventBatchBuilder`];
-//! the builder writes straight into Arrow column builders, so finishing a batch copies
-//! nothing.
+//! Parsers fill an [`Event`] (or a borrowed [`Row`]) per input record and append it to
+//! an [`EventBatchBuilder`]; the builder writes straight into Arrow column builders, so
+//! finishing a batch copies nothing.
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames, RecordBatch,
-    StringBuilder, TimestampMillisecondBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames,
+    RecordBatch, StringBuilder, TimestampMillisecondBuilder,
 };
 
 use crate::error::CoreError;
+pub use crate::row::{IntCol, Row, TextCol};
 use crate::schema::{col, event_schema, ColumnKind, EVENT_COLUMNS, UTC};
 
 /// Default tenant for events that name none.
@@ -132,82 +135,70 @@ impl Event {
     }
 }
 
-/// Reads one text column of an event.
-type TextGetter = fn(&Event) -> Option<&str>;
-/// Reads one integer column of an event.
-type IntGetter = fn(&Event) -> Option<i64>;
-/// Reads one timestamp column of an event.
-type TimeGetter = fn(&Event) -> i64;
-
-fn s(v: &Option<String>) -> Option<&str> {
-    v.as_deref()
-}
-
-/// The getter of a text column, chosen once per builder (not per row).
-fn text_getter(column: &str) -> TextGetter {
-    match column {
-        col::EVENT_ID => |e| Some(&e.id),
-        col::EVENT_DATASET => |e| Some(&e.dataset),
-        col::EVENT_KIND => |e| s(&e.kind),
-        col::EVENT_CATEGORY => |e| s(&e.category),
-        col::EVENT_ACTION => |e| s(&e.action),
-        col::EVENT_OUTCOME => |e| s(&e.outcome),
-        col::EVENT_CODE => |e| s(&e.code),
-        col::EVENT_PROVIDER => |e| s(&e.provider),
-        col::HOST_NAME => |e| s(&e.host_name),
-        col::HOST_IP => |e| s(&e.host_ip),
-        col::USER_NAME => |e| s(&e.user_name),
-        col::USER_DOMAIN => |e| s(&e.user_domain),
-        col::PROCESS_EXECUTABLE => |e| s(&e.process_executable),
-        col::PROCESS_COMMAND_LINE => |e| s(&e.process_command_line),
-        col::PROCESS_PARENT_EXECUTABLE => |e| s(&e.parent_executable),
-        col::PROCESS_PARENT_COMMAND_LINE => |e| s(&e.parent_command_line),
-        col::FILE_PATH => |e| s(&e.file_path),
-        col::FILE_HASH_SHA256 => |e| s(&e.file_sha256),
-        col::SOURCE_IP => |e| s(&e.source_ip),
-        col::DESTINATION_IP => |e| s(&e.destination_ip),
-        col::NETWORK_TRANSPORT => |e| s(&e.network_transport),
-        col::URL_FULL => |e| s(&e.url_full),
-        col::DNS_QUESTION_NAME => |e| s(&e.dns_question_name),
-        col::CLOUD_PROVIDER => |e| s(&e.cloud_provider),
-        col::CLOUD_ACCOUNT_ID => |e| s(&e.cloud_account_id),
-        col::CLOUD_REGION => |e| s(&e.cloud_region),
-        col::TENANT => |e| {
-            Some(if e.tenant.is_empty() {
-                DEFAULT_TENANT
-            } else {
-                &e.tenant
-            })
-        },
-        col::MESSAGE => |e| s(&e.message),
-        _ => |_| None,
+impl Event {
+    /// The event's common columns as a [`Row`] borrowing from it.
+    pub fn as_row(&self) -> Row<'_> {
+        use TextCol::*;
+        let mut row = Row::default();
+        row.timestamp_ms = self.timestamp_ms;
+        row.ingested_ms = self.ingested_ms;
+        row.tags.clone_from(&self.tags);
+        row.payload = self.payload.as_deref().map(Cow::Borrowed);
+        row.set(Id, self.id.as_str());
+        row.set(Dataset, self.dataset.as_str());
+        row.set(Tenant, self.tenant.as_str());
+        for (column, value) in [
+            (Kind, &self.kind),
+            (Category, &self.category),
+            (Action, &self.action),
+            (Outcome, &self.outcome),
+            (Code, &self.code),
+            (Provider, &self.provider),
+            (HostName, &self.host_name),
+            (HostIp, &self.host_ip),
+            (UserName, &self.user_name),
+            (UserDomain, &self.user_domain),
+            (ProcessExecutable, &self.process_executable),
+            (ProcessCommandLine, &self.process_command_line),
+            (ParentExecutable, &self.parent_executable),
+            (ParentCommandLine, &self.parent_command_line),
+            (FilePath, &self.file_path),
+            (FileSha256, &self.file_sha256),
+            (SourceIp, &self.source_ip),
+            (DestinationIp, &self.destination_ip),
+            (NetworkTransport, &self.network_transport),
+            (UrlFull, &self.url_full),
+            (DnsQuestionName, &self.dns_question_name),
+            (CloudProvider, &self.cloud_provider),
+            (CloudAccountId, &self.cloud_account_id),
+            (CloudRegion, &self.cloud_region),
+            (Message, &self.message),
+        ] {
+            row.set_opt(column, value.as_deref());
+        }
+        for (column, value) in [
+            (IntCol::Severity, self.severity),
+            (IntCol::ProcessPid, self.process_pid),
+            (IntCol::SourcePort, self.source_port),
+            (IntCol::DestinationPort, self.destination_port),
+        ] {
+            row.set_int(column, value);
+        }
+        row
     }
 }
 
-/// The getter of an integer column.
-fn int_getter(column: &str) -> IntGetter {
-    match column {
-        col::EVENT_SEVERITY => |e| e.severity,
-        col::PROCESS_PID => |e| e.process_pid,
-        col::SOURCE_PORT => |e| e.source_port,
-        col::DESTINATION_PORT => |e| e.destination_port,
-        _ => |_| None,
-    }
-}
-
-/// The getter of a timestamp column.
-fn time_getter(column: &str) -> TimeGetter {
-    if column == col::EVENT_INGESTED {
-        |e| e.ingested_ms
-    } else {
-        |e| e.timestamp_ms
-    }
+/// Which value of a [`Row`] a timestamp column takes.
+#[derive(Clone, Copy)]
+enum TimeOf {
+    Event,
+    Ingested,
 }
 
 enum ColumnBuilder {
-    Timestamp(TimestampMillisecondBuilder, TimeGetter),
-    Text(StringBuilder, TextGetter, bool),
-    Integer(Int64Builder, IntGetter),
+    Timestamp(TimestampMillisecondBuilder, TimeOf),
+    Text(StringBuilder, Option<TextCol>, bool),
+    Integer(Int64Builder, Option<IntCol>),
     TextList(ListBuilder<StringBuilder>),
     FieldMap(Box<MapBuilder<StringBuilder, StringBuilder>>),
     Binary(BinaryBuilder),
@@ -222,8 +213,8 @@ fn map_field_names() -> MapFieldNames {
     }
 }
 
-/// Appends [`Event`]s into Arrow column builders and finishes them as one record batch
-/// of [`event_schema`].
+/// Appends rows ([`Row`]s with their fields, or whole [`Event`]s) into Arrow column
+/// builders and finishes them as one record batch of [`event_schema`].
 pub struct EventBatchBuilder {
     columns: Vec<ColumnBuilder>,
     rows: usize,
@@ -235,6 +226,12 @@ impl Default for EventBatchBuilder {
     }
 }
 
+/// Bytes a text column's builder starts with: what the last batch used, so a reused
+/// builder does not grow (and copy) its buffers again row by row.
+fn text_builder(rows: usize, bytes: usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows, bytes)
+}
+
 impl EventBatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
@@ -243,13 +240,17 @@ impl EventBatchBuilder {
             .map(|c| match c.kind {
                 ColumnKind::Timestamp => ColumnBuilder::Timestamp(
                     TimestampMillisecondBuilder::new().with_timezone(UTC),
-                    time_getter(c.name),
+                    if c.name == col::EVENT_INGESTED {
+                        TimeOf::Ingested
+                    } else {
+                        TimeOf::Event
+                    },
                 ),
                 ColumnKind::Text => {
-                    ColumnBuilder::Text(StringBuilder::new(), text_getter(c.name), c.required)
+                    ColumnBuilder::Text(StringBuilder::new(), TextCol::of(c.name), c.required)
                 }
                 ColumnKind::Integer => {
-                    ColumnBuilder::Integer(Int64Builder::new(), int_getter(c.name))
+                    ColumnBuilder::Integer(Int64Builder::new(), IntCol::of(c.name))
                 }
                 ColumnKind::TextList => {
                     ColumnBuilder::TextList(ListBuilder::new(StringBuilder::new()))
@@ -277,30 +278,52 @@ impl EventBatchBuilder {
 
     /// Appends one event as a row.
     pub fn append(&mut self, event: &Event) {
+        self.append_row(
+            &event.as_row(),
+            event.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+
+    /// Appends one row: its common columns and, for the `fields` map, `fields` in order.
+    /// A text column the schema requires and the row lacks is written empty, except
+    /// `tenant`, which is then [`DEFAULT_TENANT`].
+    pub fn append_row<'f, I>(&mut self, row: &Row<'_>, fields: I)
+    where
+        I: IntoIterator<Item = (&'f str, &'f str)>,
+    {
+        let mut fields = Some(fields);
         for builder in &mut self.columns {
             match builder {
-                ColumnBuilder::Timestamp(b, get) => b.append_value(get(event)),
-                ColumnBuilder::Text(b, get, required) => match get(event) {
-                    Some(v) => b.append_value(v),
-                    None if *required => b.append_value(""),
-                    None => b.append_null(),
-                },
-                ColumnBuilder::Integer(b, get) => b.append_option(get(event)),
+                ColumnBuilder::Timestamp(b, TimeOf::Event) => b.append_value(row.timestamp_ms),
+                ColumnBuilder::Timestamp(b, TimeOf::Ingested) => b.append_value(row.ingested_ms),
+                ColumnBuilder::Text(b, column, required) => {
+                    match column.and_then(|c| row.text(c)) {
+                        Some(v) if !v.is_empty() || *column != Some(TextCol::Tenant) => {
+                            b.append_value(v)
+                        }
+                        _ if *column == Some(TextCol::Tenant) => b.append_value(DEFAULT_TENANT),
+                        _ if *required => b.append_value(""),
+                        _ => b.append_null(),
+                    }
+                }
+                ColumnBuilder::Integer(b, column) => {
+                    b.append_option(column.and_then(|c| row.int(c)))
+                }
                 ColumnBuilder::TextList(b) => {
-                    for t in &event.tags {
+                    for t in &row.tags {
                         b.values().append_value(t);
                     }
                     b.append(true);
                 }
                 ColumnBuilder::FieldMap(b) => {
-                    for (k, v) in &event.fields {
+                    for (k, v) in fields.take().into_iter().flatten() {
                         b.keys().append_value(k);
                         b.values().append_value(v);
                     }
                     // Cannot fail: keys and values were appended in pairs above.
                     let _ = b.append(true);
                 }
-                ColumnBuilder::Binary(b) => b.append_option(event.payload.as_deref()),
+                ColumnBuilder::Binary(b) => b.append_option(row.payload.as_deref()),
             }
         }
         self.rows += 1;
@@ -308,16 +331,38 @@ impl EventBatchBuilder {
 
     /// Finishes the appended rows as a record batch and resets the builder.
     pub fn finish(&mut self) -> Result<RecordBatch, CoreError> {
+        let rows = self.rows;
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()
             .map(|b| -> ArrayRef {
                 match b {
                     ColumnBuilder::Timestamp(b, _) => Arc::new(b.finish()),
-                    ColumnBuilder::Text(b, _, _) => Arc::new(b.finish()),
+                    ColumnBuilder::Text(b, _, _) => {
+                        let bytes = b.values_slice().len();
+                        let array = b.finish();
+                        *b = text_builder(rows, bytes);
+                        Arc::new(array)
+                    }
                     ColumnBuilder::Integer(b, _) => Arc::new(b.finish()),
                     ColumnBuilder::TextList(b) => Arc::new(b.finish()),
-                    ColumnBuilder::FieldMap(b) => Arc::new(b.finish()),
+                    ColumnBuilder::FieldMap(b) => {
+                        let array = b.finish();
+                        let entries = array.entries();
+                        let sizes = [0, 1].map(|i| {
+                            entries
+                                .column(i)
+                                .as_string_opt::<i32>()
+                                .map_or((0, 0), |s| (s.len(), s.values().len()))
+                        });
+                        **b = MapBuilder::with_capacity(
+                            Some(map_field_names()),
+                            text_builder(sizes[0].0, sizes[0].1),
+                            text_builder(sizes[1].0, sizes[1].1),
+                            rows,
+                        );
+                        Arc::new(array)
+                    }
                     ColumnBuilder::Binary(b) => Arc::new(b.finish()),
                 }
             })

@@ -238,7 +238,11 @@ pub(crate) fn parse_time(text: &str, reference_ms: i64) -> Option<ParsedTime> {
 
 /// Adds the CEF fields to `sink` and fills the common columns. Returns the time text of
 /// the event, if it carries one (`rt`, `end`, `start`).
-pub(crate) fn apply<'a>(cef: &'a Cef, event: &mut Event, sink: &mut FieldSink) -> Option<&'a str> {
+pub(crate) fn apply<'a>(
+    cef: &'a Cef,
+    event: &mut Event,
+    sink: &mut FieldSink<'_>,
+) -> Option<&'a str> {
     sink.push("cefVersion", cef.version.clone());
     for (name, value) in HEADER_NAMES.iter().zip(&cef.header) {
         sink.push(*name, value.clone());

@@ -1,5 +1,13 @@
-//! JSON objects flattened into the `fields` map: nested keys joined with dots, scalar
-//! values rendered as text (numbers in their shortest form), arrays as JSON text.
+//! The flattened fields of one record, the future `fields` map: nested keys joined
+//! with dots, scalar values rendered as text (numbers in their shortest form), arrays
+//! as JSON text.
+//!
+//! A [`FieldSink`] keeps its text in one of two places: the record itself (a field the
+//! JSON scanner found with no escapes is a slice of the line, never copied) or its own
+//! scratch buffer (unescaped text, joined keys, values a parser computed). Fields are
+//! indexed by key as they arrive, so the many lookups of the column mappings cost one
+//! hash probe each, not a scan of the record. A sink is reused record after record
+//! ([`FieldSink::reset`]), so a steady stream allocates nothing per record.
 
 use serde_json::{Map, Value};
 
@@ -32,42 +40,274 @@ pub(crate) fn depth(value: &Value) -> usize {
     max
 }
 
+/// Where a key's or value's text lives: a byte range of the record, or of the sink's
+/// scratch buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: usize,
+    end: usize,
+    in_scratch: bool,
+}
+
+/// What to do when a key arrives a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// Keep both fields (a lookup finds the first): repeated syslog parameters.
+    KeepBoth,
+    /// The new value replaces the old one in place: a JSON object's repeated member.
+    Replace,
+}
+
 /// Collects the flattened fields of one record, enforcing the field-count limit.
-#[derive(Debug, Default)]
-pub(crate) struct FieldSink {
-    /// The fields so far, in record order.
-    pub(crate) fields: Vec<(String, String)>,
+#[derive(Debug)]
+pub(crate) struct FieldSink<'a> {
+    src: &'a str,
+    scratch: String,
+    fields: Vec<(Span, Span)>,
+    /// Open addressing over `fields`: 0 is an empty slot, else the key's hash in the
+    /// high 32 bits and the field index plus one in the low 32.
+    index: Vec<u64>,
     /// Whether fields were dropped for the limit.
     pub(crate) truncated: bool,
     max: usize,
 }
 
-impl FieldSink {
-    /// An empty sink that keeps at most `limits.max_fields` fields.
+/// First size of the key index; it doubles while more than half full.
+const FIRST_INDEX_SLOTS: usize = 64;
+
+impl FieldSink<'static> {
+    /// An empty sink that keeps at most `limits.max_fields` fields; its text is all
+    /// copied in with [`FieldSink::push`].
     pub(crate) fn new(limits: &Limits) -> Self {
+        FieldSink::over("", limits)
+    }
+}
+
+impl<'a> FieldSink<'a> {
+    /// An empty sink whose fields may borrow from `src`, the record being read.
+    pub(crate) fn over(src: &'a str, limits: &Limits) -> Self {
         Self {
+            src,
+            scratch: String::new(),
             fields: Vec::new(),
+            index: Vec::new(),
             truncated: false,
             max: limits.max_fields,
         }
     }
 
-    /// Adds one field, unless the limit is reached. Keys with white space also get
-    /// an alias without it (Defender's `Threat Name` is reachable as `ThreatName`).
-    pub(crate) fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
+    /// Empties the sink for the next record, `src`, keeping its buffers.
+    pub(crate) fn reset(&mut self, src: &'a str) {
+        self.src = src;
+        self.scratch.clear();
+        if !self.fields.is_empty() {
+            self.index.fill(0);
+        }
+        self.fields.clear();
+        self.truncated = false;
+    }
+
+    /// The text of a span.
+    pub(crate) fn text(&self, span: Span) -> &str {
+        let whole = if span.in_scratch {
+            self.scratch.as_str()
+        } else {
+            self.src
+        };
+        whole.get(span.start..span.end).unwrap_or_default()
+    }
+
+    /// The bytes of a span, for comparing keys.
+    fn bytes(&self, span: Span) -> &[u8] {
+        let whole = if span.in_scratch {
+            self.scratch.as_bytes()
+        } else {
+            self.src.as_bytes()
+        };
+        whole.get(span.start..span.end).unwrap_or_default()
+    }
+
+    /// The slot of `key` in the index: the one holding it, or the empty one where it
+    /// would go. The index must not be empty.
+    fn probe(&self, key: &[u8], hash: u64) -> (usize, Option<usize>) {
+        let mask = self.index.len() - 1;
+        let mut slot = hash as usize & mask;
+        let tag = hash >> 32;
+        loop {
+            let at = self.index[slot];
+            if at == 0 {
+                return (slot, None);
+            }
+            let field = (at & 0xffff_ffff) as usize - 1;
+            if at >> 32 == tag && self.bytes(self.fields[field].0) == key {
+                return (slot, Some(field));
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// An index entry for field `field` whose key hashes to `hash`.
+    fn entry(field: usize, hash: u64) -> u64 {
+        (hash >> 32) << 32 | (field as u64 + 1)
+    }
+
+    /// A span of the record `src[start..end]`.
+    pub(crate) fn source_span(start: usize, end: usize) -> Span {
+        Span {
+            start,
+            end,
+            in_scratch: false,
+        }
+    }
+
+    /// Copies `text` into the scratch buffer.
+    pub(crate) fn copy(&mut self, text: &str) -> Span {
+        let start = self.scratch.len();
+        self.scratch.push_str(text);
+        self.scratch_span(start)
+    }
+
+    /// Appends the text of `span` to the scratch buffer (it may already be there).
+    pub(crate) fn copy_span(&mut self, span: Span) {
+        if span.in_scratch {
+            self.scratch.extend_from_within(span.start..span.end);
+        } else if let Some(t) = self.src.get(span.start..span.end) {
+            self.scratch.push_str(t);
+        }
+    }
+
+    /// The scratch buffer, for writing text in place; end it with
+    /// [`FieldSink::scratch_span`].
+    pub(crate) fn scratch(&mut self) -> &mut String {
+        &mut self.scratch
+    }
+
+    /// The span of the scratch buffer from `start` to its end.
+    pub(crate) fn scratch_span(&self, start: usize) -> Span {
+        Span {
+            start,
+            end: self.scratch.len(),
+            in_scratch: true,
+        }
+    }
+
+    /// Adds one field unless the limit is reached; text that is not a slice of the
+    /// record is copied. Keys with white
+    /// space also get an alias without it (Defender's `Threat Name` is reachable as
+    /// `ThreatName`). A repeated key keeps both fields.
+    pub(crate) fn push(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) {
         if self.fields.len() >= self.max {
             self.truncated = true;
             return;
         }
-        let key = key.into();
-        let value = value.into();
-        if key.contains(char::is_whitespace) {
-            let alias: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+        let key = self.locate(key.as_ref());
+        let value = self.locate(value.as_ref());
+        self.add(key, value, Repeat::KeepBoth);
+    }
+
+    /// The span of `text`: in the record when it is a slice of it, else a copy.
+    fn locate(&mut self, text: &str) -> Span {
+        let base = self.src.as_ptr() as usize;
+        let at = text.as_ptr() as usize;
+        if at >= base && at + text.len() <= base + self.src.len() && !text.is_empty() {
+            Self::source_span(at - base, at - base + text.len())
+        } else {
+            self.copy(text)
+        }
+    }
+
+    /// Adds one field whose text is already in the record or the scratch buffer.
+    pub(crate) fn add(&mut self, key: Span, value: Span, repeat: Repeat) {
+        if self.fields.len() >= self.max {
+            self.truncated = true;
+            return;
+        }
+        let key_text = self.text(key);
+        if key_text
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b >= 0x80)
+            && key_text.contains(char::is_whitespace)
+        {
+            let start = self.scratch.len();
+            let alias: String = key_text.chars().filter(|c| !c.is_whitespace()).collect();
             if !alias.is_empty() && self.fields.len() + 1 < self.max {
-                self.fields.push((alias, value.clone()));
+                self.scratch.push_str(&alias);
+                let alias = self.scratch_span(start);
+                self.insert(alias, value, repeat);
             }
         }
+        self.insert(key, value, repeat);
+    }
+
+    fn insert(&mut self, key: Span, value: Span, repeat: Repeat) {
+        if (self.fields.len() + 1) * 2 > self.index.len() {
+            self.grow();
+        }
+        let hash = key_hash(self.bytes(key));
+        match self.probe(self.bytes(key), hash) {
+            (_, Some(existing)) if repeat == Repeat::Replace => {
+                self.fields[existing].1 = value;
+                return;
+            }
+            (_, Some(_)) => {}
+            (slot, None) => self.index[slot] = Self::entry(self.fields.len(), hash),
+        }
         self.fields.push((key, value));
+    }
+
+    /// Doubles the key index and re-inserts every field's first occurrence.
+    fn grow(&mut self) {
+        let slots = (self.index.len() * 2).max(FIRST_INDEX_SLOTS);
+        self.index.clear();
+        self.index.resize(slots, 0);
+        for field in 0..self.fields.len() {
+            let key = self.bytes(self.fields[field].0);
+            let hash = key_hash(key);
+            if let (slot, None) = self.probe(key, hash) {
+                self.index[slot] = Self::entry(field, hash);
+            }
+        }
+    }
+
+    /// Value of a field already collected, by exact key (the first, when repeated).
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.value_span(key).map(|v| self.text(v))
+    }
+
+    fn value_span(&self, key: &str) -> Option<Span> {
+        if self.index.is_empty() {
+            return None;
+        }
+        let key = key.as_bytes();
+        let (_, field) = self.probe(key, key_hash(key));
+        field.map(|f| self.fields[f].1)
+    }
+
+    /// Adds field `alias` with the value of field `original`, if there is one.
+    pub(crate) fn alias(&mut self, alias: &str, original: &str) {
+        if let Some(value) = self.value_span(original) {
+            let key = self.copy(alias);
+            self.add(key, value, Repeat::KeepBoth);
+        }
+    }
+
+    /// Every field in record order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.fields
+            .iter()
+            .map(|(k, v)| (self.text(*k), self.text(*v)))
+    }
+
+    /// How many fields there are.
+    pub(crate) fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The fields as owned pairs, for an [`vedette_core::event::Event`].
+    pub(crate) fn to_owned_fields(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// Adds a JSON value under `key`: objects are flattened with dots, arrays and
@@ -76,6 +316,7 @@ impl FieldSink {
         match value {
             Value::Object(map) => self.push_object(key, map),
             Value::Null => {}
+            Value::String(s) => self.push(key, s),
             other => {
                 if let Some(text) = scalar_text(other) {
                     self.push(key, text);
@@ -95,14 +336,30 @@ impl FieldSink {
             }
         }
     }
+}
 
-    /// Value of a field already collected, by exact key.
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+/// A fast hash of a field key (keys are short; this is not for hostile collisions:
+/// a record's keys are bounded by the field limit, and a probe sequence by the index).
+fn key_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (key.len() as u64).wrapping_mul(K);
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(word))
+            .wrapping_mul(K)
+            .rotate_left(26);
     }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(word))
+            .wrapping_mul(K)
+            .rotate_left(26);
+    }
+    h ^ (h >> 29)
 }
 
 #[cfg(test)]
@@ -132,6 +389,8 @@ mod tests {
         sink.push("Threat Name", "EICAR");
         assert_eq!(sink.get("ThreatName"), Some("EICAR"));
         assert_eq!(sink.get("Threat Name"), Some("EICAR"));
+        let keys: Vec<_> = sink.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["ThreatName", "Threat Name"]);
     }
 
     #[test]
@@ -144,8 +403,29 @@ mod tests {
         for i in 0..5 {
             sink.push(format!("k{i}"), "v");
         }
-        assert_eq!(sink.fields.len(), 2);
+        assert_eq!(sink.len(), 2);
         assert!(sink.truncated);
+    }
+
+    #[test]
+    fn many_keys_stay_findable_and_repeats_follow_the_rule() {
+        let mut sink = FieldSink::new(&Limits::default());
+        for i in 0..500 {
+            sink.push(format!("key{i}"), format!("v{i}"));
+        }
+        sink.push("key7", "again");
+        assert_eq!(sink.len(), 501);
+        assert!((0..500).all(|i| sink.get(&format!("key{i}")) == Some(format!("v{i}").as_str())));
+        assert_eq!(sink.get("key500"), None);
+
+        let src = r#"{"a":"1","a":"2"}"#;
+        let mut json = FieldSink::over(src, &Limits::default());
+        let key = FieldSink::source_span(2, 3);
+        json.add(key, FieldSink::source_span(6, 7), Repeat::Replace);
+        json.add(key, FieldSink::source_span(14, 15), Repeat::Replace);
+        assert_eq!(json.iter().collect::<Vec<_>>(), vec![("a", "2")]);
+        json.reset("{}");
+        assert_eq!((json.len(), json.get("a")), (0, None));
     }
 
     #[test]

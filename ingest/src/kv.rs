@@ -94,7 +94,7 @@ fn protocol_name(number: &str) -> Option<String> {
 pub(crate) fn apply(
     pairs: &[(String, String)],
     event: &mut Event,
-    sink: &mut FieldSink,
+    sink: &mut FieldSink<'_>,
 ) -> Option<ParsedTime> {
     for (k, v) in pairs {
         sink.push(k.clone(), v.clone());

@@ -120,7 +120,7 @@ pub(crate) fn parse(text: &str) -> Result<Leef, String> {
 }
 
 /// Adds the LEEF fields to `sink` and fills the common columns (the time: [`dev_time`]).
-pub(crate) fn apply(leef: &Leef, event: &mut Event, sink: &mut FieldSink) {
+pub(crate) fn apply(leef: &Leef, event: &mut Event, sink: &mut FieldSink<'_>) {
     sink.push("leefVersion", leef.version.clone());
     for (name, value) in HEADER_NAMES.iter().zip(&leef.header) {
         sink.push(*name, value.clone());

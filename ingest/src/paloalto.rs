@@ -135,7 +135,11 @@ pub(crate) fn looks_like_panos(message: &str) -> bool {
 }
 
 /// Adds the PAN-OS fields and fills the columns; returns the event time.
-pub(crate) fn apply(message: &str, event: &mut Event, sink: &mut FieldSink) -> Option<ParsedTime> {
+pub(crate) fn apply(
+    message: &str,
+    event: &mut Event,
+    sink: &mut FieldSink<'_>,
+) -> Option<ParsedTime> {
     let values = split_csv(message);
     let kind = values.get(3).map(String::as_str).unwrap_or_default();
     let specific: &[&str] = match kind {
@@ -158,7 +162,7 @@ pub(crate) fn apply(message: &str, event: &mut Event, sink: &mut FieldSink) -> O
         named.push((name, value.as_str()));
     }
     for (k, v) in &named {
-        sink.push(k.clone(), v.to_string());
+        sink.push(k, v);
     }
     let get = |k: &str| named.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
     let owned = |k: &str| get(k).map(str::to_string);

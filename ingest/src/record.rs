@@ -1,8 +1,10 @@
 //! What every parser shares: the per-chunk context, event construction with a stable id
 //! and a normalized time, dead letters, and the newline-delimited record driver.
 
+use std::borrow::Cow;
 use vedette_core::dead_letter::DeadLetter;
-use vedette_core::event::{tag, Event, EventBatchBuilder};
+
+use vedette_core::event::{tag, Event, EventBatchBuilder, Row, TextCol};
 use vedette_core::id::event_id;
 use vedette_core::traits::{ParseStats, RawChunk};
 
@@ -41,6 +43,19 @@ impl<'a> RecordCtx<'a> {
         }
     }
 
+    /// A new row of `dataset` for the raw record `raw`, as [`RecordCtx::event`] makes
+    /// an event.
+    pub(crate) fn row(&self, dataset: impl Into<Cow<'a, str>>, raw: &[u8]) -> Row<'a> {
+        let dataset = dataset.into();
+        let mut row = Row::default();
+        row.set(TextCol::Id, event_id(&self.chunk.tenant, &dataset, raw));
+        row.set(TextCol::Dataset, dataset);
+        row.set(TextCol::Tenant, self.chunk.tenant.as_str());
+        row.ingested_ms = self.chunk.received_ms;
+        row.timestamp_ms = self.chunk.received_ms;
+        row
+    }
+
     /// A dead letter for the record at byte `offset` of the chunk.
     pub(crate) fn dead_letter(
         &self,
@@ -77,21 +92,35 @@ pub(crate) fn set_time(event: &mut Event, time_text: Option<&str>, parsed: Optio
     }
 }
 
-/// Moves collected fields into the event, tagging truncation.
-pub(crate) fn set_fields(event: &mut Event, sink: FieldSink) {
+/// [`set_time`] for a row.
+pub(crate) fn set_row_time(row: &mut Row<'_>, time_text: Option<&str>, parsed: Option<ParsedTime>) {
+    match (time_text, parsed) {
+        (_, Some(t)) => {
+            row.timestamp_ms = t.ms;
+            if t.zone_missing {
+                row.add_tag(tag::TIMEZONE_MISSING);
+            }
+        }
+        (Some(_), None) => row.add_tag(tag::TIMESTAMP_INVALID),
+        (None, None) => row.add_tag(tag::TIMESTAMP_MISSING),
+    }
+}
+
+/// Copies collected fields into the event, tagging truncation.
+pub(crate) fn set_fields(event: &mut Event, sink: FieldSink<'_>) {
     if sink.truncated {
         event.add_tag(tag::FIELDS_TRUNCATED);
     }
-    event.fields = sink.fields;
+    event.fields = sink.to_owned_fields();
 }
 
-/// Sets the payload, cut at the limit (and tagged) when longer.
-pub(crate) fn set_payload(event: &mut Event, bytes: &[u8], limits: &Limits) {
+/// Sets a row's payload, cut at the limit (and tagged) when longer.
+pub(crate) fn set_row_payload<'a>(row: &mut Row<'a>, bytes: &'a [u8], limits: &Limits) {
     if bytes.len() > limits.max_payload_bytes {
-        event.add_tag(tag::PAYLOAD_TRUNCATED);
-        event.payload = Some(bytes[..limits.max_payload_bytes].to_vec());
+        row.add_tag(tag::PAYLOAD_TRUNCATED);
+        row.payload = Some(Cow::Borrowed(&bytes[..limits.max_payload_bytes]));
     } else {
-        event.payload = Some(bytes.to_vec());
+        row.payload = Some(Cow::Borrowed(bytes));
     }
 }
 
@@ -116,18 +145,78 @@ pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     })
 }
 
+/// Where a record's events go: owned [`Event`]s are held until the record is known to
+/// be good; a [`Row`] goes straight into the batch, so a parser writes one only once
+/// nothing can fail any more for the record.
+pub(crate) struct Output<'o> {
+    builder: &'o mut EventBatchBuilder,
+    pending: Vec<Event>,
+    rows: usize,
+}
+
+impl<'o> Output<'o> {
+    /// An output into `builder`.
+    pub(crate) fn new(builder: &'o mut EventBatchBuilder) -> Self {
+        Self {
+            builder,
+            pending: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// Adds an event of the record.
+    pub(crate) fn push(&mut self, event: Event) {
+        self.pending.push(event);
+    }
+
+    /// Writes a row of the record with its fields; the record must not fail after this.
+    pub(crate) fn row<'f>(
+        &mut self,
+        row: &Row<'_>,
+        fields: impl IntoIterator<Item = (&'f str, &'f str)>,
+    ) {
+        self.builder.append_row(row, fields);
+        self.rows += 1;
+    }
+
+    /// Appends the record's held events; returns how many events the record made.
+    pub(crate) fn commit(&mut self) -> usize {
+        for event in &self.pending {
+            self.builder.append(event);
+        }
+        let made = self.pending.len() + self.rows;
+        self.pending.clear();
+        self.rows = 0;
+        made
+    }
+
+    /// Drops the record's held events (it failed; it wrote no row).
+    pub(crate) fn discard(&mut self) {
+        debug_assert_eq!(self.rows, 0, "a record failed after writing a row");
+        self.pending.clear();
+        self.rows = 0;
+    }
+}
+
+/// The fields-truncated flag of a row whose fields came from `sink`.
+pub(crate) fn tag_truncation(row: &mut Row<'_>, sink: &FieldSink<'_>) {
+    if sink.truncated {
+        row.add_tag(tag::FIELDS_TRUNCATED);
+    }
+}
+
 /// Runs `parse` on every line of the chunk: the events it produces go to `events`
 /// (a line may yield several), rejected or oversized lines go to `dead_letters` with
 /// their reason, and the next line goes on.
-pub(crate) fn parse_lines<F>(
-    ctx: &RecordCtx<'_>,
+pub(crate) fn parse_lines<'c, F>(
+    ctx: &RecordCtx<'c>,
     stage: &str,
     events: &mut EventBatchBuilder,
     dead_letters: &mut Vec<DeadLetter>,
     parse: F,
 ) -> ParseStats
 where
-    F: FnMut(&[u8], &mut Vec<Event>) -> Result<(), Reject>,
+    F: FnMut(&'c [u8], &mut Output<'_>) -> Result<(), Reject>,
 {
     parse_records(
         ctx,
@@ -151,12 +240,11 @@ pub(crate) fn parse_records<'c, I, F>(
 ) -> ParseStats
 where
     I: Iterator<Item = (usize, &'c [u8])>,
-    F: FnMut(&[u8], &mut Vec<Event>) -> Result<(), Reject>,
+    F: FnMut(&'c [u8], &mut Output<'_>) -> Result<(), Reject>,
 {
     let mut stats = ParseStats::default();
-    let mut produced = Vec::new();
+    let mut out = Output::new(events);
     for (offset, line) in records {
-        produced.clear();
         let outcome = if line.len() > ctx.limits.max_record_bytes {
             Err(format!(
                 "record of {} bytes exceeds the {}-byte limit",
@@ -164,16 +252,12 @@ where
                 ctx.limits.max_record_bytes
             ))
         } else {
-            parse(line, &mut produced)
+            parse(line, &mut out)
         };
         match outcome {
-            Ok(()) => {
-                for event in &produced {
-                    events.append(event);
-                }
-                stats.events += produced.len();
-            }
+            Ok(()) => stats.events += out.commit(),
             Err(reason) => {
+                out.discard();
                 dead_letters.push(ctx.dead_letter(stage, offset, &reason, line));
                 stats.dead_letters += 1;
             }

@@ -13,7 +13,7 @@ use vedette_core::traits::{ParseStats, Parser, RawChunk};
 use crate::flatten::FieldSink;
 use crate::json::zeek_mapping;
 use crate::limits::Limits;
-use crate::record::{lines, set_fields, RecordCtx};
+use crate::record::{lines, tag_truncation, RecordCtx};
 
 /// Most origins whose header is remembered; past that the memory is cleared.
 const MAX_REMEMBERED: usize = 4096;
@@ -109,6 +109,7 @@ impl Parser for ZeekTsvParser {
             mut path,
             mut names,
         } = remembered;
+        let mut sink = FieldSink::new(ctx.limits);
         for (offset, raw) in lines(&chunk.bytes) {
             let line = String::from_utf8_lossy(raw);
             if let Some(header) = line.strip_prefix('#') {
@@ -163,8 +164,8 @@ impl Parser for ZeekTsvParser {
             } else {
                 format!("zeek.{clean}")
             };
-            let mut event = ctx.event(&dataset, raw);
-            let mut sink = FieldSink::new(ctx.limits);
+            let mut row = ctx.row(dataset, raw);
+            sink.reset("");
             if !path.is_empty() {
                 sink.push("_path", path.clone());
             }
@@ -173,9 +174,9 @@ impl Parser for ZeekTsvParser {
                     sink.push(name.clone(), value);
                 }
             }
-            zeek_mapping().apply(&mut event, &sink);
-            set_fields(&mut event, sink);
-            events.append(&event);
+            zeek_mapping().apply(&mut row, &sink);
+            tag_truncation(&mut row, &sink);
+            events.append_row(&row, sink.iter());
             stats.events += 1;
         }
         if !names.is_empty() {

@@ -1,12 +1,13 @@
 //! Table-driven mappings from the flattened fields of a JSON log family to the common
 //! columns: for each column, the keys to try in order.
 
-use vedette_core::event::Event;
+use vedette_core::event::{IntCol, Row, TextCol};
 
 use crate::flatten::FieldSink;
-use crate::record::set_time;
+use crate::record::set_row_time;
 use crate::text::parse_int;
 use crate::timestamp::parse_any;
+use crate::windows::lowercase;
 
 /// A common column a mapping can fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +51,12 @@ pub(crate) struct Mapping {
 }
 
 impl Mapping {
-    /// Fills the event's common columns from the flattened fields.
-    pub(crate) fn apply(&self, event: &mut Event, f: &FieldSink) {
-        event.kind = Some("event".into());
-        event.cloud_provider = self.cloud.map(str::to_string);
+    /// Fills the row's common columns from the flattened fields.
+    pub(crate) fn apply<'s>(&self, row: &mut Row<'s>, f: &'s FieldSink<'_>) {
+        row.set(TextCol::Kind, "event");
+        row.set_opt(TextCol::CloudProvider, self.cloud);
         let time_text = self.time.iter().find_map(|k| f.get(k));
-        set_time(event, time_text, time_text.and_then(parse_any));
+        set_row_time(row, time_text, time_text.and_then(parse_any));
         for (col, keys) in self.columns {
             let Some(value) = keys
                 .iter()
@@ -64,34 +65,48 @@ impl Mapping {
             else {
                 continue;
             };
-            let text = Some(value.to_string());
-            match col {
-                Col::HostName => event.host_name = text,
-                Col::HostIp => event.host_ip = text,
-                Col::UserName => event.user_name = text,
-                Col::SourceIp => event.source_ip = text,
-                Col::SourcePort => event.source_port = parse_int(value),
-                Col::DestinationIp => event.destination_ip = text,
-                Col::DestinationPort => event.destination_port = parse_int(value),
-                Col::Transport => event.network_transport = Some(value.to_ascii_lowercase()),
-                Col::Action => event.action = text,
-                Col::Category => event.category = text,
-                Col::Code => event.code = text,
-                Col::Provider => event.provider = text,
-                Col::Severity => event.severity = parse_int(value),
-                Col::Url => event.url_full = text,
-                Col::Dns => event.dns_question_name = text,
-                Col::AccountId => event.cloud_account_id = text,
-                Col::Region => event.cloud_region = text,
-                Col::ProcessExecutable => event.process_executable = text,
-                Col::CommandLine => event.process_command_line = text,
-                Col::Pid => event.process_pid = parse_int(value),
-                Col::FilePath => event.file_path = text,
-                Col::FileSha256 => event.file_sha256 = Some(value.to_ascii_lowercase()),
-                Col::Message => event.message = text,
+            let text = match col {
+                Col::SourcePort => return_int(row, IntCol::SourcePort, value),
+                Col::DestinationPort => return_int(row, IntCol::DestinationPort, value),
+                Col::Severity => return_int(row, IntCol::Severity, value),
+                Col::Pid => return_int(row, IntCol::ProcessPid, value),
+                Col::HostName => Some(TextCol::HostName),
+                Col::HostIp => Some(TextCol::HostIp),
+                Col::UserName => Some(TextCol::UserName),
+                Col::SourceIp => Some(TextCol::SourceIp),
+                Col::DestinationIp => Some(TextCol::DestinationIp),
+                Col::Action => Some(TextCol::Action),
+                Col::Category => Some(TextCol::Category),
+                Col::Code => Some(TextCol::Code),
+                Col::Provider => Some(TextCol::Provider),
+                Col::Url => Some(TextCol::UrlFull),
+                Col::Dns => Some(TextCol::DnsQuestionName),
+                Col::AccountId => Some(TextCol::CloudAccountId),
+                Col::Region => Some(TextCol::CloudRegion),
+                Col::ProcessExecutable => Some(TextCol::ProcessExecutable),
+                Col::CommandLine => Some(TextCol::ProcessCommandLine),
+                Col::FilePath => Some(TextCol::FilePath),
+                Col::Message => Some(TextCol::Message),
+                Col::Transport => {
+                    row.set(TextCol::NetworkTransport, lowercase(value));
+                    None
+                }
+                Col::FileSha256 => {
+                    row.set(TextCol::FileSha256, lowercase(value));
+                    None
+                }
+            };
+            if let Some(column) = text {
+                row.set(column, value);
             }
         }
     }
+}
+
+/// Sets an integer column from text; no text column to set.
+fn return_int(row: &mut Row<'_>, column: IntCol, value: &str) -> Option<TextCol> {
+    row.set_int(column, parse_int(value));
+    None
 }
 
 use Col::*;

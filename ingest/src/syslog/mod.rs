@@ -11,13 +11,17 @@ mod framing;
 pub(crate) mod header;
 
 use serde_json::Value;
+use std::borrow::Cow;
 use vedette_core::dead_letter::DeadLetter;
-use vedette_core::event::{tag, Event, EventBatchBuilder};
+
+use vedette_core::event::{tag, Event, EventBatchBuilder, IntCol, TextCol};
 use vedette_core::traits::{ParseStats, Parser, RawChunk};
 
 use crate::flatten::FieldSink;
 use crate::limits::Limits;
-use crate::record::{parse_records, set_fields, set_time, RecordCtx, Reject};
+use crate::record::{
+    parse_records, set_fields, set_row_time, set_time, tag_truncation, Output, RecordCtx, Reject,
+};
 use crate::timestamp::ParsedTime;
 use crate::{cef, kv, leef, paloalto};
 
@@ -85,7 +89,13 @@ impl TextLineParser {
         Self { content, limits }
     }
 
-    fn parse_record(&self, ctx: &RecordCtx<'_>, raw: &[u8]) -> Result<Event, Reject> {
+    fn parse_record<'c>(
+        &self,
+        ctx: &RecordCtx<'c>,
+        raw: &'c [u8],
+        sink: &mut FieldSink<'c>,
+        out: &mut Output<'_>,
+    ) -> Result<(), Reject> {
         let line = String::from_utf8_lossy(raw);
         let h = header::parse(&line, ctx.chunk.received_ms);
         let mut content = match self.content {
@@ -100,9 +110,40 @@ impl TextLineParser {
         if content == TextContent::WindowsXml {
             // The event's own System fields give host, provider and time; the line is
             // kept as the message.
-            let mut event = crate::windows::normalize_xml(h.message, None, ctx, raw)?;
-            event.message = Some(line.into_owned());
-            return Ok(event);
+            let mut sink = FieldSink::new(ctx.limits);
+            let mut extra = FieldSink::new(ctx.limits);
+            crate::windows::read_xml(h.message, None, &mut sink, &mut extra)?;
+            let mut row = crate::windows::normalize(&sink, ctx, raw);
+            row.set(TextCol::Message, line.as_ref());
+            out.row(&row, sink.iter());
+            return Ok(());
+        }
+        if matches!(content, TextContent::Auto | TextContent::Syslog) {
+            // Plain syslog, the common case: a row whose fields are slices of the line.
+            sink.reset(match &line {
+                Cow::Borrowed(text) => text,
+                Cow::Owned(_) => "",
+            });
+            let mut row = ctx.row(content.dataset(), raw);
+            push_header_fields(&h, sink);
+            row.set_int(IntCol::Severity, h.severity.map(i64::from));
+            row.set_opt(TextCol::HostName, h.hostname);
+            row.set_opt(TextCol::Provider, h.appname);
+            row.set_int(IntCol::ProcessPid, h.procid.and_then(|p| p.parse().ok()));
+            push_json_message(h.message, sink, ctx.limits);
+            match h.time {
+                Some((ms, zone_missing)) => {
+                    set_row_time(&mut row, h.time_text, Some(ParsedTime { ms, zone_missing }));
+                    if h.year_inferred {
+                        row.add_tag(tag::YEAR_INFERRED);
+                    }
+                }
+                None => set_row_time(&mut row, h.time_text, None),
+            }
+            row.set(TextCol::Message, line.as_ref());
+            tag_truncation(&mut row, sink);
+            out.row(&row, sink.iter());
+            return Ok(());
         }
         let mut event = ctx.event(content.dataset(), raw);
         let mut sink = FieldSink::new(ctx.limits);
@@ -157,7 +198,8 @@ impl TextLineParser {
         }
         event.message = Some(line.into_owned());
         set_fields(&mut event, sink);
-        Ok(event)
+        out.push(event);
+        Ok(())
     }
 }
 
@@ -171,14 +213,29 @@ fn content_parses(content: TextContent, msg: &str) -> bool {
     }
 }
 
-/// The syslog header as `syslog.*` fields and common columns.
-fn push_header(h: &header::Header<'_>, event: &mut Event, sink: &mut FieldSink) {
+/// The syslog header as common columns of an event, and `syslog.*` fields.
+fn push_header(h: &header::Header<'_>, event: &mut Event, sink: &mut FieldSink<'_>) {
+    push_header_fields(h, sink);
+    event.severity = h.severity.map(i64::from);
+    event.host_name = h.hostname.map(str::to_string);
+    event.provider = h.appname.map(str::to_string);
+    event.process_pid = h.procid.and_then(|p| p.parse().ok());
+}
+
+/// The text of the numbers a PRI splits into (facility 0-23, severity 0-7).
+const PRI_PARTS: [&str; 24] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23",
+];
+
+/// The syslog header as `syslog.*` fields.
+fn push_header_fields(h: &header::Header<'_>, sink: &mut FieldSink<'_>) {
+    let text = |n: u8| PRI_PARTS.get(usize::from(n)).copied().unwrap_or_default();
     if let Some(f) = h.facility {
-        sink.push("syslog.facility", f.to_string());
+        sink.push("syslog.facility", text(f));
     }
     if let Some(s) = h.severity {
-        sink.push("syslog.severity", s.to_string());
-        event.severity = Some(i64::from(s));
+        sink.push("syslog.severity", text(s));
     }
     for (name, value) in [
         ("syslog.version", h.version),
@@ -198,13 +255,10 @@ fn push_header(h: &header::Header<'_>, event: &mut Event, sink: &mut FieldSink) 
         }
     }
     sink.push("syslog.message", h.message);
-    event.host_name = h.hostname.map(str::to_string);
-    event.provider = h.appname.map(str::to_string);
-    event.process_pid = h.procid.and_then(|p| p.parse().ok());
 }
 
 /// A JSON object in the message is flattened into the fields too.
-fn push_json_message(msg: &str, sink: &mut FieldSink, limits: &Limits) {
+fn push_json_message(msg: &str, sink: &mut FieldSink<'_>, limits: &Limits) {
     let trimmed = msg.trim();
     if trimmed.starts_with('{') && trimmed.ends_with('}') {
         if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(trimmed) {
@@ -228,16 +282,14 @@ impl Parser for TextLineParser {
     ) -> ParseStats {
         let ctx = RecordCtx::new(chunk, &self.limits);
         let records = framing::frames(&chunk.bytes);
+        let mut sink = FieldSink::over("", &self.limits);
         parse_records(
             &ctx,
             self.content.dataset(),
             records,
             events,
             dead_letters,
-            |record, out| {
-                out.push(self.parse_record(&ctx, record)?);
-                Ok(())
-            },
+            |record, out| self.parse_record(&ctx, record, &mut sink, out),
         )
     }
 }

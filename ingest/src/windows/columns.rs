@@ -1,10 +1,12 @@
 //! Windows fields to common columns, by channel and event id.
 
-use vedette_core::event::Event;
+use std::borrow::Cow;
+
+use vedette_core::event::{IntCol, Row, TextCol::*};
 
 use crate::flatten::FieldSink;
 use crate::limits::Limits;
-use crate::record::{set_payload, set_time};
+use crate::record::{set_row_payload, set_row_time};
 use crate::text::parse_int;
 use crate::timestamp::{parse_datetime, ParsedTime};
 
@@ -27,21 +29,26 @@ pub(crate) fn dataset_for_channel(channel: &str) -> &'static str {
 }
 
 /// Splits `DOMAIN\user` into (user, domain).
-fn split_user(text: &str) -> (String, Option<String>) {
+fn split_user(text: &str) -> (&str, Option<&str>) {
     match text.split_once('\\') {
-        Some((domain, user)) => (user.to_string(), Some(domain.to_string())),
-        None => (text.to_string(), None),
+        Some((domain, user)) => (user, Some(domain)),
+        None => (text, None),
     }
 }
 
-fn first<'a>(f: &'a FieldSink, keys: &[&str]) -> Option<&'a str> {
+fn first<'a>(f: &'a FieldSink<'_>, keys: &[&str]) -> Option<&'a str> {
     keys.iter()
         .find_map(|k| f.get(k))
         .filter(|v| !v.is_empty() && *v != "-")
 }
 
-fn owned(f: &FieldSink, keys: &[&str]) -> Option<String> {
-    first(f, keys).map(str::to_string)
+/// `text` in lower case, borrowed when it already is.
+pub(crate) fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// The Sysmon action and category of an event id.
@@ -98,12 +105,11 @@ fn security_action(id: i64) -> Option<(&'static str, &'static str)> {
 }
 
 /// Fills the common columns from the flat Windows fields.
-pub(crate) fn map_columns(event: &mut Event, f: &FieldSink, limits: &Limits) {
+pub(crate) fn map_columns<'s>(row: &mut Row<'s>, f: &'s FieldSink<'_>, limits: &Limits) {
     let id = f.get("EventID").and_then(parse_int);
-    event.code = owned(f, &["EventID"]);
-    event.provider = owned(f, &["Provider_Name"]);
-    event.host_name = owned(f, &["Computer", "Hostname"]);
-    event.kind = Some("event".into());
+    row.set_opt(Code, first(f, &["EventID"]));
+    row.set_opt(Provider, first(f, &["Provider_Name"]));
+    row.set_opt(HostName, first(f, &["Computer", "Hostname"]));
 
     // Time: the record's own time first; Sysmon's UtcTime is UTC by definition.
     let time = [
@@ -125,60 +131,85 @@ pub(crate) fn map_columns(event: &mut Event, f: &FieldSink, limits: &Limits) {
         })
     });
     match time {
-        Some((text, parsed)) => set_time(event, Some(text), parsed),
-        None => set_time(event, None, None),
+        Some((text, parsed)) => set_row_time(row, Some(text), parsed),
+        None => set_row_time(row, None, None),
     }
 
     // Process, file, network and DNS columns: the same names across Sysmon (Windows
     // and Linux) and the Security log.
-    event.process_executable = owned(
-        f,
-        &["Image", "NewProcessName", "SourceImage", "ProcessName"],
+    row.set_opt(
+        ProcessExecutable,
+        first(
+            f,
+            &["Image", "NewProcessName", "SourceImage", "ProcessName"],
+        ),
     );
-    event.process_command_line = owned(f, &["CommandLine"]);
-    event.parent_executable = owned(f, &["ParentImage", "ParentProcessName"]);
-    event.parent_command_line = owned(f, &["ParentCommandLine"]);
-    event.process_pid = first(
-        f,
-        &["ProcessId", "NewProcessId", "ProcessID", "SourceProcessId"],
-    )
-    .and_then(parse_int);
-    event.file_path = owned(f, &["TargetFilename", "ImageLoaded", "Path", "ObjectName"]);
-    event.dns_question_name = owned(f, &["QueryName"]);
-    event.source_ip = owned(f, &["SourceIp", "IpAddress", "SourceAddress"]);
-    event.source_port = first(f, &["SourcePort", "IpPort"])
-        .and_then(parse_int)
-        .filter(|p| *p > 0);
-    event.destination_ip = owned(f, &["DestinationIp", "DestAddress"]);
-    event.destination_port = first(f, &["DestinationPort", "DestPort"]).and_then(parse_int);
-    event.network_transport = owned(f, &["Protocol"]).map(|p| p.to_ascii_lowercase());
+    row.set_opt(ProcessCommandLine, first(f, &["CommandLine"]));
+    row.set_opt(
+        ParentExecutable,
+        first(f, &["ParentImage", "ParentProcessName"]),
+    );
+    row.set_opt(ParentCommandLine, first(f, &["ParentCommandLine"]));
+    row.set_int(
+        IntCol::ProcessPid,
+        first(
+            f,
+            &["ProcessId", "NewProcessId", "ProcessID", "SourceProcessId"],
+        )
+        .and_then(parse_int),
+    );
+    row.set_opt(
+        FilePath,
+        first(f, &["TargetFilename", "ImageLoaded", "Path", "ObjectName"]),
+    );
+    row.set_opt(DnsQuestionName, first(f, &["QueryName"]));
+    row.set_opt(
+        SourceIp,
+        first(f, &["SourceIp", "IpAddress", "SourceAddress"]),
+    );
+    row.set_int(
+        IntCol::SourcePort,
+        first(f, &["SourcePort", "IpPort"])
+            .and_then(parse_int)
+            .filter(|p| *p > 0),
+    );
+    row.set_opt(DestinationIp, first(f, &["DestinationIp", "DestAddress"]));
+    row.set_int(
+        IntCol::DestinationPort,
+        first(f, &["DestinationPort", "DestPort"]).and_then(parse_int),
+    );
+    row.set_opt(NetworkTransport, first(f, &["Protocol"]).map(lowercase));
     if let Some(hashes) = f.get("Hashes") {
-        event.file_sha256 = hashes
-            .split(',')
-            .find_map(|h| h.trim().strip_prefix("SHA256="))
-            .map(str::to_ascii_lowercase);
+        row.set_opt(
+            FileSha256,
+            hashes
+                .split(',')
+                .find_map(|h| h.trim().strip_prefix("SHA256="))
+                .map(lowercase),
+        );
     }
 
     // User: Sysmon `User` is DOMAIN\name; the Security log splits it, target first.
     if let Some(user) = first(f, &["User", "Detection User", "DetectionUser"]) {
         let (name, domain) = split_user(user);
-        event.user_name = Some(name);
-        event.user_domain = domain;
+        row.set(UserName, name);
+        row.set_opt(UserDomain, domain);
     } else if let Some(name) = first(f, &["TargetUserName", "SubjectUserName", "UserID"]) {
-        event.user_name = Some(name.to_string());
+        row.set(UserName, name);
         let domain_key = if f.get("TargetUserName").is_some() {
             "TargetDomainName"
         } else {
             "SubjectDomainName"
         };
-        event.user_domain = owned(f, &[domain_key]);
+        row.set_opt(UserDomain, first(f, &[domain_key]));
     }
 
     let channel = f
         .get("System_Channel")
         .or_else(|| f.get("Channel"))
         .unwrap_or_default();
-    let action = match (dataset_for_channel(channel), id) {
+    let dataset = dataset_for_channel(channel);
+    let action = match (dataset, id) {
         ("windows.sysmon" | "linux.sysmon", Some(id)) => sysmon_action(id),
         ("windows.security", Some(id)) => security_action(id),
         ("windows.system", Some(7045)) => Some(("service-installed", "configuration")),
@@ -191,26 +222,27 @@ pub(crate) fn map_columns(event: &mut Event, f: &FieldSink, limits: &Limits) {
         _ => None,
     };
     if let Some((action, category)) = action {
-        event.action = Some(action.into());
-        event.category = Some(category.into());
+        row.set(Action, action);
+        row.set(Category, category);
     }
-    if event.dataset == "windows.defender" && matches!(id, Some(1116 | 1117 | 1006 | 1015)) {
-        event.kind = Some("alert".into());
-    }
+    let defender_alert = row.text(Dataset) == Some("windows.defender")
+        && matches!(id, Some(1116 | 1117 | 1006 | 1015));
+    row.set(Kind, if defender_alert { "alert" } else { "event" });
 
     // Outcome: the audit keywords say success or failure for the Security log.
-    event.outcome = match f.get("Keywords") {
-        Some(k) if k.eq_ignore_ascii_case("0x8010000000000000") => Some("failure".into()),
-        Some(k) if k.eq_ignore_ascii_case("0x8020000000000000") => Some("success".into()),
-        _ if id == Some(4625) || id == Some(4771) => Some("failure".into()),
+    let outcome = match f.get("Keywords") {
+        Some(k) if k.eq_ignore_ascii_case("0x8010000000000000") => Some("failure"),
+        Some(k) if k.eq_ignore_ascii_case("0x8020000000000000") => Some("success"),
+        _ if id == Some(4625) || id == Some(4771) => Some("failure"),
         _ => None,
     };
+    row.set_opt(Outcome, outcome);
 
     // PowerShell script blocks are content to scan.
     if let Some(script) = first(f, &["ScriptBlockText"]) {
-        set_payload(event, script.as_bytes(), limits);
+        set_row_payload(row, script.as_bytes(), limits);
     }
-    event.message = owned(f, &["Message", "RenderingInfo_Message"]);
+    row.set_opt(Message, first(f, &["Message", "RenderingInfo_Message"]));
 }
 
 #[cfg(test)]
@@ -219,10 +251,7 @@ mod tests {
 
     #[test]
     fn users_split_on_backslash() {
-        assert_eq!(
-            split_user("CORP\\jdoe"),
-            ("jdoe".to_string(), Some("CORP".to_string()))
-        );
-        assert_eq!(split_user("root"), ("root".to_string(), None));
+        assert_eq!(split_user("CORP\\jdoe"), ("jdoe", Some("CORP")));
+        assert_eq!(split_user("root"), ("root", None));
     }
 }

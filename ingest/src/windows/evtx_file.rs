@@ -7,6 +7,7 @@ use vedette_core::dead_letter::DeadLetter;
 use vedette_core::event::EventBatchBuilder;
 use vedette_core::traits::{ParseStats, Parser, RawChunk};
 
+use crate::flatten::FieldSink;
 use crate::limits::Limits;
 use crate::record::RecordCtx;
 
@@ -53,6 +54,7 @@ impl Parser for EvtxFileParser {
                 return stats;
             }
         };
+        let mut sink = FieldSink::new(&self.limits);
         for (index, record) in parser.records_json_value().enumerate() {
             match record {
                 Ok(record) => {
@@ -63,8 +65,11 @@ impl Parser for EvtxFileParser {
                         continue;
                     };
                     let raw = serde_json::to_vec(&record.data).unwrap_or_default();
-                    let event = super::normalize(obj, &ctx, &raw);
-                    events.append(&event);
+                    sink.reset("");
+                    super::push_tree(obj, &mut sink);
+                    super::prepare(&mut sink);
+                    let row = super::normalize(&sink, &ctx, &raw);
+                    events.append_row(&row, sink.iter());
                     stats.events += 1;
                 }
                 Err(e) => {

@@ -17,12 +17,12 @@ pub(crate) mod xml;
 use std::borrow::Cow;
 
 use serde_json::{Map, Value};
-use vedette_core::event::Event;
+use vedette_core::event::Row;
 
 use crate::flatten::FieldSink;
-use crate::record::{set_fields, RecordCtx};
+use crate::record::{tag_truncation, RecordCtx};
 
-pub(crate) use columns::dataset_for_channel;
+pub(crate) use columns::{dataset_for_channel, lowercase};
 
 /// Whether a JSON object looks like a Windows event in one of the known forms.
 pub(crate) fn looks_like_windows(obj: &Map<String, Value>) -> bool {
@@ -136,54 +136,76 @@ fn winlogbeat_fields(
     out
 }
 
-/// Normalizes a Windows event given as XML text; `wrapper` fields (of a JSON row that
-/// carried the XML, e.g. Azure Log Analytics' `Syslog` table) are kept too, where they
-/// do not collide with the event's own fields.
-pub(crate) fn normalize_xml(
-    xml_text: &str,
-    wrapper: Option<&Map<String, Value>>,
-    ctx: &RecordCtx<'_>,
-    raw: &[u8],
-) -> Result<Event, String> {
-    let obj =
-        xml::event_from_xml(xml_text).map_err(|e| format!("invalid Windows XML event: {e}"))?;
-    let mut event = normalize(&obj, ctx, raw);
-    if let Some(wrapper) = wrapper {
-        let mut extra = FieldSink::new(ctx.limits);
-        for (k, v) in wrapper {
-            if event.field(k).is_none() {
-                extra.push_json(k, v);
-            }
+/// Adds the canonical names of the OTRF/Mordor and NXLog fields of a flat event read
+/// by the JSON scanner (the tree path does it in [`flat_fields`]).
+pub(crate) fn add_flat_aliases(sink: &mut FieldSink<'_>) {
+    for (alias, original) in [("Provider_Name", "SourceName"), ("Computer", "Hostname")] {
+        if sink.get(alias).is_none() {
+            sink.alias(alias, original);
         }
-        let room = ctx.limits.max_fields.saturating_sub(event.fields.len());
-        event.fields.extend(extra.fields.into_iter().take(room));
     }
-    Ok(event)
 }
 
-/// Normalizes one Windows event (any recognized form) into an event.
-pub(crate) fn normalize(obj: &Map<String, Value>, ctx: &RecordCtx<'_>, raw: &[u8]) -> Event {
-    let flat = flat_fields(obj);
-    let mut sink = FieldSink::new(ctx.limits);
-    for (k, v) in &flat {
+/// Pushes the fields of a Windows event given as a JSON tree (any recognized form).
+pub(crate) fn push_tree(obj: &Map<String, Value>, sink: &mut FieldSink<'_>) {
+    for (k, v) in &flat_fields(obj) {
         sink.push_json(k, v);
     }
-    // Forwarded and Mordor events carry `TimeCreated` only as text; rules and analysts
-    // also ask for the bare `TimeCreated` name of the System child.
-    if sink.get("TimeCreated").is_none() {
-        if let Some(t) = sink.get("TimeCreated_SystemTime").map(str::to_string) {
-            sink.push("TimeCreated", t);
+}
+
+/// Reads a Windows event given as XML text into `sink` (ready for [`normalize`]).
+/// `wrapper` fields (of a JSON row that carried the XML, e.g. Azure Log Analytics'
+/// `Syslog` table) go to `extra` where they do not collide with the event's own
+/// fields; they follow the event's fields in the row, as far as the field limit allows
+/// (see [`with_extra`]).
+pub(crate) fn read_xml(
+    xml_text: &str,
+    wrapper: Option<&Map<String, Value>>,
+    sink: &mut FieldSink<'_>,
+    extra: &mut FieldSink<'_>,
+) -> Result<(), String> {
+    let obj =
+        xml::event_from_xml(xml_text).map_err(|e| format!("invalid Windows XML event: {e}"))?;
+    push_tree(&obj, sink);
+    prepare(sink);
+    for (k, v) in wrapper.into_iter().flatten() {
+        if sink.get(k).is_none() {
+            extra.push_json(k, v);
         }
     }
+    Ok(())
+}
+
+/// The fields of an event read by [`read_xml`]: its own, then the wrapper's that fit.
+pub(crate) fn with_extra<'f>(
+    sink: &'f FieldSink<'_>,
+    extra: &'f FieldSink<'_>,
+    limits: &crate::limits::Limits,
+) -> impl Iterator<Item = (&'f str, &'f str)> {
+    let room = limits.max_fields.saturating_sub(sink.len());
+    sink.iter().chain(extra.iter().take(room))
+}
+
+/// Adds the names every Windows event gets, whatever form it came in: forwarded and
+/// Mordor events carry `TimeCreated` only as text, and rules and analysts also ask
+/// for the bare `TimeCreated` name of the System child.
+pub(crate) fn prepare(sink: &mut FieldSink<'_>) {
+    if sink.get("TimeCreated").is_none() {
+        sink.alias("TimeCreated", "TimeCreated_SystemTime");
+    }
+}
+
+/// Normalizes the Windows event whose flat fields are in `sink` (after [`prepare`])
+/// into a row.
+pub(crate) fn normalize<'s>(sink: &'s FieldSink<'_>, ctx: &RecordCtx<'s>, raw: &[u8]) -> Row<'s> {
     // When EventData has its own `Channel`, the System one is `System_Channel`.
     let channel = sink
         .get("System_Channel")
         .or_else(|| sink.get("Channel"))
-        .unwrap_or_default()
-        .to_string();
-    let dataset = dataset_for_channel(&channel);
-    let mut event = ctx.event(dataset, raw);
-    columns::map_columns(&mut event, &sink, ctx.limits);
-    set_fields(&mut event, sink);
-    event
+        .unwrap_or_default();
+    let dataset = dataset_for_channel(channel);
+    let mut row = ctx.row(dataset, raw);
+    columns::map_columns(&mut row, sink, ctx.limits);
+    tag_truncation(&mut row, sink);
+    row
 }

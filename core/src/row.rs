@@ -1,0 +1,230 @@
+//! One row of the event schema that borrows its text from what the parser holds.
+//!
+//! [`crate::event::Event`] owns every value, which suits tests and the rarer formats;
+//! the hot parsers (JSON lines, syslog) fill a [`Row`] instead, whose text columns
+//! borrow from the record being parsed, and hand it with the record's fields to
+//! [`crate::event::EventBatchBuilder::append_row`]: the values are copied once, into the
+//! Arrow column builders. A text column may be set more than once; the last value is
+//! the one written.
+
+use std::borrow::Cow;
+
+use crate::schema::col;
+
+/// A text column of the event schema, as an index into [`Row`]'s text values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextCol {
+    /// `event.id`.
+    Id,
+    /// `event.dataset`.
+    Dataset,
+    /// `event.kind`.
+    Kind,
+    /// `event.category`.
+    Category,
+    /// `event.action`.
+    Action,
+    /// `event.outcome`.
+    Outcome,
+    /// `event.code`.
+    Code,
+    /// `event.provider`.
+    Provider,
+    /// `host.name`.
+    HostName,
+    /// `host.ip`.
+    HostIp,
+    /// `user.name`.
+    UserName,
+    /// `user.domain`.
+    UserDomain,
+    /// `process.executable`.
+    ProcessExecutable,
+    /// `process.command_line`.
+    ProcessCommandLine,
+    /// `process.parent.executable`.
+    ParentExecutable,
+    /// `process.parent.command_line`.
+    ParentCommandLine,
+    /// `file.path`.
+    FilePath,
+    /// `file.hash.sha256`.
+    FileSha256,
+    /// `source.ip`.
+    SourceIp,
+    /// `destination.ip`.
+    DestinationIp,
+    /// `network.transport`.
+    NetworkTransport,
+    /// `url.full`.
+    UrlFull,
+    /// `dns.question.name`.
+    DnsQuestionName,
+    /// `cloud.provider`.
+    CloudProvider,
+    /// `cloud.account.id`.
+    CloudAccountId,
+    /// `cloud.region`.
+    CloudRegion,
+    /// `tenant`.
+    Tenant,
+    /// `message`.
+    Message,
+}
+
+impl TextCol {
+    /// How many text columns there are.
+    pub const COUNT: usize = 28;
+
+    /// The text column named `column`, if it is one.
+    pub fn of(column: &str) -> Option<Self> {
+        use TextCol::*;
+        Some(match column {
+            col::EVENT_ID => Id,
+            col::EVENT_DATASET => Dataset,
+            col::EVENT_KIND => Kind,
+            col::EVENT_CATEGORY => Category,
+            col::EVENT_ACTION => Action,
+            col::EVENT_OUTCOME => Outcome,
+            col::EVENT_CODE => Code,
+            col::EVENT_PROVIDER => Provider,
+            col::HOST_NAME => HostName,
+            col::HOST_IP => HostIp,
+            col::USER_NAME => UserName,
+            col::USER_DOMAIN => UserDomain,
+            col::PROCESS_EXECUTABLE => ProcessExecutable,
+            col::PROCESS_COMMAND_LINE => ProcessCommandLine,
+            col::PROCESS_PARENT_EXECUTABLE => ParentExecutable,
+            col::PROCESS_PARENT_COMMAND_LINE => ParentCommandLine,
+            col::FILE_PATH => FilePath,
+            col::FILE_HASH_SHA256 => FileSha256,
+            col::SOURCE_IP => SourceIp,
+            col::DESTINATION_IP => DestinationIp,
+            col::NETWORK_TRANSPORT => NetworkTransport,
+            col::URL_FULL => UrlFull,
+            col::DNS_QUESTION_NAME => DnsQuestionName,
+            col::CLOUD_PROVIDER => CloudProvider,
+            col::CLOUD_ACCOUNT_ID => CloudAccountId,
+            col::CLOUD_REGION => CloudRegion,
+            col::TENANT => Tenant,
+            col::MESSAGE => Message,
+            _ => return None,
+        })
+    }
+}
+
+/// An integer column of the event schema, as an index into [`Row`]'s integer values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntCol {
+    /// `event.severity`.
+    Severity,
+    /// `process.pid`.
+    ProcessPid,
+    /// `source.port`.
+    SourcePort,
+    /// `destination.port`.
+    DestinationPort,
+}
+
+impl IntCol {
+    /// How many integer columns there are.
+    pub const COUNT: usize = 4;
+
+    /// The integer column named `column`, if it is one.
+    pub fn of(column: &str) -> Option<Self> {
+        Some(match column {
+            col::EVENT_SEVERITY => Self::Severity,
+            col::PROCESS_PID => Self::ProcessPid,
+            col::SOURCE_PORT => Self::SourcePort,
+            col::DESTINATION_PORT => Self::DestinationPort,
+            _ => return None,
+        })
+    }
+}
+
+/// The common columns of one event, borrowed where they can be (the `fields` map is
+/// handed to the builder beside it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row<'a> {
+    /// When the event happened, Unix milliseconds UTC.
+    pub timestamp_ms: i64,
+    /// When Vedette received it, Unix milliseconds UTC.
+    pub ingested_ms: i64,
+    text: [Option<Cow<'a, str>>; TextCol::COUNT],
+    int: [Option<i64>; IntCol::COUNT],
+    /// Processing flags (see [`crate::event::tag`]), each once.
+    pub tags: Vec<&'static str>,
+    /// Binary content for content scanning.
+    pub payload: Option<Cow<'a, [u8]>>,
+}
+
+impl<'a> Row<'a> {
+    /// Sets a text column (replacing an earlier value).
+    pub fn set(&mut self, column: TextCol, value: impl Into<Cow<'a, str>>) {
+        self.text[column as usize] = Some(value.into());
+    }
+
+    /// Sets a text column to `value`, or clears it when `value` is None.
+    pub fn set_opt<V: Into<Cow<'a, str>>>(&mut self, column: TextCol, value: Option<V>) {
+        self.text[column as usize] = value.map(Into::into);
+    }
+
+    /// The value of a text column.
+    pub fn text(&self, column: TextCol) -> Option<&str> {
+        self.text[column as usize].as_deref()
+    }
+
+    /// Sets an integer column, or clears it when `value` is None.
+    pub fn set_int(&mut self, column: IntCol, value: Option<i64>) {
+        self.int[column as usize] = value;
+    }
+
+    /// The value of an integer column.
+    pub fn int(&self, column: IntCol) -> Option<i64> {
+        self.int[column as usize]
+    }
+
+    /// Adds a processing flag once.
+    pub fn add_tag(&mut self, tag: &'static str) {
+        if !self.tags.contains(&tag) {
+            self.tags.push(tag);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ColumnKind, EVENT_COLUMNS};
+
+    #[test]
+    fn every_text_and_integer_column_has_an_index() {
+        let texts: Vec<_> = EVENT_COLUMNS
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Text)
+            .map(|c| TextCol::of(c.name).map(|t| t as usize))
+            .collect();
+        assert_eq!(texts, (0..TextCol::COUNT).map(Some).collect::<Vec<_>>());
+        let ints: Vec<_> = EVENT_COLUMNS
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Integer)
+            .map(|c| IntCol::of(c.name).map(|t| t as usize))
+            .collect();
+        assert_eq!(ints, (0..IntCol::COUNT).map(Some).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_last_value_set_is_kept() {
+        let mut row = Row::default();
+        row.set(TextCol::Kind, "event");
+        row.set(TextCol::Kind, String::from("alert"));
+        row.set_opt::<&str>(TextCol::HostName, None);
+        row.set_int(IntCol::ProcessPid, Some(4));
+        row.add_tag("x");
+        row.add_tag("x");
+        assert_eq!(row.text(TextCol::Kind), Some("alert"));
+        assert_eq!(row.text(TextCol::HostName), None);
+        assert_eq!(row.int(IntCol::ProcessPid), Some(4));
+        assert_eq!(row.tags, vec!["x"]);
+    }
+}
