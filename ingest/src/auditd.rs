@@ -10,13 +10,13 @@
 use std::collections::HashMap;
 
 use vedette_core::dead_letter::DeadLetter;
-use vedette_core::event::{Event, EventBatchBuilder};
+use vedette_core::event::EventBatchBuilder;
 use vedette_core::traits::{ParseStats, Parser, RawChunk};
 
 use crate::flatten::FieldSink;
 use crate::kv::{pairs, pairs_quoted};
 use crate::limits::Limits;
-use crate::record::{lines, set_fields, set_time, RecordCtx};
+use crate::record::{append_with_fields, lines, set_time, RecordCtx};
 use crate::text::parse_int;
 use crate::timestamp::ParsedTime;
 
@@ -163,7 +163,8 @@ fn shell_word(arg: &str) -> String {
     }
 }
 
-fn build_event(ctx: &RecordCtx<'_>, group: &Group) -> Event {
+/// Appends the event of one group of records.
+fn append_event(ctx: &RecordCtx<'_>, group: &Group, events: &mut EventBatchBuilder) {
     let mut event = ctx.event("auditd", &group.raw);
     let mut sink = FieldSink::new(ctx.limits);
     let main = group
@@ -252,8 +253,7 @@ fn build_event(ctx: &RecordCtx<'_>, group: &Group) -> Event {
         None => set_time(&mut event, None, None),
     }
     event.message = Some(String::from_utf8_lossy(&group.raw).into_owned());
-    set_fields(&mut event, sink);
-    event
+    append_with_fields(events, &mut event, &sink);
 }
 
 impl Parser for AuditdParser {
@@ -325,7 +325,7 @@ impl Parser for AuditdParser {
             }
         }
         for group in groups.iter().filter(|g| !g.records.is_empty()) {
-            events.append(&build_event(&ctx, group));
+            append_event(&ctx, group, events);
             stats.events += 1;
         }
         stats

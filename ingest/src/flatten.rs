@@ -303,7 +303,8 @@ impl<'a> FieldSink<'a> {
         self.fields.len()
     }
 
-    /// The fields as owned pairs, for an [`vedette_core::event::Event`].
+    /// The fields as owned pairs.
+    #[cfg(test)]
     pub(crate) fn to_owned_fields(&self) -> Vec<(String, String)> {
         self.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -76,42 +76,45 @@ impl<'a> RecordCtx<'a> {
     }
 }
 
-/// Sets `@timestamp` from a parsed source time, or keeps the ingest time and tags
-/// why (`timestamp_missing` when `time_text` is None, `timestamp_invalid` when it did
-/// not parse).
-pub(crate) fn set_time(event: &mut Event, time_text: Option<&str>, parsed: Option<ParsedTime>) {
+/// What a source time gives: the event time (None keeps the ingest time) and the flag
+/// to add (`timezone_missing`, or why there is no time: `timestamp_missing` when
+/// `time_text` is None, `timestamp_invalid` when it did not parse).
+fn time_result(
+    time_text: Option<&str>,
+    parsed: Option<ParsedTime>,
+) -> (Option<i64>, Option<&'static str>) {
     match (time_text, parsed) {
-        (_, Some(t)) => {
-            event.timestamp_ms = t.ms;
-            if t.zone_missing {
-                event.add_tag(tag::TIMEZONE_MISSING);
-            }
-        }
-        (Some(_), None) => event.add_tag(tag::TIMESTAMP_INVALID),
-        (None, None) => event.add_tag(tag::TIMESTAMP_MISSING),
+        (_, Some(t)) => (Some(t.ms), t.zone_missing.then_some(tag::TIMEZONE_MISSING)),
+        (Some(_), None) => (None, Some(tag::TIMESTAMP_INVALID)),
+        (None, None) => (None, Some(tag::TIMESTAMP_MISSING)),
     }
+}
+
+/// Sets `@timestamp` from a parsed source time, or keeps the ingest time and tags
+/// why (see [`time_result`]).
+pub(crate) fn set_time(event: &mut Event, time_text: Option<&str>, parsed: Option<ParsedTime>) {
+    let (ms, flag) = time_result(time_text, parsed);
+    event.timestamp_ms = ms.unwrap_or(event.timestamp_ms);
+    flag.into_iter().for_each(|f| event.add_tag(f));
 }
 
 /// [`set_time`] for a row.
 pub(crate) fn set_row_time(row: &mut Row<'_>, time_text: Option<&str>, parsed: Option<ParsedTime>) {
-    match (time_text, parsed) {
-        (_, Some(t)) => {
-            row.timestamp_ms = t.ms;
-            if t.zone_missing {
-                row.add_tag(tag::TIMEZONE_MISSING);
-            }
-        }
-        (Some(_), None) => row.add_tag(tag::TIMESTAMP_INVALID),
-        (None, None) => row.add_tag(tag::TIMESTAMP_MISSING),
-    }
+    let (ms, flag) = time_result(time_text, parsed);
+    row.timestamp_ms = ms.unwrap_or(row.timestamp_ms);
+    flag.into_iter().for_each(|f| row.add_tag(f));
 }
 
-/// Copies collected fields into the event, tagging truncation.
-pub(crate) fn set_fields(event: &mut Event, sink: FieldSink<'_>) {
+/// Appends an event whose fields are in `sink` (not in the event), tagging truncation.
+pub(crate) fn append_with_fields(
+    builder: &mut EventBatchBuilder,
+    event: &mut Event,
+    sink: &FieldSink<'_>,
+) {
     if sink.truncated {
         event.add_tag(tag::FIELDS_TRUNCATED);
     }
-    event.fields = sink.to_owned_fields();
+    builder.append_row(&event.as_row(), sink.iter());
 }
 
 /// Sets a row's payload, cut at the limit (and tagged) when longer.
@@ -145,28 +148,24 @@ pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     })
 }
 
-/// Where a record's events go: owned [`Event`]s are held until the record is known to
-/// be good; a [`Row`] goes straight into the batch, so a parser writes one only once
-/// nothing can fail any more for the record.
+/// Where a record's events go: each straight into the batch as a row, so a parser
+/// writes one only once nothing can fail any more for the record.
 pub(crate) struct Output<'o> {
     builder: &'o mut EventBatchBuilder,
-    pending: Vec<Event>,
     rows: usize,
 }
 
 impl<'o> Output<'o> {
     /// An output into `builder`.
     pub(crate) fn new(builder: &'o mut EventBatchBuilder) -> Self {
-        Self {
-            builder,
-            pending: Vec::new(),
-            rows: 0,
-        }
+        Self { builder, rows: 0 }
     }
 
-    /// Adds an event of the record.
-    pub(crate) fn push(&mut self, event: Event) {
-        self.pending.push(event);
+    /// Writes an event of the record whose fields are in `sink`, as
+    /// [`append_with_fields`]; the record must not fail after this.
+    pub(crate) fn event_with_fields(&mut self, event: &mut Event, sink: &FieldSink<'_>) {
+        append_with_fields(self.builder, event, sink);
+        self.rows += 1;
     }
 
     /// Writes a row of the record with its fields; the record must not fail after this.
@@ -179,21 +178,14 @@ impl<'o> Output<'o> {
         self.rows += 1;
     }
 
-    /// Appends the record's held events; returns how many events the record made.
+    /// Ends a record that succeeded; returns how many events it made.
     pub(crate) fn commit(&mut self) -> usize {
-        for event in &self.pending {
-            self.builder.append(event);
-        }
-        let made = self.pending.len() + self.rows;
-        self.pending.clear();
-        self.rows = 0;
-        made
+        std::mem::take(&mut self.rows)
     }
 
-    /// Drops the record's held events (it failed; it wrote no row).
+    /// Ends a record that failed (it wrote no row).
     pub(crate) fn discard(&mut self) {
         debug_assert_eq!(self.rows, 0, "a record failed after writing a row");
-        self.pending.clear();
         self.rows = 0;
     }
 }

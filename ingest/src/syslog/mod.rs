@@ -20,7 +20,7 @@ use vedette_core::traits::{ParseStats, Parser, RawChunk};
 use crate::flatten::FieldSink;
 use crate::limits::Limits;
 use crate::record::{
-    parse_records, set_fields, set_row_time, set_time, tag_truncation, Output, RecordCtx, Reject,
+    parse_records, set_row_time, set_time, tag_truncation, Output, RecordCtx, Reject,
 };
 use crate::timestamp::ParsedTime;
 use crate::{cef, kv, leef, paloalto};
@@ -197,8 +197,7 @@ impl TextLineParser {
             (None, None) => set_time(&mut event, h.time_text, None),
         }
         event.message = Some(line.into_owned());
-        set_fields(&mut event, sink);
-        out.push(event);
+        out.event_with_fields(&mut event, &sink);
         Ok(())
     }
 }
