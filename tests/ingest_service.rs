@@ -137,10 +137,15 @@ fn a_malformed_record_mid_batch_is_the_only_dead_letter() {
         metric(service.addr, "vedette_ingest_dead_letters_total{source=\"syslog-tcp\",reason=\"CEF header has # of its # `|`-separated fields\"}")
     });
     assert_eq!(dead, 1);
-    let dead_letters: usize = common::bus_batches(&tmp.path().join("data"), "dead_letters")
-        .iter()
-        .map(RecordBatch::num_rows)
-        .sum();
+    // The dead letter is counted when parsed and appended to the bus with its own
+    // flush: wait for it there too.
+    let dead_letters = wait_for("the dead letter on the bus", WAIT, || {
+        let rows: usize = common::bus_batches(&tmp.path().join("data"), "dead_letters")
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        (rows > 0).then_some(rows)
+    });
     assert_eq!(dead_letters, 1);
     let (code, _) = service.terminate();
     assert_eq!(code, Some(0));
