@@ -4,9 +4,8 @@
 //! an [`EventBatchBuilder`]; the builder writes straight into Arrow column builders, so
 //! finishing a batch copies nothing.
 
-use std::sync::Arc;
-
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames,
@@ -133,9 +132,7 @@ impl Event {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-}
 
-impl Event {
     /// The event's common columns as a [`Row`] borrowing from it.
     pub fn as_row(&self) -> Row<'_> {
         use TextCol::*;

@@ -65,48 +65,54 @@ impl Mapping {
             else {
                 continue;
             };
-            let text = match col {
-                Col::SourcePort => return_int(row, IntCol::SourcePort, value),
-                Col::DestinationPort => return_int(row, IntCol::DestinationPort, value),
-                Col::Severity => return_int(row, IntCol::Severity, value),
-                Col::Pid => return_int(row, IntCol::ProcessPid, value),
-                Col::HostName => Some(TextCol::HostName),
-                Col::HostIp => Some(TextCol::HostIp),
-                Col::UserName => Some(TextCol::UserName),
-                Col::SourceIp => Some(TextCol::SourceIp),
-                Col::DestinationIp => Some(TextCol::DestinationIp),
-                Col::Action => Some(TextCol::Action),
-                Col::Category => Some(TextCol::Category),
-                Col::Code => Some(TextCol::Code),
-                Col::Provider => Some(TextCol::Provider),
-                Col::Url => Some(TextCol::UrlFull),
-                Col::Dns => Some(TextCol::DnsQuestionName),
-                Col::AccountId => Some(TextCol::CloudAccountId),
-                Col::Region => Some(TextCol::CloudRegion),
-                Col::ProcessExecutable => Some(TextCol::ProcessExecutable),
-                Col::CommandLine => Some(TextCol::ProcessCommandLine),
-                Col::FilePath => Some(TextCol::FilePath),
-                Col::Message => Some(TextCol::Message),
-                Col::Transport => {
-                    row.set(TextCol::NetworkTransport, lowercase(value));
-                    None
-                }
-                Col::FileSha256 => {
-                    row.set(TextCol::FileSha256, lowercase(value));
-                    None
-                }
-            };
-            if let Some(column) = text {
-                row.set(column, value);
+            match col.target() {
+                Target::Text(column) => row.set(column, value),
+                Target::Lower(column) => row.set(column, lowercase(value)),
+                Target::Int(column) => row.set_int(column, parse_int(value)),
             }
         }
     }
 }
 
-/// Sets an integer column from text; no text column to set.
-fn return_int(row: &mut Row<'_>, column: IntCol, value: &str) -> Option<TextCol> {
-    row.set_int(column, parse_int(value));
-    None
+/// Where a mapped value goes in a row.
+enum Target {
+    /// A text column, as it is.
+    Text(TextCol),
+    /// A text column, in lower case.
+    Lower(TextCol),
+    /// An integer column, parsed.
+    Int(IntCol),
+}
+
+impl Col {
+    fn target(self) -> Target {
+        use Target::{Int, Lower, Text};
+        match self {
+            Col::SourcePort => Int(IntCol::SourcePort),
+            Col::DestinationPort => Int(IntCol::DestinationPort),
+            Col::Severity => Int(IntCol::Severity),
+            Col::Pid => Int(IntCol::ProcessPid),
+            Col::Transport => Lower(TextCol::NetworkTransport),
+            Col::FileSha256 => Lower(TextCol::FileSha256),
+            Col::HostName => Text(TextCol::HostName),
+            Col::HostIp => Text(TextCol::HostIp),
+            Col::UserName => Text(TextCol::UserName),
+            Col::SourceIp => Text(TextCol::SourceIp),
+            Col::DestinationIp => Text(TextCol::DestinationIp),
+            Col::Action => Text(TextCol::Action),
+            Col::Category => Text(TextCol::Category),
+            Col::Code => Text(TextCol::Code),
+            Col::Provider => Text(TextCol::Provider),
+            Col::Url => Text(TextCol::UrlFull),
+            Col::Dns => Text(TextCol::DnsQuestionName),
+            Col::AccountId => Text(TextCol::CloudAccountId),
+            Col::Region => Text(TextCol::CloudRegion),
+            Col::ProcessExecutable => Text(TextCol::ProcessExecutable),
+            Col::CommandLine => Text(TextCol::ProcessCommandLine),
+            Col::FilePath => Text(TextCol::FilePath),
+            Col::Message => Text(TextCol::Message),
+        }
+    }
 }
 
 use Col::*;
