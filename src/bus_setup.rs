@@ -34,6 +34,8 @@ fn log_options(config: &BusConfig) -> LogOptions {
             max_bytes: e.retention_bytes,
             hard_max_age_ms: hours(e.retention_max_hours),
         },
+        recent_bytes: usize::try_from(e.recent_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
     }
 }
 

@@ -189,6 +189,8 @@ impl LogGauges {
             ("retention_deleted_bytes", &c.retention_deleted_bytes),
             ("retention_unread_records", &c.retention_unread_records),
             ("damaged_records", &c.damaged_records),
+            ("recent_hits", &c.recent_hits),
+            ("disk_reads", &c.disk_reads),
         ] {
             self.counters
                 .get_or_create(&CounterNameLabels {

@@ -9,9 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::bus_suite::{self, BoxFut, BusUnderTest};
+use std::sync::atomic::Ordering;
+
+use vedette_connectors::bus::codec::{self, BatchHeader};
 use vedette_connectors::bus::embedded::{
-    EmbeddedBus, EmbeddedLog, LogOptions, Retention, SyncPolicy,
+    AppendPart, EmbeddedBus, EmbeddedLog, LogOptions, Retention, SyncPolicy,
 };
+use vedette_core::batch::EventBatch;
 use vedette_core::traits::{Bus, BusDelivery};
 
 struct Embedded {
@@ -62,12 +66,15 @@ impl BusUnderTest for Embedded {
     }
 }
 
+/// Both sync policies; the second also with no memory for recent batches, so every
+/// read goes through the segment files.
 fn both_policies() -> [Embedded; 2] {
     [
         Embedded::new(LogOptions::default()),
         Embedded::new(LogOptions {
             sync: SyncPolicy::Interval(Duration::from_millis(5)),
             segment_bytes: 4096,
+            recent_bytes: 0,
             ..LogOptions::default()
         }),
     ]
@@ -208,6 +215,93 @@ async fn a_consumer_sees_appends_as_they_arrive() {
         other => panic!("expected the batch, got {other:?}"),
     }
     assert_eq!(append.await.unwrap().len(), 1);
+}
+
+/// Everything a consumer of `topic` reads until nothing more comes, with its batches.
+async fn drain(bus: &Arc<dyn Bus>, topic: &str, group: &str) -> Vec<EventBatch> {
+    let mut c = bus.subscribe(topic, group).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(d) = c.poll(Duration::from_millis(300)).await.unwrap() {
+        if let BusDelivery::Batch(b) = d {
+            c.commit(b.position.as_ref().unwrap()).await.unwrap();
+            got.push(b);
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn consumers_at_the_tail_take_recent_batches_from_memory_the_same_as_from_disk() {
+    let t = Embedded::new(LogOptions::default());
+    let bus = t.open().await;
+    for i in 0..5 {
+        bus.append("tail", &bus_suite::batch(&format!("b{i}"), 40, 7))
+            .await
+            .unwrap();
+    }
+    let counters = || {
+        let log = t.log();
+        let c = log.counters();
+        (
+            c.recent_hits.load(Ordering::Relaxed),
+            c.disk_reads.load(Ordering::Relaxed),
+        )
+    };
+    // Two groups, as detection and storage: both served from memory.
+    let first = drain(&bus, "tail", "detect").await;
+    let second = drain(&bus, "tail", "store").await;
+    let records = first.len() as u64;
+    assert!(records > 5, "the batches were split over partitions");
+    assert_eq!(counters(), (2 * records, 0));
+    // After a restart nothing is in memory: the same batches come from the segments.
+    drop(bus);
+    t.restart().await;
+    let bus = t.open().await;
+    let from_disk = drain(&bus, "tail", "audit").await;
+    assert_eq!(counters(), (0, records));
+    for got in [&second, &from_disk] {
+        assert_eq!(got.len(), first.len());
+        for (a, b) in first.iter().zip(got.iter()) {
+            assert_eq!(a.records, b.records);
+            assert_eq!(a.records.schema(), b.records.schema());
+            assert_eq!(
+                (&a.source, &a.tenant, a.ingest_time_ms, &a.position),
+                (&b.source, &b.tenant, b.ingest_time_ms, &b.position)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_recent_batch_is_served_only_once_durable() {
+    let t = Embedded::new(LogOptions {
+        partitions: 1,
+        sync: SyncPolicy::Interval(Duration::from_secs(3600)),
+        ..LogOptions::default()
+    });
+    let log = t.log();
+    let batch = bus_suite::batch("d", 3, 1);
+    let header = BatchHeader::of(&batch);
+    let payload = codec::encode_records(&batch.records).unwrap();
+    let part = AppendPart {
+        partition: 0,
+        header: &header,
+        payload: &payload,
+        batch: Some(&batch),
+    };
+    assert_eq!(log.append_all("slow", &[part]).unwrap(), [(0, 0)]);
+    assert!(
+        log.read_recent("slow", 0, 0).unwrap().is_none(),
+        "not durable yet"
+    );
+    assert!(log.read("slow", 0, 0, 10).unwrap().is_empty());
+    log.sync_all().unwrap();
+    let got = log
+        .read_recent("slow", 0, 0)
+        .unwrap()
+        .expect("durable and held");
+    assert_eq!(got.records, batch.records);
+    assert!(log.read_recent("slow", 0, 1).unwrap().is_none());
 }
 
 #[tokio::test]

@@ -11,14 +11,20 @@
 //!
 //! - append: N batches appended one at a time (as the ingest stage does), each awaited
 //!   until durable: batches/s, events/s, CPU µs per event;
-//! - consume: the same N batches read back by a consumer group: events/s, CPU µs/event;
+//! - consume: the same N batches read back by a consumer group from the segment files
+//!   (no batches kept in memory: a consumer that fell behind): events/s, CPU µs/event;
+//! - live: the N batches appended while two consumer groups read and commit them at the
+//!   same time (the detection and storage groups of `vedette run`): the bus's whole cost
+//!   per event in a pipeline that keeps up (three runs; the share uses the median);
 //! - latency: 200 batches appended 10 ms apart while a consumer polls; the time from the
 //!   start of each append to its delivery, p50 / p99 / max; for 8192-event batches and
 //!   for 512-event ones (what a live flow's 250 ms flush typically holds).
 //!
 //! Then the CPU per event of the rest of the pipeline on the same events (parsing the
-//! JSON lines, matching the SigmaHQ Windows rules), so the bus's share can be stated.
-//! CPU is the process's user + system time (`/proc/self/stat`), all threads included.
+//! JSON lines, matching the SigmaHQ Windows rules, storing them in the Parquet store in
+//! groups of 8 batches as the storage stage does under load), so the bus's share can be
+//! stated. CPU is the process's user + system time (`/proc/self/stat`), all threads
+//! included.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,7 +40,13 @@ use vedette_connectors::bus::embedded::{EmbeddedBus, EmbeddedLog, LogOptions, Sy
 use vedette_connectors::bus::kafka::KafkaBus;
 use vedette_core::batch::EventBatch;
 use vedette_core::config::KafkaConfig;
-use vedette_core::traits::{Bus, BusDelivery};
+use vedette_core::traits::{Bus, BusDelivery, EventStore, Table};
+use vedette_storage::parquet::ParquetStore;
+use vedette_storage::QueryLimits;
+
+/// The allocator of the `vedette` binary, so costs compare.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Command line.
 #[derive(Parser)]
@@ -99,6 +111,80 @@ async fn throughput(
     report(name, "consume", batches.len(), events, wall, cpu_time);
     consumer.close().await?;
     Ok(())
+}
+
+/// Appends `batches` while two groups consume them; returns the CPU per event.
+async fn live(
+    name: &str,
+    bus: Arc<dyn Bus>,
+    batches: &[EventBatch],
+    topic: &str,
+) -> anyhow::Result<f64> {
+    let events: usize = batches.iter().map(EventBatch::len).sum();
+    let mut consumers = Vec::new();
+    for group in ["detect", "store"] {
+        consumers.push(bus.subscribe(topic, group).await?);
+    }
+    let ((), wall, cpu_time) = measured(async {
+        let readers: Vec<_> = consumers
+            .into_iter()
+            .map(|mut consumer| {
+                tokio::spawn(async move {
+                    let mut got = 0;
+                    let deadline = Instant::now() + Duration::from_secs(300);
+                    while got < events && Instant::now() < deadline {
+                        if let Some(BusDelivery::Batch(b)) =
+                            consumer.poll(Duration::from_millis(200)).await?
+                        {
+                            got += b.len();
+                            if let Some(p) = &b.position {
+                                consumer.commit(p).await?;
+                            }
+                        }
+                    }
+                    consumer.close().await?;
+                    Ok::<_, vedette_core::CoreError>(got)
+                })
+            })
+            .collect();
+        for b in batches {
+            bus.append(topic, b).await?;
+        }
+        for reader in readers {
+            let got = reader.await??;
+            anyhow::ensure!(
+                got == events,
+                "{name}: a group consumed {got} of {events} events"
+            );
+        }
+        Ok(())
+    })
+    .await?;
+    report(name, "live", batches.len(), events, wall, cpu_time);
+    Ok(cpu_time.as_secs_f64() * 1e6 / events as f64)
+}
+
+/// Stores `batches` in a Parquet store, 8 batches per append; returns the CPU per event.
+async fn store(batches: &[EventBatch]) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let store = ParquetStore::open(dir.path(), 36_500, QueryLimits::default())?;
+    let events: usize = batches.iter().map(EventBatch::len).sum();
+    let ((), wall, cpu_time) = measured(async {
+        for group in batches.chunks(8) {
+            store.append_all(Table::Events, group).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    report(
+        "pipeline (no bus)",
+        "store",
+        batches.len(),
+        events,
+        wall,
+        cpu_time,
+    );
+    Ok(cpu_time.as_secs_f64() * 1e6 / events as f64)
 }
 
 async fn latency(
@@ -184,15 +270,23 @@ async fn latency(
     Ok(())
 }
 
-fn embedded(dir: &std::path::Path, sync: SyncPolicy) -> anyhow::Result<Arc<dyn Bus>> {
+/// An embedded log in `dir`; `recent` false keeps no batches in memory, so consumers
+/// read every record back from the segments (a consumer that fell behind).
+fn embedded(
+    dir: &std::path::Path,
+    sync: SyncPolicy,
+    recent: bool,
+) -> anyhow::Result<(Arc<dyn Bus>, Arc<EmbeddedLog>)> {
+    let defaults = LogOptions::default();
     let log = EmbeddedLog::open(
         dir,
         LogOptions {
             sync,
-            ..LogOptions::default()
+            recent_bytes: if recent { defaults.recent_bytes } else { 0 },
+            ..defaults
         },
     )?;
-    Ok(Arc::new(EmbeddedBus::new(log, "host.name")))
+    Ok((Arc::new(EmbeddedBus::new(log.clone(), "host.name")), log))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -236,10 +330,21 @@ async fn main() -> anyhow::Result<()> {
         detect_wall,
         detect_cpu,
     );
+    let per_event = |d: Duration| d.as_secs_f64() * 1e6 / events as f64;
+    let rest = per_event(parse_cpu) + per_event(detect_cpu) + store(&batches).await?;
 
     // The part of an append that is not I/O: split by partition key, encode as IPC
     // with LZ4 frames (as the embedded log does).
     let partitioner = vedette_connectors::bus::partitioning::Partitioner::new("host.name", 4);
+    let (_, wall, cpu_time) = measured(async {
+        let mut parts = 0;
+        for b in &batches {
+            parts += partitioner.split(&b.records)?.len();
+        }
+        Ok(parts)
+    })
+    .await?;
+    report("split only", "split", batches.len(), events, wall, cpu_time);
     let (encoded, wall, cpu_time) = measured(async {
         let mut bytes = 0;
         for b in &batches {
@@ -275,8 +380,33 @@ async fn main() -> anyhow::Result<()> {
             SyncPolicy::Interval(Duration::from_millis(5)),
         ),
     ] {
-        let bus = embedded(&dir.path().join(name.replace(' ', "-")), sync)?;
-        throughput(name, bus.clone(), &batches, "events").await?;
+        let folder = dir.path().join(name.replace(' ', "-"));
+        let (from_disk, _) = embedded(&folder.join("disk"), sync, false)?;
+        throughput(name, from_disk, &batches, "events").await?;
+        let (bus, log) = embedded(&folder.join("live"), sync, true)?;
+        // Three runs on fresh topics; the median, as this machine's CPU time varies by
+        // a fifth from run to run.
+        let mut costs = Vec::new();
+        for run in 0..3 {
+            costs.push(live(name, bus.clone(), &batches, &format!("live-{run}")).await?);
+        }
+        costs.sort_by(f64::total_cmp);
+        let bus_cost = costs[1];
+        let counters = log.counters();
+        println!(
+            "{name:<22} reads    {} records from memory, {} from the segments",
+            counters
+                .recent_hits
+                .load(std::sync::atomic::Ordering::Relaxed),
+            counters
+                .disk_reads
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+        println!(
+            "{name:<22} share    {:.1} % of the pipeline's CPU per event ({bus_cost:.3} µs of {:.3}: parse + detect + store + bus)",
+            100.0 * bus_cost / (rest + bus_cost),
+            rest + bus_cost
+        );
         latency(name, bus.clone(), &batches[0], "latency").await?;
         // A live flow flushes smaller batches (every 250 ms by default).
         let small = EventBatch {

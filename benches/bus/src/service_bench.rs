@@ -38,6 +38,10 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use vedette_bench::http::{free_addr, percentile, usage};
 
+/// The allocator of the `vedette` binary, so costs compare.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Admin token the harness starts the service with.
 const TOKEN: &str = "service-bench-admin-token-0123456789";
 /// Events per request in the background flow.

@@ -33,6 +33,10 @@ use vedette_storage::clickhouse::{ClickHouseOptions, ClickHouseStore};
 use vedette_storage::parquet::ParquetStore;
 use vedette_storage::{query_examples, Dialect, QueryLimits, QUERIES_MD};
 
+/// The allocator of the `vedette` binary, so costs compare.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Command line.
 #[derive(Parser)]
 struct Args {

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod embedded;
 pub mod kafka;
 pub mod partitioning;
+mod take_rows;
 
 /// Locks a mutex, taking the data of a poisoned one (a panic elsewhere must not stop the
 /// bus; every structure guarded here stays consistent between statements).

@@ -4,10 +4,11 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use vedette_core::CoreError;
+
+use super::take_rows::take_rows;
 
 /// FNV-1a, 64 bit: stable across versions and platforms (unlike `std`'s hasher).
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -74,10 +75,7 @@ impl Partitioner {
             return Ok(vec![(p, records.clone())]);
         }
         used.into_iter()
-            .map(|p| {
-                let indices = UInt32Array::from(std::mem::take(&mut rows[p]));
-                Ok((p as u32, take_record_batch(records, &indices)?))
-            })
+            .map(|p| Ok((p as u32, take_rows(records, &rows[p])?)))
             .collect()
     }
 }

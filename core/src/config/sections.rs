@@ -187,6 +187,9 @@ pub struct EmbeddedBusConfig {
     pub retention_max_hours: u64,
     /// Size at which a segment file is sealed and the next begun. Default: 128 MiB.
     pub segment_bytes: u64,
+    /// MiB of memory for batches just appended, handed to consumers at the tail without
+    /// reading and decoding them again; 0 turns it off. Default: 128.
+    pub recent_mib: u64,
 }
 
 impl Default for EmbeddedBusConfig {
@@ -198,6 +201,7 @@ impl Default for EmbeddedBusConfig {
             retention_bytes: 10 * 1024 * 1024 * 1024,
             retention_max_hours: 720,
             segment_bytes: 128 * 1024 * 1024,
+            recent_mib: 128,
         }
     }
 }
@@ -217,6 +221,9 @@ impl EmbeddedBusConfig {
         }
         if self.segment_bytes < 1024 * 1024 {
             return Err("bus.embedded.segment_bytes: must be at least 1 MiB".into());
+        }
+        if self.recent_mib > 1024 * 1024 {
+            return Err("bus.embedded.recent_mib: must be at most 1048576 (1 TiB)".into());
         }
         Ok(())
     }

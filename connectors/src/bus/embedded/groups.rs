@@ -1,26 +1,15 @@
-//! Consumer groups of the embedded log: committed offsets, kept durably in one small
-//! JSON file per group (`groups/<group>.json`, replaced atomically), and membership,
-//! kept in memory (members live in this process only).
+//! Consumer groups of the embedded log: committed offsets, kept durably per group (a
+//! snapshot and a journal, see [`super::commit_journal`]), and membership, kept in memory
+//! (members live in this process only).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 use vedette_core::CoreError;
 
-use super::partition::sync_dir;
+use super::commit_journal::CommitJournal;
 use crate::bus::lock;
-
-/// Committed next-offsets of one group: topic → partition → offset.
-type Commits = BTreeMap<String, BTreeMap<u32, u64>>;
-
-/// The file layout of a group's commits.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct GroupFile {
-    /// topic → partition → next offset to read.
-    topics: Commits,
-}
 
 /// Members of one group on one topic.
 #[derive(Debug, Default)]
@@ -35,7 +24,9 @@ struct Membership {
 #[derive(Debug)]
 pub(crate) struct Groups {
     dir: PathBuf,
-    commits: Mutex<HashMap<String, Commits>>,
+    /// Each group's commits behind its own lock, so one group's sync does not hold up
+    /// another's commit.
+    commits: Mutex<HashMap<String, Arc<Mutex<CommitJournal>>>>,
     members: Mutex<HashMap<(String, String), Membership>>,
     next_member: Mutex<u64>,
 }
@@ -63,24 +54,23 @@ impl Groups {
     pub(crate) fn open(dir: &Path) -> Result<Self, CoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| CoreError::io(format!("creating {}", dir.display()), e))?;
-        let mut commits = HashMap::new();
         let entries = std::fs::read_dir(dir)
             .map_err(|e| CoreError::io(format!("listing {}", dir.display()), e))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(group) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| CoreError::io(format!("reading {}", path.display()), e))?;
-            let file: GroupFile = serde_json::from_str(&text).map_err(|e| {
-                CoreError::Internal(format!("group commits {} are damaged: {e}", path.display()))
-            })?;
-            commits.insert(group.to_string(), file.topics);
+        let names: BTreeSet<String> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_str()?.to_string();
+                let group = name
+                    .strip_suffix(".json")
+                    .or_else(|| name.strip_suffix(".journal"))?;
+                check_name("group", group).ok()?;
+                Some(group.to_string())
+            })
+            .collect();
+        let mut commits = HashMap::new();
+        for group in names {
+            let journal = CommitJournal::open(dir, &group)?;
+            commits.insert(group, Arc::new(Mutex::new(journal)));
         }
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -92,29 +82,38 @@ impl Groups {
 
     /// The next offset `group` reads in a partition, if it ever committed there.
     pub(crate) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<u64> {
+        let journal = lock(&self.commits).get(group)?.clone();
+        let journal = lock(&journal);
+        journal.commits().get(topic)?.get(&partition).copied()
+    }
+
+    /// Every group's journal, taken out of the map's lock.
+    fn journals(&self) -> Vec<(String, Arc<Mutex<CommitJournal>>)> {
         lock(&self.commits)
-            .get(group)?
-            .get(topic)?
-            .get(&partition)
-            .copied()
+            .iter()
+            .map(|(g, j)| (g.clone(), j.clone()))
+            .collect()
     }
 
     /// The lowest commit of any group that committed on the partition's topic (a group
     /// that committed other partitions of the topic but not this one counts as 0).
     pub(crate) fn slowest(&self, topic: &str, partition: u32) -> Option<u64> {
-        lock(&self.commits)
-            .values()
-            .filter_map(|topics| topics.get(topic))
-            .map(|parts| parts.get(&partition).copied().unwrap_or(0))
+        self.journals()
+            .iter()
+            .filter_map(|(_, journal)| {
+                let journal = lock(journal);
+                let parts = journal.commits().get(topic)?;
+                Some(parts.get(&partition).copied().unwrap_or(0))
+            })
             .min()
     }
 
     /// Every commit: (group, topic, partition, next offset).
     pub(crate) fn all_commits(&self) -> Vec<(String, String, u32, u64)> {
-        let commits = lock(&self.commits);
         let mut out = Vec::new();
-        for (group, topics) in commits.iter() {
-            for (topic, parts) in topics {
+        for (group, journal) in self.journals() {
+            let journal = lock(&journal);
+            for (topic, parts) in journal.commits() {
                 for (&p, &o) in parts {
                     out.push((group.clone(), topic.clone(), p, o));
                 }
@@ -131,22 +130,19 @@ impl Groups {
         partition: u32,
         next: u64,
     ) -> Result<(), CoreError> {
-        let mut commits = lock(&self.commits);
-        let topics = commits.entry(group.to_string()).or_default();
-        topics
-            .entry(topic.to_string())
-            .or_default()
-            .insert(partition, next);
-        let text = serde_json::to_string(&GroupFile {
-            topics: topics.clone(),
-        })
-        .map_err(|e| CoreError::Internal(format!("group commits to json: {e}")))?;
-        let path = self.dir.join(format!("{group}.json"));
-        let tmp = self.dir.join(format!(".{group}.json.tmp"));
-        write_synced(&tmp, text.as_bytes())?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| CoreError::io(format!("replacing {}", path.display()), e))?;
-        sync_dir(&self.dir)
+        let journal = {
+            let mut commits = lock(&self.commits);
+            match commits.get(group) {
+                Some(journal) => journal.clone(),
+                None => {
+                    let journal = Arc::new(Mutex::new(CommitJournal::open(&self.dir, group)?));
+                    commits.insert(group.to_string(), journal.clone());
+                    journal
+                }
+            }
+        };
+        let mut journal = lock(&journal);
+        journal.commit(topic, partition, next)
     }
 
     /// Adds a member; returns its id.
@@ -196,15 +192,6 @@ impl Groups {
         let mine = (0..partitions).filter(|p| p % n == index as u32).collect();
         (m.generation, mine)
     }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CoreError> {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path)
-        .map_err(|e| CoreError::io(format!("creating {}", path.display()), e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| CoreError::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use vedette_core::batch::EventBatch;
 use vedette_core::CoreError;
 
 use super::groups::{check_name, Groups};
 use super::partition::{Partition, Retention};
+use super::recent::RecentBatches;
 use super::record::{self, RecordMeta};
 use super::segment::read_record;
 use crate::bus::codec::BatchHeader;
@@ -37,6 +39,9 @@ pub struct LogOptions {
     pub sync: SyncPolicy,
     /// What retention deletes.
     pub retention: Retention,
+    /// Memory for batches just appended, handed to consumers at the tail without
+    /// reading and decoding their records (bytes of Arrow rows; 0 turns it off).
+    pub recent_bytes: usize,
 }
 
 impl Default for LogOptions {
@@ -50,6 +55,7 @@ impl Default for LogOptions {
                 max_bytes: 10 * 1024 * 1024 * 1024,
                 hard_max_age_ms: 30 * 24 * 3_600_000,
             },
+            recent_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -65,6 +71,20 @@ pub struct StoredRecord {
     pub header: BatchHeader,
     /// The payload (an Arrow IPC stream for batches).
     pub payload: Vec<u8>,
+}
+
+/// One record of an append: where it goes and what it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendPart<'a> {
+    /// Partition of the topic.
+    pub partition: u32,
+    /// The batch header.
+    pub header: &'a BatchHeader,
+    /// The payload (an Arrow IPC stream for batches).
+    pub payload: &'a [u8],
+    /// The rows the payload encodes, kept in memory for consumers at the tail (see
+    /// [`EmbeddedLog::read_recent`]); `None` when the caller has none.
+    pub batch: Option<&'a EventBatch>,
 }
 
 /// Counters of an embedded log, for metrics.
@@ -86,6 +106,10 @@ pub struct LogCounters {
     pub retention_unread_records: AtomicU64,
     /// Records found damaged when read, and skipped.
     pub damaged_records: AtomicU64,
+    /// Records handed to a consumer from memory, as appended (no read, no decode).
+    pub recent_hits: AtomicU64,
+    /// Records read back from segment files.
+    pub disk_reads: AtomicU64,
 }
 
 /// One topic.
@@ -107,6 +131,7 @@ pub struct EmbeddedLog {
     /// Fires on membership changes, so consumers rebalance promptly.
     membership: watch::Sender<u64>,
     stop: AtomicBool,
+    recent: RecentBatches,
 }
 
 impl EmbeddedLog {
@@ -118,6 +143,7 @@ impl EmbeddedLog {
         std::fs::create_dir_all(&topics_dir)
             .map_err(|e| CoreError::io(format!("creating {}", topics_dir.display()), e))?;
         let log = Arc::new(Self {
+            recent: RecentBatches::new(options.recent_bytes),
             root: root.to_path_buf(),
             groups: Groups::open(&root.join("groups"))?,
             options,
@@ -243,7 +269,13 @@ impl EmbeddedLog {
         header: &BatchHeader,
         payload: &[u8],
     ) -> Result<u64, CoreError> {
-        let offsets = self.append_all(topic_name, &[(partition, header, payload)])?;
+        let part = AppendPart {
+            partition,
+            header,
+            payload,
+            batch: None,
+        };
+        let offsets = self.append_all(topic_name, &[part])?;
         offsets
             .first()
             .map(|&(_, offset)| offset)
@@ -253,26 +285,31 @@ impl EmbeddedLog {
     /// Appends records to partitions of one topic; returns (partition, offset) of each.
     /// Under [`SyncPolicy::EveryAppend`] the partitions written are synced together (in
     /// parallel) before the return, so one batch split over partitions costs one round
-    /// of fsyncs, not one per part.
+    /// of fsyncs, not one per part. A part's batch, when given, is kept for consumers
+    /// at the tail before the record becomes visible.
     pub fn append_all(
         &self,
         topic_name: &str,
-        parts: &[(u32, &BatchHeader, &[u8])],
+        parts: &[AppendPart<'_>],
     ) -> Result<Vec<(u32, u64)>, CoreError> {
         let topic = self.topic(topic_name)?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut written = Vec::with_capacity(parts.len());
-        for &(partition, header, payload) in parts {
+        for part in parts {
+            let (partition, payload) = (part.partition, part.payload);
             let slot = Self::partition(&topic, topic_name, partition)?;
             let mut p = lock(slot);
             let offset = p.next_offset();
             let meta = RecordMeta {
                 offset,
                 append_time_ms: now,
-                header: header.clone(),
+                header: part.header.clone(),
             };
             let head = record::encode_head(&meta, payload)?;
             p.append(&head, payload, now)?;
+            if let Some(batch) = part.batch {
+                self.recent.insert(topic_name, partition, offset, batch);
+            }
             self.counters
                 .appended_records
                 .fetch_add(1, Ordering::Relaxed);
@@ -387,6 +424,9 @@ impl EmbeddedLog {
         let topic = self.topic(topic_name)?;
         let locations = lock(Self::partition(&topic, topic_name, partition)?).locate(from, max);
         let mut out = Vec::with_capacity(locations.len());
+        self.counters
+            .disk_reads
+            .fetch_add(locations.len() as u64, Ordering::Relaxed);
         for location in locations {
             let decoded = read_record(&location).and_then(|body| {
                 let (meta, payload) = record::decode_body(&body)?;
@@ -414,6 +454,26 @@ impl EmbeddedLog {
             }
         }
         Ok(out)
+    }
+
+    /// The batch of the record at `offset` of a partition, from memory: only if it is
+    /// durable, still held by the log, and was appended with its batch recently enough
+    /// to be kept. `None` means: read it with [`Self::read`].
+    pub fn read_recent(
+        &self,
+        topic_name: &str,
+        partition: u32,
+        offset: u64,
+    ) -> Result<Option<EventBatch>, CoreError> {
+        let (start, durable) = self.bounds(topic_name, partition)?;
+        if offset < start || offset >= durable {
+            return Ok(None);
+        }
+        let batch = self.recent.get(topic_name, partition, offset);
+        if batch.is_some() {
+            self.counters.recent_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(batch)
     }
 
     /// The oldest offset held and one past the newest durable offset of a partition.

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  <root>/topics/<topic>/<partition>/<base offset, 20 digits>.log   segments
-//!  <root>/groups/<group>.json                                        commits
+//!  <root>/groups/<group>.json, <group>.journal                        commits
 //! ```
 //!
 //! Topics and partitions are Kafka's: a record has an offset, consecutive within its
@@ -33,13 +33,18 @@
 //!   cut there (counted in `recovered_truncated_bytes`). Sealed segments are walked by
 //!   their framing only; a record damaged in them is detected by its CRC when read,
 //!   skipped and counted (`damaged_records`), never served.
-//! - A group's commit is durable when `commit` returns (file written to a temporary
-//!   name, fsynced, renamed, folder fsynced). A group resumes at its commit, or at the
-//!   oldest record held if it never committed.
+//! - A group's commit is durable when `commit` returns (an entry appended to the
+//!   group's journal and synced; the journal is folded into a snapshot replaced
+//!   atomically every 1024 commits, see `commit_journal`). A group resumes at its
+//!   commit, or at the oldest record held if it never committed.
 //! - Retention deletes whole sealed segments, oldest first: those past `max_age_ms` or
 //!   beyond `max_bytes` once every group that reads the topic committed past them,
 //!   and those past `hard_max_age_ms` regardless (records a group missed are counted in
 //!   `retention_unread_records`). The active segment is never deleted.
+//! - Batches just appended are also kept in memory as the producer built them, within
+//!   `recent_bytes`; a consumer reading a durable record still held there takes the
+//!   batch without reading or decoding it. A miss reads the segment: the cache changes
+//!   cost, never what is served or when.
 //! - Group membership lives in this process: members of a group on a topic share its
 //!   partitions (partition p to the member at index p mod members); a join or leave
 //!   rebalances, a revoked partition's commits are refused afterwards.
@@ -51,12 +56,14 @@
 //! opens a log folder at a time (the data folder's lock guarantees it).
 
 mod bus;
+mod commit_journal;
 mod groups;
 mod log;
 mod partition;
+mod recent;
 mod record;
 mod segment;
 
 pub use bus::{EmbeddedBus, EmbeddedConsumer};
-pub use log::{EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy};
+pub use log::{AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy};
 pub use partition::Retention;
