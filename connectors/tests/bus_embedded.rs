@@ -273,6 +273,35 @@ async fn consumers_at_the_tail_take_recent_batches_from_memory_the_same_as_from_
 }
 
 #[tokio::test]
+async fn records_of_the_first_format_with_lz4_framed_buffers_are_still_read() {
+    let t = Embedded::new(LogOptions {
+        partitions: 1,
+        ..LogOptions::default()
+    });
+    let batch = bus_suite::batch("old", 5, 1);
+    let header = BatchHeader::of(&batch);
+    let payload =
+        codec::encode_records_with(&batch.records, Some(arrow::ipc::CompressionType::LZ4_FRAME))
+            .unwrap();
+    let part = AppendPart {
+        partition: 0,
+        header: &header,
+        payload: &payload,
+        lz4: false,
+        batch: None,
+    };
+    t.log().append_all("old", &[part]).unwrap();
+    let bus = t.open().await;
+    bus.append("old", &bus_suite::batch("new", 5, 1))
+        .await
+        .unwrap();
+    let got = drain(&bus, "old", "g").await;
+    let ids: Vec<Vec<String>> = got.iter().map(bus_suite::ids).collect();
+    assert_eq!(ids[0], bus_suite::ids(&batch));
+    assert_eq!(ids[1][0], "new-0");
+}
+
+#[tokio::test]
 async fn a_recent_batch_is_served_only_once_durable() {
     let t = Embedded::new(LogOptions {
         partitions: 1,
@@ -287,6 +316,7 @@ async fn a_recent_batch_is_served_only_once_durable() {
         partition: 0,
         header: &header,
         payload: &payload,
+        lz4: false,
         batch: Some(&batch),
     };
     assert_eq!(log.append_all("slow", &[part]).unwrap(), [(0, 0)]);

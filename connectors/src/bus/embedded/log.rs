@@ -82,9 +82,34 @@ pub struct AppendPart<'a> {
     pub header: &'a BatchHeader,
     /// The payload (an Arrow IPC stream for batches).
     pub payload: &'a [u8],
+    /// The payload is one LZ4 block of the IPC stream with its length prepended
+    /// ([`compress_payload`]); reads give it back decompressed.
+    pub lz4: bool,
     /// The rows the payload encodes, kept in memory for consumers at the tail (see
     /// [`EmbeddedLog::read_recent`]); `None` when the caller has none.
     pub batch: Option<&'a EventBatch>,
+}
+
+/// A payload as one LZ4 block, its uncompressed length prepended: how the embedded bus
+/// stores batches (see [`AppendPart::lz4`]).
+pub fn compress_payload(payload: &[u8]) -> Vec<u8> {
+    lz4_flex::block::compress_prepend_size(payload)
+}
+
+/// The payload of a record stored as one LZ4 block; a length over the record limit or a
+/// block that does not decompress to it is damage.
+fn decompress_payload(block: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let stated = block
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| CoreError::BadInput("bus record LZ4 block is cut short".into()))?;
+    if stated > record::MAX_BODY_BYTES {
+        return Err(CoreError::BadInput(format!(
+            "bus record LZ4 block says {stated} bytes, over the record limit"
+        )));
+    }
+    lz4_flex::block::decompress_size_prepended(block)
+        .map_err(|e| CoreError::BadInput(format!("bus record LZ4 block does not decompress: {e}")))
 }
 
 /// Counters of an embedded log, for metrics.
@@ -273,6 +298,7 @@ impl EmbeddedLog {
             partition,
             header,
             payload,
+            lz4: false,
             batch: None,
         };
         let offsets = self.append_all(topic_name, &[part])?;
@@ -304,6 +330,7 @@ impl EmbeddedLog {
                 offset,
                 append_time_ms: now,
                 header: part.header.clone(),
+                lz4: part.lz4,
             };
             let head = record::encode_head(&meta, payload)?;
             p.append(&head, payload, now)?;
@@ -436,11 +463,16 @@ impl EmbeddedLog {
                         location.offset, meta.offset
                     )));
                 }
+                let payload = if meta.lz4 {
+                    decompress_payload(payload)?
+                } else {
+                    payload.to_vec()
+                };
                 Ok(StoredRecord {
                     offset: meta.offset,
                     append_time_ms: meta.append_time_ms,
                     header: meta.header,
-                    payload: payload.to_vec(),
+                    payload,
                 })
             });
             match decoded {
@@ -584,5 +616,24 @@ impl EmbeddedLog {
     pub fn close(&self) -> Result<(), CoreError> {
         self.stop.store(true, Ordering::Relaxed);
         self.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lz4_payloads_round_trip_and_damage_is_an_error() {
+        let plain = b"an ipc stream, an ipc stream, an ipc stream".repeat(50);
+        let block = compress_payload(&plain);
+        assert!(block.len() < plain.len());
+        assert_eq!(decompress_payload(&block).unwrap(), plain);
+        assert!(decompress_payload(&block[..2]).is_err());
+        assert!(decompress_payload(&block[..block.len() / 2]).is_err());
+        let mut huge = block.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = decompress_payload(&huge).unwrap_err();
+        assert!(err.to_string().contains("over the record limit"), "{err}");
     }
 }

@@ -18,7 +18,9 @@
 //!  u32 body length │ u32 CRC32C of the body │ body:
 //!    u8 version (1) │ u64 offset │ i64 append time ms │ u16 schema version │
 //!    i64 ingest time ms │ u16 len + tenant │ u16 len + source │ u16 len + dataset │
-//!    payload: one Arrow IPC stream (schema + one record batch, buffers LZ4-framed)
+//!    payload: one Arrow IPC stream (schema + one record batch); body version 2 (what
+//!    the bus writes): the stream as one LZ4 block, its length prepended (u32);
+//!    version 1 (still read): the stream as given, e.g. with LZ4-framed buffers
 //! ```
 //!
 //! # Invariants
@@ -65,5 +67,7 @@ mod record;
 mod segment;
 
 pub use bus::{EmbeddedBus, EmbeddedConsumer};
-pub use log::{AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy};
+pub use log::{
+    compress_payload, AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy,
+};
 pub use partition::Retention;

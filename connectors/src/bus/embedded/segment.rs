@@ -302,6 +302,7 @@ mod tests {
                 dataset: String::new(),
                 ingest_time_ms: 0,
             },
+            lz4: false,
         };
         record::encode(&meta, payload).unwrap()
     }
