@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use vedette_core::CoreError;
 
+use super::io;
+
 use super::partition::sync_dir;
 
 /// Committed next-offsets of one group: topic → partition → offset.
@@ -54,10 +56,6 @@ pub(crate) struct CommitJournal {
     journal: Option<File>,
     entries: usize,
     commits: Commits,
-}
-
-fn io(what: String) -> impl FnOnce(std::io::Error) -> CoreError {
-    move |e| CoreError::io(what, e)
 }
 
 impl CommitJournal {

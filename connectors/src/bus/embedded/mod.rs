@@ -67,6 +67,12 @@ mod record;
 mod segment;
 
 pub use bus::{EmbeddedBus, EmbeddedConsumer};
+
+/// Maps an I/O error to a [`vedette_core::CoreError`] saying what was being done.
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> vedette_core::CoreError {
+    let context = context.into();
+    move |e| vedette_core::CoreError::io(context, e)
+}
 pub use log::{
     compress_payload, AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy,
 };

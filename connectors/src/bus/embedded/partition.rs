@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use vedette_core::CoreError;
 
+use super::io;
+
 use super::segment::{parse_segment_name, RecordLocation, Segment};
 
 /// When sealed segments may be deleted.
@@ -42,10 +44,6 @@ pub(crate) struct Partition {
     /// One past the last offset known to be on disk (fsynced).
     durable: u64,
     segment_bytes: u64,
-}
-
-fn io(context: String) -> impl FnOnce(std::io::Error) -> CoreError {
-    move |e| CoreError::io(context, e)
 }
 
 /// Syncs a folder so that files created or deleted in it stay so after a crash.

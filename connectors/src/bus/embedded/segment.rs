@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use vedette_core::CoreError;
 
+use super::io;
+
 use super::record::{self, PEEK_BYTES, PREFIX_BYTES};
 
 /// File name suffix of segments.
@@ -54,11 +56,6 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())
         .flatten()
-}
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CoreError {
-    let context = context.into();
-    move |e| CoreError::io(context, e)
 }
 
 impl Segment {
