@@ -36,6 +36,7 @@ fn log_options(config: &BusConfig) -> LogOptions {
         },
         recent_bytes: usize::try_from(e.recent_mib.saturating_mul(1024 * 1024))
             .unwrap_or(usize::MAX),
+        compression: e.compression,
     }
 }
 

@@ -6,8 +6,8 @@
 //!
 //! Events are the corpora's Windows events (replicated and varied, as `sigma-bench`
 //! does), parsed into 8192-row batches. For each bus (the embedded log syncing every
-//! append, the embedded log syncing every 5 ms, and Kafka when `--kafka` names a broker)
-//! it measures, one after the other:
+//! append, syncing every 5 ms, syncing every append with zstd records, and Kafka when
+//! `--kafka` names a broker) it measures, one after the other:
 //!
 //! - append: N batches appended one at a time (as the ingest stage does), each awaited
 //!   until durable: batches/s, events/s, CPU µs per event;
@@ -15,7 +15,7 @@
 //!   (no batches kept in memory: a consumer that fell behind): events/s, CPU µs/event;
 //! - live: the N batches appended while two consumer groups read and commit them at the
 //!   same time (the detection and storage groups of `vedette run`): the bus's whole cost
-//!   per event in a pipeline that keeps up (three runs; the share uses the median);
+//!   per event in a pipeline that keeps up (five runs; the share uses the median);
 //! - latency: 200 batches appended 10 ms apart while a consumer polls; the time from the
 //!   start of each append to its delivery, p50 / p99 / max; for 8192-event batches and
 //!   for 512-event ones (what a live flow's 250 ms flush typically holds).
@@ -39,7 +39,7 @@ use vedette_bench_sigma::{
 use vedette_connectors::bus::embedded::{EmbeddedBus, EmbeddedLog, LogOptions, SyncPolicy};
 use vedette_connectors::bus::kafka::KafkaBus;
 use vedette_core::batch::EventBatch;
-use vedette_core::config::KafkaConfig;
+use vedette_core::config::{BusCompression, KafkaConfig};
 use vedette_core::traits::{Bus, BusDelivery, EventStore, Table};
 use vedette_storage::parquet::ParquetStore;
 use vedette_storage::QueryLimits;
@@ -57,6 +57,10 @@ struct Args {
     /// A Kafka-protocol broker to measure too.
     #[arg(long)]
     kafka: Option<String>,
+    /// Measure the bus only: skip the detect and store stages (no share is stated), as
+    /// when profiling the bus.
+    #[arg(long)]
+    bus_only: bool,
 }
 
 /// Wall time and CPU time of `f`.
@@ -187,6 +191,27 @@ async fn store(batches: &[EventBatch]) -> anyhow::Result<f64> {
     Ok(cpu_time.as_secs_f64() * 1e6 / events as f64)
 }
 
+/// CPU µs per event of detection (the SigmaHQ Windows rules) and of the Parquet store.
+async fn pipeline_cost(corpora: &std::path::Path, batches: &[EventBatch]) -> anyhow::Result<f64> {
+    let events: usize = batches.iter().map(EventBatch::len).sum();
+    let rules: PathBuf = corpora.join("sigma/rules/windows");
+    let (detector, _) =
+        vedette_load(std::slice::from_ref(&rules)).context("loading the SigmaHQ rules")?;
+    let records: Vec<_> = batches.iter().map(|b| b.records.clone()).collect();
+    let (_, detect_wall, detect_cpu) =
+        measured(async { vedette_hits(&detector, &records) }).await?;
+    report(
+        "pipeline (no bus)",
+        "detect",
+        batches.len(),
+        events,
+        detect_wall,
+        detect_cpu,
+    );
+    let detect = detect_cpu.as_secs_f64() * 1e6 / events as f64;
+    Ok(detect + store(batches).await?)
+}
+
 async fn latency(
     name: &str,
     bus: Arc<dyn Bus>,
@@ -275,6 +300,7 @@ async fn latency(
 fn embedded(
     dir: &std::path::Path,
     sync: SyncPolicy,
+    compression: BusCompression,
     recent: bool,
 ) -> anyhow::Result<(Arc<dyn Bus>, Arc<EmbeddedLog>)> {
     let defaults = LogOptions::default();
@@ -282,6 +308,7 @@ fn embedded(
         dir,
         LogOptions {
             sync,
+            compression,
             recent_bytes: if recent { defaults.recent_bytes } else { 0 },
             ..defaults
         },
@@ -308,12 +335,6 @@ async fn main() -> anyhow::Result<()> {
         bytes as f64 / (1 << 20) as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let rules: PathBuf = corpora.join("sigma/rules/windows");
-    let (detector, _) =
-        vedette_load(std::slice::from_ref(&rules)).context("loading the SigmaHQ rules")?;
-    let records: Vec<_> = batches.iter().map(|b| b.records.clone()).collect();
-    let (_, detect_wall, detect_cpu) =
-        measured(async { vedette_hits(&detector, &records) }).await?;
     report(
         "pipeline (no bus)",
         "parse",
@@ -322,19 +343,15 @@ async fn main() -> anyhow::Result<()> {
         parse_wall,
         parse_cpu,
     );
-    report(
-        "pipeline (no bus)",
-        "detect",
-        batches.len(),
-        events,
-        detect_wall,
-        detect_cpu,
-    );
     let per_event = |d: Duration| d.as_secs_f64() * 1e6 / events as f64;
-    let rest = per_event(parse_cpu) + per_event(detect_cpu) + store(&batches).await?;
+    let rest = if args.bus_only {
+        None
+    } else {
+        Some(per_event(parse_cpu) + pipeline_cost(&corpora, &batches).await?)
+    };
 
     // The part of an append that is not I/O: split by partition key, encode as IPC and
-    // compress as one LZ4 block (as the embedded log does), one part after the other.
+    // compress (as the embedded log does), one part after the other.
     let partitioner = vedette_connectors::bus::partitioning::Partitioner::new("host.name", 4);
     let (_, wall, cpu_time) = measured(async {
         let mut parts = 0;
@@ -345,15 +362,22 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     report("split only", "split", batches.len(), events, wall, cpu_time);
-    let (encoded, wall, cpu_time) = measured(async {
-        let mut bytes = 0;
+    let ((plain_bytes, encoded), wall, cpu_time) = measured(async {
+        let (mut plain_bytes, mut bytes) = (0, 0);
+        let (mut plain, mut packed) = (Vec::new(), Vec::new());
         for b in &batches {
             for (_, part) in partitioner.split(&b.records)? {
-                let plain = vedette_connectors::bus::codec::encode_records(&part)?;
-                bytes += vedette_connectors::bus::embedded::compress_payload(&plain).len();
+                vedette_connectors::bus::codec::encode_records_into(&part, &mut plain)?;
+                plain_bytes += plain.len();
+                vedette_connectors::bus::embedded::compress_into(
+                    &plain,
+                    vedette_connectors::bus::embedded::PayloadCodec::Lz4Block,
+                    &mut packed,
+                )?;
+                bytes += packed.len();
             }
         }
-        Ok(bytes)
+        Ok((plain_bytes, bytes))
     })
     .await?;
     report(
@@ -364,31 +388,44 @@ async fn main() -> anyhow::Result<()> {
         wall,
         cpu_time,
     );
+    let mib_per_batch = |bytes: usize| bytes as f64 / batches.len() as f64 / (1 << 20) as f64;
     println!(
-        "# encoded: {:.1} MiB per batch",
-        encoded as f64 / batches.len() as f64 / (1 << 20) as f64
+        "# encoded: {:.1} MiB per batch ({:.1} MiB of IPC before compression)",
+        mib_per_batch(encoded),
+        mib_per_batch(plain_bytes)
     );
 
     let dir = tempfile::tempdir()?;
-    for (name, sync) in [
-        ("embedded sync-each", SyncPolicy::EveryAppend),
+    for (name, sync, compression) in [
+        (
+            "embedded sync-each",
+            SyncPolicy::EveryAppend,
+            BusCompression::Lz4,
+        ),
         (
             "embedded sync-5ms",
             SyncPolicy::Interval(Duration::from_millis(5)),
+            BusCompression::Lz4,
+        ),
+        (
+            "embedded sync-each zstd",
+            SyncPolicy::EveryAppend,
+            BusCompression::Zstd,
         ),
     ] {
         let folder = dir.path().join(name.replace(' ', "-"));
-        let (from_disk, _) = embedded(&folder.join("disk"), sync, false)?;
+        let (from_disk, _) = embedded(&folder.join("disk"), sync, compression, false)?;
         throughput(name, from_disk, &batches, "events").await?;
-        let (bus, log) = embedded(&folder.join("live"), sync, true)?;
-        // Three runs on fresh topics; the median, as this machine's CPU time varies by
-        // a fifth from run to run.
+        let (bus, log) = embedded(&folder.join("live"), sync, compression, true)?;
+        // Five runs on fresh topics; the median, as this machine's CPU time varies by
+        // a fifth from run to run (and the first run also fills the memory of recent
+        // batches from fresh pages).
         let mut costs = Vec::new();
-        for run in 0..3 {
+        for run in 0..5 {
             costs.push(live(name, bus.clone(), &batches, &format!("live-{run}")).await?);
         }
         costs.sort_by(f64::total_cmp);
-        let bus_cost = costs[1];
+        let bus_cost = costs[2];
         let counters = log.counters();
         println!(
             "{name:<22} reads    {} records from memory, {} from the segments",
@@ -399,11 +436,13 @@ async fn main() -> anyhow::Result<()> {
                 .disk_reads
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
-        println!(
-            "{name:<22} share    {:.1} % of the pipeline's CPU per event ({bus_cost:.3} µs of {:.3}: parse + detect + store + bus)",
-            100.0 * bus_cost / (rest + bus_cost),
-            rest + bus_cost
-        );
+        if let Some(rest) = rest {
+            println!(
+                "{name:<22} share    {:.1} % of the pipeline's CPU per event ({bus_cost:.3} µs of {:.3}: parse + detect + store + bus)",
+                100.0 * bus_cost / (rest + bus_cost),
+                rest + bus_cost
+            );
+        }
         latency(name, bus.clone(), &batches[0], "latency").await?;
         // A live flow flushes smaller batches (every 250 ms by default).
         let small = EventBatch {

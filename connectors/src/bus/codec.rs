@@ -78,12 +78,27 @@ pub fn encode_records_with(
     compression: Option<CompressionType>,
 ) -> Result<Vec<u8>, CoreError> {
     let mut out = Vec::with_capacity(records.get_array_memory_size() / 2 + 1024);
+    write_records(records, compression, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes rows as an uncompressed Arrow IPC stream into `out`, replacing what it held:
+/// a producer reuses one buffer from batch to batch.
+pub fn encode_records_into(records: &RecordBatch, out: &mut Vec<u8>) -> Result<(), CoreError> {
+    out.clear();
+    write_records(records, None, out)
+}
+
+fn write_records(
+    records: &RecordBatch,
+    compression: Option<CompressionType>,
+    out: &mut Vec<u8>,
+) -> Result<(), CoreError> {
     let options = IpcWriteOptions::default().try_with_compression(compression)?;
-    let mut writer = StreamWriter::try_new_with_options(&mut out, records.schema_ref(), options)?;
+    let mut writer = StreamWriter::try_new_with_options(out, records.schema_ref(), options)?;
     writer.write(records)?;
     writer.finish()?;
-    drop(writer);
-    Ok(out)
+    Ok(())
 }
 
 /// Encodes rows as one or more IPC streams of at most `max_bytes` each, halving the

@@ -22,8 +22,8 @@ pub use alerts::{
 pub use ingest::{FileInputConfig, HttpIngestConfig, IngestConfig, SyslogConfig, SyslogTlsConfig};
 pub use responders::{PayloadTemplate, ResponderConfig};
 pub use sections::{
-    BusConfig, BusKind, ClickHouseConfig, EmbeddedBusConfig, HttpConfig, HttpTlsConfig,
-    KafkaCompression, KafkaConfig, LogConfig, LogFormat, ParquetConfig, RulesConfig, StoreConfig,
+    BusCompression, BusConfig, BusKind, ClickHouseConfig, EmbeddedBusConfig, HttpConfig,
+    HttpTlsConfig, KafkaConfig, LogConfig, LogFormat, ParquetConfig, RulesConfig, StoreConfig,
     StoreKind,
 };
 

@@ -190,6 +190,10 @@ pub struct EmbeddedBusConfig {
     /// MiB of memory for batches just appended, handed to consumers at the tail without
     /// reading and decoding them again; 0 turns it off. Default: 128.
     pub recent_mib: u64,
+    /// How records are compressed: `lz4` (the default: least CPU), `zstd` (about a
+    /// third fewer bytes to write and sync, for about a quarter more CPU in the bus) or
+    /// `none`.
+    pub compression: BusCompression,
 }
 
 impl Default for EmbeddedBusConfig {
@@ -202,6 +206,7 @@ impl Default for EmbeddedBusConfig {
             retention_max_hours: 720,
             segment_bytes: 128 * 1024 * 1024,
             recent_mib: 128,
+            compression: BusCompression::Lz4,
         }
     }
 }
@@ -229,10 +234,10 @@ impl EmbeddedBusConfig {
     }
 }
 
-/// How Kafka messages are compressed.
+/// How bus records are compressed: Kafka messages, records of the embedded log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum KafkaCompression {
+pub enum BusCompression {
     /// No compression.
     None,
     /// LZ4: fast, the default.
@@ -264,7 +269,7 @@ pub struct KafkaConfig {
     pub retention_hours: u64,
     /// Message compression. Default: `lz4`.
     #[serde(default = "default_compression")]
-    pub compression: KafkaCompression,
+    pub compression: BusCompression,
     /// Largest message sent; larger batches are split by rows. Keep it under the
     /// broker's `message.max.bytes`. Default: 1,000,000.
     #[serde(default = "default_max_message_bytes")]
@@ -286,8 +291,8 @@ fn default_kafka_retention_hours() -> u64 {
     168
 }
 
-fn default_compression() -> KafkaCompression {
-    KafkaCompression::Lz4
+fn default_compression() -> BusCompression {
+    BusCompression::Lz4
 }
 
 fn default_max_message_bytes() -> usize {

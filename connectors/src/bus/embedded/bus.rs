@@ -1,19 +1,21 @@
 //! [`EmbeddedBus`]: the [`Bus`] trait over an [`EmbeddedLog`], with consumers that share
 //! a group's partitions inside this process.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
 use async_trait::async_trait;
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use tokio::time::Instant;
 use vedette_core::batch::{BusPosition, EventBatch};
 use vedette_core::traits::{Bus, BusConsumer, BusDelivery};
 use vedette_core::CoreError;
 
-use rayon::iter::{IntoParallelIterator, ParallelIterator};
-
-use super::log::{compress_payload, AppendPart, EmbeddedLog};
+use super::log::{AppendPart, EmbeddedLog};
+use super::payload::{compress_into, PayloadCodec};
 use super::record::MAX_BODY_BYTES;
 use crate::bus::codec::{self, BatchHeader};
 use crate::bus::lock;
@@ -21,50 +23,91 @@ use crate::bus::partitioning::Partitioner;
 
 /// Largest payload of one record: batches above it are split.
 const MAX_PAYLOAD_BYTES: usize = MAX_BODY_BYTES - 256 * 1024;
-/// Largest IPC stream of one record before compression: LZ4 can grow incompressible
-/// data by 1/255, so what fits before compressing also fits after.
+/// Largest IPC stream of one record before compression: LZ4 and zstd grow
+/// incompressible data by less than 1/255, so what fits before compressing also fits
+/// after.
 const MAX_PLAIN_BYTES: usize = MAX_PAYLOAD_BYTES / 256 * 255;
-
-/// Rows of one partition, encoded for the log.
-struct EncodedPart {
-    partition: u32,
-    batch: EventBatch,
-    header: BatchHeader,
-    /// One payload, or several when the rows encode over a record's limit.
-    payloads: Vec<Vec<u8>>,
-}
 
 /// Below this many rows a batch's parts are encoded one after the other: handing them
 /// to other threads costs more than it saves.
 const PARALLEL_ENCODE_ROWS: usize = 4096;
+/// A producer thread keeps its encoding buffers up to this capacity for its next batch.
+const KEPT_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 
-/// Splits `batch` by partition and encodes each part as an IPC stream compressed as one
-/// LZ4 block (in parallel for large batches: an 8192-row batch takes ~5 ms of one core).
-fn encode_parts(
+thread_local! {
+    /// A producer thread's buffers (the plain IPC stream, the compressed payload),
+    /// reused from batch to batch: fresh memory for each stream of several MiB had its
+    /// pages faulted in and zeroed by the kernel every time.
+    static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Splits `batch` by partition and writes each part to the log as soon as it is
+/// encoded (an IPC stream, compressed as one block or frame; parts in parallel for large
+/// batches: an 8192-row batch takes ~5 ms of one core); returns where each record went.
+/// The records are neither durable nor visible until [`EmbeddedLog::complete`].
+fn write_parts(
+    log: &EmbeddedLog,
+    topic: &str,
     partitioner: &Partitioner,
     batch: &EventBatch,
-) -> Result<Vec<EncodedPart>, CoreError> {
-    let encode = |(partition, records): (u32, arrow::array::RecordBatch)| {
+) -> Result<Vec<(u32, u64)>, CoreError> {
+    let codec = PayloadCodec::of(log.compression());
+    let write_part = |(partition, records): (u32, RecordBatch)| {
         let part = EventBatch {
             records,
             ..batch.clone()
         };
-        let payloads = codec::encode_to_fit(&part.records, MAX_PLAIN_BYTES, None)?
-            .iter()
-            .map(|plain| compress_payload(plain))
-            .collect();
-        Ok(EncodedPart {
-            partition,
-            header: BatchHeader::of(&part),
-            batch: part,
-            payloads,
+        let header = BatchHeader::of(&part);
+        BUFFERS.with(|cell| {
+            let (plain, packed) = &mut *cell.borrow_mut();
+            codec::encode_records_into(&part.records, plain)?;
+            let written = if plain.len() <= MAX_PLAIN_BYTES {
+                compress_into(plain, codec, packed)?;
+                let record = AppendPart {
+                    partition,
+                    header: &header,
+                    payload: packed,
+                    codec,
+                    batch: Some(&part),
+                };
+                vec![log.write(topic, &record)?]
+            } else {
+                // Over a record's limit: several records, not kept whole in memory.
+                let mut written = Vec::new();
+                for piece in codec::encode_to_fit(&part.records, MAX_PLAIN_BYTES, None)? {
+                    compress_into(&piece, codec, packed)?;
+                    let record = AppendPart {
+                        partition,
+                        header: &header,
+                        payload: packed,
+                        codec,
+                        batch: None,
+                    };
+                    written.push(log.write(topic, &record)?);
+                }
+                written
+            };
+            for buffer in [plain, packed] {
+                if buffer.capacity() > KEPT_BUFFER_BYTES {
+                    *buffer = Vec::new();
+                }
+            }
+            Ok(written)
         })
     };
     let split = partitioner.split(&batch.records)?;
-    if batch.len() < PARALLEL_ENCODE_ROWS || split.len() < 2 {
-        return split.into_iter().map(encode).collect();
-    }
-    split.into_par_iter().map(encode).collect()
+    let written: Vec<Vec<(u32, u64)>> = if batch.len() < PARALLEL_ENCODE_ROWS || split.len() < 2 {
+        split
+            .into_iter()
+            .map(write_part)
+            .collect::<Result<_, CoreError>>()?
+    } else {
+        split
+            .into_par_iter()
+            .map(write_part)
+            .collect::<Result<_, CoreError>>()?
+    };
+    Ok(written.into_iter().flatten().collect())
 }
 
 /// The embedded log as a [`Bus`].
@@ -111,20 +154,9 @@ impl Bus for EmbeddedBus {
         let partitioner = self.partitioner(topic)?;
         let (log, topic_name, batch) = (self.log.clone(), topic.to_string(), batch.clone());
         let written = tokio::task::spawn_blocking(move || {
-            let encoded = encode_parts(&partitioner, &batch)?;
-            let mut parts = Vec::new();
-            for part in &encoded {
-                // A part split over several records is not kept whole in memory.
-                let kept = (part.payloads.len() == 1).then_some(&part.batch);
-                parts.extend(part.payloads.iter().map(|payload| AppendPart {
-                    partition: part.partition,
-                    header: &part.header,
-                    payload,
-                    lz4: true,
-                    batch: kept,
-                }));
-            }
-            log.append_all(&topic_name, &parts)
+            let written = write_parts(&log, &topic_name, &partitioner, &batch)?;
+            log.complete(&topic_name, &written)?;
+            Ok::<_, CoreError>(written)
         })
         .await
         .map_err(join_error)??;

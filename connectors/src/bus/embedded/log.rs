@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use vedette_core::batch::EventBatch;
+use vedette_core::config::BusCompression;
 use vedette_core::CoreError;
 
 use super::groups::{check_name, Groups};
 use super::partition::{Partition, Retention};
+use super::payload::{self, PayloadCodec};
 use super::recent::RecentBatches;
 use super::record::{self, RecordMeta};
 use super::segment::read_record;
@@ -42,6 +44,8 @@ pub struct LogOptions {
     /// Memory for batches just appended, handed to consumers at the tail without
     /// reading and decoding their records (bytes of Arrow rows; 0 turns it off).
     pub recent_bytes: usize,
+    /// How the bus compresses the records it appends.
+    pub compression: BusCompression,
 }
 
 impl Default for LogOptions {
@@ -56,6 +60,7 @@ impl Default for LogOptions {
                 hard_max_age_ms: 30 * 24 * 3_600_000,
             },
             recent_bytes: 128 * 1024 * 1024,
+            compression: BusCompression::Lz4,
         }
     }
 }
@@ -82,34 +87,11 @@ pub struct AppendPart<'a> {
     pub header: &'a BatchHeader,
     /// The payload (an Arrow IPC stream for batches).
     pub payload: &'a [u8],
-    /// The payload is one LZ4 block of the IPC stream with its length prepended
-    /// ([`compress_payload`]); reads give it back decompressed.
-    pub lz4: bool,
+    /// How the payload is stored ([`compress_into`] gives it).
+    pub codec: PayloadCodec,
     /// The rows the payload encodes, kept in memory for consumers at the tail (see
     /// [`EmbeddedLog::read_recent`]); `None` when the caller has none.
     pub batch: Option<&'a EventBatch>,
-}
-
-/// A payload as one LZ4 block, its uncompressed length prepended: how the embedded bus
-/// stores batches (see [`AppendPart::lz4`]).
-pub fn compress_payload(payload: &[u8]) -> Vec<u8> {
-    lz4_flex::block::compress_prepend_size(payload)
-}
-
-/// The payload of a record stored as one LZ4 block; a length over the record limit or a
-/// block that does not decompress to it is damage.
-fn decompress_payload(block: &[u8]) -> Result<Vec<u8>, CoreError> {
-    let stated = block
-        .get(..4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or_else(|| CoreError::BadInput("bus record LZ4 block is cut short".into()))?;
-    if stated > record::MAX_BODY_BYTES {
-        return Err(CoreError::BadInput(format!(
-            "bus record LZ4 block says {stated} bytes, over the record limit"
-        )));
-    }
-    lz4_flex::block::decompress_size_prepended(block)
-        .map_err(|e| CoreError::BadInput(format!("bus record LZ4 block does not decompress: {e}")))
 }
 
 /// Counters of an embedded log, for metrics.
@@ -205,6 +187,11 @@ impl EmbeddedLog {
         Ok(log)
     }
 
+    /// How records appended through the bus are compressed.
+    pub fn compression(&self) -> BusCompression {
+        self.options.compression
+    }
+
     /// The counters.
     pub fn counters(&self) -> &LogCounters {
         &self.counters
@@ -298,7 +285,7 @@ impl EmbeddedLog {
             partition,
             header,
             payload,
-            lz4: false,
+            codec: PayloadCodec::Plain,
             batch: None,
         };
         let offsets = self.append_all(topic_name, &[part])?;
@@ -318,41 +305,65 @@ impl EmbeddedLog {
         topic_name: &str,
         parts: &[AppendPart<'_>],
     ) -> Result<Vec<(u32, u64)>, CoreError> {
+        let written = parts
+            .iter()
+            .map(|part| self.write(topic_name, part))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.complete(topic_name, &written)?;
+        Ok(written)
+    }
+
+    /// Writes one record to its partition, not yet durable nor visible; returns its
+    /// (partition, offset). Finish the append with [`Self::complete`].
+    pub(crate) fn write(
+        &self,
+        topic_name: &str,
+        part: &AppendPart<'_>,
+    ) -> Result<(u32, u64), CoreError> {
         let topic = self.topic(topic_name)?;
         let now = chrono::Utc::now().timestamp_millis();
-        let mut written = Vec::with_capacity(parts.len());
-        for part in parts {
-            let (partition, payload) = (part.partition, part.payload);
-            let slot = Self::partition(&topic, topic_name, partition)?;
-            let mut p = lock(slot);
-            let offset = p.next_offset();
-            let meta = RecordMeta {
-                offset,
-                append_time_ms: now,
-                header: part.header.clone(),
-                lz4: part.lz4,
-            };
-            let head = record::encode_head(&meta, payload)?;
-            p.append(&head, payload, now)?;
-            if let Some(batch) = part.batch {
-                self.recent.insert(topic_name, partition, offset, batch);
-            }
-            self.counters
-                .appended_records
-                .fetch_add(1, Ordering::Relaxed);
-            self.counters
-                .appended_bytes
-                .fetch_add((head.len() + payload.len()) as u64, Ordering::Relaxed);
-            written.push((partition, offset));
+        let (partition, payload) = (part.partition, part.payload);
+        let slot = Self::partition(&topic, topic_name, partition)?;
+        let mut p = lock(slot);
+        let offset = p.next_offset();
+        let meta = RecordMeta {
+            offset,
+            append_time_ms: now,
+            header: part.header.clone(),
+            codec: part.codec,
+        };
+        let head = record::encode_head(&meta, payload)?;
+        p.append(&head, payload, now)?;
+        if let Some(batch) = part.batch {
+            self.recent.insert(topic_name, partition, offset, batch);
         }
-        if self.options.sync == SyncPolicy::EveryAppend {
-            let mut touched: Vec<u32> = written.iter().map(|&(p, _)| p).collect();
-            touched.sort_unstable();
-            touched.dedup();
-            self.sync_partitions(&topic, &touched)?;
-            topic.arrived.send_modify(|v| *v += 1);
+        self.counters
+            .appended_records
+            .fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .appended_bytes
+            .fetch_add((head.len() + payload.len()) as u64, Ordering::Relaxed);
+        Ok((partition, offset))
+    }
+
+    /// Completes the appends of records [`Self::write`] wrote: under
+    /// [`SyncPolicy::EveryAppend`] syncs their partitions (in parallel) and wakes
+    /// consumers; otherwise the sync thread does both within its interval.
+    pub(crate) fn complete(
+        &self,
+        topic_name: &str,
+        written: &[(u32, u64)],
+    ) -> Result<(), CoreError> {
+        if self.options.sync != SyncPolicy::EveryAppend || written.is_empty() {
+            return Ok(());
         }
-        Ok(written)
+        let topic = self.topic(topic_name)?;
+        let mut touched: Vec<u32> = written.iter().map(|&(p, _)| p).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        self.sync_partitions(&topic, &touched)?;
+        topic.arrived.send_modify(|v| *v += 1);
+        Ok(())
     }
 
     /// Syncs the given partitions of a topic, in parallel when there are several.
@@ -463,11 +474,7 @@ impl EmbeddedLog {
                         location.offset, meta.offset
                     )));
                 }
-                let payload = if meta.lz4 {
-                    decompress_payload(payload)?
-                } else {
-                    payload.to_vec()
-                };
+                let payload = payload::decompress(meta.codec, payload, record::MAX_BODY_BYTES)?;
                 Ok(StoredRecord {
                     offset: meta.offset,
                     append_time_ms: meta.append_time_ms,
@@ -616,24 +623,5 @@ impl EmbeddedLog {
     pub fn close(&self) -> Result<(), CoreError> {
         self.stop.store(true, Ordering::Relaxed);
         self.sync_all()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lz4_payloads_round_trip_and_damage_is_an_error() {
-        let plain = b"an ipc stream, an ipc stream, an ipc stream".repeat(50);
-        let block = compress_payload(&plain);
-        assert!(block.len() < plain.len());
-        assert_eq!(decompress_payload(&block).unwrap(), plain);
-        assert!(decompress_payload(&block[..2]).is_err());
-        assert!(decompress_payload(&block[..block.len() / 2]).is_err());
-        let mut huge = block.clone();
-        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        let err = decompress_payload(&huge).unwrap_err();
-        assert!(err.to_string().contains("over the record limit"), "{err}");
     }
 }

@@ -16,11 +16,12 @@
 //!
 //! ```text
 //!  u32 body length │ u32 CRC32C of the body │ body:
-//!    u8 version (1) │ u64 offset │ i64 append time ms │ u16 schema version │
+//!    u8 version (1-3) │ u64 offset │ i64 append time ms │ u16 schema version │
 //!    i64 ingest time ms │ u16 len + tenant │ u16 len + source │ u16 len + dataset │
-//!    payload: one Arrow IPC stream (schema + one record batch); body version 2 (what
-//!    the bus writes): the stream as one LZ4 block, its length prepended (u32);
-//!    version 1 (still read): the stream as given, e.g. with LZ4-framed buffers
+//!    payload: one Arrow IPC stream (schema + one record batch), stored as the
+//!    version says (`payload`, chosen by `bus.embedded.compression`): 2, one LZ4
+//!    block, its length prepended (u32; the default); 3, one zstd frame; 1, as given
+//!    (also older records whose Arrow buffers are LZ4-framed)
 //! ```
 //!
 //! # Invariants
@@ -62,6 +63,7 @@ mod commit_journal;
 mod groups;
 mod log;
 mod partition;
+mod payload;
 mod recent;
 mod record;
 mod segment;
@@ -73,7 +75,6 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> vedette_core
     let context = context.into();
     move |e| vedette_core::CoreError::io(context, e)
 }
-pub use log::{
-    compress_payload, AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy,
-};
+pub use log::{AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy};
 pub use partition::Retention;
+pub use payload::{compress_into, PayloadCodec};

@@ -2,22 +2,20 @@
 //! body (format version, offset, times, schema version, tenant, source, dataset, then
 //! the Arrow IPC payload). All integers little-endian.
 //!
-//! Body version 1: the payload as given (an IPC stream; this build writes it for
-//! payloads it was not asked to compress). Version 2: the payload is one LZ4 block of
-//! the IPC stream, its uncompressed length prepended (u32); one block per record costs
-//! far less than LZ4-framing each Arrow buffer, which for the small batches of a live
-//! flow spent more time setting up compressors than compressing.
+//! The body version says how the payload is stored ([`PayloadCodec`]): 1 as given (an
+//! IPC stream; this build writes it for payloads it was not asked to compress), 2 one
+//! LZ4 block of the IPC stream with its length prepended, 3 one zstd frame of it. One
+//! block or frame per record costs far less than compressing each Arrow buffer apart,
+//! which for the small batches of a live flow spent more time setting up compressors
+//! than compressing.
 
 use vedette_core::CoreError;
 
+use super::payload::PayloadCodec;
 use crate::bus::codec::BatchHeader;
 
 /// Bytes before the body: length (u32) and CRC32C (u32).
 pub(crate) const PREFIX_BYTES: usize = 8;
-/// Body version of a payload stored as given.
-const BODY_PLAIN: u8 = 1;
-/// Body version of a payload stored as one LZ4 block.
-const BODY_LZ4: u8 = 2;
 /// Fixed part of the body: version, offset, append time, schema version, ingest time.
 const FIXED_BODY_BYTES: usize = 1 + 8 + 8 + 2 + 8;
 /// Largest body accepted, written or read: anything larger in a file is damage.
@@ -34,8 +32,8 @@ pub(crate) struct RecordMeta {
     pub(crate) append_time_ms: i64,
     /// The batch header.
     pub(crate) header: BatchHeader,
-    /// The payload is one LZ4 block (body version 2).
-    pub(crate) lz4: bool,
+    /// How the payload is stored (the body version).
+    pub(crate) codec: PayloadCodec,
 }
 
 /// Encodes a whole record, prefix included.
@@ -72,7 +70,7 @@ pub(crate) fn encode_head(meta: &RecordMeta, payload: &[u8]) -> Result<Vec<u8>, 
     let mut out = Vec::with_capacity(PREFIX_BYTES + head_body);
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
-    out.push(if meta.lz4 { BODY_LZ4 } else { BODY_PLAIN });
+    out.push(meta.codec.body_version());
     out.extend_from_slice(&meta.offset.to_le_bytes());
     out.extend_from_slice(&meta.append_time_ms.to_le_bytes());
     out.extend_from_slice(&h.schema_version.to_le_bytes());
@@ -133,11 +131,11 @@ impl<'a> Cursor<'a> {
 pub(crate) fn decode_body(body: &[u8]) -> Result<(RecordMeta, &[u8]), CoreError> {
     let mut c = Cursor { bytes: body };
     let [version] = c.array::<1>()?;
-    if version != BODY_PLAIN && version != BODY_LZ4 {
-        return Err(CoreError::BadInput(format!(
-            "bus record body version {version} is not supported (this build reads {BODY_PLAIN} and {BODY_LZ4})"
-        )));
-    }
+    let codec = PayloadCodec::of_body_version(version).ok_or_else(|| {
+        CoreError::BadInput(format!(
+            "bus record body version {version} is not supported (this build reads 1 to 3)"
+        ))
+    })?;
     let offset = u64::from_le_bytes(c.array()?);
     let append_time_ms = i64::from_le_bytes(c.array()?);
     let schema_version = u16::from_le_bytes(c.array()?);
@@ -155,14 +153,14 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<(RecordMeta, &[u8]), CoreError>
             dataset,
             ingest_time_ms,
         },
-        lz4: version == BODY_LZ4,
+        codec,
     };
     Ok((meta, c.bytes))
 }
 
 /// The offset and append time of a body, read from its first bytes only.
 pub(crate) fn peek_body(start: &[u8]) -> Option<(u64, i64)> {
-    if start.len() < 17 || !matches!(start[0], BODY_PLAIN | BODY_LZ4) {
+    if start.len() < 17 || PayloadCodec::of_body_version(start[0]).is_none() {
         return None;
     }
     let mut offset = [0; 8];
@@ -190,7 +188,7 @@ mod tests {
                 dataset: "syslog".into(),
                 ingest_time_ms: 5,
             },
-            lz4: false,
+            codec: PayloadCodec::Plain,
         }
     }
 
@@ -215,13 +213,12 @@ mod tests {
     fn implausible_lengths_and_short_bodies_are_rejected() {
         assert!(read_prefix([0; 8]).is_none());
         assert!(read_prefix([0xff; 8]).is_none());
-        assert!(decode_body(&[BODY_PLAIN, 1, 2]).is_err());
-        let lz4 = RecordMeta {
-            lz4: true,
-            ..meta()
-        };
-        let bytes = encode(&lz4, b"block").unwrap();
-        assert_eq!(decode_body(&bytes[PREFIX_BYTES..]).unwrap().0, lz4);
+        assert!(decode_body(&[1, 1, 2]).is_err());
+        for codec in [PayloadCodec::Lz4Block, PayloadCodec::Zstd] {
+            let compressed = RecordMeta { codec, ..meta() };
+            let bytes = encode(&compressed, b"block").unwrap();
+            assert_eq!(decode_body(&bytes[PREFIX_BYTES..]).unwrap().0, compressed);
+        }
         assert!(decode_body(&[9; 40]).is_err());
     }
 }

@@ -299,7 +299,7 @@ mod tests {
                 dataset: String::new(),
                 ingest_time_ms: 0,
             },
-            lz4: false,
+            codec: crate::bus::embedded::payload::PayloadCodec::Plain,
         };
         record::encode(&meta, payload).unwrap()
     }

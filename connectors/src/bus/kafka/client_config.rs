@@ -4,7 +4,7 @@
 //! always set.
 
 use rdkafka::ClientConfig;
-use vedette_core::config::{KafkaCompression, KafkaConfig};
+use vedette_core::config::{BusCompression, KafkaConfig};
 
 /// Settings every client shares: brokers, reconnect backoff, user properties.
 fn common(config: &KafkaConfig) -> ClientConfig {
@@ -24,9 +24,9 @@ fn common(config: &KafkaConfig) -> ClientConfig {
 pub(crate) fn producer(config: &KafkaConfig) -> ClientConfig {
     let mut c = common(config);
     let compression = match config.compression {
-        KafkaCompression::None => "none",
-        KafkaCompression::Lz4 => "lz4",
-        KafkaCompression::Zstd => "zstd",
+        BusCompression::None => "none",
+        BusCompression::Lz4 => "lz4",
+        BusCompression::Zstd => "zstd",
     };
     c.set_default("compression.type", compression);
     c.set_default("linger.ms", "5");
