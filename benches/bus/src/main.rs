@@ -15,16 +15,17 @@
 //!   (no batches kept in memory: a consumer that fell behind): events/s, CPU µs/event;
 //! - live: the N batches appended while two consumer groups read and commit them at the
 //!   same time (the detection and storage groups of `vedette run`): the bus's whole cost
-//!   per event in a pipeline that keeps up (five runs; the share uses the median);
+//!   per event in a pipeline that keeps up (five runs);
 //! - latency: 200 batches appended 10 ms apart while a consumer polls; the time from the
 //!   start of each append to its delivery, p50 / p99 / max; for 8192-event batches and
 //!   for 512-event ones (what a live flow's 250 ms flush typically holds).
 //!
-//! Then the CPU per event of the rest of the pipeline on the same events (parsing the
-//! JSON lines, matching the SigmaHQ Windows rules, storing them in the Parquet store in
-//! groups of 8 batches as the storage stage does under load), so the bus's share can be
-//! stated. CPU is the process's user + system time (`/proc/self/stat`), all threads
-//! included.
+//! The CPU per event of the rest of the pipeline on the same events is measured right
+//! after each live run (parsing the JSON lines, matching the SigmaHQ Windows rules,
+//! storing the batches in the Parquet store in groups of 8 as the storage stage does
+//! under load), each stage alone: the bus's share is stated per run, and its median
+//! given, since this VM's CPU speed drifts by up to half from one minute to the next.
+//! CPU is the process's user + system time (`/proc/self/stat`), all threads included.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -180,36 +181,35 @@ async fn store(batches: &[EventBatch]) -> anyhow::Result<f64> {
         Ok(())
     })
     .await?;
-    report(
-        "pipeline (no bus)",
-        "store",
-        batches.len(),
-        events,
-        wall,
-        cpu_time,
-    );
+    let _ = wall;
     Ok(cpu_time.as_secs_f64() * 1e6 / events as f64)
 }
 
-/// CPU µs per event of detection (the SigmaHQ Windows rules) and of the Parquet store.
-async fn pipeline_cost(corpora: &std::path::Path, batches: &[EventBatch]) -> anyhow::Result<f64> {
-    let events: usize = batches.iter().map(EventBatch::len).sum();
-    let rules: PathBuf = corpora.join("sigma/rules/windows");
-    let (detector, _) =
-        vedette_load(std::slice::from_ref(&rules)).context("loading the SigmaHQ rules")?;
-    let records: Vec<_> = batches.iter().map(|b| b.records.clone()).collect();
-    let (_, detect_wall, detect_cpu) =
-        measured(async { vedette_hits(&detector, &records) }).await?;
-    report(
-        "pipeline (no bus)",
-        "detect",
-        batches.len(),
-        events,
-        detect_wall,
-        detect_cpu,
+/// Detection over record batches: the SigmaHQ Windows rules, compiled once.
+type Detect = Box<dyn Fn(&[arrow::array::RecordBatch]) -> anyhow::Result<usize>>;
+
+/// CPU µs per event of the rest of the pipeline, measured again beside each bus run (this
+/// VM's CPU speed drifts by up to half between minutes): parsing `lines`, detecting and
+/// storing `batches`.
+async fn rest_cost(
+    lines: &[String],
+    detect: &Detect,
+    batches: &[EventBatch],
+) -> anyhow::Result<f64> {
+    let events = lines.len() as f64;
+    let (records, _, parse_cpu) = measured(async { vedette_batches(lines) }).await?;
+    let (_, _, detect_cpu) = measured(async { detect(&records) }).await?;
+    let (parse, detect) = (
+        parse_cpu.as_secs_f64() * 1e6 / events,
+        detect_cpu.as_secs_f64() * 1e6 / events,
     );
-    let detect = detect_cpu.as_secs_f64() * 1e6 / events as f64;
-    Ok(detect + store(batches).await?)
+    let store = store(batches).await?;
+    println!(
+        "{:<22} rest     parse {parse:.3} + detect {detect:.3} + store {store:.3} = {:.3} µs CPU/event",
+        "pipeline (no bus)",
+        parse + detect + store
+    );
+    Ok(parse + detect + store)
 }
 
 async fn latency(
@@ -343,13 +343,16 @@ async fn main() -> anyhow::Result<()> {
         parse_wall,
         parse_cpu,
     );
-    let per_event = |d: Duration| d.as_secs_f64() * 1e6 / events as f64;
-    let rest = if args.bus_only {
+    let detect: Option<Detect> = if args.bus_only {
         None
     } else {
-        Some(per_event(parse_cpu) + pipeline_cost(&corpora, &batches).await?)
+        let rules: PathBuf = corpora.join("sigma/rules/windows");
+        let (detector, _) =
+            vedette_load(std::slice::from_ref(&rules)).context("loading the SigmaHQ rules")?;
+        Some(Box::new(move |records| {
+            Ok(vedette_hits(&detector, records)?.len())
+        }))
     };
-
     // The part of an append that is not I/O: split by partition key, encode as IPC and
     // compress (as the embedded log does), one part after the other.
     let partitioner = vedette_connectors::bus::partitioning::Partitioner::new("host.name", 4);
@@ -417,15 +420,29 @@ async fn main() -> anyhow::Result<()> {
         let (from_disk, _) = embedded(&folder.join("disk"), sync, compression, false)?;
         throughput(name, from_disk, &batches, "events").await?;
         let (bus, log) = embedded(&folder.join("live"), sync, compression, true)?;
+        // Latency first, on a quiet machine (the stores of the runs below leave work
+        // behind in the kernel).
+        latency(name, bus.clone(), &batches[0], "latency").await?;
+        // A live flow flushes smaller batches (every 250 ms by default).
+        let small = EventBatch {
+            records: batches[0].records.slice(0, 512),
+            ..batches[0].clone()
+        };
+        latency(&format!("{name} 512"), bus.clone(), &small, "latency-512").await?;
         // Five runs on fresh topics; the median, as this machine's CPU time varies by
         // a fifth from run to run (and the first run also fills the memory of recent
         // batches from fresh pages).
-        let mut costs = Vec::new();
+        let (mut costs, mut shares) = (Vec::new(), Vec::new());
         for run in 0..5 {
-            costs.push(live(name, bus.clone(), &batches, &format!("live-{run}")).await?);
+            let cost = live(name, bus.clone(), &batches, &format!("live-{run}")).await?;
+            costs.push(cost);
+            if let Some(detect) = &detect {
+                let rest = rest_cost(&lines, detect, &batches).await?;
+                shares.push(100.0 * cost / (rest + cost));
+            }
         }
         costs.sort_by(f64::total_cmp);
-        let bus_cost = costs[2];
+        shares.sort_by(f64::total_cmp);
         let counters = log.counters();
         println!(
             "{name:<22} reads    {} records from memory, {} from the segments",
@@ -436,21 +453,15 @@ async fn main() -> anyhow::Result<()> {
                 .disk_reads
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
-        if let Some(rest) = rest {
+        if let Some(share) = shares.get(2) {
             println!(
-                "{name:<22} share    {:.1} % of the pipeline's CPU per event ({bus_cost:.3} µs of {:.3}: parse + detect + store + bus)",
-                100.0 * bus_cost / (rest + bus_cost),
-                rest + bus_cost
+                "{name:<22} share    {share:.1} % of the pipeline's CPU per event, median of five (each run's bus against the rest measured right after it; {:.1} to {:.1} %); bus median {:.3} µs",
+                shares[0], shares[4], costs[2]
             );
         }
-        latency(name, bus.clone(), &batches[0], "latency").await?;
-        // A live flow flushes smaller batches (every 250 ms by default).
-        let small = EventBatch {
-            records: batches[0].records.slice(0, 512),
-            ..batches[0].clone()
-        };
-        latency(&format!("{name} 512"), bus, &small, "latency-512").await?;
     }
+    // The other stages after the bus, so that the bus is measured on a quiet machine as
+    // they are (the store's fsynced and deleted files slowed the bus runs after it).
     if let Some(broker) = &args.kafka {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
