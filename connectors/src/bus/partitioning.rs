@@ -53,12 +53,27 @@ impl Partitioner {
     /// The rows of `records` per partition, in partition order; rows keep their order
     /// within a partition. A batch whose rows all go to one partition is not copied.
     pub fn split(&self, records: &RecordBatch) -> Result<Vec<(u32, RecordBatch)>, CoreError> {
+        self.assign(records)
+            .iter()
+            .map(|rows| Ok((rows.partition, rows.take(records)?)))
+            .collect()
+    }
+
+    /// Which rows of `records` go to which partition, in partition order, without
+    /// copying them yet: each partition's rows can then be taken on a thread of its own.
+    pub fn assign(&self, records: &RecordBatch) -> Vec<PartitionRows> {
         let keyless = self.next_keyless.fetch_add(1, Ordering::Relaxed) % self.partitions;
+        let whole = |partition| {
+            vec![PartitionRows {
+                partition,
+                rows: None,
+            }]
+        };
         let Some(column) = records
             .column_by_name(&self.key)
             .filter(|c| c.data_type() == &DataType::Utf8)
         else {
-            return Ok(vec![(keyless, records.clone())]);
+            return whole(keyless);
         };
         let values = column.as_string::<i32>();
         let mut rows: Vec<Vec<u32>> = vec![Vec::new(); self.partitions as usize];
@@ -71,12 +86,34 @@ impl Partitioner {
         }
         let used: Vec<usize> = (0..rows.len()).filter(|&p| !rows[p].is_empty()).collect();
         if used.len() <= 1 {
-            let p = used.first().map_or(keyless, |&p| p as u32);
-            return Ok(vec![(p, records.clone())]);
+            return whole(used.first().map_or(keyless, |&p| p as u32));
         }
         used.into_iter()
-            .map(|p| Ok((p as u32, take_rows(records, &rows[p])?)))
+            .map(|p| PartitionRows {
+                partition: p as u32,
+                rows: Some(std::mem::take(&mut rows[p])),
+            })
             .collect()
+    }
+}
+
+/// The rows of a batch that go to one partition ([`Partitioner::assign`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRows {
+    /// The partition.
+    pub partition: u32,
+    /// Indices of the rows, in order; `None` when every row of the batch goes there.
+    rows: Option<Vec<u32>>,
+}
+
+impl PartitionRows {
+    /// These rows of `records` (the batch they were assigned from), copied into a batch
+    /// of their own; the batch itself when it goes whole.
+    pub fn take(&self, records: &RecordBatch) -> Result<RecordBatch, CoreError> {
+        match &self.rows {
+            None => Ok(records.clone()),
+            Some(rows) => take_rows(records, rows),
+        }
     }
 }
 
@@ -127,6 +164,26 @@ mod tests {
         assert_ne!(first[0].0, second[0].0);
         let missing = Partitioner::new("no.such.column", 3);
         assert_eq!(missing.split(&hosts(&["a"])).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn assigned_rows_taken_apart_equal_the_split() {
+        let records = hosts(&["a", "b", "a", "c", "b", "a", ""]);
+        let (one, other) = (
+            Partitioner::new("host.name", 4),
+            Partitioner::new("host.name", 4),
+        );
+        let split = one.split(&records).unwrap();
+        let assigned = other.assign(&records);
+        assert!(assigned.len() > 1);
+        let taken: Vec<(u32, RecordBatch)> = assigned
+            .iter()
+            .map(|rows| (rows.partition, rows.take(&records).unwrap()))
+            .collect();
+        assert_eq!(taken, split);
+        let whole = Partitioner::new("host.name", 1).assign(&records);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].take(&records).unwrap(), records);
     }
 
     #[test]
