@@ -7,20 +7,20 @@
 //! Events are the corpora's Windows events (replicated and varied, as `sigma-bench`
 //! does), parsed into 8192-row batches. For each bus (the embedded log syncing every
 //! append, syncing every 5 ms, syncing every append with zstd records, and Kafka when
-//! `--kafka` names a broker) it measures, one after the other:
+//! `--kafka` names a broker) it measures, in this order:
 //!
 //! - append: N batches appended one at a time (as the ingest stage does), each awaited
 //!   until durable: batches/s, events/s, CPU µs per event;
 //! - consume: the same N batches read back by a consumer group from the segment files
 //!   (no batches kept in memory: a consumer that fell behind): events/s, CPU µs/event;
-//! - live: the N batches appended while two consumer groups read and commit them at the
-//!   same time (the detection and storage groups of `vedette run`): the bus's whole cost
-//!   per event in a pipeline that keeps up (five runs);
 //! - latency: batches appended while a consumer polls; the time from the start of each
 //!   append to the delivery of each of its records (one per partition), p50 / p99 / max;
-//!   for 8192-event batches 10 ms apart (the disk is the limit) and 200 ms apart (the
-//!   rate `vedette run` sustains), and for 512-event ones 10 ms apart (what a live
-//!   flow's 250 ms flush typically holds).
+//!   for 8192-event batches 10 ms apart (back to back: about eight times the rate the
+//!   pipeline sustains) and 200 ms apart (the rate `vedette run` sustains), and for
+//!   512-event ones 10 ms apart (what a live flow's 250 ms flush typically holds);
+//! - live: the N batches appended while two consumer groups read and commit them at the
+//!   same time (the detection and storage groups of `vedette run`): the bus's whole cost
+//!   per event in a pipeline that keeps up (five runs).
 //!
 //! The CPU per event of the rest of the pipeline on the same events is measured right
 //! after each live run (parsing the JSON lines, matching the SigmaHQ Windows rules,
@@ -176,14 +176,13 @@ async fn store(batches: &[EventBatch]) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let store = ParquetStore::open(dir.path(), 36_500, QueryLimits::default())?;
     let events: usize = batches.iter().map(EventBatch::len).sum();
-    let ((), wall, cpu_time) = measured(async {
+    let ((), _, cpu_time) = measured(async {
         for group in batches.chunks(8) {
             store.append_all(Table::Events, group).await?;
         }
         Ok(())
     })
     .await?;
-    let _ = wall;
     Ok(cpu_time.as_secs_f64() * 1e6 / events as f64)
 }
 
@@ -504,8 +503,6 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    // The other stages after the bus, so that the bus is measured on a quiet machine as
-    // they are (the store's fsynced and deleted files slowed the bus runs after it).
     if let Some(broker) = &args.kafka {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?

@@ -72,7 +72,7 @@ pub fn encode_records(records: &RecordBatch) -> Result<Vec<u8>, CoreError> {
 }
 
 /// Encodes rows as an Arrow IPC stream whose buffers are compressed with `compression`
-/// (the embedded log uses LZ4 frames: event batches repeat field names row after row).
+/// (the first record format of the embedded log had LZ4-framed buffers).
 pub fn encode_records_with(
     records: &RecordBatch,
     compression: Option<CompressionType>,

@@ -30,14 +30,56 @@ const MAX_PLAIN_BYTES: usize = MAX_PAYLOAD_BYTES / 256 * 255;
 /// Below this many rows a batch's parts are encoded one after the other: handing them
 /// to other threads costs more than it saves.
 const PARALLEL_ENCODE_ROWS: usize = 4096;
-/// A producer thread keeps its encoding buffers up to this capacity for its next batch.
-const KEPT_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+/// A producer thread keeps its encoding buffers up to this capacity each for its next
+/// batch (a whole 8192-event batch encodes to about 10 MiB; every rayon worker and
+/// blocking thread that appends holds at most twice this).
+const KEPT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
 thread_local! {
     /// A producer thread's buffers (the plain IPC stream, the compressed payload),
     /// reused from batch to batch: fresh memory for each stream of several MiB had its
     /// pages faulted in and zeroed by the kernel every time.
     static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Encodes one partition's rows (in `buffers`: the plain IPC stream, the compressed
+/// payload) and writes them to the log: one record, or several when they encode over a
+/// record's limit (those are not kept whole in memory).
+fn write_part(
+    log: &EmbeddedLog,
+    topic: &str,
+    partition: u32,
+    part: &EventBatch,
+    codec: PayloadCodec,
+    (plain, packed): &mut (Vec<u8>, Vec<u8>),
+) -> Result<Vec<(u32, u64)>, CoreError> {
+    let header = BatchHeader::of(part);
+    codec::encode_records_into(&part.records, plain)?;
+    if plain.len() <= MAX_PLAIN_BYTES {
+        compress_into(plain, codec, packed)?;
+        let record = AppendPart {
+            partition,
+            header: &header,
+            payload: packed,
+            codec,
+            batch: Some(part),
+        };
+        return Ok(vec![log.write(topic, &record)?]);
+    }
+    *plain = Vec::new();
+    let mut written = Vec::new();
+    for piece in codec::encode_to_fit(&part.records, MAX_PLAIN_BYTES, None)? {
+        compress_into(&piece, codec, packed)?;
+        let record = AppendPart {
+            partition,
+            header: &header,
+            payload: packed,
+            codec,
+            batch: None,
+        };
+        written.push(log.write(topic, &record)?);
+    }
+    Ok(written)
 }
 
 /// Splits `batch` by partition and writes each part to the log as soon as it is taken
@@ -52,61 +94,34 @@ fn write_parts(
     batch: &EventBatch,
 ) -> Result<Vec<(u32, u64)>, CoreError> {
     let codec = PayloadCodec::of(log.compression());
-    let write_part = |rows: PartitionRows| {
-        let partition = rows.partition;
+    let take_and_write = |rows: PartitionRows| {
         let part = EventBatch {
             records: rows.take(&batch.records)?,
             ..batch.clone()
         };
-        let header = BatchHeader::of(&part);
-        BUFFERS.with(|cell| {
-            let (plain, packed) = &mut *cell.borrow_mut();
-            codec::encode_records_into(&part.records, plain)?;
-            let written = if plain.len() <= MAX_PLAIN_BYTES {
-                compress_into(plain, codec, packed)?;
-                let record = AppendPart {
-                    partition,
-                    header: &header,
-                    payload: packed,
-                    codec,
-                    batch: Some(&part),
-                };
-                vec![log.write(topic, &record)?]
-            } else {
-                // Over a record's limit: several records, not kept whole in memory.
-                let mut written = Vec::new();
-                for piece in codec::encode_to_fit(&part.records, MAX_PLAIN_BYTES, None)? {
-                    compress_into(&piece, codec, packed)?;
-                    let record = AppendPart {
-                        partition,
-                        header: &header,
-                        payload: packed,
-                        codec,
-                        batch: None,
-                    };
-                    written.push(log.write(topic, &record)?);
-                }
-                written
-            };
-            for buffer in [plain, packed] {
-                if buffer.capacity() > KEPT_BUFFER_BYTES {
-                    *buffer = Vec::new();
-                }
+        // Taken out of the thread's cell while in use (and put back after), so nothing
+        // done meanwhile can find the cell borrowed.
+        let mut buffers = BUFFERS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        let written = write_part(log, topic, rows.partition, &part, codec, &mut buffers);
+        for buffer in [&mut buffers.0, &mut buffers.1] {
+            if buffer.capacity() > KEPT_BUFFER_BYTES {
+                *buffer = Vec::new();
             }
-            Ok(written)
-        })
+        }
+        BUFFERS.with(|cell| *cell.borrow_mut() = buffers);
+        written
     };
     // Each part is taken from the batch, encoded and written on a thread of its own.
     let split = partitioner.assign(&batch.records);
     let written: Vec<Vec<(u32, u64)>> = if batch.len() < PARALLEL_ENCODE_ROWS || split.len() < 2 {
         split
             .into_iter()
-            .map(write_part)
+            .map(take_and_write)
             .collect::<Result<_, CoreError>>()?
     } else {
         split
             .into_par_iter()
-            .map(write_part)
+            .map(take_and_write)
             .collect::<Result<_, CoreError>>()?
     };
     Ok(written.into_iter().flatten().collect())

@@ -122,9 +122,16 @@ pub(crate) fn decompress(
                     "bus record LZ4 block says {stated} bytes, over the record limit"
                 )));
             }
-            lz4_flex::block::decompress_size_prepended(stored).map_err(|e| {
+            let plain = lz4_flex::block::decompress_size_prepended(stored).map_err(|e| {
                 CoreError::BadInput(format!("bus record LZ4 block does not decompress: {e}"))
-            })
+            })?;
+            if plain.len() != stated {
+                return Err(CoreError::BadInput(format!(
+                    "bus record LZ4 block gave {} bytes, it says {stated}",
+                    plain.len()
+                )));
+            }
+            Ok(plain)
         }
         PayloadCodec::Zstd => {
             let stated = zstd::zstd_safe::get_frame_content_size(stored)
@@ -229,6 +236,10 @@ mod tests {
             // that before any decompression); it must not panic.
             let _ = decompress(codec, &flipped, 1 << 20);
         }
+        let mut lying = Vec::new();
+        compress_into(&sample(5000), PayloadCodec::Lz4Block, &mut lying).unwrap();
+        lying[..4].copy_from_slice(&5010u32.to_le_bytes());
+        assert!(decompress(PayloadCodec::Lz4Block, &lying, 1 << 20).is_err());
         let mut huge = Vec::new();
         compress_into(&sample(5000), PayloadCodec::Lz4Block, &mut huge).unwrap();
         huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
