@@ -25,6 +25,8 @@ pub(crate) struct BusSink {
     pub(crate) bus: Arc<dyn Bus>,
     /// Counters.
     pub(crate) metrics: Arc<Metrics>,
+    /// Holds inputs while a consumer is too far behind.
+    pub(crate) pressure: crate::backpressure::Backpressure,
 }
 
 impl std::fmt::Debug for BusSink {

@@ -154,6 +154,9 @@ impl IngestStage {
         let dead = std::mem::take(&mut pending.dead);
         count_dead_letters(&self.metrics, &dead);
         let counts = std::mem::take(&mut pending.counts);
+        // Backpressure: while a consumer is too far behind, hold the flush (and so the
+        // inputs); on shutdown, append what is pending regardless.
+        self.sink.pressure.wait_for_room(None, &self.cancel).await;
         let mut backoff = Duration::from_millis(100);
         loop {
             let written = self

@@ -2,6 +2,7 @@
 
 mod alert_flow;
 mod audit_log;
+mod backpressure;
 mod bundled;
 mod bus_batches;
 mod bus_setup;

@@ -158,6 +158,7 @@ struct CounterNameLabels {
 struct LogGauges {
     counters: Family<CounterNameLabels, Gauge>,
     lag: Family<LagLabels, Gauge>,
+    backlog: Family<TopicLabels, Gauge>,
 }
 
 impl LogGauges {
@@ -174,7 +175,17 @@ impl LogGauges {
             "Records durable on the embedded log but not committed, by group and partition",
             lag.clone(),
         );
-        Self { counters, lag }
+        let backlog = Family::<TopicLabels, Gauge>::default();
+        registry.register(
+            "bus_backlog_bytes",
+            "Bytes of a topic the slowest consumer group of this process has yet to read (inputs are held past bus.embedded.max_backlog_mib)",
+            backlog.clone(),
+        );
+        Self {
+            counters,
+            lag,
+            backlog,
+        }
     }
 
     fn observe(&self, log: &vedette_connectors::bus::embedded::EmbeddedLog) {
@@ -197,6 +208,14 @@ impl LogGauges {
                     counter: name.into(),
                 })
                 .set(i64::try_from(value.load(Relaxed)).unwrap_or(i64::MAX));
+        }
+        let topic = crate::bus_sink::EVENTS_TOPIC;
+        if let Ok(bytes) = log.backlog_bytes(topic) {
+            self.backlog
+                .get_or_create(&TopicLabels {
+                    topic: topic.into(),
+                })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
         for (group, topic, partition, lag) in log.lags() {
             self.lag
@@ -270,6 +289,8 @@ pub(crate) struct Metrics {
     pub(crate) audit_records: Counter,
     /// `vedette_audit_lost_total`: audit records that could not be stored.
     pub(crate) audit_lost: Counter,
+    /// Backpressure on the inputs (`vedette_ingest_held_seconds_total`, ...).
+    pub(crate) backpressure: crate::backpressure::BackpressureMetrics,
     /// The respond stage's metrics (`vedette_responder_*`).
     pub(crate) respond: crate::respond::metrics::RespondMetrics,
     /// The store's upkeep (`vedette_store_compaction_*`, `vedette_store_files_*`).
@@ -444,6 +465,7 @@ impl Metrics {
             audit_lost.clone(),
         );
         let log_gauges = LogGauges::register(&mut registry);
+        let backpressure = crate::backpressure::BackpressureMetrics::register(&mut registry);
         let respond = crate::respond::metrics::RespondMetrics::register(&mut registry);
         let compaction = crate::compaction_metrics::CompactionMetrics::register(&mut registry);
         let yara_gauges = crate::yara_setup::YaraGauges::register(&mut registry);
@@ -475,6 +497,7 @@ impl Metrics {
             correlation,
             audit_records,
             audit_lost,
+            backpressure,
             respond,
             compaction,
             yara: std::sync::OnceLock::new(),

@@ -194,9 +194,20 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         }
         .run(),
     );
+    // Only the embedded log reports a backlog; on Kafka the broker holds it.
+    let max_backlog = config
+        .bus
+        .embedded
+        .max_backlog_mib
+        .saturating_mul(1024 * 1024);
     let sink = Arc::new(BusSink {
         bus: bus.clone(),
         metrics: metrics.clone(),
+        pressure: crate::backpressure::Backpressure::new(
+            bus.clone(),
+            Some(max_backlog),
+            metrics.clone(),
+        ),
     });
     let ingest = &config.ingest;
     let limits = Limits {

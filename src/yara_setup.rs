@@ -57,12 +57,29 @@ pub(crate) fn load_yara(
 }
 
 /// The YARA counters, by name, in the order of the `vedette_yara` gauges.
-const COUNTERS: [&str; 5] = ["scans", "bytes", "truncated", "timeouts", "decoded"];
+const COUNTERS: [&str; 7] = [
+    "scans",
+    "bytes",
+    "truncated",
+    "timeouts",
+    "decoded",
+    "passed_over",
+    "open_scans",
+];
 
 /// The values of [`COUNTERS`] of one detector.
-fn counters_of(detector: &YaraDetector) -> [u64; 5] {
+fn counters_of(detector: &YaraDetector) -> [u64; 7] {
     let s = &detector.stats;
-    [&s.scans, &s.bytes, &s.truncated, &s.timeouts, &s.decoded].map(|c| c.load(Ordering::Relaxed))
+    [
+        &s.scans,
+        &s.bytes,
+        &s.truncated,
+        &s.timeouts,
+        &s.decoded,
+        &s.passed_over,
+        &s.open_scans,
+    ]
+    .map(|c| c.load(Ordering::Relaxed))
 }
 
 /// The running YARA rules of `vedette run`, replaced when their files change.
@@ -73,7 +90,7 @@ pub(crate) struct LiveYara {
     max_scan_bytes: usize,
     current: RwLock<Option<Arc<YaraDetector>>>,
     /// Counters of the detectors replaced so far (the gauges stay monotonic).
-    retired: [AtomicU64; 5],
+    retired: [AtomicU64; 7],
     /// Reloads done.
     pub(crate) reloads: AtomicU64,
 }
@@ -112,9 +129,9 @@ impl LiveYara {
     }
 
     /// The counters since start, over every detector that ran.
-    pub(crate) fn counters(&self) -> [u64; 5] {
+    pub(crate) fn counters(&self) -> [u64; 7] {
         let now = self.current().map(|d| counters_of(&d)).unwrap_or_default();
-        let mut out = [0u64; 5];
+        let mut out = [0u64; 7];
         for (i, o) in out.iter_mut().enumerate() {
             *o = self.retired[i].load(Ordering::Relaxed) + now[i];
         }
@@ -188,7 +205,7 @@ impl YaraGauges {
         let g = Self::default();
         registry.register(
             "yara",
-            "Counters of the YARA stage since start: scans, bytes, truncated (values cut at yara_max_scan_bytes), timeouts, decoded (base64 and -EncodedCommand blobs)",
+            "Counters of the YARA stage since start: scans, bytes, truncated (values cut at yara_max_scan_bytes), timeouts, decoded (base64 and -EncodedCommand blobs), passed_over (values no rule could match, not scanned), open_scans (scans with the few rules the prefilter cannot tell anything of)",
             g.counters.clone(),
         );
         g

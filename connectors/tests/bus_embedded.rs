@@ -452,3 +452,73 @@ async fn bad_names_are_refused() {
         .is_err());
     assert!(bus.subscribe("events", "a/b").await.is_err());
 }
+
+/// Batches delivered to `consumer` until nothing arrives within a short wait.
+async fn take_batches(
+    consumer: &mut Box<dyn vedette_core::traits::BusConsumer>,
+    most: usize,
+) -> usize {
+    let mut batches = 0;
+    while batches < most {
+        match consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            Some(BusDelivery::Batch(_)) => batches += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    batches
+}
+
+#[tokio::test]
+async fn the_backlog_is_what_the_slowest_reading_group_has_yet_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(
+        dir.path(),
+        LogOptions {
+            partitions: 2,
+            segment_bytes: 8 * 1024,
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
+    let bus = EmbeddedBus::new(log.clone(), "host.name");
+    assert_eq!(bus.backlog_bytes("events").unwrap(), Some(0));
+    let mut fast = bus.subscribe("events", "fast").await.unwrap();
+    let mut slow = bus.subscribe("events", "slow").await.unwrap();
+    for i in 0..6 {
+        bus.append("events", &bus_suite::batch(&format!("b{i}"), 400, 4))
+            .await
+            .unwrap();
+    }
+    let appended = log.counters().appended_bytes.load(Ordering::Relaxed);
+    let records = log.counters().appended_records.load(Ordering::Relaxed) as usize;
+    assert!(records >= 6, "{records} records");
+    // Several segments per partition: the count crosses segment boundaries.
+    assert!(appended > 4 * 8 * 1024, "{appended} bytes");
+    assert_eq!(bus.backlog_bytes("events").unwrap(), Some(appended));
+
+    // The fast group reading everything leaves the slow one's backlog.
+    assert_eq!(take_batches(&mut fast, usize::MAX).await, records);
+    assert_eq!(bus.backlog_bytes("events").unwrap(), Some(appended));
+
+    // The slow group's backlog falls with each record it reads, to nothing.
+    assert_eq!(take_batches(&mut slow, 1).await, 1);
+    let after_one = bus.backlog_bytes("events").unwrap().unwrap();
+    assert!(
+        after_one < appended && after_one > 0,
+        "{after_one} of {appended}"
+    );
+    assert_eq!(take_batches(&mut slow, usize::MAX).await, records - 1);
+    assert_eq!(bus.backlog_bytes("events").unwrap(), Some(0));
+
+    // New records count again; a group with no members left does not count at all.
+    bus.append("events", &bus_suite::batch("late", 50, 4))
+        .await
+        .unwrap();
+    assert!(bus.backlog_bytes("events").unwrap().unwrap() > 0);
+    slow.close().await.unwrap();
+    fast.close().await.unwrap();
+    assert_eq!(bus.backlog_bytes("events").unwrap(), Some(0));
+    // Another topic's readers are not this topic's.
+    assert_eq!(bus.backlog_bytes("alerts").unwrap(), Some(0));
+}

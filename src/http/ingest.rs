@@ -4,7 +4,8 @@
 //! events take the token's tenant when it has one. The answer comes once the events
 //! are durable, and says how many records were accepted and how many were
 //! dead-lettered, by reason. A body of more records than allowed is refused whole
-//! (413), so the sender can split it.
+//! (413), so the sender can split it. While a consumer is too far behind (backpressure)
+//! a request is held up to a second, then answered 429 with `Retry-After`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use vedette_connectors::decompress::{decompress, Compression};
 use vedette_core::event::EventBatchBuilder;
 use vedette_core::traits::RawChunk;
@@ -28,6 +30,9 @@ use crate::ingest::{count_chunk, count_dead_letters, shared_parser};
 use crate::metrics::Ledger;
 use crate::metrics::Metrics;
 use crate::tokens::Role;
+
+/// Longest a request is held while a consumer is behind, before a 429.
+const HOLD_AT_MOST: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Source name of HTTP ingest in metrics and dead letters.
 pub(crate) const HTTP_SOURCE: &str = "http";
@@ -91,6 +96,24 @@ pub(crate) async fn ingest(
             format!("content encoding `{encoding}` is not gzip or zstd"),
         );
     };
+    // Backpressure: a consumer far behind holds the request up to a second, then the
+    // sender is told to come back (nothing parsed, nothing stored).
+    let room = ingest
+        .sink
+        .pressure
+        .wait_for_room(Some(HOLD_AT_MOST), &CancellationToken::new())
+        .await;
+    if !room {
+        state.metrics.backpressure.throttled_requests.inc();
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "the pipeline is behind; send again after the pause",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return response;
+    }
     let metrics = state.metrics.clone();
     let parsing = ingest.clone();
     let parsing_metrics = metrics.clone();
@@ -227,4 +250,100 @@ fn parse(
         dead,
         answer,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use vedette_connectors::bus::embedded::{EmbeddedBus, EmbeddedLog, LogOptions};
+    use vedette_core::traits::{Bus, BusDelivery};
+
+    use super::*;
+    use crate::backpressure::Backpressure;
+    use crate::bus_sink::EVENTS_TOPIC;
+    use crate::http::{Auth, RateLimit};
+    use crate::tokens::TokenStore;
+
+    async fn post(state: &AppState, token: &str, lines: usize) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        let body: String = (0..lines)
+            .map(|i| format!("{{\"host\":\"h{}\",\"message\":\"line {i}\"}}\n", i % 3))
+            .collect();
+        ingest(
+            State(state.clone()),
+            None,
+            headers,
+            Query(HashMap::new()),
+            Bytes::from(body),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn ingest_answers_429_while_a_consumer_is_behind_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("bus"), LogOptions::default()).unwrap();
+        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::new(log.clone(), "host.name"));
+        let metrics = Metrics::new();
+        let tokens = Arc::new(TokenStore::new(dir.path()));
+        let (token, _) = tokens.create(Role::Agent, None, None).unwrap();
+        let sink = Arc::new(BusSink {
+            bus: bus.clone(),
+            metrics: metrics.clone(),
+            pressure: Backpressure::new(bus.clone(), Some(2_000), metrics.clone()),
+        });
+        let state = AppState {
+            metrics: metrics.clone(),
+            auth: Auth::new(
+                tokens,
+                RateLimit {
+                    per_second: 0.0,
+                    burst: 0.0,
+                },
+            ),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            components: Arc::new(serde_json::Value::Null),
+            ingest: Some(Arc::new(HttpIngest {
+                sink,
+                limits: Limits::default(),
+                tenant: "acme".into(),
+                max_decompressed: 1 << 20,
+                max_records: 10_000,
+                require_client_cert: false,
+            })),
+            query: None,
+            alerts: None,
+            rules: None,
+            health: None,
+        };
+        let mut consumer = bus.subscribe(EVENTS_TOPIC, "detect").await.unwrap();
+        assert_eq!(post(&state, &token, 200).await.status(), StatusCode::OK);
+        let appended = || log.counters().appended_records.load(Ordering::Relaxed);
+        let before = appended();
+
+        // The consumer has read nothing: held a second, then told to come back.
+        let started = std::time::Instant::now();
+        let refused = post(&state, &token, 200).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(started.elapsed() >= HOLD_AT_MOST);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(appended(), before, "a refused request stores nothing");
+        assert_eq!(metrics.backpressure.throttled_requests.get(), 1);
+
+        // Once it has read, requests go through again.
+        while let Some(d) = consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            if let BusDelivery::Batch(b) = d {
+                consumer.commit(b.position.as_ref().unwrap()).await.unwrap();
+            }
+        }
+        assert_eq!(post(&state, &token, 200).await.status(), StatusCode::OK);
+        assert!(appended() > before);
+        consumer.close().await.unwrap();
+    }
 }

@@ -65,6 +65,9 @@ type Sent = Arc<Mutex<Vec<(Truth, Instant)>>>;
 
 /// Sends `records` to a node: one request per HTTP format, syslog lines on `syslog`.
 /// Returns, for each story among them, when its event was accepted.
+/// Times one body is sent again after a 429 before the run fails.
+const MAX_THROTTLED_TRIES: u32 = 300;
+
 fn send(
     node: SocketAddr,
     syslog: &mut TcpStream,
@@ -93,13 +96,24 @@ fn send(
         accepted.insert(Transport::Syslog, Instant::now());
     }
     for (format, body) in bodies {
-        let (status, answer) = request(
-            node,
-            "POST",
-            &format!("/v1/ingest?format={format}"),
-            TOKEN,
-            &body,
-        )?;
+        let mut tries = 0;
+        let (status, answer) = loop {
+            let (status, answer) = request(
+                node,
+                "POST",
+                &format!("/v1/ingest?format={format}"),
+                TOKEN,
+                &body,
+            )?;
+            // 429: the pipeline is behind (backpressure); send again after the pause it
+            // asks for (`Retry-After: 1`), as an agent does.
+            if status == 429 && tries < MAX_THROTTLED_TRIES {
+                tries += 1;
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            break (status, answer);
+        };
         if status != 200 {
             bail!(
                 "ingest ({format}) answered {status}: {}",

@@ -7,9 +7,10 @@
 //! Generated process events (8192 per batch) from `--entities` distinct users and hosts,
 //! each seen `--rounds` times an hour apart, all built before the clock starts, go
 //! through one baseline of the kind asked (numeric anomaly per user, new terms per host,
-//! rare values, trend per host) on one core. It prints events per second, and the
-//! growth of the process's resident memory while the baseline ran divided by the
-//! entities (bytes of state per entity, allocator included). One kind per process, so
+//! rare values, trend per host) on one core. It prints events per second, the bytes of
+//! the entity table divided by the entities, and the growth of the process's resident
+//! memory while the baseline ran divided by the entities (allocator included, and what
+//! it kept of the table's earlier copies). One kind per process, so
 //! that memory freed by one is not reused by the next.
 
 use std::time::Instant;
@@ -112,13 +113,18 @@ fn main() -> anyhow::Result<()> {
     }
     let busy = started.elapsed();
     let grown = rss().saturating_sub(before);
-    let entities = engine.stats().first().map_or(0, |s| s.entities);
+    let (entities, table) = engine
+        .stats()
+        .first()
+        .map_or((0, 0), |s| (s.entities, s.table_bytes));
     println!(
-        "{name:<12} {} entities x {} events, batches of 8192, one core: {:.0} events/s, {:.3} µs/event, {entities} entities held, RSS growth {:.1} MiB ({:.1} bytes/entity), {alerts} alerts",
+        "{name:<12} {} entities x {} events, batches of 8192, one core: {:.0} events/s, {:.3} µs/event, {entities} entities held, table {:.1} MiB ({:.1} bytes/entity), RSS growth {:.1} MiB ({:.1} bytes/entity), {alerts} alerts",
         args.entities,
         args.rounds,
         events as f64 / busy.as_secs_f64().max(1e-9),
         busy.as_secs_f64() * 1e6 / events.max(1) as f64,
+        table as f64 / (1 << 20) as f64,
+        table as f64 / args.entities.max(1) as f64,
         grown as f64 / (1 << 20) as f64,
         grown as f64 / args.entities.max(1) as f64,
     );

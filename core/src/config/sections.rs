@@ -190,6 +190,12 @@ pub struct EmbeddedBusConfig {
     /// MiB of memory for batches just appended, handed to consumers at the tail without
     /// reading and decoding them again; 0 turns it off. Default: 128.
     pub recent_mib: u64,
+    /// MiB of records of topic `events` the slowest consumer group (detection, storage)
+    /// may be behind before the inputs wait for it (TCP reads pause, HTTP ingest answers
+    /// 429); 0 never holds them. Keep it under about a third of `recent_mib` (LZ4
+    /// stores a batch in about a third of its memory) so that a consumer behind still
+    /// reads from memory. Default: 32 (about 90,000 events).
+    pub max_backlog_mib: u64,
     /// How records are compressed: `lz4` (the default: least CPU), `zstd` (about a
     /// third fewer bytes to write and sync, for about a quarter more CPU in the bus) or
     /// `none`.
@@ -206,6 +212,7 @@ impl Default for EmbeddedBusConfig {
             retention_max_hours: 720,
             segment_bytes: 128 * 1024 * 1024,
             recent_mib: 128,
+            max_backlog_mib: 32,
             compression: BusCompression::Lz4,
         }
     }
@@ -229,6 +236,9 @@ impl EmbeddedBusConfig {
         }
         if self.recent_mib > 1024 * 1024 {
             return Err("bus.embedded.recent_mib: must be at most 1048576 (1 TiB)".into());
+        }
+        if self.max_backlog_mib > 1024 * 1024 {
+            return Err("bus.embedded.max_backlog_mib: must be at most 1048576 (1 TiB)".into());
         }
         Ok(())
     }

@@ -27,6 +27,14 @@ pub trait Bus: Send + Sync {
     /// Joins consumer group `group` on `topic`. The group's partitions are shared among
     /// its members; a member leaves when it is closed or dropped.
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn BusConsumer>, CoreError>;
+
+    /// Bytes of `topic` that the slowest consumer group of this process has yet to
+    /// read, where the bus can tell (the embedded log); `None` where consumers of other
+    /// processes read it and the broker holds their backlog (Kafka). Producers slow
+    /// down on it.
+    fn backlog_bytes(&self, _topic: &str) -> Result<Option<u64>, CoreError> {
+        Ok(None)
+    }
 }
 
 /// What a consumer's poll hands over.

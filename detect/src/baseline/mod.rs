@@ -127,12 +127,17 @@ impl State {
         }
     }
 
-    fn entities(&self) -> (usize, u64) {
+    /// Entities held, entities evicted, bytes of the entity table.
+    fn entities(&self) -> (usize, u64, usize) {
         match self {
-            State::Numeric(s) => (s.cells.len(), s.cells.evicted),
-            State::NewTerms(s) => (s.entities.len(), s.entities.evicted),
-            State::Rare(_) => (0, 0),
-            State::Trend(s) => (s.cells.len(), s.cells.evicted),
+            State::Numeric(s) => (s.cells.len(), s.cells.evicted, s.cells.table_bytes()),
+            State::NewTerms(s) => (
+                s.entities.len(),
+                s.entities.evicted,
+                s.entities.table_bytes(),
+            ),
+            State::Rare(_) => (0, 0, 0),
+            State::Trend(s) => (s.cells.len(), s.cells.evicted, s.cells.table_bytes()),
         }
     }
 }
@@ -155,6 +160,9 @@ pub struct BaselineStats {
     pub entities: usize,
     /// Entities forgotten to stay within the bound.
     pub evicted: u64,
+    /// Bytes of the entity table, free slots included (not what an entity's state
+    /// holds on the heap: the term sets of new-terms baselines).
+    pub table_bytes: usize,
 }
 
 /// Every baseline's state, fed batch by batch.
@@ -367,11 +375,12 @@ impl BaselineEngine {
         self.running
             .iter()
             .map(|r| {
-                let (entities, evicted) = r.state.entities();
+                let (entities, evicted, table_bytes) = r.state.entities();
                 BaselineStats {
                     id: r.def.id.clone(),
                     entities,
                     evicted,
+                    table_bytes,
                 }
             })
             .collect()

@@ -10,6 +10,8 @@
 //! `process.command_line` and PowerShell's `ScriptBlockText`), and so is content hidden
 //! in them: base64 blobs and `-EncodedCommand` arguments, decoded ([`decode`]). A value
 //! is cut at [`YaraLimits::max_scan_bytes`]; a scan that passes its timeout is abandoned.
+//! A value that holds none of the strings the rules' conditions need is passed over
+//! without a scan ([`prefilter`]): a scan costs microseconds even when nothing matches.
 //! Both are counted ([`YaraStats`]). Rows are scanned in parallel (rayon), one reused
 //! scanner per chunk of rows: building a scanner costs far more than a small scan.
 //!
@@ -17,6 +19,7 @@
 //! (`$a@12+8`: offset and length); never the scanned bytes.
 
 mod decode;
+mod prefilter;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,7 +65,7 @@ impl Default for YaraLimits {
 /// What the scans did since the detector was built.
 #[derive(Debug, Default)]
 pub struct YaraStats {
-    /// Values scanned (decoded blobs included).
+    /// Values scanned with the whole rule set (decoded blobs included).
     pub scans: AtomicU64,
     /// Bytes scanned.
     pub bytes: AtomicU64,
@@ -72,11 +75,19 @@ pub struct YaraStats {
     pub timeouts: AtomicU64,
     /// Blobs decoded from base64 or `-EncodedCommand`.
     pub decoded: AtomicU64,
+    /// Values the whole rule set passed over: the prefilter found none of the strings
+    /// the rules need.
+    pub passed_over: AtomicU64,
+    /// Scans with the rules the prefilter can tell nothing of (every value, when any).
+    pub open_scans: AtomicU64,
 }
 
 /// Compiled YARA rules and what failed to compile.
 pub struct YaraSet {
     rules: yara_x::Rules,
+    /// The rules the prefilter can tell nothing of, apart (see [`prefilter`]).
+    open: Option<yara_x::Rules>,
+    prefilter: prefilter::Prefilter,
     /// Rule files loaded.
     pub files: usize,
     /// Files that failed, with the compiler's message.
@@ -88,6 +99,7 @@ impl std::fmt::Debug for YaraSet {
         f.debug_struct("YaraSet")
             .field("files", &self.files)
             .field("errors", &self.errors.len())
+            .field("prefilter", &self.prefilter)
             .finish()
     }
 }
@@ -109,30 +121,86 @@ fn namespace(origin: &Path) -> String {
     }
 }
 
+/// A compiler with the THOR/LOKI external variables defined, empty.
+fn compiler<'a>() -> yara_x::Compiler<'a> {
+    let mut compiler = yara_x::Compiler::new();
+    for name in EXTERNALS {
+        // Defining a fresh name cannot fail; if it did, rules using it fail to compile
+        // and are reported.
+        let _ = compiler.define_global(name, "");
+    }
+    compiler
+}
+
+/// The rules of compiled files that the prefilter cannot tell anything of, compiled
+/// apart (same namespaces) to be scanned on every value: each file's such rules with
+/// its imports, or the whole file when those do not compile alone (a rule that names
+/// another); `None` when there are none.
+fn open_rules(compiled: &[(&Path, &str)]) -> Option<yara_x::Rules> {
+    let mut compiler = compiler();
+    let mut any = false;
+    for (origin, text) in compiled {
+        let Some(open) = prefilter::open_rules_source(text) else {
+            continue;
+        };
+        compiler.new_namespace(&namespace(origin));
+        let label = origin.display().to_string();
+        if compiler
+            .add_source(yara_x::SourceCode::from(open.as_str()).with_origin(label.as_str()))
+            .is_err()
+        {
+            // The file compiled whole: its rules can be scanned whole, apart.
+            let whole = yara_x::SourceCode::from(*text).with_origin(label.as_str());
+            if let Err(e) = compiler.add_source(whole) {
+                tracing::warn!(file = %label, error = %e, "YARA: a rule file no longer compiles");
+                continue;
+            }
+        }
+        any = true;
+    }
+    any.then(|| compiler.build())
+}
+
 impl YaraSet {
     /// Compiles `sources` ((origin, text) pairs); a source that fails is reported and
     /// left out.
     pub fn compile(sources: &[(PathBuf, String)]) -> Self {
-        let mut compiler = yara_x::Compiler::new();
-        for name in EXTERNALS {
-            // Defining a fresh name cannot fail; if it did, rules using it fail to
-            // compile and are reported.
-            let _ = compiler.define_global(name, "");
-        }
+        let mut compiler = compiler();
         let mut errors = Vec::new();
-        let mut files = 0;
+        let mut compiled: Vec<(&Path, &str)> = Vec::new();
         for (origin, text) in sources {
             compiler.new_namespace(&namespace(origin));
             let source =
                 yara_x::SourceCode::from(text.as_str()).with_origin(origin.display().to_string());
             match compiler.add_source(source) {
-                Ok(_) => files += 1,
+                Ok(_) => compiled.push((origin.as_path(), text.as_str())),
                 Err(e) => errors.push((origin.clone(), e.to_string())),
             }
         }
+        let prefilter = prefilter::Prefilter::of_sources(compiled.iter().map(|(_, t)| *t));
+        let open = if prefilter.open_rules.is_empty() {
+            None
+        } else {
+            open_rules(&compiled)
+        };
+        if !prefilter.open_rules.is_empty() {
+            let shown: Vec<&str> = prefilter
+                .open_rules
+                .iter()
+                .take(10)
+                .map(String::as_str)
+                .collect();
+            tracing::info!(
+                rules = prefilter.open_rules.len(),
+                first = %shown.join(", "),
+                "YARA: rules whose condition needs no string the prefilter can look for; they are scanned on every value"
+            );
+        }
         Self {
             rules: compiler.build(),
-            files,
+            open,
+            prefilter,
+            files: compiled.len(),
             errors,
         }
     }
@@ -160,6 +228,12 @@ impl YaraSet {
     /// Rules loaded.
     pub fn rule_count(&self) -> usize {
         self.rules.iter().len()
+    }
+
+    /// Rules whose condition needs no string the prefilter can look for: they are
+    /// scanned apart, on every value.
+    pub fn unfiltered_rules(&self) -> &[String] {
+        &self.prefilter.open_rules
     }
 }
 
@@ -234,7 +308,7 @@ impl YaraDetector {
         self.set.rule_count()
     }
 
-    /// Scans one chunk of rows with one scanner.
+    /// Scans one chunk of rows with one scanner (built if a value needs it).
     fn scan_rows(&self, batch: &EventBatch, rows: std::ops::Range<usize>) -> Vec<RuleHit> {
         let records = &batch.records;
         let values: Vec<(&str, FieldValues<'_>)> = self
@@ -242,9 +316,7 @@ impl YaraDetector {
             .iter()
             .map(|f| (f.as_str(), FieldValues::of(records, f)))
             .collect();
-        let mut scanner = yara_x::Scanner::new(&self.set.rules);
-        scanner.set_timeout(self.limits.timeout);
-        scanner.max_matches_per_pattern(64);
+        let mut scanners = Scanners::default();
         let mut hits = Vec::new();
         for row in rows {
             for (name, column) in &values {
@@ -261,18 +333,28 @@ impl YaraDetector {
                         targets.push((format!("{name}({})", how.label()), blob));
                     }
                 }
-                self.scan_one(&mut scanner, row, name, &value, &mut hits);
+                self.scan_one(&mut scanners, row, name, &value, &mut hits);
                 for (label, blob) in targets {
-                    self.scan_one(&mut scanner, row, &label, &blob, &mut hits);
+                    self.scan_one(&mut scanners, row, &label, &blob, &mut hits);
                 }
             }
         }
         hits
     }
 
-    fn scan_one(
-        &self,
-        scanner: &mut yara_x::Scanner<'_>,
+    /// A scanner of `rules` with the detector's limits.
+    fn scanner<'r>(&self, rules: &'r yara_x::Rules) -> yara_x::Scanner<'r> {
+        let mut scanner = yara_x::Scanner::new(rules);
+        scanner.set_timeout(self.limits.timeout);
+        scanner.max_matches_per_pattern(64);
+        scanner
+    }
+
+    /// Scans one value: with the rules the prefilter cannot tell anything of, if any,
+    /// and with the whole set if the prefilter says a rule could match.
+    fn scan_one<'r>(
+        &'r self,
+        scanners: &mut Scanners<'r>,
         row: usize,
         field: &str,
         data: &[u8],
@@ -284,10 +366,48 @@ impl YaraDetector {
         } else {
             data
         };
+        let first = hits.len();
+        if let Some(open) = &self.set.open {
+            let scanner = scanners.open.get_or_insert_with(|| self.scanner(open));
+            self.stats.open_scans.fetch_add(1, Ordering::Relaxed);
+            self.scan_with(scanner, row, field, data, hits);
+        }
+        if !self.set.prefilter.may_match(data) {
+            self.stats.passed_over.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.stats.scans.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let scanner = scanners
+            .all
+            .get_or_insert_with(|| self.scanner(&self.set.rules));
+        // The whole set holds the open rules too: what they said is not said twice.
+        let said: Vec<String> = hits[first..].iter().map(|h| h.rule.clone()).collect();
+        let before = hits.len();
+        self.scan_with(scanner, row, field, data, hits);
+        if !said.is_empty() {
+            let mut i = before;
+            while i < hits.len() {
+                if said.contains(&hits[i].rule) {
+                    hits.swap_remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Scans `data` with `scanner`, adding what matched to `hits`.
+    fn scan_with(
+        &self,
+        scanner: &mut yara_x::Scanner<'_>,
+        row: usize,
+        field: &str,
+        data: &[u8],
+        hits: &mut Vec<RuleHit>,
+    ) {
         let results = match scanner.scan(data) {
             Ok(r) => r,
             Err(yara_x::errors::ScanError::Timeout) => {
@@ -341,6 +461,15 @@ impl YaraDetector {
             });
         }
     }
+}
+
+/// A chunk's scanners, built when a first value needs each: often none does.
+#[derive(Default)]
+struct Scanners<'r> {
+    /// Of the whole rule set.
+    all: Option<yara_x::Scanner<'r>>,
+    /// Of the rules the prefilter cannot tell anything of.
+    open: Option<yara_x::Scanner<'r>>,
 }
 
 /// Column added to a batch before the Sigma rules see it: the identifiers of the YARA

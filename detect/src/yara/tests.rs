@@ -121,7 +121,12 @@ fn fields_and_decoded_content_are_scanned_and_alerts_say_where() {
     );
     assert_eq!(alerts[2].level, Level::High);
     assert!(d.stats.decoded.load(Ordering::Relaxed) >= 2);
-    assert_eq!(d.stats.scans.load(Ordering::Relaxed), 7);
+    // Seven values (four fields, three decoded blobs); the prefilter passes over those
+    // that hold none of the rules' strings (the notepad command line among them).
+    let scanned = d.stats.scans.load(Ordering::Relaxed);
+    let passed_over = d.stats.passed_over.load(Ordering::Relaxed);
+    assert_eq!(scanned + passed_over, 7);
+    assert!(passed_over >= 1 && scanned >= 3, "{scanned} scanned");
 }
 
 #[test]
@@ -185,4 +190,66 @@ fn matches_become_a_column_for_the_detectors_after() {
     assert!(column.is_null(4));
     let (_, again) = d.detect_and_mark(&marked).unwrap();
     assert_eq!(again.records.num_columns(), marked.records.num_columns());
+}
+
+#[test]
+fn rules_the_prefilter_cannot_tell_are_scanned_apart_on_every_value_and_said_once() {
+    let set = YaraSet::compile(&[
+        (
+            "told.yar".into(),
+            "rule told { strings: $a = \"mimikatz\" condition: $a }".into(),
+        ),
+        (
+            "mixed.yar".into(),
+            concat!(
+                "import \"math\"\n",
+                "rule tiny { condition: filesize < 9 }\n",
+                "rule named { strings: $b = \"sekurlsa\" condition: $b }\n",
+                "rule either { strings: $c = \"lsass\" condition: $c or math.entropy(0, filesize) > 7.9 }\n",
+            )
+            .into(),
+        ),
+    ]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    let mut open = set.unfiltered_rules().to_vec();
+    open.sort();
+    assert_eq!(open, ["either", "tiny"]);
+    let d = YaraDetector::new(set, &[], YaraLimits::default());
+    let line = |id: &str, cmd: &str| Event {
+        id: id.into(),
+        host_name: Some("h".into()),
+        process_command_line: Some(cmd.into()),
+        ..Event::default()
+    };
+    let mut b = EventBatchBuilder::new();
+    for e in [
+        line("short", "whoami"),
+        line("plain", "notepad.exe C:\\Users\\me\\report.txt"),
+        line("both", "mimikatz sekurlsa::logonpasswords lsass"),
+    ] {
+        b.append(&e);
+    }
+    let batch = EventBatch::new(b.finish().unwrap(), "t", "default", 0);
+    let alerts = d.detect(&batch).unwrap();
+    let mut found: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| (a.event_ids[0].clone(), a.rule_id.clone()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("both".to_string(), "mixed:either".to_string()),
+            ("both".to_string(), "mixed:named".to_string()),
+            ("both".to_string(), "told:told".to_string()),
+            ("short".to_string(), "mixed:tiny".to_string()),
+        ]
+    );
+    // Every value met the open rules; only the one holding a string met the whole set.
+    assert_eq!(d.stats.open_scans.load(Ordering::Relaxed), 3);
+    assert_eq!(d.stats.scans.load(Ordering::Relaxed), 1);
+    assert_eq!(d.stats.passed_over.load(Ordering::Relaxed), 2);
+    // One alert per event and rule: `either` matched in both sets, said once.
+    let either = alerts.iter().find(|a| a.rule_id == "mixed:either").unwrap();
+    assert_eq!(either.matched["yara.fields"], "process.command_line");
 }

@@ -205,6 +205,10 @@ impl Bus for EmbeddedBus {
             left: false,
         }))
     }
+
+    fn backlog_bytes(&self, topic: &str) -> Result<Option<u64>, CoreError> {
+        self.log.backlog_bytes(topic).map(Some)
+    }
 }
 
 /// A member of a consumer group on the embedded log.
@@ -254,6 +258,7 @@ impl EmbeddedConsumer {
                 .committed(&self.group, &self.topic, p)
                 .unwrap_or(start);
             self.owned.insert(p, from);
+            self.log.note_read(&self.group, &self.topic, p, from);
             assigned.push(p);
         }
         if !revoked.is_empty() {
@@ -273,6 +278,8 @@ impl EmbeddedConsumer {
             if let Some(mut batch) = self.log.read_recent(&self.topic, partition, from)? {
                 self.cursor = (self.cursor + i + 1) % owned.len().max(1);
                 self.owned.insert(partition, from + 1);
+                self.log
+                    .note_read(&self.group, &self.topic, partition, from + 1);
                 batch.position = Some(BusPosition {
                     topic: self.topic.clone(),
                     partition,
@@ -291,6 +298,8 @@ impl EmbeddedConsumer {
             };
             self.cursor = (self.cursor + i + 1) % owned.len().max(1);
             self.owned.insert(partition, record.offset + 1);
+            self.log
+                .note_read(&self.group, &self.topic, partition, record.offset + 1);
             let mut batch = codec::decode_batch(&record.header, &record.payload)?;
             batch.position = Some(BusPosition {
                 topic: self.topic.clone(),

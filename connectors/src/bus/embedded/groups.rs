@@ -18,6 +18,8 @@ struct Membership {
     members: Vec<u64>,
     /// Bumped at every join and leave.
     generation: u64,
+    /// Next offset the group's members will read, per partition they have read.
+    reads: HashMap<u32, u64>,
 }
 
 /// Commits and members of every group.
@@ -170,6 +172,24 @@ impl Groups {
                 m.generation += 1;
             }
         }
+    }
+
+    /// Notes that `group` will read `topic`/`partition` next at `next`.
+    pub(crate) fn note_read(&self, group: &str, topic: &str, partition: u32, next: u64) {
+        let mut members = lock(&self.members);
+        if let Some(m) = members.get_mut(&(group.to_string(), topic.to_string())) {
+            m.reads.insert(partition, next);
+        }
+    }
+
+    /// The groups with members reading `topic` in this process, each with the next
+    /// offset it will read per partition (where it has read).
+    pub(crate) fn readers(&self, topic: &str) -> Vec<(String, HashMap<u32, u64>)> {
+        lock(&self.members)
+            .iter()
+            .filter(|((_, t), m)| t == topic && !m.members.is_empty())
+            .map(|((g, _), m)| (g.clone(), m.reads.clone()))
+            .collect()
     }
 
     /// The current generation and the partitions of `member` among `partitions`:

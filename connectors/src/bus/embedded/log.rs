@@ -575,6 +575,38 @@ impl EmbeddedLog {
         Ok(self.groups.assignment(group, topic, member, partitions))
     }
 
+    /// Notes that `group` reads `topic`/`partition` next at `next` (its members call it
+    /// as they read, for [`Self::backlog_bytes`]).
+    pub fn note_read(&self, group: &str, topic: &str, partition: u32, next: u64) {
+        self.groups.note_read(group, topic, partition, next);
+    }
+
+    /// Bytes of records of `topic` that the slowest group reading it in this process
+    /// (one with members now) has yet to read, summed over partitions; 0 when no
+    /// group reads it. Producers slow down on it (`bus.embedded.max_backlog_mib`).
+    pub fn backlog_bytes(&self, topic_name: &str) -> Result<u64, CoreError> {
+        let readers = self.groups.readers(topic_name);
+        if readers.is_empty() {
+            return Ok(0);
+        }
+        let topic = self.topic(topic_name)?;
+        let mut slowest = 0;
+        for (group, reads) in readers {
+            let mut behind = 0;
+            for (p, slot) in topic.partitions.iter().enumerate() {
+                let p = p as u32;
+                let from = reads
+                    .get(&p)
+                    .copied()
+                    .or_else(|| self.groups.committed(&group, topic_name, p));
+                let partition = lock(slot);
+                behind += partition.bytes_from(from.unwrap_or_else(|| partition.start_offset()));
+            }
+            slowest = slowest.max(behind);
+        }
+        Ok(slowest)
+    }
+
     /// Consumer lag: (group, topic, partition, records durable but not committed).
     pub fn lags(&self) -> Vec<(String, String, u32, u64)> {
         self.groups

@@ -125,6 +125,16 @@ impl Partition {
         self.segments.iter().map(Segment::size).sum()
     }
 
+    /// Bytes of the records from `offset` to the newest one (what a reader at `offset`
+    /// has yet to read).
+    pub(crate) fn bytes_from(&self, offset: u64) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.next_offset() > offset)
+            .map(|s| s.bytes_from(offset))
+            .sum()
+    }
+
     /// Appends a record (encoded head, payload), rolling to a new segment first if the
     /// active one is full. The record's offset must be [`Self::next_offset`].
     pub(crate) fn append(

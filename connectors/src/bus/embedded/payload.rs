@@ -26,9 +26,15 @@ pub enum PayloadCodec {
 /// zstd level of records: level 1 is the fastest of the positive levels.
 const ZSTD_LEVEL: i32 = 1;
 
+/// Largest LZ4 scratch buffer a thread keeps for its next record (an 8192-event batch
+/// bounds at about 10 MiB).
+const KEPT_SCRATCH_BYTES: usize = 16 * 1024 * 1024;
+
 thread_local! {
     /// One zstd context per thread, reused: a fresh one per record costs its tables.
     static ZSTD: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    /// Where a thread's LZ4 blocks are written before being copied out.
+    static LZ4_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl PayloadCodec {
@@ -75,10 +81,23 @@ pub fn compress_into(
                 CoreError::BadInput(format!("bus payload of {} bytes is too big", plain.len()))
             })?;
             out.extend_from_slice(&stated.to_le_bytes());
-            out.resize(4 + lz4_flex::block::get_maximum_output_size(plain.len()), 0);
-            let written = lz4_flex::block::compress_into(plain, &mut out[4..])
-                .map_err(|e| CoreError::Internal(format!("LZ4 compression failed: {e}")))?;
-            out.truncate(4 + written);
+            // The block is written into the thread's scratch buffer, which stays at its
+            // largest length: sizing `out` to LZ4's bound would zero that much memory
+            // for every record, three times what the block takes.
+            LZ4_SCRATCH.with(|cell| {
+                let mut scratch = cell.borrow_mut();
+                let bound = lz4_flex::block::get_maximum_output_size(plain.len());
+                if scratch.len() < bound {
+                    scratch.resize(bound, 0);
+                }
+                let written = lz4_flex::block::compress_into(plain, &mut scratch[..bound])
+                    .map_err(|e| CoreError::Internal(format!("LZ4 compression failed: {e}")))?;
+                out.extend_from_slice(&scratch[..written]);
+                if scratch.len() > KEPT_SCRATCH_BYTES {
+                    *scratch = Vec::new();
+                }
+                Ok::<(), CoreError>(())
+            })?;
         }
         PayloadCodec::Zstd => {
             out.reserve(zstd::zstd_safe::compress_bound(plain.len()));

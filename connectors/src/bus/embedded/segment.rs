@@ -205,6 +205,18 @@ impl Segment {
         self.file.clone()
     }
 
+    /// Bytes of the records from `offset` to the end (all of them below the base, none
+    /// past the last record).
+    pub(crate) fn bytes_from(&self, offset: u64) -> u64 {
+        let Some(index) = offset.checked_sub(self.base) else {
+            return self.end;
+        };
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.positions.get(i))
+            .map_or(0, |&position| self.end - position)
+    }
+
     /// Where the record at `offset` is, if this segment holds it.
     pub(crate) fn locate(&self, offset: u64) -> Option<RecordLocation> {
         let index = offset.checked_sub(self.base)? as usize;

@@ -1,0 +1,938 @@
+//! A literal prefilter in front of yara-x: most event fields are passed over without a
+//! scan, because none of the rules could match them.
+//!
+//! A yara-x scan costs several microseconds even for two rules, and evaluates every
+//! rule's condition whether or not its strings occur (185 µs per small field with the
+//! 5,527 rules of signature-base). Yet a rule can match only if what its condition
+//! needs is there. Each rule's source is read (the yara-x parser's syntax tree) for
+//! *atoms*, byte strings of which at least one must be in the data for the condition to
+//! be true:
+//!
+//! - a text string needs its bytes (and their UTF-16LE form when `wide`); a hex string
+//!   its longest run of fixed bytes; a regular expression a literal every match holds;
+//!   `xor` and `base64` strings need nothing that can be told;
+//! - `$a`, `$a at ..`, `$a in ..`, `#a > n`, `#a >= n+1` and `#a == n+1` need `$a`'s
+//!   atoms; `uint16(0) == v` (and `uint8`, `uint32`, big-endian forms) needs the data to
+//!   start with `v`'s bytes;
+//! - `A and B` needs what either needs (the most selective is kept), `A or B` what one of
+//!   them needs, `any of (..)` / `n of (..)` with n ≥ 1 what one member needs, `all of`
+//!   what any member needs; `not`, `none of`, loops, module calls, `filesize` and other
+//!   rules' names need nothing that can be told.
+//!
+//! Atoms are looked for ignoring ASCII case (a superset of what `nocase` and exact
+//! strings match). A field none of whose atoms occurs cannot match any rule and is not
+//! scanned; one that holds an atom is scanned with the whole rule set, so what matches
+//! is exactly what yara-x says. The few rules that need nothing that can be told (a
+//! condition on `filesize` alone, say; two of signature-base's 1,299 generic rules) are
+//! compiled apart into a small set scanned on every value; they are named in the log at
+//! load.
+
+use aho_corasick::AhoCorasick;
+use regex_syntax::hir::{Hir, HirKind};
+use yara_x_parser::ast::{
+    self, Expr, HexToken, OfItems, Pattern, PatternSet, Quantifier, RuleFlags, AST,
+};
+use yara_x_parser::cst::SyntaxKind;
+
+/// Something the data must hold for a rule to match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Atom {
+    /// These bytes, anywhere (ASCII case ignored).
+    Anywhere(Vec<u8>),
+    /// The data starts with these bytes (exactly).
+    Prefix(Vec<u8>),
+}
+
+/// What a condition needs: one of these atoms; `None` where nothing can be told.
+type Need = Option<Vec<Atom>>;
+
+/// How selective a need is: prefixes cost nothing to check and rarely hold; among
+/// atoms found anywhere, the shortest decides how often the set is met.
+fn selectivity(atoms: &[Atom]) -> usize {
+    let shortest = atoms
+        .iter()
+        .map(|a| match a {
+            Atom::Anywhere(b) => b.len(),
+            Atom::Prefix(b) => 64 + b.len(),
+        })
+        .min();
+    shortest.unwrap_or(usize::MAX)
+}
+
+/// The more selective of two needs (both must hold, so either is enough to check).
+fn either(a: Need, b: Need) -> Need {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if selectivity(&b) > selectivity(&a) {
+            b
+        } else {
+            a
+        }),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// One of two needs (one of the two must hold).
+fn one_of(a: Need, b: Need) -> Need {
+    let (mut a, b) = (a?, b?);
+    a.extend(b);
+    Some(a)
+}
+
+/// `bytes` as UTF-16LE code units, the form a `wide` string matches.
+fn widened(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().flat_map(|&b| [b, 0]).collect()
+}
+
+/// The forms of a literal a string with these modifiers matches.
+fn forms(bytes: Vec<u8>, modifiers: &ast::PatternModifiers<'_>) -> Need {
+    if bytes.is_empty() {
+        return None;
+    }
+    let wide = modifiers.wide().is_some();
+    let ascii = modifiers.ascii().is_some() || !wide;
+    let mut atoms = Vec::new();
+    if wide {
+        atoms.push(Atom::Anywhere(widened(&bytes)));
+    }
+    if ascii {
+        atoms.push(Atom::Anywhere(bytes));
+    }
+    Some(atoms)
+}
+
+/// The longest run of fixed bytes of a hex string, at its top level.
+fn hex_run(tokens: &ast::HexSubPattern) -> Option<Vec<u8>> {
+    let mut best: Vec<u8> = Vec::new();
+    let mut run: Vec<u8> = Vec::new();
+    for token in tokens.iter() {
+        match token {
+            HexToken::Byte(b) if b.mask == 0xFF => {
+                run.push(b.value);
+                continue;
+            }
+            _ => {}
+        }
+        if run.len() > best.len() {
+            best = std::mem::take(&mut run);
+        }
+        run.clear();
+    }
+    if run.len() > best.len() {
+        best = run;
+    }
+    (!best.is_empty()).then_some(best)
+}
+
+/// Literals one of which every match of `hir` holds.
+fn regex_literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    match hir.kind() {
+        HirKind::Literal(lit) => (!lit.0.is_empty()).then(|| vec![lit.0.to_vec()]),
+        HirKind::Capture(c) => regex_literals(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => regex_literals(&r.sub),
+        HirKind::Alternation(subs) => {
+            let mut all = Vec::new();
+            for sub in subs {
+                all.extend(regex_literals(sub)?);
+            }
+            Some(all)
+        }
+        HirKind::Concat(subs) => {
+            // Adjacent literals make one longer literal; otherwise the child that needs
+            // the longest shortest literal.
+            let mut best: Option<Vec<Vec<u8>>> = None;
+            let mut consider = |found: Option<Vec<Vec<u8>>>| {
+                let score = |set: &Vec<Vec<u8>>| set.iter().map(Vec::len).min().unwrap_or(0);
+                if let Some(found) = found {
+                    if best.as_ref().is_none_or(|b| score(&found) > score(b)) {
+                        best = Some(found);
+                    }
+                }
+            };
+            let mut run: Vec<u8> = Vec::new();
+            for sub in subs {
+                if let HirKind::Literal(lit) = sub.kind() {
+                    run.extend_from_slice(&lit.0);
+                    continue;
+                }
+                if !run.is_empty() {
+                    consider(Some(vec![std::mem::take(&mut run)]));
+                }
+                consider(regex_literals(sub));
+            }
+            if !run.is_empty() {
+                consider(Some(vec![run]));
+            }
+            best
+        }
+        _ => None,
+    }
+}
+
+/// What a regular expression string needs. Parsed as bytes, case folded away (atoms are
+/// looked for ignoring ASCII case anyway); a pattern this parser does not read needs
+/// nothing that can be told.
+fn regex_need(regexp: &ast::Regexp<'_>, modifiers: &ast::PatternModifiers<'_>) -> Need {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .case_insensitive(false)
+        .dot_matches_new_line(regexp.dot_matches_new_line)
+        .build()
+        .parse(regexp.src)
+        .ok()?;
+    let literals = regex_literals(&hir)?;
+    let mut atoms = Vec::new();
+    for literal in literals {
+        atoms.extend(forms(literal, modifiers)?);
+    }
+    Some(atoms)
+}
+
+/// What one string (pattern) needs. An `xor` string needs one of its forms under each
+/// key of its range; a `base64` one nothing that is told here.
+fn pattern_need(pattern: &Pattern<'_>) -> Need {
+    let modifiers = pattern.modifiers();
+    if modifiers.base64().is_some() || modifiers.base64wide().is_some() {
+        return None;
+    }
+    let plain = match pattern {
+        Pattern::Text(p) => forms(p.text.value.to_vec(), modifiers)?,
+        Pattern::Hex(p) => vec![Atom::Anywhere(hex_run(&p.sub_patterns)?)],
+        Pattern::Regexp(p) => regex_need(&p.regexp, modifiers)?,
+    };
+    let Some(ast::PatternModifier::Xor { start, end, .. }) = modifiers.xor() else {
+        return Some(plain);
+    };
+    let mut keyed = Vec::new();
+    for atom in &plain {
+        let Atom::Anywhere(bytes) = atom else {
+            return None;
+        };
+        for key in *start..=*end {
+            keyed.push(Atom::Anywhere(bytes.iter().map(|b| b ^ key).collect()));
+        }
+    }
+    Some(keyed)
+}
+
+/// A rule's strings by identifier (`$a`), with what each needs.
+struct Strings<'r> {
+    needs: Vec<(&'r str, Need)>,
+}
+
+impl Strings<'_> {
+    fn of(&self, identifier: &str) -> Need {
+        self.needs
+            .iter()
+            .find(|(id, _)| *id == identifier)
+            .and_then(|(_, need)| need.clone())
+    }
+
+    /// The needs of the strings a set names.
+    fn members(&self, set: &PatternSet<'_>) -> Vec<Need> {
+        match set {
+            PatternSet::Them { .. } => self.needs.iter().map(|(_, n)| n.clone()).collect(),
+            PatternSet::Set(items) => self
+                .needs
+                .iter()
+                .filter(|(id, _)| items.iter().any(|i| i.matches(&ast::Ident::new(id))))
+                .map(|(_, n)| n.clone())
+                .collect(),
+        }
+    }
+}
+
+/// An integer literal's value.
+fn integer(expr: &Expr<'_>) -> Option<i64> {
+    match expr {
+        Expr::LiteralInteger(i) => Some(i.value),
+        _ => None,
+    }
+}
+
+/// `#a` (named): the identifier of the string it counts (`$a`).
+fn count_of(expr: &Expr<'_>) -> Option<String> {
+    match expr {
+        Expr::PatternCount(c) => {
+            let name = c.identifier.name.strip_prefix('#')?;
+            (!name.is_empty()).then(|| format!("${name}"))
+        }
+        _ => None,
+    }
+}
+
+/// `uintN(0)` / `uintNbe(0)`: how many bytes it reads and whether big-endian.
+fn read_at_zero(expr: &Expr<'_>) -> Option<(usize, bool)> {
+    let Expr::FuncCall(call) = expr else {
+        return None;
+    };
+    if call.object.is_some() || call.args.len() != 1 || integer(&call.args[0]) != Some(0) {
+        return None;
+    }
+    match call.identifier.name {
+        "uint8" | "uint8be" => Some((1, false)),
+        "uint16" => Some((2, false)),
+        "uint16be" => Some((2, true)),
+        "uint32" => Some((4, false)),
+        "uint32be" => Some((4, true)),
+        _ => None,
+    }
+}
+
+/// The bytes `uintN(0) == value` needs at the start of the data.
+fn prefix_of(width: usize, big_endian: bool, value: i64) -> Vec<u8> {
+    let le = value.to_le_bytes();
+    let mut bytes = le[..width].to_vec();
+    if big_endian {
+        bytes.reverse();
+    }
+    bytes
+}
+
+/// Modules that fill their fields only for data of their format, with the bytes such
+/// data starts with.
+const FORMAT_MODULES: [(&str, &[u8]); 3] = [("pe", b"MZ"), ("dotnet", b"MZ"), ("elf", b"\x7fELF")];
+
+/// The start of data `expr` reads a format module's field from (`pe.machine`,
+/// `pe.sections[0].name`, `pe.imphash()`), if it does: not a constant (`pe.DLL`, upper
+/// case), which has its value whatever the data.
+fn format_read(expr: &Expr<'_>) -> Option<&'static [u8]> {
+    let module = |name: &str| {
+        FORMAT_MODULES
+            .iter()
+            .find(|(m, _)| *m == name)
+            .map(|(_, start)| *start)
+    };
+    let constant = |name: &str| !name.bytes().any(|b| b.is_ascii_lowercase());
+    match expr {
+        Expr::FieldAccess(access) => {
+            let last_is_constant = match access.last() {
+                Expr::Ident(field) => constant(field.name),
+                _ => false,
+            };
+            if last_is_constant {
+                return None;
+            }
+            match access.first() {
+                Expr::Ident(root) => module(root.name),
+                // `pe.sections[0].name`: the root is read through a lookup.
+                other => format_read(other),
+            }
+        }
+        Expr::FuncCall(call) => match call.object.as_ref()? {
+            Expr::Ident(root) => module(root.name),
+            other => format_read(other),
+        },
+        Expr::Lookup(lookup) => format_read(&lookup.primary),
+        _ => None,
+    }
+}
+
+/// What `read op literal` needs when `read` reads a format module's field: a field is
+/// undefined for data of another format (a comparison with it is then false), or holds
+/// its type's zero value, which `== v` (v not zero, not empty), `> n` (n ≥ 0) and `>= n`
+/// (n ≥ 1) all refuse.
+fn format_need(expr: &Expr<'_>) -> Need {
+    let (read, refuses_zero) = match expr {
+        Expr::Eq(b) => {
+            let nonzero = |e: &Expr<'_>| match e {
+                Expr::LiteralInteger(i) => i.value != 0,
+                Expr::LiteralString(s) => !s.value.is_empty(),
+                _ => false,
+            };
+            if nonzero(&b.rhs) {
+                (&b.lhs, true)
+            } else {
+                (&b.rhs, nonzero(&b.lhs))
+            }
+        }
+        Expr::Gt(b) => (&b.lhs, integer(&b.rhs).is_some_and(|n| n >= 0)),
+        Expr::Ge(b) => (&b.lhs, integer(&b.rhs).is_some_and(|n| n >= 1)),
+        _ => return None,
+    };
+    if !refuses_zero {
+        return None;
+    }
+    format_read(read).map(|start| vec![Atom::Prefix(start.to_vec())])
+}
+
+/// What a condition is read against: the rule's strings, and the external variables,
+/// which are defined empty (the THOR/LOKI names).
+struct Context<'c, 'r> {
+    strings: &'c Strings<'r>,
+    externals: &'c [&'c str],
+}
+
+/// The strings whose offset or length (`@a`, `!a[2]`) an operand reads: undefined
+/// unless the string matched, and so is what is computed from it.
+fn offsets_read(expr: &Expr<'_>, out: &mut Vec<String>) {
+    match expr {
+        Expr::PatternOffset(i) | Expr::PatternLength(i) => {
+            if let Some(name) = i.identifier.name.get(1..).filter(|n| !n.is_empty()) {
+                out.push(format!("${name}"));
+            }
+        }
+        Expr::Add(e) | Expr::Sub(e) | Expr::Mul(e) | Expr::Div(e) | Expr::Mod(e) => {
+            e.operands().for_each(|o| offsets_read(o, out));
+        }
+        Expr::Shl(b)
+        | Expr::Shr(b)
+        | Expr::BitwiseAnd(b)
+        | Expr::BitwiseOr(b)
+        | Expr::BitwiseXor(b) => {
+            offsets_read(&b.lhs, out);
+            offsets_read(&b.rhs, out);
+        }
+        Expr::Minus(u) | Expr::BitwiseNot(u) => offsets_read(&u.operand, out),
+        Expr::FuncCall(call) => call.args.iter().for_each(|a| offsets_read(a, out)),
+        _ => {}
+    }
+}
+
+/// Whether `expr` is never negative: counts, `filesize`, literals and their sums.
+fn never_negative(expr: &Expr<'_>) -> bool {
+    match expr {
+        Expr::LiteralInteger(i) => i.value >= 0,
+        Expr::PatternCount(_) | Expr::Filesize { .. } => true,
+        Expr::Add(e) | Expr::Mul(e) => e.operands().all(never_negative),
+        _ => false,
+    }
+}
+
+/// What a comparison needs: several reasons may hold at once (each must, for it to be
+/// true), and the most selective is kept.
+fn comparison_need(expr: &Expr<'_>, b: &ast::BinaryExpr<'_>, cx: &Context<'_, '_>) -> Need {
+    let mut found: Need = None;
+    // `#a > n`, `#a >= n`, `#a == n` and the mirrored forms, when they need one match.
+    let count = match expr {
+        Expr::Gt(_) => count_of(&b.lhs).filter(|_| never_negative(&b.rhs)),
+        Expr::Lt(_) => count_of(&b.rhs).filter(|_| never_negative(&b.lhs)),
+        Expr::Ge(_) | Expr::Eq(_) => count_of(&b.lhs).filter(|_| integer(&b.rhs) >= Some(1)),
+        Expr::Le(_) => count_of(&b.rhs).filter(|_| integer(&b.lhs) >= Some(1)),
+        _ => None,
+    };
+    if let Some(id) = count {
+        found = either(found, cx.strings.of(&id));
+    }
+    if let Expr::Eq(_) = expr {
+        for (read, value) in [(&b.lhs, &b.rhs), (&b.rhs, &b.lhs)] {
+            if let (Some((width, be)), Some(v)) = (read_at_zero(read), integer(value)) {
+                found = either(found, Some(vec![Atom::Prefix(prefix_of(width, be, v))]));
+            }
+        }
+    }
+    found = either(found, format_need(expr));
+    let mut offsets = Vec::new();
+    offsets_read(&b.lhs, &mut offsets);
+    offsets_read(&b.rhs, &mut offsets);
+    for id in offsets {
+        found = either(found, cx.strings.of(&id));
+    }
+    // An external variable (empty) equal to, containing, starting or ending with a
+    // non-empty string: never.
+    let never = matches!(
+        expr,
+        Expr::Eq(_)
+            | Expr::IEquals(_)
+            | Expr::Contains(_)
+            | Expr::IContains(_)
+            | Expr::StartsWith(_)
+            | Expr::IStartsWith(_)
+            | Expr::EndsWith(_)
+            | Expr::IEndsWith(_)
+    ) && [(&b.lhs, &b.rhs), (&b.rhs, &b.lhs)]
+        .iter()
+        .any(|(var, text)| {
+            matches!(var, Expr::Ident(i) if cx.externals.contains(&i.name))
+                && matches!(text, Expr::LiteralString(t) if !t.value.is_empty())
+        });
+    if never {
+        found = Some(Vec::new());
+    }
+    found
+}
+
+/// What `expr` needs for it to be true.
+fn need(expr: &Expr<'_>, cx: &Context<'_, '_>) -> Need {
+    match expr {
+        Expr::False { .. } => Some(Vec::new()),
+        Expr::PatternMatch(m) if m.identifier.name != "$" => cx.strings.of(m.identifier.name),
+        Expr::And(e) => e.operands().map(|o| need(o, cx)).fold(None, either),
+        Expr::Or(e) => {
+            let mut operands = e.operands().map(|o| need(o, cx));
+            let first = operands.next()??;
+            operands.try_fold(first, |all, n| one_of(Some(all), n))
+        }
+        Expr::Eq(b)
+        | Expr::Ne(b)
+        | Expr::Lt(b)
+        | Expr::Le(b)
+        | Expr::Gt(b)
+        | Expr::Ge(b)
+        | Expr::IEquals(b)
+        | Expr::Contains(b)
+        | Expr::IContains(b)
+        | Expr::StartsWith(b)
+        | Expr::IStartsWith(b)
+        | Expr::EndsWith(b)
+        | Expr::IEndsWith(b)
+        | Expr::Matches(b) => comparison_need(expr, b, cx),
+        Expr::Of(of) => {
+            let members = match &of.items {
+                OfItems::PatternSet(set) => cx.strings.members(set),
+                OfItems::BoolExprTuple(exprs) => exprs.iter().map(|e| need(e, cx)).collect(),
+            };
+            quantified(&of.quantifier, members)
+        }
+        Expr::With(w) => {
+            // A declared name may hide an external variable: then none is known.
+            let hides = w
+                .declarations
+                .iter()
+                .any(|d| cx.externals.contains(&d.identifier.name));
+            let inner = Context {
+                strings: cx.strings,
+                externals: if hides { &[] } else { cx.externals },
+            };
+            need(&w.body, &inner)
+        }
+        _ => None,
+    }
+}
+
+/// What `quantifier of members` needs. With `n of` (or a percentage that comes to n),
+/// fewer than n members that need nothing that can be told leave one of the others
+/// needed.
+fn quantified(quantifier: &Quantifier<'_>, members: Vec<Need>) -> Need {
+    let total = members.len() as i64;
+    let at_least = match quantifier {
+        Quantifier::None { .. } => 0,
+        Quantifier::All { .. } => return members.into_iter().fold(None, either),
+        Quantifier::Any { .. } => 1,
+        Quantifier::Expr(e) => integer(e).unwrap_or(0),
+        Quantifier::Percentage(e) => integer(e).map_or(0, |p| (p * total + 99) / 100),
+    };
+    let untold = members.iter().filter(|m| m.is_none()).count() as i64;
+    if at_least < 1 || untold >= at_least {
+        return None;
+    }
+    Some(members.into_iter().flatten().flatten().collect())
+}
+
+/// The prefilter of a rule set.
+pub(crate) struct Prefilter {
+    /// Rules (namespace-less identifiers) whose condition needs nothing that can be
+    /// told: they are scanned apart, on every value ([`open_rules_source`]).
+    pub(crate) open_rules: Vec<String>,
+    prefixes: Vec<Vec<u8>>,
+    anywhere: Option<AhoCorasick>,
+}
+
+impl std::fmt::Debug for Prefilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefilter")
+            .field("open_rules", &self.open_rules.len())
+            .field("prefixes", &self.prefixes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Each rule of a source that reports matches (not private), with what it needs; an
+/// error names why the source cannot be read so (every value is then scanned).
+fn rule_needs(source: &str) -> Result<Vec<(String, Need)>, &'static str> {
+    let tree = AST::from(source);
+    if !tree.errors().is_empty() {
+        return Err("(a file the prefilter could not read)");
+    }
+    if tree.items().any(|i| matches!(i, ast::Item::Include(_))) {
+        return Err("(a file with an include)");
+    }
+    Ok(tree
+        .rules()
+        .filter(|rule| !rule.flags.contains(RuleFlags::Private))
+        .map(|rule| {
+            let strings = Strings {
+                needs: rule
+                    .patterns
+                    .iter()
+                    .flatten()
+                    .map(|p| (p.identifier().name, pattern_need(p)))
+                    .collect(),
+            };
+            let cx = Context {
+                strings: &strings,
+                externals: &super::EXTERNALS,
+            };
+            (rule.identifier.name.to_string(), need(&rule.condition, &cx))
+        })
+        .collect())
+}
+
+/// The source of a file's rules whose condition needs nothing that can be told, with
+/// the file's imports, to be scanned on every value: `None` when it has none, the whole
+/// file when it cannot be read so.
+pub(crate) fn open_rules_source(source: &str) -> Option<String> {
+    let Ok(needs) = rule_needs(source) else {
+        return Some(source.to_string());
+    };
+    let open: Vec<&str> = needs
+        .iter()
+        .filter(|(_, n)| n.is_none())
+        .map(|(r, _)| r.as_str())
+        .collect();
+    if open.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    let events = yara_x_parser::cst::CSTStream::from(yara_x_parser::Parser::new(source.as_bytes()));
+    for event in events {
+        let yara_x_parser::cst::Event::Begin { kind, span } = event else {
+            continue;
+        };
+        let Some(text) = source.get(span.range()) else {
+            continue;
+        };
+        let keep = match kind {
+            SyntaxKind::IMPORT_STMT => true,
+            SyntaxKind::RULE_DECL => declared_name(text).is_some_and(|n| open.contains(&n)),
+            _ => false,
+        };
+        if keep {
+            out.push_str(text);
+            out.push('\n');
+        }
+    }
+    Some(out)
+}
+
+/// The name a rule declaration gives (`private rule name : tags { .. }`).
+fn declared_name(declaration: &str) -> Option<&str> {
+    let mut words = declaration
+        .split(|c: char| c.is_whitespace() || c == '{' || c == ':')
+        .filter(|w| !w.is_empty());
+    words.find(|w| *w == "rule")?;
+    words.next()
+}
+
+impl Prefilter {
+    /// The prefilter of rule sources that compiled. A source whose syntax tree has
+    /// errors or an `include` makes every value scanned. A source whose syntax tree has
+    /// errors or an `include` makes every value scanned.
+    pub(crate) fn of_sources<'s>(sources: impl IntoIterator<Item = &'s str>) -> Self {
+        let mut open_rules = Vec::new();
+        let mut atoms: Vec<Atom> = Vec::new();
+        for source in sources {
+            match rule_needs(source) {
+                Err(why) => open_rules.push(why.to_string()),
+                Ok(rules) => {
+                    for (rule, need) in rules {
+                        match need {
+                            Some(found) => atoms.extend(found),
+                            None => open_rules.push(rule),
+                        }
+                    }
+                }
+            }
+        }
+        atoms.sort_unstable();
+        atoms.dedup();
+        let mut prefixes = Vec::new();
+        let mut anywhere = Vec::new();
+        for atom in atoms {
+            match atom {
+                Atom::Prefix(b) => prefixes.push(b),
+                Atom::Anywhere(b) => anywhere.push(b),
+            }
+        }
+        let anywhere = if anywhere.is_empty() {
+            None
+        } else {
+            match AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(&anywhere)
+            {
+                Ok(ac) => Some(ac),
+                Err(e) => {
+                    open_rules.push(format!("(the atom automaton failed: {e})"));
+                    None
+                }
+            }
+        };
+        Self {
+            open_rules,
+            prefixes,
+            anywhere,
+        }
+    }
+
+    /// Whether a rule that needs something could match `data`: false only when none can
+    /// (the open rules are scanned apart, on every value).
+    pub(crate) fn may_match(&self, data: &[u8]) -> bool {
+        self.prefixes.iter().any(|p| data.starts_with(p))
+            || self.anywhere.as_ref().is_some_and(|ac| ac.is_match(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// What the first rule of `source` needs: (prefix?, bytes), sorted.
+    fn needs(source: &str) -> Option<Vec<(bool, Vec<u8>)>> {
+        let (_, need) = rule_needs(source).unwrap().into_iter().next().unwrap();
+        let mut out: Vec<(bool, Vec<u8>)> = need?
+            .into_iter()
+            .map(|a| match a {
+                Atom::Prefix(b) => (true, b),
+                Atom::Anywhere(b) => (false, b),
+            })
+            .collect();
+        out.sort();
+        Some(out)
+    }
+
+    fn anywhere(s: &[u8]) -> (bool, Vec<u8>) {
+        (false, s.to_vec())
+    }
+
+    #[test]
+    fn conditions_tell_what_they_need() {
+        let strings = r#"strings: $a = "cmd.exe" $b = "Hello" wide ascii $c = { 4D 5A ?? 00 01 02 03 [2-4] 05 } $d = /ab+cdef/ $x = "ke" xor(1-2) "#;
+        let rule = |condition: &str| format!("rule r {{ {strings} condition: {condition} }}");
+        assert_eq!(needs(&rule("$a")), Some(vec![anywhere(b"cmd.exe")]));
+        assert_eq!(
+            needs(&rule("$b")),
+            Some(vec![anywhere(b"H\0e\0l\0l\0o\0"), anywhere(b"Hello")])
+        );
+        assert_eq!(needs(&rule("$c")), Some(vec![anywhere(&[0, 1, 2, 3])]));
+        assert_eq!(needs(&rule("$d")), Some(vec![anywhere(b"cdef")]));
+        assert_eq!(
+            needs(&rule("$x")),
+            Some(vec![anywhere(b"ig"), anywhere(b"jd")])
+        );
+        // `and`: the more selective side; a prefix beats any string.
+        assert_eq!(
+            needs(&rule("uint16(0) == 0x5a4d and $a")),
+            Some(vec![(true, b"MZ".to_vec())])
+        );
+        assert_eq!(
+            needs(&rule("uint32be(0) == 0x7f454c46 and filesize < 10")),
+            Some(vec![(true, b"\x7fELF".to_vec())])
+        );
+        assert_eq!(needs(&rule("$a and $d")), Some(vec![anywhere(b"cmd.exe")]));
+        // `or`, `any of`, `n of`: one of the members.
+        assert_eq!(
+            needs(&rule("$a or $d")),
+            Some(vec![anywhere(b"cdef"), anywhere(b"cmd.exe")])
+        );
+        assert_eq!(
+            needs(&rule("2 of ($a, $d)")),
+            Some(vec![anywhere(b"cdef"), anywhere(b"cmd.exe")])
+        );
+        let b64 = "rule r { strings: $a = \"cmd.exe\" $e = \"evil\" base64 condition: ";
+        assert_eq!(needs(&format!("{b64} any of them }}")), None);
+        assert_eq!(
+            needs(&format!("{b64} all of them }}")),
+            Some(vec![anywhere(b"cmd.exe")])
+        );
+        // Two of them, one untold: the other is needed.
+        assert_eq!(
+            needs(&format!("{b64} 2 of them }}")),
+            Some(vec![anywhere(b"cmd.exe")])
+        );
+        // Offsets read, externals, counts against counts.
+        assert_eq!(
+            needs(&rule("uint32(@a + 4) == 0x1234")),
+            Some(vec![anywhere(b"cmd.exe")])
+        );
+        assert_eq!(
+            needs(&rule("extension == \".exe\" and not $a")),
+            Some(Vec::new())
+        );
+        assert_eq!(needs(&rule("extension != \".exe\"")), None);
+        assert_eq!(
+            needs(&rule("#a > #b + #d")),
+            Some(vec![anywhere(b"cmd.exe")])
+        );
+        assert_eq!(needs(&rule("50% of ($a, $d)")).map(|n| n.len()), Some(2));
+        // Counts.
+        assert_eq!(needs(&rule("#a > 2")), Some(vec![anywhere(b"cmd.exe")]));
+        assert_eq!(needs(&rule("#a >= 1")), Some(vec![anywhere(b"cmd.exe")]));
+        assert_eq!(needs(&rule("1 <= #a")), Some(vec![anywhere(b"cmd.exe")]));
+        assert_eq!(needs(&rule("#a == 0")), None);
+        assert_eq!(needs(&rule("#a >= 0")), None);
+        // What cannot be told.
+        assert_eq!(needs(&rule("not $a")), None);
+        assert_eq!(needs(&rule("$a or filesize < 10")), None);
+        assert_eq!(needs(&rule("none of them")), None);
+        assert_eq!(needs(&rule("for any of ($a, $d) : ($ at 0)")), None);
+        assert_eq!(needs(&rule("true")), None);
+        // Format modules: a field read and compared with what a zero value is not.
+        let mz = Some(vec![(true, b"MZ".to_vec())]);
+        let pe = |c: &str| needs(&format!("import \"pe\" rule r {{ condition: {c} }}"));
+        assert_eq!(
+            pe("pe.imphash() == \"f34d5f2d4577ed6d9ceec516c1f5a744\""),
+            mz
+        );
+        assert_eq!(pe("pe.number_of_signatures > 0"), mz);
+        assert_eq!(pe("pe.sections[0].name == \".text\""), mz);
+        assert_eq!(pe("pe.machine == 0x14c"), mz);
+        assert_eq!(pe("pe.number_of_signatures == 0"), None);
+        assert_eq!(pe("pe.number_of_signatures < 3"), None);
+        assert_eq!(pe("pe.number_of_signatures >= 0"), None);
+        assert_eq!(pe("pe.DLL == 0x2000"), None);
+        assert_eq!(pe("pe.is_dll()"), None);
+        assert_eq!(pe("pe.machine == pe.MACHINE_I386"), None);
+        assert_eq!(needs(&rule("false")), Some(Vec::new()));
+    }
+
+    fn corpora_root() -> PathBuf {
+        std::env::var("VEDETTE_CORPORA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora"))
+    }
+
+    /// Data made of some of a rule's strings: all of them, and each one left out.
+    fn variants(source: &str) -> Vec<Vec<u8>> {
+        let tree = AST::from(source);
+        let mut out = Vec::new();
+        for rule in tree.rules() {
+            let parts: Vec<Vec<u8>> = rule
+                .patterns
+                .iter()
+                .flatten()
+                .filter_map(|p| match p {
+                    Pattern::Text(t) if t.modifiers.wide().is_some() => {
+                        Some(widened(&t.text.value))
+                    }
+                    Pattern::Text(t) => Some(t.text.value.to_vec()),
+                    Pattern::Hex(h) => hex_run(&h.sub_patterns),
+                    Pattern::Regexp(_) => None,
+                })
+                .take(8)
+                .collect();
+            for left_out in 0..=parts.len() {
+                let data: Vec<u8> = parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != left_out)
+                    .flat_map(|(_, p)| p.iter().copied().chain(*b" "))
+                    .collect();
+                let mut with_header = b"MZ\x90\x00".to_vec();
+                with_header.extend_from_slice(&data);
+                out.push(data);
+                out.push(with_header);
+            }
+        }
+        out
+    }
+
+    /// The prefilter's promise, against yara-x itself on signature-base's generic
+    /// rules: data made of a rule's own strings, some left out, make rules match; each
+    /// rule that matches holds one of the atoms the prefilter says it needs.
+    #[test]
+    fn every_match_of_yara_x_holds_what_its_rule_needs() {
+        let dir = corpora_root().join("yara/signature-base/yara");
+        assert!(
+            dir.is_dir(),
+            "the YARA corpus is missing at {}: set VEDETTE_CORPORA (see README, \"Test data\")",
+            dir.display()
+        );
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("gen_"))
+            })
+            .collect();
+        files.sort();
+        let sources: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|f| {
+                (
+                    f.clone(),
+                    String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned(),
+                )
+            })
+            .collect();
+        let set = super::super::YaraSet::compile(&sources);
+        assert!(set.rule_count() > 1000, "{} rules", set.rule_count());
+        let mut rules: HashMap<(String, String), Need> = HashMap::new();
+        let mut data = Vec::new();
+        for (origin, text) in &sources {
+            if set.errors.iter().any(|(e, _)| e == origin) {
+                continue;
+            }
+            let ns = super::super::namespace(origin);
+            for (rule, need) in rule_needs(text).unwrap() {
+                rules.insert((ns.clone(), rule), need);
+            }
+            data.extend(variants(text));
+        }
+        let told = rules.values().filter(|n| n.is_some()).count();
+        assert!(
+            told * 10 >= rules.len() * 9,
+            "{told} of {} rules",
+            rules.len()
+        );
+        let mut open_scanner = set.open.as_ref().map(yara_x::Scanner::new);
+        let mut scanner = yara_x::Scanner::new(&set.rules);
+        let (mut checked, mut passed_over) = (0, 0);
+        for d in &data {
+            // What the detector would say: the open rules' matches, and the whole set's
+            // where the prefilter lets it scan; passed over, only the open rules may match.
+            if !set.prefilter.may_match(d) {
+                passed_over += 1;
+                let open: Vec<String> = match open_scanner.as_mut() {
+                    Some(s) => s
+                        .scan(d)
+                        .unwrap()
+                        .matching_rules()
+                        .map(|r| r.identifier().to_string())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                for rule in scanner.scan(d).unwrap().matching_rules() {
+                    assert!(
+                        open.iter().any(|o| o == rule.identifier()),
+                        "{} matched {:?}, passed over",
+                        rule.identifier(),
+                        String::from_utf8_lossy(d)
+                    );
+                }
+            }
+            let results = scanner.scan(d).unwrap();
+            for rule in results.matching_rules() {
+                let key = (rule.namespace().to_string(), rule.identifier().to_string());
+                let Some(Some(atoms)) = rules.get(&key) else {
+                    continue;
+                };
+                let held = atoms.iter().any(|a| match a {
+                    Atom::Prefix(p) => d.starts_with(p),
+                    Atom::Anywhere(b) => d
+                        .to_ascii_lowercase()
+                        .windows(b.len())
+                        .any(|w| w == b.to_ascii_lowercase()),
+                });
+                assert!(
+                    held,
+                    "{key:?} matched {:?} without {atoms:?}",
+                    String::from_utf8_lossy(d)
+                );
+                checked += 1;
+            }
+        }
+        println!(
+            "{} rules, {told} with a need; {} data, {passed_over} passed over; {checked} matches checked",
+            rules.len(),
+            data.len()
+        );
+        assert!(checked >= 500, "only {checked} matches checked");
+    }
+}
