@@ -57,7 +57,7 @@ pub(crate) fn load_yara(
 }
 
 /// The YARA counters, by name, in the order of the `vedette_yara` gauges.
-const COUNTERS: [&str; 7] = [
+const COUNTERS: [&str; 8] = [
     "scans",
     "bytes",
     "truncated",
@@ -65,10 +65,11 @@ const COUNTERS: [&str; 7] = [
     "decoded",
     "passed_over",
     "open_scans",
+    "file_scans",
 ];
 
 /// The values of [`COUNTERS`] of one detector.
-fn counters_of(detector: &YaraDetector) -> [u64; 7] {
+fn counters_of(detector: &YaraDetector) -> [u64; 8] {
     let s = &detector.stats;
     [
         &s.scans,
@@ -78,6 +79,7 @@ fn counters_of(detector: &YaraDetector) -> [u64; 7] {
         &s.decoded,
         &s.passed_over,
         &s.open_scans,
+        &s.file_scans,
     ]
     .map(|c| c.load(Ordering::Relaxed))
 }
@@ -90,7 +92,7 @@ pub(crate) struct LiveYara {
     max_scan_bytes: usize,
     current: RwLock<Option<Arc<YaraDetector>>>,
     /// Counters of the detectors replaced so far (the gauges stay monotonic).
-    retired: [AtomicU64; 7],
+    retired: [AtomicU64; 8],
     /// Reloads done.
     pub(crate) reloads: AtomicU64,
 }
@@ -129,9 +131,9 @@ impl LiveYara {
     }
 
     /// The counters since start, over every detector that ran.
-    pub(crate) fn counters(&self) -> [u64; 7] {
+    pub(crate) fn counters(&self) -> [u64; 8] {
         let now = self.current().map(|d| counters_of(&d)).unwrap_or_default();
-        let mut out = [0u64; 7];
+        let mut out = [0u64; 8];
         for (i, o) in out.iter_mut().enumerate() {
             *o = self.retired[i].load(Ordering::Relaxed) + now[i];
         }
@@ -205,7 +207,7 @@ impl YaraGauges {
         let g = Self::default();
         registry.register(
             "yara",
-            "Counters of the YARA stage since start: scans, bytes, truncated (values cut at yara_max_scan_bytes), timeouts, decoded (base64 and -EncodedCommand blobs), passed_over (values no rule could match, not scanned), open_scans (scans with the few rules the prefilter cannot tell anything of)",
+            "Counters of the YARA stage since start: scans, bytes, truncated (values cut at yara_max_scan_bytes), timeouts, decoded (base64 and -EncodedCommand blobs), passed_over (values no rule could match, not scanned), open_scans (scans with the few rules the prefilter cannot tell anything of), file_scans (scans with one rule file alone)",
             g.counters.clone(),
         );
         g

@@ -105,14 +105,11 @@ pub(crate) async fn ingest(
         .await;
     if !room {
         state.metrics.backpressure.throttled_requests.inc();
-        let mut response = error(
+        return retry_later(
             StatusCode::TOO_MANY_REQUESTS,
             "the pipeline is behind; send again after the pause",
+            "1",
         );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return response;
     }
     let metrics = state.metrics.clone();
     let parsing = ingest.clone();
@@ -171,16 +168,23 @@ pub(crate) async fn ingest(
         Err(IngestFailure::BadBody(msg)) => error(StatusCode::BAD_REQUEST, msg),
         Err(IngestFailure::Store(e)) => {
             tracing::error!(error = %e, "ingest could not append to the bus");
-            let mut response = error(
+            retry_later(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "events could not be stored; retry later",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-            response
+                "5",
+            )
         }
     }
+}
+
+/// A refusal that tells the sender to send again after `seconds`.
+fn retry_later(status: StatusCode, message: &str, seconds: &'static str) -> Response {
+    let mut response = error(status, message);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(seconds),
+    );
+    response
 }
 
 /// A parsed request body, waiting to be appended.

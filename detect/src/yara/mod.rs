@@ -39,6 +39,10 @@ use crate::field_values::FieldValues;
 
 /// Fields scanned when the configuration names none.
 pub const DEFAULT_FIELDS: [&str; 3] = ["payload", "process.command_line", "ScriptBlockText"];
+/// Values longer than this skip the prefilter and are scanned once with the whole set:
+/// they hold some rule's strings anyway, and the prefilter's pass, the rules it cannot
+/// tell and each candidate file would each read them again.
+const WHOLE_SET_ABOVE: usize = 64 * 1024;
 /// Fewest rows scanned by one scanner.
 const CHUNK_ROWS: usize = 512;
 /// External variables of THOR/LOKI rule sets, defined empty.
@@ -65,7 +69,8 @@ impl Default for YaraLimits {
 /// What the scans did since the detector was built.
 #[derive(Debug, Default)]
 pub struct YaraStats {
-    /// Values scanned with the whole rule set (decoded blobs included).
+    /// Values scanned (decoded blobs included): with the files whose strings they hold,
+    /// or with the whole set when they hold those of many files.
     pub scans: AtomicU64,
     /// Bytes scanned.
     pub bytes: AtomicU64,
@@ -80,11 +85,18 @@ pub struct YaraStats {
     pub passed_over: AtomicU64,
     /// Scans with the rules the prefilter can tell nothing of (every value, when any).
     pub open_scans: AtomicU64,
+    /// Scans with one file's rules alone (a value scanned with three files counts 3).
+    pub file_scans: AtomicU64,
 }
 
 /// Compiled YARA rules and what failed to compile.
 pub struct YaraSet {
+    /// Every rule, for values that could match rules of many files.
     rules: yara_x::Rules,
+    /// Each compiled file's rules alone, in the prefilter's file order: a value is
+    /// scanned with the few files whose strings it holds.
+    /// `None` for a file that did not compile alone (its values go to the whole set).
+    per_file: Vec<Option<yara_x::Rules>>,
     /// The rules the prefilter can tell nothing of, apart (see [`prefilter`]).
     open: Option<yara_x::Rules>,
     prefilter: prefilter::Prefilter,
@@ -122,7 +134,7 @@ fn namespace(origin: &Path) -> String {
 }
 
 /// A compiler with the THOR/LOKI external variables defined, empty.
-fn compiler<'a>() -> yara_x::Compiler<'a> {
+fn new_compiler<'a>() -> yara_x::Compiler<'a> {
     let mut compiler = yara_x::Compiler::new();
     for name in EXTERNALS {
         // Defining a fresh name cannot fail; if it did, rules using it fail to compile
@@ -137,7 +149,7 @@ fn compiler<'a>() -> yara_x::Compiler<'a> {
 /// its imports, or the whole file when those do not compile alone (a rule that names
 /// another); `None` when there are none.
 fn open_rules(compiled: &[(&Path, &str)]) -> Option<yara_x::Rules> {
-    let mut compiler = compiler();
+    let mut compiler = new_compiler();
     let mut any = false;
     for (origin, text) in compiled {
         let Some(open) = prefilter::open_rules_source(text) else {
@@ -165,7 +177,7 @@ impl YaraSet {
     /// Compiles `sources` ((origin, text) pairs); a source that fails is reported and
     /// left out.
     pub fn compile(sources: &[(PathBuf, String)]) -> Self {
-        let mut compiler = compiler();
+        let mut compiler = new_compiler();
         let mut errors = Vec::new();
         let mut compiled: Vec<(&Path, &str)> = Vec::new();
         for (origin, text) in sources {
@@ -177,6 +189,16 @@ impl YaraSet {
                 Err(e) => errors.push((origin.clone(), e.to_string())),
             }
         }
+        let per_file = compiled
+            .iter()
+            .map(|(origin, text)| {
+                let mut alone = new_compiler();
+                alone.new_namespace(&namespace(origin));
+                let source =
+                    yara_x::SourceCode::from(*text).with_origin(origin.display().to_string());
+                alone.add_source(source).is_ok().then(|| alone.build())
+            })
+            .collect();
         let prefilter = prefilter::Prefilter::of_sources(compiled.iter().map(|(_, t)| *t));
         let open = if prefilter.open_rules.is_empty() {
             None
@@ -198,6 +220,7 @@ impl YaraSet {
         }
         Self {
             rules: compiler.build(),
+            per_file,
             open,
             prefilter,
             files: compiled.len(),
@@ -351,7 +374,8 @@ impl YaraDetector {
     }
 
     /// Scans one value: with the rules the prefilter cannot tell anything of, if any,
-    /// and with the whole set if the prefilter says a rule could match.
+    /// then with the rule files whose strings it holds (each alone, or the whole set at
+    /// once when there are many).
     fn scan_one<'r>(
         &'r self,
         scanners: &mut Scanners<'r>,
@@ -366,13 +390,26 @@ impl YaraDetector {
         } else {
             data
         };
+        if data.len() > WHOLE_SET_ABOVE {
+            // A large value holds some rule's strings anyway: one pass of the whole set.
+            self.stats.scans.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            let scanner = scanners
+                .all
+                .get_or_insert_with(|| self.scanner(&self.set.rules));
+            self.scan_with(scanner, row, field, data, hits);
+            return;
+        }
         let first = hits.len();
         if let Some(open) = &self.set.open {
             let scanner = scanners.open.get_or_insert_with(|| self.scanner(open));
             self.stats.open_scans.fetch_add(1, Ordering::Relaxed);
             self.scan_with(scanner, row, field, data, hits);
         }
-        if !self.set.prefilter.may_match(data) {
+        let candidates = self.set.prefilter.candidates(data);
+        if candidates == prefilter::Candidates::None {
             self.stats.passed_over.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -380,21 +417,44 @@ impl YaraDetector {
         self.stats
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let scanner = scanners
-            .all
-            .get_or_insert_with(|| self.scanner(&self.set.rules));
-        // The whole set holds the open rules too: what they said is not said twice.
-        let said: Vec<String> = hits[first..].iter().map(|h| h.rule.clone()).collect();
-        let before = hits.len();
-        self.scan_with(scanner, row, field, data, hits);
-        if !said.is_empty() {
+        // The files hold the open rules too: what a rule said is not said twice.
+        let mut said: Vec<String> = hits[first..].iter().map(|h| h.rule.clone()).collect();
+        let mut scan = |scanner: &mut yara_x::Scanner<'r>, hits: &mut Vec<RuleHit>| {
+            let before = hits.len();
+            self.scan_with(scanner, row, field, data, hits);
             let mut i = before;
             while i < hits.len() {
                 if said.contains(&hits[i].rule) {
                     hits.swap_remove(i);
                 } else {
+                    said.push(hits[i].rule.clone());
                     i += 1;
                 }
+            }
+        };
+        let alone = |f: &usize| self.set.per_file.get(*f).is_some_and(Option::is_some);
+        match candidates {
+            prefilter::Candidates::Files(files) if files.iter().all(alone) => {
+                if scanners.per_file.len() < self.set.per_file.len() {
+                    scanners
+                        .per_file
+                        .resize_with(self.set.per_file.len(), || None);
+                }
+                for f in files {
+                    let (Some(Some(rules)), Some(slot)) =
+                        (self.set.per_file.get(f), scanners.per_file.get_mut(f))
+                    else {
+                        continue;
+                    };
+                    self.stats.file_scans.fetch_add(1, Ordering::Relaxed);
+                    scan(slot.get_or_insert_with(|| self.scanner(rules)), hits);
+                }
+            }
+            _ => {
+                let scanner = scanners
+                    .all
+                    .get_or_insert_with(|| self.scanner(&self.set.rules));
+                scan(scanner, hits);
             }
         }
     }
@@ -468,6 +528,8 @@ impl YaraDetector {
 struct Scanners<'r> {
     /// Of the whole rule set.
     all: Option<yara_x::Scanner<'r>>,
+    /// Of each file's rules alone.
+    per_file: Vec<Option<yara_x::Scanner<'r>>>,
     /// Of the rules the prefilter cannot tell anything of.
     open: Option<yara_x::Scanner<'r>>,
 }

@@ -520,13 +520,33 @@ fn quantified(quantifier: &Quantifier<'_>, members: Vec<Need>) -> Need {
     Some(members.into_iter().flatten().flatten().collect())
 }
 
-/// The prefilter of a rule set.
+/// Which rule files could match a value, as [`Prefilter::candidates`] tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Candidates {
+    /// None could.
+    None,
+    /// Only these (indices of the sources given, ascending).
+    Files(Vec<usize>),
+    /// More than [`MAX_CANDIDATE_FILES`]: scan with the whole set at once.
+    All,
+}
+
+/// Most rule files scanned one by one for a value; past this, the whole set scans it
+/// once (each scan costs its fixed part, and a large value one pass per file).
+pub(crate) const MAX_CANDIDATE_FILES: usize = 8;
+
+/// The prefilter of a rule set: which atoms each rule file needs.
 pub(crate) struct Prefilter {
     /// Rules (namespace-less identifiers) whose condition needs nothing that can be
     /// told: they are scanned apart, on every value ([`open_rules_source`]).
     pub(crate) open_rules: Vec<String>,
-    prefixes: Vec<Vec<u8>>,
+    /// Prefixes, each with the files that need it.
+    prefixes: Vec<(Vec<u8>, Vec<usize>)>,
+    /// Atoms found anywhere, and per atom (the automaton's pattern id) the files.
     anywhere: Option<AhoCorasick>,
+    owners: Vec<Vec<usize>>,
+    /// The automaton could not be built: nothing is passed over.
+    blind: bool,
 }
 
 impl std::fmt::Debug for Prefilter {
@@ -534,6 +554,7 @@ impl std::fmt::Debug for Prefilter {
         f.debug_struct("Prefilter")
             .field("open_rules", &self.open_rules.len())
             .field("prefixes", &self.prefixes.len())
+            .field("atoms", &self.owners.len())
             .finish_non_exhaustive()
     }
 }
@@ -616,19 +637,19 @@ fn declared_name(declaration: &str) -> Option<&str> {
 }
 
 impl Prefilter {
-    /// The prefilter of rule sources that compiled. A source whose syntax tree has
-    /// errors or an `include` makes every value scanned. A source whose syntax tree has
-    /// errors or an `include` makes every value scanned.
+    /// The prefilter of rule sources that compiled (a file's index is its place in
+    /// `sources`). A source whose syntax tree has errors or an `include` is scanned on
+    /// every value, whole.
     pub(crate) fn of_sources<'s>(sources: impl IntoIterator<Item = &'s str>) -> Self {
         let mut open_rules = Vec::new();
-        let mut atoms: Vec<Atom> = Vec::new();
-        for source in sources {
+        let mut atoms: Vec<(Atom, usize)> = Vec::new();
+        for (file, source) in sources.into_iter().enumerate() {
             match rule_needs(source) {
                 Err(why) => open_rules.push(why.to_string()),
                 Ok(rules) => {
                     for (rule, need) in rules {
                         match need {
-                            Some(found) => atoms.extend(found),
+                            Some(found) => atoms.extend(found.into_iter().map(|a| (a, file))),
                             None => open_rules.push(rule),
                         }
                     }
@@ -637,14 +658,29 @@ impl Prefilter {
         }
         atoms.sort_unstable();
         atoms.dedup();
-        let mut prefixes = Vec::new();
-        let mut anywhere = Vec::new();
-        for atom in atoms {
-            match atom {
-                Atom::Prefix(b) => prefixes.push(b),
-                Atom::Anywhere(b) => anywhere.push(b),
+        let mut prefixes: Vec<(Vec<u8>, Vec<usize>)> = Vec::new();
+        let mut anywhere: Vec<Vec<u8>> = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        for (atom, file) in atoms {
+            let (list, bytes) = match atom {
+                Atom::Prefix(b) => (&mut prefixes, b),
+                Atom::Anywhere(b) => {
+                    if anywhere.last() != Some(&b) {
+                        anywhere.push(b);
+                        owners.push(Vec::new());
+                    }
+                    if let Some(o) = owners.last_mut() {
+                        o.push(file);
+                    }
+                    continue;
+                }
+            };
+            match list.last_mut() {
+                Some((last, files)) if *last == bytes => files.push(file),
+                _ => list.push((bytes, vec![file])),
             }
         }
+        let mut blind = false;
         let anywhere = if anywhere.is_empty() {
             None
         } else {
@@ -654,7 +690,8 @@ impl Prefilter {
             {
                 Ok(ac) => Some(ac),
                 Err(e) => {
-                    open_rules.push(format!("(the atom automaton failed: {e})"));
+                    tracing::warn!(error = %e, "YARA prefilter: no automaton; every value is scanned");
+                    blind = true;
                     None
                 }
             }
@@ -663,14 +700,43 @@ impl Prefilter {
             open_rules,
             prefixes,
             anywhere,
+            owners,
+            blind,
         }
     }
 
-    /// Whether a rule that needs something could match `data`: false only when none can
-    /// (the open rules are scanned apart, on every value).
-    pub(crate) fn may_match(&self, data: &[u8]) -> bool {
-        self.prefixes.iter().any(|p| data.starts_with(p))
-            || self.anywhere.as_ref().is_some_and(|ac| ac.is_match(data))
+    /// The rule files (other than the open rules) that could match `data`.
+    pub(crate) fn candidates(&self, data: &[u8]) -> Candidates {
+        if self.blind {
+            return Candidates::All;
+        }
+        let mut files: Vec<usize> = Vec::new();
+        let add = |more: &[usize], files: &mut Vec<usize>| {
+            for f in more {
+                if let Err(at) = files.binary_search(f) {
+                    files.insert(at, *f);
+                }
+            }
+            files.len() > MAX_CANDIDATE_FILES
+        };
+        for (prefix, owners) in &self.prefixes {
+            if data.starts_with(prefix) && add(owners, &mut files) {
+                return Candidates::All;
+            }
+        }
+        if let Some(ac) = &self.anywhere {
+            for found in ac.find_overlapping_iter(data) {
+                let owners = &self.owners[found.pattern().as_usize()];
+                if add(owners, &mut files) {
+                    return Candidates::All;
+                }
+            }
+        }
+        if files.is_empty() {
+            Candidates::None
+        } else {
+            Candidates::Files(files)
+        }
     }
 }
 
@@ -865,10 +931,13 @@ mod tests {
         assert!(set.rule_count() > 1000, "{} rules", set.rule_count());
         let mut rules: HashMap<(String, String), Need> = HashMap::new();
         let mut data = Vec::new();
+        // The files that compiled, in the prefilter's order.
+        let mut kept: Vec<&Path> = Vec::new();
         for (origin, text) in &sources {
             if set.errors.iter().any(|(e, _)| e == origin) {
                 continue;
             }
+            kept.push(origin);
             let ns = super::super::namespace(origin);
             for (rule, need) in rule_needs(text).unwrap() {
                 rules.insert((ns.clone(), rule), need);
@@ -885,10 +954,10 @@ mod tests {
         let mut scanner = yara_x::Scanner::new(&set.rules);
         let (mut checked, mut passed_over) = (0, 0);
         for d in &data {
-            // What the detector would say: the open rules' matches, and the whole set's
-            // where the prefilter lets it scan; passed over, only the open rules may match.
-            if !set.prefilter.may_match(d) {
-                passed_over += 1;
+            // What the detector would say: the open rules' matches, and those of the
+            // files the prefilter names (or of every file); nothing else may match.
+            let candidates = set.prefilter.candidates(d);
+            if candidates != Candidates::All {
                 let open: Vec<String> = match open_scanner.as_mut() {
                     Some(s) => s
                         .scan(d)
@@ -898,10 +967,22 @@ mod tests {
                         .collect(),
                     None => Vec::new(),
                 };
+                let named: Vec<String> = match &candidates {
+                    Candidates::Files(files) => files
+                        .iter()
+                        .map(|f| super::super::namespace(kept[*f]))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if candidates == Candidates::None {
+                    passed_over += 1;
+                }
                 for rule in scanner.scan(d).unwrap().matching_rules() {
                     assert!(
-                        open.iter().any(|o| o == rule.identifier()),
-                        "{} matched {:?}, passed over",
+                        open.iter().any(|o| o == rule.identifier())
+                            || named.iter().any(|n| n == rule.namespace()),
+                        "{}:{} matched {:?}, not a candidate ({candidates:?})",
+                        rule.namespace(),
                         rule.identifier(),
                         String::from_utf8_lossy(d)
                     );
