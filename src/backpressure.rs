@@ -1,9 +1,11 @@
 //! Backpressure from the bus's consumers to the inputs. When the slowest consumer group
 //! of this process (detection, storage) is more than `bus.embedded.max_backlog_mib`
 //! behind the head of topic `events`, the inputs wait instead of appending: the ingest
-//! stage stops reading chunks (TCP reads pause, file reads wait, UDP datagrams beyond the
-//! socket's queue are dropped and counted), and HTTP ingest holds a request up to a
-//! second, then answers 429 with `Retry-After`. A pipeline at capacity gains nothing
+//! stage stops reading chunks (TCP reads pause, file reads wait, UDP datagrams that find
+//! the pipeline's queue full are dropped and counted), and HTTP ingest holds a request up
+//! to a second, then answers 429 with `Retry-After`. A group that has read nothing for
+//! 30 s (its store down, say) stops holding the inputs: the log keeps its backlog, as
+//! retention allows, rather than one stalled consumer stopping every input. A pipeline at capacity gains nothing
 //! from a longer queue but alert latency, and consumers far behind the head read their
 //! records back from disk instead of from the memory of recent batches, which costs the
 //! CPU they lack.
@@ -29,7 +31,8 @@ const RECHECK: Duration = Duration::from_millis(10);
 /// Metrics of backpressure.
 #[derive(Debug)]
 pub(crate) struct BackpressureMetrics {
-    /// `vedette_ingest_held_seconds_total`: time inputs waited for consumers.
+    /// `vedette_ingest_held_seconds_total`: time inputs waited for consumers, summed
+    /// over the inputs held (two requests held a second count two).
     pub(crate) held_seconds: Counter<f64, AtomicU64>,
     /// `vedette_ingest_throttled_requests_total`: HTTP ingest requests answered 429.
     pub(crate) throttled_requests: Counter,
@@ -63,6 +66,11 @@ pub(crate) struct Backpressure {
     /// Bytes of backlog above which inputs wait; `None`: never.
     limit: Option<u64>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// The last answer and when it was read: many held requests share one reading of
+    /// the log per [`RECHECK`].
+    last: std::sync::Mutex<Option<(Instant, bool)>>,
+    /// When a failure to read the backlog was last logged.
+    warned: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Backpressure {
@@ -84,6 +92,8 @@ impl Backpressure {
             bus,
             limit: limit.filter(|&l| l > 0),
             metrics,
+            last: std::sync::Mutex::new(None),
+            warned: std::sync::Mutex::new(None),
         }
     }
 
@@ -93,14 +103,33 @@ impl Backpressure {
         let Some(limit) = self.limit else {
             return false;
         };
-        match self.bus.backlog_bytes(EVENTS_TOPIC) {
+        let now = Instant::now();
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, over)) = *last {
+            if now.duration_since(at) < RECHECK {
+                return over;
+            }
+        }
+        let over = match self.bus.backlog_bytes(EVENTS_TOPIC) {
             Ok(Some(backlog)) => backlog > limit,
             Ok(None) => false,
             Err(e) => {
-                tracing::warn!(error = %e, "could not read the consumers' backlog");
+                let mut warned = self
+                    .warned
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if warned.is_none_or(|w| now.duration_since(w) >= Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "could not read the consumers' backlog");
+                    *warned = Some(now);
+                }
                 false
             }
-        }
+        };
+        *last = Some((now, over));
+        over
     }
 
     /// Waits while the slowest consumer is over the limit: until it is not (true), or
@@ -176,10 +205,13 @@ mod tests {
         let metrics = crate::metrics::Metrics::new();
         let pressure = Backpressure::new(bus.clone(), Some(10_000), metrics.clone());
         let never = CancellationToken::new();
+        // Answers are kept for RECHECK: wait that long after each change.
+        let settle = || tokio::time::sleep(RECHECK * 2);
         // Nobody reads yet: no backlog, no wait.
         bus.append(EVENTS_TOPIC, &batch(500)).await.unwrap();
         assert!(!pressure.over());
         let mut consumer = bus.subscribe(EVENTS_TOPIC, "detect").await.unwrap();
+        settle().await;
         assert!(pressure.over(), "the new group has all of it to read");
         let held = Duration::from_millis(60);
         assert!(!pressure.wait_for_room(Some(held), &never).await);
@@ -201,16 +233,19 @@ mod tests {
             consumer
         });
         assert!(pressure.wait_for_room(None, &never).await);
+        settle().await;
         assert!(!pressure.over());
         reader.await.unwrap().close().await.unwrap();
 
         // A group that has everything to read again: over, unless backpressure is off
         // (no limit, or 0).
         let late = bus.subscribe(EVENTS_TOPIC, "store").await.unwrap();
+        settle().await;
         assert!(pressure.over());
         assert!(!Backpressure::new(bus.clone(), None, metrics.clone()).over());
         assert!(!Backpressure::new(bus.clone(), Some(0), metrics).over());
         late.close().await.unwrap();
+        settle().await;
         assert!(!pressure.over());
     }
 }

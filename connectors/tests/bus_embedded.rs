@@ -521,4 +521,22 @@ async fn the_backlog_is_what_the_slowest_reading_group_has_yet_to_read() {
     assert_eq!(bus.backlog_bytes("events").unwrap(), Some(0));
     // Another topic's readers are not this topic's.
     assert_eq!(bus.backlog_bytes("alerts").unwrap(), Some(0));
+
+    // A group that stops reading stops counting once it has been still long enough.
+    let _still = bus.subscribe("events", "still").await.unwrap();
+    let held = log.backlog_bytes("events").unwrap();
+    assert!(held > 0);
+    let window = Duration::from_millis(200);
+    assert_eq!(
+        log.backlog_bytes_of_groups_active_within("events", window)
+            .unwrap(),
+        held
+    );
+    tokio::time::sleep(window * 2).await;
+    assert_eq!(
+        log.backlog_bytes_of_groups_active_within("events", window)
+            .unwrap(),
+        0
+    );
+    assert_eq!(log.backlog_bytes("events").unwrap(), held);
 }

@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use vedette_connectors::decompress::{decompress, Compression};
 use vedette_core::event::EventBatchBuilder;
 use vedette_core::traits::RawChunk;
@@ -101,7 +100,7 @@ pub(crate) async fn ingest(
     let room = ingest
         .sink
         .pressure
-        .wait_for_room(Some(HOLD_AT_MOST), &CancellationToken::new())
+        .wait_for_room(Some(HOLD_AT_MOST), &state.shutdown)
         .await;
     if !room {
         state.metrics.backpressure.throttled_requests.inc();
@@ -328,6 +327,8 @@ mod tests {
         };
         let mut consumer = bus.subscribe(EVENTS_TOPIC, "detect").await.unwrap();
         assert_eq!(post(&state, &token, 200).await.status(), StatusCode::OK);
+        // The inputs' view of the backlog is kept 10 ms.
+        tokio::time::sleep(Duration::from_millis(30)).await;
         let appended = || log.counters().appended_records.load(Ordering::Relaxed);
         let before = appended();
 
@@ -346,6 +347,7 @@ mod tests {
                 consumer.commit(b.position.as_ref().unwrap()).await.unwrap();
             }
         }
+        tokio::time::sleep(Duration::from_millis(30)).await;
         assert_eq!(post(&state, &token, 200).await.status(), StatusCode::OK);
         assert!(appended() > before);
         consumer.close().await.unwrap();

@@ -63,11 +63,11 @@ fn lock<T>(m: &Mutex<T>) -> anyhow::Result<std::sync::MutexGuard<'_, T>> {
 /// Stories sent, with when their last event was accepted.
 type Sent = Arc<Mutex<Vec<(Truth, Instant)>>>;
 
-/// Sends `records` to a node: one request per HTTP format, syslog lines on `syslog`.
-/// Returns, for each story among them, when its event was accepted.
 /// Times one body is sent again after a 429 before the run fails.
 const MAX_THROTTLED_TRIES: u32 = 300;
 
+/// Sends `records` to a node: one request per HTTP format, syslog lines on `syslog`.
+/// Returns, for each story among them, when its event was accepted.
 fn send(
     node: SocketAddr,
     syslog: &mut TcpStream,

@@ -8,12 +8,14 @@
 //!
 //! Each event's configured fields are scanned (by default `payload`,
 //! `process.command_line` and PowerShell's `ScriptBlockText`), and so is content hidden
-//! in them: base64 blobs and `-EncodedCommand` arguments, decoded ([`decode`]). A value
-//! is cut at [`YaraLimits::max_scan_bytes`]; a scan that passes its timeout is abandoned.
-//! A value that holds none of the strings the rules' conditions need is passed over
-//! without a scan ([`prefilter`]): a scan costs microseconds even when nothing matches.
-//! Both are counted ([`YaraStats`]). Rows are scanned in parallel (rayon), one reused
-//! scanner per chunk of rows: building a scanner costs far more than a small scan.
+//! in them: base64 blobs and `-EncodedCommand` arguments, decoded (`decode`). A value
+//! is cut at [`YaraLimits::max_scan_bytes`] and a scan that passes its timeout is
+//! abandoned, both counted ([`YaraStats`]). A literal prefilter (`prefilter`) passes
+//! over values that hold none of the strings the rules' conditions need, and scans the
+//! others with only the rule files that need what they hold (each file is also compiled
+//! alone): a scan costs microseconds even when nothing matches. Rows are scanned in
+//! parallel (rayon), with reused scanners per chunk of rows (one per rule set a value of
+//! the chunk needs): building a scanner costs far more than a small scan.
 //!
 //! One alert per event and rule, naming the fields that matched and, per pattern, where
 //! (`$a@12+8`: offset and length); never the scanned bytes.
@@ -144,6 +146,13 @@ fn new_compiler<'a>() -> yara_x::Compiler<'a> {
     compiler
 }
 
+/// Whether `text` compiles alone in namespace `ns`.
+fn compiles_alone(ns: &str, text: &str) -> bool {
+    let mut probe = new_compiler();
+    probe.new_namespace(ns);
+    probe.add_source(yara_x::SourceCode::from(text)).is_ok()
+}
+
 /// The rules of compiled files that the prefilter cannot tell anything of, compiled
 /// apart (same namespaces) to be scanned on every value: each file's such rules with
 /// its imports, or the whole file when those do not compile alone (a rule that names
@@ -155,50 +164,71 @@ fn open_rules(compiled: &[(&Path, &str)]) -> Option<yara_x::Rules> {
         let Some(open) = prefilter::open_rules_source(text) else {
             continue;
         };
-        compiler.new_namespace(&namespace(origin));
+        let ns = namespace(origin);
+        // Tried apart first: yara-x keeps what a failing source compiled before its
+        // error, which would leave half a file here.
+        let chosen = if compiles_alone(&ns, &open) {
+            open.as_str()
+        } else {
+            text
+        };
+        compiler.new_namespace(&ns);
         let label = origin.display().to_string();
-        if compiler
-            .add_source(yara_x::SourceCode::from(open.as_str()).with_origin(label.as_str()))
-            .is_err()
-        {
-            // The file compiled whole: its rules can be scanned whole, apart.
-            let whole = yara_x::SourceCode::from(*text).with_origin(label.as_str());
-            if let Err(e) = compiler.add_source(whole) {
-                tracing::warn!(file = %label, error = %e, "YARA: a rule file no longer compiles");
-                continue;
+        match compiler.add_source(yara_x::SourceCode::from(chosen).with_origin(label.as_str())) {
+            Ok(_) => any = true,
+            Err(e) => {
+                tracing::warn!(file = %label, error = %e, "YARA: a rule file no longer compiles")
             }
         }
-        any = true;
     }
     any.then(|| compiler.build())
 }
 
 impl YaraSet {
     /// Compiles `sources` ((origin, text) pairs); a source that fails is reported and
-    /// left out.
+    /// left out, whole.
     pub fn compile(sources: &[(PathBuf, String)]) -> Self {
-        let mut compiler = new_compiler();
         let mut errors = Vec::new();
+        // Each file alone first (its rules, scanned when a value holds its strings): a
+        // file that fails is left out whole; in a shared compiler yara-x would keep the
+        // rules it compiled before the error.
         let mut compiled: Vec<(&Path, &str)> = Vec::new();
+        let mut per_file = Vec::new();
         for (origin, text) in sources {
-            compiler.new_namespace(&namespace(origin));
+            let mut alone = new_compiler();
+            alone.new_namespace(&namespace(origin));
             let source =
                 yara_x::SourceCode::from(text.as_str()).with_origin(origin.display().to_string());
-            match compiler.add_source(source) {
-                Ok(_) => compiled.push((origin.as_path(), text.as_str())),
+            match alone.add_source(source) {
+                Ok(_) => {
+                    compiled.push((origin.as_path(), text.as_str()));
+                    per_file.push(Some(alone.build()));
+                }
                 Err(e) => errors.push((origin.clone(), e.to_string())),
             }
         }
-        let per_file = compiled
-            .iter()
-            .map(|(origin, text)| {
-                let mut alone = new_compiler();
-                alone.new_namespace(&namespace(origin));
+        // The whole set, of the files that compiled alone (each in its own namespace).
+        let compiler = loop {
+            let mut compiler = new_compiler();
+            let mut failed = None;
+            for (i, (origin, text)) in compiled.iter().enumerate() {
+                compiler.new_namespace(&namespace(origin));
                 let source =
                     yara_x::SourceCode::from(*text).with_origin(origin.display().to_string());
-                alone.add_source(source).is_ok().then(|| alone.build())
-            })
-            .collect();
+                if let Err(e) = compiler.add_source(source) {
+                    failed = Some((i, e.to_string()));
+                    break;
+                }
+            }
+            match failed {
+                None => break compiler,
+                Some((i, e)) => {
+                    errors.push((compiled[i].0.to_path_buf(), e));
+                    compiled.remove(i);
+                    per_file.remove(i);
+                }
+            }
+        };
         let prefilter = prefilter::Prefilter::of_sources(compiled.iter().map(|(_, t)| *t));
         let open = if prefilter.open_rules.is_empty() {
             None

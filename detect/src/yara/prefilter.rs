@@ -21,8 +21,8 @@
 //!
 //! Atoms are looked for ignoring ASCII case (a superset of what `nocase` and exact
 //! strings match). A field none of whose atoms occurs cannot match any rule and is not
-//! scanned; one that holds an atom is scanned with the whole rule set, so what matches
-//! is exactly what yara-x says. The few rules that need nothing that can be told (a
+//! scanned; one that holds atoms is scanned with the rule files that need them, each
+//! compiled alone ([`Candidates`]), so what matches is what yara-x says. The few rules that need nothing that can be told (a
 //! condition on `filesize` alone, say; two of signature-base's 1,299 generic rules) are
 //! compiled apart into a small set scanned on every value; they are named in the log at
 //! load.
@@ -320,9 +320,11 @@ fn format_read(expr: &Expr<'_>) -> Option<&'static [u8]> {
                 other => format_read(other),
             }
         }
+        // Functions of `pe` give nothing for data that is not a PE file; those of other
+        // modules may (`elf.import_md5()` is the hash of nothing).
         Expr::FuncCall(call) => match call.object.as_ref()? {
-            Expr::Ident(root) => module(root.name),
-            other => format_read(other),
+            Expr::Ident(root) if root.name == "pe" => module(root.name),
+            _ => None,
         },
         Expr::Lookup(lookup) => format_read(&lookup.primary),
         _ => None,
@@ -486,16 +488,19 @@ fn need(expr: &Expr<'_>, cx: &Context<'_, '_>) -> Need {
             quantified(&of.quantifier, members)
         }
         Expr::With(w) => {
-            // A declared name may hide an external variable: then none is known.
-            let hides = w
-                .declarations
-                .iter()
-                .any(|d| cx.externals.contains(&d.identifier.name));
-            let inner = Context {
-                strings: cx.strings,
-                externals: if hides { &[] } else { cx.externals },
+            // A declared name may hide a function, a module or an external variable
+            // that what is told here relies on (`with uint32 = uint32be : ..`): then
+            // nothing is told.
+            let reserved = |name: &str| {
+                name.starts_with("uint")
+                    || name.starts_with("int")
+                    || FORMAT_MODULES.iter().any(|(m, _)| *m == name)
+                    || cx.externals.contains(&name)
             };
-            need(&w.body, &inner)
+            if w.declarations.iter().any(|d| reserved(d.identifier.name)) {
+                return None;
+            }
+            need(&w.body, cx)
         }
         _ => None,
     }
@@ -591,49 +596,61 @@ fn rule_needs(source: &str) -> Result<Vec<(String, Need)>, &'static str> {
 }
 
 /// The source of a file's rules whose condition needs nothing that can be told, with
-/// the file's imports, to be scanned on every value: `None` when it has none, the whole
-/// file when it cannot be read so.
+/// the file's imports, to be scanned on every value: `None` when it has none; the whole
+/// file when it cannot be read so, or has a `global` rule (which applies to every rule
+/// of the file, so must come along).
 pub(crate) fn open_rules_source(source: &str) -> Option<String> {
     let Ok(needs) = rule_needs(source) else {
         return Some(source.to_string());
     };
-    let open: Vec<&str> = needs
-        .iter()
-        .filter(|(_, n)| n.is_none())
-        .map(|(r, _)| r.as_str())
-        .collect();
-    if open.is_empty() {
+    if needs.iter().all(|(_, n)| n.is_some()) {
         return None;
     }
+    let tree = AST::from(source);
+    if tree.rules().any(|r| r.flags.contains(RuleFlags::Global)) {
+        return Some(source.to_string());
+    }
+    // Which declarations to keep, in file order: the syntax tree's rules and the
+    // concrete tree's declarations come in the same order.
+    let open: Vec<bool> = tree
+        .rules()
+        .map(|rule| {
+            !rule.flags.contains(RuleFlags::Private)
+                && needs
+                    .iter()
+                    .any(|(name, n)| n.is_none() && name == rule.identifier.name)
+        })
+        .collect();
+    let mut declarations = open.iter();
     let mut out = String::new();
     let events = yara_x_parser::cst::CSTStream::from(yara_x_parser::Parser::new(source.as_bytes()));
     for event in events {
         let yara_x_parser::cst::Event::Begin { kind, span } = event else {
             continue;
         };
-        let Some(text) = source.get(span.range()) else {
-            continue;
-        };
         let keep = match kind {
             SyntaxKind::IMPORT_STMT => true,
-            SyntaxKind::RULE_DECL => declared_name(text).is_some_and(|n| open.contains(&n)),
+            SyntaxKind::RULE_DECL => {
+                let Some(&keep) = declarations.next() else {
+                    // More declarations than rules: read wrongly, so take it whole.
+                    return Some(source.to_string());
+                };
+                keep
+            }
             _ => false,
         };
         if keep {
+            let Some(text) = source.get(span.range()) else {
+                return Some(source.to_string());
+            };
             out.push_str(text);
             out.push('\n');
         }
     }
+    if declarations.next().is_some() {
+        return Some(source.to_string());
+    }
     Some(out)
-}
-
-/// The name a rule declaration gives (`private rule name : tags { .. }`).
-fn declared_name(declaration: &str) -> Option<&str> {
-    let mut words = declaration
-        .split(|c: char| c.is_whitespace() || c == '{' || c == ':')
-        .filter(|w| !w.is_empty());
-    words.find(|w| *w == "rule")?;
-    words.next()
 }
 
 impl Prefilter {
@@ -853,7 +870,44 @@ mod tests {
         assert_eq!(pe("pe.DLL == 0x2000"), None);
         assert_eq!(pe("pe.is_dll()"), None);
         assert_eq!(pe("pe.machine == pe.MACHINE_I386"), None);
+        // Other modules' functions may give a value for any data.
+        assert_eq!(
+            needs("import \"elf\" rule r { condition: elf.import_md5() == \"d41d8cd98f00b204e9800998ecf8427e\" }"),
+            None
+        );
+        // A `with` that renames a function or module: nothing is told.
+        assert_eq!(
+            needs("rule r { condition: with uint32 = uint32be : (uint32(0) == 0x7f454c46) }"),
+            None
+        );
+        assert_eq!(
+            needs(&rule("with n = 1 : ($a and n == 1)")),
+            Some(vec![anywhere(b"cmd.exe")])
+        );
         assert_eq!(needs(&rule("false")), Some(Vec::new()));
+    }
+
+    #[test]
+    fn open_rules_are_cut_out_by_declaration_and_global_rules_take_the_file() {
+        let file = concat!(
+            "import \"math\"\n",
+            "rule told { strings: $a = \"abc\" condition: $a }\n",
+            "rule /* a comment */ tiny : tag { condition: filesize < 9 }\n",
+            "private rule helper { condition: filesize > 2 }\n",
+        );
+        let open = open_rules_source(file).unwrap();
+        assert!(open.contains("import \"math\""), "{open}");
+        assert!(open.contains("tiny"), "{open}");
+        assert!(!open.contains("told") && !open.contains("helper"), "{open}");
+        assert_eq!(
+            open_rules_source("rule t { strings: $a = \"abc\" condition: $a }"),
+            None
+        );
+        let with_global = concat!(
+            "global private rule g { condition: uint16(0) == 0x5a4d }\n",
+            "rule r { condition: filesize < 50 }\n",
+        );
+        assert_eq!(open_rules_source(with_global).as_deref(), Some(with_global));
     }
 
     fn corpora_root() -> PathBuf {

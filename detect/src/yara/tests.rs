@@ -253,3 +253,75 @@ fn rules_the_prefilter_cannot_tell_are_scanned_apart_on_every_value_and_said_onc
     let either = alerts.iter().find(|a| a.rule_id == "mixed:either").unwrap();
     assert_eq!(either.matched["yara.fields"], "process.command_line");
 }
+
+/// Matches of a detector over one command line each, as (event, rule).
+fn matches(d: &YaraDetector, lines: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut b = EventBatchBuilder::new();
+    for (id, cmd) in lines {
+        b.append(&Event {
+            id: (*id).into(),
+            host_name: Some("h".into()),
+            process_command_line: Some((*cmd).into()),
+            ..Event::default()
+        });
+    }
+    let batch = EventBatch::new(b.finish().unwrap(), "t", "default", 0);
+    let mut found: Vec<(String, String)> = d
+        .detect(&batch)
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.event_ids[0].clone(), a.rule_id))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn open_rules_that_name_others_are_scanned_with_their_whole_file() {
+    let set = YaraSet::compile(&[(
+        "named.yar".into(),
+        concat!(
+            "rule base { strings: $a = \"beacon\" condition: $a }\n",
+            "rule small { condition: filesize < 10 }\n",
+            "rule big_base { condition: base and filesize > 5 }\n",
+        )
+        .into(),
+    )]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    let d = YaraDetector::new(set, &[], YaraLimits::default());
+    assert_eq!(
+        matches(&d, &[("short", "whoami"), ("long", "run beacon.exe now")]),
+        [
+            ("long".to_string(), "named:base".to_string()),
+            ("long".to_string(), "named:big_base".to_string()),
+            ("short".to_string(), "named:small".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn a_file_that_fails_halfway_leaves_none_of_its_rules_behind() {
+    let set = YaraSet::compile(&[
+        (
+            "half.yar".into(),
+            "rule first { strings: $a = \"zzz\" condition: $a }\nrule broken { condition: $nope }"
+                .into(),
+        ),
+        (
+            "fine.yar".into(),
+            "rule fine { strings: $a = \"yyy\" condition: $a }".into(),
+        ),
+    ]);
+    assert_eq!(set.errors.len(), 1);
+    assert_eq!(set.rule_count(), 1);
+    let d = YaraDetector::new(set, &[], YaraLimits::default());
+    // Not even on a value over 64 KiB, which goes to the whole set.
+    let long = format!("zzz yyy {}", "x".repeat(70_000));
+    assert_eq!(
+        matches(&d, &[("short", "zzz yyy"), ("long", &long)]),
+        [
+            ("long".to_string(), "fine:fine".to_string()),
+            ("short".to_string(), "fine:fine".to_string()),
+        ]
+    );
+}

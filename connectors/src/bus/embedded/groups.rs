@@ -20,6 +20,8 @@ struct Membership {
     generation: u64,
     /// Next offset the group's members will read, per partition they have read.
     reads: HashMap<u32, u64>,
+    /// When a member last joined or read.
+    active_at: Option<std::time::Instant>,
 }
 
 /// Commits and members of every group.
@@ -160,6 +162,7 @@ impl Groups {
             .or_default();
         m.members.push(id);
         m.generation += 1;
+        m.active_at = Some(std::time::Instant::now());
         id
     }
 
@@ -179,15 +182,25 @@ impl Groups {
         let mut members = lock(&self.members);
         if let Some(m) = members.get_mut(&(group.to_string(), topic.to_string())) {
             m.reads.insert(partition, next);
+            m.active_at = Some(std::time::Instant::now());
         }
     }
 
-    /// The groups with members reading `topic` in this process, each with the next
-    /// offset it will read per partition (where it has read).
-    pub(crate) fn readers(&self, topic: &str) -> Vec<(String, HashMap<u32, u64>)> {
+    /// The groups with members reading `topic` in this process that joined or read
+    /// within `active_within`, each with the next offset it will read per partition
+    /// (where it has read).
+    pub(crate) fn readers(
+        &self,
+        topic: &str,
+        active_within: std::time::Duration,
+    ) -> Vec<(String, HashMap<u32, u64>)> {
         lock(&self.members)
             .iter()
-            .filter(|((_, t), m)| t == topic && !m.members.is_empty())
+            .filter(|((_, t), m)| {
+                t == topic
+                    && !m.members.is_empty()
+                    && m.active_at.is_some_and(|at| at.elapsed() <= active_within)
+            })
             .map(|((g, _), m)| (g.clone(), m.reads.clone()))
             .collect()
     }

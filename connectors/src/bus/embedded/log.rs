@@ -21,6 +21,10 @@ use super::segment::read_record;
 use crate::bus::codec::BatchHeader;
 use crate::bus::lock;
 
+/// A consumer group that has not read for this long no longer holds producers back
+/// (see [`EmbeddedLog::backlog_bytes`]).
+pub const STALLED_AFTER: Duration = Duration::from_secs(30);
+
 /// When an append counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncPolicy {
@@ -582,10 +586,21 @@ impl EmbeddedLog {
     }
 
     /// Bytes of records of `topic` that the slowest group reading it in this process
-    /// (one with members now) has yet to read, summed over partitions; 0 when no
-    /// group reads it. Producers slow down on it (`bus.embedded.max_backlog_mib`).
+    /// has yet to read, summed over partitions; 0 when no group reads it. Producers slow
+    /// down on it (`bus.embedded.max_backlog_mib`). Only groups with members now that
+    /// read within [`STALLED_AFTER`] count: a stalled consumer (its store down, say)
+    /// must not stop every input; the log holds its backlog, as retention allows.
     pub fn backlog_bytes(&self, topic_name: &str) -> Result<u64, CoreError> {
-        let readers = self.groups.readers(topic_name);
+        self.backlog_bytes_of_groups_active_within(topic_name, STALLED_AFTER)
+    }
+
+    /// [`Self::backlog_bytes`], counting groups that read within `active_within`.
+    pub fn backlog_bytes_of_groups_active_within(
+        &self,
+        topic_name: &str,
+        active_within: Duration,
+    ) -> Result<u64, CoreError> {
+        let readers = self.groups.readers(topic_name, active_within);
         if readers.is_empty() {
             return Ok(0);
         }

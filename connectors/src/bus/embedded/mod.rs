@@ -75,6 +75,8 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> vedette_core
     let context = context.into();
     move |e| vedette_core::CoreError::io(context, e)
 }
-pub use log::{AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy};
+pub use log::{
+    AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy, STALLED_AFTER,
+};
 pub use partition::Retention;
 pub use payload::{compress_into, PayloadCodec};
