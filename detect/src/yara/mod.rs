@@ -21,6 +21,7 @@
 //! (`$a@12+8`: offset and length); never the scanned bytes.
 
 mod decode;
+mod needs;
 mod prefilter;
 
 use std::collections::BTreeMap;
