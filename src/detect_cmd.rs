@@ -128,7 +128,7 @@ pub(crate) fn detect(args: &DetectArgs) -> anyhow::Result<()> {
             set,
             &args.yara_field,
             vedette_detect::yara::YaraLimits::default(),
-        ))
+        )?)
     };
     let baselines = load_hunt_baselines(&args.baselines)?;
     let mut state = HuntAlerts::new(

@@ -53,33 +53,39 @@ pub(crate) fn load_yara(
         max_scan_bytes,
         ..YaraLimits::default()
     };
-    Ok(Some(Arc::new(YaraDetector::new(set, fields, limits))))
+    Ok(Some(Arc::new(YaraDetector::new(set, fields, limits)?)))
 }
 
 /// The YARA counters, by name, in the order of the `vedette_yara` gauges.
-const COUNTERS: [&str; 8] = [
+const COUNTERS: [&str; 11] = [
     "scans",
     "bytes",
+    "bytes_met",
     "truncated",
     "timeouts",
     "decoded",
     "passed_over",
     "open_scans",
     "file_scans",
+    "whole_set_scans",
+    "scanners_built",
 ];
 
 /// The values of [`COUNTERS`] of one detector.
-fn counters_of(detector: &YaraDetector) -> [u64; 8] {
+fn counters_of(detector: &YaraDetector) -> [u64; COUNTERS.len()] {
     let s = &detector.stats;
     [
         &s.scans,
         &s.bytes,
+        &s.bytes_met,
         &s.truncated,
         &s.timeouts,
         &s.decoded,
         &s.passed_over,
         &s.open_scans,
         &s.file_scans,
+        &s.whole_set_scans,
+        &s.scanners_built,
     ]
     .map(|c| c.load(Ordering::Relaxed))
 }
@@ -92,7 +98,7 @@ pub(crate) struct LiveYara {
     max_scan_bytes: usize,
     current: RwLock<Option<Arc<YaraDetector>>>,
     /// Counters of the detectors replaced so far (the gauges stay monotonic).
-    retired: [AtomicU64; 8],
+    retired: [AtomicU64; COUNTERS.len()],
     /// Reloads done.
     pub(crate) reloads: AtomicU64,
 }
@@ -131,9 +137,9 @@ impl LiveYara {
     }
 
     /// The counters since start, over every detector that ran.
-    pub(crate) fn counters(&self) -> [u64; 8] {
+    pub(crate) fn counters(&self) -> [u64; COUNTERS.len()] {
         let now = self.current().map(|d| counters_of(&d)).unwrap_or_default();
-        let mut out = [0u64; 8];
+        let mut out = [0u64; COUNTERS.len()];
         for (i, o) in out.iter_mut().enumerate() {
             *o = self.retired[i].load(Ordering::Relaxed) + now[i];
         }

@@ -27,4 +27,7 @@ pub enum DetectError {
     /// A batch does not have the event schema.
     #[error("batch does not have the event schema: {0}")]
     Schema(String),
+    /// The YARA scan threads could not start or did not answer.
+    #[error("yara: {0}")]
+    Yara(String),
 }

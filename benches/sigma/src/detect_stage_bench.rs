@@ -3,10 +3,14 @@
 //!
 //! ```text
 //! detect-stage-bench [--yara DIR]... [--yara-prefix P] [--sigma DIR]... [--batches N]
+//!                    [--stream corpus|generated]
 //! ```
 //!
-//! Events: the corpora's Windows events, replicated and varied into batches of 8192
-//! (as `sigma-bench` does). YARA rules: `--yara` (default: the corpus's signature-base
+//! Events, in batches of 8192: `corpus` (the default), the corpora's Windows events
+//! (SigmaHQ's true-positive logs and sample logs: attacks, mostly), replicated and varied
+//! (as `sigma-bench` does); `generated`, the Windows part (Sysmon, Security, PowerShell)
+//! of the benchmark suite's stream of `benches/scenarios/embedded.toml`: an estate's
+//! ordinary activity with an attack story every 2,000 events. YARA rules: `--yara` (default: the corpus's signature-base
 //! set, about 5,500 rules, with Vedette's own; `--yara-prefix gen_` keeps the files whose
 //! name starts so, about 1,500 generic rules of signature-base); Sigma rules: `--sigma` (default: the
 //! bundled `rules/sigma`); baselines: the bundled `rules/baselines`. It prints:
@@ -50,6 +54,27 @@ struct Args {
     /// Batches of 8192 events.
     #[arg(long, default_value_t = 20)]
     batches: usize,
+    /// The events: `corpus` or `generated` (see the module doc).
+    #[arg(long, default_value = "corpus")]
+    stream: String,
+}
+
+/// `n` Windows event lines of the suite's generated stream (its embedded scenario's
+/// estate, mix and seed; the other sources' records left out).
+fn generated_windows_events(n: usize) -> anyhow::Result<Vec<String>> {
+    use vedette_bench::sources::{Source, Transport};
+    let scenario =
+        vedette_bench::scenario::Scenario::load(&repo().join("benches/scenarios/embedded.toml"))?;
+    let g = &scenario.generate;
+    let stream = vedette_bench::stream::Stream::new(g.world()?, &g.mix, g.seed, g.attack_every);
+    Ok(stream
+        .filter(|r| {
+            r.source != Source::LinuxSysmon
+                && r.source.transport() == Transport::Http("windows-json")
+        })
+        .take(n)
+        .map(|r| r.text)
+        .collect())
 }
 
 fn repo() -> PathBuf {
@@ -97,11 +122,18 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let set = YaraSet::load(&yara_paths, Vec::new())?;
     let unfiltered = set.unfiltered_rules().len();
+    let shown = set
+        .unfiltered_rules()
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>();
     let (files, rules, failed) = (set.files, set.rule_count(), set.errors.len());
-    let yara = YaraDetector::new(set, &[], YaraLimits::default());
+    let yara = YaraDetector::new(set, &[], YaraLimits::default())?;
     println!(
-        "# YARA: {rules} rules from {files} files ({failed} failed) compiled in {:.1} s, {unfiltered} that the prefilter cannot tell; {} threads",
+        "# YARA: {rules} rules from {files} files ({failed} failed) compiled in {:.1} s, {unfiltered} that the prefilter cannot tell ({}); {} threads",
         started.elapsed().as_secs_f64(),
+        shown.join(", "),
         rayon::current_num_threads()
     );
     let sigma_dirs = if args.sigma.is_empty() {
@@ -114,8 +146,11 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(baseline_set.errors.is_empty(), "{:?}", baseline_set.errors);
     let mut baselines = BaselineEngine::new(&baseline_set.defs, 1_000_000);
 
-    let base = corpus_windows_events(&corpora)?;
-    let lines = replicate(&base, args.batches * 8192)?;
+    let lines = match args.stream.as_str() {
+        "corpus" => replicate(&corpus_windows_events(&corpora)?, args.batches * 8192)?,
+        "generated" => generated_windows_events(args.batches * 8192)?,
+        other => anyhow::bail!("--stream {other}: corpus or generated"),
+    };
     let batches: Vec<EventBatch> = vedette_batches(&lines)?
         .into_iter()
         .map(|r| EventBatch::new(r, "bench", "default", 0))
@@ -128,6 +163,10 @@ fn main() -> anyhow::Result<()> {
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         (load(&s.scans), load(&s.passed_over))
     };
+    let whole0 = yara
+        .stats
+        .whole_set_scans
+        .load(std::sync::atomic::Ordering::Relaxed);
     let (scans0, over0) = counted();
     let t = Instant::now();
     let mut yara_hits = 0;
@@ -137,9 +176,19 @@ fn main() -> anyhow::Result<()> {
     let yara_small = t.elapsed();
     let (scans1, over1) = counted();
     let (scans, over) = (scans1 - scans0, over1 - over0);
+    let met = yara
+        .stats
+        .bytes_met
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let whole = yara
+        .stats
+        .whole_set_scans
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - whole0;
     let fields = scans + over;
     println!(
-        "yara small   {fields} fields of {events} events ({scans} scanned, {over} passed over) in {:.2} s: {:.2} µs per field, {:.0} events/s, {yara_hits} hits",
+        "yara small   {fields} fields of {events} events ({} bytes each on average; {scans} scanned, {whole} of them with the whole set; {over} passed over) in {:.2} s: {:.2} µs per field, {:.0} events/s, {yara_hits} hits",
+        met / fields.max(1),
         yara_small.as_secs_f64(),
         yara_small.as_secs_f64() * 1e6 / fields.max(1) as f64,
         events as f64 / yara_small.as_secs_f64()

@@ -13,9 +13,10 @@
 //! abandoned, both counted ([`YaraStats`]). A literal prefilter (`prefilter`) passes
 //! over values that hold none of the strings the rules' conditions need, and scans the
 //! others with only the rule files that need what they hold (each file is also compiled
-//! alone): a scan costs microseconds even when nothing matches. Rows are scanned in
-//! parallel (rayon), with reused scanners per chunk of rows (one per rule set a value of
-//! the chunk needs): building a scanner costs far more than a small scan.
+//! alone): a scan costs microseconds even when nothing matches. A batch's rows are
+//! scanned in parallel by the detector's own scan threads (`workers`, one per core),
+//! each keeping the scanners it built from batch to batch (`scan`): building a scanner
+//! costs far more than a small scan.
 //!
 //! One alert per event and rule, naming the fields that matched and, per pattern, where
 //! (`$a@12+8`: offset and length); never the scanned bytes.
@@ -23,14 +24,17 @@
 mod decode;
 mod needs;
 mod prefilter;
+mod scan;
+mod units;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rayon::prelude::*;
-use vedette_core::alert::{entity_dedup_key, Alert, DetectionKind, Level};
+use vedette_core::alert::{entity_dedup_key, Alert, DetectionKind};
 use vedette_core::batch::EventBatch;
 use vedette_core::schema::col;
 use vedette_core::traits::Detector;
@@ -39,6 +43,8 @@ use vedette_core::CoreError;
 use crate::alerting::stable_id;
 use crate::error::DetectError;
 use crate::field_values::FieldValues;
+use scan::{RuleHit, Scanning};
+use workers::ScanWorkers;
 
 /// Fields scanned when the configuration names none.
 pub const DEFAULT_FIELDS: [&str; 3] = ["payload", "process.command_line", "ScriptBlockText"];
@@ -46,7 +52,7 @@ pub const DEFAULT_FIELDS: [&str; 3] = ["payload", "process.command_line", "Scrip
 /// they hold some rule's strings anyway, and the prefilter's pass, the rules it cannot
 /// tell and each candidate file would each read them again.
 const WHOLE_SET_ABOVE: usize = 64 * 1024;
-/// Fewest rows scanned by one scanner.
+/// Fewest rows of one scan job.
 const CHUNK_ROWS: usize = 512;
 /// External variables of THOR/LOKI rule sets, defined empty.
 const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "owner"];
@@ -77,6 +83,8 @@ pub struct YaraStats {
     pub scans: AtomicU64,
     /// Bytes scanned.
     pub bytes: AtomicU64,
+    /// Bytes of every value met, scanned or passed over (cut at the byte limit).
+    pub bytes_met: AtomicU64,
     /// Values cut at the byte limit.
     pub truncated: AtomicU64,
     /// Scans abandoned at the timeout.
@@ -90,16 +98,23 @@ pub struct YaraStats {
     pub open_scans: AtomicU64,
     /// Scans with one file's rules alone (a value scanned with three files counts 3).
     pub file_scans: AtomicU64,
+    /// Scans with the whole set at once: values over 64 KiB, and values that hold the
+    /// strings of more than 8 units.
+    pub whole_set_scans: AtomicU64,
+    /// Scanners set up by the scan threads (each kept for the next batches, a bounded
+    /// number per thread).
+    pub scanners_built: AtomicU64,
 }
 
 /// Compiled YARA rules and what failed to compile.
 pub struct YaraSet {
     /// Every rule, for values that could match rules of many files.
     rules: yara_x::Rules,
-    /// Each compiled file's rules alone, in the prefilter's file order: a value is
-    /// scanned with the few files whose strings it holds.
-    /// `None` for a file that did not compile alone (its values go to the whole set).
-    per_file: Vec<Option<yara_x::Rules>>,
+    /// Each compiled unit's rules alone (a file, or part of one: see `units`), in the
+    /// prefilter's order: a value is scanned with the few units whose strings it
+    /// holds. `None` for one that did not compile alone (its values go to the whole
+    /// set).
+    per_unit: Vec<Option<yara_x::Rules>>,
     /// The rules the prefilter can tell nothing of, apart (see [`prefilter`]).
     open: Option<yara_x::Rules>,
     prefilter: prefilter::Prefilter,
@@ -185,6 +200,39 @@ fn open_rules(compiled: &[(&Path, &str)]) -> Option<yara_x::Rules> {
     any.then(|| compiler.build())
 }
 
+/// A file that imports modules cut in units that each compile alone (in the file's
+/// namespace) and leave the same rules to the open set as the file whole; `None` when
+/// it is scanned whole.
+fn cut_units(origin: &Path, text: &str) -> Option<Vec<(String, yara_x::Rules)>> {
+    let units = units::scan_units(text);
+    if units.len() < 2 {
+        return None;
+    }
+    let open_of = |source: &str| -> Option<Vec<String>> {
+        let needs = needs::rule_needs(source).ok()?;
+        let mut open: Vec<String> = needs
+            .into_iter()
+            .filter(|(_, n)| n.is_none())
+            .map(|(r, _)| r)
+            .collect();
+        open.sort();
+        Some(open)
+    };
+    let mut open_of_units = Vec::new();
+    let mut cut = Vec::new();
+    for unit in units {
+        open_of_units.extend(open_of(&unit)?);
+        let mut compiler = new_compiler();
+        compiler.new_namespace(&namespace(origin));
+        let source =
+            yara_x::SourceCode::from(unit.as_str()).with_origin(origin.display().to_string());
+        compiler.add_source(source).ok()?;
+        cut.push((unit, compiler.build()));
+    }
+    open_of_units.sort();
+    (open_of(text)? == open_of_units).then_some(cut)
+}
+
 impl YaraSet {
     /// Compiles `sources` ((origin, text) pairs); a source that fails is reported and
     /// left out, whole.
@@ -230,7 +278,24 @@ impl YaraSet {
                 }
             }
         };
-        let prefilter = prefilter::Prefilter::of_sources(compiled.iter().map(|(_, t)| *t));
+        // Files that import modules, cut where they can be (see `units`).
+        let mut units: Vec<String> = Vec::new();
+        let mut per_unit = Vec::new();
+        for ((origin, text), rules) in compiled.iter().zip(per_file) {
+            match cut_units(origin, text) {
+                Some(cut) => {
+                    for (unit, rules) in cut {
+                        units.push(unit);
+                        per_unit.push(Some(rules));
+                    }
+                }
+                None => {
+                    units.push(text.to_string());
+                    per_unit.push(rules);
+                }
+            }
+        }
+        let prefilter = prefilter::Prefilter::of_sources(units.iter().map(String::as_str));
         let open = if prefilter.open_rules.is_empty() {
             None
         } else {
@@ -251,7 +316,7 @@ impl YaraSet {
         }
         Self {
             rules: compiler.build(),
-            per_file,
+            per_unit,
             open,
             prefilter,
             files: compiled.len(),
@@ -291,278 +356,62 @@ impl YaraSet {
     }
 }
 
-/// What one rule said about one scanned value.
-#[derive(Debug, Clone)]
-struct RuleHit {
-    row: usize,
-    rule: String,
-    title: String,
-    author: Option<String>,
-    level: Level,
-    tags: Vec<String>,
-    field: String,
-    patterns: Vec<String>,
-}
-
-/// The YARA detector.
+/// The YARA detector: a rule set, the fields it scans, and its scan threads.
 pub struct YaraDetector {
-    set: YaraSet,
-    fields: Vec<String>,
-    limits: YaraLimits,
+    scanning: Arc<Scanning>,
+    workers: ScanWorkers,
     /// Counters of the scans.
-    pub stats: YaraStats,
+    pub stats: Arc<YaraStats>,
 }
 
 impl std::fmt::Debug for YaraDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("YaraDetector")
-            .field("set", &self.set)
-            .field("fields", &self.fields)
+            .field("set", &self.scanning.set)
+            .field("fields", &self.scanning.fields)
+            .field("threads", &self.workers.threads())
             .finish_non_exhaustive()
     }
 }
 
-/// The level a rule's metadata asks for (`severity`, `level` or a numeric `score`),
-/// else medium.
-fn level_of(meta: &BTreeMap<String, String>) -> Level {
-    for key in ["severity", "level"] {
-        if let Some(v) = meta.get(key) {
-            if let Ok(l) = v.to_ascii_lowercase().parse::<Level>() {
-                return l;
-            }
-        }
-    }
-    match meta.get("score").and_then(|s| s.parse::<i64>().ok()) {
-        Some(s) if s >= 90 => Level::Critical,
-        Some(s) if s >= 70 => Level::High,
-        Some(s) if s >= 40 => Level::Medium,
-        Some(_) => Level::Low,
-        None => Level::Medium,
-    }
-}
-
 impl YaraDetector {
-    /// A detector of `set` over `fields` (the defaults when empty).
-    pub fn new(set: YaraSet, fields: &[String], limits: YaraLimits) -> Self {
+    /// A detector of `set` over `fields` (the defaults when empty), with one scan
+    /// thread per thread of rayon's pool; fails if a thread cannot be started.
+    pub fn new(set: YaraSet, fields: &[String], limits: YaraLimits) -> Result<Self, DetectError> {
+        Self::with_threads(set, fields, limits, rayon::current_num_threads())
+    }
+
+    /// [`YaraDetector::new`] with `threads` scan threads (at least one).
+    pub fn with_threads(
+        set: YaraSet,
+        fields: &[String],
+        limits: YaraLimits,
+        threads: usize,
+    ) -> Result<Self, DetectError> {
         let fields = if fields.is_empty() {
             DEFAULT_FIELDS.iter().map(|f| f.to_string()).collect()
         } else {
             fields.to_vec()
         };
-        Self {
+        let stats = Arc::new(YaraStats::default());
+        let scanning = Arc::new(Scanning {
             set,
             fields,
             limits,
-            stats: YaraStats::default(),
-        }
+            stats: stats.clone(),
+        });
+        let workers = ScanWorkers::start(scanning.clone(), threads)?;
+        Ok(Self {
+            scanning,
+            workers,
+            stats,
+        })
     }
 
     /// Rules loaded.
     pub fn rule_count(&self) -> usize {
-        self.set.rule_count()
+        self.scanning.set.rule_count()
     }
-
-    /// Scans one chunk of rows with one scanner (built if a value needs it).
-    fn scan_rows(&self, batch: &EventBatch, rows: std::ops::Range<usize>) -> Vec<RuleHit> {
-        let records = &batch.records;
-        let values: Vec<(&str, FieldValues<'_>)> = self
-            .fields
-            .iter()
-            .map(|f| (f.as_str(), FieldValues::of(records, f)))
-            .collect();
-        let mut scanners = Scanners::default();
-        let mut hits = Vec::new();
-        for row in rows {
-            for (name, column) in &values {
-                let Some(value) = column.bytes(row) else {
-                    continue;
-                };
-                if value.is_empty() {
-                    continue;
-                }
-                let mut targets: Vec<(String, Vec<u8>)> = Vec::new();
-                if let Ok(text) = std::str::from_utf8(&value) {
-                    for (how, blob) in decode::blobs(text) {
-                        self.stats.decoded.fetch_add(1, Ordering::Relaxed);
-                        targets.push((format!("{name}({})", how.label()), blob));
-                    }
-                }
-                self.scan_one(&mut scanners, row, name, &value, &mut hits);
-                for (label, blob) in targets {
-                    self.scan_one(&mut scanners, row, &label, &blob, &mut hits);
-                }
-            }
-        }
-        hits
-    }
-
-    /// A scanner of `rules` with the detector's limits.
-    fn scanner<'r>(&self, rules: &'r yara_x::Rules) -> yara_x::Scanner<'r> {
-        let mut scanner = yara_x::Scanner::new(rules);
-        scanner.set_timeout(self.limits.timeout);
-        scanner.max_matches_per_pattern(64);
-        scanner
-    }
-
-    /// Scans one value: with the rules the prefilter cannot tell anything of, if any,
-    /// then with the rule files whose strings it holds (each alone, or the whole set at
-    /// once when there are many).
-    fn scan_one<'r>(
-        &'r self,
-        scanners: &mut Scanners<'r>,
-        row: usize,
-        field: &str,
-        data: &[u8],
-        hits: &mut Vec<RuleHit>,
-    ) {
-        let data = if data.len() > self.limits.max_scan_bytes {
-            self.stats.truncated.fetch_add(1, Ordering::Relaxed);
-            &data[..self.limits.max_scan_bytes]
-        } else {
-            data
-        };
-        if data.len() > WHOLE_SET_ABOVE {
-            // A large value holds some rule's strings anyway: one pass of the whole set.
-            self.stats.scans.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .bytes
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
-            let scanner = scanners
-                .all
-                .get_or_insert_with(|| self.scanner(&self.set.rules));
-            self.scan_with(scanner, row, field, data, hits);
-            return;
-        }
-        let first = hits.len();
-        if let Some(open) = &self.set.open {
-            let scanner = scanners.open.get_or_insert_with(|| self.scanner(open));
-            self.stats.open_scans.fetch_add(1, Ordering::Relaxed);
-            self.scan_with(scanner, row, field, data, hits);
-        }
-        let candidates = self.set.prefilter.candidates(data);
-        if candidates == prefilter::Candidates::None {
-            self.stats.passed_over.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.stats.scans.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        // The files hold the open rules too: what a rule said is not said twice.
-        let mut said: Vec<String> = hits[first..].iter().map(|h| h.rule.clone()).collect();
-        let mut scan = |scanner: &mut yara_x::Scanner<'r>, hits: &mut Vec<RuleHit>| {
-            let before = hits.len();
-            self.scan_with(scanner, row, field, data, hits);
-            let mut i = before;
-            while i < hits.len() {
-                if said.contains(&hits[i].rule) {
-                    hits.swap_remove(i);
-                } else {
-                    said.push(hits[i].rule.clone());
-                    i += 1;
-                }
-            }
-        };
-        let alone = |f: &usize| self.set.per_file.get(*f).is_some_and(Option::is_some);
-        match candidates {
-            prefilter::Candidates::Files(files) if files.iter().all(alone) => {
-                if scanners.per_file.len() < self.set.per_file.len() {
-                    scanners
-                        .per_file
-                        .resize_with(self.set.per_file.len(), || None);
-                }
-                for f in files {
-                    let (Some(Some(rules)), Some(slot)) =
-                        (self.set.per_file.get(f), scanners.per_file.get_mut(f))
-                    else {
-                        continue;
-                    };
-                    self.stats.file_scans.fetch_add(1, Ordering::Relaxed);
-                    scan(slot.get_or_insert_with(|| self.scanner(rules)), hits);
-                }
-            }
-            _ => {
-                let scanner = scanners
-                    .all
-                    .get_or_insert_with(|| self.scanner(&self.set.rules));
-                scan(scanner, hits);
-            }
-        }
-    }
-
-    /// Scans `data` with `scanner`, adding what matched to `hits`.
-    fn scan_with(
-        &self,
-        scanner: &mut yara_x::Scanner<'_>,
-        row: usize,
-        field: &str,
-        data: &[u8],
-        hits: &mut Vec<RuleHit>,
-    ) {
-        let results = match scanner.scan(data) {
-            Ok(r) => r,
-            Err(yara_x::errors::ScanError::Timeout) => {
-                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, field, "yara scan failed");
-                return;
-            }
-        };
-        for rule in results.matching_rules() {
-            let meta: BTreeMap<String, String> = rule
-                .metadata()
-                .map(|(k, v)| {
-                    let v = match v {
-                        yara_x::MetaValue::Integer(i) => i.to_string(),
-                        yara_x::MetaValue::Float(f) => f.to_string(),
-                        yara_x::MetaValue::Bool(b) => b.to_string(),
-                        yara_x::MetaValue::String(s) => s.to_string(),
-                        yara_x::MetaValue::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-                    };
-                    (k.to_string(), v)
-                })
-                .collect();
-            let patterns = rule
-                .patterns()
-                .flat_map(|p| {
-                    let id = p.identifier().to_string();
-                    p.matches()
-                        .map(move |m| {
-                            let r = m.range();
-                            format!("{id}@{}+{}", r.start, r.len())
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .take(16)
-                .collect();
-            hits.push(RuleHit {
-                row,
-                rule: format!("{}:{}", rule.namespace(), rule.identifier()),
-                title: meta
-                    .get("description")
-                    .cloned()
-                    .unwrap_or_else(|| rule.identifier().to_string()),
-                author: meta.get("author").cloned(),
-                level: level_of(&meta),
-                tags: rule.tags().map(|t| t.identifier().to_string()).collect(),
-                field: field.to_string(),
-                patterns,
-            });
-        }
-    }
-}
-
-/// A chunk's scanners, built when a first value needs each: often none does.
-#[derive(Default)]
-struct Scanners<'r> {
-    /// Of the whole rule set.
-    all: Option<yara_x::Scanner<'r>>,
-    /// Of each file's rules alone.
-    per_file: Vec<Option<yara_x::Scanner<'r>>>,
-    /// Of the rules the prefilter cannot tell anything of.
-    open: Option<yara_x::Scanner<'r>>,
 }
 
 /// Column added to a batch before the Sigma rules see it: the identifiers of the YARA
@@ -628,22 +477,19 @@ impl YaraDetector {
     /// Every (row, rule) that matched, as an alert.
     fn detect_rows(&self, batch: &EventBatch) -> Result<Vec<(usize, Alert)>, CoreError> {
         let rows = batch.records.num_rows();
-        if rows == 0 || self.set.rule_count() == 0 {
+        if rows == 0 || self.rule_count() == 0 {
             return Ok(Vec::new());
         }
-        // A scanner per chunk, and setting one up costs as much as scanning hundreds
-        // of values: one chunk per thread, of CHUNK_ROWS at least.
-        let chunk = rows
-            .div_ceil(rayon::current_num_threads().max(1))
-            .max(CHUNK_ROWS);
+        // One chunk per scan thread, of CHUNK_ROWS at least.
+        let chunk = rows.div_ceil(self.workers.threads()).max(CHUNK_ROWS);
         let chunks: Vec<std::ops::Range<usize>> = (0..rows)
             .step_by(chunk)
             .map(|s| s..(s + chunk).min(rows))
             .collect();
-        let hits: Vec<RuleHit> = chunks
-            .into_par_iter()
-            .flat_map_iter(|r| self.scan_rows(batch, r))
-            .collect();
+        let hits = self
+            .workers
+            .scan(&batch.records, chunks)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         // One alert per (row, rule), listing every field that matched.
         let mut grouped: BTreeMap<(usize, String), (RuleHit, Vec<String>)> = BTreeMap::new();
         for hit in hits {

@@ -14,7 +14,6 @@
 
 use aho_corasick::AhoCorasick;
 use yara_x_parser::ast::{RuleFlags, AST};
-use yara_x_parser::cst::SyntaxKind;
 
 use super::needs::{rule_needs, Atom};
 
@@ -58,9 +57,9 @@ impl std::fmt::Debug for Prefilter {
 }
 
 /// The source of a file's rules whose condition needs nothing that can be told, with
-/// the file's imports, to be scanned on every value: `None` when it has none; the whole
-/// file when it cannot be read so, or has a `global` rule (which applies to every rule
-/// of the file, so must come along).
+/// the file's imports if one of them names a module, to be scanned on every value:
+/// `None` when it has none; the whole file when it cannot be read so, or has a `global`
+/// rule (which applies to every rule of the file, so must come along).
 pub(crate) fn open_rules_source(source: &str) -> Option<String> {
     let Ok(needs) = rule_needs(source) else {
         return Some(source.to_string());
@@ -83,36 +82,20 @@ pub(crate) fn open_rules_source(source: &str) -> Option<String> {
                     .any(|(name, n)| n.is_none() && name == rule.identifier.name)
         })
         .collect();
-    let mut declarations = open.iter();
-    let mut out = String::new();
-    let events = yara_x_parser::cst::CSTStream::from(yara_x_parser::Parser::new(source.as_bytes()));
-    for event in events {
-        let yara_x_parser::cst::Event::Begin { kind, span } = event else {
-            continue;
-        };
-        let keep = match kind {
-            SyntaxKind::IMPORT_STMT => true,
-            SyntaxKind::RULE_DECL => {
-                let Some(&keep) = declarations.next() else {
-                    // More declarations than rules: read wrongly, so take it whole.
-                    return Some(source.to_string());
-                };
-                keep
-            }
-            _ => false,
-        };
-        if keep {
-            let Some(text) = source.get(span.range()) else {
-                return Some(source.to_string());
-            };
-            out.push_str(text);
-            out.push('\n');
-        }
-    }
-    if declarations.next().is_some() {
+    // The imports only if a rule kept names a module: building a module's structure
+    // (`pe`'s) would cost most of each scan, on every value.
+    let Some((imports, declarations)) = super::units::imports_and_declarations(source) else {
         return Some(source.to_string());
-    }
-    Some(out)
+    };
+    let with_imports = declarations
+        .iter()
+        .zip(&open)
+        .any(|(text, kept)| *kept && super::units::names_a_module(text, &imports));
+    // More or fewer declarations than rules: read wrongly, so take it whole.
+    Some(
+        super::units::kept_declarations(source, &open, with_imports)
+            .unwrap_or_else(|| source.to_string()),
+    )
 }
 
 impl Prefilter {
@@ -238,9 +221,15 @@ mod tests {
             "private rule helper { condition: filesize > 2 }\n",
         );
         let open = open_rules_source(file).unwrap();
-        assert!(open.contains("import \"math\""), "{open}");
+        // No rule kept names `math`: the import is left out.
+        assert!(!open.contains("import"), "{open}");
         assert!(open.contains("tiny"), "{open}");
         assert!(!open.contains("told") && !open.contains("helper"), "{open}");
+        let reads_math =
+            format!("{file}rule dense {{ condition: math.entropy(0, filesize) > 7 }}\n");
+        let open = open_rules_source(&reads_math).unwrap();
+        assert!(open.starts_with("import \"math\"\n"), "{open}");
+        assert!(open.contains("tiny") && open.contains("dense"), "{open}");
         assert_eq!(
             open_rules_source("rule t { strings: $a = \"abc\" condition: $a }"),
             None
@@ -294,10 +283,12 @@ mod tests {
     }
 
     /// The prefilter's promise, against yara-x itself on signature-base's generic
-    /// rules: data made of a rule's own strings, some left out, make rules match; each
-    /// rule that matches holds one of the atoms the prefilter says it needs.
+    /// rules: data made of a rule's own strings, some left out, make rules match; the
+    /// open rules and the units the prefilter names, each scanned alone, say what the
+    /// whole set says; each rule that matches holds one of the atoms the prefilter says
+    /// it needs.
     #[test]
-    fn every_match_of_yara_x_holds_what_its_rule_needs() {
+    fn the_units_named_say_what_the_whole_set_says_and_each_match_holds_what_its_rule_needs() {
         let dir = corpora_root().join("yara/signature-base/yara");
         assert!(
             dir.is_dir(),
@@ -321,13 +312,10 @@ mod tests {
         assert!(set.rule_count() > 1000, "{} rules", set.rule_count());
         let mut rules: HashMap<(String, String), Need> = HashMap::new();
         let mut data = Vec::new();
-        // The files that compiled, in the prefilter's order.
-        let mut kept: Vec<&Path> = Vec::new();
         for (origin, text) in &sources {
             if set.errors.iter().any(|(e, _)| e == origin) {
                 continue;
             }
-            kept.push(origin);
             let ns = super::super::namespace(origin);
             for (rule, need) in rule_needs(text).unwrap() {
                 rules.insert((ns.clone(), rule), need);
@@ -340,43 +328,51 @@ mod tests {
             "{told} of {} rules",
             rules.len()
         );
+        let cut = set.per_unit.len() - set.files;
+        assert!(cut >= 10, "only {cut} files were cut in units");
         let mut open_scanner = set.open.as_ref().map(yara_x::Scanner::new);
         let mut scanner = yara_x::Scanner::new(&set.rules);
+        let mut unit_scanners: Vec<Option<yara_x::Scanner<'_>>> =
+            set.per_unit.iter().map(|_| None).collect();
+        let matched = |results: yara_x::ScanResults<'_, '_>| -> Vec<String> {
+            results
+                .matching_rules()
+                .map(|r| format!("{}:{}", r.namespace(), r.identifier()))
+                .collect()
+        };
         let (mut checked, mut passed_over) = (0, 0);
         for d in &data {
-            // What the detector would say: the open rules' matches, and those of the
-            // files the prefilter names (or of every file); nothing else may match.
+            // What the detector says (the open rules' matches and those of the units
+            // the prefilter names, each scanned alone) is what the whole set says.
             let candidates = set.prefilter.candidates(d);
+            let whole = {
+                let mut w = matched(scanner.scan(d).unwrap());
+                w.sort();
+                w
+            };
             if candidates != Candidates::All {
-                let open: Vec<String> = match open_scanner.as_mut() {
-                    Some(s) => s
-                        .scan(d)
-                        .unwrap()
-                        .matching_rules()
-                        .map(|r| r.identifier().to_string())
-                        .collect(),
+                let mut said: Vec<String> = match open_scanner.as_mut() {
+                    Some(s) => matched(s.scan(d).unwrap()),
                     None => Vec::new(),
                 };
-                let named: Vec<String> = match &candidates {
-                    Candidates::Files(files) => files
-                        .iter()
-                        .map(|f| super::super::namespace(kept[*f]))
-                        .collect(),
-                    _ => Vec::new(),
-                };
+                if let Candidates::Files(units) = &candidates {
+                    for &u in units {
+                        let rules = set.per_unit[u].as_ref().unwrap();
+                        let s = unit_scanners[u].get_or_insert_with(|| yara_x::Scanner::new(rules));
+                        said.extend(matched(s.scan(d).unwrap()));
+                    }
+                }
                 if candidates == Candidates::None {
                     passed_over += 1;
                 }
-                for rule in scanner.scan(d).unwrap().matching_rules() {
-                    assert!(
-                        open.iter().any(|o| o == rule.identifier())
-                            || named.iter().any(|n| n == rule.namespace()),
-                        "{}:{} matched {:?}, not a candidate ({candidates:?})",
-                        rule.namespace(),
-                        rule.identifier(),
-                        String::from_utf8_lossy(d)
-                    );
-                }
+                said.sort();
+                said.dedup();
+                assert_eq!(
+                    said,
+                    whole,
+                    "{:?} with candidates {candidates:?}",
+                    String::from_utf8_lossy(d)
+                );
             }
             let results = scanner.scan(d).unwrap();
             for rule in results.matching_rules() {
@@ -400,8 +396,9 @@ mod tests {
             }
         }
         println!(
-            "{} rules, {told} with a need; {} data, {passed_over} passed over; {checked} matches checked",
+            "{} rules, {told} with a need; {} files, {cut} cut in two units; {} data, {passed_over} passed over; {checked} matches checked",
             rules.len(),
+            set.files,
             data.len()
         );
         assert!(checked >= 500, "only {checked} matches checked");

@@ -1,5 +1,8 @@
+use std::sync::atomic::Ordering;
+
 use arrow::array::Array;
 use base64::Engine;
+use vedette_core::alert::Level;
 use vedette_core::event::{Event, EventBatchBuilder};
 
 use super::*;
@@ -19,7 +22,7 @@ fn eicar() -> String {
 fn detector(limits: YaraLimits) -> YaraDetector {
     let set = YaraSet::load(&[PathBuf::from(BUNDLED)], Vec::new()).unwrap();
     assert!(set.errors.is_empty(), "{:?}", set.errors);
-    YaraDetector::new(set, &[], limits)
+    YaraDetector::new(set, &[], limits).unwrap()
 }
 
 fn batch() -> EventBatch {
@@ -214,7 +217,7 @@ fn rules_the_prefilter_cannot_tell_are_scanned_apart_on_every_value_and_said_onc
     let mut open = set.unfiltered_rules().to_vec();
     open.sort();
     assert_eq!(open, ["either", "tiny"]);
-    let d = YaraDetector::new(set, &[], YaraLimits::default());
+    let d = YaraDetector::new(set, &[], YaraLimits::default()).unwrap();
     let line = |id: &str, cmd: &str| Event {
         id: id.into(),
         host_name: Some("h".into()),
@@ -288,7 +291,7 @@ fn open_rules_that_name_others_are_scanned_with_their_whole_file() {
         .into(),
     )]);
     assert!(set.errors.is_empty(), "{:?}", set.errors);
-    let d = YaraDetector::new(set, &[], YaraLimits::default());
+    let d = YaraDetector::new(set, &[], YaraLimits::default()).unwrap();
     assert_eq!(
         matches(&d, &[("short", "whoami"), ("long", "run beacon.exe now")]),
         [
@@ -314,7 +317,7 @@ fn a_file_that_fails_halfway_leaves_none_of_its_rules_behind() {
     ]);
     assert_eq!(set.errors.len(), 1);
     assert_eq!(set.rule_count(), 1);
-    let d = YaraDetector::new(set, &[], YaraLimits::default());
+    let d = YaraDetector::new(set, &[], YaraLimits::default()).unwrap();
     // Not even on a value over 64 KiB, which goes to the whole set.
     let long = format!("zzz yyy {}", "x".repeat(70_000));
     assert_eq!(
@@ -324,4 +327,77 @@ fn a_file_that_fails_halfway_leaves_none_of_its_rules_behind() {
             ("short".to_string(), "fine:fine".to_string()),
         ]
     );
+}
+
+#[test]
+fn scan_threads_keep_their_scanners_from_batch_to_batch() {
+    let d = YaraDetector::with_threads(
+        YaraSet::load(&[PathBuf::from(BUNDLED)], Vec::new()).unwrap(),
+        &[],
+        YaraLimits::default(),
+        1,
+    )
+    .unwrap();
+    let first = d.detect(&batch()).unwrap();
+    let built = d.stats.scanners_built.load(Ordering::Relaxed);
+    assert!(built >= 1, "the first batch needed scanners");
+    for _ in 0..5 {
+        let again = d.detect(&batch()).unwrap();
+        assert_eq!(again.len(), first.len());
+    }
+    assert_eq!(
+        d.stats.scanners_built.load(Ordering::Relaxed),
+        built,
+        "later batches reuse them"
+    );
+}
+
+#[test]
+fn a_scan_thread_holds_a_bounded_number_of_file_scanners() {
+    // More files than a thread keeps scanners for, each with its own string.
+    let files = scan::MAX_UNIT_SCANNERS + 40;
+    let sources: Vec<(PathBuf, String)> = (0..files)
+        .map(|i| {
+            (
+                PathBuf::from(format!("f{i}.yar")),
+                format!("rule r{i} {{ strings: $a = \"marker{i:04}x\" condition: $a }}"),
+            )
+        })
+        .collect();
+    let set = YaraSet::compile(&sources);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    let scanning = Scanning {
+        set,
+        fields: vec!["process.command_line".into()],
+        limits: YaraLimits::default(),
+        stats: Arc::new(YaraStats::default()),
+    };
+    let mut b = EventBatchBuilder::new();
+    for i in 0..files {
+        b.append(&Event {
+            id: format!("e{i}"),
+            host_name: Some("h".into()),
+            process_command_line: Some(format!("run marker{i:04}x now")),
+            ..Event::default()
+        });
+    }
+    let records = b.finish().unwrap();
+    let mut scanners = scan::Scanners::default();
+    let hits = scanning.scan_rows(&records, 0..files, &mut scanners);
+    assert_eq!(hits.len(), files, "every file's rule matched its own row");
+    assert_eq!(scanners.held(), scan::MAX_UNIT_SCANNERS);
+    // The files used last are still held: scanning their rows again builds nothing.
+    let built = scanning.stats.scanners_built.load(Ordering::Relaxed);
+    let recent = files - 10..files;
+    let again = scanning.scan_rows(&records, recent, &mut scanners);
+    assert_eq!(again.len(), 10);
+    assert_eq!(scanning.stats.scanners_built.load(Ordering::Relaxed), built);
+    // The first file's was dropped: it is built again, and one other is dropped.
+    let again = scanning.scan_rows(&records, 0..1, &mut scanners);
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        scanning.stats.scanners_built.load(Ordering::Relaxed),
+        built + 1
+    );
+    assert_eq!(scanners.held(), scan::MAX_UNIT_SCANNERS);
 }
