@@ -57,7 +57,7 @@ pub(crate) fn load_yara(
 }
 
 /// The YARA counters, by name, in the order of the `vedette_yara` gauges.
-const COUNTERS: [&str; 11] = [
+const COUNTERS: [&str; 14] = [
     "scans",
     "bytes",
     "bytes_met",
@@ -68,6 +68,9 @@ const COUNTERS: [&str; 11] = [
     "open_scans",
     "file_scans",
     "whole_set_scans",
+    "relaxed_passed_over",
+    "group_scans",
+    "group_passed_over",
     "scanners_built",
 ];
 
@@ -85,6 +88,9 @@ fn counters_of(detector: &YaraDetector) -> [u64; COUNTERS.len()] {
         &s.open_scans,
         &s.file_scans,
         &s.whole_set_scans,
+        &s.relaxed_passed_over,
+        &s.group_scans,
+        &s.group_passed_over,
         &s.scanners_built,
     ]
     .map(|c| c.load(Ordering::Relaxed))

@@ -18,6 +18,8 @@
 //! - YARA on small fields: the batches' command lines and script blocks (and what is
 //!   decoded from them), µs per field (amortized over every field, scanned or passed
 //!   over by the prefilter; both cores);
+//! - YARA on 500-byte fields: the same command lines and script blocks joined by
+//!   newlines and cut in 500-byte pieces, µs per field (as above);
 //! - YARA on large payloads: 64 events with a 1 MiB text payload each, MB/s;
 //! - the stage: Sigma, then YARA, then the baselines, per batch as `vedette run` does,
 //!   events/s and µs per event for each part and for the whole.
@@ -98,6 +100,145 @@ fn payload_batch() -> anyhow::Result<EventBatch> {
     Ok(EventBatch::new(b.finish()?, "bench", "default", 0))
 }
 
+/// The command lines and script blocks of `batches`, in order.
+fn field_texts(batches: &[EventBatch]) -> Vec<String> {
+    use arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for b in batches {
+        let records = &b.records;
+        if let Some(lines) = records
+            .column_by_name("process.command_line")
+            .and_then(|c| c.as_string_opt::<i32>())
+        {
+            out.extend(lines.iter().flatten().map(str::to_owned));
+        }
+        if let Some(map) = records
+            .column_by_name("fields")
+            .and_then(|c| c.as_map_opt())
+        {
+            let (keys, values) = (
+                map.keys().as_string::<i32>(),
+                map.values().as_string::<i32>(),
+            );
+            for i in 0..keys.len() {
+                if keys.value(i) == "ScriptBlockText" && values.is_valid(i) {
+                    out.push(values.value(i).to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Events whose command line is `bytes` long (cut at a character boundary): `texts`
+/// joined by newlines and cut in pieces, in batches of 8192.
+fn joined_batches(texts: &[String], bytes: usize) -> anyhow::Result<Vec<EventBatch>> {
+    let all = texts.join("\n");
+    let mut pieces = Vec::new();
+    let mut rest = all.as_str();
+    while rest.len() >= bytes {
+        let mut cut = bytes;
+        while !rest.is_char_boundary(cut) {
+            cut += 1;
+        }
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    let mut batches = Vec::new();
+    for (n, chunk) in pieces.chunks(8192).enumerate() {
+        let mut b = EventBatchBuilder::new();
+        for (i, text) in chunk.iter().enumerate() {
+            b.append(&Event {
+                id: format!("j{n}-{i}"),
+                host_name: Some(format!("h{}", i % 97)),
+                process_command_line: Some((*text).to_string()),
+                ..Event::default()
+            });
+        }
+        batches.push(EventBatch::new(b.finish()?, "bench", "default", 0));
+    }
+    Ok(batches)
+}
+
+/// What one pass of the YARA detector over some batches did.
+struct YaraPhase {
+    seconds: f64,
+    hits: usize,
+    scanned: u64,
+    whole_set: u64,
+    passed_over: u64,
+    bytes: u64,
+    unit_scans: u64,
+    relaxed_passed_over: u64,
+    group_scans: u64,
+    group_passed_over: u64,
+}
+
+impl YaraPhase {
+    /// Values met (decoded blobs included).
+    fn fields(&self) -> u64 {
+        self.scanned + self.passed_over
+    }
+
+    /// Amortized over every value met.
+    fn per_field_us(&self) -> f64 {
+        self.seconds * 1e6 / self.fields().max(1) as f64
+    }
+
+    /// Mean size and what the prefilter did.
+    fn detail(&self) -> String {
+        format!(
+            "{} bytes each on average; {} scanned, {} of them with the whole set; {} passed over; {} unit scans, {} more passed over by relaxed rules, {} by {} group scans",
+            self.bytes / self.fields().max(1),
+            self.scanned,
+            self.whole_set,
+            self.passed_over,
+            self.unit_scans,
+            self.relaxed_passed_over,
+            self.group_passed_over,
+            self.group_scans
+        )
+    }
+}
+
+/// Runs `yara` over `batches`, counting from its counters.
+fn yara_phase(yara: &YaraDetector, batches: &[EventBatch]) -> anyhow::Result<YaraPhase> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &yara.stats;
+    let read = || YaraPhase {
+        seconds: 0.0,
+        hits: 0,
+        scanned: s.scans.load(Relaxed),
+        whole_set: s.whole_set_scans.load(Relaxed),
+        passed_over: s.passed_over.load(Relaxed),
+        bytes: s.bytes_met.load(Relaxed),
+        unit_scans: s.file_scans.load(Relaxed),
+        relaxed_passed_over: s.relaxed_passed_over.load(Relaxed),
+        group_scans: s.group_scans.load(Relaxed),
+        group_passed_over: s.group_passed_over.load(Relaxed),
+    };
+    let before = read();
+    let t = Instant::now();
+    let mut hits = 0;
+    for b in batches {
+        hits += yara.detect(b).context("yara")?.len();
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    let after = read();
+    Ok(YaraPhase {
+        seconds,
+        hits,
+        scanned: after.scanned - before.scanned,
+        whole_set: after.whole_set - before.whole_set,
+        passed_over: after.passed_over - before.passed_over,
+        bytes: after.bytes - before.bytes,
+        unit_scans: after.unit_scans - before.unit_scans,
+        relaxed_passed_over: after.relaxed_passed_over - before.relaxed_passed_over,
+        group_scans: after.group_scans - before.group_scans,
+        group_passed_over: after.group_passed_over - before.group_passed_over,
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let corpora = corpora_dir()?;
@@ -157,55 +298,37 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let events: usize = batches.iter().map(|b| b.len()).sum();
 
-    // YARA alone on the small fields.
-    let counted = || {
-        let s = &yara.stats;
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        (load(&s.scans), load(&s.passed_over))
-    };
-    let whole0 = yara
-        .stats
-        .whole_set_scans
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let (scans0, over0) = counted();
-    let t = Instant::now();
-    let mut yara_hits = 0;
-    for b in &batches {
-        yara_hits += yara.detect(b).context("yara")?.len();
-    }
-    let yara_small = t.elapsed();
-    let (scans1, over1) = counted();
-    let (scans, over) = (scans1 - scans0, over1 - over0);
-    let met = yara
-        .stats
-        .bytes_met
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let whole = yara
-        .stats
-        .whole_set_scans
-        .load(std::sync::atomic::Ordering::Relaxed)
-        - whole0;
-    let fields = scans + over;
+    // YARA alone on the small fields, then on 500-byte fields (the same texts, joined
+    // and cut).
+    let small = yara_phase(&yara, &batches)?;
     println!(
-        "yara small   {fields} fields of {events} events ({} bytes each on average; {scans} scanned, {whole} of them with the whole set; {over} passed over) in {:.2} s: {:.2} µs per field, {:.0} events/s, {yara_hits} hits",
-        met / fields.max(1),
-        yara_small.as_secs_f64(),
-        yara_small.as_secs_f64() * 1e6 / fields.max(1) as f64,
-        events as f64 / yara_small.as_secs_f64()
+        "yara small   {} fields of {events} events ({}) in {:.2} s: {:.2} µs per field, {:.0} events/s, {} hits",
+        small.fields(),
+        small.detail(),
+        small.seconds,
+        small.per_field_us(),
+        events as f64 / small.seconds,
+        small.hits
+    );
+    let joined = yara_phase(&yara, &joined_batches(&field_texts(&batches), 500)?)?;
+    println!(
+        "yara 500 B   {} fields ({}) in {:.2} s: {:.2} µs per field, {:.1} MB/s, {} hits",
+        joined.fields(),
+        joined.detail(),
+        joined.seconds,
+        joined.per_field_us(),
+        joined.bytes as f64 / 1e6 / joined.seconds,
+        joined.hits
     );
 
     // YARA on large payloads.
-    let payloads = payload_batch()?;
-    let (scans0, _) = counted();
-    let t = Instant::now();
-    let hits = yara.detect(&payloads).context("yara")?.len();
-    let large = t.elapsed();
-    let (scans1, _) = counted();
+    let large = yara_phase(&yara, &[payload_batch()?])?;
     println!(
-        "yara large   64 payloads of 1 MiB ({} scanned) in {:.2} s: {:.1} MB/s, {hits} hits",
-        scans1 - scans0,
-        large.as_secs_f64(),
-        64.0 * 1.048_576 / large.as_secs_f64()
+        "yara large   64 payloads of 1 MiB ({} scanned) in {:.2} s: {:.1} MB/s, {} hits",
+        large.scanned,
+        large.seconds,
+        64.0 * 1.048_576 / large.seconds,
+        large.hits
     );
 
     // The stage: as the detect stage runs it, batch by batch.

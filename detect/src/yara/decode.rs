@@ -32,8 +32,21 @@ impl Decoding {
     }
 }
 
+/// Per byte, whether it is a base64 character (a table: this runs over every byte of
+/// every scanned value).
+const BASE64_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+        c += 1;
+    }
+    table
+};
+
 fn is_b64(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
+    BASE64_BYTES[c as usize]
 }
 
 /// Whether `word` is a PowerShell `-EncodedCommand` switch: any prefix of it from `-e`,
@@ -46,22 +59,45 @@ fn is_encoded_switch(word: &str) -> bool {
     name == "ec" || (!name.is_empty() && "encodedcommand".starts_with(&name))
 }
 
+/// The next run of base64 characters at or after `from` (where no run is under way) that
+/// could make a blob with its padding: `MIN_BLOB - 2` long at least, as (start, end).
+/// It looks at one byte in `MIN_BLOB - 2` where no such run is: text between blobs
+/// (paths, words) is passed over without reading each byte.
+fn next_run(bytes: &[u8], mut from: usize) -> Option<(usize, usize)> {
+    const CORE: usize = MIN_BLOB - 2;
+    while from + CORE <= bytes.len() {
+        let probe = from + CORE - 1;
+        if !is_b64(bytes[probe]) {
+            from = probe + 1;
+            continue;
+        }
+        let mut start = probe;
+        while start > from && is_b64(bytes[start - 1]) {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < bytes.len() && is_b64(bytes[end]) {
+            end += 1;
+        }
+        if end - start >= CORE {
+            return Some((start, end));
+        }
+        from = end;
+    }
+    None
+}
+
 /// The decoded blobs of `text`.
 pub(crate) fn blobs(text: &str) -> Vec<(Decoding, Vec<u8>)> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
-    while i < bytes.len() && out.len() < MAX_BLOBS {
-        if !is_b64(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && is_b64(bytes[i]) {
-            i += 1;
-        }
-        let mut end = i;
-        while end < bytes.len() && bytes[end] == b'=' && end - i < 2 {
+    while out.len() < MAX_BLOBS {
+        let Some((start, core_end)) = next_run(bytes, i) else {
+            break;
+        };
+        let mut end = core_end;
+        while end < bytes.len() && bytes[end] == b'=' && end - core_end < 2 {
             end += 1;
         }
         let run = &text[start..end];
@@ -97,7 +133,71 @@ pub(crate) fn blobs(text: &str) -> Vec<(Decoding, Vec<u8>)> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The maximal runs of base64 characters of `text` with up to two `=` after, read
+    /// byte by byte: what [`blobs`] must find its blobs in.
+    fn runs_read_byte_by_byte(text: &str) -> Vec<&str> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !is_b64(bytes[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && is_b64(bytes[i]) {
+                i += 1;
+            }
+            let mut end = i;
+            while end < bytes.len() && bytes[end] == b'=' && end - i < 2 {
+                end += 1;
+            }
+            out.push(&text[start..end]);
+            i = end;
+        }
+        out
+    }
+
+    /// The runs the skipping search finds, with their padding.
+    fn runs_found(text: &str) -> Vec<&str> {
+        let bytes = text.as_bytes();
+        let mut found = Vec::new();
+        let mut i = 0;
+        while let Some((start, end)) = next_run(bytes, i) {
+            let mut padded = end;
+            while padded < bytes.len() && bytes[padded] == b'=' && padded - end < 2 {
+                padded += 1;
+            }
+            found.push(&text[start..padded]);
+            i = padded;
+        }
+        found
+    }
+
+    /// Those long enough for a blob, read byte by byte.
+    fn runs_expected(text: &str) -> Vec<&str> {
+        runs_read_byte_by_byte(text)
+            .into_iter()
+            .filter(|r| r.trim_end_matches('=').len() >= MIN_BLOB - 2)
+            .collect()
+    }
+
+    proptest! {
+        /// The skipping search finds every run long enough for a blob, and no other:
+        /// on text of long runs, and on runs of any length between separators.
+        #[test]
+        fn runs_are_found_as_a_byte_by_byte_reading_finds_them(
+            long in "[a-zA-Z0-9+/= .\\\\-]{0,200}",
+            short in "([a-zA-Z0-9+/]{0,30}[ =.\\\\-]{1,3}){0,12}",
+        ) {
+            prop_assert_eq!(runs_found(&long), runs_expected(&long));
+            prop_assert_eq!(runs_found(&short), runs_expected(&short));
+        }
+    }
 
     fn b64(bytes: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(bytes)

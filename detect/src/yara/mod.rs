@@ -24,6 +24,7 @@
 mod decode;
 mod needs;
 mod prefilter;
+mod relaxed;
 mod scan;
 mod units;
 mod workers;
@@ -62,7 +63,8 @@ const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "
 pub struct YaraLimits {
     /// Bytes of one value scanned at most (the rest is not scanned, counted).
     pub max_scan_bytes: usize,
-    /// Time one scan may take (yara-x counts in whole seconds).
+    /// Time one scan may take; a scan is abandoned between this and one second more
+    /// (yara-x counts in whole seconds).
     pub timeout: Duration,
 }
 
@@ -98,6 +100,13 @@ pub struct YaraStats {
     pub open_scans: AtomicU64,
     /// Scans with one file's rules alone (a value scanned with three files counts 3).
     pub file_scans: AtomicU64,
+    /// Scans of a unit's relaxed rules (module reads left out) that matched nothing,
+    /// so the unit itself was not scanned.
+    pub relaxed_passed_over: AtomicU64,
+    /// Scans of several values gathered for one unit, at once.
+    pub group_scans: AtomicU64,
+    /// Values a scan of their group passed over (nothing matched the group).
+    pub group_passed_over: AtomicU64,
     /// Scans with the whole set at once: values over 64 KiB, and values that hold the
     /// strings of more than 8 units.
     pub whole_set_scans: AtomicU64,
@@ -115,6 +124,12 @@ pub struct YaraSet {
     /// holds. `None` for one that did not compile alone (its values go to the whole
     /// set).
     per_unit: Vec<Option<yara_x::Rules>>,
+    /// Per unit, its relaxed rules (see `relaxed`), when it has them: a group of values
+    /// they do not match is not scanned with the unit.
+    relaxed: Vec<Option<yara_x::Rules>>,
+    /// Per unit, whether it imports modules: then each value is scanned with its
+    /// relaxed rules before the unit's own.
+    modular: Vec<bool>,
     /// The rules the prefilter can tell nothing of, apart (see [`prefilter`]).
     open: Option<yara_x::Rules>,
     prefilter: prefilter::Prefilter,
@@ -200,6 +215,15 @@ fn open_rules(compiled: &[(&Path, &str)]) -> Option<yara_x::Rules> {
     any.then(|| compiler.build())
 }
 
+/// `source` compiled alone in the namespace of `origin`; `None` if it does not compile.
+fn compile_alone(origin: &Path, source: &str) -> Option<yara_x::Rules> {
+    let mut compiler = new_compiler();
+    compiler.new_namespace(&namespace(origin));
+    let code = yara_x::SourceCode::from(source).with_origin(origin.display().to_string());
+    compiler.add_source(code).ok()?;
+    Some(compiler.build())
+}
+
 /// A file that imports modules cut in units that each compile alone (in the file's
 /// namespace) and leave the same rules to the open set as the file whole; `None` when
 /// it is scanned whole.
@@ -222,12 +246,8 @@ fn cut_units(origin: &Path, text: &str) -> Option<Vec<(String, yara_x::Rules)>> 
     let mut cut = Vec::new();
     for unit in units {
         open_of_units.extend(open_of(&unit)?);
-        let mut compiler = new_compiler();
-        compiler.new_namespace(&namespace(origin));
-        let source =
-            yara_x::SourceCode::from(unit.as_str()).with_origin(origin.display().to_string());
-        compiler.add_source(source).ok()?;
-        cut.push((unit, compiler.build()));
+        let rules = compile_alone(origin, &unit)?;
+        cut.push((unit, rules));
     }
     open_of_units.sort();
     (open_of(text)? == open_of_units).then_some(cut)
@@ -281,18 +301,22 @@ impl YaraSet {
         // Files that import modules, cut where they can be (see `units`).
         let mut units: Vec<String> = Vec::new();
         let mut per_unit = Vec::new();
+        let mut relaxed = Vec::new();
+        let mut modular = Vec::new();
         for ((origin, text), rules) in compiled.iter().zip(per_file) {
-            match cut_units(origin, text) {
-                Some(cut) => {
-                    for (unit, rules) in cut {
-                        units.push(unit);
-                        per_unit.push(Some(rules));
-                    }
-                }
-                None => {
-                    units.push(text.to_string());
-                    per_unit.push(rules);
-                }
+            let parts: Vec<(String, Option<yara_x::Rules>)> = match cut_units(origin, text) {
+                Some(cut) => cut.into_iter().map(|(u, r)| (u, Some(r))).collect(),
+                None => vec![(text.to_string(), rules)],
+            };
+            for (unit, rules) in parts {
+                let relaxed_rules = rules
+                    .as_ref()
+                    .and_then(|_| relaxed::relaxed_source(&unit))
+                    .and_then(|source| compile_alone(origin, &source));
+                modular.push(rules.as_ref().is_some_and(|r| r.imports().next().is_some()));
+                relaxed.push(relaxed_rules);
+                units.push(unit);
+                per_unit.push(rules);
             }
         }
         let prefilter = prefilter::Prefilter::of_sources(units.iter().map(String::as_str));
@@ -317,6 +341,8 @@ impl YaraSet {
         Self {
             rules: compiler.build(),
             per_unit,
+            relaxed,
+            modular,
             open,
             prefilter,
             files: compiled.len(),

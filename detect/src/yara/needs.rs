@@ -325,8 +325,9 @@ fn format_read(expr: &Expr<'_>) -> Option<&'static [u8]> {
 
 /// What `read op literal` needs when `read` reads a format module's field: a field is
 /// undefined for data of another format (a comparison with it is then false), or holds
-/// its type's zero value, which `== v` (v not zero, not empty), `> n` (n ≥ 0) and `>= n`
-/// (n ≥ 1) all refuse.
+/// its type's zero value, which `== v` (v not zero, not empty), `> n` (n ≥ 0), `>= n`
+/// (n ≥ 1) and `contains`, `startswith`, `endswith`, `iequals` a non-empty string all
+/// refuse.
 fn format_need(expr: &Expr<'_>) -> Need {
     let (read, refuses_zero) = match expr {
         Expr::Eq(b) => {
@@ -343,6 +344,17 @@ fn format_need(expr: &Expr<'_>) -> Need {
         }
         Expr::Gt(b) => (&b.lhs, integer(&b.rhs).is_some_and(|n| n >= 0)),
         Expr::Ge(b) => (&b.lhs, integer(&b.rhs).is_some_and(|n| n >= 1)),
+        // The empty string contains, starts, ends with or equals no other.
+        Expr::Contains(b)
+        | Expr::IContains(b)
+        | Expr::StartsWith(b)
+        | Expr::IStartsWith(b)
+        | Expr::EndsWith(b)
+        | Expr::IEndsWith(b)
+        | Expr::IEquals(b) => (
+            &b.lhs,
+            matches!(&b.rhs, Expr::LiteralString(t) if !t.value.is_empty()),
+        ),
         _ => return None,
     };
     if !refuses_zero {
@@ -652,6 +664,12 @@ mod tests {
         assert_eq!(pe("pe.number_of_signatures > 0"), mz);
         assert_eq!(pe("pe.sections[0].name == \".text\""), mz);
         assert_eq!(pe("pe.machine == 0x14c"), mz);
+        assert_eq!(
+            pe("pe.version_info[\"InternalName\"] contains \"SERVICE.EXE\""),
+            mz
+        );
+        assert_eq!(pe("pe.dll_name istartswith \"x\""), mz);
+        assert_eq!(pe("pe.dll_name contains \"\""), None);
         assert_eq!(pe("pe.number_of_signatures == 0"), None);
         assert_eq!(pe("pe.number_of_signatures < 3"), None);
         assert_eq!(pe("pe.number_of_signatures >= 0"), None);

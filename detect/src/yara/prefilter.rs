@@ -12,7 +12,7 @@
 //! signature-base's 1,299 generic rules) are compiled apart ([`open_rules_source`]) into
 //! a small set scanned on every value; they are named in the log at load.
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use yara_x_parser::ast::{RuleFlags, AST};
 
 use super::needs::{rule_needs, Atom};
@@ -146,10 +146,15 @@ impl Prefilter {
         let anywhere = if anywhere.is_empty() {
             None
         } else {
-            match AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .build(&anywhere)
-            {
+            // A DFA where it fits (the fastest search: this runs over every value),
+            // else whatever the builder picks.
+            let build = |kind| {
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .kind(kind)
+                    .build(&anywhere)
+            };
+            match build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)) {
                 Ok(ac) => Some(ac),
                 Err(e) => {
                     tracing::warn!(error = %e, "YARA prefilter: no automaton; every value is scanned");
@@ -181,9 +186,24 @@ impl Prefilter {
             }
             files.len() > MAX_CANDIDATE_FILES
         };
-        for (prefix, owners) in &self.prefixes {
-            if data.starts_with(prefix) && add(owners, &mut files) {
+        // The prefixes are sorted: an empty one first (any value starts so), then only
+        // those that start with the value's first byte.
+        for (_, owners) in self.prefixes.iter().take_while(|(p, _)| p.is_empty()) {
+            if add(owners, &mut files) {
                 return Candidates::All;
+            }
+        }
+        if let Some(first) = data.first() {
+            let from = self
+                .prefixes
+                .partition_point(|(p, _)| p.first() < Some(first));
+            for (prefix, owners) in &self.prefixes[from..] {
+                if prefix.first() != Some(first) {
+                    break;
+                }
+                if data.starts_with(prefix) && add(owners, &mut files) {
+                    return Candidates::All;
+                }
             }
         }
         if let Some(ac) = &self.anywhere {
@@ -334,6 +354,11 @@ mod tests {
         let mut scanner = yara_x::Scanner::new(&set.rules);
         let mut unit_scanners: Vec<Option<yara_x::Scanner<'_>>> =
             set.per_unit.iter().map(|_| None).collect();
+        let mut relaxed_scanners: Vec<Option<yara_x::Scanner<'_>>> =
+            set.per_unit.iter().map(|_| None).collect();
+        let relaxed_units = set.relaxed.iter().flatten().count();
+        assert!(relaxed_units >= 140, "only {relaxed_units} units relaxed");
+        let mut relaxed_passed = 0;
         let matched = |results: yara_x::ScanResults<'_, '_>| -> Vec<String> {
             results
                 .matching_rules()
@@ -341,7 +366,8 @@ mod tests {
                 .collect()
         };
         let (mut checked, mut passed_over) = (0, 0);
-        for d in &data {
+        let mut expected: Vec<(usize, String)> = Vec::new();
+        for (i, d) in data.iter().enumerate() {
             // What the detector says (the open rules' matches and those of the units
             // the prefilter names, each scanned alone) is what the whole set says.
             let candidates = set.prefilter.candidates(d);
@@ -350,6 +376,7 @@ mod tests {
                 w.sort();
                 w
             };
+            expected.extend(whole.iter().map(|rule| (i, rule.clone())));
             if candidates != Candidates::All {
                 let mut said: Vec<String> = match open_scanner.as_mut() {
                     Some(s) => matched(s.scan(d).unwrap()),
@@ -359,7 +386,24 @@ mod tests {
                     for &u in units {
                         let rules = set.per_unit[u].as_ref().unwrap();
                         let s = unit_scanners[u].get_or_insert_with(|| yara_x::Scanner::new(rules));
-                        said.extend(matched(s.scan(d).unwrap()));
+                        let by_unit = matched(s.scan(d).unwrap());
+                        // The relaxed rules match wherever the unit's rules do.
+                        if let Some(relaxed) = &set.relaxed[u] {
+                            let r = relaxed_scanners[u]
+                                .get_or_insert_with(|| yara_x::Scanner::new(relaxed));
+                            let by_relaxed = matched(r.scan(d).unwrap());
+                            if by_relaxed.is_empty() {
+                                relaxed_passed += 1;
+                            }
+                            for rule in &by_unit {
+                                assert!(
+                                    by_relaxed.contains(rule),
+                                    "{rule} matched {:?}, its relaxed form did not",
+                                    String::from_utf8_lossy(d)
+                                );
+                            }
+                        }
+                        said.extend(by_unit);
                     }
                 }
                 if candidates == Candidates::None {
@@ -396,11 +440,77 @@ mod tests {
             }
         }
         println!(
-            "{} rules, {told} with a need; {} files, {cut} cut in two units; {} data, {passed_over} passed over; {checked} matches checked",
+            "{} rules, {told} with a need; {} files, {cut} cut in two units, {relaxed_units} units relaxed; {} data, {passed_over} passed over, {relaxed_passed} unit scans passed over by relaxed rules; {checked} matches checked",
             rules.len(),
             set.files,
             data.len()
         );
         assert!(checked >= 500, "only {checked} matches checked");
+
+        // The detector itself (which also gathers values for monotone units and scans
+        // them together) says of each value what the whole set says; near misses too
+        // (each value's first half: some of a rule's strings, or parts of them).
+        let halves: Vec<Vec<u8>> = data.iter().map(|d| d[..d.len() / 2].to_vec()).collect();
+        for (i, d) in halves.iter().enumerate() {
+            expected.extend(
+                matched(scanner.scan(d).unwrap())
+                    .into_iter()
+                    .map(|rule| (data.len() + i, rule)),
+            );
+        }
+        let data: Vec<Vec<u8>> = data.into_iter().chain(halves).collect();
+        let detector = super::super::YaraDetector::with_threads(
+            super::super::YaraSet::compile(&sources),
+            &["payload".to_string()],
+            super::super::YaraLimits::default(),
+            2,
+        )
+        .unwrap();
+        let mut builder = vedette_core::event::EventBatchBuilder::new();
+        for (i, d) in data.iter().enumerate() {
+            builder.append(&vedette_core::event::Event {
+                id: format!("{i}"),
+                payload: Some(d.clone()),
+                ..Default::default()
+            });
+        }
+        let batch =
+            vedette_core::batch::EventBatch::new(builder.finish().unwrap(), "t", "default", 0);
+        use vedette_core::traits::Detector;
+        let mut got: Vec<(usize, String)> = detector
+            .detect(&batch)
+            .unwrap()
+            .into_iter()
+            .filter(|a| {
+                a.matched
+                    .get("yara.fields")
+                    .is_some_and(|f| f.split(',').any(|f| f == "payload"))
+            })
+            .map(|a| (a.event_ids[0].parse().unwrap(), a.rule_id))
+            .collect();
+        got.sort();
+        // An empty value is not scanned at all (rules on `filesize` alone match one).
+        expected.retain(|(i, _)| !data[*i].is_empty());
+        expected.sort();
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|e| !got.contains(e))
+            .map(|(i, r)| (r, String::from_utf8_lossy(&data[*i])))
+            .collect();
+        let extra: Vec<_> = got.iter().filter(|g| !expected.contains(g)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "missing {missing:?}, extra {extra:?}"
+        );
+        let grouped = detector
+            .stats
+            .group_scans
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let group_passed = detector
+            .stats
+            .group_passed_over
+            .load(std::sync::atomic::Ordering::Relaxed);
+        println!("detector: {grouped} group scans, {group_passed} values passed over by them");
+        assert!(grouped > 0 && group_passed > 0);
     }
 }

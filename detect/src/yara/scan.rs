@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use vedette_core::alert::Level;
 
+use super::relaxed::SEPARATOR;
 use super::{decode, prefilter, YaraLimits, YaraSet, YaraStats, WHOLE_SET_ABOVE};
 use crate::field_values::FieldValues;
 
@@ -55,16 +56,17 @@ pub(super) struct Scanners<'r> {
 }
 
 impl<'r> Scanners<'r> {
-    /// The scanner of unit `f` (`rules`), built by `build` if missing; the one used
+    /// The scanner in `slot` (of `slots`), built by `build` if missing; the one used
     /// longest ago is dropped first when [`MAX_UNIT_SCANNERS`] are held.
     fn of_unit(
         &mut self,
-        f: usize,
-        files: usize,
+        slot: usize,
+        slots: usize,
         build: impl FnOnce() -> yara_x::Scanner<'r>,
     ) -> Option<&mut yara_x::Scanner<'r>> {
-        if self.per_unit.len() < files {
-            self.per_unit.resize_with(files, || None);
+        let f = slot;
+        if self.per_unit.len() < slots {
+            self.per_unit.resize_with(slots, || None);
         }
         self.uses += 1;
         let now = self.uses;
@@ -96,6 +98,53 @@ impl<'r> Scanners<'r> {
     }
 }
 
+/// Matches of one string yara-x reports per scan at most.
+const MAX_MATCHES_PER_PATTERN: usize = 64;
+/// Most bytes of values gathered for one unit before they are scanned together.
+const GROUP_BYTES: usize = 16 * 1024;
+/// Most values gathered for one unit before they are scanned together.
+const GROUP_VALUES: usize = 64;
+
+/// Values gathered for one unit, joined by [`SEPARATOR`].
+#[derive(Default)]
+struct Group {
+    data: Vec<u8>,
+    /// Each value: its row, its field, where it is in `data`.
+    values: Vec<(usize, String, Range<usize>)>,
+}
+
+/// The groups of one chunk of rows, by unit.
+#[derive(Default)]
+pub(super) struct Groups {
+    by_unit: std::collections::BTreeMap<usize, Group>,
+}
+
+impl Groups {
+    /// Adds a value to `unit`'s group; true when the group is full.
+    fn add(&mut self, unit: usize, row: usize, field: &str, data: &[u8]) -> bool {
+        let group = self.by_unit.entry(unit).or_default();
+        if !group.data.is_empty() {
+            group.data.extend_from_slice(SEPARATOR);
+        }
+        let start = group.data.len();
+        group.data.extend_from_slice(data);
+        group
+            .values
+            .push((row, field.to_string(), start..group.data.len()));
+        group.data.len() >= GROUP_BYTES || group.values.len() >= GROUP_VALUES
+    }
+
+    /// Takes `unit`'s group out.
+    fn take(&mut self, unit: usize) -> Option<Group> {
+        self.by_unit.remove(&unit)
+    }
+
+    /// The units with values gathered.
+    fn units(&self) -> Vec<usize> {
+        self.by_unit.keys().copied().collect()
+    }
+}
+
 impl Scanning {
     /// Scans `rows` of `records` with `scanners` (built as values need them).
     pub(super) fn scan_rows<'r>(
@@ -110,6 +159,7 @@ impl Scanning {
             .map(|f| (f.as_str(), FieldValues::of(records, f)))
             .collect();
         let mut hits = Vec::new();
+        let mut groups = Groups::default();
         for row in rows {
             for (name, column) in &values {
                 let Some(value) = column.bytes(row) else {
@@ -125,12 +175,18 @@ impl Scanning {
                         targets.push((format!("{name}({})", how.label()), blob));
                     }
                 }
-                self.scan_one(scanners, row, name, &value, &mut hits);
+                self.scan_one(scanners, &mut groups, row, name, &value, &mut hits);
                 for (label, blob) in targets {
-                    self.scan_one(scanners, row, &label, &blob, &mut hits);
+                    self.scan_one(scanners, &mut groups, row, &label, &blob, &mut hits);
                 }
             }
         }
+        for unit in groups.units() {
+            self.scan_group(scanners, &mut groups, unit, &mut hits);
+        }
+        // The units hold the open rules too: what a rule said of a value is said once.
+        let mut said = std::collections::HashSet::new();
+        hits.retain(|h| said.insert((h.row, h.field.clone(), h.rule.clone())));
         hits
     }
 
@@ -138,8 +194,12 @@ impl Scanning {
     fn scanner<'r>(&self, rules: &'r yara_x::Rules) -> yara_x::Scanner<'r> {
         self.stats.scanners_built.fetch_add(1, Ordering::Relaxed);
         let mut scanner = yara_x::Scanner::new(rules);
-        scanner.set_timeout(self.limits.timeout);
-        scanner.max_matches_per_pattern(64);
+        // yara-x's clock ticks once a second and a scan ends at the `timeout`-th tick
+        // after it started, which may come at once: a 1 s limit would abandon a scan
+        // that crosses the next tick, however short. One tick more makes the limit
+        // between `timeout` and `timeout` + 1 s.
+        scanner.set_timeout(self.limits.timeout + std::time::Duration::from_secs(1));
+        scanner.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN);
         scanner
     }
 
@@ -149,6 +209,7 @@ impl Scanning {
     fn scan_one<'r>(
         &'r self,
         scanners: &mut Scanners<'r>,
+        groups: &mut Groups,
         row: usize,
         field: &str,
         data: &[u8],
@@ -176,7 +237,6 @@ impl Scanning {
             self.scan_with(scanner, row, field, data, hits);
             return;
         }
-        let first = hits.len();
         if let Some(open) = &self.set.open {
             let scanner = scanners.open.get_or_insert_with(|| self.scanner(open));
             self.stats.open_scans.fetch_add(1, Ordering::Relaxed);
@@ -191,34 +251,17 @@ impl Scanning {
         self.stats
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        // The files hold the open rules too: what a rule said is not said twice.
-        let mut said: Vec<String> = hits[first..].iter().map(|h| h.rule.clone()).collect();
-        let mut scan = |scanner: &mut yara_x::Scanner<'r>, hits: &mut Vec<RuleHit>| {
-            let before = hits.len();
-            self.scan_with(scanner, row, field, data, hits);
-            let mut i = before;
-            while i < hits.len() {
-                if said.contains(&hits[i].rule) {
-                    hits.swap_remove(i);
-                } else {
-                    said.push(hits[i].rule.clone());
-                    i += 1;
-                }
-            }
-        };
         let alone = |f: &usize| self.set.per_unit.get(*f).is_some_and(Option::is_some);
         match candidates {
-            prefilter::Candidates::Files(files) if files.iter().all(alone) => {
-                let count = self.set.per_unit.len();
-                for f in files {
-                    let Some(Some(rules)) = self.set.per_unit.get(f) else {
-                        continue;
-                    };
-                    let Some(scanner) = scanners.of_unit(f, count, || self.scanner(rules)) else {
-                        continue;
-                    };
-                    self.stats.file_scans.fetch_add(1, Ordering::Relaxed);
-                    scan(scanner, hits);
+            prefilter::Candidates::Files(units) if units.iter().all(alone) => {
+                for unit in units {
+                    if self.set.relaxed.get(unit).is_some_and(Option::is_some) {
+                        if groups.add(unit, row, field, data) {
+                            self.scan_group(scanners, groups, unit, hits);
+                        }
+                    } else {
+                        self.scan_unit(scanners, unit, row, field, data, hits);
+                    }
                 }
             }
             _ => {
@@ -226,7 +269,85 @@ impl Scanning {
                 let scanner = scanners
                     .all
                     .get_or_insert_with(|| self.scanner(&self.set.rules));
-                scan(scanner, hits);
+                self.scan_with(scanner, row, field, data, hits);
+            }
+        }
+    }
+
+    /// The scanner of `unit`'s relaxed rules (`relaxed`) or of its own, from the cache:
+    /// a unit's own at its index, its relaxed rules' after all units.
+    fn unit_scanner<'r, 's>(
+        &'r self,
+        scanners: &'s mut Scanners<'r>,
+        unit: usize,
+        relaxed: bool,
+    ) -> Option<&'s mut yara_x::Scanner<'r>> {
+        let count = self.set.per_unit.len();
+        let (slot, rules) = if relaxed {
+            (count + unit, self.set.relaxed.get(unit)?.as_ref()?)
+        } else {
+            (unit, self.set.per_unit.get(unit)?.as_ref()?)
+        };
+        scanners.of_unit(slot, 2 * count, || self.scanner(rules))
+    }
+
+    /// Scans one value with `unit`: when the unit imports modules, with its relaxed
+    /// rules first, and with its own only if those matched.
+    fn scan_unit<'r>(
+        &'r self,
+        scanners: &mut Scanners<'r>,
+        unit: usize,
+        row: usize,
+        field: &str,
+        data: &[u8],
+        hits: &mut Vec<RuleHit>,
+    ) {
+        let modular = self.set.modular.get(unit).copied().unwrap_or(false);
+        if let Some(scanner) = modular
+            .then(|| self.unit_scanner(scanners, unit, true))
+            .flatten()
+        {
+            if !may_match(scanner, data) {
+                self.stats
+                    .relaxed_passed_over
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let Some(scanner) = self.unit_scanner(scanners, unit, false) else {
+            return;
+        };
+        self.stats.file_scans.fetch_add(1, Ordering::Relaxed);
+        self.scan_with(scanner, row, field, data, hits);
+    }
+
+    /// Scans the values gathered for `unit` at once with its relaxed rules (see
+    /// `relaxed`): where nothing matched, none of them can match the unit; else the
+    /// values that the matches fall in are scanned alone (every value, when a string
+    /// reached the cap on matches and some of its matches may be missing). The group
+    /// is emptied.
+    fn scan_group<'r>(
+        &'r self,
+        scanners: &mut Scanners<'r>,
+        groups: &mut Groups,
+        unit: usize,
+        hits: &mut Vec<RuleHit>,
+    ) {
+        let Some(group) = groups.take(unit) else {
+            return;
+        };
+        self.stats.group_scans.fetch_add(1, Ordering::Relaxed);
+        let marked = match self.unit_scanner(scanners, unit, true) {
+            Some(scanner) => values_matched(scanner, &group),
+            None => vec![true; group.values.len()],
+        };
+        let passed = marked.iter().filter(|m| !**m).count();
+        self.stats
+            .group_passed_over
+            .fetch_add(passed as u64, Ordering::Relaxed);
+        for ((row, field, range), marked) in group.values.iter().zip(marked) {
+            if let (true, Some(data)) = (marked, group.data.get(range.clone())) {
+                self.scan_unit(scanners, unit, *row, field, data, hits);
             }
         }
     }
@@ -292,6 +413,46 @@ impl Scanning {
                 patterns,
             });
         }
+    }
+}
+
+/// Per value of `group`, whether a match of the scan of the whole group with
+/// `scanner` (relaxed rules) touches it; every value when the scan fails or a string
+/// reached the cap on matches (its matches in later values may be missing).
+fn values_matched(scanner: &mut yara_x::Scanner<'_>, group: &Group) -> Vec<bool> {
+    let mut marked = vec![false; group.values.len()];
+    let Ok(results) = scanner.scan(&group.data) else {
+        return vec![true; group.values.len()];
+    };
+    for rule in results.matching_rules() {
+        for pattern in rule.patterns() {
+            let mut count = 0;
+            for m in pattern.matches() {
+                count += 1;
+                let r = m.range();
+                // The values from the one the match starts in to the one it ends in.
+                let first = group.values.partition_point(|(_, _, v)| v.end <= r.start);
+                let last = group
+                    .values
+                    .partition_point(|(_, _, v)| v.start < r.end.max(r.start + 1));
+                for flag in marked.iter_mut().take(last).skip(first) {
+                    *flag = true;
+                }
+            }
+            if count >= MAX_MATCHES_PER_PATTERN {
+                return vec![true; group.values.len()];
+            }
+        }
+    }
+    marked
+}
+
+/// Whether a scan of `data` with (relaxed) rules matches any, or could not tell (an
+/// error or the time limit).
+fn may_match(scanner: &mut yara_x::Scanner<'_>, data: &[u8]) -> bool {
+    match scanner.scan(data) {
+        Ok(results) => results.matching_rules().next().is_some(),
+        Err(_) => true,
     }
 }
 
