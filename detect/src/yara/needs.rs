@@ -453,7 +453,17 @@ fn comparison_need(expr: &Expr<'_>, b: &ast::BinaryExpr<'_>, cx: &Context<'_, '_
             matches!(var, Expr::Ident(i) if cx.externals.contains(&i.name))
                 && matches!(text, Expr::LiteralString(t) if !t.value.is_empty())
         });
-    if never {
+    // An external variable (empty) matching a regular expression that matches no
+    // empty string: never.
+    let never_matches = matches!(expr, Expr::Matches(_))
+        && matches!(&b.lhs, Expr::Ident(i) if cx.externals.contains(&i.name))
+        && matches!(&b.rhs, Expr::Regexp(r) if regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(r.src)
+            .is_ok_and(|hir| hir.properties().minimum_len().is_some_and(|n| n >= 1)));
+    if never || never_matches {
         found = Some(Vec::new());
     }
     found
@@ -506,7 +516,44 @@ fn need(expr: &Expr<'_>, cx: &Context<'_, '_>) -> Need {
             }
             need(&w.body, cx)
         }
+        // `pe.exports("x")`, `pe.imports("k32.dll")`: false for data that is not a PE.
+        Expr::FuncCall(call)
+            if matches!(call.identifier.name, "exports" | "imports")
+                && matches!(call.object.as_ref(), Some(Expr::Ident(m)) if m.name == "pe") =>
+        {
+            Some(vec![Atom::Prefix(b"MZ".to_vec())])
+        }
+        // `for any i in (0..pe.number_of_signatures) : (..)`, `for any s in
+        // pe.sections : (..)`: nothing to go through for data of another format.
+        Expr::ForIn(f) => {
+            let at_least_one = match &f.quantifier {
+                Quantifier::Any { .. } => true,
+                Quantifier::Expr(e) => integer(e).is_some_and(|n| n >= 1),
+                _ => false,
+            };
+            let read = match &f.iterable {
+                ast::Iterable::Range(r) => {
+                    reads_format(&r.lower_bound).or_else(|| reads_format(&r.upper_bound))
+                }
+                ast::Iterable::Expr(e) => format_read(e),
+                ast::Iterable::ExprTuple(_) => None,
+            };
+            read.filter(|_| at_least_one)
+                .map(|start| vec![Atom::Prefix(start.to_vec())])
+        }
         _ => None,
+    }
+}
+
+/// The start of data an integer expression reads a format module's field from, if
+/// one of its terms does (`pe.number_of_signatures - 1`): undefined for other data,
+/// and so is the expression.
+fn reads_format(expr: &Expr<'_>) -> Option<&'static [u8]> {
+    match expr {
+        Expr::Add(e) | Expr::Sub(e) | Expr::Mul(e) | Expr::Div(e) | Expr::Mod(e) => {
+            e.operands().find_map(reads_format)
+        }
+        other => format_read(other),
     }
 }
 
@@ -669,6 +716,21 @@ mod tests {
             mz
         );
         assert_eq!(pe("pe.dll_name istartswith \"x\""), mz);
+        assert_eq!(pe("pe.exports(\"VncStartServer\")"), mz);
+        assert_eq!(
+            pe("filename matches /x\\.crmlog/ and math.entropy(0, 1024) >= 7.0"),
+            Some(Vec::new())
+        );
+        assert_eq!(pe("filename matches /(x)?/"), None);
+        assert_eq!(
+            pe("for any i in (0..pe.number_of_signatures - 1) : (pe.signatures[i].serial == \"01\")"),
+            mz
+        );
+        assert_eq!(pe("for any s in pe.sections : (s.name == \".x\")"), mz);
+        assert_eq!(
+            pe("for all i in (0..pe.number_of_sections) : (pe.sections[i].name == \".x\")"),
+            None
+        );
         assert_eq!(pe("pe.dll_name contains \"\""), None);
         assert_eq!(pe("pe.number_of_signatures == 0"), None);
         assert_eq!(pe("pe.number_of_signatures < 3"), None);

@@ -61,9 +61,13 @@ pub(super) fn imports_and_declarations(source: &str) -> Option<(Vec<String>, Vec
     Some((imports, declarations))
 }
 
-/// Whether declaration `text` names one of the modules `imports`.
+/// Whether the condition of declaration `text` (what follows its last `condition`)
+/// names one of the modules `imports`: its metadata may say "pe" in prose. (A
+/// condition holding the word `condition` in a string may be read short: the part
+/// then fails to compile without the import, and the file is taken whole.)
 pub(super) fn names_a_module(text: &str, imports: &[String]) -> bool {
-    imports.iter().any(|module| names(text, module))
+    let condition = text.rsplit_once("condition").map_or(text, |(_, c)| c);
+    imports.iter().any(|module| names(condition, module))
 }
 
 /// Whether `text` holds `word` with no letter, digit or `_` on either side (anywhere,
