@@ -219,7 +219,7 @@ impl YaraGauges {
         let g = Self::default();
         registry.register(
             "yara",
-            "Counters of the YARA stage since start: scans, bytes, truncated (values cut at yara_max_scan_bytes), timeouts, decoded (base64 and -EncodedCommand blobs), passed_over (values no rule could match, not scanned), open_scans (scans with the few rules the prefilter cannot tell anything of), file_scans (scans with one rule file alone)",
+            "Counters of the YARA stage since start: scans (values the prefilter kept), bytes (theirs), bytes_met (of every value), truncated (values cut at yara_max_scan_bytes), timeouts, decoded (base64 and -EncodedCommand blobs), passed_over (values no rule could match, not scanned), open_scans (scans with the few rules the prefilter cannot tell anything of), file_scans (scans of a value with one unit), whole_set_scans, relaxed_passed_over and group_passed_over (values a unit's relaxed rules passed over, alone or in a group), group_scans, scanners_built (see docs/yara.md)",
             g.counters.clone(),
         );
         g

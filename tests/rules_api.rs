@@ -10,6 +10,8 @@ use common::{get_metrics, http_post, http_request, metric_in, wait_for, Service}
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
+/// How long a reload by the file watcher may take to show.
+const RELOAD_WAIT: Duration = Duration::from_secs(90);
 const RULE_A: &str = "5a0e7b8e-0000-4000-8000-00000000000a";
 const RULE_B: &str = "5a0e7b8e-0000-4000-8000-00000000000b";
 const RULE_C: &str = "5a0e7b8e-0000-4000-8000-00000000000c";
@@ -186,7 +188,9 @@ fn rules_change_while_events_flow_and_broken_rules_are_refused() {
 
     // A broken file on disk: the watcher's reload is refused, the running set stays.
     std::fs::write(dir.join("c.yml"), BROKEN).unwrap_or_else(|e| panic!("{e}"));
-    let rejected = wait_for("the refused reload", WAIT, || {
+    // The watcher polls every 200 ms; a reload compiles the set, slow in a debug build on
+    // a busy machine: the waits on it are long, and say what the service logged.
+    let rejected = common::wait_logged(&service, "the refused reload", RELOAD_WAIT, || {
         let (_, rules) = call(&service, "GET", "/v1/rules", &analyst, b"");
         (!rules["last_rejection"].is_null()).then_some(rules)
     });
@@ -195,7 +199,7 @@ fn rules_change_while_events_flow_and_broken_rules_are_refused() {
     assert!(problems.contains("c.yml"), "{problems}");
     // Fixed on disk: reloaded.
     std::fs::write(dir.join("c.yml"), rule(RULE_C, "evil-c")).unwrap_or_else(|e| panic!("{e}"));
-    wait_for("the fixed file reloaded", WAIT, || {
+    common::wait_logged(&service, "the fixed file reloaded", RELOAD_WAIT, || {
         (generation(&service, &analyst) == 3).then_some(())
     });
     // Nothing changed since: a reload keeps the running set.

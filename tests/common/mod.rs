@@ -357,6 +357,26 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Opt
     panic!("timed out waiting for {what}");
 }
 
+/// [`wait_for`], and on timeout the panic carries `service`'s log.
+pub fn wait_logged<T>(
+    service: &Service,
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(v) = probe() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "timed out waiting for {what}; the service's log:\n{}",
+        service.log_tail()
+    );
+}
+
 /// The value of the first line of a Prometheus text starting with `line_start` (0 if
 /// there is none).
 pub fn metric_in(text: &str, line_start: &str) -> u64 {

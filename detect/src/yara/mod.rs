@@ -12,11 +12,14 @@
 //! is cut at [`YaraLimits::max_scan_bytes`] and a scan that passes its timeout is
 //! abandoned, both counted ([`YaraStats`]). A literal prefilter (`prefilter`) passes
 //! over values that hold none of the strings the rules' conditions need, and scans the
-//! others with only the rule files that need what they hold (each file is also compiled
-//! alone): a scan costs microseconds even when nothing matches. A batch's rows are
-//! scanned in parallel by the detector's own scan threads (`workers`, one per core),
-//! each keeping the scanners it built from batch to batch (`scan`): building a scanner
-//! costs far more than a small scan.
+//! others with only the *units* that need what they hold: each rule file compiled
+//! alone, or in two parts when it imports a module that some of its rules never read
+//! (`units`). A unit's relaxed rules (`relaxed`: monotone, module-free) scan the values
+//! a chunk of rows holds for it all at once, and only the values their matches touch
+//! are scanned with the unit: a scan costs microseconds even when nothing matches. A
+//! batch's rows are scanned in parallel by the detector's own scan threads (`workers`,
+//! one per core), each keeping the scanners it built from batch to batch (`scan`):
+//! building a scanner costs far more than a small scan.
 //!
 //! One alert per event and rule, naming the fields that matched and, per pattern, where
 //! (`$a@12+8`: offset and length); never the scanned bytes.
@@ -63,8 +66,8 @@ const EXTERNALS: [&str; 5] = ["filename", "filepath", "extension", "filetype", "
 pub struct YaraLimits {
     /// Bytes of one value scanned at most (the rest is not scanned, counted).
     pub max_scan_bytes: usize,
-    /// Time one scan may take; a scan is abandoned between this and one second more
-    /// (yara-x counts in whole seconds).
+    /// Time one scan may take; yara-x counts whole seconds, so a scan is abandoned
+    /// between this rounded up to a second and one second more.
     pub timeout: Duration,
 }
 
@@ -80,10 +83,11 @@ impl Default for YaraLimits {
 /// What the scans did since the detector was built.
 #[derive(Debug, Default)]
 pub struct YaraStats {
-    /// Values scanned (decoded blobs included): with the files whose strings they hold,
-    /// or with the whole set when they hold those of many files.
+    /// Values the prefilter did not pass over (decoded blobs included): gathered for
+    /// the units whose strings they hold, or scanned with the whole set when they hold
+    /// those of many units.
     pub scans: AtomicU64,
-    /// Bytes scanned.
+    /// Bytes of the values the prefilter did not pass over.
     pub bytes: AtomicU64,
     /// Bytes of every value met, scanned or passed over (cut at the byte limit).
     pub bytes_met: AtomicU64,
@@ -98,17 +102,18 @@ pub struct YaraStats {
     pub passed_over: AtomicU64,
     /// Scans with the rules the prefilter can tell nothing of (every value, when any).
     pub open_scans: AtomicU64,
-    /// Scans with one file's rules alone (a value scanned with three files counts 3).
+    /// Scans of one value with one unit's own rules (a value scanned with three units
+    /// counts 3).
     pub file_scans: AtomicU64,
     /// Scans of a unit's relaxed rules (module reads left out) that matched nothing,
     /// so the unit itself was not scanned.
     pub relaxed_passed_over: AtomicU64,
     /// Scans of several values gathered for one unit, at once.
     pub group_scans: AtomicU64,
-    /// Values a scan of their group passed over (nothing matched the group).
+    /// Values a scan of their group passed over (no match of it touched them).
     pub group_passed_over: AtomicU64,
     /// Scans with the whole set at once: values over 64 KiB, and values that hold the
-    /// strings of more than 8 units.
+    /// strings of more than 8 units (or of a unit that has no rules of its own).
     pub whole_set_scans: AtomicU64,
     /// Scanners set up by the scan threads (each kept for the next batches, a bounded
     /// number per thread).

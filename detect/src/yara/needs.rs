@@ -10,11 +10,13 @@
 //!   `#a > #b + #c`) and reads at a string's offset (`uint32(@a + 8) == ..`) need `$a`'s
 //!   atoms; `uint16(0) == v` (and `uint8`, `uint32`, big-endian forms) needs the data to
 //!   start with `v`'s bytes, and so do comparisons of `pe`, `dotnet` and `elf` fields (and
-//!   `pe` functions) with what their zero value is not;
+//!   `pe` functions) with what their zero value is not (`contains` a non-empty string
+//!   too), `pe.exports(..)`, `pe.imports(..)` and `for any` loops over `pe` fields;
 //! - `A and B` needs what either needs (the most selective is kept), `A or B` what one of
 //!   them needs, `any of (..)` / `n of (..)` one of the members that can be told when
 //!   fewer than n cannot, `all of` what any member needs; an empty external variable
-//!   (the THOR names) equal to a non-empty string never holds; `not`, `none of`, loops,
+//!   (the THOR names) equal to a non-empty string, or matching a regular expression that
+//!   matches no empty string, never holds; `not`, `none of`, other loops,
 //!   other modules' functions, `filesize` alone, a `with` that renames a function or
 //!   module, and other rules' names need nothing that can be told.
 //!

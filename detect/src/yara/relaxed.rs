@@ -13,10 +13,11 @@
 //! answers are kept, so a match that spans two values is never reported.
 //!
 //! Relaxing a condition keeps `and` and `or`, and the parts that ask for strings: `$a`,
-//! `any of (..)`, `all of them`, `2 of ($x*)`, `50% of them`, `#a > 2`, `#a >= 1`
-//! (none anchored with `at` or `in`, no regular expression anchored with `^` or `$`).
-//! Every other part (`not ..`, `filesize < 10`, `uint16(0) == 0x5a4d`, module fields,
-//! loops, other rules) becomes `true`. A rule whose relaxed form would hold without any
+//! `any of (..)`, `all of them`, `2 of ($x*)`, `50% of them`, `#a > 2`, `#a >= 1`;
+//! `$a at 0` and `$a in (..)` become `$a`. A regular expression's `^` and `$` at its
+//! ends are dropped, and so is every `fullword` (both match more); a string anchored
+//! elsewhere is left out. Every other part (`not ..`, `filesize < 10`,
+//! `uint16(0) == 0x5a4d`, module fields, loops, other rules) becomes `true`. A rule whose relaxed form would hold without any
 //! string (a condition on `filesize` alone) leaves its unit without relaxed rules, as
 //! does a `global` rule. So that every string stays used (yara-x refuses unused
 //! strings), each relaxed condition is followed by `or (all of them and filesize < 0)`,
@@ -51,6 +52,13 @@ pub(super) fn relaxed_source(unit: &str) -> Option<String> {
         match event {
             Event::Begin {
                 kind: SyntaxKind::IMPORT_STMT,
+                span,
+            } => edits.push((span.range(), "")),
+            // `fullword` checks the bytes beside a match, which in a group are the
+            // separator or another value (xored, for `xor` strings; after a greedy
+            // regex's tail): dropped, the relaxed strings match more.
+            Event::Token {
+                kind: SyntaxKind::FULLWORD_KW,
                 span,
             } => edits.push((span.range(), "")),
             Event::Begin {
@@ -143,7 +151,8 @@ pub(super) fn relaxed_source(unit: &str) -> Option<String> {
 /// What relaxing one rule's condition needs to know.
 struct Context<'a> {
     unit: &'a str,
-    /// The rule's strings that are regular expressions anchored to an end.
+    /// The rule's regular expressions still anchored in the relaxed source (an anchor
+    /// not at an end, or one that could not be read): left out of the relaxed form.
     anchored: &'a [&'a str],
 }
 
@@ -263,23 +272,43 @@ fn other_range(expr: &Expr<'_>, unit: &str) -> Range<usize> {
 
 /// `range` grown over the parentheses its text opens and leaves open or closes
 /// without opening: the parser's span of `1 of ($a*)` ends before the last `)`, and
-/// that of `(#a + #b) > 2` starts after the first `(` (text in quotes is not counted; a
-/// wrong count leaves a source that does not compile, so no relaxed rules).
+/// that of `(#a + #b) > 2` starts after the first `(` (text in quotes, regular
+/// expressions and comments is not counted; a wrong count most likely leaves a source
+/// that does not compile, and then no relaxed rules).
 fn closed(unit: &str, range: Range<usize>) -> Range<usize> {
     let Some(text) = unit.get(range.clone()) else {
         return range;
     };
-    let (mut open, mut quoted, mut escaped) = (0i64, false, false);
-    for c in text.bytes() {
-        match (quoted, escaped, c) {
-            (true, true, _) => escaped = false,
-            (true, false, b'\\') => escaped = true,
-            (true, false, b'"') => quoted = false,
-            (true, false, _) => {}
-            (false, _, b'"') => quoted = true,
-            (false, _, b'(') => open += 1,
-            (false, _, b')') => open -= 1,
-            _ => {}
+    let bytes = text.as_bytes();
+    let mut open = 0i64;
+    let mut i = 0;
+    // Past the end of what starts at `i` and ends with `end` (a backslash escapes).
+    let skip = |mut i: usize, end: u8| {
+        while i < bytes.len() && bytes[i] != end {
+            i += if bytes[i] == b'\\' { 2 } else { 1 };
+        }
+        i + 1
+    };
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'"', _) => i = skip(i + 1, b'"'),
+            (b'/', Some(b'/')) => i = skip(i + 2, b'\n'),
+            (b'/', Some(b'*')) => {
+                i = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |at| i + 2 + at + 2);
+            }
+            // A regular expression (YARA divides with `\`).
+            (b'/', _) => i = skip(i + 1, b'/'),
+            (b'(', _) => {
+                open += 1;
+                i += 1;
+            }
+            (b')', _) => {
+                open -= 1;
+                i += 1;
+            }
+            _ => i += 1,
         }
     }
     let bytes = unit.as_bytes();
@@ -419,6 +448,16 @@ mod tests {
                 .unwrap();
         assert!(out.contains("$a = /ab\\$/"), "{out}");
         assert!(out.contains("$b = /cd/"), "{out}");
+    }
+
+    #[test]
+    fn fullword_is_dropped() {
+        let out = relaxed_source(
+            "rule r { strings: $a = \"evil\" xor fullword $b = /evil\\W*/ fullword condition: $a or $b }",
+        )
+        .unwrap();
+        assert!(!out.contains("fullword"), "{out}");
+        assert!(out.contains("$a = \"evil\" xor"), "{out}");
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub(super) struct Scanning {
 pub(super) struct Scanners<'r> {
     /// Of the whole rule set.
     all: Option<yara_x::Scanner<'r>>,
-    /// Of each unit's rules alone (a file or part of one), with when it was last used.
+    /// Of each unit's rules alone (a file or part of one) at the unit's index, and of
+    /// its relaxed rules at the number of units plus that index; each with when it was
+    /// last used.
     per_unit: Vec<Option<(yara_x::Scanner<'r>, u64)>>,
     /// Per-unit scanners held.
     held: usize,
@@ -64,13 +66,12 @@ impl<'r> Scanners<'r> {
         slots: usize,
         build: impl FnOnce() -> yara_x::Scanner<'r>,
     ) -> Option<&mut yara_x::Scanner<'r>> {
-        let f = slot;
         if self.per_unit.len() < slots {
             self.per_unit.resize_with(slots, || None);
         }
         self.uses += 1;
         let now = self.uses;
-        if self.per_unit.get(f)?.is_none() {
+        if self.per_unit.get(slot)?.is_none() {
             if self.held >= MAX_UNIT_SCANNERS {
                 let oldest = self
                     .per_unit
@@ -83,10 +84,10 @@ impl<'r> Scanners<'r> {
                     self.held -= 1;
                 }
             }
-            self.per_unit[f] = Some((build(), now));
+            self.per_unit[slot] = Some((build(), now));
             self.held += 1;
         }
-        let (scanner, used) = self.per_unit.get_mut(f)?.as_mut()?;
+        let (scanner, used) = self.per_unit.get_mut(slot)?.as_mut()?;
         *used = now;
         Some(scanner)
     }
@@ -184,9 +185,10 @@ impl Scanning {
         for unit in groups.units() {
             self.scan_group(scanners, &mut groups, unit, &mut hits);
         }
-        // The units hold the open rules too: what a rule said of a value is said once.
+        // The units hold the open rules too: what a rule said of a value is said once
+        // (two blobs of one field, with their own matches, are two values).
         let mut said = std::collections::HashSet::new();
-        hits.retain(|h| said.insert((h.row, h.field.clone(), h.rule.clone())));
+        hits.retain(|h| said.insert((h.row, h.field.clone(), h.rule.clone(), h.patterns.clone())));
         hits
     }
 
@@ -204,8 +206,9 @@ impl Scanning {
     }
 
     /// Scans one value: with the rules the prefilter cannot tell anything of, if any,
-    /// then with the rule files whose strings it holds (each alone, or the whole set at
-    /// once when there are many).
+    /// then with the units whose strings it holds (gathered in their groups when they
+    /// have relaxed rules, else each alone), or with the whole set at once when there
+    /// are many.
     fn scan_one<'r>(
         &'r self,
         scanners: &mut Scanners<'r>,
@@ -307,7 +310,7 @@ impl Scanning {
             .then(|| self.unit_scanner(scanners, unit, true))
             .flatten()
         {
-            if !may_match(scanner, data) {
+            if !may_match(scanner, data, &self.stats) {
                 self.stats
                     .relaxed_passed_over
                     .fetch_add(1, Ordering::Relaxed);
@@ -315,6 +318,13 @@ impl Scanning {
             }
         }
         let Some(scanner) = self.unit_scanner(scanners, unit, false) else {
+            // A unit without rules of its own (not built by `YaraSet::compile`): the
+            // whole set, so nothing is missed.
+            self.stats.whole_set_scans.fetch_add(1, Ordering::Relaxed);
+            let scanner = scanners
+                .all
+                .get_or_insert_with(|| self.scanner(&self.set.rules));
+            self.scan_with(scanner, row, field, data, hits);
             return;
         };
         self.stats.file_scans.fetch_add(1, Ordering::Relaxed);
@@ -338,7 +348,7 @@ impl Scanning {
         };
         self.stats.group_scans.fetch_add(1, Ordering::Relaxed);
         let marked = match self.unit_scanner(scanners, unit, true) {
-            Some(scanner) => values_matched(scanner, &group),
+            Some(scanner) => values_matched(scanner, &group, &self.stats),
             None => vec![true; group.values.len()],
         };
         let passed = marked.iter().filter(|m| !**m).count();
@@ -419,13 +429,21 @@ impl Scanning {
 /// Per value of `group`, whether a match of the scan of the whole group with
 /// `scanner` (relaxed rules) touches it; every value when the scan fails or a string
 /// reached the cap on matches (its matches in later values may be missing).
-fn values_matched(scanner: &mut yara_x::Scanner<'_>, group: &Group) -> Vec<bool> {
+fn values_matched(
+    scanner: &mut yara_x::Scanner<'_>,
+    group: &Group,
+    stats: &YaraStats,
+) -> Vec<bool> {
     let mut marked = vec![false; group.values.len()];
-    let Ok(results) = scanner.scan(&group.data) else {
-        return vec![true; group.values.len()];
+    let results = match scanner.scan(&group.data) {
+        Ok(results) => results,
+        Err(e) => {
+            counted_failure(&e, stats);
+            return vec![true; group.values.len()];
+        }
     };
     for rule in results.matching_rules() {
-        for pattern in rule.patterns() {
+        for pattern in rule.patterns().include_private(true) {
             let mut count = 0;
             for m in pattern.matches() {
                 count += 1;
@@ -449,10 +467,21 @@ fn values_matched(scanner: &mut yara_x::Scanner<'_>, group: &Group) -> Vec<bool>
 
 /// Whether a scan of `data` with (relaxed) rules matches any, or could not tell (an
 /// error or the time limit).
-fn may_match(scanner: &mut yara_x::Scanner<'_>, data: &[u8]) -> bool {
+fn may_match(scanner: &mut yara_x::Scanner<'_>, data: &[u8], stats: &YaraStats) -> bool {
     match scanner.scan(data) {
         Ok(results) => results.matching_rules().next().is_some(),
-        Err(_) => true,
+        Err(e) => {
+            counted_failure(&e, stats);
+            true
+        }
+    }
+}
+
+/// Counts a scan abandoned at its time limit (its values are then scanned further, so
+/// nothing is lost but time).
+fn counted_failure(error: &yara_x::errors::ScanError, stats: &YaraStats) {
+    if matches!(error, yara_x::errors::ScanError::Timeout) {
+        stats.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 }
 

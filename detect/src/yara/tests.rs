@@ -402,3 +402,43 @@ fn a_scan_thread_holds_a_bounded_number_of_file_scanners() {
     );
     assert_eq!(scanners.held(), scan::MAX_UNIT_SCANNERS);
 }
+
+#[test]
+fn values_scanned_in_a_group_match_as_they_match_alone() {
+    // Private strings, `xor fullword` and a greedy `fullword` regex: the relaxed rules
+    // that scan a group must still find each value that matches alone.
+    let set = YaraSet::compile(&[(
+        "edges.yar".into(),
+        concat!(
+            "rule priv { strings: $a = \"evilprivate\" private condition: $a }\n",
+            "rule xorfw { strings: $a = \"evilxor\" xor(0x41) fullword condition: $a }\n",
+            "rule refw { strings: $a = /evilre\\W*/ fullword condition: $a }\n",
+        )
+        .into(),
+    )]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    assert!(
+        set.relaxed.iter().all(Option::is_some),
+        "the unit is relaxed"
+    );
+    let d = YaraDetector::with_threads(set, &[], YaraLimits::default(), 1).unwrap();
+    let xored: String = "evilxor".bytes().map(|b| char::from(b ^ 0x41)).collect();
+    let lines = [
+        ("near1", "xevilrex and xevilprivat"),
+        ("private", "evilprivate"),
+        ("near2", "zz evilrexx"),
+        ("xor", xored.as_str()),
+        ("near3", "yy xevilre"),
+        ("regex", "evilre"),
+        ("near4", "evilrea"),
+    ];
+    assert_eq!(
+        matches(&d, &lines),
+        [
+            ("private".to_string(), "edges:priv".to_string()),
+            ("regex".to_string(), "edges:refw".to_string()),
+            ("xor".to_string(), "edges:xorfw".to_string()),
+        ]
+    );
+    assert!(d.stats.group_scans.load(Ordering::Relaxed) >= 1);
+}
