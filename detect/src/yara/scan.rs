@@ -233,11 +233,7 @@ impl Scanning {
             self.stats
                 .bytes
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
-            self.stats.whole_set_scans.fetch_add(1, Ordering::Relaxed);
-            let scanner = scanners
-                .all
-                .get_or_insert_with(|| self.scanner(&self.set.rules));
-            self.scan_with(scanner, row, field, data, hits);
+            self.scan_whole_set(scanners, row, field, data, hits);
             return;
         }
         if let Some(open) = &self.set.open {
@@ -267,14 +263,24 @@ impl Scanning {
                     }
                 }
             }
-            _ => {
-                self.stats.whole_set_scans.fetch_add(1, Ordering::Relaxed);
-                let scanner = scanners
-                    .all
-                    .get_or_insert_with(|| self.scanner(&self.set.rules));
-                self.scan_with(scanner, row, field, data, hits);
-            }
+            _ => self.scan_whole_set(scanners, row, field, data, hits),
         }
+    }
+
+    /// Scans one value with every rule at once.
+    fn scan_whole_set<'r>(
+        &'r self,
+        scanners: &mut Scanners<'r>,
+        row: usize,
+        field: &str,
+        data: &[u8],
+        hits: &mut Vec<RuleHit>,
+    ) {
+        self.stats.whole_set_scans.fetch_add(1, Ordering::Relaxed);
+        let scanner = scanners
+            .all
+            .get_or_insert_with(|| self.scanner(&self.set.rules));
+        self.scan_with(scanner, row, field, data, hits);
     }
 
     /// The scanner of `unit`'s relaxed rules (`relaxed`) or of its own, from the cache:
@@ -320,11 +326,7 @@ impl Scanning {
         let Some(scanner) = self.unit_scanner(scanners, unit, false) else {
             // A unit without rules of its own (not built by `YaraSet::compile`): the
             // whole set, so nothing is missed.
-            self.stats.whole_set_scans.fetch_add(1, Ordering::Relaxed);
-            let scanner = scanners
-                .all
-                .get_or_insert_with(|| self.scanner(&self.set.rules));
-            self.scan_with(scanner, row, field, data, hits);
+            self.scan_whole_set(scanners, row, field, data, hits);
             return;
         };
         self.stats.file_scans.fetch_add(1, Ordering::Relaxed);
