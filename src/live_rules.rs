@@ -204,16 +204,44 @@ pub(crate) fn conformance_report_path(data_dir: &Path) -> PathBuf {
     data_dir.join("conformance.json")
 }
 
-/// Builds the set `config` and `local_dir` describe (blocking work).
-fn build(config: &RulesConfig, local_dir: &Path) -> anyhow::Result<Candidate> {
-    let extra = [local_dir.to_path_buf()];
-    // Loading first: it names a folder it cannot read.
-    let sigma = load_run_sigma(config, &extra)?;
+/// Content hashes of the rule files `config` and `extra` name.
+fn file_hashes(
+    config: &RulesConfig,
+    extra: &[PathBuf],
+) -> anyhow::Result<BTreeMap<String, [u8; 32]>> {
     let mut hashes = BTreeMap::new();
-    for file in rule_files(&run_rule_dirs(config, &extra)).context("listing rule files")? {
+    for file in rule_files(&run_rule_dirs(config, extra)).context("listing rule files")? {
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         hashes.insert(file.display().to_string(), Sha256::digest(&bytes).into());
     }
+    Ok(hashes)
+}
+
+/// Times a build is tried again when the files change while it reads them.
+const BUILD_ATTEMPTS: usize = 5;
+
+/// Builds the set `config` and `local_dir` describe (blocking work). The files are
+/// hashed before and after they are loaded, and the build is tried again if the two
+/// differ: a file being written while it was read (an editor saving, a copy) would
+/// otherwise be loaded half and remembered by the hash of the whole, so that its
+/// problems would never refuse a reload.
+fn build(config: &RulesConfig, local_dir: &Path) -> anyhow::Result<Candidate> {
+    let extra = [local_dir.to_path_buf()];
+    let mut attempt = 0;
+    let (sigma, hashes) = loop {
+        attempt += 1;
+        let before = file_hashes(config, &extra);
+        // Loading before what it hashed is looked at: it names a folder it cannot read.
+        let sigma = load_run_sigma(config, &extra)?;
+        let after = file_hashes(config, &extra)?;
+        if before.is_ok_and(|b| b == after) {
+            break (sigma, after);
+        }
+        if attempt >= BUILD_ATTEMPTS {
+            anyhow::bail!("the rule files kept changing while they were read; try again");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for report in &sigma.loaded.files {
         let found: Vec<String> = report
