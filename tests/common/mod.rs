@@ -346,15 +346,20 @@ pub fn bus_batches(data: &std::path::Path, topic: &str) -> Vec<arrow::array::Rec
 
 /// Polls `probe` every 50 ms until it gives a value; panics naming `what` after
 /// `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, probe).unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Polls `probe` every 50 ms until it gives a value, for at most `timeout`.
+fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let start = std::time::Instant::now();
     while start.elapsed() < timeout {
         if let Some(v) = probe() {
-            return v;
+            return Some(v);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("timed out waiting for {what}");
+    None
 }
 
 /// [`wait_for`], and on timeout the panic carries `service`'s log.
@@ -362,19 +367,14 @@ pub fn wait_logged<T>(
     service: &Service,
     what: &str,
     timeout: Duration,
-    mut probe: impl FnMut() -> Option<T>,
+    probe: impl FnMut() -> Option<T>,
 ) -> T {
-    let start = std::time::Instant::now();
-    while start.elapsed() < timeout {
-        if let Some(v) = probe() {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "timed out waiting for {what}; the service's log:\n{}",
-        service.log_tail()
-    );
+    poll(timeout, probe).unwrap_or_else(|| {
+        panic!(
+            "timed out waiting for {what}; the service's log:\n{}",
+            service.log_tail()
+        )
+    })
 }
 
 /// The value of the first line of a Prometheus text starting with `line_start` (0 if

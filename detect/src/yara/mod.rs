@@ -126,9 +126,8 @@ pub struct YaraSet {
     rules: yara_x::Rules,
     /// Each compiled unit's rules alone (a file, or part of one: see `units`), in the
     /// prefilter's order: a value is scanned with the few units whose strings it
-    /// holds. `None` for one that did not compile alone (its values go to the whole
-    /// set).
-    per_unit: Vec<Option<yara_x::Rules>>,
+    /// holds.
+    per_unit: Vec<yara_x::Rules>,
     /// Per unit, its relaxed rules (see `relaxed`), when it has them: a group of values
     /// they do not match is not scanned with the unit.
     relaxed: Vec<Option<yara_x::Rules>>,
@@ -182,13 +181,6 @@ fn new_compiler<'a>() -> yara_x::Compiler<'a> {
     compiler
 }
 
-/// Whether `text` compiles alone in namespace `ns`.
-fn compiles_alone(ns: &str, text: &str) -> bool {
-    let mut probe = new_compiler();
-    probe.new_namespace(ns);
-    probe.add_source(yara_x::SourceCode::from(text)).is_ok()
-}
-
 /// The rules of compiled files that the prefilter cannot tell anything of, compiled
 /// apart (same namespaces) to be scanned on every value: each file's such rules with
 /// its imports, or the whole file when those do not compile alone (a rule that names
@@ -203,7 +195,7 @@ fn open_rules(compiled: &[(&Path, &str)]) -> Option<yara_x::Rules> {
         let ns = namespace(origin);
         // Tried apart first: yara-x keeps what a failing source compiled before its
         // error, which would leave half a file here.
-        let chosen = if compiles_alone(&ns, &open) {
+        let chosen = if compile_alone(origin, &open).is_ok() {
             open.as_str()
         } else {
             text
@@ -220,13 +212,13 @@ fn open_rules(compiled: &[(&Path, &str)]) -> Option<yara_x::Rules> {
     any.then(|| compiler.build())
 }
 
-/// `source` compiled alone in the namespace of `origin`; `None` if it does not compile.
-fn compile_alone(origin: &Path, source: &str) -> Option<yara_x::Rules> {
+/// `source` compiled alone in the namespace of `origin`, or the compiler's message.
+fn compile_alone(origin: &Path, source: &str) -> Result<yara_x::Rules, String> {
     let mut compiler = new_compiler();
     compiler.new_namespace(&namespace(origin));
     let code = yara_x::SourceCode::from(source).with_origin(origin.display().to_string());
-    compiler.add_source(code).ok()?;
-    Some(compiler.build())
+    compiler.add_source(code).map_err(|e| e.to_string())?;
+    Ok(compiler.build())
 }
 
 /// A file that imports modules cut in units that each compile alone (in the file's
@@ -251,7 +243,7 @@ fn cut_units(origin: &Path, text: &str) -> Option<Vec<(String, yara_x::Rules)>> 
     let mut cut = Vec::new();
     for unit in units {
         open_of_units.extend(open_of(&unit)?);
-        let rules = compile_alone(origin, &unit)?;
+        let rules = compile_alone(origin, &unit).ok()?;
         cut.push((unit, rules));
     }
     open_of_units.sort();
@@ -269,16 +261,12 @@ impl YaraSet {
         let mut compiled: Vec<(&Path, &str)> = Vec::new();
         let mut per_file = Vec::new();
         for (origin, text) in sources {
-            let mut alone = new_compiler();
-            alone.new_namespace(&namespace(origin));
-            let source =
-                yara_x::SourceCode::from(text.as_str()).with_origin(origin.display().to_string());
-            match alone.add_source(source) {
-                Ok(_) => {
+            match compile_alone(origin, text) {
+                Ok(rules) => {
                     compiled.push((origin.as_path(), text.as_str()));
-                    per_file.push(Some(alone.build()));
+                    per_file.push(rules);
                 }
-                Err(e) => errors.push((origin.clone(), e.to_string())),
+                Err(e) => errors.push((origin.clone(), e)),
             }
         }
         // The whole set, of the files that compiled alone (each in its own namespace).
@@ -309,16 +297,11 @@ impl YaraSet {
         let mut relaxed = Vec::new();
         let mut modular = Vec::new();
         for ((origin, text), rules) in compiled.iter().zip(per_file) {
-            let parts: Vec<(String, Option<yara_x::Rules>)> = match cut_units(origin, text) {
-                Some(cut) => cut.into_iter().map(|(u, r)| (u, Some(r))).collect(),
-                None => vec![(text.to_string(), rules)],
-            };
+            let parts = cut_units(origin, text).unwrap_or_else(|| vec![(text.to_string(), rules)]);
             for (unit, rules) in parts {
-                let relaxed_rules = rules
-                    .as_ref()
-                    .and_then(|_| relaxed::relaxed_source(&unit))
-                    .and_then(|source| compile_alone(origin, &source));
-                modular.push(rules.as_ref().is_some_and(|r| r.imports().next().is_some()));
+                let relaxed_rules = relaxed::relaxed_source(&unit)
+                    .and_then(|source| compile_alone(origin, &source).ok());
+                modular.push(rules.imports().next().is_some());
                 relaxed.push(relaxed_rules);
                 units.push(unit);
                 per_unit.push(rules);

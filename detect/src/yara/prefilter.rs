@@ -384,7 +384,7 @@ mod tests {
                 };
                 if let Candidates::Files(units) = &candidates {
                     for &u in units {
-                        let rules = set.per_unit[u].as_ref().unwrap();
+                        let rules = &set.per_unit[u];
                         let s = unit_scanners[u].get_or_insert_with(|| yara_x::Scanner::new(rules));
                         let by_unit = matched(s.scan(d).unwrap());
                         // The relaxed rules match wherever the unit's rules do.

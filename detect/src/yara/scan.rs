@@ -250,9 +250,8 @@ impl Scanning {
         self.stats
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let alone = |f: &usize| self.set.per_unit.get(*f).is_some_and(Option::is_some);
         match candidates {
-            prefilter::Candidates::Files(units) if units.iter().all(alone) => {
+            prefilter::Candidates::Files(units) => {
                 for unit in units {
                     if self.set.relaxed.get(unit).is_some_and(Option::is_some) {
                         if groups.add(unit, row, field, data) {
@@ -295,7 +294,7 @@ impl Scanning {
         let (slot, rules) = if relaxed {
             (count + unit, self.set.relaxed.get(unit)?.as_ref()?)
         } else {
-            (unit, self.set.per_unit.get(unit)?.as_ref()?)
+            (unit, self.set.per_unit.get(unit)?)
         };
         scanners.of_unit(slot, 2 * count, || self.scanner(rules))
     }
@@ -324,8 +323,8 @@ impl Scanning {
             }
         }
         let Some(scanner) = self.unit_scanner(scanners, unit, false) else {
-            // A unit without rules of its own (not built by `YaraSet::compile`): the
-            // whole set, so nothing is missed.
+            // A unit the set does not have (never, from `YaraSet::compile`): the whole
+            // set, so nothing is missed.
             self.scan_whole_set(scanners, row, field, data, hits);
             return;
         };
