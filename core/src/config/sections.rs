@@ -287,6 +287,16 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties (e.g. `security.protocol`). Default: none.
     #[serde(default)]
     pub properties: std::collections::BTreeMap<String, String>,
+    /// A member rejoins its group when a partition it does not own keeps records
+    /// waiting and its commit still this long while its own partitions move: the
+    /// partition's member is gone and the broker did not rebalance. 0 turns the watch
+    /// off. Default: 30.
+    #[serde(default = "default_stall_rejoin_seconds")]
+    pub stall_rejoin_seconds: u64,
+}
+
+fn default_stall_rejoin_seconds() -> u64 {
+    30
 }
 
 fn default_kafka_partitions() -> u32 {
@@ -330,6 +340,7 @@ impl KafkaConfig {
             compression: default_compression(),
             max_message_bytes: default_max_message_bytes(),
             properties: Default::default(),
+            stall_rejoin_seconds: default_stall_rejoin_seconds(),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::consumer::{
@@ -15,6 +15,7 @@ use vedette_core::config::KafkaConfig;
 use vedette_core::traits::{BusConsumer, BusDelivery};
 use vedette_core::CoreError;
 
+use super::stall_watch::{PartitionReading, StallWatch};
 use super::{client_config, headers, kafka_error};
 use crate::bus::codec;
 use crate::bus::lock;
@@ -87,6 +88,45 @@ pub struct KafkaConsumer {
     kafka_topic: String,
     /// A batch received while assignment changes were pending: handed over after them.
     held: Option<EventBatch>,
+    /// Watches for partitions left unread by a member that is gone (`None`: off).
+    stall_watch: Option<StallWatch>,
+    /// When the offsets were last read for the stall watch.
+    last_stall_check: Instant,
+}
+
+/// How long a read of the group's offsets may take.
+const OFFSETS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The group's commit and the end of every partition of `topic`.
+fn read_offsets(
+    consumer: &StreamConsumer<GroupContext>,
+    topic: &str,
+) -> Result<Vec<PartitionReading>, rdkafka::error::KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), OFFSETS_TIMEOUT)?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    let mut all = TopicPartitionList::new();
+    for p in 0..partitions {
+        all.add_partition(topic, p as i32);
+    }
+    let committed = consumer.committed_offsets(all, OFFSETS_TIMEOUT)?;
+    let mut readings = Vec::with_capacity(partitions);
+    for e in committed.elements() {
+        let (start, end) = consumer.fetch_watermarks(topic, e.partition(), OFFSETS_TIMEOUT)?;
+        let committed = match e.offset() {
+            Offset::Offset(n) => n,
+            _ => start,
+        };
+        readings.push(PartitionReading {
+            partition: e.partition() as u32,
+            committed,
+            end,
+        });
+    }
+    Ok(readings)
 }
 
 impl KafkaConsumer {
@@ -106,13 +146,60 @@ impl KafkaConsumer {
         consumer
             .subscribe(&[kafka_topic])
             .map_err(|e| kafka_error(&format!("subscribing to {kafka_topic}"), e))?;
+        let stall_watch = (config.stall_rejoin_seconds > 0)
+            .then(|| StallWatch::new(Duration::from_secs(config.stall_rejoin_seconds)));
         Ok(Self {
             consumer: Arc::new(consumer),
             shared,
             topic: topic.to_string(),
             kafka_topic: kafka_topic.to_string(),
             held: None,
+            stall_watch,
+            last_stall_check: Instant::now(),
         })
+    }
+
+    /// Reads the group's offsets when the stall watch is due, and rejoins the group if
+    /// partitions this member does not own are orphaned. A failed read is logged and
+    /// tried at the next check.
+    async fn watch_stalls(&mut self) {
+        let Some(watch) = &self.stall_watch else {
+            return;
+        };
+        if self.last_stall_check.elapsed() < watch.check_every() {
+            return;
+        }
+        self.last_stall_check = Instant::now();
+        let (consumer, topic) = (self.consumer.clone(), self.kafka_topic.clone());
+        let readings =
+            match tokio::task::spawn_blocking(move || read_offsets(&consumer, &topic)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = %self.kafka_topic, error = %e, "kafka: reading the group's offsets failed");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka: the offsets task failed");
+                    return;
+                }
+            };
+        let owned = lock(&self.shared).owned.clone();
+        let Some(watch) = &mut self.stall_watch else {
+            return;
+        };
+        let orphaned = watch.observe(Instant::now(), |p| owned.contains(&p), &readings);
+        if orphaned.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            topic = %self.kafka_topic,
+            partitions = ?orphaned,
+            "kafka: partitions of this group are read by nobody (their member is gone and the broker did not rebalance); rejoining the group"
+        );
+        self.consumer.unsubscribe();
+        if let Err(e) = self.consumer.subscribe(&[&self.kafka_topic]) {
+            tracing::error!(topic = %self.kafka_topic, error = %e, "kafka: rejoining the group failed");
+        }
     }
 
     fn next_change(&self) -> Option<BusDelivery> {
@@ -154,6 +241,7 @@ impl BusConsumer for KafkaConsumer {
         if let Some(batch) = self.held.take() {
             return Ok(Some(BusDelivery::Batch(batch)));
         }
+        self.watch_stalls().await;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let received = tokio::time::timeout_at(deadline, self.consumer.recv()).await;
