@@ -7,7 +7,9 @@
 //! topic (every baseline checkpoint interval, and at shutdown), and restored at start
 //! when the correlation rules are the same, so a restart keeps a burst half counted.
 //! Events read again after a crash are not counted twice: a window holds each hit once,
-//! and hits older than the restored watermark are late.
+//! and hits older than the restored watermark are late. Windows of a partition taken
+//! over from another process are rebuilt from its replay ([`CorrelationState::absorb_replay`],
+//! called by [`crate::detect_rebuild`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,18 +93,7 @@ impl CorrelationState {
         if running.correlations.is_empty() {
             return Vec::new();
         }
-        if self.generation != running.generation {
-            if !self.engines.is_empty() {
-                tracing::info!(
-                    generation = running.generation,
-                    "rules reloaded: correlation windows start afresh"
-                );
-            }
-            let totals = self.stats();
-            self.retired = totals;
-            self.engines.clear();
-            self.generation = running.generation;
-        }
+        self.follow(running);
         let horizon = self.horizon(batch);
         self.seen.insert(batch.tenant.clone(), Instant::now());
         let limits = self.limits;
@@ -120,6 +111,61 @@ impl CorrelationState {
                 Vec::new()
             }
         }
+    }
+
+    /// Starts afresh when `running` is a new generation of the rules.
+    fn follow(&mut self, running: &RunningSigma) {
+        if self.generation == running.generation {
+            return;
+        }
+        if !self.engines.is_empty() {
+            tracing::info!(
+                generation = running.generation,
+                "rules reloaded: correlation windows start afresh"
+            );
+        }
+        let totals = self.stats();
+        self.retired = totals;
+        self.engines.clear();
+        self.generation = running.generation;
+    }
+
+    /// Rebuilds the windows of a partition taken over from another process: its
+    /// processed batches (in order, with their hits of `running`'s rules) are replayed
+    /// per tenant in engines of their own, whose firings were that process's alerts and
+    /// are dropped, and whose open windows then join the live ones
+    /// ([`CorrelationEngine::absorb`]). Returns the hits replayed.
+    pub(crate) fn absorb_replay(
+        &mut self,
+        running: &RunningSigma,
+        replayed: &[(EventBatch, Vec<RuleHit>)],
+    ) -> usize {
+        if running.correlations.is_empty() {
+            return 0;
+        }
+        self.follow(running);
+        let mut engines: HashMap<String, CorrelationEngine> = HashMap::new();
+        let mut hits_replayed = 0;
+        for (batch, hits) in replayed {
+            let engine = engines
+                .entry(batch.tenant.clone())
+                .or_insert_with(|| CorrelationEngine::new(&running.correlations, self.limits));
+            if let Err(e) = engine.observe(&running.correlations, &batch.records, hits) {
+                tracing::warn!(error = %e, rows = batch.len(), "correlation: a replayed batch skipped");
+                continue;
+            }
+            hits_replayed += hits.len();
+        }
+        let now = Instant::now();
+        let limits = self.limits;
+        for (tenant, replay) in engines {
+            self.seen.insert(tenant.clone(), now);
+            self.engines
+                .entry(tenant)
+                .or_insert_with(|| CorrelationEngine::new(&running.correlations, limits))
+                .absorb(replay);
+        }
+        hits_replayed
     }
 
     /// Saves the open windows to `path` (through a temporary file); nothing to save

@@ -26,6 +26,7 @@ use crate::audit_log::{self, AuditLog};
 use crate::bus_batches::{joined, last_positions, take_waiting};
 use crate::bus_sink::EVENTS_TOPIC;
 use crate::correlation_state::CorrelationState;
+use crate::detect_rebuild::Covered;
 use crate::live_rules::LiveRules;
 use crate::metrics::{LevelLabels, Metrics, RuleLabels, StateLabels};
 use crate::suppressions::Suppressions;
@@ -59,6 +60,11 @@ pub(crate) struct DetectStage {
     pub(crate) correlation: Arc<Mutex<CorrelationState>>,
     /// Where the open correlation windows are saved.
     pub(crate) correlation_checkpoint: std::path::PathBuf,
+    /// Where the next offset seen of each events partition is saved, with the windows
+    /// and the baselines.
+    pub(crate) covered_checkpoint: std::path::PathBuf,
+    /// How much a takeover of partitions reads back ([`crate::detect_rebuild`]).
+    pub(crate) rebuild_limits: crate::detect_rebuild::RebuildLimits,
     /// Baseline definitions reloaded from disk, swapped in between batches.
     pub(crate) baselines: Option<Arc<crate::alert_flow::LiveBaselines>>,
     /// Where dedup counts go.
@@ -98,6 +104,7 @@ impl DetectStage {
                 Err(e) => tracing::warn!(error = %e, "correlation windows not restored"),
             }
         }
+        let mut covered = Covered::load(&self.covered_checkpoint);
         let (mut last_tick, mut last_save) = (Instant::now(), Instant::now());
         loop {
             if last_tick.elapsed() >= TICK {
@@ -109,7 +116,7 @@ impl DetectStage {
             // Right after a commit: the saved windows hold exactly the committed hits.
             if last_save.elapsed() >= self.checkpoint_every {
                 last_save = Instant::now();
-                tokio::task::block_in_place(|| self.save_state());
+                tokio::task::block_in_place(|| self.save_state(&covered));
             }
             let delivery = tokio::select! {
                 () = self.cancel.cancelled() => break,
@@ -118,7 +125,8 @@ impl DetectStage {
             let batch = match delivery {
                 Ok(Some(BusDelivery::Batch(batch))) => batch,
                 Ok(Some(change)) => {
-                    log_change(&change);
+                    self.on_change(&change, consumer.as_mut(), &mut covered)
+                        .await;
                     continue;
                 }
                 Ok(None) => continue,
@@ -156,19 +164,34 @@ impl DetectStage {
                 break;
             }
             for position in positions {
+                covered.saw(&position);
                 if let Err(e) = consumer.commit(&position).await {
                     tracing::warn!(error = %e, "detect: commit refused; the batches will be read again");
                 }
             }
             if let Some(change) = change {
-                log_change(&change);
+                self.on_change(&change, consumer.as_mut(), &mut covered)
+                    .await;
             }
         }
         consumer.close().await.context("leaving the detect group")?;
         let open = self.flow().close();
         self.report(open);
-        tokio::task::block_in_place(|| self.save_state());
+        tokio::task::block_in_place(|| self.save_state(&covered));
         Ok(())
+    }
+
+    /// Logs a change of partitions; rebuilds the state of partitions taken over.
+    async fn on_change(
+        &self,
+        change: &BusDelivery,
+        consumer: &mut dyn vedette_core::traits::BusConsumer,
+        covered: &mut Covered,
+    ) {
+        log_change(change);
+        if let BusDelivery::Assigned(partitions) = change {
+            self.rebuild(consumer, partitions, covered).await;
+        }
     }
 
     fn correlations(&self) -> std::sync::MutexGuard<'_, CorrelationState> {
@@ -184,9 +207,12 @@ impl DetectStage {
             .inc_by((raised - alerts.len()) as u64);
     }
 
-    /// Saves the baselines and the open correlation windows.
-    fn save_state(&self) {
+    /// Saves the baselines, the open correlation windows and the offsets they cover.
+    fn save_state(&self, covered: &Covered) {
         self.flow().save_baselines();
+        if let Err(e) = covered.save(&self.covered_checkpoint) {
+            tracing::error!(error = %e, "saving the offsets of the detection state failed");
+        }
         if let Some(running) = self.rules.running() {
             if let Err(e) = self
                 .correlations()
@@ -197,7 +223,7 @@ impl DetectStage {
         }
     }
 
-    fn flow(&self) -> std::sync::MutexGuard<'_, AlertFlow> {
+    pub(crate) fn flow(&self) -> std::sync::MutexGuard<'_, AlertFlow> {
         self.flow.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -13,6 +13,7 @@ mod config_cmd;
 mod correlation_state;
 mod data_dir;
 mod detect_cmd;
+mod detect_rebuild;
 mod detect_stage;
 mod file_watch;
 mod health_history;

@@ -269,6 +269,9 @@ pub(crate) struct Metrics {
     pub(crate) detect_events: Counter,
     /// `vedette_detect_failed_batches_total`: batches the detector could not read.
     pub(crate) detect_failed_batches: Counter,
+    /// `vedette_detect_rebuilt_events_total`: events read back from partitions taken
+    /// over to rebuild correlation windows and baselines.
+    pub(crate) detect_rebuilt_events: Counter,
     /// `vedette_detect_seconds`: time to match one batch.
     pub(crate) detect_seconds: Histogram,
     /// `vedette_alerts_total{level}`: alerts appended to the alerts topic.
@@ -410,6 +413,12 @@ impl Metrics {
             "Batches the detector could not read (skipped)",
             detect_failed_batches.clone(),
         );
+        let detect_rebuilt_events = Counter::default();
+        registry.register(
+            "detect_rebuilt_events",
+            "Events read back from partitions taken over, to rebuild correlation windows and baselines",
+            detect_rebuilt_events.clone(),
+        );
         let detect_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         registry.register(
             "detect_seconds",
@@ -488,6 +497,7 @@ impl Metrics {
             udp_dropped_gauge,
             detect_events,
             detect_failed_batches,
+            detect_rebuilt_events,
             detect_seconds,
             alerts,
             alerts_by_rule,

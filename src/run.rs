@@ -155,6 +155,20 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
             crate::correlation_state::CorrelationState::new(&config.alerts.correlation),
         )),
         correlation_checkpoint: data_dir.path().join("correlation").join("windows.json"),
+        covered_checkpoint: data_dir.path().join("correlation").join("covered.json"),
+        rebuild_limits: crate::detect_rebuild::RebuildLimits {
+            window: config
+                .bus
+                .kafka
+                .as_ref()
+                .filter(|k| k.rebuild_seconds > 0)
+                .map(|k| Duration::from_secs(k.rebuild_seconds)),
+            max_events: config
+                .bus
+                .kafka
+                .as_ref()
+                .map_or(0, |k| k.rebuild_max_events),
+        },
         audit: audit.clone(),
         checkpoint_every: Duration::from_secs(config.alerts.baselines.checkpoint_seconds),
         cancel: cancel.clone(),

@@ -325,3 +325,80 @@ async fn a_batch_over_the_message_size_is_split_and_arrives_whole() {
     bus_suite::consume(&mut consumer, 3000, Duration::from_secs(60), &mut got).await;
     assert_eq!(got.ids(), bus_suite::ids(&big), "every row, in order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_group_processed_of_a_partition_is_read_back_up_to_its_commit() {
+    let bus = KafkaBus::connect(config(&brokers()), "host.name")
+        .await
+        .unwrap();
+    // One host: one partition, one message per batch.
+    let parts: Vec<_> = (0..3)
+        .map(|i| bus_suite::batch(&format!("part{i}"), 10, 1))
+        .collect();
+    let mut positions = Vec::new();
+    for part in &parts {
+        positions.extend(bus.append("events", part).await.unwrap());
+    }
+    let partition = positions[0].partition;
+    let mut consumer = bus.subscribe("events", "detect").await.unwrap();
+    // Nothing committed yet: nothing processed.
+    let none = consumer
+        .read_processed(partition, None, None, 1000)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{} batches before any commit", none.len());
+    let mut got = bus_suite::Received::default();
+    bus_suite::consume(&mut consumer, 30, Duration::from_secs(60), &mut got).await;
+    assert_eq!(got.ids().len(), 30);
+    // The first two are processed; the third was read, not committed.
+    consumer.commit(&positions[1]).await.unwrap();
+
+    let ids = |batches: &[vedette_core::batch::EventBatch]| -> Vec<String> {
+        batches.iter().flat_map(bus_suite::ids).collect()
+    };
+    let processed = consumer
+        .read_processed(partition, None, None, 1000)
+        .await
+        .unwrap();
+    let want: Vec<String> = parts[..2].iter().flat_map(bus_suite::ids).collect();
+    assert_eq!(ids(&processed), want, "the committed records, in order");
+    assert_eq!(
+        processed[1].position.as_ref().map(|p| p.offset),
+        Some(positions[1].offset),
+        "positions set"
+    );
+    // From an offset on.
+    let from = consumer
+        .read_processed(partition, Some(positions[1].offset), None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(ids(&from), bus_suite::ids(&parts[1]));
+    // Appended since a time: all of them an hour ago, none an hour from now.
+    let now = chrono::Utc::now().timestamp_millis();
+    let recent = consumer
+        .read_processed(partition, None, Some(now - 3_600_000), 1000)
+        .await
+        .unwrap();
+    assert_eq!(ids(&recent), want);
+    let future = consumer
+        .read_processed(partition, None, Some(now + 3_600_000), 1000)
+        .await
+        .unwrap();
+    assert!(
+        future.is_empty(),
+        "{} batches from the future",
+        future.len()
+    );
+    // A bound keeps the newest.
+    let bounded = consumer
+        .read_processed(partition, None, None, 15)
+        .await
+        .unwrap();
+    assert_eq!(ids(&bounded), bus_suite::ids(&parts[1]));
+    // Another partition of the topic: nothing processed.
+    let other = consumer
+        .read_processed((partition + 1) % 4, None, None, 1000)
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}

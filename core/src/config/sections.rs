@@ -293,6 +293,24 @@ pub struct KafkaConfig {
     /// off. Default: 30.
     #[serde(default = "default_stall_rejoin_seconds")]
     pub stall_rejoin_seconds: u64,
+    /// When the detection stage takes over a partition another process read, it
+    /// reads back this many seconds of what the group processed of it to rebuild
+    /// correlation windows and baselines (alerts of the replay are not raised again).
+    /// 0 turns it off. Default: 3600.
+    #[serde(default = "default_rebuild_seconds")]
+    pub rebuild_seconds: u64,
+    /// Events read back per partition at most (the newest; they are held in memory
+    /// while replayed). Default: 200,000.
+    #[serde(default = "default_rebuild_max_events")]
+    pub rebuild_max_events: usize,
+}
+
+fn default_rebuild_seconds() -> u64 {
+    3600
+}
+
+fn default_rebuild_max_events() -> usize {
+    200_000
 }
 
 fn default_stall_rejoin_seconds() -> u64 {
@@ -341,6 +359,8 @@ impl KafkaConfig {
             max_message_bytes: default_max_message_bytes(),
             properties: Default::default(),
             stall_rejoin_seconds: default_stall_rejoin_seconds(),
+            rebuild_seconds: default_rebuild_seconds(),
+            rebuild_max_events: default_rebuild_max_events(),
         }
     }
 

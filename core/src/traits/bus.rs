@@ -46,7 +46,8 @@ pub enum BusDelivery {
     Assigned(Vec<u32>),
     /// Partitions taken from this member by a rebalance: its commits on them are
     /// refused from now on, and what it read past its last commit goes to the new
-    /// owner. State kept per partition (windows, baselines) should be dropped.
+    /// owner, which rebuilds the state it keeps per entity from
+    /// [`BusConsumer::read_processed`].
     Revoked(Vec<u32>),
 }
 
@@ -63,4 +64,21 @@ pub trait BusConsumer: Send {
 
     /// Leaves the group cleanly, handing the partitions to the other members.
     async fn close(self: Box<Self>) -> Result<(), CoreError>;
+
+    /// The batches of `partition` the group has already processed (before its commit),
+    /// in order: from offset `from`, or from the first record appended at or after
+    /// `since_ms` (Unix ms), whichever is later; at most about `max_rows` rows, the
+    /// newest kept. A member that takes over a partition another process read replays
+    /// them to rebuild the state it keeps per entity (correlation windows, baselines).
+    /// Empty on a bus whose partitions never move between processes (the embedded
+    /// log: a restart restores its own checkpoints).
+    async fn read_processed(
+        &mut self,
+        _partition: u32,
+        _from: Option<u64>,
+        _since_ms: Option<i64>,
+        _max_rows: usize,
+    ) -> Result<Vec<EventBatch>, CoreError> {
+        Ok(Vec::new())
+    }
 }

@@ -16,7 +16,7 @@ use vedette_core::traits::{BusConsumer, BusDelivery};
 use vedette_core::CoreError;
 
 use super::stall_watch::{PartitionReading, StallWatch};
-use super::{client_config, headers, kafka_error};
+use super::{client_config, headers, kafka_error, replay};
 use crate::bus::codec;
 use crate::bus::lock;
 
@@ -92,6 +92,10 @@ pub struct KafkaConsumer {
     stall_watch: Option<StallWatch>,
     /// When the offsets were last read for the stall watch.
     last_stall_check: Instant,
+    /// The settings it was made with (a reader of processed records uses them).
+    config: KafkaConfig,
+    /// The consumer group.
+    group: String,
 }
 
 /// How long a read of the group's offsets may take.
@@ -156,6 +160,8 @@ impl KafkaConsumer {
             held: None,
             stall_watch,
             last_stall_check: Instant::now(),
+            config: config.clone(),
+            group: group.to_string(),
         })
     }
 
@@ -171,18 +177,19 @@ impl KafkaConsumer {
         }
         self.last_stall_check = Instant::now();
         let (consumer, topic) = (self.consumer.clone(), self.kafka_topic.clone());
-        let readings =
-            match tokio::task::spawn_blocking(move || read_offsets(&consumer, &topic)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    tracing::warn!(topic = %self.kafka_topic, error = %e, "kafka: reading the group's offsets failed");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka: the offsets task failed");
-                    return;
-                }
-            };
+        let readings = match tokio::task::spawn_blocking(move || read_offsets(&consumer, &topic))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::warn!(topic = %self.kafka_topic, error = %e, "kafka: reading the group's offsets failed");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka: the offsets task failed");
+                return;
+            }
+        };
         let owned = lock(&self.shared).owned.clone();
         let Some(watch) = &mut self.stall_watch else {
             return;
@@ -205,29 +212,31 @@ impl KafkaConsumer {
     fn next_change(&self) -> Option<BusDelivery> {
         lock(&self.shared).changes.pop_front()
     }
+}
 
-    /// Decodes a message; `None` (logged) for one Vedette cannot read.
-    fn decode(
-        &self,
-        partition: i32,
-        offset: i64,
-        header: Result<codec::BatchHeader, CoreError>,
-        payload: Option<&[u8]>,
-    ) -> Option<EventBatch> {
-        let decoded = header.and_then(|h| codec::decode_batch(&h, payload.unwrap_or_default()));
-        match decoded {
-            Ok(mut batch) => {
-                batch.position = Some(BusPosition {
-                    topic: self.topic.clone(),
-                    partition: partition as u32,
-                    offset: offset as u64,
-                });
-                Some(batch)
-            }
-            Err(e) => {
-                tracing::error!(topic = %self.kafka_topic, partition, offset, error = %e, "kafka: skipping a message Vedette cannot read");
-                None
-            }
+/// Decodes a message of `kafka_topic` (Vedette's `topic`); `None` (logged) for one
+/// Vedette cannot read.
+pub(crate) fn decode_message(
+    topic: &str,
+    kafka_topic: &str,
+    partition: i32,
+    offset: i64,
+    header: Result<codec::BatchHeader, CoreError>,
+    payload: Option<&[u8]>,
+) -> Option<EventBatch> {
+    let decoded = header.and_then(|h| codec::decode_batch(&h, payload.unwrap_or_default()));
+    match decoded {
+        Ok(mut batch) => {
+            batch.position = Some(BusPosition {
+                topic: topic.to_string(),
+                partition: partition as u32,
+                offset: offset as u64,
+            });
+            Some(batch)
+        }
+        Err(e) => {
+            tracing::error!(topic = %kafka_topic, partition, offset, error = %e, "kafka: skipping a message Vedette cannot read");
+            None
         }
     }
 }
@@ -250,7 +259,9 @@ impl BusConsumer for KafkaConsumer {
                 Ok(Err(e)) => return Err(kafka_error(&format!("reading {}", self.kafka_topic), e)),
                 Ok(Ok(message)) => {
                     let header = headers::from_headers(message.headers());
-                    self.decode(
+                    decode_message(
+                        &self.topic,
+                        &self.kafka_topic,
                         message.partition(),
                         message.offset(),
                         header,
@@ -296,5 +307,36 @@ impl BusConsumer for KafkaConsumer {
     async fn close(self: Box<Self>) -> Result<(), CoreError> {
         self.consumer.unsubscribe();
         Ok(())
+    }
+
+    async fn read_processed(
+        &mut self,
+        partition: u32,
+        from: Option<u64>,
+        since_ms: Option<i64>,
+        max_rows: usize,
+    ) -> Result<Vec<EventBatch>, CoreError> {
+        let (config, topic, kafka_topic, group) = (
+            self.config.clone(),
+            self.topic.clone(),
+            self.kafka_topic.clone(),
+            self.group.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            replay::read_processed(
+                &config,
+                &replay::ProcessedRange {
+                    topic: &topic,
+                    kafka_topic: &kafka_topic,
+                    group: &group,
+                    partition,
+                    from,
+                    since_ms,
+                    max_rows,
+                },
+            )
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("kafka read-back task: {e}")))?
     }
 }

@@ -24,6 +24,7 @@
 mod client_config;
 mod consumer;
 mod headers;
+mod replay;
 mod stall_watch;
 mod topics;
 

@@ -73,8 +73,7 @@ impl StallWatch {
                 }
             }
         }
-        let known: std::collections::HashSet<u32> =
-            readings.iter().map(|r| r.partition).collect();
+        let known: std::collections::HashSet<u32> = readings.iter().map(|r| r.partition).collect();
         self.still.retain(|p, _| known.contains(p));
         if self
             .rejoined
@@ -130,13 +129,40 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         // Partitions 2 and 3 belong to a member that died; 3 has records waiting.
         assert!(w
-            .observe(at(0), owned, &[reading(0, 5, 9), reading(1, 4, 4), reading(2, 7, 7), reading(3, 3, 8)])
+            .observe(
+                at(0),
+                owned,
+                &[
+                    reading(0, 5, 9),
+                    reading(1, 4, 4),
+                    reading(2, 7, 7),
+                    reading(3, 3, 8)
+                ]
+            )
             .is_empty());
         assert!(w
-            .observe(at(9), owned, &[reading(0, 9, 12), reading(1, 4, 4), reading(2, 7, 7), reading(3, 3, 9)])
+            .observe(
+                at(9),
+                owned,
+                &[
+                    reading(0, 9, 12),
+                    reading(1, 4, 4),
+                    reading(2, 7, 7),
+                    reading(3, 3, 9)
+                ]
+            )
             .is_empty());
         assert_eq!(
-            w.observe(at(10), owned, &[reading(0, 12, 12), reading(1, 4, 4), reading(2, 7, 7), reading(3, 3, 9)]),
+            w.observe(
+                at(10),
+                owned,
+                &[
+                    reading(0, 12, 12),
+                    reading(1, 4, 4),
+                    reading(2, 7, 7),
+                    reading(3, 3, 9)
+                ]
+            ),
             vec![3]
         );
         // Right after a rejoin, the watch waits again before calling another.
@@ -181,7 +207,11 @@ mod tests {
         let t0 = Instant::now();
         for s in 0..30 {
             assert!(w
-                .observe(t0 + Duration::from_secs(s), |_| false, &[reading(1, 40, 40)])
+                .observe(
+                    t0 + Duration::from_secs(s),
+                    |_| false,
+                    &[reading(1, 40, 40)]
+                )
                 .is_empty());
         }
         assert_eq!(w.check_every(), Duration::from_millis(2500));

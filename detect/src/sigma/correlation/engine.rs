@@ -252,11 +252,21 @@ impl CorrelationEngine {
     }
 
     fn insert(&mut self, ci: u32, key: Vec<String>, obs: Obs) {
-        let Some(groups) = self.state.groups.get_mut(ci as usize) else {
+        let max_hits = self.limits.max_hits_per_group;
+        let Some(group) = self.group_mut(ci, key) else {
             return;
         };
+        if group.insert(obs) && group.obs.len() > max_hits {
+            group.obs.remove(0);
+            self.state.stats.dropped_hits += 1;
+        }
+    }
+
+    /// The group `key` of correlation `ci`, made (evicting the group whose newest hit is
+    /// oldest when at the cap) if missing.
+    fn group_mut(&mut self, ci: u32, key: Vec<String>) -> Option<&mut Group> {
+        let groups = self.state.groups.get_mut(ci as usize)?;
         if !groups.contains_key(&key) && groups.len() >= self.limits.max_groups {
-            // Evict the group whose newest hit is oldest.
             let oldest = groups
                 .iter()
                 .min_by_key(|(_, g)| g.obs.last().map_or(i64::MIN, |o| o.time))
@@ -266,11 +276,39 @@ impl CorrelationEngine {
                 self.state.stats.evicted_groups += 1;
             }
         }
-        let group = groups.entry(key).or_default();
-        if group.insert(obs) && group.obs.len() > self.limits.max_hits_per_group {
-            group.obs.remove(0);
-            self.state.stats.dropped_hits += 1;
+        Some(groups.entry(key).or_default())
+    }
+
+    /// Takes in the open windows of `other`, an engine of the same set that replayed
+    /// events this one never saw (a partition taken over from another process; its
+    /// alerts were that process's). A group this engine lacks comes as it is, evaluated
+    /// as far as `other` evaluated it, so hits `other` had not evaluated yet are
+    /// evaluated here. The hits of a group both hold join this engine's (a hit is held
+    /// once), which keeps its own evaluation point. Hits older than this engine's
+    /// watermark are taken too: they are not late, but the past of windows to come.
+    pub fn absorb(&mut self, other: CorrelationEngine) {
+        for (ci, groups) in other.state.groups.into_iter().enumerate() {
+            for (key, theirs) in groups {
+                let max_hits = self.limits.max_hits_per_group;
+                let Some(group) = self.group_mut(ci as u32, key) else {
+                    continue;
+                };
+                if group.obs.is_empty() && group.evaluated_to.is_none() {
+                    *group = theirs;
+                } else {
+                    for obs in theirs.obs {
+                        group.insert(obs);
+                    }
+                }
+                let over = group.obs.len().saturating_sub(max_hits);
+                group.obs.drain(..over);
+                self.state.stats.dropped_hits += over as u64;
+            }
         }
+        self.state.max_time = match (self.state.max_time, other.state.max_time) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Moves event time on by `idle_ms` past the newest event seen, for a stream that
