@@ -18,6 +18,8 @@
 //!   for 8192-event batches 10 ms apart (back to back: about eight times the rate the
 //!   pipeline sustains) and 200 ms apart (the rate `vedette run` sustains), and for
 //!   512-event ones 10 ms apart (what a live flow's 250 ms flush typically holds);
+//! - read back (Kafka): what the group processed of every partition, read back as a node
+//!   taking the partitions over does to rebuild its correlation windows and baselines;
 //! - live: the N batches appended while two consumer groups read and commit them at the
 //!   same time (the detection and storage groups of `vedette run`): the bus's whole cost
 //!   per event in a pipeline that keeps up (five runs).
@@ -84,11 +86,14 @@ fn report(bus: &str, what: &str, batches: usize, events: usize, wall: Duration, 
     );
 }
 
+/// Appends `batches`, then consumes them as a group; with `read_back` (the topic's
+/// partitions), also reads back what the group processed, as a takeover does.
 async fn throughput(
     name: &str,
     bus: Arc<dyn Bus>,
     batches: &[EventBatch],
     topic: &str,
+    read_back: Option<u32>,
 ) -> anyhow::Result<()> {
     let events: usize = batches.iter().map(EventBatch::len).sum();
     let ((), wall, cpu_time) = measured(async {
@@ -116,6 +121,20 @@ async fn throughput(
     .await?;
     anyhow::ensure!(got == events, "{name}: consumed {got} of {events} events");
     report(name, "consume", batches.len(), events, wall, cpu_time);
+    if let Some(partitions) = read_back {
+        // What a node taking the partitions over reads to rebuild its state.
+        let (read, wall, cpu_time) = measured(async {
+            let mut read = 0;
+            for p in 0..partitions {
+                let back = consumer.read_processed(p, None, None, usize::MAX).await?;
+                read += back.iter().map(EventBatch::len).sum::<usize>();
+            }
+            Ok(read)
+        })
+        .await?;
+        anyhow::ensure!(read == events, "{name}: read back {read} of {events} events");
+        report(name, "read back", batches.len(), events, wall, cpu_time);
+    }
     consumer.close().await?;
     Ok(())
 }
@@ -442,7 +461,7 @@ async fn main() -> anyhow::Result<()> {
     ] {
         let folder = dir.path().join(name.replace(' ', "-"));
         let (from_disk, _) = embedded(&folder.join("disk"), sync, compression, false)?;
-        throughput(name, from_disk, &batches, "events").await?;
+        throughput(name, from_disk, &batches, "events", None).await?;
         let (bus, log) = embedded(&folder.join("live"), sync, compression, true)?;
         // Latency first, on a quiet machine (the stores of the runs below leave work
         // behind in the kernel).
@@ -515,7 +534,7 @@ async fn main() -> anyhow::Result<()> {
             ..KafkaConfig::new(vec![broker.clone()])
         };
         let bus: Arc<dyn Bus> = Arc::new(KafkaBus::connect(config, "host.name").await?);
-        throughput("kafka (tansu)", bus.clone(), &batches, "events").await?;
+        throughput("kafka (tansu)", bus.clone(), &batches, "events", Some(4)).await?;
         latency("kafka (tansu)", bus, &batches[0], "latency", (200, ms(10))).await?;
     }
     Ok(())

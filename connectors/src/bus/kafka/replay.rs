@@ -94,6 +94,9 @@ pub(crate) fn read_processed(
     range: &ProcessedRange<'_>,
 ) -> Result<Vec<EventBatch>, CoreError> {
     let consumer: BaseConsumer = client_config::consumer(config, range.group)
+        // The end of the partition ends the read even if offsets before the commit are
+        // missing (removed by retention or compaction).
+        .set("enable.partition.eof", "true")
         .create()
         .map_err(|e| kafka_error("creating a reader", e))?;
     let Some((start, until)) = bounds(&consumer, range)? else {
@@ -119,7 +122,11 @@ pub(crate) fn read_processed(
         let Some(message) = consumer.poll(left.min(Duration::from_secs(1))) else {
             continue;
         };
-        let message = message.map_err(|e| kafka_error("reading back a partition", e))?;
+        let message = match message {
+            Ok(m) => m,
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => break,
+            Err(e) => return Err(kafka_error("reading back a partition", e)),
+        };
         if message.offset() >= until {
             break;
         }
