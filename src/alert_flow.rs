@@ -112,6 +112,13 @@ impl AlertFlow {
     }
 
     /// Saves the baseline state (a no-op without baselines).
+    /// Whether the baselines have a checkpoint on disk.
+    pub(crate) fn baselines_saved(&self) -> bool {
+        self.baselines
+            .as_ref()
+            .is_some_and(|(_, path)| path.exists())
+    }
+
     pub(crate) fn save_baselines(&self) {
         let Some((engine, path)) = &self.baselines else {
             return;

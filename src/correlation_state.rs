@@ -62,6 +62,10 @@ fn rule_ids(running: &RunningSigma) -> Vec<String> {
 /// A partition not read for this long no longer holds the watermark back (it is caught
 /// up and quiet, or was moved to another node).
 const IDLE_PARTITION: Duration = Duration::from_secs(10);
+/// How far before a replay's newest event time (less the lateness) its windows stay
+/// unevaluated, left to the live engine: the process that read the partition first
+/// evaluated at most that far, its watermark held back by its other partitions.
+const REPLAY_HELD_BACK: Duration = Duration::from_secs(30);
 
 impl CorrelationState {
     /// No windows open yet.
@@ -134,7 +138,11 @@ impl CorrelationState {
     /// processed batches (in order, with their hits of `running`'s rules) are replayed
     /// per tenant in engines of their own, whose firings were that process's alerts and
     /// are dropped, and whose open windows then join the live ones
-    /// ([`CorrelationEngine::absorb`]). Returns the hits replayed.
+    /// ([`CorrelationEngine::absorb`]). The replay evaluates windows only up to
+    /// [`REPLAY_HELD_BACK`] before its newest event time less the lateness: the other
+    /// process's watermark was held to its slowest partition, so windows closer to the
+    /// end may never have been raised there, and they are evaluated here instead (a
+    /// window raised twice has one alert id). Returns the hits replayed.
     pub(crate) fn absorb_replay(
         &mut self,
         running: &RunningSigma,
@@ -144,13 +152,31 @@ impl CorrelationState {
             return 0;
         }
         self.follow(running);
+        let mut newest: HashMap<&str, i64> = HashMap::new();
+        for (batch, _) in replayed {
+            let t = batch
+                .records
+                .column_by_name(col::TIMESTAMP)
+                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+                .and_then(arrow::compute::max);
+            if let Some(t) = t {
+                let e = newest.entry(batch.tenant.as_str()).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        let held_back = i64::try_from(REPLAY_HELD_BACK.as_millis()).unwrap_or(i64::MAX);
         let mut engines: HashMap<String, CorrelationEngine> = HashMap::new();
         let mut hits_replayed = 0;
         for (batch, hits) in replayed {
+            let horizon = newest
+                .get(batch.tenant.as_str())
+                .map(|t| t.saturating_sub(held_back));
             let engine = engines
                 .entry(batch.tenant.clone())
                 .or_insert_with(|| CorrelationEngine::new(&running.correlations, self.limits));
-            if let Err(e) = engine.observe(&running.correlations, &batch.records, hits) {
+            if let Err(e) =
+                engine.observe_within(&running.correlations, &batch.records, hits, horizon)
+            {
                 tracing::warn!(error = %e, rows = batch.len(), "correlation: a replayed batch skipped");
                 continue;
             }

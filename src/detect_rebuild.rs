@@ -12,13 +12,17 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use vedette_core::batch::{BusPosition, EventBatch};
 use vedette_core::traits::BusConsumer;
 
 use crate::detect_stage::DetectStage;
+
+/// How long the rebuilds of one assignment may take in all; partitions left are skipped
+/// (well under librdkafka's `max.poll.interval.ms`, 300 s, and peers' stall watch).
+const REBUILD_BUDGET: Duration = Duration::from_secs(60);
 
 /// How much a takeover reads back.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +37,12 @@ pub(crate) struct RebuildLimits {
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Covered {
     next: BTreeMap<u32, u64>,
+    /// Baselines were restored from a checkpoint saved without these offsets (a version
+    /// before them): a partition whose offset is unknown may be in them already, so its
+    /// replay feeds the correlation windows only (a window holds a hit once; a baseline
+    /// would count it twice).
+    #[serde(skip)]
+    pub(crate) baselines_unaccounted: bool,
 }
 
 impl Covered {
@@ -85,15 +95,17 @@ impl DetectStage {
         };
         let since = chrono::Utc::now().timestamp_millis()
             - i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-        for &partition in partitions {
-            let read = consumer
-                .read_processed(
-                    partition,
-                    covered.next(partition),
-                    Some(since),
-                    self.rebuild_limits.max_events,
-                )
-                .await;
+        let started = Instant::now();
+        for (i, &partition) in partitions.iter().enumerate() {
+            if started.elapsed() > REBUILD_BUDGET {
+                tracing::warn!(skipped = ?&partitions[i..], "detect: rebuilding took too long; the partitions left start afresh");
+                return;
+            }
+            let from = covered.next(partition);
+            let read = tokio::select! {
+                () = self.cancel.cancelled() => return,
+                r = consumer.read_processed(partition, from, Some(since), self.rebuild_limits.max_events) => r,
+            };
             let batches = match read {
                 Ok(b) => b,
                 Err(e) => {
@@ -105,8 +117,12 @@ impl DetectStage {
                 continue;
             };
             let events: usize = batches.iter().map(EventBatch::len).sum();
-            let hits = self.replay(batches).await;
+            let feed_baselines = from.is_some() || !covered.baselines_unaccounted;
+            let hits = self.replay(batches, feed_baselines).await;
             covered.saw(&last);
+            if !feed_baselines {
+                tracing::info!(partition, "detect: baselines not fed by the replay (restored from a checkpoint without offsets)");
+            }
             self.metrics.detect_rebuilt_events.inc_by(events as u64);
             tracing::info!(
                 partition,
@@ -117,9 +133,9 @@ impl DetectStage {
         }
     }
 
-    /// Feeds replayed batches to the correlation windows and the baselines, raising
-    /// nothing; returns the rule hits replayed.
-    async fn replay(&self, batches: Vec<EventBatch>) -> usize {
+    /// Feeds replayed batches to the correlation windows and (with `feed_baselines`)
+    /// the baselines, raising nothing; returns the rule hits replayed.
+    async fn replay(&self, batches: Vec<EventBatch>, feed_baselines: bool) -> usize {
         let Some(running) = self.rules.running() else {
             return 0;
         };
@@ -146,6 +162,9 @@ impl DetectStage {
                 return 0;
             }
         };
+        if !feed_baselines {
+            return hits;
+        }
         tokio::task::block_in_place(|| {
             for (batch, _) in &with_hits {
                 // Their alerts were raised by the process that read them first.

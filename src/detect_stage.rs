@@ -105,6 +105,8 @@ impl DetectStage {
             }
         }
         let mut covered = Covered::load(&self.covered_checkpoint);
+        covered.baselines_unaccounted =
+            !self.covered_checkpoint.exists() && self.flow().baselines_saved();
         let (mut last_tick, mut last_save) = (Instant::now(), Instant::now());
         loop {
             if last_tick.elapsed() >= TICK {

@@ -132,7 +132,10 @@ async fn throughput(
             Ok(read)
         })
         .await?;
-        anyhow::ensure!(read == events, "{name}: read back {read} of {events} events");
+        anyhow::ensure!(
+            read == events,
+            "{name}: read back {read} of {events} events"
+        );
         report(name, "read back", batches.len(), events, wall, cpu_time);
     }
     consumer.close().await?;

@@ -17,7 +17,7 @@ use super::{client_config, headers, kafka_error};
 /// How long one request to the broker may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a whole read may take; what was read by then is returned.
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which partition to read back, from where, and how much at most.
 #[derive(Debug, Clone)]

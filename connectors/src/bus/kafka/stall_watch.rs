@@ -7,10 +7,13 @@
 //! the survivors keep their old assignments and the dead member's partitions are read
 //! by nobody). The member then cannot learn from the broker that work is orphaned, but
 //! it can see it in the offsets: a partition it does not own holds records past the
-//! group's commit, and the commit has not moved for a while. If its own partitions with
-//! records waiting are not stalled too (a shared cause, such as the store being down,
-//! stalls every partition alike), it leaves and rejoins the group, which makes the
-//! coordinator assign every partition again.
+//! group's commit, and the commit has not moved for a while. It leaves and rejoins the
+//! group, which makes the coordinator assign every partition again, only when its own
+//! work shows the cause is not shared: one of its own commits moved after the partition
+//! stopped, and none of its own partitions with records waiting is stalled (the store
+//! being down stalls every partition alike). A member that owns nothing, or whose partitions
+//! are quiet, cannot tell and stays. The timer of a partition that comes to or leaves
+//! this member starts again (its new owner needs time to start on it).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -35,6 +38,12 @@ pub(crate) struct StallWatch {
     still: HashMap<u32, (i64, Instant)>,
     /// When this member last rejoined: it waits `after` again before the next.
     rejoined: Option<Instant>,
+    /// The partitions this member owned at the last reading.
+    owned_before: Vec<u32>,
+    /// The commit of each partition at the last reading.
+    committed_before: HashMap<u32, i64>,
+    /// When one of this member's own commits last moved.
+    own_progress: Option<Instant>,
 }
 
 impl StallWatch {
@@ -44,6 +53,9 @@ impl StallWatch {
             after,
             still: HashMap::new(),
             rejoined: None,
+            owned_before: Vec::new(),
+            committed_before: HashMap::new(),
+            own_progress: None,
         }
     }
 
@@ -61,6 +73,27 @@ impl StallWatch {
         owned: impl Fn(u32) -> bool,
         readings: &[PartitionReading],
     ) -> Vec<u32> {
+        let owned_now: Vec<u32> = readings
+            .iter()
+            .map(|r| r.partition)
+            .filter(|p| owned(*p))
+            .collect();
+        if owned_now != self.owned_before {
+            // A rebalance: a partition that came to or left this member has a new owner,
+            // which needs time to start on it.
+            for p in self.owned_before.iter().chain(&owned_now) {
+                if self.owned_before.contains(p) != owned_now.contains(p) {
+                    self.still.remove(p);
+                }
+            }
+            self.owned_before = owned_now;
+        }
+        for r in readings {
+            let before = self.committed_before.insert(r.partition, r.committed);
+            if owned(r.partition) && before.is_some_and(|c| r.committed > c) {
+                self.own_progress = Some(now);
+            }
+        }
         for r in readings {
             if r.committed >= r.end {
                 self.still.remove(&r.partition);
@@ -86,10 +119,16 @@ impl StallWatch {
                 .get(p)
                 .is_some_and(|(_, since)| now.duration_since(*since) >= self.after)
         };
+        // This member's own work moved while the partition stood still.
+        let moved_since = |p: &u32| {
+            self.still
+                .get(p)
+                .is_some_and(|(_, since)| self.own_progress.is_some_and(|t| t >= *since))
+        };
         let mut orphaned: Vec<u32> = readings
             .iter()
             .map(|r| r.partition)
-            .filter(|p| !owned(*p) && stalled(p))
+            .filter(|p| !owned(*p) && stalled(p) && moved_since(p))
             .collect();
         let own_stalled = readings
             .iter()
@@ -215,5 +254,58 @@ mod tests {
                 .is_empty());
         }
         assert_eq!(w.check_every(), Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn a_member_whose_own_work_does_not_move_cannot_tell_and_stays() {
+        // Its partition is quiet (nothing waiting) while another's commit is still: the
+        // other member may be slow for a shared reason.
+        let mut w = StallWatch::new(AFTER);
+        let t0 = Instant::now();
+        for s in 0..40 {
+            let got = w.observe(
+                t0 + Duration::from_secs(s),
+                |p| p == 0,
+                &[reading(0, 8, 8), reading(1, 3, 9)],
+            );
+            assert!(got.is_empty(), "second {s}: {got:?}");
+        }
+        // Owning nothing at all: the same.
+        let mut w = StallWatch::new(AFTER);
+        for s in 0..40 {
+            assert!(w
+                .observe(t0 + Duration::from_secs(s), |_| false, &[reading(1, 3, 9)])
+                .is_empty());
+        }
+    }
+
+    #[test]
+    fn a_rebalance_starts_the_timers_again() {
+        let mut w = StallWatch::new(AFTER);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Partition 1 stalls from second 0 while this member owns 0 and 1.
+        for s in 0..6 {
+            let c = 10 + s as i64;
+            assert!(w
+                .observe(at(s), |p| p < 2, &[reading(0, c, c + 5), reading(1, 3, 9)])
+                .is_empty());
+        }
+        // Partition 1 moves to another member, which needs time to start on it: the
+        // stall it had here does not count against the new owner.
+        for s in 6..15 {
+            let c = 10 + s as i64;
+            let got = w.observe(at(s), |p| p == 0, &[reading(0, c, c + 5), reading(1, 3, 9)]);
+            assert!(got.is_empty(), "second {s}: {got:?}");
+        }
+        let c = 10 + 16;
+        assert_eq!(
+            w.observe(
+                at(16),
+                |p| p == 0,
+                &[reading(0, c, c + 5), reading(1, 3, 9)]
+            ),
+            vec![1]
+        );
     }
 }

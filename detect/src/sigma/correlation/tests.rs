@@ -561,3 +561,17 @@ fn replayed_hits_the_other_process_had_not_evaluated_are_evaluated_here() {
     assert_eq!(alerts, vec![(112, vec!["a".to_owned()])]);
     assert!(live.flush(&s.set).is_empty());
 }
+
+#[test]
+fn a_group_both_engines_hold_keeps_each_hit_once() {
+    let s = setup(EVENT_COUNT);
+    let mut live = CorrelationEngine::new(&s.set, limits(5));
+    assert!(feed(&s, &mut live, &[failed(100, "a"), failed(110, "a")]).is_empty());
+    // The replay holds the same event at 110 (read by both before the partition moved).
+    let mut replay = CorrelationEngine::new(&s.set, limits(5));
+    assert!(feed(&s, &mut replay, &[failed(110, "a")]).is_empty());
+    live.absorb(replay);
+    // Two hits, not three: the window completes only with the next one.
+    let alerts = feed(&s, &mut live, &[failed(112, "a"), failed(130, "b")]);
+    assert_eq!(alerts, vec![(112, vec!["a".to_owned()])]);
+}
