@@ -389,6 +389,27 @@ async fn what_a_group_processed_of_a_partition_is_read_back_up_to_its_commit() {
         "{} batches from the future",
         future.len()
     );
+    // From an offset and since a time: the later of the two.
+    let both = consumer
+        .read_processed(
+            partition,
+            Some(positions[1].offset),
+            Some(now - 3_600_000),
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&both), bus_suite::ids(&parts[1]));
+    // From beyond the commit: nothing.
+    let beyond = consumer
+        .read_processed(partition, Some(positions[2].offset), None, 1000)
+        .await
+        .unwrap();
+    assert!(
+        beyond.is_empty(),
+        "{} batches past the commit",
+        beyond.len()
+    );
     // A bound keeps the newest.
     let bounded = consumer
         .read_processed(partition, None, None, 15)

@@ -10,9 +10,10 @@
 //! group's commit, and the commit has not moved for a while. It leaves and rejoins the
 //! group, which makes the coordinator assign every partition again, only when its own
 //! work shows the cause is not shared: one of its own commits moved after the partition
-//! stopped, and none of its own partitions with records waiting is stalled (the store
-//! being down stalls every partition alike). A member that owns nothing, or whose partitions
-//! are quiet, cannot tell and stays. The timer of a partition that comes to or leaves
+//! stopped (or, for a member whose partitions are quiet, the partition stood still for
+//! twice the wait), and none of its own partitions with records waiting is stalled (the
+//! store being down stalls every partition alike). A member whose partitions are quiet
+//! during an outage that stalls the others' may thus rejoin once per twice the wait. The timer of a partition that comes to or leaves
 //! this member starts again (its new owner needs time to start on it).
 
 use std::collections::HashMap;
@@ -119,11 +120,13 @@ impl StallWatch {
                 .get(p)
                 .is_some_and(|(_, since)| now.duration_since(*since) >= self.after)
         };
-        // This member's own work moved while the partition stood still.
+        // This member's own work moved while the partition stood still, or (a member
+        // whose partitions are quiet) the partition stood still twice the wait.
         let moved_since = |p: &u32| {
-            self.still
-                .get(p)
-                .is_some_and(|(_, since)| self.own_progress.is_some_and(|t| t >= *since))
+            self.still.get(p).is_some_and(|(_, since)| {
+                self.own_progress.is_some_and(|t| t >= *since)
+                    || now.duration_since(*since) >= self.after * 2
+            })
         };
         let mut orphaned: Vec<u32> = readings
             .iter()
@@ -257,12 +260,12 @@ mod tests {
     }
 
     #[test]
-    fn a_member_whose_own_work_does_not_move_cannot_tell_and_stays() {
+    fn a_member_whose_own_work_does_not_move_waits_twice_as_long() {
         // Its partition is quiet (nothing waiting) while another's commit is still: the
-        // other member may be slow for a shared reason.
+        // other member may be slow for a shared reason, or gone.
         let mut w = StallWatch::new(AFTER);
         let t0 = Instant::now();
-        for s in 0..40 {
+        for s in 0..20 {
             let got = w.observe(
                 t0 + Duration::from_secs(s),
                 |p| p == 0,
@@ -270,13 +273,22 @@ mod tests {
             );
             assert!(got.is_empty(), "second {s}: {got:?}");
         }
-        // Owning nothing at all: the same.
-        let mut w = StallWatch::new(AFTER);
-        for s in 0..40 {
-            assert!(w
-                .observe(t0 + Duration::from_secs(s), |_| false, &[reading(1, 3, 9)])
-                .is_empty());
-        }
+        assert_eq!(
+            w.observe(
+                t0 + Duration::from_secs(20),
+                |p| p == 0,
+                &[reading(0, 8, 8), reading(1, 3, 9)]
+            ),
+            vec![1]
+        );
+        // And then not again within the wait.
+        assert!(w
+            .observe(
+                t0 + Duration::from_secs(25),
+                |p| p == 0,
+                &[reading(1, 3, 9)]
+            )
+            .is_empty());
     }
 
     #[test]
