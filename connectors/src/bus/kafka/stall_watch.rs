@@ -45,7 +45,14 @@ pub(crate) struct StallWatch {
     committed_before: HashMap<u32, i64>,
     /// When one of this member's own commits last moved.
     own_progress: Option<Instant>,
+    /// Per partition, the commit a rejoin was made for and when: a partition still at
+    /// that commit afterwards (a record no member can read holds it, say) is not worth
+    /// another rejoin until [`RETRY_AFTER_WAITS`] waits have passed.
+    tried: HashMap<u32, (i64, Instant)>,
 }
+
+/// Waits before a partition that a rejoin did not move is worth another.
+const RETRY_AFTER_WAITS: u32 = 10;
 
 impl StallWatch {
     /// A watch that calls a partition stalled after `after` without progress.
@@ -57,6 +64,7 @@ impl StallWatch {
             owned_before: Vec::new(),
             committed_before: HashMap::new(),
             own_progress: None,
+            tried: HashMap::new(),
         }
     }
 
@@ -95,6 +103,12 @@ impl StallWatch {
                 self.own_progress = Some(now);
             }
         }
+        self.tried.retain(|p, (committed, at)| {
+            now.duration_since(*at) < self.after * RETRY_AFTER_WAITS
+                && readings
+                    .iter()
+                    .any(|r| r.partition == *p && r.committed == *committed)
+        });
         for r in readings {
             if r.committed >= r.end {
                 self.still.remove(&r.partition);
@@ -131,7 +145,7 @@ impl StallWatch {
         let mut orphaned: Vec<u32> = readings
             .iter()
             .map(|r| r.partition)
-            .filter(|p| !owned(*p) && stalled(p) && moved_since(p))
+            .filter(|p| !owned(*p) && stalled(p) && moved_since(p) && !self.tried.contains_key(p))
             .collect();
         let own_stalled = readings
             .iter()
@@ -142,6 +156,11 @@ impl StallWatch {
         }
         if !orphaned.is_empty() {
             self.rejoined = Some(now);
+            for p in &orphaned {
+                if let Some(&(committed, _)) = self.still.get(p) {
+                    self.tried.insert(*p, (committed, now));
+                }
+            }
             self.still.clear();
         }
         orphaned.sort_unstable();
@@ -316,6 +335,41 @@ mod tests {
                 at(16),
                 |p| p == 0,
                 &[reading(0, c, c + 5), reading(1, 3, 9)]
+            ),
+            vec![1]
+        );
+    }
+
+    #[test]
+    fn a_partition_a_rejoin_did_not_move_is_tried_again_only_much_later() {
+        // A record nobody can read holds partition 1's commit: a rejoin does not help.
+        let mut w = StallWatch::new(AFTER);
+        let t0 = Instant::now();
+        let mut rejoins = Vec::new();
+        for s in 0..200u64 {
+            let c = 10 + s as i64;
+            let got = w.observe(
+                t0 + Duration::from_secs(s),
+                |p| p == 0,
+                &[reading(0, c, c + 5), reading(1, 3, 4)],
+            );
+            if !got.is_empty() {
+                rejoins.push(s);
+            }
+        }
+        assert_eq!(rejoins, vec![10, 110], "once, then ten waits later");
+        // Once its commit moves, a new stall counts afresh.
+        let got = w.observe(
+            t0 + Duration::from_secs(200),
+            |p| p == 0,
+            &[reading(0, 300, 305), reading(1, 4, 6)],
+        );
+        assert!(got.is_empty());
+        assert_eq!(
+            w.observe(
+                t0 + Duration::from_secs(210),
+                |p| p == 0,
+                &[reading(0, 310, 315), reading(1, 4, 6)]
             ),
             vec![1]
         );
