@@ -67,6 +67,15 @@ const IDLE_PARTITION: Duration = Duration::from_secs(10);
 /// evaluated at most that far, its watermark held back by its other partitions.
 const REPLAY_HELD_BACK: Duration = Duration::from_secs(30);
 
+/// The newest event time of `batch`, Unix ms.
+fn newest_time(batch: &EventBatch) -> Option<i64> {
+    batch
+        .records
+        .column_by_name(col::TIMESTAMP)
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+        .and_then(arrow::compute::max)
+}
+
 impl CorrelationState {
     /// No windows open yet.
     pub(crate) fn new(config: &CorrelationConfig) -> Self {
@@ -154,12 +163,7 @@ impl CorrelationState {
         self.follow(running);
         let mut newest: HashMap<&str, i64> = HashMap::new();
         for (batch, _) in replayed {
-            let t = batch
-                .records
-                .column_by_name(col::TIMESTAMP)
-                .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
-                .and_then(arrow::compute::max);
-            if let Some(t) = t {
+            if let Some(t) = newest_time(batch) {
                 let e = newest.entry(batch.tenant.as_str()).or_insert(t);
                 *e = (*e).max(t);
             }
@@ -270,11 +274,7 @@ impl CorrelationState {
     /// them unevenly; without this, hits of a partition read behind the others would be
     /// older than the watermark and dropped as late.
     fn horizon(&mut self, batch: &EventBatch) -> Option<i64> {
-        let newest = batch
-            .records
-            .column_by_name(col::TIMESTAMP)
-            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
-            .and_then(arrow::compute::max);
+        let newest = newest_time(batch);
         let now = Instant::now();
         if let (Some(position), Some(t)) = (&batch.position, newest) {
             let entry = self

@@ -49,17 +49,15 @@ impl Covered {
     /// What `path` holds; nothing if it is missing or unreadable (said in the log: the
     /// replay then reads the whole window).
     pub(crate) fn load(path: &Path) -> Self {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(path = %path.display(), error = %e, "detect: offsets of the saved state unreadable");
-                Self::default()
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "detect: offsets of the saved state unreadable");
-                Self::default()
-            }
-        }
+        let read = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Self::default(),
+            Err(e) => Err(e.to_string()),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
+        };
+        read.unwrap_or_else(|error| {
+            tracing::warn!(path = %path.display(), %error, "detect: offsets of the saved state unreadable");
+            Self::default()
+        })
     }
 
     /// Writes them to `path` (through a temporary file).

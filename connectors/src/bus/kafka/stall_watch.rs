@@ -13,8 +13,10 @@
 //! stopped (or, for a member whose partitions are quiet, the partition stood still for
 //! twice the wait), and none of its own partitions with records waiting is stalled (the
 //! store being down stalls every partition alike). A member whose partitions are quiet
-//! during an outage that stalls the others' may thus rejoin once per twice the wait. The timer of a partition that comes to or leaves
-//! this member starts again (its new owner needs time to start on it).
+//! during an outage that stalls the others' may thus rejoin once per twice the wait.
+//! The timer of a partition that comes to or leaves this member starts again (its new
+//! owner needs time to start on it), and a partition a rejoin did not move waits ten
+//! waits for another.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

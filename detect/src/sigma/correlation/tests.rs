@@ -491,12 +491,9 @@ fn events_that_hit_no_rule_and_the_clock_close_windows() {
     assert!(engine.advance_idle(&s.set, 200_000).is_empty());
 }
 
-/// Feeds `events` to `engine` as one batch; the alerts as (time s, group values).
-fn feed(s: &Setup, engine: &mut CorrelationEngine, events: &[Event]) -> Vec<(i64, Vec<String>)> {
-    let (records, hits) = batch_of(s, events);
-    engine
-        .observe(&s.set, &records, &hits)
-        .unwrap()
+/// Alerts as (time s, group values).
+fn timed(alerts: Vec<CorrelationAlert>) -> Vec<(i64, Vec<String>)> {
+    alerts
         .into_iter()
         .map(|a| {
             (
@@ -505,6 +502,12 @@ fn feed(s: &Setup, engine: &mut CorrelationEngine, events: &[Event]) -> Vec<(i64
             )
         })
         .collect()
+}
+
+/// Feeds `events` to `engine` as one batch; the alerts as (time s, group values).
+fn feed(s: &Setup, engine: &mut CorrelationEngine, events: &[Event]) -> Vec<(i64, Vec<String>)> {
+    let (records, hits) = batch_of(s, events);
+    timed(engine.observe(&s.set, &records, &hits).unwrap())
 }
 
 #[test]
@@ -532,12 +535,7 @@ fn windows_replayed_from_a_partition_taken_over_join_the_live_engine() {
     // The third hit of the open window arrives here: one alert, and the burst that
     // fired in the other process is not raised again.
     let mut alerts = feed(&s, &mut live, &[failed(125, "a")]);
-    alerts.extend(live.flush(&s.set).into_iter().map(|a| {
-        (
-            a.time_ms / 1000,
-            a.group.into_iter().map(|(_, v)| v).collect(),
-        )
-    }));
+    alerts.extend(timed(live.flush(&s.set)));
     assert_eq!(alerts, vec![(125, vec!["a".to_owned()])]);
 }
 
