@@ -334,6 +334,31 @@ async fn large_batches_read_back_whole(compression: BusCompression) {
 }
 
 #[tokio::test]
+async fn a_large_batch_on_one_partition_is_cut_into_records_in_row_order() {
+    for recent_bytes in [0, 64 << 20] {
+        let t = Embedded::new(LogOptions {
+            partitions: 1,
+            recent_bytes,
+            ..LogOptions::default()
+        });
+        let bus = t.open().await;
+        let big = bus_suite::batch("big", 20_000, 7);
+        let positions = bus.append("cut", &big).await.unwrap();
+        if rayon::current_num_threads() >= 2 {
+            assert!(positions.len() >= 2, "encoded on one thread: {positions:?}");
+        }
+        let offsets: Vec<u64> = positions.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, (0..positions.len() as u64).collect::<Vec<_>>());
+        let got = drain(&bus, "cut", "g").await;
+        assert_eq!(got.len(), positions.len());
+        let ids: Vec<String> = got.iter().flat_map(bus_suite::ids).collect();
+        assert_eq!(ids, bus_suite::ids(&big), "recent {recent_bytes}");
+        let hits = t.log().counters().recent_hits.load(Ordering::Relaxed);
+        assert_eq!(hits > 0, recent_bytes > 0);
+    }
+}
+
+#[tokio::test]
 async fn records_of_the_first_format_with_lz4_framed_buffers_are_still_read() {
     let t = Embedded::new(LogOptions {
         partitions: 1,
@@ -350,6 +375,7 @@ async fn records_of_the_first_format_with_lz4_framed_buffers_are_still_read() {
         payload: &payload,
         codec: PayloadCodec::Plain,
         batch: None,
+        batch_bytes: None,
     };
     t.log().append_all("old", &[part]).unwrap();
     let bus = t.open().await;
@@ -363,36 +389,91 @@ async fn records_of_the_first_format_with_lz4_framed_buffers_are_still_read() {
 }
 
 #[tokio::test]
-async fn a_recent_batch_is_served_only_once_durable() {
+async fn a_record_is_served_once_written_and_acknowledged_only_once_durable() {
     let t = Embedded::new(LogOptions {
         partitions: 1,
         sync: SyncPolicy::Interval(Duration::from_secs(3600)),
         ..LogOptions::default()
     });
+    let bus = t.open().await;
     let log = t.log();
+    let mut consumer = bus.subscribe("slow", "g").await.unwrap();
     let batch = bus_suite::batch("d", 3, 1);
-    let header = BatchHeader::of(&batch);
-    let payload = codec::encode_records(&batch.records).unwrap();
-    let part = AppendPart {
-        partition: 0,
-        header: &header,
-        payload: &payload,
-        codec: PayloadCodec::Plain,
-        batch: Some(&batch),
+    let mut append = {
+        let (bus, batch) = (bus.clone(), batch.clone());
+        tokio::spawn(async move { bus.append("slow", &batch).await })
     };
-    assert_eq!(log.append_all("slow", &[part]).unwrap(), [(0, 0)]);
-    assert!(
-        log.read_recent("slow", 0, 0).unwrap().is_none(),
-        "not durable yet"
-    );
-    assert!(log.read("slow", 0, 0, 10).unwrap().is_empty());
-    log.sync_all().unwrap();
-    let got = log
-        .read_recent("slow", 0, 0)
-        .unwrap()
-        .expect("durable and held");
+    // The consumer gets the batch while its append still waits for the (hourly) fsync.
+    let got = loop {
+        match consumer.poll(Duration::from_secs(10)).await.unwrap() {
+            Some(BusDelivery::Batch(b)) => break b,
+            Some(_) => continue,
+            None => panic!("the written batch was not served"),
+        }
+    };
     assert_eq!(got.records, batch.records);
+    assert_eq!(log.read("slow", 0, 0, 10).unwrap().len(), 1);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut append)
+            .await
+            .is_err(),
+        "acknowledged before its fsync"
+    );
+    log.sync_all().unwrap();
+    let positions = tokio::time::timeout(Duration::from_secs(10), append)
+        .await
+        .expect("acknowledged after the fsync")
+        .unwrap()
+        .unwrap();
+    assert_eq!(positions[0].offset, 0);
     assert!(log.read_recent("slow", 0, 1).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_commit_past_what_a_crash_took_back_is_brought_back_and_new_records_are_read() {
+    let t = Embedded::new(LogOptions {
+        partitions: 1,
+        ..LogOptions::default()
+    });
+    let bus = t.open().await;
+    let segment = t
+        .dir
+        .path()
+        .join("topics/events/0/00000000000000000000.log");
+    let mut lengths = Vec::new();
+    for round in 0..3 {
+        bus.append("events", &bus_suite::batch(&format!("r{round}"), 2, 1))
+            .await
+            .unwrap();
+        lengths.push(std::fs::metadata(&segment).unwrap().len());
+    }
+    t.log().commit("g", "events", 0, 3).unwrap();
+    drop(bus);
+    t.restart().await;
+    // The OS lost the last record (never synced, as far as the disk knows): cut it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len((lengths[1] + lengths[2]) / 2)
+        .unwrap();
+    let bus = t.open().await;
+    let log = t.log();
+    assert_eq!(log.bounds("events", 0).unwrap(), (0, 2));
+    assert_eq!(
+        log.committed("g", "events", 0),
+        Some(2),
+        "brought back to the end"
+    );
+    let p = bus
+        .append("events", &bus_suite::batch("new", 2, 1))
+        .await
+        .unwrap();
+    assert_eq!(p[0].offset, 2);
+    let mut c = bus.subscribe("events", "g").await.unwrap();
+    let mut got = bus_suite::Received::default();
+    bus_suite::consume(&mut c, 2, t.patience(), &mut got).await;
+    assert_eq!(got.ids(), ["new-0", "new-1"]);
 }
 
 #[tokio::test]

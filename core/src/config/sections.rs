@@ -172,10 +172,13 @@ impl BusConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedBusConfig {
-    /// Milliseconds between fsyncs; 0 syncs every append before acknowledging it.
-    /// Default: 0.
+    /// Milliseconds between fsyncs; 0 syncs every append before acknowledging it
+    /// (appends at the same moment share syncs). Default: 0.
     pub fsync_interval_ms: u64,
-    /// Partitions per topic. Default: 4.
+    /// Partitions per topic created by this log (a topic keeps the count it was created
+    /// with). Default: 1. One process reads each consumer group of the embedded log, so
+    /// more partitions only cost a copy of every batch, taken apart by partition key;
+    /// a large batch is still encoded on every core, cut into consecutive records.
     pub partitions: u32,
     /// Keep records at most this many hours. Default: 168 (7 days).
     pub retention_hours: u64,
@@ -188,13 +191,14 @@ pub struct EmbeddedBusConfig {
     /// Size at which a segment file is sealed and the next begun. Default: 128 MiB.
     pub segment_bytes: u64,
     /// MiB of memory for batches just appended, handed to consumers at the tail without
-    /// reading and decoding them again; 0 turns it off. Default: 128.
+    /// reading and decoding them again; 0 turns it off. Default: 256.
     pub recent_mib: u64,
     /// MiB of records of topic `events` the slowest consumer group (detection, storage)
     /// may be behind before the inputs wait for it (TCP reads pause, HTTP ingest answers
-    /// 429); 0 never holds them. Keep it under about a third of `recent_mib` (LZ4
-    /// stores a batch in about a third of its memory) so that a consumer behind still
-    /// reads from memory. Default: 32 (about 90,000 events).
+    /// 429); 0 never holds them. Keep it under about a sixth of `recent_mib` (LZ4
+    /// stores a batch in a third to a fifth of its memory, as the logs compress) so
+    /// that a consumer behind still reads from memory. Default: 32 (about 90,000
+    /// events).
     pub max_backlog_mib: u64,
     /// How records are compressed: `lz4` (the default: least CPU), `zstd` (about a
     /// third fewer bytes to write and sync, for about a quarter more CPU in the bus) or
@@ -206,12 +210,12 @@ impl Default for EmbeddedBusConfig {
     fn default() -> Self {
         Self {
             fsync_interval_ms: 0,
-            partitions: 4,
+            partitions: 1,
             retention_hours: 168,
             retention_bytes: 10 * 1024 * 1024 * 1024,
             retention_max_hours: 720,
             segment_bytes: 128 * 1024 * 1024,
-            recent_mib: 128,
+            recent_mib: 256,
             max_backlog_mib: 32,
             compression: BusCompression::Lz4,
         }

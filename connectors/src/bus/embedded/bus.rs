@@ -1,11 +1,11 @@
 //! [`EmbeddedBus`]: the [`Bus`] trait over an [`EmbeddedLog`], with consumers that share
 //! a group's partitions inside this process.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use tokio::time::Instant;
@@ -14,7 +14,7 @@ use vedette_core::traits::{Bus, BusConsumer, BusDelivery};
 use vedette_core::CoreError;
 
 use super::log::{AppendPart, EmbeddedLog};
-use super::payload::{compress_into, PayloadCodec};
+use super::payload::{compress_kept, PayloadCodec};
 use super::record::MAX_BODY_BYTES;
 use crate::bus::codec::{self, BatchHeader};
 use crate::bus::lock;
@@ -27,104 +27,202 @@ const MAX_PAYLOAD_BYTES: usize = MAX_BODY_BYTES - 256 * 1024;
 /// after.
 const MAX_PLAIN_BYTES: usize = MAX_PAYLOAD_BYTES / 256 * 255;
 
-/// Below this many rows a batch's parts are encoded one after the other: handing them
-/// to other threads costs more than it saves.
-const PARALLEL_ENCODE_ROWS: usize = 4096;
-/// A producer thread keeps its encoding buffers up to this capacity each for its next
-/// batch (a whole 8192-event batch encodes to about 10 MiB; every rayon worker and
-/// blocking thread that appends holds at most twice this).
+/// A batch is cut into records of at least this many rows, so that its records encode
+/// on several threads (handing fewer rows to another thread costs more than it saves).
+const MIN_RECORD_ROWS: usize = 4096;
+/// The bus keeps its encoding buffers up to this capacity each for the next batch (a
+/// whole 8192-event batch encodes to about 10 MiB).
 const KEPT_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+/// Buffers of each kind (plain IPC streams, stored payloads) the bus keeps for its next
+/// appends.
+const KEPT_BUFFERS: usize = 8;
 
-thread_local! {
-    /// A producer thread's buffers (the plain IPC stream, the compressed payload),
-    /// reused from batch to batch: fresh memory for each stream of several MiB had its
-    /// pages faulted in and zeroed by the kernel every time.
-    static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// Encodes one partition's rows (in `buffers`: the plain IPC stream, the compressed
-/// payload) and writes them to the log: one record, or several when they encode over a
-/// record's limit (those are not kept whole in memory).
-fn write_part(
-    log: &EmbeddedLog,
-    topic: &str,
+/// The rows of one record of an append, before encoding.
+struct Record {
     partition: u32,
-    part: &EventBatch,
-    codec: PayloadCodec,
-    (plain, packed): &mut (Vec<u8>, Vec<u8>),
-) -> Result<Vec<(u32, u64)>, CoreError> {
-    let header = BatchHeader::of(part);
-    codec::encode_records_into(&part.records, plain)?;
-    if plain.len() <= MAX_PLAIN_BYTES {
-        compress_into(plain, codec, packed)?;
-        let record = AppendPart {
-            partition,
-            header: &header,
-            payload: packed,
-            codec,
-            batch: Some(part),
-        };
-        return Ok(vec![log.write(topic, &record)?]);
-    }
-    *plain = Vec::new();
-    let mut written = Vec::new();
-    for piece in codec::encode_to_fit(&part.records, MAX_PLAIN_BYTES, None)? {
-        compress_into(&piece, codec, packed)?;
-        let record = AppendPart {
-            partition,
-            header: &header,
-            payload: packed,
-            codec,
-            batch: None,
-        };
-        written.push(log.write(topic, &record)?);
-    }
-    Ok(written)
+    rows: EventBatch,
+    /// The memory the rows take, when they are a slice of a larger batch.
+    memory: Option<usize>,
 }
 
-/// Splits `batch` by partition and writes each part to the log as soon as it is taken
-/// and encoded (an IPC stream, compressed as one block or frame; parts in parallel for
-/// large batches: an 8192-row batch takes ~10 ms of one core); returns where each
-/// record went.
+/// One record of an append, encoded: its partition, the rows it holds and its payloads,
+/// each a buffer and the length stored in it (one, or several when the rows encode over
+/// a record's limit; those are not kept whole in memory).
+struct EncodedPart {
+    record: Record,
+    header: BatchHeader,
+    payloads: Vec<(Vec<u8>, usize)>,
+}
+
+/// Buffers kept from one append for the next, whichever thread encodes it: fresh memory
+/// for each stream of several MiB had its pages faulted in and zeroed by the kernel every
+/// time (appends run on the runtime's blocking threads, which come and go, so buffers
+/// kept per thread were often fresh too).
+#[derive(Debug, Default)]
+struct BufferPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    fn take(&self) -> Vec<u8> {
+        lock(&self.0).pop().unwrap_or_default()
+    }
+
+    fn give(&self, buffers: impl IntoIterator<Item = Vec<u8>>) {
+        let mut kept = lock(&self.0);
+        for buffer in buffers {
+            if kept.len() < KEPT_BUFFERS && buffer.capacity() <= KEPT_BUFFER_BYTES {
+                kept.push(buffer);
+            }
+        }
+    }
+}
+
+/// The buffers of an [`EmbeddedBus`]'s producers.
+#[derive(Debug, Default)]
+struct EncodeBuffers {
+    /// Plain IPC streams.
+    plain: BufferPool,
+    /// Stored (compressed) payloads.
+    stored: BufferPool,
+}
+
+/// The records `batch` is appended as: each partition's rows (taken from the batch; a
+/// batch whose rows all go to one partition is not copied), a partition's rows cut into
+/// consecutive slices when the batch is large enough to encode on every thread (slices
+/// are not copied). In partition order, each partition's slices in row order.
+fn cut_into_records(
+    partitioner: &Partitioner,
+    batch: &EventBatch,
+) -> Result<Vec<Record>, CoreError> {
+    let split = partitioner.assign(&batch.records);
+    let take = |rows: PartitionRows| {
+        let records = rows.take(&batch.records)?;
+        Ok::<_, CoreError>((rows.partition, records))
+    };
+    let parts: Vec<(u32, RecordBatch)> = if split.len() < 2 || batch.len() < 2 * MIN_RECORD_ROWS {
+        split.into_iter().map(take).collect::<Result<_, _>>()?
+    } else {
+        split.into_par_iter().map(take).collect::<Result<_, _>>()?
+    };
+    let threads = rayon::current_num_threads().max(1);
+    let record_rows = MIN_RECORD_ROWS.max(batch.len().div_ceil(threads));
+    let mut records = Vec::new();
+    for (partition, rows) in parts {
+        let slices = rows.num_rows().div_ceil(record_rows).max(1);
+        if slices == 1 {
+            records.push(Record {
+                partition,
+                rows: EventBatch {
+                    records: rows,
+                    ..batch.clone()
+                },
+                memory: None,
+            });
+            continue;
+        }
+        // A slice shares its batch's buffers: it counts its share of their memory.
+        let memory = rows.get_array_memory_size();
+        let per_slice = rows.num_rows().div_ceil(slices);
+        for i in 0..slices {
+            let offset = i * per_slice;
+            let len = per_slice.min(rows.num_rows() - offset);
+            records.push(Record {
+                partition,
+                rows: EventBatch {
+                    records: rows.slice(offset, len),
+                    ..batch.clone()
+                },
+                memory: Some(memory * len / rows.num_rows().max(1)),
+            });
+        }
+    }
+    Ok(records)
+}
+
+/// Encodes one record's rows as an IPC stream, compressed as one block or frame, with
+/// buffers from `buffers`; rows that encode over a record's limit become several payloads.
+fn encode_part(
+    record: Record,
+    codec: PayloadCodec,
+    buffers: &EncodeBuffers,
+) -> Result<EncodedPart, CoreError> {
+    let rows = &record.rows;
+    let header = BatchHeader::of(rows);
+    let mut plain = buffers.plain.take();
+    let encoded = codec::encode_records_into(&rows.records, &mut plain);
+    let payloads = match encoded {
+        Ok(()) if plain.len() <= MAX_PLAIN_BYTES => {
+            let mut stored = buffers.stored.take();
+            compress_kept(&plain, codec, &mut stored).map(|len| vec![(stored, len)])
+        }
+        Ok(()) => {
+            plain = Vec::new();
+            codec::encode_to_fit(&rows.records, MAX_PLAIN_BYTES, None).and_then(|pieces| {
+                pieces
+                    .iter()
+                    .map(|piece| {
+                        let mut out = Vec::new();
+                        compress_kept(piece, codec, &mut out).map(|len| (out, len))
+                    })
+                    .collect()
+            })
+        }
+        Err(e) => Err(e),
+    };
+    buffers.plain.give([plain]);
+    let payloads = payloads?;
+    Ok(EncodedPart {
+        record,
+        header,
+        payloads,
+    })
+}
+
+/// Cuts `batch` into records ([`cut_into_records`]), encodes them (in parallel when there
+/// are several) and writes them to the log in order; returns where each record went.
 /// The records are neither durable nor visible until [`EmbeddedLog::complete`].
 fn write_parts(
     log: &EmbeddedLog,
     topic: &str,
     partitioner: &Partitioner,
+    buffers: &EncodeBuffers,
     batch: &EventBatch,
 ) -> Result<Vec<(u32, u64)>, CoreError> {
     let codec = PayloadCodec::of(log.compression());
-    let take_and_write = |rows: PartitionRows| {
-        let part = EventBatch {
-            records: rows.take(&batch.records)?,
-            ..batch.clone()
-        };
-        // Taken out of the thread's cell while in use (and put back after), so nothing
-        // done meanwhile can find the cell borrowed.
-        let mut buffers = BUFFERS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-        let written = write_part(log, topic, rows.partition, &part, codec, &mut buffers);
-        for buffer in [&mut buffers.0, &mut buffers.1] {
-            if buffer.capacity() > KEPT_BUFFER_BYTES {
-                *buffer = Vec::new();
-            }
-        }
-        BUFFERS.with(|cell| *cell.borrow_mut() = buffers);
-        written
-    };
-    // Each part is taken from the batch, encoded and written on a thread of its own.
-    let split = partitioner.assign(&batch.records);
-    let written: Vec<Vec<(u32, u64)>> = if batch.len() < PARALLEL_ENCODE_ROWS || split.len() < 2 {
-        split
-            .into_iter()
-            .map(take_and_write)
-            .collect::<Result<_, CoreError>>()?
+    let records = cut_into_records(partitioner, batch)?;
+    let encode = |record: Record| encode_part(record, codec, buffers);
+    let encoded: Vec<EncodedPart> = if records.len() < 2 {
+        records.into_iter().map(encode).collect::<Result<_, _>>()?
     } else {
-        split
+        records
             .into_par_iter()
-            .map(take_and_write)
-            .collect::<Result<_, CoreError>>()?
+            .map(encode)
+            .collect::<Result<_, _>>()?
     };
-    Ok(written.into_iter().flatten().collect())
+    // Written one after the other: a partition's records keep the batch's row order.
+    let mut written = Vec::with_capacity(encoded.len());
+    for part in &encoded {
+        let whole = part.payloads.len() == 1;
+        for (buffer, len) in &part.payloads {
+            written.push(log.write(
+                topic,
+                &AppendPart {
+                    partition: part.record.partition,
+                    header: &part.header,
+                    payload: &buffer[..*len],
+                    codec,
+                    batch: whole.then_some(&part.record.rows),
+                    batch_bytes: part.record.memory,
+                },
+            )?);
+        }
+    }
+    buffers.stored.give(
+        encoded
+            .into_iter()
+            .flat_map(|part| part.payloads)
+            .map(|(b, _)| b),
+    );
+    Ok(written)
 }
 
 /// The embedded log as a [`Bus`].
@@ -133,6 +231,7 @@ pub struct EmbeddedBus {
     log: Arc<EmbeddedLog>,
     key: String,
     partitioners: Arc<Mutex<HashMap<String, Arc<Partitioner>>>>,
+    buffers: Arc<EncodeBuffers>,
 }
 
 fn join_error(e: tokio::task::JoinError) -> CoreError {
@@ -146,6 +245,7 @@ impl EmbeddedBus {
             log,
             key: partition_key.into(),
             partitioners: Arc::default(),
+            buffers: Arc::default(),
         }
     }
 
@@ -170,8 +270,9 @@ impl Bus for EmbeddedBus {
         }
         let partitioner = self.partitioner(topic)?;
         let (log, topic_name, batch) = (self.log.clone(), topic.to_string(), batch.clone());
+        let buffers = self.buffers.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let written = write_parts(&log, &topic_name, &partitioner, &batch)?;
+            let written = write_parts(&log, &topic_name, &partitioner, &buffers, &batch)?;
             log.complete(&topic_name, &written)?;
             Ok::<_, CoreError>(written)
         })

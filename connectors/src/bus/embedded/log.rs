@@ -63,7 +63,7 @@ impl Default for LogOptions {
                 max_bytes: 10 * 1024 * 1024 * 1024,
                 hard_max_age_ms: 30 * 24 * 3_600_000,
             },
-            recent_bytes: 128 * 1024 * 1024,
+            recent_bytes: 256 * 1024 * 1024,
             compression: BusCompression::Lz4,
         }
     }
@@ -96,6 +96,9 @@ pub struct AppendPart<'a> {
     /// The rows the payload encodes, kept in memory for consumers at the tail (see
     /// [`EmbeddedLog::read_recent`]); `None` when the caller has none.
     pub batch: Option<&'a EventBatch>,
+    /// The memory those rows take, when the caller knows it (a slice of a larger batch
+    /// counts its share); `None` measures the batch.
+    pub batch_bytes: Option<usize>,
 }
 
 /// Counters of an embedded log, for metrics.
@@ -127,7 +130,10 @@ pub struct LogCounters {
 #[derive(Debug)]
 struct Topic {
     partitions: Vec<Mutex<Partition>>,
-    /// Bumped whenever durable records arrive; consumers wait on it.
+    /// Held by the one append syncing a partition (see [`EmbeddedLog::sync_partitions`]).
+    syncing: Vec<Mutex<()>>,
+    /// Bumped whenever records are served or become durable; consumers and appends
+    /// waiting for durability wait on it.
     arrived: watch::Sender<u64>,
 }
 
@@ -253,12 +259,50 @@ impl EmbeddedLog {
             partitions.push(Mutex::new(partition));
         }
         super::partition::sync_dir(&dir)?;
+        self.bring_back_commits_past_the_end(name, &partitions)?;
         let topic = Arc::new(Topic {
+            syncing: partitions.iter().map(|_| Mutex::new(())).collect(),
             partitions,
             arrived: watch::Sender::new(0),
         });
         topics.insert(name.to_string(), topic.clone());
         Ok(topic)
+    }
+
+    /// Brings back to a partition's end every group commit past it, before anything is
+    /// appended: records are served before their fsync, so a group may have committed
+    /// past what an OS crash (or a damaged tail cut at open) took back, and the offsets
+    /// taken back are given to new records, which the group must read. What it read of
+    /// the lost records is read again only if their senders, never acknowledged, send
+    /// them again: at-least-once, never a skipped record.
+    fn bring_back_commits_past_the_end(
+        &self,
+        topic: &str,
+        partitions: &[Mutex<Partition>],
+    ) -> Result<(), CoreError> {
+        for (group, t, partition, next) in self.groups.all_commits() {
+            if t != topic {
+                continue;
+            }
+            let Some(end) = partitions
+                .get(partition as usize)
+                .map(|p| lock(p).next_offset())
+            else {
+                continue;
+            };
+            if next > end {
+                tracing::warn!(
+                    group,
+                    topic,
+                    partition,
+                    committed = next,
+                    end,
+                    "embedded log: a commit was past the partition's end after recovery; brought back"
+                );
+                self.groups.commit(&group, topic, partition, end)?;
+            }
+        }
+        Ok(())
     }
 
     /// Number of partitions of a topic (created if missing).
@@ -291,6 +335,7 @@ impl EmbeddedLog {
             payload,
             codec: PayloadCodec::Plain,
             batch: None,
+            batch_bytes: None,
         };
         let offsets = self.append_all(topic_name, &[part])?;
         offsets
@@ -339,7 +384,11 @@ impl EmbeddedLog {
         let head = record::encode_head(&meta, payload)?;
         p.append(&head, payload, now)?;
         if let Some(batch) = part.batch {
-            self.recent.insert(topic_name, partition, offset, batch);
+            let bytes = part
+                .batch_bytes
+                .unwrap_or_else(|| batch.records.get_array_memory_size());
+            self.recent
+                .insert(topic_name, partition, offset, batch, bytes);
         }
         self.counters
             .appended_records
@@ -350,59 +399,79 @@ impl EmbeddedLog {
         Ok((partition, offset))
     }
 
-    /// Completes the appends of records [`Self::write`] wrote: under
-    /// [`SyncPolicy::EveryAppend`] syncs their partitions (in parallel) and wakes
-    /// consumers; otherwise the sync thread does both within its interval.
+    /// Completes the appends of records [`Self::write`] wrote: serves them to consumers
+    /// at once (they are written whole), then, under [`SyncPolicy::EveryAppend`], syncs
+    /// their partitions (in parallel) and wakes the appends waiting for durability;
+    /// otherwise the sync thread syncs within its interval.
     pub(crate) fn complete(
         &self,
         topic_name: &str,
         written: &[(u32, u64)],
     ) -> Result<(), CoreError> {
-        if self.options.sync != SyncPolicy::EveryAppend || written.is_empty() {
+        if written.is_empty() {
             return Ok(());
         }
         let topic = self.topic(topic_name)?;
-        let mut touched: Vec<u32> = written.iter().map(|&(p, _)| p).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        self.sync_partitions(&topic, &touched)?;
+        // Per partition written, one past the last offset this append wrote there.
+        let mut needed: Vec<(u32, u64)> = Vec::new();
+        for &(p, offset) in written {
+            match needed.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, upto)) => *upto = (*upto).max(offset + 1),
+                None => needed.push((p, offset + 1)),
+            }
+        }
+        for &(p, _) in &needed {
+            lock(Self::partition(&topic, topic_name, p)?).mark_visible();
+        }
+        topic.arrived.send_modify(|v| *v += 1);
+        if self.options.sync != SyncPolicy::EveryAppend {
+            return Ok(());
+        }
+        self.sync_partitions(&topic, &needed)?;
         topic.arrived.send_modify(|v| *v += 1);
         Ok(())
     }
 
-    /// Syncs the given partitions of a topic, in parallel when there are several.
-    fn sync_partitions(&self, topic: &Topic, partitions: &[u32]) -> Result<(), CoreError> {
-        let targets: Vec<(usize, Arc<std::fs::File>, u64)> = partitions
-            .iter()
-            .filter_map(|&p| {
-                let slot = topic.partitions.get(p as usize)?;
-                let (file, upto) = lock(slot).sync_target()?;
-                Some((p as usize, file, upto))
-            })
-            .collect();
-        let sync = |file: &std::fs::File| {
+    /// Makes durable, in each partition given, every offset below the one given with it,
+    /// partitions in parallel. Appends share syncs: while one append syncs a partition,
+    /// the others wait, and then the first of them syncs everything written meanwhile in
+    /// one go; an append whose records a sync already covered does not sync at all. So
+    /// concurrent appends cost about two fsyncs per partition, not one each.
+    fn sync_partitions(&self, topic: &Topic, needed: &[(u32, u64)]) -> Result<(), CoreError> {
+        let sync_one = |&(p, upto): &(u32, u64)| -> Result<(), CoreError> {
+            let (Some(slot), Some(syncing)) = (
+                topic.partitions.get(p as usize),
+                topic.syncing.get(p as usize),
+            ) else {
+                return Ok(());
+            };
+            let _only_syncer = lock(syncing);
+            if lock(slot).durable_offset() >= upto {
+                return Ok(());
+            }
+            let Some((file, covered)) = lock(slot).sync_target() else {
+                return Ok(());
+            };
             file.sync_data()
-                .map_err(|e| CoreError::io("syncing a segment", e))
+                .map_err(|e| CoreError::io("syncing a segment", e))?;
+            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            lock(slot).mark_durable(covered);
+            Ok(())
         };
-        match targets.as_slice() {
-            [] => {}
-            [(_, file, _)] => sync(file)?,
+        match needed {
+            [] => Ok(()),
+            [one] => sync_one(one),
             many => std::thread::scope(|scope| {
                 let handles: Vec<_> = many
                     .iter()
-                    .map(|(_, file, _)| scope.spawn(move || sync(file)))
+                    .map(|need| scope.spawn(move || sync_one(need)))
                     .collect();
                 handles.into_iter().try_for_each(|h| {
                     h.join()
                         .map_err(|_| CoreError::Internal("a sync thread panicked".into()))?
                 })
-            })?,
+            }),
         }
-        for (p, _, upto) in &targets {
-            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-            lock(&topic.partitions[*p]).mark_durable(*upto);
-        }
-        Ok(())
     }
 
     /// Waits until `offset` of a partition is durable.
@@ -453,7 +522,7 @@ impl EmbeddedLog {
         Ok(())
     }
 
-    /// Up to `max` durable records of a partition from offset `from` (or from the
+    /// Up to `max` records of a partition from offset `from` (or from the
     /// oldest record held, if `from` was deleted). Damaged records are skipped and
     /// counted, never served.
     pub fn read(
@@ -500,7 +569,7 @@ impl EmbeddedLog {
     }
 
     /// The batch of the record at `offset` of a partition, from memory: only if it is
-    /// durable, still held by the log, and was appended with its batch recently enough
+    /// served (see [`Self::bounds`]), still held by the log, and was appended with its batch recently enough
     /// to be kept. `None` means: read it with [`Self::read`].
     pub fn read_recent(
         &self,
@@ -508,8 +577,8 @@ impl EmbeddedLog {
         partition: u32,
         offset: u64,
     ) -> Result<Option<EventBatch>, CoreError> {
-        let (start, durable) = self.bounds(topic_name, partition)?;
-        if offset < start || offset >= durable {
+        let (start, end) = self.bounds(topic_name, partition)?;
+        if offset < start || offset >= end {
             return Ok(None);
         }
         let batch = self.recent.get(topic_name, partition, offset);
@@ -519,14 +588,16 @@ impl EmbeddedLog {
         Ok(batch)
     }
 
-    /// The oldest offset held and one past the newest durable offset of a partition.
+    /// The oldest offset held and one past the newest offset served to consumers of a
+    /// partition: records are served once written whole, before their fsync (an
+    /// append is acknowledged only after it; see the module doc).
     pub fn bounds(&self, topic_name: &str, partition: u32) -> Result<(u64, u64), CoreError> {
         let topic = self.topic(topic_name)?;
         let p = lock(Self::partition(&topic, topic_name, partition)?);
-        Ok((p.start_offset(), p.durable_offset()))
+        Ok((p.start_offset(), p.visible_offset()))
     }
 
-    /// A receiver that changes when durable records arrive in `topic`.
+    /// A receiver that changes when records are served or become durable in `topic`.
     pub fn arrivals(&self, topic: &str) -> Result<watch::Receiver<u64>, CoreError> {
         Ok(self.topic(topic)?.arrived.subscribe())
     }
@@ -622,7 +693,7 @@ impl EmbeddedLog {
         Ok(slowest)
     }
 
-    /// Consumer lag: (group, topic, partition, records durable but not committed).
+    /// Consumer lag: (group, topic, partition, records served but not committed).
     pub fn lags(&self) -> Vec<(String, String, u32, u64)> {
         self.groups
             .all_commits()

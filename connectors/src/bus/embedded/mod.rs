@@ -29,8 +29,15 @@
 //! - An append is acknowledged only once durable under the policy: fsync before the
 //!   return ([`SyncPolicy::EveryAppend`]), or after the next periodic fsync
 //!   ([`SyncPolicy::Interval`]; the append's future waits for it).
-//! - Only durable records are served to consumers, so a consumer never sees a record
-//!   that a crash could take back.
+//! - A record is served to consumers once written whole (under its partition's lock,
+//!   so every offset below the partition's next is complete), before its fsync, as
+//!   Kafka serves records before they reach the disk: a consumer's latency does not
+//!   wait on the disk, only the producer's acknowledgement does. A process crash loses
+//!   nothing written. An OS crash or power cut may take back records no sender was
+//!   told were stored; a consumer may have processed them (its outputs stay; the
+//!   senders send them again: at-least-once), and at open every group commit past a
+//!   partition's end is brought back to it before anything is appended, so the records
+//!   that take those offsets are read.
 //! - Recovery at open walks the last segment of each partition record by record,
 //!   checking length, CRC and offset; at the first torn or damaged record the file is
 //!   cut there (counted in `recovered_truncated_bytes`). Sealed segments are walked by
@@ -45,7 +52,7 @@
 //!   and those past `hard_max_age_ms` regardless (records a group missed are counted in
 //!   `retention_unread_records`). The active segment is never deleted.
 //! - Batches just appended are also kept in memory as the producer built them, within
-//!   `recent_bytes`; a consumer reading a durable record still held there takes the
+//!   `recent_bytes`; a consumer reading a served record still held there takes the
 //!   batch without reading or decoding it. A miss reads the segment: the cache changes
 //!   cost, never what is served or when.
 //! - Group membership lives in this process: members of a group on a topic share its
@@ -79,4 +86,4 @@ pub use log::{
     AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy, STALLED_AFTER,
 };
 pub use partition::Retention;
-pub use payload::{compress_into, PayloadCodec};
+pub use payload::{compress_into, compress_kept, PayloadCodec};

@@ -43,6 +43,9 @@ pub(crate) struct Partition {
     segments: Vec<Segment>,
     /// One past the last offset known to be on disk (fsynced).
     durable: u64,
+    /// One past the last offset served to consumers: every record before it is written
+    /// whole (in the OS's page cache at least); never below `durable`.
+    visible: u64,
     segment_bytes: u64,
 }
 
@@ -91,6 +94,7 @@ impl Partition {
                 dir: dir.to_path_buf(),
                 segments,
                 durable,
+                visible: durable,
                 segment_bytes,
             },
             truncated,
@@ -118,6 +122,17 @@ impl Partition {
     /// One past the last durable offset.
     pub(crate) fn durable_offset(&self) -> u64 {
         self.durable
+    }
+
+    /// One past the last offset served to consumers.
+    pub(crate) fn visible_offset(&self) -> u64 {
+        self.visible
+    }
+
+    /// Serves every record written so far (each was written whole under the partition's
+    /// lock, so all before [`Self::next_offset`] are complete).
+    pub(crate) fn mark_visible(&mut self) {
+        self.visible = self.visible.max(self.next_offset());
     }
 
     /// Bytes held.
@@ -153,6 +168,7 @@ impl Partition {
     fn roll(&mut self) -> Result<(), CoreError> {
         self.active().sync()?;
         self.durable = self.next_offset();
+        self.visible = self.visible.max(self.durable);
         let next = Segment::create(&self.dir, self.next_offset())?;
         sync_dir(&self.dir)?;
         self.segments.push(next);
@@ -171,9 +187,10 @@ impl Partition {
     /// Records that a sync outside the lock covered everything before `upto`.
     pub(crate) fn mark_durable(&mut self, upto: u64) {
         self.durable = self.durable.max(upto);
+        self.visible = self.visible.max(self.durable);
     }
 
-    /// Locations of up to `max` durable records from `from`; if `from` was deleted,
+    /// Locations of up to `max` visible records from `from`; if `from` was deleted,
     /// the list starts at the oldest record held.
     pub(crate) fn locate(&self, from: u64, max: usize) -> Vec<RecordLocation> {
         let from = from.max(self.start_offset());
@@ -184,14 +201,14 @@ impl Partition {
         let mut offset = from;
         for segment in &self.segments[first..] {
             offset = offset.max(segment.base());
-            while offset < self.durable && out.len() < max {
+            while offset < self.visible && out.len() < max {
                 match segment.locate(offset) {
                     Some(loc) => out.push(loc),
                     None => break,
                 }
                 offset += 1;
             }
-            if out.len() >= max || offset >= self.durable {
+            if out.len() >= max || offset >= self.visible {
                 break;
             }
         }

@@ -3,9 +3,9 @@
 //! The bus compresses each record's IPC stream whole, as the log is configured to
 //! (`bus.embedded.compression`): LZ4 by default, the least CPU; zstd at level 1 writes
 //! about a third fewer bytes for about a quarter more CPU, for machines whose disk is
-//! the limit. Compression writes into a caller's buffer, so a producer reuses its memory
-//! from one batch to the next instead of having fresh pages zeroed by the kernel each
-//! time.
+//! the limit. Compression writes into a caller's buffer, which keeps its length, so a
+//! producer reuses its memory from one batch to the next instead of having fresh pages
+//! zeroed by the kernel each time.
 
 use std::cell::RefCell;
 
@@ -26,15 +26,9 @@ pub enum PayloadCodec {
 /// zstd level of records: level 1 is the fastest of the positive levels.
 const ZSTD_LEVEL: i32 = 1;
 
-/// Largest LZ4 scratch buffer a thread keeps for its next record (an 8192-event batch
-/// bounds at about 10 MiB).
-const KEPT_SCRATCH_BYTES: usize = 16 * 1024 * 1024;
-
 thread_local! {
     /// One zstd context per thread, reused: a fresh one per record costs its tables.
     static ZSTD: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    /// Where a thread's LZ4 blocks are written before being copied out.
-    static LZ4_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl PayloadCodec {
@@ -73,33 +67,41 @@ pub fn compress_into(
     codec: PayloadCodec,
     out: &mut Vec<u8>,
 ) -> Result<(), CoreError> {
-    out.clear();
+    let stored = compress_kept(plain, codec, out)?;
+    out.truncate(stored);
+    Ok(())
+}
+
+/// Stores `plain` at the start of `out` with `codec` and returns the stored length:
+/// the payload is `out[..length]`. For LZ4, `out` keeps its length past the payload, so a
+/// buffer used again is not sized to LZ4's bound (and that much memory zeroed) for every
+/// record: it only grows.
+pub fn compress_kept(
+    plain: &[u8],
+    codec: PayloadCodec,
+    out: &mut Vec<u8>,
+) -> Result<usize, CoreError> {
     match codec {
-        PayloadCodec::Plain => out.extend_from_slice(plain),
+        PayloadCodec::Plain => {
+            out.clear();
+            out.extend_from_slice(plain);
+            Ok(out.len())
+        }
         PayloadCodec::Lz4Block => {
             let stated = u32::try_from(plain.len()).map_err(|_| {
                 CoreError::BadInput(format!("bus payload of {} bytes is too big", plain.len()))
             })?;
-            out.extend_from_slice(&stated.to_le_bytes());
-            // The block is written into the thread's scratch buffer, which stays at its
-            // largest length: sizing `out` to LZ4's bound would zero that much memory
-            // for every record, three times what the block takes.
-            LZ4_SCRATCH.with(|cell| {
-                let mut scratch = cell.borrow_mut();
-                let bound = lz4_flex::block::get_maximum_output_size(plain.len());
-                if scratch.len() < bound {
-                    scratch.resize(bound, 0);
-                }
-                let written = lz4_flex::block::compress_into(plain, &mut scratch[..bound])
-                    .map_err(|e| CoreError::Internal(format!("LZ4 compression failed: {e}")))?;
-                out.extend_from_slice(&scratch[..written]);
-                if scratch.len() > KEPT_SCRATCH_BYTES {
-                    *scratch = Vec::new();
-                }
-                Ok::<(), CoreError>(())
-            })?;
+            let bound = 4 + lz4_flex::block::get_maximum_output_size(plain.len());
+            if out.len() < bound {
+                out.resize(bound, 0);
+            }
+            out[..4].copy_from_slice(&stated.to_le_bytes());
+            let written = lz4_flex::block::compress_into(plain, &mut out[4..bound])
+                .map_err(|e| CoreError::Internal(format!("LZ4 compression failed: {e}")))?;
+            Ok(4 + written)
         }
         PayloadCodec::Zstd => {
+            out.clear();
             out.reserve(zstd::zstd_safe::compress_bound(plain.len()));
             ZSTD.with(|cell| {
                 let mut slot = cell.borrow_mut();
@@ -113,9 +115,9 @@ pub fn compress_into(
                     .compress_to_buffer(plain, out)
                     .map_err(zstd_error)
             })?;
+            Ok(out.len())
         }
     }
-    Ok(())
 }
 
 fn zstd_error(e: std::io::Error) -> CoreError {
@@ -200,6 +202,23 @@ mod tests {
         }
         out.truncate(len);
         out
+    }
+
+    #[test]
+    fn a_kept_buffer_serves_records_of_any_size_in_turn() {
+        let mut out = Vec::new();
+        for codec in CODECS {
+            for len in [3 << 20, 10, 300_000, 0, 1000] {
+                let plain = sample(len);
+                let stored = compress_kept(&plain, codec, &mut out).unwrap();
+                assert!(stored <= out.len());
+                assert_eq!(
+                    decompress(codec, &out[..stored], 4 << 20).unwrap(),
+                    plain,
+                    "{codec:?} {len}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -43,10 +43,17 @@ impl RecentBatches {
         }
     }
 
-    /// Keeps `batch` as the record at `offset` of `topic`/`partition`, evicting the oldest
-    /// entries past the budget. A batch larger than the whole budget is not kept.
-    pub(crate) fn insert(&self, topic: &str, partition: u32, offset: u64, batch: &EventBatch) {
-        let size = batch.records.get_array_memory_size();
+    /// Keeps `batch` (taking `size` bytes of memory) as the record at `offset` of
+    /// `topic`/`partition`, evicting the oldest entries past the budget. A batch larger
+    /// than the whole budget is not kept.
+    pub(crate) fn insert(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        batch: &EventBatch,
+        size: usize,
+    ) {
         if size > self.budget {
             return;
         }
@@ -107,12 +114,12 @@ mod tests {
         let one = batch(10);
         let size = one.records.get_array_memory_size();
         let recent = RecentBatches::new(size * 2);
-        recent.insert("events", 0, 0, &one);
-        recent.insert("events", 1, 0, &one);
+        recent.insert("events", 0, 0, &one, size);
+        recent.insert("events", 1, 0, &one, size);
         assert!(recent.get("events", 0, 0).is_some());
         assert!(recent.get("events", 0, 1).is_none());
         assert!(recent.get("alerts", 0, 0).is_none());
-        recent.insert("events", 0, 1, &one);
+        recent.insert("events", 0, 1, &one, size);
         assert!(recent.get("events", 0, 0).is_none(), "the oldest went");
         assert!(recent.get("events", 1, 0).is_some());
         assert!(recent.get("events", 0, 1).is_some());
@@ -128,15 +135,15 @@ mod tests {
         let one = batch(10);
         let size = one.records.get_array_memory_size();
         let small = RecentBatches::new(size - 1);
-        small.insert("events", 0, 0, &one);
+        small.insert("events", 0, 0, &one, size);
         assert!(small.get("events", 0, 0).is_none());
         let off = RecentBatches::new(0);
-        off.insert("events", 0, 0, &one);
+        off.insert("events", 0, 0, &one, size);
         assert!(off.get("events", 0, 0).is_none());
 
         let recent = RecentBatches::new(size * 4);
-        recent.insert("events", 0, 0, &one);
-        recent.insert("events", 0, 0, &one);
+        recent.insert("events", 0, 0, &one, size);
+        recent.insert("events", 0, 0, &one, size);
         assert_eq!(recent.bytes(), size);
     }
 }
