@@ -172,7 +172,7 @@ impl LogGauges {
         let lag = Family::<LagLabels, Gauge>::default();
         registry.register(
             "bus_consumer_lag_records",
-            "Records durable on the embedded log but not committed, by group and partition",
+            "Records served on the embedded log but not committed, by group and partition",
             lag.clone(),
         );
         let backlog = Family::<TopicLabels, Gauge>::default();

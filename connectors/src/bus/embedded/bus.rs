@@ -89,9 +89,11 @@ struct EncodeBuffers {
 /// batch whose rows all go to one partition is not copied), a partition's rows cut into
 /// consecutive slices when the batch is large enough to encode on every thread (slices
 /// are not copied). In partition order, each partition's slices in row order.
+/// `threads` is how many threads encode.
 fn cut_into_records(
     partitioner: &Partitioner,
     batch: &EventBatch,
+    threads: usize,
 ) -> Result<Vec<Record>, CoreError> {
     let split = partitioner.assign(&batch.records);
     let take = |rows: PartitionRows| {
@@ -103,11 +105,12 @@ fn cut_into_records(
     } else {
         split.into_par_iter().map(take).collect::<Result<_, _>>()?
     };
-    let threads = rayon::current_num_threads().max(1);
+    let threads = threads.max(1);
     let record_rows = MIN_RECORD_ROWS.max(batch.len().div_ceil(threads));
     let mut records = Vec::new();
     for (partition, rows) in parts {
-        let slices = rows.num_rows().div_ceil(record_rows).max(1);
+        // Whole records of at least `record_rows`: the remainder goes to the last.
+        let slices = (rows.num_rows() / record_rows).max(1);
         if slices == 1 {
             records.push(Record {
                 partition,
@@ -121,10 +124,14 @@ fn cut_into_records(
         }
         // A slice shares its batch's buffers: it counts its share of their memory.
         let memory = rows.get_array_memory_size();
-        let per_slice = rows.num_rows().div_ceil(slices);
+        let per_slice = rows.num_rows() / slices;
         for i in 0..slices {
             let offset = i * per_slice;
-            let len = per_slice.min(rows.num_rows() - offset);
+            let len = if i + 1 == slices {
+                rows.num_rows() - offset
+            } else {
+                per_slice
+            };
             records.push(Record {
                 partition,
                 rows: EventBatch {
@@ -160,8 +167,12 @@ fn encode_part(
                 pieces
                     .iter()
                     .map(|piece| {
+                        // Held until written with the other pieces: cut to what it stores.
                         let mut out = Vec::new();
-                        compress_kept(piece, codec, &mut out).map(|len| (out, len))
+                        let len = compress_kept(piece, codec, &mut out)?;
+                        out.truncate(len);
+                        out.shrink_to_fit();
+                        Ok((out, len))
                     })
                     .collect()
             })
@@ -179,7 +190,9 @@ fn encode_part(
 
 /// Cuts `batch` into records ([`cut_into_records`]), encodes them (in parallel when there
 /// are several) and writes them to the log in order; returns where each record went.
-/// The records are neither durable nor visible until [`EmbeddedLog::complete`].
+/// The records are not durable until [`EmbeddedLog::complete`] (they may be served
+/// before, once another append to the partition completes; a failure part way leaves the
+/// records written so far, read again when the sender resends: at-least-once).
 fn write_parts(
     log: &EmbeddedLog,
     topic: &str,
@@ -188,7 +201,7 @@ fn write_parts(
     batch: &EventBatch,
 ) -> Result<Vec<(u32, u64)>, CoreError> {
     let codec = PayloadCodec::of(log.compression());
-    let records = cut_into_records(partitioner, batch)?;
+    let records = cut_into_records(partitioner, batch, rayon::current_num_threads())?;
     let encode = |record: Record| encode_part(record, codec, buffers);
     let encoded: Vec<EncodedPart> = if records.len() < 2 {
         records.into_iter().map(encode).collect::<Result<_, _>>()?
@@ -474,5 +487,67 @@ impl BusConsumer for EmbeddedConsumer {
 impl Drop for EmbeddedConsumer {
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vedette_core::event::{Event, EventBatchBuilder};
+
+    fn batch(rows: usize, hosts: usize) -> EventBatch {
+        let mut b = EventBatchBuilder::new();
+        for i in 0..rows {
+            b.append(&Event {
+                id: format!("e{i}"),
+                dataset: "d".into(),
+                host_name: Some(format!("h{}", i % hosts)),
+                ..Event::default()
+            });
+        }
+        EventBatch::new(b.finish().unwrap(), "src", "acme", 7)
+    }
+
+    fn sizes(records: &[Record]) -> Vec<(u32, usize)> {
+        records
+            .iter()
+            .map(|r| (r.partition, r.rows.len()))
+            .collect()
+    }
+
+    #[test]
+    fn a_large_batch_is_cut_into_records_of_at_least_the_minimum_one_per_thread() {
+        let one = Partitioner::new("host.name", 1);
+        let cut = |rows, threads| sizes(&cut_into_records(&one, &batch(rows, 3), threads).unwrap());
+        assert_eq!(cut(8192, 2), [(0, 4096), (0, 4096)]);
+        assert_eq!(cut(8193, 2), [(0, 8193)], "two would be under the minimum");
+        assert_eq!(cut(4097, 2), [(0, 4097)]);
+        assert_eq!(cut(20_000, 2), [(0, 10_000), (0, 10_000)]);
+        assert_eq!(cut(20_001, 8), [(0, 5000), (0, 5000), (0, 5000), (0, 5001)]);
+        assert_eq!(cut(100, 2), [(0, 100)]);
+        assert_eq!(cut(8192, 1), [(0, 8192)]);
+        // Slices keep the rows in order and count their share of the memory.
+        let whole = batch(8192, 3);
+        let records = cut_into_records(&one, &whole, 2).unwrap();
+        assert_eq!(records[0].rows.records, whole.records.slice(0, 4096));
+        assert_eq!(records[1].rows.records, whole.records.slice(4096, 4096));
+        let memory: usize = records.iter().map(|r| r.memory.unwrap()).sum();
+        assert!(memory <= whole.records.get_array_memory_size());
+        assert!(memory * 10 >= whole.records.get_array_memory_size() * 9);
+    }
+
+    #[test]
+    fn a_batch_over_several_partitions_goes_one_record_per_partition() {
+        let four = Partitioner::new("host.name", 4);
+        let whole = batch(8192, 64);
+        let records = cut_into_records(&four, &whole, 2).unwrap();
+        let rows: usize = records.iter().map(|r| r.rows.len()).sum();
+        assert_eq!(rows, 8192);
+        let partitions: Vec<u32> = records.iter().map(|r| r.partition).collect();
+        assert_eq!(partitions, [0, 1, 2, 3]);
+        assert!(
+            records.iter().all(|r| r.memory.is_none()),
+            "copies, not slices"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! The embedded log itself: topics of partitions under one folder, appends with the
-//! configured durability, reads of durable records, group commits, retention, counters.
+//! configured durability, reads of served records, group commits, retention, counters.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,10 @@ use super::segment::read_record;
 use crate::bus::codec::BatchHeader;
 use crate::bus::lock;
 
+/// File the log leaves in its folder when closed cleanly (everything synced, nothing
+/// served that is not on disk); its absence at open means records may have been lost.
+const CLOSED_CLEANLY: &str = "closed-cleanly";
+
 /// A consumer group that has not read for this long no longer holds producers back
 /// (see [`EmbeddedLog::backlog_bytes`]).
 pub const STALLED_AFTER: Duration = Duration::from_secs(30);
@@ -37,7 +41,9 @@ pub enum SyncPolicy {
 /// Settings of an embedded log.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
-    /// Partitions of a topic created by this log.
+    /// Partitions of a topic created by this log (4 in this library's default, as the
+    /// conformance tests share partitions among members; `vedette run` takes
+    /// `bus.embedded.partitions`, 1 by default).
     pub partitions: u32,
     /// A segment is sealed and a new one begun past this size.
     pub segment_bytes: u64,
@@ -91,7 +97,8 @@ pub struct AppendPart<'a> {
     pub header: &'a BatchHeader,
     /// The payload (an Arrow IPC stream for batches).
     pub payload: &'a [u8],
-    /// How the payload is stored ([`compress_into`] gives it).
+    /// How the payload is stored ([`compress_kept`](super::payload::compress_kept) gives
+    /// it).
     pub codec: PayloadCodec,
     /// The rows the payload encodes, kept in memory for consumers at the tail (see
     /// [`EmbeddedLog::read_recent`]); `None` when the caller has none.
@@ -169,12 +176,26 @@ impl EmbeddedLog {
             membership: watch::Sender::new(0),
             stop: AtomicBool::new(false),
         });
+        let mark = root.join(CLOSED_CLEANLY);
+        let closed_cleanly = mark.exists();
+        if closed_cleanly {
+            std::fs::remove_file(&mark)
+                .map_err(|e| CoreError::io(format!("removing {}", mark.display()), e))?;
+            super::partition::sync_dir(root)?;
+        }
         let entries = std::fs::read_dir(&topics_dir)
             .map_err(|e| CoreError::io(format!("listing {}", topics_dir.display()), e))?;
         for entry in entries.flatten() {
             if let Some(name) = entry.file_name().to_str() {
                 if check_name("topic", name).is_ok() {
-                    log.topic(name)?;
+                    let topic = log.topic(name)?;
+                    if !closed_cleanly {
+                        // Consumers may have been served records an OS crash then took
+                        // back: new records must not take their offsets.
+                        for slot in &topic.partitions {
+                            lock(slot).fence()?;
+                        }
+                    }
                 }
             }
         }
@@ -270,11 +291,10 @@ impl EmbeddedLog {
     }
 
     /// Brings back to a partition's end every group commit past it, before anything is
-    /// appended: records are served before their fsync, so a group may have committed
-    /// past what an OS crash (or a damaged tail cut at open) took back, and the offsets
-    /// taken back are given to new records, which the group must read. What it read of
-    /// the lost records is read again only if their senders, never acknowledged, send
-    /// them again: at-least-once, never a skipped record.
+    /// appended: a damaged tail cut at open (records that were synced) takes back
+    /// offsets a group may have committed past, and the records that take those offsets
+    /// must be read. (After a stop that was not a clean close, new records start past a
+    /// fence instead; see [`Partition::fence`].)
     fn bring_back_commits_past_the_end(
         &self,
         topic: &str,
@@ -362,7 +382,7 @@ impl EmbeddedLog {
         Ok(written)
     }
 
-    /// Writes one record to its partition, not yet durable nor visible; returns its
+    /// Writes one record to its partition, not yet durable nor served; returns its
     /// (partition, offset). Finish the append with [`Self::complete`].
     pub(crate) fn write(
         &self,
@@ -452,8 +472,10 @@ impl EmbeddedLog {
             let Some((file, covered)) = lock(slot).sync_target() else {
                 return Ok(());
             };
-            file.sync_data()
-                .map_err(|e| CoreError::io("syncing a segment", e))?;
+            if let Err(e) = file.sync_data() {
+                lock(slot).mark_sync_failed();
+                return Err(CoreError::io("syncing a segment", e));
+            }
             self.counters.syncs.fetch_add(1, Ordering::Relaxed);
             lock(slot).mark_durable(covered);
             Ok(())
@@ -509,8 +531,10 @@ impl EmbeddedLog {
                 let Some((file, upto)) = lock(slot).sync_target() else {
                     continue;
                 };
-                file.sync_data()
-                    .map_err(|e| CoreError::io("syncing a segment", e))?;
+                if let Err(e) = file.sync_data() {
+                    lock(slot).mark_sync_failed();
+                    return Err(CoreError::io("syncing a segment", e));
+                }
                 self.counters.syncs.fetch_add(1, Ordering::Relaxed);
                 lock(slot).mark_durable(upto);
                 advanced = true;
@@ -699,8 +723,11 @@ impl EmbeddedLog {
             .all_commits()
             .into_iter()
             .filter_map(|(g, t, p, committed)| {
-                let (_, end) = self.bounds(&t, p).ok()?;
-                Some((g, t, p, end.saturating_sub(committed)))
+                let topic = self.topic(&t).ok()?;
+                let slot = topic.partitions.get(p as usize)?;
+                let partition = lock(slot);
+                let waiting = partition.records_between(committed, partition.visible_offset());
+                Some((g, t, p, waiting))
             })
             .collect()
     }
@@ -740,6 +767,11 @@ impl EmbeddedLog {
     /// Syncs everything and stops the sync thread.
     pub fn close(&self) -> Result<(), CoreError> {
         self.stop.store(true, Ordering::Relaxed);
-        self.sync_all()
+        self.sync_all()?;
+        let mark = self.root.join(CLOSED_CLEANLY);
+        std::fs::File::create(&mark)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| CoreError::io(format!("writing {}", mark.display()), e))?;
+        super::partition::sync_dir(&self.root)
     }
 }

@@ -35,9 +35,14 @@
 //!   wait on the disk, only the producer's acknowledgement does. A process crash loses
 //!   nothing written. An OS crash or power cut may take back records no sender was
 //!   told were stored; a consumer may have processed them (its outputs stay; the
-//!   senders send them again: at-least-once), and at open every group commit past a
-//!   partition's end is brought back to it before anything is appended, so the records
-//!   that take those offsets are read.
+//!   senders send them again: at-least-once). A partition serves at most 2^20 records
+//!   past its last fsync, and a log opened without the mark its clean close leaves
+//!   starts every partition's next records 2^20 offsets past its end (a fence), so no
+//!   record ever takes the offset of one that was served (stores remember what they
+//!   stored by offset). The last segment of each partition is synced at open before
+//!   any of it counts as durable; a partition whose fsync failed takes no more appends
+//!   until the log is opened again. Group commits past a partition's end (a damaged
+//!   tail cut at open) are brought back to it before anything is appended.
 //! - Recovery at open walks the last segment of each partition record by record,
 //!   checking length, CRC and offset; at the first torn or damaged record the file is
 //!   cut there (counted in `recovered_truncated_bytes`). Sealed segments are walked by

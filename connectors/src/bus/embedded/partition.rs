@@ -35,6 +35,12 @@ pub(crate) struct Removed {
     pub(crate) unread_records: u64,
 }
 
+/// Most records a partition serves past its last fsync. After a stop that was not a
+/// clean close, a partition starts its next records this many offsets past its end, so
+/// no record takes the offset of one that was served and then lost with the OS's page
+/// cache.
+pub(crate) const MAX_UNSYNCED_SERVED: u64 = 1 << 20;
+
 /// The segments of one partition.
 #[derive(Debug)]
 pub(crate) struct Partition {
@@ -44,8 +50,13 @@ pub(crate) struct Partition {
     /// One past the last offset known to be on disk (fsynced).
     durable: u64,
     /// One past the last offset served to consumers: every record before it is written
-    /// whole (in the OS's page cache at least); never below `durable`.
+    /// whole (in the OS's page cache at least); never below `durable`, never more than
+    /// [`MAX_UNSYNCED_SERVED`] above it.
     visible: u64,
+    /// An fsync of this partition failed: what it should have covered may not be on disk,
+    /// and a later fsync may not say so (the kernel reports a writeback error once), so
+    /// the partition takes no more appends until the log is opened again.
+    sync_failed: bool,
     segment_bytes: u64,
 }
 
@@ -88,6 +99,11 @@ impl Partition {
             segments.push(Segment::create(dir, 0)?);
             sync_dir(dir)?;
         }
+        // What the last segment holds may not have been synced before a crash: it is
+        // synced now, before any of it counts as durable.
+        if let Some(last) = segments.last() {
+            last.sync()?;
+        }
         let durable = segments.last().map_or(0, Segment::next_offset);
         Ok((
             Self {
@@ -95,6 +111,7 @@ impl Partition {
                 segments,
                 durable,
                 visible: durable,
+                sync_failed: false,
                 segment_bytes,
             },
             truncated,
@@ -130,9 +147,41 @@ impl Partition {
     }
 
     /// Serves every record written so far (each was written whole under the partition's
-    /// lock, so all before [`Self::next_offset`] are complete).
+    /// lock, so all before [`Self::next_offset`] are complete), up to
+    /// [`MAX_UNSYNCED_SERVED`] past the last durable one.
     pub(crate) fn mark_visible(&mut self) {
-        self.visible = self.visible.max(self.next_offset());
+        let served = self
+            .next_offset()
+            .min(self.durable.saturating_add(MAX_UNSYNCED_SERVED));
+        self.visible = self.visible.max(served);
+    }
+
+    /// Records from `from` (inclusive) to `upto` (exclusive) held by the partition;
+    /// offsets skipped by a fence are not counted.
+    pub(crate) fn records_between(&self, from: u64, upto: u64) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| upto.min(s.next_offset()).saturating_sub(from.max(s.base())))
+            .sum()
+    }
+
+    /// Starts a new segment [`MAX_UNSYNCED_SERVED`] offsets past the end, after a stop
+    /// that may have lost records consumers were served: the offsets those records had
+    /// are never given to other records (a store remembers what it stored by offset).
+    pub(crate) fn fence(&mut self) -> Result<(), CoreError> {
+        self.active().sync()?;
+        let base = self.next_offset().saturating_add(MAX_UNSYNCED_SERVED);
+        let next = Segment::create(&self.dir, base)?;
+        sync_dir(&self.dir)?;
+        self.segments.push(next);
+        self.durable = base;
+        self.visible = base;
+        Ok(())
+    }
+
+    /// Records that an fsync of the partition failed (see `sync_failed`).
+    pub(crate) fn mark_sync_failed(&mut self) {
+        self.sync_failed = true;
     }
 
     /// Bytes held.
@@ -158,8 +207,21 @@ impl Partition {
         payload: &[u8],
         append_ms: i64,
     ) -> Result<(), CoreError> {
+        if self.sync_failed {
+            return Err(CoreError::External {
+                service: "embedded log".into(),
+                message: format!(
+                    "an fsync of {} failed: the partition takes no appends until the log is opened again",
+                    self.dir.display()
+                ),
+                retryable: false,
+            });
+        }
         if self.active().size() >= self.segment_bytes && self.active().records() > 0 {
-            self.roll()?;
+            if let Err(e) = self.roll() {
+                self.sync_failed = true;
+                return Err(e);
+            }
         }
         self.active().append(head, payload, append_ms)
     }

@@ -3,9 +3,9 @@
 //! The bus compresses each record's IPC stream whole, as the log is configured to
 //! (`bus.embedded.compression`): LZ4 by default, the least CPU; zstd at level 1 writes
 //! about a third fewer bytes for about a quarter more CPU, for machines whose disk is
-//! the limit. Compression writes into a caller's buffer, which keeps its length, so a
-//! producer reuses its memory from one batch to the next instead of having fresh pages
-//! zeroed by the kernel each time.
+//! the limit. Compression writes into a caller's buffer; with [`compress_kept`] the
+//! buffer keeps its length past the payload, so a producer reuses its memory from one
+//! batch to the next instead of having fresh pages zeroed by the kernel each time.
 
 use std::cell::RefCell;
 

@@ -6,7 +6,7 @@
 //! A bounded first-in first-out store: entries are keyed by (topic, partition, offset),
 //! inserted in append order, and the oldest go once the rows held pass the budget. It is
 //! an optimisation only: a miss reads the record from its segment, as without it, and an
-//! entry is served only once its record is durable (the caller checks).
+//! entry is served only once its record is served (the caller checks).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
