@@ -775,3 +775,112 @@ impl EmbeddedLog {
         super::partition::sync_dir(&self.root)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> BatchHeader {
+        BatchHeader {
+            schema_version: 1,
+            tenant: "acme".into(),
+            source: "src".into(),
+            dataset: "d".into(),
+            ingest_time_ms: 0,
+        }
+    }
+
+    fn part<'a>(partition: u32, header: &'a BatchHeader, payload: &'a [u8]) -> AppendPart<'a> {
+        AppendPart {
+            partition,
+            header,
+            payload,
+            codec: PayloadCodec::Plain,
+            batch: None,
+            batch_bytes: None,
+        }
+    }
+
+    fn durable(log: &EmbeddedLog, topic: &str, partition: u32) -> u64 {
+        let topic = log.topic(topic).unwrap();
+        let slot = EmbeddedLog::partition(&topic, "t", partition).unwrap();
+        let offset = lock(slot).durable_offset();
+        offset
+    }
+
+    #[test]
+    fn an_append_whose_records_an_earlier_sync_covered_does_not_sync_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(
+            dir.path(),
+            LogOptions {
+                partitions: 2,
+                ..LogOptions::default()
+            },
+        )
+        .unwrap();
+        let h = header();
+        // Five appends write before any of them completes, as concurrent appends do.
+        let written: Vec<(u32, u64)> = (0..5u8)
+            .map(|i| {
+                log.write("t", &part(u32::from(i % 2), &h, &[i; 64]))
+                    .unwrap()
+            })
+            .collect();
+        let before = log.counters().syncs.load(Ordering::Relaxed);
+        // The first to complete syncs its partition, covering every record written there.
+        log.complete("t", &written[..1]).unwrap();
+        assert_eq!(log.counters().syncs.load(Ordering::Relaxed), before + 1);
+        assert_eq!(durable(&log, "t", 0), 3, "offsets 0..3 of partition 0");
+        assert_eq!(durable(&log, "t", 1), 0, "partition 1 not synced by it");
+        // A record written after that sync, not yet completed.
+        let late = log.write("t", &part(0, &h, b"late")).unwrap();
+        // The other appends of partition 0 find their records durable: no fsync, though
+        // the partition has a record (the late one) still to sync.
+        for w in written.iter().filter(|w| w.0 == 0) {
+            log.complete("t", std::slice::from_ref(w)).unwrap();
+        }
+        assert_eq!(log.counters().syncs.load(Ordering::Relaxed), before + 1);
+        // Partition 1: one fsync for its two appends.
+        for w in written.iter().filter(|w| w.0 == 1) {
+            log.complete("t", std::slice::from_ref(w)).unwrap();
+        }
+        assert_eq!(log.counters().syncs.load(Ordering::Relaxed), before + 2);
+        assert_eq!(durable(&log, "t", 1), 2);
+        // The late record needs a sync of its own.
+        log.complete("t", &[late]).unwrap();
+        assert_eq!(log.counters().syncs.load(Ordering::Relaxed), before + 3);
+        assert_eq!(durable(&log, "t", 0), 4);
+    }
+
+    #[test]
+    fn concurrent_appends_are_each_durable_on_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(
+            dir.path(),
+            LogOptions {
+                partitions: 1,
+                ..LogOptions::default()
+            },
+        )
+        .unwrap();
+        let h = header();
+        let before = log.counters().syncs.load(Ordering::Relaxed);
+        let (threads, each) = (8u64, 25u64);
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let (log, h) = (&log, &h);
+                scope.spawn(move || {
+                    for i in 0..each {
+                        let offset = log.append("t", 0, h, &[(t * each + i) as u8; 32]).unwrap();
+                        assert!(durable(log, "t", 0) > offset, "acknowledged before durable");
+                    }
+                });
+            }
+        });
+        assert_eq!(durable(&log, "t", 0), threads * each);
+        assert!(log.counters().syncs.load(Ordering::Relaxed) > before);
+        let read = log.read("t", 0, 0, 1000).unwrap();
+        assert_eq!(read.len() as u64, threads * each, "every record read back");
+    }
+}
