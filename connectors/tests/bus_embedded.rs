@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use vedette_connectors::bus::codec::{self, BatchHeader};
 use vedette_connectors::bus::embedded::{
-    AppendPart, EmbeddedBus, EmbeddedLog, LogOptions, PayloadCodec, Retention, SyncPolicy,
+    AppendPart, EmbeddedBus, EmbeddedLog, LogOptions, Retention, SyncPolicy,
 };
 use vedette_core::batch::EventBatch;
 use vedette_core::config::BusCompression;
@@ -370,14 +370,7 @@ async fn records_of_the_first_format_with_lz4_framed_buffers_are_still_read() {
     let payload =
         codec::encode_records_with(&batch.records, Some(arrow::ipc::CompressionType::LZ4_FRAME))
             .unwrap();
-    let part = AppendPart {
-        partition: 0,
-        header: &header,
-        payload: &payload,
-        codec: PayloadCodec::Plain,
-        batch: None,
-        batch_bytes: None,
-    };
+    let part = AppendPart::plain(0, &header, &payload);
     t.log().append_all("old", &[part]).unwrap();
     let bus = t.open().await;
     bus.append("old", &bus_suite::batch("new", 5, 1))

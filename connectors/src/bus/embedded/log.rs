@@ -108,6 +108,20 @@ pub struct AppendPart<'a> {
     pub batch_bytes: Option<usize>,
 }
 
+impl<'a> AppendPart<'a> {
+    /// A record of `payload` stored as given, with no rows kept in memory.
+    pub fn plain(partition: u32, header: &'a BatchHeader, payload: &'a [u8]) -> Self {
+        Self {
+            partition,
+            header,
+            payload,
+            codec: PayloadCodec::Plain,
+            batch: None,
+            batch_bytes: None,
+        }
+    }
+}
+
 /// Counters of an embedded log, for metrics.
 #[derive(Debug, Default)]
 pub struct LogCounters {
@@ -349,14 +363,7 @@ impl EmbeddedLog {
         header: &BatchHeader,
         payload: &[u8],
     ) -> Result<u64, CoreError> {
-        let part = AppendPart {
-            partition,
-            header,
-            payload,
-            codec: PayloadCodec::Plain,
-            batch: None,
-            batch_bytes: None,
-        };
+        let part = AppendPart::plain(partition, header, payload);
         let offsets = self.append_all(topic_name, &[part])?;
         offsets
             .first()
@@ -790,40 +797,33 @@ mod tests {
         }
     }
 
-    fn part<'a>(partition: u32, header: &'a BatchHeader, payload: &'a [u8]) -> AppendPart<'a> {
-        AppendPart {
-            partition,
-            header,
-            payload,
-            codec: PayloadCodec::Plain,
-            batch: None,
-            batch_bytes: None,
-        }
+    /// A log of topics with `partitions` partitions, syncing every append, in a
+    /// temporary folder (kept while the first value lives).
+    fn log_of(partitions: u32) -> (tempfile::TempDir, Arc<EmbeddedLog>) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LogOptions {
+            partitions,
+            ..LogOptions::default()
+        };
+        let log = EmbeddedLog::open(dir.path(), options).unwrap();
+        (dir, log)
     }
 
-    fn durable(log: &EmbeddedLog, topic: &str, partition: u32) -> u64 {
-        let topic = log.topic(topic).unwrap();
-        let slot = EmbeddedLog::partition(&topic, "t", partition).unwrap();
+    fn durable(log: &EmbeddedLog, name: &str, partition: u32) -> u64 {
+        let topic = log.topic(name).unwrap();
+        let slot = EmbeddedLog::partition(&topic, name, partition).unwrap();
         let offset = lock(slot).durable_offset();
         offset
     }
 
     #[test]
     fn an_append_whose_records_an_earlier_sync_covered_does_not_sync_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(
-            dir.path(),
-            LogOptions {
-                partitions: 2,
-                ..LogOptions::default()
-            },
-        )
-        .unwrap();
+        let (_dir, log) = log_of(2);
         let h = header();
         // Five appends write before any of them completes, as concurrent appends do.
         let written: Vec<(u32, u64)> = (0..5u8)
             .map(|i| {
-                log.write("t", &part(u32::from(i % 2), &h, &[i; 64]))
+                log.write("t", &AppendPart::plain(u32::from(i % 2), &h, &[i; 64]))
                     .unwrap()
             })
             .collect();
@@ -834,7 +834,7 @@ mod tests {
         assert_eq!(durable(&log, "t", 0), 3, "offsets 0..3 of partition 0");
         assert_eq!(durable(&log, "t", 1), 0, "partition 1 not synced by it");
         // A record written after that sync, not yet completed.
-        let late = log.write("t", &part(0, &h, b"late")).unwrap();
+        let late = log.write("t", &AppendPart::plain(0, &h, b"late")).unwrap();
         // The other appends of partition 0 find their records durable: no fsync, though
         // the partition has a record (the late one) still to sync.
         for w in written.iter().filter(|w| w.0 == 0) {
@@ -855,15 +855,7 @@ mod tests {
 
     #[test]
     fn concurrent_appends_are_each_durable_on_return() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(
-            dir.path(),
-            LogOptions {
-                partitions: 1,
-                ..LogOptions::default()
-            },
-        )
-        .unwrap();
+        let (_dir, log) = log_of(1);
         let h = header();
         let before = log.counters().syncs.load(Ordering::Relaxed);
         let (threads, each) = (8u64, 25u64);
