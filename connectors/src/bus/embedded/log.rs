@@ -476,16 +476,7 @@ impl EmbeddedLog {
             if lock(slot).durable_offset() >= upto {
                 return Ok(());
             }
-            let Some((file, covered)) = lock(slot).sync_target() else {
-                return Ok(());
-            };
-            if let Err(e) = file.sync_data() {
-                lock(slot).mark_sync_failed();
-                return Err(CoreError::io("syncing a segment", e));
-            }
-            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-            lock(slot).mark_durable(covered);
-            Ok(())
+            self.sync_partition(slot).map(|_| ())
         };
         match needed {
             [] => Ok(()),
@@ -501,6 +492,22 @@ impl EmbeddedLog {
                 })
             }),
         }
+    }
+
+    /// Syncs what a partition holds that is not yet durable, outside its lock (appends
+    /// go on meanwhile); returns whether there was anything to sync. A failed fsync
+    /// stops the partition's appends (see [`Partition::mark_sync_failed`]).
+    fn sync_partition(&self, slot: &Mutex<Partition>) -> Result<bool, CoreError> {
+        let Some((file, upto)) = lock(slot).sync_target() else {
+            return Ok(false);
+        };
+        if let Err(e) = file.sync_data() {
+            lock(slot).mark_sync_failed();
+            return Err(CoreError::io("syncing a segment", e));
+        }
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        lock(slot).mark_durable(upto);
+        Ok(true)
     }
 
     /// Waits until `offset` of a partition is durable.
@@ -535,16 +542,7 @@ impl EmbeddedLog {
         for topic in topics {
             let mut advanced = false;
             for slot in &topic.partitions {
-                let Some((file, upto)) = lock(slot).sync_target() else {
-                    continue;
-                };
-                if let Err(e) = file.sync_data() {
-                    lock(slot).mark_sync_failed();
-                    return Err(CoreError::io("syncing a segment", e));
-                }
-                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-                lock(slot).mark_durable(upto);
-                advanced = true;
+                advanced |= self.sync_partition(slot)?;
             }
             if advanced {
                 topic.arrived.send_modify(|v| *v += 1);
@@ -600,8 +598,8 @@ impl EmbeddedLog {
     }
 
     /// The batch of the record at `offset` of a partition, from memory: only if it is
-    /// served (see [`Self::bounds`]), still held by the log, and was appended with its batch recently enough
-    /// to be kept. `None` means: read it with [`Self::read`].
+    /// served (see [`Self::bounds`]), still held by the log, and was appended with its
+    /// batch recently enough to be kept. `None` means: read it with [`Self::read`].
     pub fn read_recent(
         &self,
         topic_name: &str,

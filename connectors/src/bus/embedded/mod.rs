@@ -91,4 +91,4 @@ pub use log::{
     AppendPart, EmbeddedLog, LogCounters, LogOptions, StoredRecord, SyncPolicy, STALLED_AFTER,
 };
 pub use partition::Retention;
-pub use payload::{compress_into, compress_kept, PayloadCodec};
+pub use payload::{compress_kept, PayloadCodec};

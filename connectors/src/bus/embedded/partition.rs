@@ -168,8 +168,8 @@ impl Partition {
     /// Starts a new segment [`MAX_UNSYNCED_SERVED`] offsets past the end, after a stop
     /// that may have lost records consumers were served: the offsets those records had
     /// are never given to other records (a store remembers what it stored by offset).
+    /// Called right after [`Self::open`], which synced the last segment.
     pub(crate) fn fence(&mut self) -> Result<(), CoreError> {
-        self.active().sync()?;
         let base = self.next_offset().saturating_add(MAX_UNSYNCED_SERVED);
         let next = Segment::create(&self.dir, base)?;
         sync_dir(&self.dir)?;

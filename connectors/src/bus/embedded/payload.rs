@@ -61,17 +61,6 @@ impl PayloadCodec {
     }
 }
 
-/// Stores `plain` into `out` (replacing what it held) with `codec`.
-pub fn compress_into(
-    plain: &[u8],
-    codec: PayloadCodec,
-    out: &mut Vec<u8>,
-) -> Result<(), CoreError> {
-    let stored = compress_kept(plain, codec, out)?;
-    out.truncate(stored);
-    Ok(())
-}
-
 /// Stores `plain` at the start of `out` with `codec` and returns the stored length:
 /// the payload is `out[..length]`. For LZ4, `out` keeps its length past the payload, so a
 /// buffer used again is not sized to LZ4's bound (and that much memory zeroed) for every
@@ -202,6 +191,17 @@ mod tests {
         }
         out.truncate(len);
         out
+    }
+
+    /// Stores `plain` into `out` (replacing what it held), cut to the stored payload.
+    fn compress_into(
+        plain: &[u8],
+        codec: PayloadCodec,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CoreError> {
+        let stored = compress_kept(plain, codec, out)?;
+        out.truncate(stored);
+        Ok(())
     }
 
     #[test]

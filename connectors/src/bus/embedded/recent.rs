@@ -6,7 +6,8 @@
 //! A bounded first-in first-out store: entries are keyed by (topic, partition, offset),
 //! inserted in append order, and the oldest go once the rows held pass the budget. It is
 //! an optimisation only: a miss reads the record from its segment, as without it, and an
-//! entry is served only once its record is served (the caller checks).
+//! entry is handed out only for a record its partition already serves (the caller
+//! checks the partition's bounds).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
