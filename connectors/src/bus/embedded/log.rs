@@ -401,6 +401,16 @@ impl EmbeddedLog {
         let (partition, payload) = (part.partition, part.payload);
         let slot = Self::partition(&topic, topic_name, partition)?;
         let mut p = lock(slot);
+        // Checked under the partition's lock: an append either precedes the close's
+        // final sync of this partition or is refused, so the clean-close mark never
+        // stands beside a record that was not synced.
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(CoreError::External {
+                service: "embedded log".into(),
+                message: format!("appending to {topic_name}: the log is closed"),
+                retryable: false,
+            });
+        }
         let offset = p.next_offset();
         let meta = RecordMeta {
             offset,
@@ -769,7 +779,8 @@ impl EmbeddedLog {
         Ok(())
     }
 
-    /// Syncs everything and stops the sync thread.
+    /// Syncs everything, stops the sync thread and leaves the clean-close mark; appends
+    /// after it are refused.
     pub fn close(&self) -> Result<(), CoreError> {
         self.stop.store(true, Ordering::Relaxed);
         self.sync_all()?;
@@ -872,5 +883,20 @@ mod tests {
         assert!(log.counters().syncs.load(Ordering::Relaxed) > before);
         let read = log.read("t", 0, 0, 1000).unwrap();
         assert_eq!(read.len() as u64, threads * each, "every record read back");
+    }
+
+    #[test]
+    fn a_closed_log_refuses_appends_and_reopens_where_it_stopped() {
+        let (dir, log) = log_of(1);
+        let h = header();
+        assert_eq!(log.append("t", 0, &h, b"one").unwrap(), 0);
+        log.close().unwrap();
+        let err = log.append("t", 0, &h, b"two").unwrap_err();
+        assert!(err.to_string().contains("closed"), "{err}");
+        drop(log);
+        let log = EmbeddedLog::open(dir.path(), LogOptions::default()).unwrap();
+        // Closed cleanly: no fence, the next record takes the next offset.
+        assert_eq!(log.append("t", 0, &h, b"two").unwrap(), 1);
+        assert_eq!(log.read("t", 0, 0, 10).unwrap().len(), 2);
     }
 }
