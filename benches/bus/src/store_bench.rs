@@ -1,12 +1,18 @@
 //! `store-bench`: the Parquet store, or ClickHouse, on realistic events.
 //!
 //! ```text
-//! store-bench [--batches N] [--clickhouse URL] [--compact]
+//! store-bench [--batches N] [--group G] [--times live|original] [--clickhouse URL] [--compact]
+//!             [--no-queries]
 //! ```
 //!
 //! Events are the corpora's Windows events (replicated and varied, as `sigma-bench` does),
 //! parsed into 40 distinct batches of 8192 rows, appended `--batches` times in turn (the
-//! default 1221 makes 10,002,432 events). It reports the append rate and CPU per event,
+//! default 1221 makes 10,002,432 events), `--group` batches per append, each with a bus
+//! position as the storage stage hands them over (the default is what the store asks the
+//! stage for: 8 batches, 64 Ki rows, for Parquet; 6 for ClickHouse). With `--times live`
+//! (the default) each batch's events are given times in the minute before its append,
+//! as a live flow has; `--times original` keeps the corpus events' own times, which
+//! spread every append over 20 days and 82 (day, dataset) folders. It reports the append rate and CPU per event,
 //! the bytes stored per event against the bytes of the JSON lines, and the latency of
 //! each query of `docs/queries.md` over what was stored. With `--clickhouse`, the events
 //! go to a ClickHouse store (database `vedette_bench`, emptied first) in inserts of six
@@ -49,7 +55,28 @@ struct Args {
     /// Parquet: compact after appending, and run the queries before and after.
     #[arg(long)]
     compact: bool,
+    /// Only append: no queries (for profiling the write path).
+    #[arg(long)]
+    no_queries: bool,
+    /// Batches per append (default: 8 for Parquet, 6 for ClickHouse).
+    #[arg(long)]
+    group: Option<usize>,
+    /// Event times: `live` (the minute before each append) or `original` (the corpus's).
+    #[arg(long, default_value = "live")]
+    times: Times,
 }
+
+/// Which times the stored events carry.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Times {
+    /// Times in the minute before each append, as a live flow has.
+    Live,
+    /// The corpus events' own times (spread over days).
+    Original,
+}
+
+/// Bus batches per Parquet append (64 Ki rows, the store's `write_batching`).
+const PARQUET_GROUP: usize = 8;
 
 /// Bus batches per ClickHouse insert (49,152 rows, within the stage's default 50,000).
 const CLICKHOUSE_GROUP: usize = 6;
@@ -85,6 +112,42 @@ fn distinct_ids(batch: &EventBatch, round: usize) -> anyhow::Result<EventBatch> 
     let mut out = batch.clone();
     out.records = arrow::array::RecordBatch::try_new(records.schema(), columns)?;
     Ok(out)
+}
+
+/// `batch` with its events' times moved into the minute before `now_ms` (each keeps its
+/// millisecond within the minute), and a bus position at `offset`.
+fn live(batch: &EventBatch, now_ms: i64, offset: u64) -> anyhow::Result<EventBatch> {
+    use arrow::array::{AsArray, TimestampMillisecondArray};
+    use arrow::datatypes::TimestampMillisecondType;
+    let records = &batch.records;
+    let index = records
+        .schema()
+        .index_of(vedette_core::schema::col::TIMESTAMP)?;
+    let times = records
+        .column(index)
+        .as_primitive::<TimestampMillisecondType>();
+    let moved: TimestampMillisecondArray = times
+        .iter()
+        .map(|t| t.map(|ms| now_ms - 60_000 + ms.rem_euclid(60_000)))
+        .collect::<TimestampMillisecondArray>()
+        .with_timezone(vedette_core::schema::UTC);
+    let mut columns = records.columns().to_vec();
+    columns[index] = std::sync::Arc::new(moved);
+    let mut out = batch.clone();
+    out.records = arrow::array::RecordBatch::try_new(records.schema(), columns)?;
+    out.position = Some(vedette_core::batch::BusPosition {
+        topic: "events".into(),
+        partition: 0,
+        offset,
+    });
+    Ok(out)
+}
+
+/// The wall clock in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Bytes and Parquet files under `dir`.
@@ -224,24 +287,31 @@ async fn main() -> anyhow::Result<()> {
         }
         None => parquet.clone().context("the Parquet store")?,
     };
-    let group = if args.clickhouse.is_some() {
+    let group = args.group.unwrap_or(if args.clickhouse.is_some() {
         CLICKHOUSE_GROUP
     } else {
-        1
-    };
-    let (wall, cpu0) = (Instant::now(), cpu());
+        PARQUET_GROUP
+    });
+    // Only the appends are timed: the harness's own work on each batch (new ids, new
+    // times) is not the store's.
+    let (mut wall, mut cpu_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let mut events = 0usize;
     let mut pending = Vec::new();
     for i in 0..args.batches {
         let b = distinct_ids(&batches[i % batches.len()], i / batches.len())?;
+        let b = match args.times {
+            Times::Live => live(&b, now_ms(), i as u64)?,
+            Times::Original => b,
+        };
         events += b.len();
         pending.push(b);
         if pending.len() == group || i + 1 == args.batches {
+            let (started, cpu0) = (Instant::now(), cpu());
             store.append_all(Table::Events, &pending).await?;
+            (wall, cpu_time) = (wall + started.elapsed(), cpu_time + (cpu() - cpu0));
             pending.clear();
         }
     }
-    let (wall, cpu_time) = (wall.elapsed(), cpu() - cpu0);
     let (stored, dialect) = match &args.clickhouse {
         Some(url) => (clickhouse_bytes(url).await?, Dialect::ClickHouse),
         None => (
@@ -250,9 +320,10 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     println!(
-        "# {events} events ({} distinct batches of 8192 corpus Windows events, {:.0} bytes of JSON per event), {} CPUs",
+        "# {events} events ({} distinct batches of 8192 corpus Windows events, {:.0} bytes of JSON per event), {group} batches per append, {} times, {} CPUs",
         batches.len(),
         json_bytes as f64 / lines.len() as f64,
+        if args.times == Times::Live { "live" } else { "original" },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
@@ -270,6 +341,9 @@ async fn main() -> anyhow::Result<()> {
         "files    {} Parquet files",
         folder_stats(&dir.path().join("events")).1
     );
+    if args.no_queries {
+        return Ok(());
+    }
     run_queries(store.as_ref(), dialect).await?;
     if let (true, Some(parquet)) = (args.compact, &parquet) {
         let events_dir = dir.path().join("events");

@@ -20,12 +20,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use vedette_core::CoreError;
 
 use super::coverage::{origin, Coverage, FileOrigin, COVERS_KEY, REPLACES_KEY};
-use super::files::{self, SORT_COLUMNS};
+use super::files;
+use super::rows;
 use super::visibility::{FileInFolder, Visibility};
 
 /// When and how much to merge.
@@ -163,15 +163,18 @@ pub(crate) fn merge(
         return Err(CoreError::Internal("a merge without rows".into()));
     };
     let schema = first.schema();
-    let all = concat_batches(&schema, &batches).map_err(|e| {
-        CoreError::Internal(format!(
-            "files of {} have different columns, not merged: {e}",
+    if batches
+        .iter()
+        .any(|b| b.schema().fields() != schema.fields())
+    {
+        return Err(CoreError::Internal(format!(
+            "files of {} have different columns, not merged",
             dir.display()
-        ))
-    })?;
+        )));
+    }
+    let order = rows::all_rows_sorted(&batches, super::TIME_COLUMN)?;
+    let rows = rows::gather(&batches, &order)?;
     drop(batches);
-    let rows = files::sorted(&all, SORT_COLUMNS)?;
-    drop(all);
     let (covers, replaces) = coverage.encode();
     let path = files::write_file_with(
         dir,

@@ -1,27 +1,26 @@
-//! Writing one table's rows as Parquet files: split by day (and dataset for events),
-//! sorted by (host, time) within a file, zstd, written durably under a name derived from
+//! Writing one table's rows as Parquet files (grouped and ordered by [`super::rows`]),
+//! LZ4 or zstd, written durably under a name derived from
 //! the rows' bus position so a re-delivered batch replaces its own files.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn, SortOptions};
-use arrow::datatypes::{DataType, TimestampMillisecondType};
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::{ParquetError, Result as ParquetResult};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
 use vedette_core::CoreError;
 
-/// Sort order within a file.
-pub(crate) const SORT_COLUMNS: &[&str] = &["host.name", "@timestamp"];
 /// Rows per row group: large enough for scans, small enough to prune by time.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Milliseconds in a day.
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// Where a group of rows goes: its day (`YYYY-MM-DD`, UTC) and, for events, its dataset.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,82 +69,6 @@ pub(crate) fn safe_folder_value(value: &str) -> String {
     }
 }
 
-/// Splits rows by partition: day of `time_column`, and value of `dataset_column` when
-/// given. Rows keep their order within a partition.
-pub(crate) fn split(
-    batch: &RecordBatch,
-    time_column: &str,
-    dataset_column: Option<&str>,
-) -> Result<Vec<(PartitionKey, RecordBatch)>, CoreError> {
-    let times = batch
-        .column_by_name(time_column)
-        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
-        .ok_or_else(|| {
-            CoreError::BadInput(format!("batch has no millisecond column `{time_column}`"))
-        })?;
-    let datasets = match dataset_column {
-        Some(name) => Some(
-            batch
-                .column_by_name(name)
-                .filter(|c| c.data_type() == &DataType::Utf8)
-                .map(|c| c.as_string::<i32>())
-                .ok_or_else(|| CoreError::BadInput(format!("batch has no text column `{name}`")))?,
-        ),
-        None => None,
-    };
-    let mut groups: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
-    for row in 0..batch.num_rows() {
-        let ms = if times.is_null(row) {
-            0
-        } else {
-            times.value(row)
-        };
-        let dataset = datasets.map(|d| {
-            if d.is_null(row) {
-                "_".to_string()
-            } else {
-                safe_folder_value(d.value(row))
-            }
-        });
-        groups
-            .entry(PartitionKey {
-                day: day_of(ms),
-                dataset,
-            })
-            .or_default()
-            .push(row as u32);
-    }
-    if groups.len() == 1 {
-        if let Some((key, _)) = groups.pop_first() {
-            return Ok(vec![(key, batch.clone())]);
-        }
-    }
-    groups
-        .into_iter()
-        .map(|(key, rows)| Ok((key, take_record_batch(batch, &UInt32Array::from(rows))?)))
-        .collect()
-}
-
-/// Rows sorted by the given columns (those present), nulls first, stable.
-pub(crate) fn sorted(batch: &RecordBatch, columns: &[&str]) -> Result<RecordBatch, CoreError> {
-    let keys: Vec<SortColumn> = columns
-        .iter()
-        .filter_map(|name| batch.column_by_name(name))
-        .map(|values| SortColumn {
-            values: values.clone(),
-            options: Some(SortOptions {
-                descending: false,
-                nulls_first: true,
-            }),
-        })
-        .collect();
-    if keys.is_empty() || batch.num_rows() < 2 {
-        return Ok(batch.clone());
-    }
-    let indices = lexsort_to_indices(&keys, None)?;
-    Ok(take_record_batch(batch, &indices)?)
-}
-
 /// How a file is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codec {
@@ -156,6 +79,27 @@ pub(crate) enum Codec {
     Fast,
     /// zstd level 3: for the merged files that stay.
     Compact,
+}
+
+/// Columns of free text or unique values: no query prunes by their minimum and maximum,
+/// and dictionary encoding finds nothing to share, so both are off (computing them was
+/// a fifth of the CPU of writing a file). The `fields` map's values are among them
+/// only in append files: merged files keep their dictionary, which makes them smaller.
+const FREE_TEXT_COLUMNS: &[&[&str]] = &[
+    &["message"],
+    &["event.id"],
+    &["process.command_line"],
+    &["process.parent.command_line"],
+    FIELD_VALUES,
+];
+/// Parquet path of the `fields` map's values (column names hold dots: a path is parts).
+const FIELD_VALUES: &[&str] = &["fields", "entries", "values"];
+/// Parquet path of the `fields` map's keys (few, repeated: dictionary kept).
+const FIELD_KEYS: &[&str] = &["fields", "entries", "keys"];
+
+/// A Parquet column path from its parts.
+fn column_path(parts: &[&str]) -> ColumnPath {
+    ColumnPath::new(parts.iter().map(|p| p.to_string()).collect())
 }
 
 /// The writer settings of every file, with `metadata` as key-value metadata.
@@ -169,7 +113,7 @@ fn properties(
             ZstdLevel::try_new(3).map_err(|e| CoreError::Internal(e.to_string()))?,
         ),
     };
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(compression)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -178,8 +122,17 @@ fn properties(
                 .into_iter()
                 .map(|(k, v)| KeyValue::new(k, v))
                 .collect()
-        }))
-        .build())
+        }));
+    for parts in FREE_TEXT_COLUMNS.iter().chain([&FIELD_KEYS]) {
+        builder =
+            builder.set_column_statistics_enabled(column_path(parts), EnabledStatistics::None);
+    }
+    for parts in FREE_TEXT_COLUMNS {
+        if !(codec == Codec::Compact && *parts == FIELD_VALUES) {
+            builder = builder.set_column_dictionary_enabled(column_path(parts), false);
+        }
+    }
+    Ok(builder.build())
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> CoreError {
@@ -209,19 +162,59 @@ pub(crate) fn write_file_with(
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let file = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties(metadata, codec)?))
+    let writer = ArrowWriter::try_new(file, batch.schema(), Some(properties(metadata, codec)?))
         .map_err(|e| CoreError::Internal(format!("parquet writer: {e}")))?;
-    writer
-        .write(batch)
+    let file = write_row_groups(writer, batch, ROW_GROUP_ROWS)
         .map_err(|e| CoreError::Internal(format!("writing parquet: {e}")))?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| CoreError::Internal(format!("finishing parquet: {e}")))?;
     file.sync_all()
         .map_err(io(format!("syncing {}", tmp.display())))?;
     std::fs::rename(&tmp, &path).map_err(io(format!("renaming to {}", path.display())))?;
     sync_dir(dir)?;
     Ok(path)
+}
+
+/// Writes `batch` through `writer` in row groups of at most `group_rows` rows, the
+/// columns of each encoded and compressed in parallel (rayon), then the footer; returns
+/// the file. `ArrowWriter::write` encodes one column after the other on one core.
+fn write_row_groups(
+    writer: ArrowWriter<File>,
+    batch: &RecordBatch,
+    group_rows: usize,
+) -> ParquetResult<File> {
+    let (mut file_writer, factory) = writer.into_serialized_writer()?;
+    let schema = batch.schema();
+    let (mut start, mut index) = (0, 0);
+    while start < batch.num_rows() {
+        let rows = batch.slice(start, group_rows.min(batch.num_rows() - start));
+        let writers = factory.create_column_writers(index)?;
+        let mut leaves = Vec::with_capacity(writers.len());
+        for (field, column) in schema.fields().iter().zip(rows.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+        }
+        if leaves.len() != writers.len() {
+            return Err(ParquetError::General(format!(
+                "{} leaf columns for {} column writers",
+                leaves.len(),
+                writers.len()
+            )));
+        }
+        let chunks: Vec<ArrowColumnChunk> = writers
+            .into_par_iter()
+            .zip(leaves.into_par_iter())
+            .map(|(mut writer, leaf)| {
+                writer.write(&leaf)?;
+                writer.close()
+            })
+            .collect::<ParquetResult<_>>()?;
+        let mut row_group = file_writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        start += rows.num_rows();
+        index += 1;
+    }
+    file_writer.into_inner()
 }
 
 /// Deletes the temporary files a write cut short (by a crash or SIGKILL) left under
@@ -285,38 +278,11 @@ mod tests {
     }
 
     #[test]
-    fn days_and_datasets_split_and_rows_sort_by_host_then_time() {
-        let day1 = 1_764_201_600_000; // 2025-11-27T00:00:00Z
-        let batch = events(&[
-            (day1 + 5, "syslog", "b"),
-            (day1 + DAY_MS + 1, "syslog", "a"),
-            (day1 + 1, "syslog", "b"),
-            (day1 + 2, "../x", "a"),
-        ]);
-        let parts = split(&batch, "@timestamp", Some("event.dataset")).unwrap();
-        let keys: Vec<String> = parts
-            .iter()
-            .map(|(k, b)| format!("{}/{:?}/{}", k.day, k.dataset, b.num_rows()))
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "2025-11-27/Some(\".._x\")/1",
-                "2025-11-27/Some(\"syslog\")/2",
-                "2025-11-28/Some(\"syslog\")/1"
-            ]
-        );
-        let sorted = sorted(&parts[1].1, &["host.name", "@timestamp"]).unwrap();
-        let ids: Vec<&str> = sorted
-            .column_by_name("event.id")
-            .unwrap()
-            .as_string::<i32>()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(ids, ["e2", "e0"]);
+    fn days_are_utc_dates_and_datasets_safe_folder_names() {
+        assert_eq!(day_of(1_764_201_600_000 + DAY_MS - 1), "2025-11-27");
         assert_eq!(day_of(-1), "1969-12-31");
         assert_eq!(safe_folder_value(".."), "_");
+        assert_eq!(safe_folder_value("../x"), ".._x");
     }
 
     #[test]
@@ -342,6 +308,99 @@ mod tests {
             assert_eq!(meta.file_metadata().num_rows(), 2);
             let codec = format!("{:?}", meta.row_group(0).column(0).compression());
             assert!(codec.starts_with(want), "{}: {codec}", path.display());
+        }
+    }
+
+    /// Events with a message and three fields each.
+    fn full_events(n: usize) -> RecordBatch {
+        let mut b = EventBatchBuilder::new();
+        for i in 0..n {
+            b.append(&Event {
+                id: format!("e{i}"),
+                timestamp_ms: i as i64,
+                dataset: "windows.sysmon".into(),
+                host_name: Some(format!("h{}", i % 3)),
+                message: Some(format!("line {i}")),
+                fields: vec![
+                    ("Channel".into(), "Security".into()),
+                    ("CommandLine".into(), format!("cmd /c {i}")),
+                    ("EventID".into(), "4688".into()),
+                ],
+                ..Event::default()
+            });
+        }
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn row_groups_encoded_in_parallel_read_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = full_events(7);
+        let path = dir.path().join("g.parquet");
+        let writer = ArrowWriter::try_new(
+            File::create(&path).unwrap(),
+            batch.schema(),
+            Some(properties(Vec::new(), Codec::Fast).unwrap()),
+        )
+        .unwrap();
+        write_row_groups(writer, &batch, 3).unwrap();
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            File::open(&path).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(builder.metadata().num_row_groups(), 3, "7 rows by 3");
+        let read: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        assert_eq!(read.num_rows(), 7);
+        for (i, field) in batch.schema().fields().iter().enumerate() {
+            assert_eq!(
+                read.column_by_name(field.name()).unwrap().to_data(),
+                batch.column(i).to_data(),
+                "{}",
+                field.name()
+            );
+        }
+    }
+
+    #[test]
+    fn free_text_columns_have_no_statistics_or_dictionary_and_merged_values_keep_theirs() {
+        use parquet::file::reader::FileReader;
+        let dir = tempfile::tempdir().unwrap();
+        let batch = full_events(20);
+        for (name, codec) in [("a.parquet", Codec::Fast), ("b.parquet", Codec::Compact)] {
+            let path = write_file_with(dir.path(), name, &batch, Vec::new(), codec).unwrap();
+            let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+                File::open(&path).unwrap(),
+            )
+            .unwrap();
+            let group = reader.metadata().row_group(0);
+            let column = |path: &str| {
+                group
+                    .columns()
+                    .iter()
+                    .find(|c| c.column_path().string() == path)
+                    .unwrap_or_else(|| panic!("no column {path}"))
+            };
+            for free in ["message", "event.id", "fields.entries.values"] {
+                assert!(
+                    column(free).statistics().is_none(),
+                    "{name}: {free} statistics"
+                );
+            }
+            assert!(column("host.name").statistics().is_some());
+            assert!(column("fields.entries.keys").statistics().is_none());
+            assert!(column("fields.entries.keys")
+                .dictionary_page_offset()
+                .is_some());
+            assert!(column("message").dictionary_page_offset().is_none());
+            assert!(column("event.id").dictionary_page_offset().is_none());
+            assert_eq!(
+                column("fields.entries.values")
+                    .dictionary_page_offset()
+                    .is_some(),
+                codec == Codec::Compact,
+                "{name}: the values' dictionary"
+            );
         }
     }
 }

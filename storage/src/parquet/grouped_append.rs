@@ -9,17 +9,17 @@
 //! in its folder, however the batches are grouped the second time, and its rows there
 //! are not written again.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use vedette_core::batch::EventBatch;
 use vedette_core::traits::Table;
 use vedette_core::CoreError;
 
 use super::coverage::{BusKey, Coverage, COVERS_KEY, REPLACES_KEY};
-use super::files::{self, Codec, PartitionKey, SORT_COLUMNS};
+use super::files::{self, Codec};
+use super::rows;
 use super::visibility::{list_folder, FileInFolder};
 use super::{check_columns, layout, Files, TIME_COLUMN};
 
@@ -53,48 +53,52 @@ impl Files {
             check_columns(table, &l, batch)?;
         }
         let mut coverage = Coverage::default();
-        let mut parts: BTreeMap<PartitionKey, Vec<(usize, RecordBatch)>> = BTreeMap::new();
-        for (i, batch) in batches.iter().enumerate() {
-            coverage.add_position(&keys[i]);
-            for (key, rows) in files::split(&batch.records, TIME_COLUMN, l.dataset_column)? {
-                parts.entry(key).or_default().push((i, rows));
-            }
+        for key in &keys {
+            coverage.add_position(key);
         }
+        let records: Vec<RecordBatch> = batches.iter().map(|b| b.records.clone()).collect();
+        let parts = rows::partition_rows(&records, TIME_COLUMN, l.dataset_column)?;
         let (covers, replaces) = coverage.encode();
         let table_dir = self.root.join(table.name());
         let _folders = self.folders.read().unwrap_or_else(|p| p.into_inner());
-        let mut written = Vec::new();
-        for (key, rows) in parts {
+        let mut todo = Vec::new();
+        for (key, mut part) in parts {
             let folder = key.folder(&table_dir);
             let present = self.visibility.coverages(&list_folder(&folder)?);
-            let fresh: Vec<RecordBatch> = rows
-                .into_iter()
-                .filter(|(i, _)| !present.iter().any(|(_, c)| c.covers(&keys[*i])))
-                .map(|(_, r)| r)
+            let stored: Vec<bool> = keys
+                .iter()
+                .map(|k| present.iter().any(|(_, c)| c.covers(k)))
                 .collect();
-            let Some(first) = fresh.first() else {
+            part.retain(|&(b, _)| !stored[b]);
+            if part.is_empty() {
                 tracing::debug!(folder = %folder.display(), "already stored: not written again");
                 continue;
-            };
-            let all = concat_batches(&first.schema(), &fresh)
-                .map_err(|e| CoreError::Internal(format!("joining batches: {e}")))?;
-            let rows = files::sorted(&all, SORT_COLUMNS)?;
-            let name = self.compacted_name();
-            let path = files::write_file_with(
-                &folder,
-                &name,
-                &rows,
-                vec![
-                    (COVERS_KEY.to_string(), covers.clone()),
-                    (REPLACES_KEY.to_string(), replaces.clone()),
-                ],
-                Codec::Fast,
-            )?;
-            // Known at once, so a batch read again is recognised without a listing.
-            self.visibility
-                .coverage_of(&FileInFolder::stat(&name, path.clone())?)?;
-            written.push(path);
+            }
+            todo.push((folder, part));
         }
+        // The files of the folders are gathered, encoded and synced in parallel.
+        let written = todo
+            .into_par_iter()
+            .map(|(folder, part)| {
+                let rows = rows::gather(&records, &part)?;
+                drop(part);
+                let name = self.compacted_name();
+                let path = files::write_file_with(
+                    &folder,
+                    &name,
+                    &rows,
+                    vec![
+                        (COVERS_KEY.to_string(), covers.clone()),
+                        (REPLACES_KEY.to_string(), replaces.clone()),
+                    ],
+                    Codec::Fast,
+                )?;
+                // Known at once, so a batch read again is recognised without a listing.
+                self.visibility
+                    .coverage_of(&FileInFolder::stat(&name, path.clone())?)?;
+                Ok(path)
+            })
+            .collect::<Result<Vec<PathBuf>, CoreError>>()?;
         Ok(written)
     }
 }

@@ -46,6 +46,7 @@ mod coverage;
 mod files;
 mod filtered_store;
 mod grouped_append;
+mod rows;
 mod visibility;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,7 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use futures::StreamExt;
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use vedette_core::alert::alert_schema;
 use vedette_core::audit::audit_schema;
 use vedette_core::batch::EventBatch;
@@ -346,9 +348,10 @@ impl Files {
             ),
         };
         let table_dir = self.root.join(table.name());
-        let mut written = Vec::new();
         let _folders = self.folders.read().unwrap_or_else(|p| p.into_inner());
-        for (k, (key, rows)) in files::split(&batch.records, TIME_COLUMN, l.dataset_column)?
+        let records = [batch.records.clone()];
+        let mut todo = Vec::new();
+        for (k, (key, part)) in rows::partition_rows(&records, TIME_COLUMN, l.dataset_column)?
             .into_iter()
             .enumerate()
         {
@@ -360,10 +363,15 @@ impl Files {
                     continue;
                 }
             }
-            let rows = files::sorted(&rows, files::SORT_COLUMNS)?;
-            written.push(files::write_file(&folder, &name, &rows)?);
+            todo.push((folder, name, part));
         }
-        Ok(written)
+        // The files of the folders are gathered, encoded and synced in parallel.
+        todo.into_par_iter()
+            .map(|(folder, name, part)| {
+                let rows = rows::gather(&records, &part)?;
+                files::write_file(&folder, &name, &rows)
+            })
+            .collect()
     }
 
     /// A new name for a file that accounts for others (a merge, a grouped append).
