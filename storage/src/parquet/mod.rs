@@ -10,11 +10,13 @@
 //!  <root>/audit/day=YYYY-MM-DD/<name>.parquet
 //! ```
 //!
-//! A file holds the rows of one append for one day (UTC, of `@timestamp`) and, for
-//! events, one dataset; rows are sorted by (`host.name`, `@timestamp`), compressed with
-//! zstd, in row groups of 128 Ki rows with page statistics, so time-range predicates
-//! skip row groups, and `day` / `dataset` predicates skip whole folders (they are
-//! columns of the tables too).
+//! A file holds the rows of one append (one or several bus batches) for one day (UTC,
+//! of `@timestamp`) and, for events, one dataset; rows are sorted by (`host.name`,
+//! `@timestamp`) and gathered once from their batches ([`rows`]), compressed with LZ4
+//! (zstd once merged), in row groups of 128 Ki rows whose columns are encoded in
+//! parallel, with page statistics on every column but free text, so time-range
+//! predicates skip row groups, and `day` / `dataset` predicates skip whole folders
+//! (they are columns of the tables too).
 //!
 //! # Durability and idempotence
 //!
