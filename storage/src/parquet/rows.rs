@@ -20,6 +20,9 @@ pub(crate) type RowRef = (usize, usize);
 /// Column the rows of a file are first sorted by (the time column comes second).
 pub(crate) const HOST_COLUMN: &str = "host.name";
 
+/// A row's sort key: host, then time (a missing value sorts first).
+type SortKey<'a> = (Option<&'a str>, Option<i64>);
+
 /// The sort columns of one batch: host (when the table has it) and time.
 struct SortColumns<'a> {
     host: Option<&'a StringArray>,
@@ -42,7 +45,7 @@ impl<'a> SortColumns<'a> {
     }
 
     /// The sort key of `row`: host then time, a missing value before any other.
-    fn key(&self, row: usize) -> (Option<&'a str>, Option<i64>) {
+    fn key(&self, row: usize) -> SortKey<'a> {
         let host = self
             .host
             .and_then(|h| (!h.is_null(row)).then(|| h.value(row)));
@@ -53,7 +56,7 @@ impl<'a> SortColumns<'a> {
 
 /// Orders `rows` by (host, time), ties kept in their (batch, row) order.
 fn sort_rows(rows: &mut [RowRef], columns: &[SortColumns<'_>]) {
-    let mut keyed: Vec<((Option<&str>, Option<i64>), RowRef)> = rows
+    let mut keyed: Vec<(SortKey<'_>, RowRef)> = rows
         .iter()
         .map(|&(b, r)| (columns[b].key(r), (b, r)))
         .collect();
