@@ -260,22 +260,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), CoreError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::rows::tests::events;
     use super::*;
     use vedette_core::event::{Event, EventBatchBuilder};
-
-    fn events(rows: &[(i64, &str, &str)]) -> RecordBatch {
-        let mut b = EventBatchBuilder::new();
-        for (i, (ms, dataset, host)) in rows.iter().enumerate() {
-            b.append(&Event {
-                id: format!("e{i}"),
-                timestamp_ms: *ms,
-                dataset: (*dataset).into(),
-                host_name: Some((*host).into()),
-                ..Event::default()
-            });
-        }
-        b.finish().unwrap()
-    }
 
     #[test]
     fn days_are_utc_dates_and_datasets_safe_folder_names() {
@@ -288,7 +275,7 @@ mod tests {
     #[test]
     fn append_files_are_lz4_and_merged_files_zstd_and_both_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let batch = events(&[(1, "syslog", "a"), (2, "syslog", "b")]);
+        let batch = events(&[(1, "syslog", Some("a")), (2, "syslog", Some("b"))]);
         let fast = write_file(dir.path(), "a.parquet", &batch).unwrap();
         let compact = write_file_with(
             dir.path(),

@@ -180,11 +180,12 @@ pub(crate) fn gather(batches: &[RecordBatch], rows: &[RowRef]) -> Result<RecordB
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use vedette_core::event::{Event, EventBatchBuilder};
 
-    fn events(rows: &[(i64, &str, Option<&str>)]) -> RecordBatch {
+    /// Events of the given (time, dataset, host), with ids `e0`, `e1`...
+    pub(crate) fn events(rows: &[(i64, &str, Option<&str>)]) -> RecordBatch {
         let mut b = EventBatchBuilder::new();
         for (i, (ms, dataset, host)) in rows.iter().enumerate() {
             b.append(&Event {
