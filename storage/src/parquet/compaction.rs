@@ -6,7 +6,8 @@
 //! eight) are merged once at least [`CompactionPolicy::fan_in`] of them gather, so a row
 //! is rewritten about once per tier, a handful of times in all. A folder that received
 //! nothing for [`CompactionPolicy::cold_after`] has all its small files merged whatever
-//! their tier. A merge never exceeds [`CompactionPolicy::target_bytes`] of input.
+//! their tier. A merge never exceeds [`CompactionPolicy::target_bytes`] of input, nor
+//! [`CompactionPolicy::max_rows`] rows: the rows of a merge are held in memory.
 //!
 //! A merge reads its inputs, sorts the rows by (host, time), and writes one compacted
 //! file durably, whose footer says what it replaced ([`super::coverage`]). Its rename
@@ -39,6 +40,10 @@ pub(crate) struct CompactionPolicy {
     pub(crate) cold_after: Duration,
     /// Most files in one merge.
     pub(crate) max_inputs: usize,
+    /// Most rows in one merge, which holds them in memory twice (read, then sorted); a
+    /// file of half this many rows is done. Bytes alone do not bound memory: merged
+    /// files of repetitive events hold 20 bytes per event on disk and 1.6 KB in memory.
+    pub(crate) max_rows: u64,
 }
 
 impl Default for CompactionPolicy {
@@ -48,6 +53,7 @@ impl Default for CompactionPolicy {
             fan_in: 8,
             cold_after: Duration::from_secs(300),
             max_inputs: 2000,
+            max_rows: 512 * 1024,
         }
     }
 }
@@ -125,39 +131,107 @@ fn fill(
 pub(crate) struct Merged {
     /// The compacted file.
     pub(crate) output: FileInFolder,
+    /// The files it replaces.
+    pub(crate) inputs: Vec<FileInFolder>,
     /// Rows written.
     pub(crate) rows: u64,
 }
 
-/// Reads every row of a Parquet file.
-fn read_all(path: &Path) -> Result<Vec<RecordBatch>, CoreError> {
-    let file =
+/// An input of a merge, its footer read.
+struct OpenedInput {
+    file: FileInFolder,
+    rows: u64,
+    reader: ParquetRecordBatchReaderBuilder<File>,
+}
+
+/// Opens `path` and reads its footer.
+fn open_input(file: &FileInFolder) -> Result<OpenedInput, CoreError> {
+    let path = &file.path;
+    let opened =
         File::open(path).map_err(|e| CoreError::io(format!("opening {}", path.display()), e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(64 * 1024).build())
+    let reader = ParquetRecordBatchReaderBuilder::try_new(opened)
+        .map_err(|e| CoreError::Internal(format!("reading {}: {e}", path.display())))?;
+    let rows = u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+    Ok(OpenedInput {
+        file: file.clone(),
+        rows,
+        reader,
+    })
+}
+
+/// Which inputs one merge takes, given their rows (oldest first): those with fewer
+/// than half of `max_rows` rows (the others are done), oldest first while their rows
+/// add up to at most `max_rows`; none if fewer than two.
+fn within_rows(rows: &[u64], max_rows: u64) -> Vec<usize> {
+    let mut taken = Vec::new();
+    let mut total = 0;
+    for (i, &n) in rows.iter().enumerate() {
+        if n >= max_rows / 2 {
+            continue;
+        }
+        if total + n > max_rows {
+            break;
+        }
+        total += n;
+        taken.push(i);
+    }
+    if taken.len() < 2 {
+        taken.clear();
+    }
+    taken
+}
+
+/// Reads every row of an opened input.
+fn read_all(input: OpenedInput) -> Result<Vec<RecordBatch>, CoreError> {
+    let path = &input.file.path;
+    let reader = input
+        .reader
+        .with_batch_size(64 * 1024)
+        .build()
         .map_err(|e| CoreError::Internal(format!("reading {}: {e}", path.display())))?;
     reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CoreError::Internal(format!("reading {}: {e}", path.display())))
 }
 
-/// Merges `inputs` (files of the folder `dir`) into the compacted file `name`; the
-/// rename into place commits it. The caller dooms the inputs afterwards.
+/// Merges files of the folder `dir` into the compacted file `name` (the rename into
+/// place commits it): those of `inputs` that fit in `max_rows` ([`within_rows`]); the
+/// others wait for a later pass. Returns `None` when fewer than two fit. The caller
+/// dooms the merged inputs afterwards.
 pub(crate) fn merge(
     dir: &Path,
     name: &str,
     inputs: &[FileInFolder],
+    max_rows: u64,
     visibility: &Visibility,
-) -> Result<Merged, CoreError> {
+) -> Result<Option<Merged>, CoreError> {
+    let opened = inputs
+        .iter()
+        .map(open_input)
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<u64> = opened.iter().map(|o| o.rows).collect();
+    let chosen = within_rows(&rows, max_rows);
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    let taken: Vec<OpenedInput> = opened
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| chosen.contains(i))
+        .map(|(_, o)| o)
+        .collect();
     let mut batches = Vec::new();
     let mut coverage = Coverage::default();
-    for input in inputs {
-        batches.extend(read_all(&input.path)?);
-        let inner = match origin(&input.name) {
-            FileOrigin::Compacted => Some(visibility.coverage_of(input)?),
+    let mut merged_inputs = Vec::with_capacity(taken.len());
+    for input in taken {
+        let file = input.file.clone();
+        batches.extend(read_all(input)?);
+        let inner = match origin(&file.name) {
+            FileOrigin::Compacted => Some(visibility.coverage_of(&file)?),
             FileOrigin::Bus(_) | FileOrigin::Loose => None,
         };
-        coverage.add_input(&input.name, inner.as_deref());
+        coverage.add_input(&file.name, inner.as_deref());
+        merged_inputs.push(file);
     }
     let Some(first) = batches.first() else {
         return Err(CoreError::Internal("a merge without rows".into()));
@@ -188,10 +262,11 @@ pub(crate) fn merge(
     )?;
     let output = FileInFolder::stat(name, path)?;
     visibility.coverage_of(&output)?;
-    Ok(Merged {
+    Ok(Some(Merged {
         output,
+        inputs: merged_inputs,
         rows: rows.num_rows() as u64,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -215,6 +290,7 @@ mod tests {
             fan_in: 4,
             cold_after: Duration::from_secs(300),
             max_inputs: 100,
+            max_rows: 1_000_000,
         };
         let mut files: Vec<FileInFolder> = (0..9)
             .map(|i| file(&format!("s{i}"), 10_000, 100 - i, now))
@@ -247,6 +323,49 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_takes_the_oldest_files_that_fit_its_rows_and_leaves_done_ones() {
+        assert_eq!(within_rows(&[10, 20, 30, 45], 100), [0, 1, 2]);
+        assert_eq!(within_rows(&[10, 20, 30, 40], 100), [0, 1, 2, 3]);
+        assert_eq!(within_rows(&[60, 10, 20], 100), [1, 2], "60 rows are done");
+        assert!(
+            within_rows(&[10, 95], 100).is_empty(),
+            "one file is no merge"
+        );
+        assert!(
+            within_rows(&[30, 40, 50], 60).is_empty(),
+            "all done by rows"
+        );
+        assert_eq!(within_rows(&[25, 25, 25], 60), [0, 1]);
+    }
+
+    #[test]
+    fn a_merge_of_files_beyond_its_rows_merges_the_oldest_and_leaves_the_rest() {
+        use super::super::rows::tests::events;
+        let dir = tempfile::tempdir().unwrap();
+        let visibility = Visibility::new(Duration::ZERO);
+        let inputs: Vec<FileInFolder> = (0..3)
+            .map(|i| {
+                let name = format!("f{i}.parquet");
+                let batch = events(&[(i, "x", Some("h")); 3]);
+                let path = files::write_file(dir.path(), &name, &batch).unwrap();
+                FileInFolder::stat(&name, path).unwrap()
+            })
+            .collect();
+        let merged = merge(dir.path(), "m.parquet", &inputs, 8, &visibility)
+            .unwrap()
+            .expect("two files of 3 rows fit in 8");
+        assert_eq!(merged.rows, 6);
+        let names: Vec<&str> = merged.inputs.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["f0.parquet", "f1.parquet"]);
+        assert!(
+            merge(dir.path(), "n.parquet", &inputs, 5, &visibility)
+                .unwrap()
+                .is_none(),
+            "files of 3 rows are done when a merge holds 5"
+        );
+    }
+
+    #[test]
     fn a_merge_stays_within_its_byte_budget() {
         let now = SystemTime::now();
         let policy = CompactionPolicy {
@@ -254,6 +373,7 @@ mod tests {
             fan_in: 2,
             cold_after: Duration::from_secs(300),
             max_inputs: 3,
+            max_rows: 1_000_000,
         };
         let files: Vec<FileInFolder> = (0..8)
             .map(|i| file(&format!("s{i}"), 20_000, 100 - i, now))

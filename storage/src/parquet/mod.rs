@@ -402,19 +402,27 @@ impl Files {
                     let name = self.compacted_name();
                     let merged = {
                         let _folders = self.folders.read().unwrap_or_else(|p| p.into_inner());
-                        compaction::merge(&folder, &name, &inputs, &self.visibility)
+                        compaction::merge(
+                            &folder,
+                            &name,
+                            &inputs,
+                            policy.max_rows,
+                            &self.visibility,
+                        )
                     };
                     match merged {
-                        Ok(m) => {
+                        Ok(None) => {}
+                        Ok(Some(m)) => {
                             report.merges += 1;
-                            report.files_merged += inputs.len() as u64;
-                            report.bytes_in += inputs.iter().map(|f| f.size).sum::<u64>();
+                            report.files_merged += m.inputs.len() as u64;
+                            report.bytes_in += m.inputs.iter().map(|f| f.size).sum::<u64>();
                             report.bytes_out += m.output.size;
                             report.rows += m.rows;
                             // Retention may have dropped the day meanwhile: the merge
                             // goes with its inputs then.
-                            let expired = inputs.iter().any(|f| self.visibility.is_doomed(&f.path));
-                            self.visibility.doom(inputs.into_iter().map(|f| f.path));
+                            let expired =
+                                m.inputs.iter().any(|f| self.visibility.is_doomed(&f.path));
+                            self.visibility.doom(m.inputs.into_iter().map(|f| f.path));
                             if expired {
                                 self.visibility.doom([m.output.path]);
                             }
