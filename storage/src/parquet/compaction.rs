@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::FileReader;
+use parquet::file::serialized_reader::SerializedFileReader;
 use vedette_core::CoreError;
 
 use super::coverage::{origin, Coverage, FileOrigin, COVERS_KEY, REPLACES_KEY};
@@ -137,26 +139,14 @@ pub(crate) struct Merged {
     pub(crate) rows: u64,
 }
 
-/// An input of a merge, its footer read.
-struct OpenedInput {
-    file: FileInFolder,
-    rows: u64,
-    reader: ParquetRecordBatchReaderBuilder<File>,
-}
-
-/// Opens `path` and reads its footer.
-fn open_input(file: &FileInFolder) -> Result<OpenedInput, CoreError> {
-    let path = &file.path;
-    let opened =
+/// The rows of a Parquet file, from its footer (the file is closed again: a merge may
+/// have thousands of inputs).
+fn rows_in(path: &Path) -> Result<u64, CoreError> {
+    let file =
         File::open(path).map_err(|e| CoreError::io(format!("opening {}", path.display()), e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(opened)
-        .map_err(|e| CoreError::Internal(format!("reading {}: {e}", path.display())))?;
-    let rows = u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
-    Ok(OpenedInput {
-        file: file.clone(),
-        rows,
-        reader,
-    })
+    let reader = SerializedFileReader::new(file)
+        .map_err(|e| CoreError::Internal(format!("footer of {}: {e}", path.display())))?;
+    Ok(u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0))
 }
 
 /// Which inputs one merge takes, given their rows (oldest first): those with fewer
@@ -181,13 +171,12 @@ fn within_rows(rows: &[u64], max_rows: u64) -> Vec<usize> {
     taken
 }
 
-/// Reads every row of an opened input.
-fn read_all(input: OpenedInput) -> Result<Vec<RecordBatch>, CoreError> {
-    let path = &input.file.path;
-    let reader = input
-        .reader
-        .with_batch_size(64 * 1024)
-        .build()
+/// Reads every row of a Parquet file.
+fn read_all(path: &Path) -> Result<Vec<RecordBatch>, CoreError> {
+    let file =
+        File::open(path).map_err(|e| CoreError::io(format!("opening {}", path.display()), e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(64 * 1024).build())
         .map_err(|e| CoreError::Internal(format!("reading {}: {e}", path.display())))?;
     reader
         .collect::<Result<Vec<_>, _>>()
@@ -205,33 +194,25 @@ pub(crate) fn merge(
     max_rows: u64,
     visibility: &Visibility,
 ) -> Result<Option<Merged>, CoreError> {
-    let opened = inputs
+    let rows = inputs
         .iter()
-        .map(open_input)
-        .collect::<Result<Vec<_>, _>>()?;
-    let rows: Vec<u64> = opened.iter().map(|o| o.rows).collect();
+        .map(|f| rows_in(&f.path))
+        .collect::<Result<Vec<u64>, _>>()?;
     let chosen = within_rows(&rows, max_rows);
     if chosen.is_empty() {
         return Ok(None);
     }
-    let taken: Vec<OpenedInput> = opened
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| chosen.contains(i))
-        .map(|(_, o)| o)
-        .collect();
     let mut batches = Vec::new();
     let mut coverage = Coverage::default();
-    let mut merged_inputs = Vec::with_capacity(taken.len());
-    for input in taken {
-        let file = input.file.clone();
-        batches.extend(read_all(input)?);
+    let mut merged_inputs = Vec::with_capacity(chosen.len());
+    for file in chosen.into_iter().map(|i| &inputs[i]) {
+        batches.extend(read_all(&file.path)?);
         let inner = match origin(&file.name) {
-            FileOrigin::Compacted => Some(visibility.coverage_of(&file)?),
+            FileOrigin::Compacted => Some(visibility.coverage_of(file)?),
             FileOrigin::Bus(_) | FileOrigin::Loose => None,
         };
         coverage.add_input(&file.name, inner.as_deref());
-        merged_inputs.push(file);
+        merged_inputs.push(file.clone());
     }
     let Some(first) = batches.first() else {
         return Err(CoreError::Internal("a merge without rows".into()));
@@ -357,6 +338,11 @@ mod tests {
         assert_eq!(merged.rows, 6);
         let names: Vec<&str> = merged.inputs.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["f0.parquet", "f1.parquet"]);
+        assert_eq!(
+            visibility.cached_rows(&merged.output),
+            Some(6),
+            "a merge's rows are known without reading it again"
+        );
         assert!(
             merge(dir.path(), "n.parquet", &inputs, 5, &visibility)
                 .unwrap()

@@ -44,8 +44,14 @@ impl PartitionKey {
 
 /// The day (UTC) of a Unix millisecond time, `YYYY-MM-DD`.
 pub(crate) fn day_of(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS);
-    chrono::DateTime::from_timestamp(days * 86_400, 0)
+    day_of_days(ms.div_euclid(DAY_MS))
+}
+
+/// The day (UTC) `days` days after 1970-01-01, `YYYY-MM-DD` (1970-01-01 when out of
+/// range).
+pub(crate) fn day_of_days(days: i64) -> String {
+    days.checked_mul(86_400)
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
         .map(|t| t.format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| "1970-01-01".into())
 }
@@ -268,6 +274,8 @@ mod tests {
     fn days_are_utc_dates_and_datasets_safe_folder_names() {
         assert_eq!(day_of(1_764_201_600_000 + DAY_MS - 1), "2025-11-27");
         assert_eq!(day_of(-1), "1969-12-31");
+        assert_eq!(day_of(i64::MIN), "1970-01-01", "out of range, no overflow");
+        assert_eq!(day_of_days(i64::MIN.div_euclid(DAY_MS)), "1970-01-01");
         assert_eq!(safe_folder_value(".."), "_");
         assert_eq!(safe_folder_value("../x"), ".._x");
     }

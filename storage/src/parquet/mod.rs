@@ -395,7 +395,18 @@ impl Files {
             for folder in leaf_folders(&self.root.join(table.name()))? {
                 let listed = list_folder(&folder)?;
                 self.visibility.doom(self.visibility.superseded(&listed));
-                let visible = self.visibility.visible(listed);
+                // A compacted file of half a merge's rows is done (`visible` has read
+                // the footers of compacted files: their rows are known).
+                let visible: Vec<FileInFolder> = self
+                    .visibility
+                    .visible(listed)
+                    .into_iter()
+                    .filter(|f| {
+                        self.visibility
+                            .cached_rows(f)
+                            .is_none_or(|rows| rows < policy.max_rows / 2)
+                    })
+                    .collect();
                 for group in compaction::plan(&visible, now, &policy) {
                     let inputs: Vec<FileInFolder> =
                         group.iter().map(|&i| visible[i].clone()).collect();

@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, TimestampMillisecondType};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use vedette_core::CoreError;
 
-use super::files::{day_of, safe_folder_value, PartitionKey, DAY_MS};
+use super::files::{day_of_days, safe_folder_value, PartitionKey, DAY_MS};
 
 /// A row of one of several batches: (batch index, row index).
 pub(crate) type RowRef = (usize, usize);
@@ -110,7 +110,7 @@ pub(crate) fn partition_rows(
     let mut partitions: BTreeMap<PartitionKey, Vec<RowRef>> = BTreeMap::new();
     for ((day, dataset), rows) in groups {
         let key = PartitionKey {
-            day: day_of(day * DAY_MS),
+            day: day_of_days(day),
             dataset: dataset.map(|d| {
                 if d.is_empty() {
                     "_".to_string()

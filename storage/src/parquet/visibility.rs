@@ -81,8 +81,8 @@ pub(crate) fn list_folder(dir: &Path) -> Result<Vec<FileInFolder>, CoreError> {
     Ok(files)
 }
 
-/// Reads the coverage a compacted file carries in its footer.
-pub(crate) fn read_coverage(path: &Path) -> Result<Coverage, CoreError> {
+/// Reads the coverage a compacted file carries in its footer, and its rows.
+pub(crate) fn read_coverage(path: &Path) -> Result<(Coverage, u64), CoreError> {
     let file =
         File::open(path).map_err(|e| CoreError::io(format!("opening {}", path.display()), e))?;
     let reader = SerializedFileReader::new(file)
@@ -96,7 +96,11 @@ pub(crate) fn read_coverage(path: &Path) -> Result<Coverage, CoreError> {
             .and_then(|k| k.value.clone())
             .unwrap_or_default()
     };
-    Coverage::decode(&value(COVERS_KEY), &value(REPLACES_KEY))
+    let rows = u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+    Ok((
+        Coverage::decode(&value(COVERS_KEY), &value(REPLACES_KEY))?,
+        rows,
+    ))
 }
 
 /// The folder of a file's path.
@@ -109,6 +113,7 @@ struct CachedCoverage {
     size: u64,
     modified: SystemTime,
     coverage: Arc<Coverage>,
+    rows: u64,
 }
 
 /// When a doomed file may go.
@@ -190,16 +195,27 @@ impl Visibility {
                 return Ok(c.coverage.clone());
             }
         }
-        let coverage = Arc::new(read_coverage(&f.path)?);
+        let (coverage, rows) = read_coverage(&f.path)?;
+        let coverage = Arc::new(coverage);
         lock(&self.coverage).entry(folder).or_default().insert(
             f.path.clone(),
             CachedCoverage {
                 size: f.size,
                 modified: f.modified,
                 coverage: coverage.clone(),
+                rows,
             },
         );
         Ok(coverage)
+    }
+
+    /// The rows of the compacted file `f` if its footer was read already (no I/O).
+    pub(crate) fn cached_rows(&self, f: &FileInFolder) -> Option<u64> {
+        lock(&self.coverage)
+            .get(&folder_of(&f.path))
+            .and_then(|files| files.get(&f.path))
+            .filter(|c| c.size == f.size && c.modified == f.modified)
+            .map(|c| c.rows)
     }
 
     /// The coverages of the compacted files among `files` (one folder's); a
