@@ -194,9 +194,14 @@ pub(crate) fn merge(
     max_rows: u64,
     visibility: &Visibility,
 ) -> Result<Option<Merged>, CoreError> {
+    // Compacted inputs' rows are cached with their coverage; the others' footers are read.
     let rows = inputs
         .iter()
-        .map(|f| rows_in(&f.path))
+        .map(|f| {
+            visibility
+                .cached_rows(f)
+                .map_or_else(|| rows_in(&f.path), Ok)
+        })
         .collect::<Result<Vec<u64>, _>>()?;
     let chosen = within_rows(&rows, max_rows);
     if chosen.is_empty() {

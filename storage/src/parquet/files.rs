@@ -121,7 +121,6 @@ fn properties(
     };
     let mut builder = WriterProperties::builder()
         .set_compression(compression)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_key_value_metadata((!metadata.is_empty()).then(|| {
             metadata

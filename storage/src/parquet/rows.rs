@@ -18,7 +18,7 @@ use super::files::{day_of_days, safe_folder_value, PartitionKey, DAY_MS};
 pub(crate) type RowRef = (usize, usize);
 
 /// Column the rows of a file are first sorted by (the time column comes second).
-pub(crate) const HOST_COLUMN: &str = "host.name";
+const HOST_COLUMN: &str = "host.name";
 
 /// A row's sort key: host, then time (a missing value sorts first).
 type SortKey<'a> = (Option<&'a str>, Option<i64>);

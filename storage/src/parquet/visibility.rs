@@ -186,15 +186,10 @@ impl Visibility {
 
     /// The coverage of the compacted file `f`, from the cache or its footer.
     pub(crate) fn coverage_of(&self, f: &FileInFolder) -> Result<Arc<Coverage>, CoreError> {
-        let folder = folder_of(&f.path);
-        if let Some(c) = lock(&self.coverage)
-            .get(&folder)
-            .and_then(|files| files.get(&f.path))
-        {
-            if c.size == f.size && c.modified == f.modified {
-                return Ok(c.coverage.clone());
-            }
+        if let Some(coverage) = self.cached(f, |c| c.coverage.clone()) {
+            return Ok(coverage);
         }
+        let folder = folder_of(&f.path);
         let (coverage, rows) = read_coverage(&f.path)?;
         let coverage = Arc::new(coverage);
         lock(&self.coverage).entry(folder).or_default().insert(
@@ -211,11 +206,16 @@ impl Visibility {
 
     /// The rows of the compacted file `f` if its footer was read already (no I/O).
     pub(crate) fn cached_rows(&self, f: &FileInFolder) -> Option<u64> {
+        self.cached(f, |c| c.rows)
+    }
+
+    /// `take` of what the cache holds for `f`, while `f` keeps its size and time.
+    fn cached<T>(&self, f: &FileInFolder, take: impl FnOnce(&CachedCoverage) -> T) -> Option<T> {
         lock(&self.coverage)
             .get(&folder_of(&f.path))
             .and_then(|files| files.get(&f.path))
             .filter(|c| c.size == f.size && c.modified == f.modified)
-            .map(|c| c.rows)
+            .map(take)
     }
 
     /// The coverages of the compacted files among `files` (one folder's); a
