@@ -1,6 +1,9 @@
-//! What the `bus-bench` and `store-bench` harnesses share: process CPU time.
+//! What the `bus-bench` and `store-bench` harnesses share: process CPU time, and the
+//! events `store-bench` stores.
 
 use std::time::Duration;
+
+pub mod store_data;
 
 /// CPU time of the process so far (user + system, all threads), from `/proc/self/stat`
 /// (clock ticks of 10 ms on Linux: runs here last seconds).

@@ -32,6 +32,7 @@ use anyhow::Context;
 use clap::Parser;
 use futures::StreamExt;
 use vedette_bench_bus::cpu;
+use vedette_bench_bus::store_data::{column_bytes, GeneratedEvents};
 use vedette_bench_sigma::{corpora_dir, corpus_windows_events, replicate, vedette_batches};
 use vedette_core::batch::EventBatch;
 use vedette_core::traits::{EventStore, QueryScope, Table, WriteBatching};
@@ -64,6 +65,22 @@ struct Args {
     /// Event times: `live` (the minute before each append) or `original` (the corpus's).
     #[arg(long, default_value = "live")]
     times: Times,
+    /// Events: `corpus` (the corpora's Windows events, replicated) or `generated` (the
+    /// suite's stream of ten sources, new events all the way).
+    #[arg(long, default_value = "corpus")]
+    data: Data,
+    /// Keep the store in this (new or empty) folder instead of a temporary one.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+/// Which events are stored.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Data {
+    /// The corpora's Windows events, replicated into 40 batches, new ids every round.
+    Corpus,
+    /// The suite's generated stream (`benches/scenarios/embedded.toml`), parsed per source.
+    Generated,
 }
 
 /// Which times the stored events carry.
@@ -169,6 +186,18 @@ fn folder_stats(dir: &Path) -> (u64, u64) {
     })
 }
 
+/// Prints the columns that hold most of the bytes under `dir`, per event.
+fn print_columns(dir: &Path, events: usize) -> anyhow::Result<()> {
+    let columns = column_bytes(dir)?;
+    let shown: Vec<String> = columns
+        .iter()
+        .take(12)
+        .map(|(name, bytes)| format!("{name} {:.1}", *bytes as f64 / events.max(1) as f64))
+        .collect();
+    println!("columns  bytes/event: {}", shown.join(", "));
+    Ok(())
+}
+
 /// Runs every query of docs/queries.md, printing its time and row count.
 async fn run_queries(store: &dyn EventStore, dialect: Dialect) -> anyhow::Result<()> {
     for sql in query_examples(QUERIES_MD, dialect) {
@@ -243,20 +272,29 @@ async fn compact_until_stable(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let corpora = corpora_dir()?;
-    let base = corpus_windows_events(&corpora)?;
-    let lines = replicate(&base, 40 * 8192)?;
-    let json_bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
-    let batches: Vec<EventBatch> = vedette_batches(&lines)?
-        .into_iter()
-        .map(|r| EventBatch::new(r, "bench", "default", 0))
-        .collect();
-    let dir = tempfile::tempdir()?;
+    let (batches, mut generated, corpus_bytes) = match args.data {
+        Data::Corpus => {
+            let base = corpus_windows_events(&corpora_dir()?)?;
+            let lines = replicate(&base, 40 * 8192)?;
+            let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+            let batches: Vec<EventBatch> = vedette_batches(&lines)?
+                .into_iter()
+                .map(|r| EventBatch::new(r, "bench", "default", 0))
+                .collect();
+            (batches, None, bytes as f64 / lines.len() as f64)
+        }
+        Data::Generated => (Vec::new(), Some(GeneratedEvents::new()?), 0.0),
+    };
+    let temp = tempfile::tempdir()?;
+    let root = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
     let parquet = match &args.clickhouse {
         Some(_) => None,
         None => {
             let s = std::sync::Arc::new(ParquetStore::open(
-                dir.path(),
+                root.as_path(),
                 36_500,
                 QueryLimits::default(),
             )?);
@@ -297,7 +335,26 @@ async fn main() -> anyhow::Result<()> {
     let (mut wall, mut cpu_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let mut events = 0usize;
     let mut pending = Vec::new();
-    for i in 0..args.batches {
+    if let Some(generated) = generated.as_mut() {
+        // New events all the way: each append is `group` batches' worth of the stream.
+        let mut offset = 0u64;
+        for _ in 0..args.batches.div_ceil(group) {
+            let mut appended = Vec::new();
+            for b in generated.next_batches(group * 8192)? {
+                let b = match args.times {
+                    Times::Live => live(&b, now_ms(), offset)?,
+                    Times::Original => b,
+                };
+                offset += 1;
+                events += b.len();
+                appended.push(b);
+            }
+            let (started, cpu0) = (Instant::now(), cpu());
+            store.append_all(Table::Events, &appended).await?;
+            (wall, cpu_time) = (wall + started.elapsed(), cpu_time + (cpu() - cpu0));
+        }
+    }
+    for i in 0..if generated.is_some() { 0 } else { args.batches } {
         let b = distinct_ids(&batches[i % batches.len()], i / batches.len())?;
         let b = match args.times {
             Times::Live => live(&b, now_ms(), i as u64)?,
@@ -315,15 +372,27 @@ async fn main() -> anyhow::Result<()> {
     let (stored, dialect) = match &args.clickhouse {
         Some(url) => (clickhouse_bytes(url).await?, Dialect::ClickHouse),
         None => (
-            folder_stats(&dir.path().join("events")).0,
+            folder_stats(&root.as_path().join("events")).0,
             Dialect::DataFusion,
         ),
     };
+    let data = match &generated {
+        Some(g) => format!(
+            "the generated stream of ten sources, {:.0} bytes of text per event",
+            g.text_bytes as f64 / g.records.max(1) as f64
+        ),
+        None => format!(
+            "{} distinct batches of 8192 corpus Windows events, {corpus_bytes:.0} bytes of JSON per event",
+            batches.len()
+        ),
+    };
     println!(
-        "# {events} events ({} distinct batches of 8192 corpus Windows events, {:.0} bytes of JSON per event), {group} batches per append, {} times, {} CPUs",
-        batches.len(),
-        json_bytes as f64 / lines.len() as f64,
-        if args.times == Times::Live { "live" } else { "original" },
+        "# {events} events ({data}), {group} batches per append, {} times, {} CPUs",
+        if args.times == Times::Live {
+            "live"
+        } else {
+            "original"
+        },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
@@ -339,17 +408,21 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "files    {} Parquet files",
-        folder_stats(&dir.path().join("events")).1
+        folder_stats(&root.as_path().join("events")).1
     );
+    if parquet.is_some() {
+        print_columns(&root.as_path().join("events"), events)?;
+    }
     if args.no_queries {
         return Ok(());
     }
     run_queries(store.as_ref(), dialect).await?;
     if let (true, Some(parquet)) = (args.compact, &parquet) {
-        let events_dir = dir.path().join("events");
+        let events_dir = root.as_path().join("events");
         compact_until_stable(parquet, &events_dir, events, "live").await?;
         parquet.set_cold_after(std::time::Duration::ZERO);
         compact_until_stable(parquet, &events_dir, events, "quiet").await?;
+        print_columns(&events_dir, events)?;
         run_queries(store.as_ref(), dialect).await?;
     }
     Ok(())

@@ -172,7 +172,7 @@ fn within_rows(rows: &[u64], max_rows: u64) -> Vec<usize> {
 }
 
 /// Reads every row of a Parquet file.
-fn read_all(path: &Path) -> Result<Vec<RecordBatch>, CoreError> {
+pub(crate) fn read_all(path: &Path) -> Result<Vec<RecordBatch>, CoreError> {
     let file =
         File::open(path).map_err(|e| CoreError::io(format!("opening {}", path.display()), e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -211,7 +211,10 @@ pub(crate) fn merge(
     let mut coverage = Coverage::default();
     let mut merged_inputs = Vec::with_capacity(chosen.len());
     for file in chosen.into_iter().map(|i| &inputs[i]) {
-        batches.extend(read_all(&file.path)?);
+        // Files from before shredding are shredded, so that all inputs line up.
+        for batch in read_all(&file.path)? {
+            batches.push(super::shredding::for_storage(&batch)?);
+        }
         let inner = match origin(&file.name) {
             FileOrigin::Compacted => Some(visibility.coverage_of(file)?),
             FileOrigin::Bus(_) | FileOrigin::Loose => None,

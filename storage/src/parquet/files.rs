@@ -99,9 +99,9 @@ const FREE_TEXT_COLUMNS: &[&[&str]] = &[
     FIELD_VALUES,
 ];
 /// Parquet path of the `fields` map's values (column names hold dots: a path is parts).
-const FIELD_VALUES: &[&str] = &["fields", "entries", "values"];
+const FIELD_VALUES: &[&str] = &["fields", "key_value", "value"];
 /// Parquet path of the `fields` map's keys (few, repeated: dictionary kept).
-const FIELD_KEYS: &[&str] = &["fields", "entries", "keys"];
+const FIELD_KEYS: &[&str] = &["fields", "key_value", "key"];
 
 /// A Parquet column path from its parts.
 fn column_path(parts: &[&str]) -> ColumnPath {
@@ -137,6 +137,13 @@ fn properties(
             builder = builder.set_column_dictionary_enabled(column_path(parts), false);
         }
     }
+    for key in super::shredding::FREE_TEXT_KEYS {
+        let path = ColumnPath::new(vec![super::shredding::column_name(key)]);
+        builder = builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+        if codec == Codec::Fast {
+            builder = builder.set_column_dictionary_enabled(path, false);
+        }
+    }
     Ok(builder.build())
 }
 
@@ -163,6 +170,8 @@ pub(crate) fn write_file_with(
     metadata: Vec<(String, String)>,
     codec: Codec,
 ) -> Result<PathBuf, CoreError> {
+    let stored = super::shredding::for_storage(batch)?;
+    let batch = &stored;
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -375,21 +384,24 @@ mod tests {
                     .find(|c| c.column_path().string() == path)
                     .unwrap_or_else(|| panic!("no column {path}"))
             };
-            for free in ["message", "event.id", "fields.entries.values"] {
+            for free in ["message", "event.id", "fields.key_value.value"] {
                 assert!(
                     column(free).statistics().is_none(),
                     "{name}: {free} statistics"
                 );
             }
             assert!(column("host.name").statistics().is_some());
-            assert!(column("fields.entries.keys").statistics().is_none());
-            assert!(column("fields.entries.keys")
+            // Shredded keys: free text as the other free text, the rest with statistics.
+            assert!(column("fields.CommandLine").statistics().is_none());
+            assert!(column("fields.EventID").statistics().is_some());
+            assert!(column("fields.key_value.key").statistics().is_none());
+            assert!(column("fields.key_value.key")
                 .dictionary_page_offset()
                 .is_some());
             assert!(column("message").dictionary_page_offset().is_none());
             assert!(column("event.id").dictionary_page_offset().is_none());
             assert_eq!(
-                column("fields.entries.values")
+                column("fields.key_value.value")
                     .dictionary_page_offset()
                     .is_some(),
                 codec == Codec::Compact,

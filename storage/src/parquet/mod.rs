@@ -49,6 +49,9 @@ mod files;
 mod filtered_store;
 mod grouped_append;
 mod rows;
+mod shredded_read;
+mod shredding;
+mod upgrade;
 mod visibility;
 
 use std::path::{Path, PathBuf};
@@ -85,7 +88,11 @@ use visibility::{list_folder, FileInFolder, QueryGuard, Visibility, DEFAULT_DELE
 
 /// How one table is laid out.
 struct Layout {
+    /// The columns of the batches appended.
     schema: SchemaRef,
+    /// The columns of its files and of the table queries see (events: with the
+    /// shredded keys' columns).
+    stored: SchemaRef,
     /// Split into `dataset=` folders by this column.
     dataset_column: Option<&'static str>,
 }
@@ -94,18 +101,22 @@ fn layout(table: Table) -> Layout {
     match table {
         Table::Events => Layout {
             schema: event_schema(),
+            stored: shredding::table_schema(),
             dataset_column: Some(col::EVENT_DATASET),
         },
         Table::Alerts => Layout {
             schema: alert_schema(),
+            stored: alert_schema(),
             dataset_column: None,
         },
         Table::DeadLetters => Layout {
             schema: dead_letter_schema(),
+            stored: dead_letter_schema(),
             dataset_column: None,
         },
         Table::Audit => Layout {
             schema: audit_schema(),
+            stored: audit_schema(),
             dataset_column: None,
         },
     }
@@ -194,7 +205,7 @@ impl ParquetStore {
             local.as_ref(),
             Arc::new(filtered_store::VisibleFiles::new(visibility.clone())),
         );
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let ctx = session(config, runtime);
         for table in Table::ALL {
             let dir = root.join(table.name());
             std::fs::create_dir_all(&dir)
@@ -225,9 +236,23 @@ impl ParquetStore {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(partition_cols);
-            let config = ListingTableConfig::new(url)
+            let mut config = ListingTableConfig::new(url)
                 .with_listing_options(options)
-                .with_schema(l.schema);
+                .with_schema(l.stored);
+            if table == Table::Events {
+                // The map of shredded files whole again (shredded_read); files of an
+                // older layout are rewritten in this one first.
+                let upgraded = upgrade::upgrade_events_files(&dir)?;
+                if upgraded > 0 {
+                    tracing::info!(
+                        files = upgraded,
+                        "events files rewritten in the current layout"
+                    );
+                }
+                config = config.with_expr_adapter_factory(Arc::new(
+                    shredded_read::ShreddedFilesAdapterFactory,
+                ));
+            }
             let listing = ListingTable::try_new(config)
                 .map_err(|e| CoreError::Internal(format!("table {}: {e}", table.name())))?;
             ctx.register_table(table.name(), Arc::new(listing))
@@ -267,7 +292,7 @@ impl ParquetStore {
 
 /// The folders under a table's folder that hold files: `day=` folders, or their
 /// `dataset=` folders for a table split by dataset.
-fn leaf_folders(table_dir: &Path) -> Result<Vec<PathBuf>, CoreError> {
+pub(crate) fn leaf_folders(table_dir: &Path) -> Result<Vec<PathBuf>, CoreError> {
     let mut leaves = Vec::new();
     let mut pending = vec![table_dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -298,6 +323,22 @@ fn leaf_folders(table_dir: &Path) -> Result<Vec<PathBuf>, CoreError> {
     Ok(leaves)
 }
 
+/// A query session: DataFusion's defaults, with `fields['K']` planned as the column of a
+/// shredded key first ([`shredded_read::ShreddedFieldPlanner`]).
+fn session(
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> SessionContext {
+    let mut builder = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features();
+    if let Some(planners) = builder.expr_planners() {
+        planners.insert(0, Arc::new(shredded_read::ShreddedFieldPlanner));
+    }
+    SessionContext::new_with_state(builder.build())
+}
+
 /// A stream that keeps its query's files until it is dropped.
 fn guarded(stream: RecordBatchStream, guard: QueryGuard) -> RecordBatchStream {
     stream
@@ -311,8 +352,7 @@ fn guarded(stream: RecordBatchStream, guard: QueryGuard) -> RecordBatchStream {
 impl ParquetStore {
     /// A session whose tables hold only `tenant`'s rows.
     async fn tenant_session(&self, tenant: &str) -> Result<SessionContext, CoreError> {
-        let scoped =
-            SessionContext::new_with_config_rt(self.ctx.copied_config(), self.ctx.runtime_env());
+        let scoped = session(self.ctx.copied_config(), self.ctx.runtime_env());
         let literal = tenant.replace('\'', "''");
         for table in Table::ALL {
             let name = table.name();
@@ -601,8 +641,14 @@ impl EventStore for ParquetStore {
                 .unwrap_or_else(|| "1970-01-01".into())
         };
         // `day` prunes folders; the time predicate then prunes row groups.
+        // The event schema: not the folder columns, not the shredded keys' (their
+        // values are in `fields`).
+        let shredded: String = shredding::SHREDDED_KEYS
+            .iter()
+            .map(|k| format!(", \"{}\"", shredding::column_name(k)))
+            .collect();
         let sql = format!(
-            "SELECT * EXCLUDE (day, dataset) FROM events \
+            "SELECT * EXCLUDE (day, dataset{shredded}) FROM events \
              WHERE day >= '{}' AND day <= '{}' \
              AND \"@timestamp\" >= to_timestamp_millis({from_ms}) \
              AND \"@timestamp\" < to_timestamp_millis({to_ms})",

@@ -1,0 +1,221 @@
+//! Queries over shredded files ([`super::shredding`]): `fields['CommandLine']` planned as
+//! the column `"fields.CommandLine"`, and each file read as the table's schema says.
+//!
+//! - [`ShreddedFieldPlanner`] plans `fields['K']`, for a shredded key `K` of a table that
+//!   has its column, as that column: one column read instead of the whole map.
+//! - [`ShreddedFilesAdapter`] reads, file by file, `fields` as the file's map with the
+//!   shredded columns put back ([`MergeFields`]), so a query of the whole map sees every
+//!   key. (Every file is in the current layout: [`super::upgrade`].)
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{Array, AsArray, StringArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{Column, DFSchema, Result, ScalarValue};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawFieldAccessExpr};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, GetFieldAccess, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::physical_expr::expressions::Column as ColumnExpr;
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_expr_adapter::{
+    DefaultPhysicalExprAdapterFactory, PhysicalExprAdapter, PhysicalExprAdapterFactory,
+};
+use vedette_core::schema::{col, field_map_type};
+
+use super::shredding::{column_name, is_shredded, unshred_map, SHREDDED_KEYS};
+
+/// Plans `fields['K']` as the column `"fields.K"` where the table has it.
+#[derive(Debug, Default)]
+pub(crate) struct ShreddedFieldPlanner;
+
+impl ExprPlanner for ShreddedFieldPlanner {
+    fn plan_field_access(
+        &self,
+        expr: RawFieldAccessExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawFieldAccessExpr>> {
+        let key = match &expr.field_access {
+            GetFieldAccess::NamedStructField {
+                name: ScalarValue::Utf8(Some(k)),
+            } => Some(k.as_str()),
+            GetFieldAccess::ListIndex { key } => match key.as_ref() {
+                Expr::Literal(ScalarValue::Utf8(Some(k)), _) => Some(k.as_str()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let (Expr::Column(map), Some(key)) = (&expr.expr, key) else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        if map.name != col::FIELDS || !SHREDDED_KEYS.contains(&key) {
+            return Ok(PlannerResult::Original(expr));
+        }
+        let name = column_name(key);
+        match schema.qualified_field_with_name(map.relation.as_ref(), &name) {
+            Ok((qualifier, _)) => Ok(PlannerResult::Planned(Expr::Column(Column::new(
+                qualifier.cloned(),
+                name,
+            )))),
+            Err(_) => Ok(PlannerResult::Original(expr)),
+        }
+    }
+}
+
+/// `vedette_merge_fields(fields, "fields.K1", …)`: a file's map with the shredded
+/// columns' values put back, in the event schema's map type; the columns in
+/// [`SHREDDED_KEYS`] order (as many as the file has, from the first).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MergeFields {
+    signature: Signature,
+}
+
+impl MergeFields {
+    /// The function, shared.
+    pub(crate) fn udf() -> Arc<ScalarUDF> {
+        static UDF: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
+        UDF.get_or_init(|| {
+            Arc::new(ScalarUDF::new_from_impl(MergeFields {
+                signature: Signature::variadic_any(Volatility::Immutable),
+            }))
+        })
+        .clone()
+    }
+}
+
+impl ScalarUDFImpl for MergeFields {
+    fn name(&self) -> &str {
+        "vedette_merge_fields"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types.first() {
+            Some(DataType::Map(..)) => Ok(field_map_type()),
+            other => Err(DataFusionError::Plan(format!(
+                "vedette_merge_fields takes the fields map first, not {other:?}"
+            ))),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some((map, columns)) = arrays.split_first() else {
+            return Err(DataFusionError::Execution(
+                "vedette_merge_fields without arguments".into(),
+            ));
+        };
+        let map = map.as_map_opt().ok_or_else(|| {
+            DataFusionError::Execution(format!("fields is {}, not a map", map.data_type()))
+        })?;
+        let columns: Vec<&StringArray> = columns
+            .iter()
+            .map(|c| {
+                c.as_string_opt::<i32>().ok_or_else(|| {
+                    DataFusionError::Execution(format!(
+                        "a shredded column is {}, not text",
+                        c.data_type()
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        if columns.len() > SHREDDED_KEYS.len() || map.len() != rows {
+            return Err(DataFusionError::Execution(
+                "vedette_merge_fields: arguments do not line up".into(),
+            ));
+        }
+        let merged = unshred_map(map, &SHREDDED_KEYS[..columns.len()], &columns)
+            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        Ok(ColumnarValue::Array(Arc::new(merged)))
+    }
+}
+
+/// Creates a [`ShreddedFilesAdapter`] per file of the events table.
+#[derive(Debug, Default)]
+pub(crate) struct ShreddedFilesAdapterFactory;
+
+impl PhysicalExprAdapterFactory for ShreddedFilesAdapterFactory {
+    fn create(
+        &self,
+        logical_file_schema: SchemaRef,
+        physical_file_schema: SchemaRef,
+    ) -> Result<Arc<dyn PhysicalExprAdapter>> {
+        let default = DefaultPhysicalExprAdapterFactory
+            .create(logical_file_schema, physical_file_schema.clone())?;
+        Ok(Arc::new(ShreddedFilesAdapter {
+            physical: physical_file_schema,
+            default,
+        }))
+    }
+}
+
+/// Rewrites the expressions of one file's scan (see the module doc), then lets
+/// DataFusion's default adapter map the columns to the file's.
+#[derive(Debug)]
+pub(crate) struct ShreddedFilesAdapter {
+    physical: SchemaRef,
+    default: Arc<dyn PhysicalExprAdapter>,
+}
+
+impl ShreddedFilesAdapter {
+    /// A column of this file, by name.
+    fn file_column(&self, name: &str) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(Arc::new(ColumnExpr::new(
+            name,
+            self.physical.index_of(name)?,
+        )))
+    }
+
+    /// A function call typed against this file's schema.
+    fn call(
+        &self,
+        fun: Arc<ScalarUDF>,
+        args: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(Arc::new(ScalarFunctionExpr::try_new(
+            fun,
+            args,
+            &self.physical,
+            Arc::new(ConfigOptions::default()),
+        )?))
+    }
+
+    /// What reads the table's column `name` from this file: the map of a shredded file
+    /// with its keys put back, any other column as DataFusion's adapter reads it.
+    fn read_column(
+        &self,
+        expr: Arc<dyn PhysicalExpr>,
+        name: &str,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        if name == col::FIELDS && is_shredded(&self.physical) {
+            let mut args = vec![self.file_column(col::FIELDS)?];
+            for key in SHREDDED_KEYS {
+                args.push(self.file_column(&column_name(key))?);
+            }
+            return self.call(MergeFields::udf(), args);
+        }
+        self.default.rewrite(expr)
+    }
+}
+
+impl PhysicalExprAdapter for ShreddedFilesAdapter {
+    fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
+        // Column by column, bottom up: what replaces a column is not visited again.
+        expr.transform_up(|e| {
+            let Some(column) = e.downcast_ref::<ColumnExpr>() else {
+                return Ok(Transformed::no(e));
+            };
+            let name = column.name().to_string();
+            Ok(Transformed::yes(self.read_column(e, &name)?))
+        })
+        .data()
+    }
+}

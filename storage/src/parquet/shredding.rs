@@ -1,0 +1,507 @@
+//! Raw fields stored as columns of their own: the keys of the `fields` map that SOC
+//! queries and Sigma rules read most are taken out of the map when an events file is
+//! written and stored as text columns named `fields.<key>`.
+//!
+//! A query of `fields['CommandLine']` then reads one column instead of every key and
+//! value of every event ([`super::shredded_read`] plans it so), and a key's values,
+//! stored together, compress better than interleaved with every other key's. The map
+//! a query sees is whole again: the read side puts the columns back into it.
+//!
+//! Every events file holds all the columns (null where an event lacks the key): a
+//! query then never meets a file without one (DataFusion would read a missing column
+//! as null, not look in the map). Files of an older layout (no shredded keys, or
+//! another list of them) are rewritten in this one when the store opens
+//! ([`super::upgrade`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray, StringBuilder, StructArray,
+    UInt32Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use vedette_core::schema::{col, event_schema, field_map_type};
+use vedette_core::CoreError;
+
+/// The keys stored as columns, in column order: Windows event data, syslog and cloud
+/// audit fields an analyst filters on.
+pub(crate) const SHREDDED_KEYS: &[&str] = &[
+    "EventID",
+    "Channel",
+    "Provider_Name",
+    "Computer",
+    "EventRecordID",
+    "TimeCreated",
+    "Image",
+    "CommandLine",
+    "ParentImage",
+    "ParentCommandLine",
+    "OriginalFileName",
+    "User",
+    "ProcessId",
+    "ParentProcessId",
+    "LogonId",
+    "Hashes",
+    "TargetFilename",
+    "TargetObject",
+    "ScriptBlockText",
+    "SourceIp",
+    "DestinationIp",
+    "DestinationPort",
+    "QueryName",
+    "TargetUserName",
+    "SubjectUserName",
+    "IpAddress",
+    "LogonType",
+    "syslog.appname",
+    "syslog.hostname",
+    "syslog.message",
+    "eventName",
+    "eventSource",
+    "sourceIPAddress",
+];
+
+/// Shredded keys of free text: no statistics, and no dictionary in append files (as
+/// the free-text columns of the event schema).
+pub(crate) const FREE_TEXT_KEYS: &[&str] = &[
+    "CommandLine",
+    "ParentCommandLine",
+    "ScriptBlockText",
+    "Hashes",
+    "syslog.message",
+];
+
+/// Prefix of a shredded column's name: `fields.CommandLine`.
+pub(crate) const PREFIX: &str = "fields.";
+
+/// The column name of shredded key `key`.
+pub(crate) fn column_name(key: &str) -> String {
+    format!("{PREFIX}{key}")
+}
+
+/// Position of each shredded key in [`SHREDDED_KEYS`].
+fn key_index() -> &'static HashMap<&'static str, usize> {
+    static INDEX: OnceLock<HashMap<&'static str, usize>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        SHREDDED_KEYS
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i))
+            .collect()
+    })
+}
+
+/// The schema of the `events` table: the event schema, then one text column per
+/// shredded key.
+pub(crate) fn table_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| with_key_columns(field_map_type()))
+        .clone()
+}
+
+/// The schema of events files: [`table_schema`], the map of the keys left in
+/// [`stored_map_type`].
+pub(crate) fn file_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| with_key_columns(stored_map_type()))
+        .clone()
+}
+
+/// The type of the map of the keys left in a file: the event schema's map, its parts
+/// named as Parquet names them (`key_value`, `key`, `value`). The type differs from the
+/// table's, so every shredded file's scan goes through [`super::shredded_read`] (which
+/// puts the keys back).
+pub(crate) fn stored_map_type() -> DataType {
+    let entries = Field::new(
+        "key_value",
+        DataType::Struct(
+            vec![
+                Field::new("key", DataType::Utf8, false),
+                Field::new("value", DataType::Utf8, true),
+            ]
+            .into(),
+        ),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+/// The event schema with `fields` of type `map` and the shredded keys' columns after it.
+fn with_key_columns(map: DataType) -> SchemaRef {
+    let events = event_schema();
+    let mut fields: Vec<Field> = events
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            col::FIELDS => f.as_ref().clone().with_data_type(map.clone()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    fields.extend(
+        SHREDDED_KEYS
+            .iter()
+            .map(|k| Field::new(column_name(k), DataType::Utf8, true)),
+    );
+    Arc::new(Schema::new_with_metadata(fields, events.metadata().clone()))
+}
+
+/// Whether a file of `schema` has its keys shredded (in this layout or an older one).
+pub(crate) fn is_shredded(schema: &Schema) -> bool {
+    schema.fields().iter().any(|f| f.name().starts_with(PREFIX))
+}
+
+/// Whether a file of `schema` is an events file of this layout.
+pub(crate) fn is_current(schema: &Schema) -> bool {
+    schema
+        .fields()
+        .iter()
+        .map(|f| (f.name(), f.data_type()))
+        .eq(file_schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name(), f.data_type())))
+}
+
+/// Whether rows of `schema` are events (they have the `fields` map).
+fn is_events(schema: &Schema) -> bool {
+    schema
+        .field_with_name(col::FIELDS)
+        .is_ok_and(|f| matches!(f.data_type(), DataType::Map(..)))
+}
+
+/// `batch` as files store it: events in this layout (shredded, from the event schema
+/// or from an older layout), the rows of other tables as they are.
+pub(crate) fn for_storage(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
+    let schema = batch.schema();
+    if !is_events(&schema) || is_current(&schema) {
+        return Ok(batch.clone());
+    }
+    if is_shredded(&schema) {
+        shred(&to_events(batch)?)
+    } else {
+        shred(batch)
+    }
+}
+
+/// Events of a shredded layout (this one or an older) back in the event schema: every
+/// `fields.<key>` column's values into the map.
+pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
+    let schema = batch.schema();
+    let map_index = schema
+        .index_of(col::FIELDS)
+        .map_err(|e| CoreError::Internal(format!("events without fields: {e}")))?;
+    let map = batch
+        .column(map_index)
+        .as_map_opt()
+        .ok_or_else(|| CoreError::Internal("fields is not a map".into()))?;
+    let mut keys = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if let Some(key) = field.name().strip_prefix(PREFIX) {
+            keys.push(key);
+            columns.push(
+                column
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| CoreError::Internal(format!("{} is not text", field.name())))?,
+            );
+        }
+    }
+    let whole: ArrayRef = Arc::new(unshred_map(map, &keys, &columns)?);
+    let events = event_schema();
+    let out = events
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == col::FIELDS {
+                Ok(whole.clone())
+            } else {
+                batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                    CoreError::Internal(format!("an events file without {}", f.name()))
+                })
+            }
+        })
+        .collect::<Result<Vec<_>, CoreError>>()?;
+    RecordBatch::try_new(events, out)
+        .map_err(|e| CoreError::Internal(format!("events of an older layout: {e}")))
+}
+
+/// `batch` (of the event schema) in the stored layout: the shredded keys taken out of
+/// `fields` into their columns. A key present twice in an event keeps its first value
+/// in the column and the others in the map.
+pub(crate) fn shred(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
+    let schema = batch.schema();
+    let index = schema
+        .index_of(col::FIELDS)
+        .map_err(|e| CoreError::Internal(format!("events without fields: {e}")))?;
+    let map = batch.column(index).as_map_opt().ok_or_else(|| {
+        CoreError::Internal(format!(
+            "fields is {}, not a map",
+            batch.column(index).data_type()
+        ))
+    })?;
+    let keys = map
+        .keys()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| CoreError::Internal("fields keys are not UTF-8 strings".into()))?;
+    let values = map
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| CoreError::Internal("fields values are not UTF-8 strings".into()))?;
+    let lookup = key_index();
+    let mut columns: Vec<StringBuilder> = SHREDDED_KEYS
+        .iter()
+        .map(|_| StringBuilder::with_capacity(batch.num_rows(), 0))
+        .collect();
+    let mut found: Vec<Option<usize>> = vec![None; SHREDDED_KEYS.len()];
+    let mut kept: Vec<u32> = Vec::with_capacity(keys.len());
+    let mut offsets: Vec<i32> = Vec::with_capacity(batch.num_rows() + 1);
+    offsets.push(0);
+    let map_offsets = map.value_offsets();
+    for row in 0..batch.num_rows() {
+        let (start, end) = (map_offsets[row] as usize, map_offsets[row + 1] as usize);
+        for entry in start..end {
+            match lookup.get(keys.value(entry)) {
+                Some(&k) if found[k].is_none() => found[k] = Some(entry),
+                _ => kept.push(entry as u32),
+            }
+        }
+        for (k, builder) in columns.iter_mut().enumerate() {
+            match found[k].take() {
+                Some(entry) if values.is_valid(entry) => builder.append_value(values.value(entry)),
+                _ => builder.append_null(),
+            }
+        }
+        offsets.push(kept.len() as i32);
+    }
+    let picks = UInt32Array::from(kept);
+    let internal =
+        |e: arrow::error::ArrowError| CoreError::Internal(format!("shredding fields: {e}"));
+    let keys_taken = take(keys, &picks, None).map_err(internal)?;
+    let values_taken = take(values, &picks, None).map_err(internal)?;
+    let rest = map_of(stored_map_type(), offsets, keys_taken, values_taken, map)?;
+    let mut out: Vec<ArrayRef> = batch.columns().to_vec();
+    out[index] = Arc::new(rest);
+    out.extend(columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    RecordBatch::try_new(file_schema(), out).map_err(internal)
+}
+
+/// The map of `fields` (without the shredded keys) with the shredded columns' values
+/// put back: each event's own entries first, then the shredded keys it has, in
+/// [`SHREDDED_KEYS`] order. `columns[i]` holds the values of `keys[i]`.
+pub(crate) fn unshred_map(
+    map: &MapArray,
+    keys: &[&str],
+    columns: &[&StringArray],
+) -> Result<MapArray, CoreError> {
+    let own_keys = map
+        .keys()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| CoreError::Internal("fields keys are not UTF-8 strings".into()))?;
+    let own_values = map
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| CoreError::Internal("fields values are not UTF-8 strings".into()))?;
+    let rows = map.len();
+    let mut key_builder = StringBuilder::with_capacity(own_keys.len() + rows, 0);
+    let mut value_builder = StringBuilder::with_capacity(own_values.len() + rows, 0);
+    let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+    offsets.push(0);
+    let map_offsets = map.value_offsets();
+    let mut len = 0i32;
+    for row in 0..rows {
+        for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
+            key_builder.append_value(own_keys.value(entry));
+            value_builder
+                .append_option(own_values.is_valid(entry).then(|| own_values.value(entry)));
+            len += 1;
+        }
+        for (key, column) in keys.iter().zip(columns) {
+            if column.is_valid(row) {
+                key_builder.append_value(key);
+                value_builder.append_value(column.value(row));
+                len += 1;
+            }
+        }
+        offsets.push(len);
+    }
+    map_of(
+        field_map_type(),
+        offsets,
+        Arc::new(key_builder.finish()),
+        Arc::new(value_builder.finish()),
+        map,
+    )
+}
+
+/// A map array of type `map_type` (a `DataType::Map`) from its entries, with the
+/// nulls of `like`.
+fn map_of(
+    map_type: DataType,
+    offsets: Vec<i32>,
+    keys: ArrayRef,
+    values: ArrayRef,
+    like: &MapArray,
+) -> Result<MapArray, CoreError> {
+    let internal = |e: arrow::error::ArrowError| CoreError::Internal(format!("fields: {e}"));
+    let DataType::Map(entries_field, sorted) = map_type else {
+        return Err(CoreError::Internal("not a map type".into()));
+    };
+    let DataType::Struct(parts) = entries_field.data_type() else {
+        return Err(CoreError::Internal("map entries are not a struct".into()));
+    };
+    let entries =
+        StructArray::try_new(parts.clone(), vec![keys, values], None).map_err(internal)?;
+    MapArray::try_new(
+        entries_field.clone(),
+        OffsetBuffer::new(offsets.into()),
+        entries,
+        like.nulls().cloned(),
+        sorted,
+    )
+    .map_err(internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vedette_core::event::{Event, EventBatchBuilder};
+
+    /// Events with raw fields: shredded keys, others, a key twice, and none at all.
+    pub(crate) fn events_with_fields() -> RecordBatch {
+        let rows: Vec<Vec<(&str, &str)>> = vec![
+            vec![
+                ("CommandLine", "cmd /c whoami"),
+                ("Image", "C:\\cmd.exe"),
+                ("Other", "x"),
+            ],
+            vec![("Other", "y"), ("EventID", "4624"), ("EventID", "4625")],
+            vec![],
+            vec![("syslog.message", "session opened"), ("pid", "42")],
+        ];
+        let mut b = EventBatchBuilder::new();
+        for (i, fields) in rows.iter().enumerate() {
+            b.append(&Event {
+                id: format!("e{i}"),
+                timestamp_ms: 1_764_201_600_000 + i as i64,
+                dataset: "windows.sysmon".into(),
+                fields: fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Event::default()
+            });
+        }
+        b.finish().unwrap()
+    }
+
+    /// Each row's map as sorted (key, value) pairs.
+    fn entries(map: &MapArray) -> Vec<Vec<(String, Option<String>)>> {
+        (0..map.len())
+            .map(|row| {
+                let e = map.value(row);
+                let k = e.column(0).as_string::<i32>();
+                let v = e.column(1).as_string::<i32>();
+                let mut pairs: Vec<(String, Option<String>)> = (0..e.len())
+                    .map(|i| {
+                        (
+                            k.value(i).to_string(),
+                            v.is_valid(i).then(|| v.value(i).to_string()),
+                        )
+                    })
+                    .collect();
+                pairs.sort();
+                pairs
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shredded_keys_move_to_columns_and_come_back() {
+        let batch = events_with_fields();
+        let original = batch.column_by_name(col::FIELDS).unwrap().as_map().clone();
+        let stored = shred(&batch).unwrap();
+        assert_eq!(stored.schema(), file_schema());
+        assert!(is_shredded(&stored.schema()));
+        let rest = stored.column_by_name(col::FIELDS).unwrap().as_map();
+        assert_eq!(entries(rest)[0], vec![("Other".into(), Some("x".into()))]);
+        let columns: Vec<&StringArray> = SHREDDED_KEYS
+            .iter()
+            .map(|k| {
+                stored
+                    .column_by_name(&column_name(k))
+                    .unwrap()
+                    .as_string::<i32>()
+            })
+            .collect();
+        let command_lines = stored
+            .column_by_name("fields.CommandLine")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(command_lines.value(0), "cmd /c whoami");
+        assert!(command_lines.is_null(1));
+        // The second EventID stays in the map.
+        let ids = stored
+            .column_by_name("fields.EventID")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(ids.value(1), "4624");
+        assert_eq!(
+            entries(rest)[1],
+            vec![
+                ("EventID".into(), Some("4625".into())),
+                ("Other".into(), Some("y".into()))
+            ]
+        );
+        let back = unshred_map(rest, SHREDDED_KEYS, &columns).unwrap();
+        assert_eq!(entries(&back), entries(&original));
+    }
+
+    #[test]
+    fn events_of_any_layout_come_back_to_the_event_schema_and_to_this_layout() {
+        let batch = events_with_fields();
+        let stored = for_storage(&batch).unwrap();
+        assert!(is_current(&stored.schema()));
+        let back = to_events(&stored).unwrap();
+        assert_eq!(back.schema().fields(), event_schema().fields());
+        let map = |b: &RecordBatch| entries(b.column_by_name(col::FIELDS).unwrap().as_map());
+        assert_eq!(map(&back), map(&batch));
+        // An older layout: fewer columns, one of a key no longer shredded.
+        let older = RecordBatch::try_from_iter(
+            stored
+                .schema()
+                .fields()
+                .iter()
+                .zip(stored.columns())
+                .filter(|(f, _)| !f.name().starts_with(PREFIX) || f.name() == "fields.Image")
+                .map(|(f, c)| {
+                    (
+                        f.name().replace("fields.Image", "fields.ImageOld"),
+                        c.clone(),
+                    )
+                }),
+        )
+        .unwrap();
+        assert!(is_shredded(&older.schema()) && !is_current(&older.schema()));
+        let upgraded = for_storage(&older).unwrap();
+        assert!(is_current(&upgraded.schema()));
+        let row0 = &map(&to_events(&upgraded).unwrap())[0];
+        assert!(
+            row0.contains(&("ImageOld".to_string(), Some("C:\\cmd.exe".to_string()))),
+            "{row0:?}"
+        );
+        // Rows of other tables pass as they are.
+        let alerts = vedette_core::alert::alerts_to_batch(&[]).unwrap();
+        assert_eq!(for_storage(&alerts).unwrap().schema(), alerts.schema());
+    }
+
+    #[test]
+    fn key_names_map_both_ways() {
+        assert_eq!(column_name("CommandLine"), "fields.CommandLine");
+        assert!(!is_shredded(&event_schema()));
+    }
+}

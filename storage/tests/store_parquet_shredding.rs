@@ -1,0 +1,291 @@
+//! The Parquet store keeps the most-read raw fields as columns of their own: a query of
+//! `fields['CommandLine']` reads that column, not the map; the map a query sees is whole;
+//! files written before keys were shredded are rewritten when the store opens, answer
+//! the same, and merge with the others.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use common::store_suite::{self, DAY0};
+use vedette_core::batch::EventBatch;
+use vedette_core::event::{Event, EventBatchBuilder};
+use vedette_core::traits::{EventStore, QueryScope, Table};
+use vedette_storage::parquet::ParquetStore;
+use vedette_storage::QueryLimits;
+
+fn store(dir: &Path) -> ParquetStore {
+    ParquetStore::open(dir, 36_500, QueryLimits::default()).unwrap()
+}
+
+/// Sysmon-like events of tenant `acme`: `CommandLine` and `EventID` (shredded keys) and
+/// `Custom` (not shredded); the third event has no `CommandLine`.
+fn events(tag: &str) -> EventBatch {
+    let mut b = EventBatchBuilder::new();
+    for i in 0..4 {
+        let mut fields = vec![
+            ("EventID".to_string(), "1".to_string()),
+            ("Custom".to_string(), format!("{tag}-custom-{i}")),
+        ];
+        if i != 2 {
+            fields.push((
+                "CommandLine".to_string(),
+                format!("certutil.exe -urlcache {tag}-{i}"),
+            ));
+        }
+        b.append(&Event {
+            id: format!("{tag}-{i}"),
+            timestamp_ms: DAY0 + i * 1000,
+            dataset: "windows.sysmon".into(),
+            host_name: Some("host-1".into()),
+            tenant: "acme".into(),
+            fields,
+            ..Event::default()
+        });
+    }
+    EventBatch::new(b.finish().unwrap(), "test", "acme", DAY0)
+}
+
+/// Writes `batch` as a file of the layout from before shredding (the event schema as
+/// it is, the keys in the map), where the store looks for that day and dataset.
+fn write_legacy_file(root: &Path, batch: &RecordBatch) {
+    let folder = root.join("events/day=2026-11-20/dataset=windows.sysmon");
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = std::fs::File::create(folder.join("legacy.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// The sorted strings of the first column of `sql`'s answer (nulls as `-`).
+async fn strings(store: &dyn EventStore, sql: &str, scope: &QueryScope) -> Vec<String> {
+    use futures::StreamExt;
+    let mut stream = store.query(sql, scope).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(b) = stream.next().await {
+        let b = b.unwrap();
+        let c = b.column(0).as_string::<i32>().clone();
+        out.extend((0..c.len()).map(|i| {
+            if c.is_valid(i) {
+                c.value(i).to_string()
+            } else {
+                "-".to_string()
+            }
+        }));
+    }
+    out.sort();
+    out
+}
+
+/// Each row's `fields` as sorted `key=value` text, the rows sorted.
+async fn maps(store: &dyn EventStore, sql: &str) -> Vec<String> {
+    let batches = store_suite::rows(store, sql).await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let map = b.column(0).as_map();
+        for row in 0..map.len() {
+            let e = map.value(row);
+            let (k, v) = (
+                e.column(0).as_string::<i32>(),
+                e.column(1).as_string::<i32>(),
+            );
+            let mut pairs: Vec<String> = (0..e.len())
+                .map(|i| format!("{}={}", k.value(i), v.value(i)))
+                .collect();
+            pairs.sort();
+            out.push(pairs.join(" "));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The columns the Parquet scan of `sql` reads, from its plan.
+async fn scanned_columns(store: &dyn EventStore, sql: &str) -> Vec<String> {
+    let batches = store_suite::rows(store, &format!("EXPLAIN {sql}"))
+        .await
+        .unwrap();
+    let mut plan = String::new();
+    for b in &batches {
+        let c = b.column(1).as_string::<i32>();
+        for i in 0..c.len() {
+            plan.push_str(c.value(i));
+            plan.push('\n');
+        }
+    }
+    let scan = plan
+        .lines()
+        .find(|l| l.contains("DataSourceExec") && l.contains("parquet"))
+        .unwrap_or_else(|| panic!("no parquet scan in {plan}"));
+    let projection = scan
+        .split("projection=[")
+        .nth(1)
+        .and_then(|p| p.split(']').next())
+        .unwrap_or_else(|| panic!("no projection in {scan}"));
+    projection.split(", ").map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn a_shredded_key_is_read_from_its_column_and_the_map_stays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.append(Table::Events, &events("n")).await.unwrap();
+
+    // The file holds the key as a column, and the map without it.
+    let folder = dir
+        .path()
+        .join("events/day=2026-11-20/dataset=windows.sysmon");
+    let file = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(file.path()).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let stored = reader.collect::<Result<Vec<_>, _>>().unwrap();
+    let in_file = stored[0].column_by_name("fields.CommandLine").unwrap();
+    assert_eq!(in_file.len() - in_file.null_count(), 3);
+    let rest = stored[0].column_by_name("fields").unwrap().as_map();
+    let keys = rest.keys().as_string::<i32>();
+    assert!((0..keys.len()).all(|i| keys.value(i) == "Custom"));
+
+    let sql = "SELECT fields['CommandLine'] FROM events WHERE fields['EventID'] = '1'";
+    assert_eq!(
+        strings(&s, sql, &QueryScope::all()).await,
+        [
+            "-",
+            "certutil.exe -urlcache n-0",
+            "certutil.exe -urlcache n-1",
+            "certutil.exe -urlcache n-3"
+        ]
+    );
+    let read = scanned_columns(&s, sql).await;
+    assert!(
+        !read.contains(&"fields".to_string()),
+        "the map is read: {read:?}"
+    );
+    assert!(read.contains(&"fields.CommandLine".to_string()), "{read:?}");
+    // A key that is not shredded is still read from the map.
+    assert_eq!(
+        strings(
+            &s,
+            "SELECT fields['Custom'] FROM events",
+            &QueryScope::all()
+        )
+        .await,
+        ["n-custom-0", "n-custom-1", "n-custom-2", "n-custom-3"]
+    );
+    // The map a query sees has every key.
+    let whole = maps(&s, "SELECT fields FROM events").await;
+    assert_eq!(
+        whole[0],
+        "CommandLine=certutil.exe -urlcache n-0 Custom=n-custom-0 EventID=1"
+    );
+    assert_eq!(whole[3], "Custom=n-custom-2 EventID=1");
+    // So does a tenant's session, through its views.
+    assert_eq!(
+        strings(
+            &s,
+            "SELECT fields['CommandLine'] FROM events WHERE fields['CommandLine'] LIKE '%n-3'",
+            &QueryScope::tenant("acme")
+        )
+        .await,
+        ["certutil.exe -urlcache n-3"]
+    );
+}
+
+#[tokio::test]
+async fn files_from_before_shredding_answer_the_same_and_merge_with_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    write_legacy_file(dir.path(), &events("old").records);
+    let s = store(dir.path());
+    // Opening the store rewrote the file in the current layout, under its name.
+    let legacy = dir
+        .path()
+        .join("events/day=2026-11-20/dataset=windows.sysmon/legacy.parquet");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&legacy).unwrap(),
+    )
+    .unwrap();
+    assert!(reader
+        .schema()
+        .field_with_name("fields.CommandLine")
+        .is_ok());
+    drop(reader);
+    s.append(Table::Events, &events("new")).await.unwrap();
+    let check = |s: ParquetStore| async move {
+        let all = QueryScope::all();
+        assert_eq!(
+            strings(
+                &s,
+                "SELECT fields['CommandLine'] FROM events WHERE fields['CommandLine'] LIKE '%-1'",
+                &all
+            )
+            .await,
+            [
+                "certutil.exe -urlcache new-1",
+                "certutil.exe -urlcache old-1"
+            ]
+        );
+        assert_eq!(
+            strings(
+                &s,
+                "SELECT \"fields.CommandLine\" FROM events WHERE \"event.id\" LIKE 'old-%'",
+                &all
+            )
+            .await,
+            [
+                "-",
+                "certutil.exe -urlcache old-0",
+                "certutil.exe -urlcache old-1",
+                "certutil.exe -urlcache old-3"
+            ]
+        );
+        let whole = maps(
+            &s,
+            "SELECT fields FROM events WHERE \"event.id\" IN ('old-0', 'new-0')",
+        )
+        .await;
+        assert_eq!(
+            whole,
+            [
+                "CommandLine=certutil.exe -urlcache new-0 Custom=new-custom-0 EventID=1",
+                "CommandLine=certutil.exe -urlcache old-0 Custom=old-custom-0 EventID=1",
+            ]
+        );
+        s
+    };
+    let s = check(s).await;
+    // A merge of the two layouts shreds the old rows; the answers stay.
+    s.set_cold_after(std::time::Duration::ZERO);
+    s.set_delete_grace(std::time::Duration::ZERO);
+    let report = s.compact().await.unwrap();
+    assert_eq!(report.merges, 1, "{report:?}");
+    let s = check(s).await;
+    // Read back for a retro-hunt: the event schema, the map whole.
+    use futures::StreamExt;
+    let mut stream = s.read_events(DAY0, DAY0 + 86_400_000).await.unwrap();
+    let mut rows = 0;
+    while let Some(b) = stream.next().await {
+        let b = b.unwrap();
+        assert_eq!(
+            b.schema().fields(),
+            vedette_core::schema::event_schema().fields()
+        );
+        let map = b.column_by_name("fields").unwrap().as_map();
+        rows += b.num_rows();
+        let keys = map.keys().as_string::<i32>();
+        let command_lines = (0..keys.len())
+            .filter(|&i| keys.value(i) == "CommandLine")
+            .count();
+        assert!(command_lines > 0);
+    }
+    assert_eq!(rows, 8);
+}
