@@ -137,7 +137,10 @@ fn properties(
             builder = builder.set_column_dictionary_enabled(column_path(parts), false);
         }
     }
-    for key in super::shredding::FREE_TEXT_KEYS {
+    // The shredded keys: no statistics (the rows are not sorted by them, so min and max
+    // prune nothing; comparing every value costs), and no dictionary in append files
+    // (interning every value costs more than it saves before a merge).
+    for key in super::shredding::SHREDDED_KEYS {
         let path = ColumnPath::new(vec![super::shredding::column_name(key)]);
         builder = builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
         if codec == Codec::Fast {
@@ -391,9 +394,13 @@ mod tests {
                 );
             }
             assert!(column("host.name").statistics().is_some());
-            // Shredded keys: free text as the other free text, the rest with statistics.
+            // Shredded keys: no statistics; a dictionary once merged.
             assert!(column("fields.CommandLine").statistics().is_none());
-            assert!(column("fields.EventID").statistics().is_some());
+            assert!(column("fields.EventID").statistics().is_none());
+            assert_eq!(
+                column("fields.EventID").dictionary_page_offset().is_some(),
+                codec == Codec::Compact
+            );
             assert!(column("fields.key_value.key").statistics().is_none());
             assert!(column("fields.key_value.key")
                 .dictionary_page_offset()

@@ -80,7 +80,7 @@ impl Files {
         let written = todo
             .into_par_iter()
             .map(|(folder, part)| {
-                let rows = rows::gather(&records, &part)?;
+                let rows = super::shredding::gather(&records, &part)?;
                 drop(part);
                 let name = self.compacted_name();
                 let path = files::write_file_with(

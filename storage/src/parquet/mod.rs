@@ -410,7 +410,7 @@ impl Files {
         // The files of the folders are gathered, encoded and synced in parallel.
         todo.into_par_iter()
             .map(|(folder, name, part)| {
-                let rows = rows::gather(&records, &part)?;
+                let rows = shredding::gather(&records, &part)?;
                 files::write_file(&folder, &name, &rows)
             })
             .collect()

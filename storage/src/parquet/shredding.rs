@@ -13,18 +13,18 @@
 //! another list of them) are rewritten in this one when the store opens
 //! ([`super::upgrade`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray, StringBuilder, StructArray,
-    UInt32Array,
+    new_null_array, Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray, StringBuilder,
+    StructArray,
 };
-use arrow::buffer::OffsetBuffer;
-use arrow::compute::take;
+use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use vedette_core::schema::{col, event_schema, field_map_type};
 use vedette_core::CoreError;
+
+use super::rows::RowRef;
 
 /// The keys stored as columns, in column order: Windows event data, syslog and cloud
 /// audit fields an analyst filters on.
@@ -64,16 +64,6 @@ pub(crate) const SHREDDED_KEYS: &[&str] = &[
     "sourceIPAddress",
 ];
 
-/// Shredded keys of free text: no statistics, and no dictionary in append files (as
-/// the free-text columns of the event schema).
-pub(crate) const FREE_TEXT_KEYS: &[&str] = &[
-    "CommandLine",
-    "ParentCommandLine",
-    "ScriptBlockText",
-    "Hashes",
-    "syslog.message",
-];
-
 /// Prefix of a shredded column's name: `fields.CommandLine`.
 pub(crate) const PREFIX: &str = "fields.";
 
@@ -82,16 +72,34 @@ pub(crate) fn column_name(key: &str) -> String {
     format!("{PREFIX}{key}")
 }
 
-/// Position of each shredded key in [`SHREDDED_KEYS`].
-fn key_index() -> &'static HashMap<&'static str, usize> {
-    static INDEX: OnceLock<HashMap<&'static str, usize>> = OnceLock::new();
-    INDEX.get_or_init(|| {
-        SHREDDED_KEYS
+/// Finds a key's position in [`SHREDDED_KEYS`]: the keys bucketed by length, so a key
+/// of a map (most of which are not shredded) costs an index and a comparison or two.
+struct KeyIndex {
+    by_length: Vec<Vec<(&'static [u8], usize)>>,
+}
+
+impl KeyIndex {
+    /// The index of [`SHREDDED_KEYS`], built once.
+    fn get() -> &'static KeyIndex {
+        static INDEX: OnceLock<KeyIndex> = OnceLock::new();
+        INDEX.get_or_init(|| {
+            let longest = SHREDDED_KEYS.iter().map(|k| k.len()).max().unwrap_or(0);
+            let mut by_length = vec![Vec::new(); longest + 1];
+            for (i, k) in SHREDDED_KEYS.iter().enumerate() {
+                by_length[k.len()].push((k.as_bytes(), i));
+            }
+            KeyIndex { by_length }
+        })
+    }
+
+    /// The position of `key`, if it is shredded.
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        self.by_length
+            .get(key.len())?
             .iter()
-            .enumerate()
-            .map(|(i, k)| (*k, i))
-            .collect()
-    })
+            .find(|(k, _)| *k == key)
+            .map(|(_, i)| *i)
+    }
 }
 
 /// The schema of the `events` table: the event schema, then one text column per
@@ -234,60 +242,140 @@ pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
 /// `fields` into their columns. A key present twice in an event keeps its first value
 /// in the column and the others in the map.
 pub(crate) fn shred(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
-    let schema = batch.schema();
+    let rows: Vec<RowRef> = (0..batch.num_rows()).map(|r| (0, r)).collect();
+    gather(std::slice::from_ref(batch), &rows)
+}
+
+/// The rows `rows` of `batches` gathered into one batch as files store it: events (of
+/// the event schema) shredded as they are gathered, in one copy; other rows gathered
+/// and then made ready for storage ([`for_storage`]).
+pub(crate) fn gather(batches: &[RecordBatch], rows: &[RowRef]) -> Result<RecordBatch, CoreError> {
+    let Some(first) = batches.first() else {
+        return Err(CoreError::Internal("gathering rows of no batch".into()));
+    };
+    let schema = first.schema();
+    if !is_events(&schema) || is_shredded(&schema) {
+        return for_storage(&super::rows::gather(batches, rows)?);
+    }
     let index = schema
         .index_of(col::FIELDS)
         .map_err(|e| CoreError::Internal(format!("events without fields: {e}")))?;
-    let map = batch.column(index).as_map_opt().ok_or_else(|| {
-        CoreError::Internal(format!(
-            "fields is {}, not a map",
-            batch.column(index).data_type()
-        ))
-    })?;
-    let keys = map
-        .keys()
-        .as_string_opt::<i32>()
-        .ok_or_else(|| CoreError::Internal("fields keys are not UTF-8 strings".into()))?;
-    let values = map
-        .values()
-        .as_string_opt::<i32>()
-        .ok_or_else(|| CoreError::Internal("fields values are not UTF-8 strings".into()))?;
-    let lookup = key_index();
-    let mut columns: Vec<StringBuilder> = SHREDDED_KEYS
+    let others: Vec<usize> = (0..schema.fields().len()).filter(|&c| c != index).collect();
+    let projected = batches
         .iter()
-        .map(|_| StringBuilder::with_capacity(batch.num_rows(), 0))
-        .collect();
-    let mut found: Vec<Option<usize>> = vec![None; SHREDDED_KEYS.len()];
-    let mut kept: Vec<u32> = Vec::with_capacity(keys.len());
-    let mut offsets: Vec<i32> = Vec::with_capacity(batch.num_rows() + 1);
+        .map(|b| b.project(&others))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CoreError::Internal(format!("gathering events: {e}")))?;
+    let maps = batches
+        .iter()
+        .map(|b| {
+            b.column(index).as_map_opt().ok_or_else(|| {
+                CoreError::Internal(format!(
+                    "fields is {}, not a map",
+                    b.column(index).data_type()
+                ))
+            })
+        })
+        .collect::<Result<Vec<&MapArray>, _>>()?;
+    let (gathered, shredded) = rayon::join(
+        || super::rows::gather(&projected, rows),
+        || shred_rows(&maps, rows),
+    );
+    let (gathered, (rest, columns)) = (gathered?, shredded?);
+    let mut out: Vec<ArrayRef> = gathered.columns().to_vec();
+    out.insert(index, Arc::new(rest));
+    out.extend(columns);
+    RecordBatch::try_new(file_schema(), out)
+        .map_err(|e| CoreError::Internal(format!("shredding fields: {e}")))
+}
+
+/// The `fields` of rows `rows` of `maps`: the map of the keys not shredded, and a column
+/// per shredded key, each value copied once.
+fn shred_rows(maps: &[&MapArray], rows: &[RowRef]) -> Result<(MapArray, Vec<ArrayRef>), CoreError> {
+    let text = |a: &ArrayRef| {
+        a.as_string_opt::<i32>()
+            .cloned()
+            .ok_or_else(|| CoreError::Internal("fields keys or values are not UTF-8".into()))
+    };
+    let keys = maps
+        .iter()
+        .map(|m| text(m.keys()))
+        .collect::<Result<Vec<StringArray>, _>>()?;
+    let values = maps
+        .iter()
+        .map(|m| text(m.values()))
+        .collect::<Result<Vec<StringArray>, _>>()?;
+    let lookup = KeyIndex::get();
+    // Room for the entries of `rows`, from the batches' sizes.
+    let total: usize = maps.iter().map(|m| m.len()).sum::<usize>().max(1);
+    let share = |bytes: usize| bytes * rows.len() / total + 1;
+    let entries: usize = share(maps.iter().map(|m| m.entries().len()).sum());
+    let mut kept_keys = StringBuilder::with_capacity(
+        entries,
+        share(keys.iter().map(|k| k.value_data().len()).sum()),
+    );
+    let mut kept_values = StringBuilder::with_capacity(
+        entries,
+        share(values.iter().map(|v| v.value_data().len()).sum()),
+    );
+    // Per key, the (row out, batch, entry) of its first occurrence in each event.
+    let mut hits: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); SHREDDED_KEYS.len()];
+    let mut offsets: Vec<i32> = Vec::with_capacity(rows.len() + 1);
     offsets.push(0);
-    let map_offsets = map.value_offsets();
-    for row in 0..batch.num_rows() {
-        let (start, end) = (map_offsets[row] as usize, map_offsets[row + 1] as usize);
-        for entry in start..end {
-            match lookup.get(keys.value(entry)) {
-                Some(&k) if found[k].is_none() => found[k] = Some(entry),
-                _ => kept.push(entry as u32),
+    let mut len = 0i32;
+    for (out, &(b, row)) in rows.iter().enumerate() {
+        let map_offsets = maps[b].value_offsets();
+        for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
+            let key = keys[b].value(entry);
+            match lookup.find(key.as_bytes()) {
+                Some(k) if hits[k].last().is_none_or(|&(o, _, _)| o != out) => {
+                    hits[k].push((out, b, entry))
+                }
+                _ => {
+                    kept_keys.append_value(key);
+                    let v = &values[b];
+                    kept_values.append_option(v.is_valid(entry).then(|| v.value(entry)));
+                    len += 1;
+                }
             }
         }
-        for (k, builder) in columns.iter_mut().enumerate() {
-            match found[k].take() {
-                Some(entry) if values.is_valid(entry) => builder.append_value(values.value(entry)),
-                _ => builder.append_null(),
-            }
-        }
-        offsets.push(kept.len() as i32);
+        offsets.push(len);
     }
-    let picks = UInt32Array::from(kept);
-    let internal =
-        |e: arrow::error::ArrowError| CoreError::Internal(format!("shredding fields: {e}"));
-    let keys_taken = take(keys, &picks, None).map_err(internal)?;
-    let values_taken = take(values, &picks, None).map_err(internal)?;
-    let rest = map_of(stored_map_type(), offsets, keys_taken, values_taken, map)?;
-    let mut out: Vec<ArrayRef> = batch.columns().to_vec();
-    out[index] = Arc::new(rest);
-    out.extend(columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-    RecordBatch::try_new(file_schema(), out).map_err(internal)
+    let nulls = maps
+        .iter()
+        .any(|m| m.null_count() > 0)
+        .then(|| NullBuffer::from_iter(rows.iter().map(|&(b, row)| maps[b].is_valid(row))));
+    let rest = map_of(
+        stored_map_type(),
+        offsets,
+        Arc::new(kept_keys.finish()),
+        Arc::new(kept_values.finish()),
+        nulls,
+    )?;
+    // A key no event has is a column of nulls, made at once.
+    let columns = hits
+        .iter()
+        .map(|hits| -> ArrayRef {
+            if hits.is_empty() {
+                return new_null_array(&DataType::Utf8, rows.len());
+            }
+            let bytes = hits
+                .iter()
+                .map(|&(_, b, e)| values[b].value_length(e) as usize)
+                .sum();
+            let mut column = StringBuilder::with_capacity(rows.len(), bytes);
+            let mut next = 0;
+            for &(out, b, entry) in hits {
+                column.append_nulls(out - next);
+                let v = &values[b];
+                column.append_option(v.is_valid(entry).then(|| v.value(entry)));
+                next = out + 1;
+            }
+            column.append_nulls(rows.len() - next);
+            Arc::new(column.finish())
+        })
+        .collect();
+    Ok((rest, columns))
 }
 
 /// The map of `fields` (without the shredded keys) with the shredded columns' values
@@ -334,18 +422,17 @@ pub(crate) fn unshred_map(
         offsets,
         Arc::new(key_builder.finish()),
         Arc::new(value_builder.finish()),
-        map,
+        map.nulls().cloned(),
     )
 }
 
-/// A map array of type `map_type` (a `DataType::Map`) from its entries, with the
-/// nulls of `like`.
+/// A map array of type `map_type` (a `DataType::Map`) from its entries and nulls.
 fn map_of(
     map_type: DataType,
     offsets: Vec<i32>,
     keys: ArrayRef,
     values: ArrayRef,
-    like: &MapArray,
+    nulls: Option<NullBuffer>,
 ) -> Result<MapArray, CoreError> {
     let internal = |e: arrow::error::ArrowError| CoreError::Internal(format!("fields: {e}"));
     let DataType::Map(entries_field, sorted) = map_type else {
@@ -360,7 +447,7 @@ fn map_of(
         entries_field.clone(),
         OffsetBuffer::new(offsets.into()),
         entries,
-        like.nulls().cloned(),
+        nulls,
         sorted,
     )
     .map_err(internal)
@@ -497,6 +584,35 @@ mod tests {
         // Rows of other tables pass as they are.
         let alerts = vedette_core::alert::alerts_to_batch(&[]).unwrap();
         assert_eq!(for_storage(&alerts).unwrap().schema(), alerts.schema());
+    }
+
+    #[test]
+    fn rows_gathered_from_several_batches_are_shredded_as_one_batch_would_be() {
+        let a = events_with_fields();
+        let b = events_with_fields().slice(1, 3);
+        let batches = [a, b];
+        let refs = [(1, 2), (0, 0), (1, 0), (0, 3), (0, 1)];
+        let fused = gather(&batches, &refs).unwrap();
+        let apart = shred(&crate::parquet::rows::gather(&batches, &refs).unwrap()).unwrap();
+        assert_eq!(fused.schema(), file_schema());
+        for (name, (x, y)) in file_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name())
+            .zip(fused.columns().iter().zip(apart.columns()))
+        {
+            assert_eq!(x.to_data(), y.to_data(), "{name}");
+        }
+        let ids = fused.column_by_name("event.id").unwrap().as_string::<i32>();
+        assert_eq!(ids.value(0), "e3");
+        assert_eq!(
+            fused
+                .column_by_name("fields.syslog.message")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "session opened"
+        );
     }
 
     #[test]
