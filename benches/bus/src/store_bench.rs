@@ -1,11 +1,16 @@
 //! `store-bench`: the Parquet store, or ClickHouse, on realistic events.
 //!
 //! ```text
-//! store-bench [--batches N] [--group G] [--times live|original] [--clickhouse URL] [--compact]
-//!             [--no-queries]
+//! store-bench [--batches N] [--group G] [--times live|original] [--data corpus|generated]
+//!             [--clickhouse URL] [--compact] [--no-queries] [--dir DIR]
 //! ```
 //!
-//! Events are the corpora's Windows events (replicated and varied, as `sigma-bench` does),
+//! With `--data generated`, events are the benchmark suite's generated stream
+//! (`benches/scenarios/embedded.toml`: Sysmon, Security, PowerShell, Linux, auditd, syslog,
+//! CEF, PAN-OS, CloudTrail and Okta over thousands of hosts and users), new events all the
+//! way, each source parsed as the service parses it; `--batches` counts 8192-record
+//! batches of the stream. By default (`corpus`),
+//! events are the corpora's Windows events (replicated and varied, as `sigma-bench` does),
 //! parsed into 40 distinct batches of 8192 rows, appended `--batches` times in turn (the
 //! default 1221 makes 10,002,432 events), `--group` batches per append, each with a bus
 //! position as the storage stage hands them over (the default is what the store asks the
@@ -23,7 +28,9 @@
 //! With `--compact` (Parquet), the queries run once on the files as appended, then the
 //! store's compaction runs: passes until one merges nothing (the state a live flow
 //! keeps), then one pass as if every folder had gone quiet (the state of past days).
-//! It reports the files, bytes per event and time of each, and the queries again.
+//! It reports the files, bytes per event and time of each, and the queries again. For
+//! Parquet it also reports the bytes per event of the largest columns. `--dir` keeps the
+//! store in a folder (for `vedette hunt` or `vedette query` afterwards).
 
 use std::path::Path;
 use std::time::Instant;

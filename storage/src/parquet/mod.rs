@@ -39,7 +39,8 @@
 //! One DataFusion session exposes `events`, `alerts` and `dead_letters` as listing
 //! tables over the folders (new files are seen by the next query), read through an
 //! object store that leaves hidden files out ([`filtered_store`]). `fields` is a map:
-//! `fields['CommandLine']`. Queries are read-only and bounded ([`crate::QueryLimits`]).
+//! `fields['CommandLine']`; its most-read keys are stored as columns of their own
+//! ([`shredding`]) and a query of one reads that column ([`shredded_read`]). Queries are read-only and bounded ([`crate::QueryLimits`]).
 //! A query confined to a tenant runs in a session of its own whose three tables are
 //! views of that tenant's rows; the unfiltered tables are not registered there.
 

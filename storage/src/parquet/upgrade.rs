@@ -26,8 +26,12 @@ pub(crate) fn upgrade_events_files(table_dir: &Path) -> Result<u64, CoreError> {
     let mut upgraded = 0;
     for folder in super::leaf_folders(table_dir)? {
         for file in list_folder(&folder)? {
-            let opened = File::open(&file.path)
-                .map_err(|e| CoreError::io(format!("opening {}", file.path.display()), e))?;
+            let opened = match File::open(&file.path) {
+                Ok(f) => f,
+                // Merged away by a running `vedette run` meanwhile: nothing to upgrade.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(CoreError::io(format!("opening {}", file.path.display()), e)),
+            };
             let reader = ParquetRecordBatchReaderBuilder::try_new(opened).map_err(|e| {
                 CoreError::Internal(format!("reading {}: {e}", file.path.display()))
             })?;
@@ -44,6 +48,12 @@ pub(crate) fn upgrade_events_files(table_dir: &Path) -> Result<u64, CoreError> {
                 .filter_map(|kv| kv.value.clone().map(|v| (kv.key.clone(), v)))
                 .collect();
             drop(reader);
+            if upgraded == 0 {
+                tracing::info!(
+                    folder = %folder.display(),
+                    "rewriting events files of an older layout in the current one"
+                );
+            }
             let stored = read_all(&file.path)?
                 .iter()
                 .map(for_storage)
