@@ -21,6 +21,9 @@ use crate::store_setup::open_store;
 /// Tag of every alert a retro-hunt raises.
 pub(crate) const RETRO_TAG: &str = "vedette.retro";
 
+/// Batches read from the store before they are matched together, in parallel.
+const HUNT_PARALLEL_BATCHES: usize = 4;
+
 /// Flags of `vedette hunt`.
 #[derive(Debug, Args)]
 pub(crate) struct HuntArgs {
@@ -112,34 +115,53 @@ pub(crate) fn hunt(args: &HuntArgs) -> anyhow::Result<()> {
         let store = open_store(&config, QueryLimits::default()).await?;
         let mut stream = store.read_events(from, to).await?;
         let (mut events, mut raised) = (0usize, 0usize);
-        while let Some(records) = stream.next().await {
-            let records = records?;
-            events += records.num_rows();
-            let tenant = config.ingest.tenant.clone();
-            let batch = EventBatch::new(
-                records,
-                "hunt",
-                tenant,
-                chrono::Utc::now().timestamp_millis(),
-            );
-            let mut alerts = tokio::task::block_in_place(|| detector.detect(&batch))?;
-            if alerts.is_empty() {
-                continue;
+        let mut pending: Vec<EventBatch> = Vec::new();
+        let mut done = false;
+        while !done {
+            // Batches are taken a few at a time and matched in parallel, one per core.
+            match stream.next().await {
+                Some(records) => {
+                    let records = records?;
+                    events += records.num_rows();
+                    pending.push(EventBatch::new(
+                        records,
+                        "hunt",
+                        config.ingest.tenant.clone(),
+                        chrono::Utc::now().timestamp_millis(),
+                    ));
+                    if pending.len() < HUNT_PARALLEL_BATCHES {
+                        continue;
+                    }
+                }
+                None => done = true,
             }
-            for alert in &mut alerts {
-                alert.tags.push(RETRO_TAG.to_string());
-                serde_json::to_writer(&mut out, alert)?;
-                writeln!(out)?;
-            }
-            raised += alerts.len();
-            if !args.dry_run {
-                let stored = EventBatch::new(
-                    alerts_to_batch(&alerts)?,
-                    "hunt",
-                    batch.tenant.clone(),
-                    batch.ingest_time_ms,
-                );
-                store.append(Table::Alerts, &stored).await?;
+            let taken = std::mem::take(&mut pending);
+            let found: Vec<Vec<vedette_core::alert::Alert>> = tokio::task::block_in_place(|| {
+                use rayon::prelude::*;
+                taken
+                    .par_iter()
+                    .map(|batch| detector.detect(batch))
+                    .collect::<Result<_, _>>()
+            })?;
+            for (batch, mut alerts) in taken.iter().zip(found) {
+                if alerts.is_empty() {
+                    continue;
+                }
+                for alert in &mut alerts {
+                    alert.tags.push(RETRO_TAG.to_string());
+                    serde_json::to_writer(&mut out, alert)?;
+                    writeln!(out)?;
+                }
+                raised += alerts.len();
+                if !args.dry_run {
+                    let stored = EventBatch::new(
+                        alerts_to_batch(&alerts)?,
+                        "hunt",
+                        batch.tenant.clone(),
+                        batch.ingest_time_ms,
+                    );
+                    store.append(Table::Alerts, &stored).await?;
+                }
             }
         }
         Ok::<_, anyhow::Error>((events, raised))
