@@ -116,12 +116,11 @@ pub(crate) fn hunt(args: &HuntArgs) -> anyhow::Result<()> {
         let mut stream = store.read_events(from, to).await?;
         let (mut events, mut raised) = (0usize, 0usize);
         let mut pending: Vec<EventBatch> = Vec::new();
-        let mut done = false;
-        while !done {
+        let (mut failed, mut done) = (None, false);
+        while !done && failed.is_none() {
             // Batches are taken a few at a time and matched in parallel, one per core.
             match stream.next().await {
-                Some(records) => {
-                    let records = records?;
+                Some(Ok(records)) => {
                     events += records.num_rows();
                     pending.push(EventBatch::new(
                         records,
@@ -133,17 +132,25 @@ pub(crate) fn hunt(args: &HuntArgs) -> anyhow::Result<()> {
                         continue;
                     }
                 }
+                // What was read before the error is matched and reported first.
+                Some(Err(e)) => failed = Some(anyhow::Error::from(e)),
                 None => done = true,
             }
+            if pending.is_empty() {
+                continue;
+            }
             let taken = std::mem::take(&mut pending);
-            let found: Vec<Vec<vedette_core::alert::Alert>> = tokio::task::block_in_place(|| {
-                use rayon::prelude::*;
-                taken
-                    .par_iter()
-                    .map(|batch| detector.detect(batch))
-                    .collect::<Result<_, _>>()
-            })?;
-            for (batch, mut alerts) in taken.iter().zip(found) {
+            let found: Vec<Result<Vec<vedette_core::alert::Alert>, _>> =
+                tokio::task::block_in_place(|| {
+                    use rayon::prelude::*;
+                    taken
+                        .par_iter()
+                        .map(|batch| detector.detect(batch))
+                        .collect()
+                });
+            // In read order; the first batch that fails stops the hunt after those before.
+            for (batch, alerts) in taken.iter().zip(found) {
+                let mut alerts = alerts?;
                 if alerts.is_empty() {
                     continue;
                 }
@@ -163,6 +170,9 @@ pub(crate) fn hunt(args: &HuntArgs) -> anyhow::Result<()> {
                     store.append(Table::Alerts, &stored).await?;
                 }
             }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         Ok::<_, anyhow::Error>((events, raised))
     })?;

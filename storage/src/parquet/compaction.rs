@@ -172,7 +172,7 @@ fn within_rows(rows: &[u64], max_rows: u64) -> Vec<usize> {
 }
 
 /// Reads every row of a Parquet file.
-pub(crate) fn read_all(path: &Path) -> Result<Vec<RecordBatch>, CoreError> {
+fn read_all(path: &Path) -> Result<Vec<RecordBatch>, CoreError> {
     let file =
         File::open(path).map_err(|e| CoreError::io(format!("opening {}", path.display()), e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, AsArray, StringArray};
+use arrow::array::{AsArray, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
@@ -20,14 +20,14 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, GetFieldAccess, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
-use datafusion::physical_expr::expressions::Column as ColumnExpr;
+use datafusion::physical_expr::expressions::{Column as ColumnExpr, Literal};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_expr_adapter::{
     DefaultPhysicalExprAdapterFactory, PhysicalExprAdapter, PhysicalExprAdapterFactory,
 };
 use vedette_core::schema::{col, field_map_type};
 
-use super::shredding::{column_name, is_shredded, unshred_map, SHREDDED_KEYS};
+use super::shredding::{column_name, is_shredded, unshred_map, PREFIX, SHREDDED_KEYS};
 
 /// Plans `fields['K']` as the column `"fields.K"` where the table has it.
 #[derive(Debug, Default)]
@@ -57,18 +57,24 @@ impl ExprPlanner for ShreddedFieldPlanner {
         }
         let name = column_name(key);
         match schema.qualified_field_with_name(map.relation.as_ref(), &name) {
-            Ok((qualifier, _)) => Ok(PlannerResult::Planned(Expr::Column(Column::new(
-                qualifier.cloned(),
-                name,
-            )))),
+            Ok((qualifier, _)) => {
+                // Named as the map lookup would be (`fields[CommandLine]`): answers keep
+                // their column names, and `SELECT *, fields['K']` two distinct columns.
+                let lookup = datafusion::functions::core::expr_fn::get_field(
+                    expr.expr.clone(),
+                    key.to_string(),
+                );
+                let alias = lookup.schema_name().to_string();
+                let column = Expr::Column(Column::new(qualifier.cloned(), name));
+                Ok(PlannerResult::Planned(column.alias(alias)))
+            }
             Err(_) => Ok(PlannerResult::Original(expr)),
         }
     }
 }
 
-/// `vedette_merge_fields(fields, "fields.K1", …)`: a file's map with the shredded
-/// columns' values put back, in the event schema's map type; the columns in
-/// [`SHREDDED_KEYS`] order (as many as the file has, from the first).
+/// `vedette_merge_fields(fields, 'K1', "fields.K1", 'K2', "fields.K2", …)`: a file's map
+/// with the shredded columns' values put back, in the event schema's map type.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct MergeFields {
     signature: Signature,
@@ -107,33 +113,34 @@ impl ScalarUDFImpl for MergeFields {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let Some((map, columns)) = arrays.split_first() else {
-            return Err(DataFusionError::Execution(
-                "vedette_merge_fields without arguments".into(),
-            ));
+        let execution =
+            |m: String| DataFusionError::Execution(format!("vedette_merge_fields: {m}"));
+        let Some((map, pairs)) = args.args.split_first() else {
+            return Err(execution("no arguments".into()));
         };
-        let map = map.as_map_opt().ok_or_else(|| {
-            DataFusionError::Execution(format!("fields is {}, not a map", map.data_type()))
-        })?;
-        let columns: Vec<&StringArray> = columns
+        let map = map.to_array(rows)?;
+        let map = map
+            .as_map_opt()
+            .ok_or_else(|| execution(format!("fields is {}, not a map", map.data_type())))?;
+        let mut keys = Vec::with_capacity(pairs.len() / 2);
+        let mut arrays = Vec::with_capacity(pairs.len() / 2);
+        for pair in pairs.chunks(2) {
+            let [ColumnarValue::Scalar(ScalarValue::Utf8(Some(key))), column] = pair else {
+                return Err(execution(
+                    "takes the map, then key names and their columns".into(),
+                ));
+            };
+            keys.push(key.as_str());
+            arrays.push(column.to_array(rows)?);
+        }
+        let columns: Vec<&StringArray> = arrays
             .iter()
             .map(|c| {
-                c.as_string_opt::<i32>().ok_or_else(|| {
-                    DataFusionError::Execution(format!(
-                        "a shredded column is {}, not text",
-                        c.data_type()
-                    ))
-                })
+                c.as_string_opt::<i32>()
+                    .ok_or_else(|| execution(format!("a shredded column is {}", c.data_type())))
             })
             .collect::<Result<_>>()?;
-        if columns.len() > SHREDDED_KEYS.len() || map.len() != rows {
-            return Err(DataFusionError::Execution(
-                "vedette_merge_fields: arguments do not line up".into(),
-            ));
-        }
-        let merged = unshred_map(map, &SHREDDED_KEYS[..columns.len()], &columns)
-            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        let merged = unshred_map(map, &keys, &columns).map_err(|e| execution(e.to_string()))?;
         Ok(ColumnarValue::Array(Arc::new(merged)))
     }
 }
@@ -196,9 +203,16 @@ impl ShreddedFilesAdapter {
         name: &str,
     ) -> Result<Arc<dyn PhysicalExpr>> {
         if name == col::FIELDS && is_shredded(&self.physical) {
+            // The key columns the file has (all of them, unless it is of an older layout
+            // that the store's open has not rewritten yet).
             let mut args = vec![self.file_column(col::FIELDS)?];
-            for key in SHREDDED_KEYS {
-                args.push(self.file_column(&column_name(key))?);
+            for field in self.physical.fields() {
+                if let Some(key) = field.name().strip_prefix(PREFIX) {
+                    args.push(Arc::new(Literal::new(ScalarValue::Utf8(Some(
+                        key.to_string(),
+                    )))));
+                    args.push(self.file_column(field.name())?);
+                }
             }
             return self.call(MergeFields::udf(), args);
         }

@@ -306,18 +306,19 @@ fn shred_rows(maps: &[&MapArray], rows: &[RowRef]) -> Result<(MapArray, Vec<Arra
         .map(|m| text(m.values()))
         .collect::<Result<Vec<StringArray>, _>>()?;
     let lookup = KeyIndex::get();
-    // Room for the entries of `rows`, from the batches' sizes.
-    let total: usize = maps.iter().map(|m| m.len()).sum::<usize>().max(1);
-    let share = |bytes: usize| bytes * rows.len() / total + 1;
-    let entries: usize = share(maps.iter().map(|m| m.entries().len()).sum());
-    let mut kept_keys = StringBuilder::with_capacity(
-        entries,
-        share(keys.iter().map(|k| k.value_data().len()).sum()),
-    );
-    let mut kept_values = StringBuilder::with_capacity(
-        entries,
-        share(values.iter().map(|v| v.value_data().len()).sum()),
-    );
+    // More than 2 GiB of keys or values in one file's rows is an error, not a panic.
+    let (mut entry_count, mut key_bytes, mut value_bytes) = (0usize, 0usize, 0usize);
+    for &(b, row) in rows {
+        let o = maps[b].value_offsets();
+        let (start, end) = (o[row] as usize, o[row + 1] as usize);
+        entry_count += end - start;
+        let (k, v) = (keys[b].value_offsets(), values[b].value_offsets());
+        key_bytes += (k[end] - k[start]) as usize;
+        value_bytes += (v[end] - v[start]) as usize;
+    }
+    check_offsets(entry_count.max(key_bytes).max(value_bytes))?;
+    let mut kept_keys = StringBuilder::with_capacity(entry_count, key_bytes);
+    let mut kept_values = StringBuilder::with_capacity(entry_count, value_bytes);
     // Per key, the (row out, batch, entry) of its first occurrence in each event.
     let mut hits: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); SHREDDED_KEYS.len()];
     let mut offsets: Vec<i32> = Vec::with_capacity(rows.len() + 1);
@@ -328,7 +329,11 @@ fn shred_rows(maps: &[&MapArray], rows: &[RowRef]) -> Result<(MapArray, Vec<Arra
         for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
             let key = keys[b].value(entry);
             match lookup.find(key.as_bytes()) {
-                Some(k) if hits[k].last().is_none_or(|&(o, _, _)| o != out) => {
+                // A null value stays in the map, so the key is still there.
+                Some(k)
+                    if values[b].is_valid(entry)
+                        && hits[k].last().is_none_or(|&(o, _, _)| o != out) =>
+                {
                     hits[k].push((out, b, entry))
                 }
                 _ => {
@@ -379,8 +384,8 @@ fn shred_rows(maps: &[&MapArray], rows: &[RowRef]) -> Result<(MapArray, Vec<Arra
 }
 
 /// The map of `fields` (without the shredded keys) with the shredded columns' values
-/// put back: each event's own entries first, then the shredded keys it has, in
-/// [`SHREDDED_KEYS`] order. `columns[i]` holds the values of `keys[i]`.
+/// put back: each event's shredded keys first (in `keys` order), then its own entries.
+/// `columns[i]` holds the values of `keys[i]`.
 pub(crate) fn unshred_map(
     map: &MapArray,
     keys: &[&str],
@@ -395,25 +400,49 @@ pub(crate) fn unshred_map(
         .as_string_opt::<i32>()
         .ok_or_else(|| CoreError::Internal("fields values are not UTF-8 strings".into()))?;
     let rows = map.len();
-    let mut key_builder = StringBuilder::with_capacity(own_keys.len() + rows, 0);
-    let mut value_builder = StringBuilder::with_capacity(own_values.len() + rows, 0);
+    // Room for every entry; more than 2 GiB of text in one batch is an error, not a panic.
+    let map_offsets = map.value_offsets();
+    let (first, last) = (map_offsets[0] as usize, map_offsets[rows] as usize);
+    let own_bytes = |a: &StringArray| {
+        let o = a.value_offsets();
+        (o[last] - o[first]) as usize
+    };
+    let column_bytes: usize = columns
+        .iter()
+        .map(|c| {
+            let o = c.value_offsets();
+            (o[c.len()] - o[0]) as usize
+        })
+        .sum();
+    let key_bytes = own_bytes(own_keys) + keys.iter().map(|k| k.len() * rows).sum::<usize>();
+    let value_bytes = own_bytes(own_values) + column_bytes;
+    check_offsets(key_bytes.max(value_bytes))?;
+    let entries = last - first
+        + columns
+            .iter()
+            .map(|c| c.len() - c.null_count())
+            .sum::<usize>();
+    check_offsets(entries)?;
+    let mut key_builder =
+        StringBuilder::with_capacity(entries, own_bytes(own_keys) + column_bytes / 8);
+    let mut value_builder = StringBuilder::with_capacity(entries, value_bytes);
     let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
     offsets.push(0);
-    let map_offsets = map.value_offsets();
     let mut len = 0i32;
     for row in 0..rows {
-        for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
-            key_builder.append_value(own_keys.value(entry));
-            value_builder
-                .append_option(own_values.is_valid(entry).then(|| own_values.value(entry)));
-            len += 1;
-        }
+        // The shredded keys first: a key an event had twice keeps its first value first.
         for (key, column) in keys.iter().zip(columns) {
             if column.is_valid(row) {
                 key_builder.append_value(key);
                 value_builder.append_value(column.value(row));
                 len += 1;
             }
+        }
+        for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
+            key_builder.append_value(own_keys.value(entry));
+            value_builder
+                .append_option(own_values.is_valid(entry).then(|| own_values.value(entry)));
+            len += 1;
         }
         offsets.push(len);
     }
@@ -424,6 +453,16 @@ pub(crate) fn unshred_map(
         Arc::new(value_builder.finish()),
         map.nulls().cloned(),
     )
+}
+
+/// An error if `n` entries or bytes do not fit the 32-bit offsets of one array.
+fn check_offsets(n: usize) -> Result<(), CoreError> {
+    if i32::try_from(n).is_err() {
+        return Err(CoreError::BadInput(format!(
+            "{n} entries or bytes of fields in one file: more than 32-bit offsets hold"
+        )));
+    }
+    Ok(())
 }
 
 /// A map array of type `map_type` (a `DataType::Map`) from its entries and nulls.
@@ -546,6 +585,15 @@ mod tests {
         );
         let back = unshred_map(rest, SHREDDED_KEYS, &columns).unwrap();
         assert_eq!(entries(&back), entries(&original));
+        // A key an event had twice comes back with its first value first, as lookups
+        // of the map (which take the first) read it before.
+        let row = back.value(1);
+        let (k, v) = (
+            row.column(0).as_string::<i32>(),
+            row.column(1).as_string::<i32>(),
+        );
+        let first = (0..row.len()).find(|&i| k.value(i) == "EventID").unwrap();
+        assert_eq!(v.value(first), "4624");
     }
 
     #[test]
