@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use bytes::Bytes;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use vedette_bench::scenario::{repo_root, Scenario};
 use vedette_bench::sources::{Source, Transport};
 use vedette_bench::stream::Stream;
+use vedette_bench_sigma::parse_text;
 use vedette_core::batch::EventBatch;
-use vedette_core::event::{EventBatchBuilder, DEFAULT_TENANT};
-use vedette_core::traits::RawChunk;
-use vedette_ingest::{parser_for, Format, Limits};
+use vedette_core::event::DEFAULT_TENANT;
+use vedette_ingest::Format;
 
 /// Rows of a bus batch.
 const BATCH_ROWS: usize = 8192;
@@ -59,26 +58,7 @@ impl GeneratedEvents {
         }
         let mut batches = Vec::new();
         for (name, (format, text, _)) in by_source {
-            let parser = parser_for(format, Limits::default());
-            let raw = RawChunk {
-                source: name.into(),
-                origin: "store-bench".into(),
-                tenant: DEFAULT_TENANT.into(),
-                bytes: Bytes::from(text),
-                position: 0,
-                received_ms: 0,
-            };
-            let mut builder = EventBatchBuilder::new();
-            let mut dead = Vec::new();
-            parser.parse(&raw, &mut builder, &mut dead);
-            if let Some(d) = dead.first() {
-                anyhow::bail!(
-                    "{} records of {name} did not parse: {}",
-                    dead.len(),
-                    d.reason
-                );
-            }
-            let all = builder.finish()?;
+            let all = parse_text(format, name, text)?;
             let mut start = 0;
             while start < all.num_rows() {
                 let rows = BATCH_ROWS.min(all.num_rows() - start);

@@ -112,28 +112,46 @@ pub fn vedette_load(dirs: &[PathBuf]) -> anyhow::Result<(SigmaDetector, Duration
 
 /// The events as Vedette batches of 8192 rows (Windows JSON parser), one row per line.
 pub fn vedette_batches(lines: &[String]) -> anyhow::Result<Vec<RecordBatch>> {
-    let parser = parser_for(Format::WindowsJson, Limits::default());
     let mut batches = Vec::new();
     for chunk in lines.chunks(8192) {
         let mut text = chunk.join("\n");
         text.push('\n');
-        let raw = RawChunk {
-            source: "bench".into(),
-            origin: "bench".into(),
-            tenant: DEFAULT_TENANT.into(),
-            bytes: Bytes::from(text),
-            position: 0,
-            received_ms: 0,
-        };
-        let mut builder = EventBatchBuilder::new();
-        let mut dead = Vec::new();
-        parser.parse(&raw, &mut builder, &mut dead);
-        if !dead.is_empty() || builder.len() != chunk.len() {
-            bail!("{} lines did not parse as Windows JSON", dead.len());
+        let batch = parse_text(Format::WindowsJson, "bench", text)?;
+        if batch.num_rows() != chunk.len() {
+            bail!(
+                "{} of {} lines parsed as Windows JSON",
+                batch.num_rows(),
+                chunk.len()
+            );
         }
-        batches.push(builder.finish()?);
+        batches.push(batch);
     }
     Ok(batches)
+}
+
+/// `text` parsed with `format`'s parser as one chunk of source `source`; an error if
+/// any record is a dead letter.
+pub fn parse_text(format: Format, source: &str, text: String) -> anyhow::Result<RecordBatch> {
+    let parser = parser_for(format, Limits::default());
+    let raw = RawChunk {
+        source: source.into(),
+        origin: "bench".into(),
+        tenant: DEFAULT_TENANT.into(),
+        bytes: Bytes::from(text),
+        position: 0,
+        received_ms: 0,
+    };
+    let mut builder = EventBatchBuilder::new();
+    let mut dead = Vec::new();
+    parser.parse(&raw, &mut builder, &mut dead);
+    if let Some(d) = dead.first() {
+        bail!(
+            "{} records of {source} did not parse: {}",
+            dead.len(),
+            d.reason
+        );
+    }
+    Ok(builder.finish()?)
 }
 
 /// Vedette's hits on `batches` (event index = position across the batches).
