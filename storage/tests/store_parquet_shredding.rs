@@ -241,6 +241,9 @@ async fn files_from_before_shredding_answer_the_same_and_merge_with_the_others()
         .field_with_name("fields.CommandLine")
         .is_ok());
     drop(reader);
+    // Every file is in the current layout now: the marker says so, and the next open
+    // reads no footer.
+    assert!(dir.path().join("events/.layout").is_file());
     s.append(Table::Events, &events("new")).await.unwrap();
     let check = |s: ParquetStore| async move {
         let all = QueryScope::all();

@@ -341,7 +341,6 @@ async fn main() -> anyhow::Result<()> {
     // times) is not the store's.
     let (mut wall, mut cpu_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let mut events = 0usize;
-    let mut pending = Vec::new();
     if let Some(generated) = generated.as_mut() {
         // New events all the way: each append is `group` batches' worth of the stream.
         let mut offset = 0u64;
@@ -360,20 +359,22 @@ async fn main() -> anyhow::Result<()> {
             store.append_all(Table::Events, &appended).await?;
             (wall, cpu_time) = (wall + started.elapsed(), cpu_time + (cpu() - cpu0));
         }
-    }
-    for i in 0..if generated.is_some() { 0 } else { args.batches } {
-        let b = distinct_ids(&batches[i % batches.len()], i / batches.len())?;
-        let b = match args.times {
-            Times::Live => live(&b, now_ms(), i as u64)?,
-            Times::Original => b,
-        };
-        events += b.len();
-        pending.push(b);
-        if pending.len() == group || i + 1 == args.batches {
-            let (started, cpu0) = (Instant::now(), cpu());
-            store.append_all(Table::Events, &pending).await?;
-            (wall, cpu_time) = (wall + started.elapsed(), cpu_time + (cpu() - cpu0));
-            pending.clear();
+    } else {
+        let mut pending = Vec::new();
+        for i in 0..args.batches {
+            let b = distinct_ids(&batches[i % batches.len()], i / batches.len())?;
+            let b = match args.times {
+                Times::Live => live(&b, now_ms(), i as u64)?,
+                Times::Original => b,
+            };
+            events += b.len();
+            pending.push(b);
+            if pending.len() == group || i + 1 == args.batches {
+                let (started, cpu0) = (Instant::now(), cpu());
+                store.append_all(Table::Events, &pending).await?;
+                (wall, cpu_time) = (wall + started.elapsed(), cpu_time + (cpu() - cpu0));
+                pending.clear();
+            }
         }
     }
     let (stored, dialect) = match &args.clickhouse {

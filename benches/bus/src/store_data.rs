@@ -44,20 +44,19 @@ impl GeneratedEvents {
     /// The next `records` records as bus batches: each source's records parsed with
     /// its format, in batches of at most 8192 rows.
     pub fn next_batches(&mut self, records: usize) -> anyhow::Result<Vec<EventBatch>> {
-        let mut by_source: BTreeMap<&'static str, (Format, String, usize)> = BTreeMap::new();
+        let mut by_source: BTreeMap<&'static str, (Format, String)> = BTreeMap::new();
         for record in self.stream.by_ref().take(records) {
             let format = format_of(record.source)?;
             let entry = by_source
                 .entry(record.source.name())
-                .or_insert_with(|| (format, String::new(), 0));
+                .or_insert_with(|| (format, String::new()));
             entry.1.push_str(&record.text);
             entry.1.push('\n');
-            entry.2 += 1;
             self.text_bytes += record.text.len() as u64 + 1;
             self.records += 1;
         }
         let mut batches = Vec::new();
-        for (name, (format, text, _)) in by_source {
+        for (name, (format, text)) in by_source {
             let all = parse_text(format, name, text)?;
             let mut start = 0;
             while start < all.num_rows() {

@@ -370,10 +370,10 @@ fn shred_rows(maps: &[&MapArray], rows: &[RowRef]) -> Result<(MapArray, Vec<Arra
                 .sum();
             let mut column = StringBuilder::with_capacity(rows.len(), bytes);
             let mut next = 0;
+            // Only values that are not null are taken out of the map.
             for &(out, b, entry) in hits {
                 column.append_nulls(out - next);
-                let v = &values[b];
-                column.append_option(v.is_valid(entry).then(|| v.value(entry)));
+                column.append_value(values[b].value(entry));
                 next = out + 1;
             }
             column.append_nulls(rows.len() - next);
@@ -414,17 +414,17 @@ pub(crate) fn unshred_map(
             (o[c.len()] - o[0]) as usize
         })
         .sum();
-    let key_bytes = own_bytes(own_keys) + keys.iter().map(|k| k.len() * rows).sum::<usize>();
-    let value_bytes = own_bytes(own_values) + column_bytes;
-    check_offsets(key_bytes.max(value_bytes))?;
-    let entries = last - first
-        + columns
+    let present = |c: &StringArray| c.len() - c.null_count();
+    let key_bytes = own_bytes(own_keys)
+        + keys
             .iter()
-            .map(|c| c.len() - c.null_count())
+            .zip(columns)
+            .map(|(k, c)| k.len() * present(c))
             .sum::<usize>();
-    check_offsets(entries)?;
-    let mut key_builder =
-        StringBuilder::with_capacity(entries, own_bytes(own_keys) + column_bytes / 8);
+    let value_bytes = own_bytes(own_values) + column_bytes;
+    let entries = last - first + columns.iter().map(|c| present(c)).sum::<usize>();
+    check_offsets(key_bytes.max(value_bytes).max(entries))?;
+    let mut key_builder = StringBuilder::with_capacity(entries, key_bytes);
     let mut value_builder = StringBuilder::with_capacity(entries, value_bytes);
     let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
     offsets.push(0);

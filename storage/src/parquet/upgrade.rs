@@ -3,7 +3,8 @@
 //! another list of keys. Each is rewritten under its own name with its own footer
 //! metadata (a merge's coverage), atomically, so a crash midway leaves every file
 //! readable and the next start goes on; processes opening one store at once take turns
-//! (a lock file), so each file is rewritten once.
+//! (a lock file), so each file is rewritten once. Once every file is in the current
+//! layout, a marker naming it is written, and later opens read no footer at all.
 
 use std::fs::File;
 use std::path::Path;
@@ -14,7 +15,7 @@ use vedette_core::CoreError;
 
 use super::coverage::{origin, FileOrigin};
 use super::files::{self, Codec};
-use super::shredding::{file_schema, for_storage, is_current};
+use super::shredding::{file_schema, for_storage, is_current, SHREDDED_KEYS};
 use super::visibility::{list_folder, FileInFolder};
 
 /// Arrow's own footer key (the writer adds it again).
@@ -22,6 +23,14 @@ const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
 
 /// The lock two processes opening one store take in turn, so a file is upgraded once.
 const LOCK_FILE: &str = ".upgrade.lock";
+
+/// Names the layout every events file is in, once that is so (the shredded keys).
+const LAYOUT_FILE: &str = ".layout";
+
+/// The marker's text for the current layout.
+fn layout_tag() -> String {
+    SHREDDED_KEYS.join("\n")
+}
 
 /// Rewrites the events files under `table_dir` not in the current layout; returns how
 /// many. A file that cannot be read is logged and left as it is (a query of it reads
@@ -36,7 +45,11 @@ pub(crate) fn upgrade_events_files(table_dir: &Path) -> Result<u64, CoreError> {
         .map_err(|e| CoreError::io(format!("opening {}", lock_path.display()), e))?;
     lock.lock()
         .map_err(|e| CoreError::io(format!("locking {}", lock_path.display()), e))?;
-    let mut upgraded = 0;
+    let marker = table_dir.join(LAYOUT_FILE);
+    if std::fs::read_to_string(&marker).is_ok_and(|t| t == layout_tag()) {
+        return Ok(0);
+    }
+    let (mut upgraded, mut failed) = (0, false);
     for folder in super::leaf_folders(table_dir)? {
         for file in list_folder(&folder)? {
             match upgrade_file(&folder, &file) {
@@ -50,13 +63,23 @@ pub(crate) fn upgrade_events_files(table_dir: &Path) -> Result<u64, CoreError> {
                     upgraded += 1;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(
-                    file = %file.path.display(),
-                    error = %e,
-                    "an events file of an older layout could not be rewritten"
-                ),
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!(
+                        file = %file.path.display(),
+                        error = %e,
+                        "an events file of an older layout could not be rewritten"
+                    )
+                }
             }
         }
+    }
+    if !failed {
+        // A marker lost in a crash only makes the next open look again.
+        let tmp = table_dir.join(format!(".{LAYOUT_FILE}.tmp"));
+        std::fs::write(&tmp, layout_tag())
+            .and_then(|()| std::fs::rename(&tmp, &marker))
+            .map_err(|e| CoreError::io(format!("writing {}", marker.display()), e))?;
     }
     Ok(upgraded)
 }
