@@ -44,6 +44,11 @@ impl SlotTable {
         self.index.get(name).copied()
     }
 
+    /// The slot of the keyword pseudo-field, if some rule has keywords.
+    pub(crate) fn keywords(&self) -> Option<u32> {
+        self.keywords
+    }
+
     /// Number of slots.
     pub(crate) fn len(&self) -> usize {
         self.names.len()
@@ -59,10 +64,19 @@ impl SlotTable {
 pub(crate) type Entry<'a> = (u32, Option<&'a [u8]>);
 
 /// Per slot, the rows of a batch that carry the field, in row order.
+///
+/// The keyword pseudo-field is not gathered: keyword tests read every value of a row,
+/// through [`BatchFields::keyword_region`] and [`BatchFields::keyword_values`].
 #[derive(Debug)]
 pub(crate) struct BatchFields<'a> {
     /// Indexed by slot.
     pub(crate) per_slot: Vec<Vec<Entry<'a>>>,
+    /// The `fields` map.
+    map: &'a MapArray,
+    /// The map's values.
+    map_values: &'a StringArray,
+    /// The `message` column, if the batch has one.
+    message: Option<&'a StringArray>,
     /// `event.dataset` of each row.
     pub(crate) dataset: &'a StringArray,
     /// `event.code` of each row.
@@ -98,7 +112,6 @@ impl<'a> BatchFields<'a> {
             .as_string_opt::<i32>()
             .ok_or_else(|| DetectError::Schema("`fields` values are not Utf8".into()))?;
         let offsets = map.value_offsets();
-        let keyword_slot = slots.keywords;
         for row in 0..rows {
             if map.is_null(row) {
                 continue;
@@ -107,12 +120,9 @@ impl<'a> BatchFields<'a> {
                 continue;
             };
             for e in start.max(0) as usize..end.max(0) as usize {
-                let value = values.is_valid(e).then(|| values.value(e).as_bytes());
                 if let Some(slot) = slots.index.get(keys.value(e)) {
+                    let value = values.is_valid(e).then(|| values.value(e).as_bytes());
                     per_slot[*slot as usize].push((row as u32, value));
-                }
-                if let (Some(k), Some(v)) = (keyword_slot, value) {
-                    per_slot[k as usize].push((row as u32, Some(v)));
                 }
             }
         }
@@ -142,25 +152,67 @@ impl<'a> BatchFields<'a> {
                 list.sort_by_key(|(row, _)| *row);
             }
         }
-        if let Some(k) = keyword_slot {
-            if let Some(message) = batch.column_by_name(col::MESSAGE) {
-                if let Some(message) = message.as_string_opt::<i32>() {
-                    let list = &mut per_slot[k as usize];
-                    for row in 0..rows {
-                        if message.is_valid(row) {
-                            list.push((row as u32, Some(message.value(row).as_bytes())));
-                        }
-                    }
-                    list.sort_by_key(|(row, _)| *row);
-                }
-            }
-        }
+        let message = batch
+            .column_by_name(col::MESSAGE)
+            .and_then(|m| m.as_string_opt::<i32>());
         Ok(Self {
             per_slot,
+            map,
+            map_values: values,
+            message,
             dataset: utf8(batch, col::EVENT_DATASET)?,
             code: utf8(batch, col::EVENT_CODE)?,
             rows,
         })
+    }
+
+    /// The map values of `row` as one run of bytes, with the offsets (into the map's
+    /// values) of the row's entries and their end: entry `i` of the row spans
+    /// `bounds[i] - bounds[0]..bounds[i + 1] - bounds[0]` of the run.
+    pub(crate) fn keyword_region(&self, row: usize) -> Option<(&'a [u8], &'a [i32], usize)> {
+        if self.map.is_null(row) {
+            return None;
+        }
+        let offsets = self.map.value_offsets();
+        let (start, end) = (
+            *offsets.get(row)?.max(&0) as usize,
+            *offsets.get(row + 1)?.max(&0) as usize,
+        );
+        let bounds = self.map_values.value_offsets().get(start..=end)?;
+        let (&first, &last) = (bounds.first()?, bounds.last()?);
+        let bytes = self
+            .map_values
+            .value_data()
+            .get(first.max(0) as usize..last.max(0) as usize)?;
+        Some((bytes, bounds, start))
+    }
+
+    /// Whether entry `entry` of the map's values is not null.
+    pub(crate) fn map_value_valid(&self, entry: usize) -> bool {
+        self.map_values.is_valid(entry)
+    }
+
+    /// The `message` of `row`, if any: a keyword search reads it too.
+    pub(crate) fn message(&self, row: usize) -> Option<&'a [u8]> {
+        let m = self.message?;
+        (row < m.len() && m.is_valid(row)).then(|| m.value(row).as_bytes())
+    }
+
+    /// Every non-null value of `row` a keyword search reads: the map's, then `message`.
+    pub(crate) fn keyword_values(&self, row: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let entries = if self.map.is_null(row) {
+            0..0
+        } else {
+            let offsets = self.map.value_offsets();
+            match (offsets.get(row), offsets.get(row + 1)) {
+                (Some(&s), Some(&e)) => s.max(0) as usize..e.max(0) as usize,
+                _ => 0..0,
+            }
+        };
+        entries
+            .filter(|e| self.map_values.is_valid(*e))
+            .map(|e| self.map_values.value(e).as_bytes())
+            .chain(self.message(row))
     }
 
     /// The first value of `slot` in `row`.

@@ -43,11 +43,15 @@ impl Bitset {
     }
 
     /// Whether row `row` is set.
-    #[cfg(test)]
     pub(crate) fn get(&self, row: usize) -> bool {
         self.words
             .get(row / 64)
             .is_some_and(|w| w & (1u64 << (row % 64)) != 0)
+    }
+
+    /// Number of rows set.
+    pub(crate) fn count(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
     }
 
     /// Whether no row is set.

@@ -40,9 +40,21 @@ pub struct Plan {
     pub(crate) routes: Vec<Route>,
     pub(crate) rule_routes: Vec<RuleRoute>,
     pub(crate) slots: SlotTable,
-    pub(crate) matchers: Vec<(u32, FieldMatcher)>,
+    pub(crate) matchers: Vec<SlotMatcher>,
     pub(crate) test_count: usize,
     pub(crate) channel_slots: Vec<u32>,
+}
+
+/// Tests on one field, and the routes whose rules read them.
+#[derive(Debug)]
+pub(crate) struct SlotMatcher {
+    /// The field.
+    pub(crate) slot: u32,
+    /// Routes (ascending) whose rules read these tests: the field's values are
+    /// matched only on rows one of them takes in.
+    pub(crate) readers: Vec<u32>,
+    /// The tests.
+    pub(crate) matcher: FieldMatcher,
 }
 
 impl Plan {
@@ -133,6 +145,10 @@ pub fn compile(
     }
     let mut metas = Vec::new();
     let mut rule_routes = Vec::new();
+    // (slot, route): the rules of `route` read `slot`.
+    let mut slot_routes: Vec<(u32, u32)> = Vec::new();
+    // (test, route): a rule of `route` reads the test.
+    let mut test_routes: Vec<(TestId, u32)> = Vec::new();
     let mut outcomes = Vec::with_capacity(rules.len());
     // Each rule on its own in parallel; then its tests and routes are numbered in
     // rule order, so the plan does not depend on the thread count.
@@ -150,12 +166,25 @@ pub fn compile(
                 metas.push(RuleMeta::of(&rule, source));
                 for (entry, expr, fields) in routes {
                     let route = b.route(&options.logsources, entry);
+                    let mut read: Vec<u32> = Vec::new();
                     let expr = expr
-                        .map_tests(&mut |leaf: Leaf| b.test(&leaf.0, leaf.1))
+                        .map_tests(&mut |leaf: Leaf| {
+                            if let TestSpec::FieldRef { other, .. } = &leaf.1 {
+                                read.push(b.slots.slot(other));
+                            }
+                            read.push(b.slots.slot(&leaf.0));
+                            let id = b.test(&leaf.0, leaf.1);
+                            test_routes.push((id, route));
+                            id
+                        })
                         .simplify();
                     let mut slots: Vec<u32> = fields.iter().map(|f| b.slots.slot(f)).collect();
                     slots.sort_unstable();
                     slots.dedup();
+                    read.extend_from_slice(&slots);
+                    for s in read {
+                        slot_routes.push((s, route));
+                    }
                     rule_routes.push(RuleRoute {
                         rule: index,
                         route,
@@ -169,13 +198,54 @@ pub fn compile(
         }
     }
     let test_count = b.tests.len();
-    let mut grouped: FxHashMap<u32, Vec<(TestId, TestSpec)>> = FxHashMap::default();
-    for ((slot, spec), id) in b.tests {
-        grouped.entry(slot).or_default().push((id, spec));
+    slot_routes.sort_unstable();
+    slot_routes.dedup();
+    let mut readers: Vec<Vec<u32>> = vec![Vec::new(); b.slots.len()];
+    for (slot, route) in slot_routes {
+        if let Some(list) = readers.get_mut(slot as usize) {
+            list.push(route);
+        }
     }
-    let mut by_slot: Vec<(u32, Vec<(TestId, TestSpec)>)> = grouped.into_iter().collect();
+    let keywords = b.slots.keywords();
+    test_routes.sort_unstable();
+    test_routes.dedup();
+    let mut routes_of_test: Vec<Vec<u32>> = vec![Vec::new(); test_count];
+    for (test, route) in test_routes {
+        if let Some(list) = routes_of_test.get_mut(test as usize) {
+            list.push(route);
+        }
+    }
+    // One matcher per field, but keyword tests are grouped by the routes that read
+    // them (a rule on every Windows event must not make every keyword of every
+    // service's rules run on every event), and their `contains` literals go apart:
+    // those are found by one scan of a row's values together (see
+    // `FieldMatcher::run_keyword_rows`).
+    type GroupKey = (u32, bool, Vec<u32>);
+    let mut grouped: FxHashMap<GroupKey, Vec<(TestId, TestSpec)>> = FxHashMap::default();
+    for ((slot, spec), id) in b.tests {
+        let key = if Some(slot) == keywords {
+            let routes = routes_of_test.get(id as usize).cloned().unwrap_or_default();
+            (slot, spec.is_plain_contains(), routes)
+        } else {
+            (slot, false, Vec::new())
+        };
+        grouped.entry(key).or_default().push((id, spec));
+    }
+    let mut by_slot: Vec<(u32, Vec<u32>, Vec<(TestId, TestSpec)>)> = grouped
+        .into_iter()
+        .map(|((slot, _, routes), tests)| {
+            let readers = if Some(slot) == keywords {
+                routes
+            } else {
+                readers.get(slot as usize).cloned().unwrap_or_default()
+            };
+            (slot, readers, tests)
+        })
+        .collect();
     // Biggest fields first, one per task, so the threads stay balanced.
-    by_slot.sort_by_key(|(s, tests)| (std::cmp::Reverse(tests.len()), *s));
+    by_slot.sort_by(|a, b| {
+        (std::cmp::Reverse(a.2.len()), a.0, &a.1).cmp(&(std::cmp::Reverse(b.2.len()), b.0, &b.1))
+    });
     // Every field named by a `fieldref` already has a slot (see `PlanBuilder::test`).
     let slots = &b.slots;
     let matchers = {
@@ -183,10 +253,15 @@ pub fn compile(
         by_slot
             .into_par_iter()
             .with_max_len(1)
-            .map(|(slot, mut tests)| {
+            .map(|(slot, readers, mut tests)| {
                 tests.sort_by_key(|(id, _)| *id);
-                FieldMatcher::build(&tests, |name| slots.get(name).unwrap_or(u32::MAX))
-                    .map(|m| (slot, m))
+                FieldMatcher::build(&tests, |name| slots.get(name).unwrap_or(u32::MAX)).map(
+                    |matcher| SlotMatcher {
+                        slot,
+                        readers,
+                        matcher,
+                    },
+                )
             })
             .collect::<Result<Vec<_>, String>>()?
     };

@@ -4,9 +4,11 @@
 use arrow::array::{Array, RecordBatch};
 use rustc_hash::FxHashMap;
 
-use super::batch_fields::BatchFields;
+use std::borrow::Cow;
+
+use super::batch_fields::{BatchFields, Entry};
 use super::bitset::Bitset;
-use super::compile::Plan;
+use super::compile::{Plan, SlotMatcher};
 use super::expr::eval;
 use crate::error::DetectError;
 
@@ -65,6 +67,18 @@ fn route_rows(plan: &Plan, fields: &BatchFields<'_>) -> Vec<Option<Bitset>> {
     out
 }
 
+/// The rows taken in by one of the routes `readers`, or `None` if there are none.
+fn readers_rows(readers: &[u32], routes: &[Option<Bitset>], rows: usize) -> Option<Bitset> {
+    let mut mask: Option<Bitset> = None;
+    for r in readers {
+        if let Some(Some(taken)) = routes.get(*r as usize) {
+            mask.get_or_insert_with(|| Bitset::empty(rows))
+                .or_with(taken);
+        }
+    }
+    mask
+}
+
 /// Every (rule, row) match of `plan` in `batch`, sorted by row then rule.
 pub(crate) fn evaluate(plan: &Plan, batch: &RecordBatch) -> Result<Vec<RuleHit>, DetectError> {
     let fields = BatchFields::extract(batch, &plan.slots)?;
@@ -74,13 +88,38 @@ pub(crate) fn evaluate(plan: &Plan, batch: &RecordBatch) -> Result<Vec<RuleHit>,
     }
     let routes = route_rows(plan, &fields);
     let mut hits: Vec<Option<Bitset>> = vec![None; plan.test_count];
-    for (slot, matcher) in &plan.matchers {
-        let present = fields
+    let keywords = plan.slots.keywords();
+    for SlotMatcher {
+        slot,
+        readers,
+        matcher,
+    } in &plan.matchers
+    {
+        // Rows outside every route that reads the tests: no rule looks at them
+        // there (each rule's result is cut to its route's rows).
+        let Some(mask) = readers_rows(readers, &routes, rows) else {
+            continue;
+        };
+        if Some(*slot) == keywords {
+            matcher.run_keyword_rows(&mask, &fields, &mut hits);
+            continue;
+        }
+        let all: &[Entry<'_>] = fields
             .per_slot
             .get(*slot as usize)
-            .is_some_and(|l| !l.is_empty());
-        if present || matcher.has_absence_tests() {
-            matcher.run(*slot, &fields, &mut hits);
+            .map_or(&[], Vec::as_slice);
+        let entries: Cow<'_, [Entry<'_>]> = if mask.count() == rows {
+            Cow::Borrowed(all)
+        } else {
+            Cow::Owned(
+                all.iter()
+                    .filter(|(row, _)| mask.get(*row as usize))
+                    .copied()
+                    .collect(),
+            )
+        };
+        if !entries.is_empty() || matcher.has_absence_tests() {
+            matcher.run(&entries, &fields, &mut hits);
         }
     }
     let mut out = Vec::new();

@@ -10,8 +10,10 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 
-use super::batch_fields::{BatchFields, Entry};
+use super::batch_fields::{self, BatchFields};
 use super::bitset::Bitset;
 use super::expr::TestId;
 use super::glob::{glob_match, GlobToken};
@@ -36,8 +38,14 @@ struct CaseGroup {
     prefix: Trie<TestId>,
     suffix: Trie<TestId>,
     contains: Option<AhoCorasick>,
+    /// A vectorized searcher for the same literals where there are few: a value it
+    /// finds none in is not scanned by the automaton.
+    gate: Option<aho_corasick::packed::Searcher>,
     targets: Vec<Vec<Target>>,
 }
+
+/// Literals up to this many get a [`CaseGroup::gate`].
+const GATE_MAX_PATTERNS: usize = 64;
 
 /// Collects one case mode's literals.
 #[derive(Debug)]
@@ -103,17 +111,31 @@ impl CaseGroupBuilder {
                     .map_err(|e| format!("building the literal automaton: {e}"))?,
             )
         };
+        let gate = if (1..=GATE_MAX_PATTERNS).contains(&self.patterns.len()) {
+            aho_corasick::packed::Config::new()
+                .builder()
+                .extend(&self.patterns)
+                .build()
+        } else {
+            None
+        };
         Ok(CaseGroup {
             exact: self.exact,
             prefix: self.prefix,
             suffix: self.suffix,
             contains,
+            gate,
             targets: self.targets,
         })
     }
 }
 
 impl CaseGroup {
+    /// Whether `text` may hold one of the `contains` literals (false: it holds none).
+    fn may_contain(&self, text: &[u8]) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.find(text).is_some())
+    }
+
     fn is_empty(&self) -> bool {
         self.exact.is_empty()
             && self.prefix.is_empty()
@@ -128,7 +150,7 @@ impl CaseGroup {
         }
         self.prefix.walk(value.iter().copied(), &mut hit);
         self.suffix.walk(value.iter().rev().copied(), &mut hit);
-        if let Some(ac) = &self.contains {
+        if let Some(ac) = self.contains.as_ref().filter(|_| self.may_contain(value)) {
             for found in ac.find_overlapping_iter(value) {
                 for target in &self.targets[found.pattern().as_usize()] {
                     match *target {
@@ -154,6 +176,22 @@ struct Glob {
     test: TestId,
     tokens: Vec<GlobToken>,
     cased: bool,
+}
+
+/// Values matched before [`FieldMatcher::run`] decides whether a batch's values recur.
+const DEDUP_PROBE: usize = 512;
+
+/// At least one value in this many must recur among the probed for the batch to be
+/// matched once per distinct value.
+const DEDUP_MIN_REPEAT: usize = 8;
+
+/// Buffers reused from value to value.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The value lowercased.
+    lower: Vec<u8>,
+    /// Globs and regexes to confirm.
+    candidates: Vec<Target>,
 }
 
 /// Every test on one field.
@@ -315,84 +353,57 @@ impl FieldMatcher {
 
     /// Matches every value of the field in `fields.per_slot[slot]`, setting the rows
     /// where each test holds in `hits` (allocated on first hit).
-    pub(crate) fn run(&self, slot: u32, fields: &BatchFields<'_>, hits: &mut [Option<Bitset>]) {
+    ///
+    /// A value that recurs in the batch is matched once: the tests it passes are kept
+    /// per distinct value and set on every row that carries it. Where the values
+    /// hardly recur (fewer than one in [`DEDUP_MIN_REPEAT`] of the first
+    /// [`DEDUP_PROBE`]), the rest of the batch is matched value by value.
+    pub(crate) fn run(
+        &self,
+        entries: &[batch_fields::Entry<'_>],
+        fields: &BatchFields<'_>,
+        hits: &mut [Option<Bitset>],
+    ) {
         let rows = fields.rows;
-        let entries: &[Entry<'_>] = fields
-            .per_slot
-            .get(slot as usize)
-            .map_or(&[], Vec::as_slice);
         let set = |hits: &mut [Option<Bitset>], test: TestId, row: u32| {
             if let Some(h) = hits.get_mut(test as usize) {
                 h.get_or_insert_with(|| Bitset::empty(rows))
                     .set(row as usize);
             }
         };
-        let fold_needed = !self.insensitive.is_empty();
-        let sensitive = !self.sensitive.is_empty();
-        let mut lower: Vec<u8> = Vec::new();
-        let mut candidates: Vec<Target> = Vec::new();
-        let mut found: Vec<TestId> = Vec::new();
+        let mut scratch = Scratch::default();
+        // Distinct value -> its range in `passed`.
+        let mut seen: HashMap<&[u8], (u32, u32), foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(entries.len(), Default::default());
+        let mut passed: Vec<TestId> = Vec::new();
+        let mut dedup = true;
+        let mut looked = 0usize;
         for &(row, value) in entries {
             let Some(value) = value else { continue };
-            if fold_needed {
-                lower.clear();
-                lower.extend(value.iter().map(u8::to_ascii_lowercase));
-                self.insensitive
-                    .run(&lower, |t| found.push(t), &mut candidates);
-            }
-            if sensitive {
-                self.sensitive
-                    .run(value, |t| found.push(t), &mut candidates);
-            }
-            for t in found.drain(..) {
-                set(hits, t, row);
-            }
-            candidates.extend_from_slice(&self.untriggered);
-            if !candidates.is_empty() {
-                candidates.sort_unstable();
-                candidates.dedup();
-                for c in candidates.drain(..) {
-                    match c {
-                        Target::Glob(g) => {
-                            if let Some(glob) = self.globs.get(g as usize) {
-                                if glob_match(&glob.tokens, value, glob.cased) {
-                                    set(hits, glob.test, row);
-                                }
-                            }
-                        }
-                        Target::Regex(r) => {
-                            if let Some(confirm) = self.regexes.get(r as usize) {
-                                if confirm.regex.is_match(value) {
-                                    set(hits, confirm.test, row);
-                                }
-                            }
-                        }
-                        Target::Test(_) => {}
+            if dedup {
+                looked += 1;
+                let (start, end) = match seen.entry(value) {
+                    Entry::Occupied(e) => *e.get(),
+                    Entry::Vacant(e) => {
+                        let start = passed.len() as u32;
+                        self.value_tests(value, &mut scratch, &mut passed);
+                        *e.insert((start, passed.len() as u32))
                     }
+                };
+                for t in passed.get(start as usize..end as usize).unwrap_or(&[]) {
+                    set(hits, *t, row);
                 }
-            }
-            for (test, anchor) in &self.empty {
-                if *anchor != Anchor::Exact || value.is_empty() {
-                    set(hits, *test, row);
+                if looked == DEDUP_PROBE
+                    && seen.len() * DEDUP_MIN_REPEAT > looked * (DEDUP_MIN_REPEAT - 1)
+                {
+                    dedup = false;
+                    seen = HashMap::default();
+                    passed = Vec::new();
                 }
-            }
-            if !self.numbers.is_empty() {
-                if let Some(n) = parse_number(value) {
-                    for (test, op, bound) in &self.numbers {
-                        if op.holds(n, *bound) {
-                            set(hits, *test, row);
-                        }
-                    }
-                }
-            }
-            if !self.cidrs.is_empty() {
-                if let Some((addr, v6)) = parse_ip(value) {
-                    for (test, network, prefix, is_v6) in &self.cidrs {
-                        let width = if *is_v6 { 128 } else { 32 };
-                        if v6 == *is_v6 && addr & cidr_mask(*prefix, width) == *network {
-                            set(hits, *test, row);
-                        }
-                    }
+            } else {
+                self.value_tests(value, &mut scratch, &mut passed);
+                for t in passed.drain(..) {
+                    set(hits, t, row);
                 }
             }
             for (test, other, anchor, cased) in &self.fieldrefs {
@@ -406,7 +417,180 @@ impl FieldMatcher {
         self.presence_tests(entries, rows, hits);
     }
 
-    fn presence_tests(&self, entries: &[Entry<'_>], rows: usize, hits: &mut [Option<Bitset>]) {
+    /// Matches the keyword tests on the rows of `mask`: every value of a row.
+    ///
+    /// A matcher of `contains` literals alone scans each row's map values end to end
+    /// in one pass and keeps the literals found inside one value; any other matcher
+    /// goes value by value.
+    pub(crate) fn run_keyword_rows(
+        &self,
+        mask: &Bitset,
+        fields: &BatchFields<'_>,
+        hits: &mut [Option<Bitset>],
+    ) {
+        if !self.only_contains() {
+            let entries: Vec<batch_fields::Entry<'_>> = mask
+                .rows()
+                .flat_map(|row| {
+                    fields
+                        .keyword_values(row)
+                        .map(move |v| (row as u32, Some(v)))
+                })
+                .collect();
+            self.run(&entries, fields, hits);
+            return;
+        }
+        let rows = fields.rows;
+        let mut lower: Vec<u8> = Vec::new();
+        let mut found: Vec<TestId> = Vec::new();
+        for row in mask.rows() {
+            if let Some((text, bounds, first)) = fields.keyword_region(row) {
+                let inside = |start: usize, end: usize| {
+                    let base = bounds.first().map_or(0, |b| *b as usize);
+                    let (start, end) = (base + start, base + end);
+                    let i = bounds.partition_point(|b| *b as usize <= start);
+                    i > 0
+                        && bounds.get(i).is_some_and(|b| end <= *b as usize)
+                        && fields.map_value_valid(first + i - 1)
+                };
+                self.contains_in(text, &mut lower, inside, &mut found);
+            }
+            if let Some(message) = fields.message(row) {
+                self.contains_in(message, &mut lower, |_, _| true, &mut found);
+            }
+            for t in found.drain(..) {
+                if let Some(h) = hits.get_mut(t as usize) {
+                    h.get_or_insert_with(|| Bitset::empty(rows)).set(row);
+                }
+            }
+        }
+    }
+
+    /// Whether every test of this matcher is a `contains` literal.
+    fn only_contains(&self) -> bool {
+        let plain = |g: &CaseGroup| {
+            g.exact.is_empty()
+                && g.prefix.is_empty()
+                && g.suffix.is_empty()
+                && g.targets
+                    .iter()
+                    .flatten()
+                    .all(|t| matches!(t, Target::Test(_)))
+        };
+        plain(&self.insensitive)
+            && plain(&self.sensitive)
+            && self.empty.is_empty()
+            && self.globs.is_empty()
+            && self.regexes.is_empty()
+            && self.untriggered.is_empty()
+            && self.numbers.is_empty()
+            && self.cidrs.is_empty()
+            && self.exists.is_empty()
+            && self.nulls.is_empty()
+            && self.fieldrefs.is_empty()
+    }
+
+    /// Appends the `contains` tests whose literal occurs in `text` at a place
+    /// `inside(start, end)` accepts.
+    fn contains_in(
+        &self,
+        text: &[u8],
+        lower: &mut Vec<u8>,
+        inside: impl Fn(usize, usize) -> bool,
+        out: &mut Vec<TestId>,
+    ) {
+        let mut scan = |group: &CaseGroup, text: &[u8]| {
+            let Some(ac) = group.contains.as_ref().filter(|_| group.may_contain(text)) else {
+                return;
+            };
+            for m in ac.find_overlapping_iter(text) {
+                if inside(m.start(), m.end()) {
+                    for target in &group.targets[m.pattern().as_usize()] {
+                        if let Target::Test(t) = target {
+                            out.push(*t);
+                        }
+                    }
+                }
+            }
+        };
+        if self.insensitive.contains.is_some() {
+            lower.clear();
+            lower.extend_from_slice(text);
+            lower.make_ascii_lowercase();
+            scan(&self.insensitive, lower);
+        }
+        scan(&self.sensitive, text);
+    }
+
+    /// Appends to `out` every test of this field that `value` passes on its own
+    /// (all but `fieldref`, which reads another field of the row).
+    fn value_tests(&self, value: &[u8], scratch: &mut Scratch, out: &mut Vec<TestId>) {
+        let Scratch { lower, candidates } = scratch;
+        if !self.insensitive.is_empty() {
+            lower.clear();
+            lower.extend_from_slice(value);
+            lower.make_ascii_lowercase();
+            self.insensitive.run(lower, |t| out.push(t), candidates);
+        }
+        if !self.sensitive.is_empty() {
+            self.sensitive.run(value, |t| out.push(t), candidates);
+        }
+        candidates.extend_from_slice(&self.untriggered);
+        if !candidates.is_empty() {
+            candidates.sort_unstable();
+            candidates.dedup();
+            for c in candidates.drain(..) {
+                match c {
+                    Target::Glob(g) => {
+                        if let Some(glob) = self.globs.get(g as usize) {
+                            if glob_match(&glob.tokens, value, glob.cased) {
+                                out.push(glob.test);
+                            }
+                        }
+                    }
+                    Target::Regex(r) => {
+                        if let Some(confirm) = self.regexes.get(r as usize) {
+                            if confirm.regex.is_match(value) {
+                                out.push(confirm.test);
+                            }
+                        }
+                    }
+                    Target::Test(_) => {}
+                }
+            }
+        }
+        for (test, anchor) in &self.empty {
+            if *anchor != Anchor::Exact || value.is_empty() {
+                out.push(*test);
+            }
+        }
+        if !self.numbers.is_empty() {
+            if let Some(n) = parse_number(value) {
+                for (test, op, bound) in &self.numbers {
+                    if op.holds(n, *bound) {
+                        out.push(*test);
+                    }
+                }
+            }
+        }
+        if !self.cidrs.is_empty() {
+            if let Some((addr, v6)) = parse_ip(value) {
+                for (test, network, prefix, is_v6) in &self.cidrs {
+                    let width = if *is_v6 { 128 } else { 32 };
+                    if v6 == *is_v6 && addr & cidr_mask(*prefix, width) == *network {
+                        out.push(*test);
+                    }
+                }
+            }
+        }
+    }
+
+    fn presence_tests(
+        &self,
+        entries: &[batch_fields::Entry<'_>],
+        rows: usize,
+        hits: &mut [Option<Bitset>],
+    ) {
         if self.exists.is_empty() && self.nulls.is_empty() {
             return;
         }

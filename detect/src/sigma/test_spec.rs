@@ -115,6 +115,14 @@ pub(crate) enum TestSpec {
     },
 }
 
+impl TestSpec {
+    /// Whether this is a `contains` of a non-empty literal: a test that holds where
+    /// the bytes occur, whatever surrounds them.
+    pub(crate) fn is_plain_contains(&self) -> bool {
+        matches!(self, TestSpec::Literal { bytes, anchor: Anchor::Contains, .. } if !bytes.is_empty())
+    }
+}
+
 /// Settings that shape value expansion.
 #[derive(Debug, Default, Clone)]
 pub struct ExpandValues {

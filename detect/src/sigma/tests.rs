@@ -617,3 +617,109 @@ fn meta_filters_narrow_the_rules_they_name() {
     let hits = det.matches(&b.finish().unwrap()).unwrap();
     assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![1]);
 }
+
+fn keyword_rows(keywords: &str, events: &[Event]) -> Vec<u32> {
+    let yaml = format!(
+        "title: k\nid: k\nlogsource: {{product: windows}}\ndetection:\n    keywords:\n{keywords}\n    condition: keywords\n"
+    );
+    run_with(&yaml, events, &options())
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+#[test]
+fn keywords_match_inside_one_value_not_across_two() {
+    let evs = [
+        // `mimikatz` only across the boundary of two adjacent values.
+        sysmon("1", &[("A", "xx mimi"), ("B", "katz yy")]),
+        sysmon("1", &[("A", "x"), ("B", "the MIMIKATZ tool")]),
+        Event {
+            message: Some("a line about mimikatz".into()),
+            ..sysmon("1", &[("A", "mimi"), ("B", "katz")])
+        },
+        sysmon("1", &[("A", ""), ("B", "mimikat"), ("C", "z")]),
+    ];
+    // Plain literals: one scan over a row's values, kept only inside one value.
+    assert_eq!(keyword_rows("        - 'mimikatz'", &evs), vec![1, 2]);
+    // A wildcard keyword goes value by value: the same answer.
+    assert_eq!(keyword_rows("        - 'mimi*katz'", &evs), vec![1, 2]);
+    // Both kinds in one rule.
+    assert_eq!(
+        keyword_rows("        - 'mimi?atz'\n        - 'katz yy'", &evs),
+        vec![0, 1, 2]
+    );
+}
+
+#[test]
+fn keyword_rules_on_other_routes_do_not_see_a_row() {
+    // Two keyword rules: one on every Windows event, one on process creation only.
+    let yaml = "title: every\nid: e\nlogsource: {product: windows}\ndetection:\n    keywords:\n        - 'alpha'\n    condition: keywords\n---\ntitle: proc\nid: p\nlogsource: {product: windows, category: process_creation}\ndetection:\n    keywords:\n        - 'beta'\n        - 'alpha'\n    condition: keywords\n";
+    let evs = [
+        sysmon("1", &[("X", "alpha beta")]),
+        sysmon("11", &[("X", "alpha beta")]),
+        sysmon("11", &[("X", "beta")]),
+    ];
+    let mut got = run_with(yaml, &evs, &options());
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("every".to_owned(), 0),
+            ("every".to_owned(), 1),
+            ("proc".to_owned(), 0)
+        ]
+    );
+}
+
+#[test]
+fn a_test_two_routes_share_holds_on_the_rows_of_each() {
+    let yaml = "title: proc\nid: p\nlogsource: {product: windows, category: process_creation}\ndetection:\n    s:\n        Image|endswith: '\\x.exe'\n    condition: s\n---\ntitle: every\nid: e\nlogsource: {product: windows}\ndetection:\n    s:\n        Image|endswith: '\\x.exe'\n    condition: s\n---\ntitle: notproc\nid: n\nlogsource: {product: windows, category: process_creation}\ndetection:\n    s:\n        Image|endswith: '\\x.exe'\n    condition: not s\n";
+    let evs = [
+        sysmon("1", &[("Image", "C:\\x.exe")]),
+        sysmon("11", &[("Image", "C:\\x.exe")]),
+        sysmon("11", &[("Image", "C:\\y.exe")]),
+        sysmon("1", &[("Image", "C:\\y.exe")]),
+    ];
+    let mut got = run_with(yaml, &evs, &options());
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("every".to_owned(), 0),
+            ("every".to_owned(), 1),
+            ("notproc".to_owned(), 3),
+            ("proc".to_owned(), 0)
+        ]
+    );
+}
+
+#[test]
+fn values_recurring_or_not_give_the_same_hits() {
+    // 70 literals: more than a gated group takes.
+    let mut values: Vec<String> = (0..69).map(|i| format!("        - 'tool{i:03}'")).collect();
+    values.push("        - 'EVIL'".into());
+    let d = format!(
+        "    s:\n        CommandLine|contains:\n{}\n    condition: s",
+        values.join("\n")
+    );
+    // Recurring: 3 values over 1,500 rows. Then mostly distinct: past the probe, the
+    // batch is matched value by value.
+    for distinct in [3usize, 1400] {
+        let evs: Vec<Event> = (0..1500)
+            .map(|i| {
+                let v = i % distinct;
+                let line = if v % 2 == 0 {
+                    format!("run {v} evil")
+                } else {
+                    format!("run {v}")
+                };
+                cmd(&line)
+            })
+            .collect();
+        let want: Vec<u32> = (0..1500u32)
+            .filter(|i| (*i as usize % distinct) % 2 == 0)
+            .collect();
+        assert_eq!(rows(&d, &evs), want, "{distinct} distinct values");
+    }
+}
