@@ -231,34 +231,48 @@ pub fn compile(
         };
         grouped.entry(key).or_default().push((id, spec));
     }
-    let mut by_slot: Vec<(u32, Vec<u32>, Vec<(TestId, TestSpec)>)> = grouped
+    /// Tests built into one matcher, and the routes that read them.
+    struct Group {
+        slot: u32,
+        readers: Vec<u32>,
+        tests: Vec<(TestId, TestSpec)>,
+    }
+    let mut groups: Vec<Group> = grouped
         .into_iter()
-        .map(|((slot, _, routes), tests)| {
+        .map(|((slot, _, routes), mut tests)| {
+            tests.sort_by_key(|(id, _)| *id);
             let readers = if Some(slot) == keywords {
                 routes
             } else {
                 readers.get(slot as usize).cloned().unwrap_or_default()
             };
-            (slot, readers, tests)
+            Group {
+                slot,
+                readers,
+                tests,
+            }
         })
         .collect();
-    // Biggest fields first, one per task, so the threads stay balanced.
-    by_slot.sort_by(|a, b| {
-        (std::cmp::Reverse(a.2.len()), a.0, &a.1).cmp(&(std::cmp::Reverse(b.2.len()), b.0, &b.1))
+    // Biggest groups first, one per task, so the threads stay balanced; ties by
+    // their first test, so the order does not depend on hashing.
+    groups.sort_by_key(|g| {
+        (
+            std::cmp::Reverse(g.tests.len()),
+            g.tests.first().map(|(id, _)| *id),
+        )
     });
     // Every field named by a `fieldref` already has a slot (see `PlanBuilder::test`).
     let slots = &b.slots;
     let matchers = {
         use rayon::prelude::*;
-        by_slot
+        groups
             .into_par_iter()
             .with_max_len(1)
-            .map(|(slot, readers, mut tests)| {
-                tests.sort_by_key(|(id, _)| *id);
-                FieldMatcher::build(&tests, |name| slots.get(name).unwrap_or(u32::MAX)).map(
+            .map(|g| {
+                FieldMatcher::build(&g.tests, |name| slots.get(name).unwrap_or(u32::MAX)).map(
                     |matcher| SlotMatcher {
-                        slot,
-                        readers,
+                        slot: g.slot,
+                        readers: g.readers,
                         matcher,
                     },
                 )

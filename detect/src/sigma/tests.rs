@@ -709,7 +709,7 @@ fn values_recurring_or_not_give_the_same_hits() {
         let evs: Vec<Event> = (0..1500)
             .map(|i| {
                 let v = i % distinct;
-                let line = if v % 2 == 0 {
+                let line = if v.is_multiple_of(2) {
                     format!("run {v} evil")
                 } else {
                     format!("run {v}")
@@ -718,7 +718,7 @@ fn values_recurring_or_not_give_the_same_hits() {
             })
             .collect();
         let want: Vec<u32> = (0..1500u32)
-            .filter(|i| (*i as usize % distinct) % 2 == 0)
+            .filter(|i| (*i as usize % distinct).is_multiple_of(2))
             .collect();
         assert_eq!(rows(&d, &evs), want, "{distinct} distinct values");
     }
