@@ -112,6 +112,9 @@ impl<'a> BatchFields<'a> {
             .as_string_opt::<i32>()
             .ok_or_else(|| DetectError::Schema("`fields` values are not Utf8".into()))?;
         let offsets = map.value_offsets();
+        // Rows of one source list their keys in the same order: the key at the same
+        // place in the row before, if equal, has the slot already looked up.
+        let mut before: Vec<(&str, Option<u32>)> = Vec::new();
         for row in 0..rows {
             if map.is_null(row) {
                 continue;
@@ -119,10 +122,25 @@ impl<'a> BatchFields<'a> {
             let (Some(&start), Some(&end)) = (offsets.get(row), offsets.get(row + 1)) else {
                 continue;
             };
-            for e in start.max(0) as usize..end.max(0) as usize {
-                if let Some(slot) = slots.index.get(keys.value(e)) {
+            let start = start.max(0) as usize;
+            for e in start..end.max(0) as usize {
+                let key = keys.value(e);
+                let at = e - start;
+                let slot = match before.get_mut(at) {
+                    Some((k, slot)) if *k == key => *slot,
+                    Some(cached) => {
+                        *cached = (key, slots.index.get(key).copied());
+                        cached.1
+                    }
+                    None => {
+                        let slot = slots.index.get(key).copied();
+                        before.push((key, slot));
+                        slot
+                    }
+                };
+                if let Some(slot) = slot {
                     let value = values.is_valid(e).then(|| values.value(e).as_bytes());
-                    per_slot[*slot as usize].push((row as u32, value));
+                    per_slot[slot as usize].push((row as u32, value));
                 }
             }
         }

@@ -10,6 +10,7 @@ use super::batch_fields::{BatchFields, Entry};
 use super::bitset::Bitset;
 use super::compile::{Plan, SlotMatcher};
 use super::expr::eval;
+use super::field_matcher::Scratch;
 use crate::error::DetectError;
 
 /// One rule matching one row.
@@ -89,6 +90,7 @@ pub(crate) fn evaluate(plan: &Plan, batch: &RecordBatch) -> Result<Vec<RuleHit>,
     let routes = route_rows(plan, &fields);
     let mut hits: Vec<Option<Bitset>> = vec![None; plan.test_count];
     let keywords = plan.slots.keywords();
+    let mut scratch = Scratch::default();
     for SlotMatcher {
         slot,
         readers,
@@ -101,7 +103,7 @@ pub(crate) fn evaluate(plan: &Plan, batch: &RecordBatch) -> Result<Vec<RuleHit>,
             continue;
         };
         if Some(*slot) == keywords {
-            matcher.run_keyword_rows(&mask, &fields, &mut hits);
+            matcher.run_keyword_rows(&mask, &fields, &mut hits, &mut scratch);
             continue;
         }
         let all: &[Entry<'_>] = fields
@@ -119,7 +121,7 @@ pub(crate) fn evaluate(plan: &Plan, batch: &RecordBatch) -> Result<Vec<RuleHit>,
             )
         };
         if !entries.is_empty() || matcher.has_absence_tests() {
-            matcher.run(&entries, &fields, &mut hits);
+            matcher.run(&entries, &fields, &mut hits, &mut scratch);
         }
     }
     let mut out = Vec::new();

@@ -185,9 +185,20 @@ const DEDUP_PROBE: usize = 512;
 /// matched once per distinct value.
 const DEDUP_MIN_REPEAT: usize = 8;
 
+/// Buffers reused from value to value, and from field to field of one batch.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch<'a> {
+    /// Per-value buffers.
+    values: ValueScratch,
+    /// Distinct value -> its range in `passed`.
+    seen: HashMap<&'a [u8], (u32, u32), foldhash::fast::RandomState>,
+    /// The tests each distinct value passes, end to end.
+    passed: Vec<TestId>,
+}
+
 /// Buffers reused from value to value.
 #[derive(Debug, Default)]
-struct Scratch {
+struct ValueScratch {
     /// The value lowercased.
     lower: Vec<u8>,
     /// Globs and regexes to confirm.
@@ -358,11 +369,12 @@ impl FieldMatcher {
     /// per distinct value and set on every row that carries it. Where the values
     /// hardly recur (fewer than one in [`DEDUP_MIN_REPEAT`] of the first
     /// [`DEDUP_PROBE`]), the rest of the batch is matched value by value.
-    pub(crate) fn run(
+    pub(crate) fn run<'a>(
         &self,
-        entries: &[batch_fields::Entry<'_>],
+        entries: &[batch_fields::Entry<'a>],
         fields: &BatchFields<'_>,
         hits: &mut [Option<Bitset>],
+        scratch: &mut Scratch<'a>,
     ) {
         let rows = fields.rows;
         let set = |hits: &mut [Option<Bitset>], test: TestId, row: u32| {
@@ -371,12 +383,16 @@ impl FieldMatcher {
                     .set(row as usize);
             }
         };
-        let mut scratch = Scratch::default();
-        // Distinct value -> its range in `passed`.
-        let mut seen: HashMap<&[u8], (u32, u32), foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(entries.len(), Default::default());
-        let mut passed: Vec<TestId> = Vec::new();
-        let mut dedup = true;
+        let Scratch {
+            values: scratch,
+            seen,
+            passed,
+        } = scratch;
+        seen.clear();
+        passed.clear();
+        // Matching a value costs about one lookup where there is no automaton scan
+        // and nothing to confirm: then values are not looked up twice.
+        let mut dedup = self.costly();
         let mut looked = 0usize;
         for &(row, value) in entries {
             let Some(value) = value else { continue };
@@ -386,7 +402,7 @@ impl FieldMatcher {
                     Entry::Occupied(e) => *e.get(),
                     Entry::Vacant(e) => {
                         let start = passed.len() as u32;
-                        self.value_tests(value, &mut scratch, &mut passed);
+                        self.value_tests(value, scratch, passed);
                         *e.insert((start, passed.len() as u32))
                     }
                 };
@@ -397,11 +413,10 @@ impl FieldMatcher {
                     && seen.len() * DEDUP_MIN_REPEAT > looked * (DEDUP_MIN_REPEAT - 1)
                 {
                     dedup = false;
-                    seen = HashMap::default();
-                    passed = Vec::new();
+                    passed.clear();
                 }
             } else {
-                self.value_tests(value, &mut scratch, &mut passed);
+                self.value_tests(value, scratch, passed);
                 for t in passed.drain(..) {
                     set(hits, t, row);
                 }
@@ -422,14 +437,15 @@ impl FieldMatcher {
     /// A matcher of `contains` literals alone scans each row's map values end to end
     /// in one pass and keeps the literals found inside one value; any other matcher
     /// goes value by value.
-    pub(crate) fn run_keyword_rows(
+    pub(crate) fn run_keyword_rows<'a>(
         &self,
         mask: &Bitset,
-        fields: &BatchFields<'_>,
+        fields: &BatchFields<'a>,
         hits: &mut [Option<Bitset>],
+        scratch: &mut Scratch<'a>,
     ) {
         if !self.only_contains() {
-            let entries: Vec<batch_fields::Entry<'_>> = mask
+            let entries: Vec<batch_fields::Entry<'a>> = mask
                 .rows()
                 .flat_map(|row| {
                     fields
@@ -437,7 +453,7 @@ impl FieldMatcher {
                         .map(move |v| (row as u32, Some(v)))
                 })
                 .collect();
-            self.run(&entries, fields, hits);
+            self.run(&entries, fields, hits, scratch);
             return;
         }
         let rows = fields.rows;
@@ -464,6 +480,17 @@ impl FieldMatcher {
                 }
             }
         }
+    }
+
+    /// Whether matching a value takes more than lookups: an automaton scan,
+    /// patterns to confirm, or parsing.
+    fn costly(&self) -> bool {
+        self.insensitive.contains.is_some()
+            || self.sensitive.contains.is_some()
+            || !self.globs.is_empty()
+            || !self.regexes.is_empty()
+            || !self.numbers.is_empty()
+            || !self.cidrs.is_empty()
     }
 
     /// Whether every test of this matcher is a `contains` literal.
@@ -524,8 +551,8 @@ impl FieldMatcher {
 
     /// Appends to `out` every test of this field that `value` passes on its own
     /// (all but `fieldref`, which reads another field of the row).
-    fn value_tests(&self, value: &[u8], scratch: &mut Scratch, out: &mut Vec<TestId>) {
-        let Scratch { lower, candidates } = scratch;
+    fn value_tests(&self, value: &[u8], scratch: &mut ValueScratch, out: &mut Vec<TestId>) {
+        let ValueScratch { lower, candidates } = scratch;
         if !self.insensitive.is_empty() {
             lower.clear();
             lower.extend_from_slice(value);
