@@ -109,6 +109,7 @@ mod tests {
         a.set(129);
         a.set(500); // out of range: ignored
         assert_eq!(a.rows().collect::<Vec<_>>(), vec![0, 64, 129]);
+        assert_eq!(a.count(), 3);
         let mut b = Bitset::full(130);
         b.and_with(&a);
         assert_eq!(b, a);
