@@ -178,11 +178,11 @@ struct Glob {
     cased: bool,
 }
 
-/// Values matched before [`FieldMatcher::run`] decides whether a batch's values recur.
+/// Every this many values, [`FieldMatcher::run`] checks whether a batch's values recur.
 const DEDUP_PROBE: usize = 512;
 
-/// At least one value in this many must recur among the probed for the batch to be
-/// matched once per distinct value.
+/// At least one value in this many must recur among those seen so far for the rest of
+/// the batch to be matched once per distinct value.
 const DEDUP_MIN_REPEAT: usize = 8;
 
 /// Buffers reused from value to value, and from field to field of one batch.
@@ -367,8 +367,8 @@ impl FieldMatcher {
     ///
     /// A value that recurs in the batch is matched once: the tests it passes are kept
     /// per distinct value and set on every row that carries it. Where the values
-    /// hardly recur (fewer than one in [`DEDUP_MIN_REPEAT`] of the first
-    /// [`DEDUP_PROBE`]), the rest of the batch is matched value by value.
+    /// hardly recur (fewer than one in [`DEDUP_MIN_REPEAT`] of those seen, checked
+    /// every [`DEDUP_PROBE`] values), the rest of the batch is matched value by value.
     pub(crate) fn run<'a>(
         &self,
         entries: &[batch_fields::Entry<'a>],
@@ -409,7 +409,7 @@ impl FieldMatcher {
                 for t in passed.get(start as usize..end as usize).unwrap_or(&[]) {
                     set(hits, *t, row);
                 }
-                if looked == DEDUP_PROBE
+                if looked.is_multiple_of(DEDUP_PROBE)
                     && seen.len() * DEDUP_MIN_REPEAT > looked * (DEDUP_MIN_REPEAT - 1)
                 {
                     dedup = false;
@@ -457,8 +457,9 @@ impl FieldMatcher {
             return;
         }
         let rows = fields.rows;
-        let mut lower: Vec<u8> = Vec::new();
-        let mut found: Vec<TestId> = Vec::new();
+        let ValueScratch { lower, .. } = &mut scratch.values;
+        let found = &mut scratch.passed;
+        found.clear();
         for row in mask.rows() {
             if let Some((text, bounds, first)) = fields.keyword_region(row) {
                 let inside = |start: usize, end: usize| {
@@ -469,10 +470,10 @@ impl FieldMatcher {
                         && bounds.get(i).is_some_and(|b| end <= *b as usize)
                         && fields.map_value_valid(first + i - 1)
                 };
-                self.contains_in(text, &mut lower, inside, &mut found);
+                self.contains_in(text, lower, inside, found);
             }
             if let Some(message) = fields.message(row) {
-                self.contains_in(message, &mut lower, |_, _| true, &mut found);
+                self.contains_in(message, lower, |_, _| true, found);
             }
             for t in found.drain(..) {
                 if let Some(h) = hits.get_mut(t as usize) {

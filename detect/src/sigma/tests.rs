@@ -652,8 +652,9 @@ fn keywords_match_inside_one_value_not_across_two() {
 }
 
 #[test]
-fn keyword_rules_on_other_routes_do_not_see_a_row() {
-    // Two keyword rules: one on every Windows event, one on process creation only.
+fn keyword_groups_by_route_keep_each_rules_answers() {
+    // Two keyword rules: one on every Windows event, one on process creation only; the
+    // literal they share and the one only the second reads go to different groups.
     let yaml = "title: every\nid: e\nlogsource: {product: windows}\ndetection:\n    keywords:\n        - 'alpha'\n    condition: keywords\n---\ntitle: proc\nid: p\nlogsource: {product: windows, category: process_creation}\ndetection:\n    keywords:\n        - 'beta'\n        - 'alpha'\n    condition: keywords\n";
     let evs = [
         sysmon("1", &[("X", "alpha beta")]),
@@ -722,4 +723,38 @@ fn values_recurring_or_not_give_the_same_hits() {
             .collect();
         assert_eq!(rows(&d, &evs), want, "{distinct} distinct values");
     }
+}
+
+#[test]
+fn absence_and_fieldref_tests_hold_on_their_routes_rows_only() {
+    // The rules read `User` on process creation only; rows of another route carry
+    // no `User` either, and must not count as "absent" for them.
+    let evs = [
+        sysmon("1", &[("Other", "x")]),
+        sysmon("11", &[("Other", "x")]),
+        sysmon("1", &[("User", "bob"), ("TargetUser", "bob")]),
+        sysmon("11", &[("User", "bob"), ("TargetUser", "bob")]),
+    ];
+    assert_eq!(
+        rows("    s:\n        User|exists: false\n    condition: s", &evs),
+        vec![0]
+    );
+    assert_eq!(
+        rows("    s:\n        User: null\n    condition: s", &evs),
+        vec![0]
+    );
+    assert_eq!(
+        rows(
+            "    s:\n        User|fieldref: TargetUser\n    condition: s",
+            &evs
+        ),
+        vec![2]
+    );
+    assert_eq!(
+        rows(
+            "    s:\n        User|fieldref: TargetUser\n    condition: not s",
+            &evs
+        ),
+        vec![0]
+    );
 }
