@@ -618,6 +618,21 @@ fn meta_filters_narrow_the_rules_they_name() {
     assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![1]);
 }
 
+/// (rule title, row) of every hit, sorted.
+fn sorted_hits(yaml: &str, events: &[Event]) -> Vec<(String, u32)> {
+    let mut got = run_with(yaml, events, &options());
+    got.sort();
+    got
+}
+
+/// Expected hits as [`sorted_hits`] gives them.
+fn hits(expected: &[(&str, u32)]) -> Vec<(String, u32)> {
+    expected
+        .iter()
+        .map(|(t, r)| ((*t).to_owned(), *r))
+        .collect()
+}
+
 fn keyword_rows(keywords: &str, events: &[Event]) -> Vec<u32> {
     let yaml = format!(
         "title: k\nid: k\nlogsource: {{product: windows}}\ndetection:\n    keywords:\n{keywords}\n    condition: keywords\n"
@@ -661,15 +676,9 @@ fn keyword_groups_by_route_keep_each_rules_answers() {
         sysmon("11", &[("X", "alpha beta")]),
         sysmon("11", &[("X", "beta")]),
     ];
-    let mut got = run_with(yaml, &evs, &options());
-    got.sort();
     assert_eq!(
-        got,
-        vec![
-            ("every".to_owned(), 0),
-            ("every".to_owned(), 1),
-            ("proc".to_owned(), 0)
-        ]
+        sorted_hits(yaml, &evs),
+        hits(&[("every", 0), ("every", 1), ("proc", 0)])
     );
 }
 
@@ -682,16 +691,9 @@ fn a_test_two_routes_share_holds_on_the_rows_of_each() {
         sysmon("11", &[("Image", "C:\\y.exe")]),
         sysmon("1", &[("Image", "C:\\y.exe")]),
     ];
-    let mut got = run_with(yaml, &evs, &options());
-    got.sort();
     assert_eq!(
-        got,
-        vec![
-            ("every".to_owned(), 0),
-            ("every".to_owned(), 1),
-            ("notproc".to_owned(), 3),
-            ("proc".to_owned(), 0)
-        ]
+        sorted_hits(yaml, &evs),
+        hits(&[("every", 0), ("every", 1), ("notproc", 3), ("proc", 0)])
     );
 }
 
