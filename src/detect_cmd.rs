@@ -231,6 +231,9 @@ struct Hunt<'a> {
 struct BatchHits {
     events: EventBatch,
     sigma: Vec<RuleHit>,
+    /// Per Sigma hit, its JSON line (rendered on the worker thread), or `None` for a
+    /// rule whose hits only feed correlations.
+    lines: Vec<Option<String>>,
     yara: Vec<vedette_core::alert::Alert>,
 }
 
@@ -300,9 +303,20 @@ fn hunt_one(
                             None => (Vec::new(), events),
                         };
                         let sigma_hits = sigma.detector.matches(&events.records)?;
+                        let lines = sigma_hits
+                            .iter()
+                            .map(|hit| {
+                                sigma
+                                    .correlations
+                                    .generates(hit.rule)
+                                    .then(|| hit_line(&sigma.detector, &name, b, hit))
+                                    .flatten()
+                            })
+                            .collect();
                         Ok(BatchHits {
                             events,
                             sigma: sigma_hits,
+                            lines,
                             yara: scanned,
                         })
                     })
@@ -321,6 +335,7 @@ fn hunt_one(
                 let BatchHits {
                     events,
                     sigma: hits,
+                    lines,
                     yara: scanned,
                 } = found;
                 totals.yara_alerts += scanned.len();
@@ -346,11 +361,11 @@ fn hunt_one(
                         (vec![true; hits.len()], Vec::new())
                     }
                 };
-                for (i, hit) in hits.iter().enumerate() {
+                for (i, (hit, line)) in hits.iter().zip(&lines).enumerate() {
                     *totals.per_rule.entry(hit.rule).or_default() += 1;
                     let printed = keep.get(i).copied().unwrap_or(true);
-                    if printed && sigma.correlations.generates(hit.rule) {
-                        write_hit(out, &sigma.detector, &name, batch, hit)?;
+                    if let Some(line) = line.as_deref().filter(|_| printed) {
+                        writeln!(out, "{line}").context("writing alerts")?;
                     }
                 }
                 for alert in &raised {
@@ -374,16 +389,14 @@ fn hunt_one(
     Ok(())
 }
 
-fn write_hit(
-    out: &mut impl Write,
+/// The JSON line of one Sigma hit (`None` for a rule the detector does not have).
+fn hit_line(
     detector: &SigmaDetector,
     input: &str,
     batch: &HuntBatch,
     hit: &RuleHit,
-) -> anyhow::Result<()> {
-    let Some(rule) = detector.rules().get(hit.rule as usize) else {
-        return Ok(());
-    };
+) -> Option<String> {
+    let rule = detector.rules().get(hit.rule as usize)?;
     let row = hit.row as usize;
     let records = &batch.records;
     let text = |name: &str| {
@@ -409,7 +422,7 @@ fn write_hit(
     line.insert("host".into(), text(col::HOST_NAME).into());
     line.insert("user".into(), text(col::USER_NAME).into());
     line.insert("matched".into(), string_map(&hit.matched));
-    writeln!(out, "{}", serde_json::Value::Object(line)).context("writing alerts")
+    Some(serde_json::Value::Object(line).to_string())
 }
 
 /// The fields every alert line has: kind, rule identity and metadata, time.
