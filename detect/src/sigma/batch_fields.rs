@@ -188,14 +188,10 @@ impl<'a> BatchFields<'a> {
     /// values) of the row's entries and their end: entry `i` of the row spans
     /// `bounds[i] - bounds[0]..bounds[i + 1] - bounds[0]` of the run.
     pub(crate) fn keyword_region(&self, row: usize) -> Option<(&'a [u8], &'a [i32], usize)> {
-        if self.map.is_null(row) {
+        let std::ops::Range { start, end } = self.entries_of(row);
+        if start == end {
             return None;
         }
-        let offsets = self.map.value_offsets();
-        let (start, end) = (
-            *offsets.get(row)?.max(&0) as usize,
-            *offsets.get(row + 1)?.max(&0) as usize,
-        );
         let bounds = self.map_values.value_offsets().get(start..=end)?;
         let (&first, &last) = (bounds.first()?, bounds.last()?);
         let bytes = self
@@ -203,6 +199,18 @@ impl<'a> BatchFields<'a> {
             .value_data()
             .get(first.max(0) as usize..last.max(0) as usize)?;
         Some((bytes, bounds, start))
+    }
+
+    /// The indexes of `row`'s entries in the map (none if its map is null).
+    fn entries_of(&self, row: usize) -> std::ops::Range<usize> {
+        if self.map.is_null(row) {
+            return 0..0;
+        }
+        let offsets = self.map.value_offsets();
+        match (offsets.get(row), offsets.get(row + 1)) {
+            (Some(&s), Some(&e)) => s.max(0) as usize..e.max(0) as usize,
+            _ => 0..0,
+        }
     }
 
     /// Whether entry `entry` of the map's values is not null.
@@ -218,16 +226,7 @@ impl<'a> BatchFields<'a> {
 
     /// Every non-null value of `row` a keyword search reads: the map's, then `message`.
     pub(crate) fn keyword_values(&self, row: usize) -> impl Iterator<Item = &'a [u8]> + '_ {
-        let entries = if self.map.is_null(row) {
-            0..0
-        } else {
-            let offsets = self.map.value_offsets();
-            match (offsets.get(row), offsets.get(row + 1)) {
-                (Some(&s), Some(&e)) => s.max(0) as usize..e.max(0) as usize,
-                _ => 0..0,
-            }
-        };
-        entries
+        self.entries_of(row)
             .filter(|e| self.map_values.is_valid(*e))
             .map(|e| self.map_values.value(e).as_bytes())
             .chain(self.message(row))

@@ -145,8 +145,6 @@ pub fn compile(
     }
     let mut metas = Vec::new();
     let mut rule_routes = Vec::new();
-    // (slot, route): the rules of `route` read `slot`.
-    let mut slot_routes: Vec<(u32, u32)> = Vec::new();
     // (test, route): a rule of `route` reads the test.
     let mut test_routes: Vec<(TestId, u32)> = Vec::new();
     let mut outcomes = Vec::with_capacity(rules.len());
@@ -166,13 +164,8 @@ pub fn compile(
                 metas.push(RuleMeta::of(&rule, source));
                 for (entry, expr, fields) in routes {
                     let route = b.route(&options.logsources, entry);
-                    let mut read: Vec<u32> = Vec::new();
                     let expr = expr
                         .map_tests(&mut |leaf: Leaf| {
-                            if let TestSpec::FieldRef { other, .. } = &leaf.1 {
-                                read.push(b.slots.slot(other));
-                            }
-                            read.push(b.slots.slot(&leaf.0));
                             let id = b.test(&leaf.0, leaf.1);
                             test_routes.push((id, route));
                             id
@@ -181,10 +174,6 @@ pub fn compile(
                     let mut slots: Vec<u32> = fields.iter().map(|f| b.slots.slot(f)).collect();
                     slots.sort_unstable();
                     slots.dedup();
-                    read.extend_from_slice(&slots);
-                    for s in read {
-                        slot_routes.push((s, route));
-                    }
                     rule_routes.push(RuleRoute {
                         rule: index,
                         route,
@@ -198,14 +187,6 @@ pub fn compile(
         }
     }
     let test_count = b.tests.len();
-    slot_routes.sort_unstable();
-    slot_routes.dedup();
-    let mut readers: Vec<Vec<u32>> = vec![Vec::new(); b.slots.len()];
-    for (slot, route) in slot_routes {
-        if let Some(list) = readers.get_mut(slot as usize) {
-            list.push(route);
-        }
-    }
     let keywords = b.slots.keywords();
     test_routes.sort_unstable();
     test_routes.dedup();
@@ -239,13 +220,17 @@ pub fn compile(
     }
     let mut groups: Vec<Group> = grouped
         .into_iter()
-        .map(|((slot, _, routes), mut tests)| {
+        .map(|((slot, _, _), mut tests)| {
             tests.sort_by_key(|(id, _)| *id);
-            let readers = if Some(slot) == keywords {
-                routes
-            } else {
-                readers.get(slot as usize).cloned().unwrap_or_default()
-            };
+            // The routes of the rules whose conditions hold these tests.
+            let mut readers: Vec<u32> = tests
+                .iter()
+                .filter_map(|(id, _)| routes_of_test.get(*id as usize))
+                .flatten()
+                .copied()
+                .collect();
+            readers.sort_unstable();
+            readers.dedup();
             Group {
                 slot,
                 readers,

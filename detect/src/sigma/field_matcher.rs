@@ -378,10 +378,7 @@ impl FieldMatcher {
     ) {
         let rows = fields.rows;
         let set = |hits: &mut [Option<Bitset>], test: TestId, row: u32| {
-            if let Some(h) = hits.get_mut(test as usize) {
-                h.get_or_insert_with(|| Bitset::empty(rows))
-                    .set(row as usize);
-            }
+            set_hit(hits, test, row as usize, rows)
         };
         let Scratch {
             values: scratch,
@@ -462,8 +459,8 @@ impl FieldMatcher {
         found.clear();
         for row in mask.rows() {
             if let Some((text, bounds, first)) = fields.keyword_region(row) {
+                let base = bounds.first().map_or(0, |b| *b as usize);
                 let inside = |start: usize, end: usize| {
-                    let base = bounds.first().map_or(0, |b| *b as usize);
                     let (start, end) = (base + start, base + end);
                     let i = bounds.partition_point(|b| *b as usize <= start);
                     i > 0
@@ -476,9 +473,7 @@ impl FieldMatcher {
                 self.contains_in(message, lower, |_, _| true, found);
             }
             for t in found.drain(..) {
-                if let Some(h) = hits.get_mut(t as usize) {
-                    h.get_or_insert_with(|| Bitset::empty(rows)).set(row);
-                }
+                set_hit(hits, t, row, rows);
             }
         }
     }
@@ -542,10 +537,7 @@ impl FieldMatcher {
             }
         };
         if self.insensitive.contains.is_some() {
-            lower.clear();
-            lower.extend_from_slice(text);
-            lower.make_ascii_lowercase();
-            scan(&self.insensitive, lower);
+            scan(&self.insensitive, lowercased(text, lower));
         }
         scan(&self.sensitive, text);
     }
@@ -555,9 +547,7 @@ impl FieldMatcher {
     fn value_tests(&self, value: &[u8], scratch: &mut ValueScratch, out: &mut Vec<TestId>) {
         let ValueScratch { lower, candidates } = scratch;
         if !self.insensitive.is_empty() {
-            lower.clear();
-            lower.extend_from_slice(value);
-            lower.make_ascii_lowercase();
+            let lower = lowercased(value, lower);
             self.insensitive.run(lower, |t| out.push(t), candidates);
         }
         if !self.sensitive.is_empty() {
@@ -652,6 +642,21 @@ impl FieldMatcher {
     pub(crate) fn has_absence_tests(&self) -> bool {
         !self.exists.is_empty() || !self.nulls.is_empty()
     }
+}
+
+/// Marks `row` in the bitmap of `test` (allocated on its first row).
+fn set_hit(hits: &mut [Option<Bitset>], test: TestId, row: usize, rows: usize) {
+    if let Some(h) = hits.get_mut(test as usize) {
+        h.get_or_insert_with(|| Bitset::empty(rows)).set(row);
+    }
+}
+
+/// `text` ASCII-lowercased into `buf`.
+fn lowercased<'b>(text: &[u8], buf: &'b mut Vec<u8>) -> &'b [u8] {
+    buf.clear();
+    buf.extend_from_slice(text);
+    buf.make_ascii_lowercase();
+    buf
 }
 
 fn anchored_eq(value: &[u8], other: &[u8], anchor: Anchor, cased: bool) -> bool {
