@@ -194,11 +194,43 @@ enum TimeOf {
 
 enum ColumnBuilder {
     Timestamp(TimestampMillisecondBuilder, TimeOf),
-    Text(StringBuilder, Option<TextCol>, bool),
+    Text(TextColumn),
     Integer(Int64Builder, Option<IntCol>),
     TextList(ListBuilder<StringBuilder>),
     FieldMap(Box<MapBuilder<StringBuilder, StringBuilder>>),
     Binary(BinaryBuilder),
+}
+
+/// A text column's builder. Nulls are appended by the run when the next value (or the
+/// end of the batch) comes, not one call each: most rows leave most columns empty.
+struct TextColumn {
+    builder: StringBuilder,
+    /// The row's column it takes, if it is one.
+    column: Option<TextCol>,
+    /// Whether an empty row value is stored as `""` rather than null.
+    required: bool,
+    /// Nulls not appended yet.
+    pending_nulls: usize,
+}
+
+impl TextColumn {
+    fn push(&mut self, value: &str) {
+        if self.pending_nulls > 0 {
+            self.builder.append_nulls(self.pending_nulls);
+            self.pending_nulls = 0;
+        }
+        self.builder.append_value(value);
+    }
+
+    /// The column's array; the builder starts again at the size this batch used.
+    fn finish(&mut self, rows: usize) -> ArrayRef {
+        self.builder
+            .append_nulls(std::mem::take(&mut self.pending_nulls));
+        let bytes = self.builder.values_slice().len();
+        let array = self.builder.finish();
+        self.builder = text_builder(rows, bytes);
+        Arc::new(array)
+    }
 }
 
 /// Names of the parts of the `fields` map column.
@@ -243,9 +275,12 @@ impl EventBatchBuilder {
                         TimeOf::Event
                     },
                 ),
-                ColumnKind::Text => {
-                    ColumnBuilder::Text(StringBuilder::new(), TextCol::of(c.name), c.required)
-                }
+                ColumnKind::Text => ColumnBuilder::Text(TextColumn {
+                    builder: StringBuilder::new(),
+                    column: TextCol::of(c.name),
+                    required: c.required,
+                    pending_nulls: 0,
+                }),
                 ColumnKind::Integer => {
                     ColumnBuilder::Integer(Int64Builder::new(), IntCol::of(c.name))
                 }
@@ -293,16 +328,12 @@ impl EventBatchBuilder {
             match builder {
                 ColumnBuilder::Timestamp(b, TimeOf::Event) => b.append_value(row.timestamp_ms),
                 ColumnBuilder::Timestamp(b, TimeOf::Ingested) => b.append_value(row.ingested_ms),
-                ColumnBuilder::Text(b, column, required) => {
-                    match column.and_then(|c| row.text(c)) {
-                        Some(v) if !v.is_empty() || *column != Some(TextCol::Tenant) => {
-                            b.append_value(v)
-                        }
-                        _ if *column == Some(TextCol::Tenant) => b.append_value(DEFAULT_TENANT),
-                        _ if *required => b.append_value(""),
-                        _ => b.append_null(),
-                    }
-                }
+                ColumnBuilder::Text(t) => match t.column.and_then(|c| row.text(c)) {
+                    Some(v) if !v.is_empty() || t.column != Some(TextCol::Tenant) => t.push(v),
+                    _ if t.column == Some(TextCol::Tenant) => t.push(DEFAULT_TENANT),
+                    _ if t.required => t.push(""),
+                    _ => t.pending_nulls += 1,
+                },
                 ColumnBuilder::Integer(b, column) => {
                     b.append_option(column.and_then(|c| row.int(c)))
                 }
@@ -335,12 +366,7 @@ impl EventBatchBuilder {
             .map(|b| -> ArrayRef {
                 match b {
                     ColumnBuilder::Timestamp(b, _) => Arc::new(b.finish()),
-                    ColumnBuilder::Text(b, _, _) => {
-                        let bytes = b.values_slice().len();
-                        let array = b.finish();
-                        *b = text_builder(rows, bytes);
-                        Arc::new(array)
-                    }
+                    ColumnBuilder::Text(t) => t.finish(rows),
                     ColumnBuilder::Integer(b, _) => Arc::new(b.finish()),
                     ColumnBuilder::TextList(b) => Arc::new(b.finish()),
                     ColumnBuilder::FieldMap(b) => {
@@ -445,6 +471,41 @@ mod tests {
             .column_by_name(col::PROCESS_COMMAND_LINE)
             .map(|c| c.as_string::<i32>().value(2).to_string());
         assert_eq!(cmd.as_deref(), Some("cmd.exe /c echo 2"));
+        Ok(())
+    }
+
+    #[test]
+    fn runs_of_empty_text_columns_stay_in_their_rows() -> Result<(), CoreError> {
+        // Command lines on rows 1 and 4 of 6; nulls before, between and after them,
+        // then a second batch that starts with a null.
+        let mut b = EventBatchBuilder::new();
+        for i in 0..6 {
+            let mut e = sample(i);
+            if i != 1 && i != 4 {
+                e.process_command_line = None;
+            }
+            b.append(&e);
+        }
+        let first = b.finish()?;
+        let mut e = sample(9);
+        e.process_command_line = None;
+        b.append(&e);
+        b.append(&sample(10));
+        let second = b.finish()?;
+        let values = |batch: &RecordBatch| -> Vec<Option<String>> {
+            batch
+                .column_by_name(col::PROCESS_COMMAND_LINE)
+                .map(|c| {
+                    c.as_string::<i32>()
+                        .iter()
+                        .map(|v| v.map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let cmd = |i: i64| Some(format!("cmd.exe /c echo {i}"));
+        assert_eq!(values(&first), vec![None, cmd(1), None, None, cmd(4), None]);
+        assert_eq!(values(&second), vec![None, cmd(10)]);
         Ok(())
     }
 

@@ -282,7 +282,7 @@ impl Parser for AuditdParser {
                 stats.dead_letters += 1;
                 continue;
             }
-            let line = String::from_utf8_lossy(raw);
+            let line = crate::text::lossy_utf8(raw);
             let parsed = if line.contains("msg=audit(") {
                 parse_line(&line).map(|(stamp, ms, node, record)| (stamp, Some(ms), node, record))
             } else {

@@ -5,6 +5,7 @@
 //! A value runs until the space before the next `key=`. Custom fields with labels
 //! (`cs1Label=Foo cs1=bar`) are also reachable by their label (`Foo`).
 
+use crate::text::Needle;
 use vedette_core::event::Event;
 
 use crate::flatten::FieldSink;
@@ -34,7 +35,8 @@ pub(crate) const HEADER_NAMES: [&str; 6] = [
 
 /// Where `CEF:` starts in a message, if it carries CEF.
 pub(crate) fn find(message: &str) -> Option<usize> {
-    let i = message.find("CEF:")?;
+    static TAG: Needle = Needle::new("CEF:");
+    let i = TAG.find(message)?;
     (i == 0 || message.as_bytes()[i - 1] == b' ').then_some(i)
 }
 

@@ -343,24 +343,41 @@ impl<'a> FieldSink<'a> {
 /// a record's keys are bounded by the field limit, and a probe sequence by the index).
 fn key_hash(key: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mix = |h: u64, word: u64| (h ^ word).wrapping_mul(K).rotate_left(26);
     let mut h = (key.len() as u64).wrapping_mul(K);
     let mut chunks = key.chunks_exact(8);
     for c in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(26);
+        h = mix(h, word_at(c, 0));
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(26);
+    // The tail in fixed-size loads (a copy of a variable length is a call to memmove):
+    // the key's last eight bytes when it has eight, else two overlapping halves, else
+    // its first, middle and last byte.
+    let n = chunks.remainder().len();
+    if n > 0 {
+        let tail = if key.len() >= 8 {
+            word_at(key, key.len() - 8)
+        } else if n >= 4 {
+            u64::from(half_at(key, 0)) | u64::from(half_at(key, n - 4)) << 32
+        } else {
+            u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16
+        };
+        h = mix(h, tail);
     }
     h ^ (h >> 29)
+}
+
+/// The eight bytes of `bytes` at `at` (which must be in bounds) as a little-endian word.
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The four bytes of `bytes` at `at` (which must be in bounds) as a little-endian word.
+fn half_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Generic `key=value` messages (space separated, values optionally double-quoted with
 //! `\"` escapes), and FortiGate logs, which are `key=value` with known keys.
 
+use crate::text::Needle;
 use vedette_core::event::Event;
 
 use crate::flatten::FieldSink;
@@ -70,7 +71,9 @@ pub(crate) fn pairs_quoted(text: &str) -> (Vec<(String, String, bool)>, bool) {
 
 /// Whether a message looks like a FortiGate log.
 pub(crate) fn looks_like_fortigate(message: &str) -> bool {
-    message.contains("logid=") && (message.starts_with("date=") || message.contains("devname="))
+    static LOGID: Needle = Needle::new("logid=");
+    static DEVNAME: Needle = Needle::new("devname=");
+    LOGID.is_in(message) && (message.starts_with("date=") || DEVNAME.is_in(message))
 }
 
 /// IANA protocol numbers FortiGate logs use.

@@ -3,6 +3,7 @@
 //! `LEEF:2.0|Vendor|Product|Version|EventID|DelimiterChar|k=v<DELIM>k=v...`, where the
 //! 2.0 delimiter is one character or its hex code (`^`, `x09`, `0x7C`).
 
+use crate::text::Needle;
 use vedette_core::event::Event;
 
 use crate::flatten::FieldSink;
@@ -26,7 +27,8 @@ pub(crate) const HEADER_NAMES: [&str; 4] = ["vendor", "product", "productVersion
 
 /// Where `LEEF:` starts in a message, if it carries LEEF.
 pub(crate) fn find(message: &str) -> Option<usize> {
-    let i = message.find("LEEF:")?;
+    static TAG: Needle = Needle::new("LEEF:");
+    let i = TAG.find(message)?;
     (i == 0 || message.as_bytes()[i - 1] == b' ').then_some(i)
 }
 

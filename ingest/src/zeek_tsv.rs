@@ -111,7 +111,7 @@ impl Parser for ZeekTsvParser {
         } = remembered;
         let mut sink = FieldSink::new(ctx.limits);
         for (offset, raw) in lines(&chunk.bytes) {
-            let line = String::from_utf8_lossy(raw);
+            let line = crate::text::lossy_utf8(raw);
             if let Some(header) = line.strip_prefix('#') {
                 let (key, value) = header.split_once([' ', '\t']).unwrap_or((header, ""));
                 match key {

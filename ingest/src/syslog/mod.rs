@@ -96,7 +96,7 @@ impl TextLineParser {
         sink: &mut FieldSink<'c>,
         out: &mut Output<'_>,
     ) -> Result<(), Reject> {
-        let line = String::from_utf8_lossy(raw);
+        let line = crate::text::lossy_utf8(raw);
         let h = header::parse(&line, ctx.chunk.received_ms);
         let mut content = match self.content {
             TextContent::Auto => TextContent::detect(h.message),

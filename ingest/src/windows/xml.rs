@@ -8,6 +8,7 @@
 //! instructions are skipped. The result has the shape the `evtx` crate renders, so the
 //! same flattening applies.
 
+use crate::text::Needle;
 use serde_json::{Map, Value};
 
 /// Deepest element nesting accepted.
@@ -264,7 +265,10 @@ pub(crate) fn event_from_xml(xml: &str) -> Result<Map<String, Value>, String> {
 
 /// Whether text carries an XML Windows event.
 pub(crate) fn looks_like_xml_event(text: &str) -> bool {
-    text.contains("<Event") && text.contains("</Event>") && text.contains("<System>")
+    static OPEN: Needle = Needle::new("<Event");
+    static CLOSE: Needle = Needle::new("</Event>");
+    static SYSTEM: Needle = Needle::new("<System>");
+    OPEN.is_in(text) && CLOSE.is_in(text) && SYSTEM.is_in(text)
 }
 
 #[cfg(test)]
