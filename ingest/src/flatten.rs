@@ -270,10 +270,12 @@ impl<'a> FieldSink<'a> {
     }
 
     /// Value of a field already collected, by exact key (the first, when repeated).
+    #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.value_span(key).map(|v| self.text(v))
     }
 
+    #[inline]
     fn value_span(&self, key: &str) -> Option<Span> {
         if self.index.is_empty() {
             return None;
@@ -341,6 +343,7 @@ impl<'a> FieldSink<'a> {
 
 /// A fast hash of a field key (keys are short; this is not for hostile collisions:
 /// a record's keys are bounded by the field limit, and a probe sequence by the index).
+#[inline(always)]
 fn key_hash(key: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mix = |h: u64, word: u64| (h ^ word).wrapping_mul(K).rotate_left(26);
@@ -367,6 +370,7 @@ fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// The eight bytes of `bytes` at `at` (which must be in bounds) as a little-endian word.
+#[inline(always)]
 fn word_at(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
@@ -374,6 +378,7 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
 }
 
 /// The four bytes of `bytes` at `at` (which must be in bounds) as a little-endian word.
+#[inline(always)]
 fn half_at(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
