@@ -214,6 +214,7 @@ struct TextColumn {
 }
 
 impl TextColumn {
+    /// Appends a value after the nulls pending before it.
     fn push(&mut self, value: &str) {
         if self.pending_nulls > 0 {
             self.builder.append_nulls(self.pending_nulls);
