@@ -1,4 +1,4 @@
-//! The command line: help, version, `config check`.
+//! The command line: help, version, `config check`, start-up errors.
 
 mod common;
 
@@ -171,4 +171,31 @@ fn parse_writes_parquet_and_fails_only_for_unreadable_inputs() {
     let rows: usize = reader.map(|b| b.map(|b| b.num_rows()).unwrap_or(0)).sum();
     // Format auto: the broken CEF line is kept as a plain syslog event.
     assert_eq!(rows, 3);
+}
+
+#[test]
+fn run_refuses_an_event_id_key_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let config = dir.path().join("vedette.toml");
+    let text = format!(
+        "data_dir = {:?}\n[ingest]\nid_key_env = \"VEDETTE_TEST_EVENT_ID_KEY\"\n",
+        dir.path().join("data")
+    );
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("write config: {e}"));
+    let config = config.to_string_lossy().to_string();
+    let run = |key: Option<&str>| {
+        let mut cmd = common::vedette();
+        cmd.args(["run", "--config", &config]);
+        match key {
+            Some(k) => cmd.env("VEDETTE_TEST_EVENT_ID_KEY", k),
+            None => cmd.env_remove("VEDETTE_TEST_EVENT_ID_KEY"),
+        };
+        let out = cmd.output().unwrap_or_else(|e| panic!("run vedette: {e}"));
+        assert!(!out.status.success(), "started with key {key:?}");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let unset = run(None);
+    assert!(unset.contains("not set in the environment"), "{unset}");
+    let short = run(Some("0123"));
+    assert!(short.contains("32 hex digits"), "{short}");
 }

@@ -1,32 +1,71 @@
 //! Stable event ids: the same input record always gets the same `event.id`.
 //!
-//! The id is the 128-bit SipHash-1-3 (under a fixed key) of the tenant, the dataset and
-//! the raw record bytes, in lowercase hex. Re-delivery of a record (an agent retrying a
-//! POST, a bus replaying after a crash) therefore yields the same id, and stores
-//! de-duplicate on it. Two byte-identical records of the same tenant and dataset are
-//! treated as one.
+//! The id is the 128-bit SipHash-1-3 of the tenant, the dataset and the raw record
+//! bytes, in lowercase hex. Re-delivery of a record (an agent retrying a POST, a bus
+//! replaying after a crash) therefore yields the same id, and stores de-duplicate on it.
+//! Two byte-identical records of the same tenant and dataset are treated as one.
 //!
 //! Why SipHash and not a cryptographic digest: the id is computed for every event on
 //! the ingest path, where SHA-256 (even with the CPU's SHA extensions) took a fifth of
 //! the time to parse a Windows event; SipHash-1-3 is three to five times faster on
-//! records of 100 to 2,000 bytes. Unlike a non-cryptographic hash (xxHash, whose
-//! collisions can be constructed), no way to build two records with the same 128-bit
-//! SipHash output is known, so a sender cannot craft a record that a store would fold
-//! into another one. The key is public: the id is an identity, not a secret.
+//! records of 100 to 2,000 bytes. SipHash is a keyed function, and its guarantee holds
+//! while its key is secret: a sender who does not know the key cannot build a record
+//! whose id equals another record's (which a store would fold into one). A deployment
+//! sets its secret key with `ingest.id_key_env` ([`use_secret_key`]), the same on every
+//! node that ingests. Without it the ids are made under a key written in this file: they
+//! are still stable and unique for records no one crafted, but nobody claims that
+//! colliding records cannot be built when the key is known, so a production deployment
+//! should set one.
 
 use std::hash::Hasher;
+use std::sync::OnceLock;
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 /// Length in characters of an event id.
 pub const EVENT_ID_LEN: usize = 32;
 
-/// The key of the id hash (fixed: ids must agree across processes and versions).
-const ID_KEY: (u64, u64) = (0x7665_6465_7474_6520, 0x6576_656e_742e_6964);
+/// The key of the id hash when the deployment sets none (public: see the module doc).
+const PUBLIC_KEY: (u64, u64) = (0x7665_6465_7474_6520, 0x6576_656e_742e_6964);
+
+/// The deployment's secret key, once set.
+static SECRET_KEY: OnceLock<(u64, u64)> = OnceLock::new();
+
+/// Makes this process's event ids under the secret key `hex` (32 hex digits, 128
+/// bits). Set it once, before ingesting, and the same on every node; setting it again
+/// with another key fails, since the ids made so far would no longer agree.
+pub fn use_secret_key(hex: &str) -> Result<(), String> {
+    let key = parse_key(hex)?;
+    let set = *SECRET_KEY.get_or_init(|| key);
+    if set == key {
+        Ok(())
+    } else {
+        Err("the event id key is already set to another key".into())
+    }
+}
+
+/// A 128-bit key from 32 hex digits.
+fn parse_key(hex: &str) -> Result<(u64, u64), String> {
+    let hex = hex.trim();
+    if hex.len() != 32 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "an event id key is 32 hex digits (128 bits); got {} characters",
+            hex.len()
+        ));
+    }
+    let value = u128::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+    Ok(((value >> 64) as u64, value as u64))
+}
 
 /// The stable id of one raw input record.
 pub fn event_id(tenant: &str, dataset: &str, raw: &[u8]) -> String {
-    let mut h = SipHasher13::new_with_keys(ID_KEY.0, ID_KEY.1);
+    let key = SECRET_KEY.get().copied().unwrap_or(PUBLIC_KEY);
+    event_id_under(key, tenant, dataset, raw)
+}
+
+/// The id of one raw input record under `key`.
+fn event_id_under(key: (u64, u64), tenant: &str, dataset: &str, raw: &[u8]) -> String {
+    let mut h = SipHasher13::new_with_keys(key.0, key.1);
     for part in [tenant.as_bytes(), dataset.as_bytes()] {
         h.write(&(part.len() as u64).to_le_bytes());
         h.write(part);
@@ -64,6 +103,26 @@ mod tests {
         assert_ne!(base, event_id("t1", "syslog", b"y"));
         // Length prefixes keep the boundary between parts unambiguous.
         assert_ne!(event_id("ab", "c", b""), event_id("a", "bc", b""));
+    }
+
+    #[test]
+    fn a_secret_key_makes_other_ids() -> Result<(), String> {
+        let raw = b"<34>Oct 11 22:14:15 host su: failed";
+        let key = parse_key("000102030405060708090a0b0c0d0e0f")?;
+        assert_eq!(key, (0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f));
+        let secret = event_id_under(key, "default", "syslog", raw);
+        assert_ne!(secret, event_id_under(PUBLIC_KEY, "default", "syslog", raw));
+        assert_eq!(secret, event_id_under(key, "default", "syslog", raw));
+        assert_eq!(secret.len(), EVENT_ID_LEN);
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_must_be_32_hex_digits() {
+        assert!(parse_key("00").is_err());
+        assert!(parse_key(&"g".repeat(32)).is_err());
+        assert!(parse_key(&"f".repeat(33)).is_err());
+        assert!(parse_key(&"F".repeat(32)).is_ok());
     }
 
     #[test]

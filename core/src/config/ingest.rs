@@ -27,6 +27,10 @@ pub struct IngestConfig {
     pub http: HttpIngestConfig,
     /// `[[ingest.files]]`: files read once or followed. Default: none.
     pub files: Vec<FileInputConfig>,
+    /// Environment variable holding the secret key of event ids (32 hex digits), the
+    /// same on every node that ingests; without it ids are made under a public key and
+    /// a sender who crafts records could make two share an id. Default: none.
+    pub id_key_env: Option<String>,
 }
 
 impl Default for IngestConfig {
@@ -41,6 +45,7 @@ impl Default for IngestConfig {
             syslog: SyslogConfig::default(),
             http: HttpIngestConfig::default(),
             files: Vec::new(),
+            id_key_env: None,
         }
     }
 }
@@ -64,6 +69,13 @@ impl IngestConfig {
             return Err(
                 "ingest.http.max_records and max_decompressed_bytes: must be greater than 0".into(),
             );
+        }
+        if self
+            .id_key_env
+            .as_ref()
+            .is_some_and(|v| v.trim().is_empty())
+        {
+            return Err("ingest.id_key_env: name the environment variable holding the key".into());
         }
         for (i, f) in self.files.iter().enumerate() {
             if f.paths.is_empty() {
