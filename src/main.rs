@@ -15,6 +15,7 @@ mod data_dir;
 mod detect_cmd;
 mod detect_rebuild;
 mod detect_stage;
+mod event_id_key;
 mod file_watch;
 mod health_history;
 mod http;

@@ -86,8 +86,8 @@ fn format_of(name: &str, key: &str) -> anyhow::Result<Format> {
 }
 
 async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<()> {
-    use_event_id_key(&config.ingest)?;
     let data_dir = DataDir::open(&config.data_dir)?;
+    crate::event_id_key::use_event_id_key(&config, data_dir.path())?;
     let tokens = Arc::new(TokenStore::new(data_dir.path()));
     let first_admin = bootstrap_admin(&tokens)?;
     let metrics = Metrics::new();
@@ -519,21 +519,4 @@ async fn shutdown_signal() {
         () = ctrl_c => info!("SIGINT received, shutting down"),
         () = term => info!("SIGTERM received, shutting down"),
     }
-}
-
-/// Makes event ids under the deployment's secret key when the config names one; warns
-/// that they are not safe against crafted records when it does not.
-fn use_event_id_key(ingest: &vedette_core::config::IngestConfig) -> anyhow::Result<()> {
-    let Some(var) = &ingest.id_key_env else {
-        tracing::warn!(
-            "ingest.id_key_env is not set: event ids use the public key, so crafted records \
-             could share an id (and be stored as one); set a secret key in production"
-        );
-        return Ok(());
-    };
-    let key = std::env::var(var).map_err(|_| {
-        anyhow::anyhow!("ingest.id_key_env names {var}, which is not set in the environment")
-    })?;
-    vedette_core::id::use_secret_key(&key)
-        .map_err(|e| anyhow::anyhow!("ingest.id_key_env ({var}): {e}"))
 }

@@ -10,12 +10,12 @@
 //! the time to parse a Windows event; SipHash-1-3 is three to five times faster on
 //! records of 100 to 2,000 bytes. SipHash is a keyed function, and its guarantee holds
 //! while its key is secret: a sender who does not know the key cannot build a record
-//! whose id equals another record's (which a store would fold into one). A deployment
-//! sets its secret key with `ingest.id_key_env` ([`use_secret_key`]), the same on every
-//! node that ingests. Without it the ids are made under a key written in this file: they
-//! are still stable and unique for records no one crafted, but nobody claims that
-//! colliding records cannot be built when the key is known, so a production deployment
-//! should set one.
+//! whose id equals another record's (which a store would fold into one). `vedette run`
+//! sets the deployment's secret key ([`use_secret_key`]): made at first start on one
+//! machine, named by `ingest.id_key_env` in a cluster (the same on every node). Without
+//! one the ids are made under a key written in this file: they are still stable and
+//! unique for records no one crafted, but nobody claims that colliding records cannot be
+//! built when the key is known.
 
 use std::hash::Hasher;
 use std::sync::OnceLock;
