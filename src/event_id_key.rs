@@ -3,7 +3,7 @@
 //! machine (the embedded bus), a key made at first start and kept in the data folder.
 //! A Kafka deployment without one falls back to the public key, with a warning.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -16,23 +16,36 @@ const KEY_FILE: &str = "event-id.key";
 
 /// Makes this process's event ids under the deployment's secret key.
 pub(crate) fn use_event_id_key(config: &Config, data_dir: &Path) -> anyhow::Result<()> {
-    let key = if let Some(var) = &config.ingest.id_key_env {
-        std::env::var(var).map_err(|_| {
+    if let Some(var) = &config.ingest.id_key_env {
+        let key = std::env::var(var).map_err(|_| {
             anyhow::anyhow!("ingest.id_key_env names {var}, which is not set in the environment")
-        })?
+        })?;
+        vedette_core::id::use_secret_key(&key)
+            .map_err(|e| anyhow::anyhow!("ingest.id_key_env ({var}): {e}"))?;
+        tracing::info!(source = %var, "event ids under the key of the environment");
     } else if config.bus.kind == BusKind::Embedded {
-        local_key(&data_dir.join(KEY_FILE))?
+        let path = data_dir.join(KEY_FILE);
+        let key = local_key(&path)?;
+        vedette_core::id::use_secret_key(&key).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (remove the file to make a new key; ids stored so far were made under \
+                 the key it held)",
+                path.display()
+            )
+        })?;
+        tracing::info!(source = %path.display(), "event ids under this machine's key");
     } else {
         tracing::warn!(
             "ingest.id_key_env is not set: event ids use the public key, so crafted records \
              could share an id (and be stored as one); set the same secret key on every node"
         );
-        return Ok(());
-    };
-    vedette_core::id::use_secret_key(&key).map_err(|e| anyhow::anyhow!("event id key: {e}"))
+    }
+    Ok(())
 }
 
-/// The key kept in `path`, made (128 random bits, owner-only) when there is none.
+/// The key kept in `path`, made (128 random bits, owner-only) when there is none. The
+/// file appears whole or not at all: the key is written and synced under another name,
+/// then linked into place, and the folder synced.
 fn local_key(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => return Ok(text.trim().to_string()),
@@ -42,19 +55,29 @@ fn local_key(path: &Path) -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random numbers: {e}"))?;
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let made = OpenOptions::new()
+    let tmp = path.with_extension("key.tmp");
+    let mut file = OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(path);
-    match made {
-        Ok(mut file) => {
-            file.write_all(key.as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(key.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    // A link fails where the name exists: a key made meanwhile is kept, not replaced.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .with_context(|| format!("cannot sync {}", dir.display()))?;
+            }
             Ok(key)
         }
-        // Another process made it first: use theirs.
         Err(e) if e.kind() == ErrorKind::AlreadyExists => std::fs::read_to_string(path)
             .map(|t| t.trim().to_string())
             .with_context(|| format!("cannot read {}", path.display())),
@@ -77,8 +100,25 @@ mod tests {
         assert_eq!(local_key(&path)?, first);
         let mode = std::fs::metadata(&path)?.permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        assert!(!path.with_extension("key.tmp").exists());
         let other = local_key(&tempfile::tempdir()?.path().join(KEY_FILE))?;
         assert_ne!(other, first);
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_key_file_stops_the_start_naming_the_file() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join(KEY_FILE), "")?;
+        let config = Config::default();
+        let err = match use_event_id_key(&config, dir.path()) {
+            Ok(()) => anyhow::bail!("an empty key file was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(KEY_FILE) && err.contains("remove the file"),
+            "{err}"
+        );
         Ok(())
     }
 }
