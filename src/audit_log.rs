@@ -48,7 +48,7 @@ fn record_id(time_ms: i64) -> String {
     buf[..8].copy_from_slice(&u64::try_from(time_ms).unwrap_or(0).to_be_bytes());
     buf[8..12].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     buf[12..].copy_from_slice(&random);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    crate::tokens::hex(&buf)
 }
 
 /// A record of `action` by `actor` (a token) with `outcome`, now.

@@ -47,14 +47,12 @@ pub(crate) fn use_event_id_key(config: &Config, data_dir: &Path) -> anyhow::Resu
 /// file appears whole or not at all: the key is written and synced under another name,
 /// then linked into place, and the folder synced.
 fn local_key(path: &Path) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => return Ok(text.trim().to_string()),
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    if let Some(key) = read_key(path)? {
+        return Ok(key);
     }
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random numbers: {e}"))?;
-    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let key = crate::tokens::hex(&bytes);
     let tmp = path.with_extension("key.tmp");
     let mut file = OpenOptions::new()
         .write(true)
@@ -78,10 +76,19 @@ fn local_key(path: &Path) -> anyhow::Result<String> {
             }
             Ok(key)
         }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => std::fs::read_to_string(path)
-            .map(|t| t.trim().to_string())
-            .with_context(|| format!("cannot read {}", path.display())),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            read_key(path)?.with_context(|| format!("{} vanished as it was made", path.display()))
+        }
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+/// The key in `path`, or None when there is no such file.
+fn read_key(path: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text.trim().to_string())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 
