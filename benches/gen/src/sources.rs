@@ -320,7 +320,9 @@ pub fn binary_sha256(image: &str, host: u32) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     let mut digest = Rng::new(seed ^ u64::from(host % 3 == 0));
-    (0..4).map(|_| format!("{:016X}", digest.next_u64())).collect()
+    (0..4)
+        .map(|_| format!("{:016X}", digest.next_u64()))
+        .collect()
 }
 
 /// The provider and channel of Sysmon on Windows.

@@ -12,6 +12,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use super::batch_fields::{self, BatchFields};
 use super::bitset::Bitset;
@@ -167,7 +168,27 @@ impl CaseGroup {
 #[derive(Debug)]
 struct Confirm {
     test: TestId,
-    regex: Regex,
+    pattern: String,
+    /// Built the first time a value needs it: most rules' regexes are on fields of
+    /// datasets a deployment may never see, and building one costs up to a millisecond
+    /// (its automata, Unicode classes included), a third of compiling a rule set.
+    /// `None`: it could not be built (over the size limit) and never matches.
+    regex: OnceLock<Option<Regex>>,
+}
+
+impl Confirm {
+    fn is_match(&self, value: &[u8]) -> bool {
+        let regex = self.regex.get_or_init(|| match Regex::new(&self.pattern) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // Validated when the rule compiled; one that still fails to build says so
+                // once.
+                tracing::warn!(pattern = %self.pattern, error = %e, "regex cannot be built; its test never matches");
+                None
+            }
+        });
+        regex.as_ref().is_some_and(|r| r.is_match(value))
+    }
 }
 
 /// A wildcard value, confirmed by a token walk.
@@ -318,19 +339,11 @@ impl FieldMatcher {
                     }
                 }
                 TestSpec::Regex { pattern } => {
-                    // Validated when the rule compiled; a regex that still fails to
-                    // build (over the size limit) never matches, and says so.
-                    let compiled = match Regex::new(pattern) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::warn!(pattern = %pattern, error = %e, "regex cannot be built; its test never matches");
-                            continue;
-                        }
-                    };
                     let r = m.regexes.len() as u32;
                     m.regexes.push(Confirm {
                         test: *id,
-                        regex: compiled,
+                        pattern: pattern.clone(),
+                        regex: OnceLock::new(),
                     });
                     match regex_triggers(pattern) {
                         Some((lits, fold)) => {
@@ -568,7 +581,7 @@ impl FieldMatcher {
                     }
                     Target::Regex(r) => {
                         if let Some(confirm) = self.regexes.get(r as usize) {
-                            if confirm.regex.is_match(value) {
+                            if confirm.is_match(value) {
                                 out.push(confirm.test);
                             }
                         }
