@@ -1,9 +1,10 @@
 //! `vedette detect`: hunt over log files with Sigma rules, like Hayabusa and
 //! Chainsaw: one JSON line per hit on stdout, a summary on stderr.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -11,7 +12,6 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampMillisecondType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use vedette_core::batch::EventBatch;
 use vedette_core::schema::col;
 use vedette_detect::sigma::{
@@ -22,7 +22,7 @@ use vedette_ingest::{Format, Limits};
 
 use crate::hunt_alerts::{load_hunt_baselines, write_alert, HuntAlertFlags, HuntAlerts};
 use crate::hunt_input::{HuntBatch, HuntInput, HuntPiece, PIECE_BYTES};
-use crate::input::open_input;
+use crate::input::{open_input, InputPiece};
 use crate::sigma_setup::{load_sigma, LoadedSigma};
 use vedette_detect::yara::YaraDetector;
 
@@ -237,8 +237,59 @@ struct BatchHits {
     yara: Vec<vedette_core::alert::Alert>,
 }
 
+/// What a task made of one piece: its size in bytes, and its batches with their hits and
+/// the CPU time spent parsing and detecting.
+type PieceOutcome = (
+    u64,
+    anyhow::Result<(HuntPiece, Vec<BatchHits>, Duration, Duration)>,
+);
+
+/// Parses one piece and runs YARA and the Sigma rules over its batches.
+fn detect_piece(
+    piece: &InputPiece,
+    hunt: &HuntInput,
+    sigma: &LoadedSigma,
+    yara: Option<&YaraDetector>,
+    name: &str,
+) -> anyhow::Result<(HuntPiece, Vec<BatchHits>, Duration, Duration)> {
+    let t = Instant::now();
+    let parsed_piece = hunt.parse(piece)?;
+    let parsed = t.elapsed();
+    let t = Instant::now();
+    let hits = parsed_piece
+        .batches
+        .iter()
+        .map(|b| {
+            let events = EventBatch::new(b.records.clone(), name, "default", 0);
+            // YARA first: its matches become a column the Sigma rules can use.
+            let (scanned, events) = match yara {
+                Some(y) => y.detect_and_mark(&events)?,
+                None => (Vec::new(), events),
+            };
+            let sigma_hits = sigma.detector.matches(&events.records)?;
+            let lines = sigma_hits
+                .iter()
+                .map(|hit| {
+                    sigma
+                        .correlations
+                        .generates(hit.rule)
+                        .then(|| hit_line(&sigma.detector, name, b, hit))
+                        .flatten()
+                })
+                .collect();
+            Ok(BatchHits {
+                events,
+                sigma: sigma_hits,
+                lines,
+                yara: scanned,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((parsed_piece, hits, parsed, t.elapsed()))
+}
+
 /// Hunts through one input: pieces read as a stream, parsed and matched a few at a
-/// time in parallel, hits written in input order.
+/// ahead on the thread pool, hits written in input order.
 fn hunt_one(
     path: &std::path::Path,
     args: &DetectArgs,
@@ -261,71 +312,52 @@ fn hunt_one(
         Limits::default(),
         stream.modified_ms,
     );
-    let mut pending = vec![if hunt.lines {
+    let mut next = Some(if hunt.lines {
         first
     } else {
         stream.rest(first)?
-    }];
-    totals.wall += t0.elapsed();
-    let group = rayon::current_num_threads().max(1) * 2;
+    });
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = byte_bar(size);
     let mut dead_letters = 0;
-    loop {
-        let t1 = Instant::now();
-        while hunt.lines && pending.len() < group {
-            match stream.next_piece(PIECE_BYTES)? {
-                Some(p) => pending.push(p),
-                None => break,
+    // Pieces are parsed and matched on the thread pool as they are read, a few ahead
+    // of the one whose hits are written next (in input order, on this thread): no
+    // thread waits at the end of a round for the slowest piece of the round.
+    let ahead = rayon::current_num_threads().max(1) * 3;
+    let (hunt, sigma, yara, name) = (&hunt, sigma, hunt_state.yara, name.as_str());
+    let mut read_all = !hunt.lines;
+    let mut queue: VecDeque<Receiver<PieceOutcome>> = VecDeque::new();
+    let outcome = rayon::in_place_scope(|scope| -> anyhow::Result<()> {
+        loop {
+            while queue.len() < ahead {
+                let piece = match next.take() {
+                    Some(p) => p,
+                    None if read_all => break,
+                    None => match stream.next_piece(PIECE_BYTES)? {
+                        Some(p) => p,
+                        None => {
+                            read_all = true;
+                            break;
+                        }
+                    },
+                };
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                scope.spawn(move |_| {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        detect_piece(&piece, hunt, sigma, yara, name)
+                    }))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("matching a piece panicked")));
+                    // The receiver is gone only when the hunt already stopped on an error.
+                    let _ = tx.send((piece.bytes.len() as u64, outcome));
+                });
+                queue.push_back(rx);
             }
-        }
-        if pending.is_empty() {
-            break;
-        }
-        let pieces = std::mem::take(&mut pending);
-        type PieceResult = anyhow::Result<(HuntPiece, Vec<BatchHits>, Duration, Duration)>;
-        let yara = hunt_state.yara;
-        let results: Vec<PieceResult> = pieces
-            .par_iter()
-            .map(|p| {
-                let t = Instant::now();
-                let piece = hunt.parse(p)?;
-                let parsed = t.elapsed();
-                let t = Instant::now();
-                let hits = piece
-                    .batches
-                    .iter()
-                    .map(|b| {
-                        let events = EventBatch::new(b.records.clone(), &name, "default", 0);
-                        // YARA first: its matches become a column the Sigma rules can use.
-                        let (scanned, events) = match yara {
-                            Some(y) => y.detect_and_mark(&events)?,
-                            None => (Vec::new(), events),
-                        };
-                        let sigma_hits = sigma.detector.matches(&events.records)?;
-                        let lines = sigma_hits
-                            .iter()
-                            .map(|hit| {
-                                sigma
-                                    .correlations
-                                    .generates(hit.rule)
-                                    .then(|| hit_line(&sigma.detector, &name, b, hit))
-                                    .flatten()
-                            })
-                            .collect();
-                        Ok(BatchHits {
-                            events,
-                            sigma: sigma_hits,
-                            lines,
-                            yara: scanned,
-                        })
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                Ok((piece, hits, parsed, t.elapsed()))
-            })
-            .collect();
-        totals.wall += t1.elapsed();
-        for r in results {
+            let Some(rx) = queue.pop_front() else {
+                return Ok(());
+            };
+            let (bytes, r) = rx
+                .recv()
+                .map_err(|_| anyhow::anyhow!("a matching task stopped without a result"))?;
             let (piece, hits, parsed, detected) = r?;
             totals.parse_time += parsed;
             totals.detect_time += detected;
@@ -376,9 +408,11 @@ fn hunt_one(
                     write_correlation(out, &sigma.correlations, &alert)?;
                 }
             }
+            bar.inc(bytes);
         }
-        bar.inc(pieces.iter().map(|p| p.bytes.len() as u64).sum());
-    }
+    });
+    totals.wall += t0.elapsed();
+    outcome?;
     bar.finish_and_clear();
     if dead_letters > 0 {
         eprintln!(

@@ -148,3 +148,51 @@ fn a_hunt_folds_repeats_raises_risky_hosts_and_silent_sources() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yml"));
 }
+
+/// An input of many pieces (4 MiB each) is matched ahead on the thread pool; hits come
+/// out in input order, each with its own line number, none lost or repeated.
+#[test]
+fn a_hunt_over_many_pieces_prints_every_hit_in_input_order() {
+    let certutil = true_positive(CERTUTIL);
+    let benign = json!({
+        "EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+        "Provider_Name": "Microsoft-Windows-Sysmon",
+        "Image": "C:\\Windows\\System32\\notepad.exe",
+        "CommandLine": format!("notepad.exe {}", "x".repeat(900)),
+    });
+    let (mut lines, mut expected) = (Vec::new(), Vec::new());
+    // ~1 KiB per line, 30,000 lines: eight pieces; a hit every 997 lines.
+    for i in 0..30_000u32 {
+        if i % 997 == 0 {
+            lines.push(at(&certutil, "h1", i / 600, (i / 10) % 60, u64::from(i)));
+            expected.push(u64::from(i) + 1);
+        } else {
+            lines.push(at(&benign, "h2", i / 600, (i / 10) % 60, u64::from(i)));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    assert!(std::fs::metadata(&input).unwrap().len() > 7 * 4 * 1024 * 1024);
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma/windows");
+    let out = vedette_output(&[
+        "detect",
+        "-r",
+        rules.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["record"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(records, expected);
+}
