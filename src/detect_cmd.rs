@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -237,6 +238,9 @@ struct BatchHits {
     yara: Vec<vedette_core::alert::Alert>,
 }
 
+/// Most pieces parsed and matched ahead of the one being written.
+const MAX_PIECES_AHEAD: usize = 32;
+
 /// What a task made of one piece: its size in bytes, and its batches with their hits and
 /// the CPU time spent parsing and detecting.
 type PieceOutcome = (
@@ -288,8 +292,9 @@ fn detect_piece(
     Ok((parsed_piece, hits, parsed, t.elapsed()))
 }
 
-/// Hunts through one input: pieces read as a stream, parsed and matched a few at a
-/// ahead on the thread pool, hits written in input order.
+/// Hunts through one input: pieces read as a stream, parsed and matched a few ahead on
+/// the thread pool, hits written in input order. Runs on a thread outside the pool (it
+/// waits for the pool's results; on a worker of a one-thread pool it would wait forever).
 fn hunt_one(
     path: &std::path::Path,
     args: &DetectArgs,
@@ -322,97 +327,125 @@ fn hunt_one(
     let mut dead_letters = 0;
     // Pieces are parsed and matched on the thread pool as they are read, a few ahead
     // of the one whose hits are written next (in input order, on this thread): no
-    // thread waits at the end of a round for the slowest piece of the round.
-    let ahead = rayon::current_num_threads().max(1) * 3;
+    // thread waits at the end of a round for the slowest piece of the round. At most
+    // `ahead` pieces (4 MiB each, up to 64 MiB for one very long record) are in flight.
+    let ahead = (rayon::current_num_threads().max(1) * 3).min(MAX_PIECES_AHEAD);
     let (hunt, sigma, yara, name) = (&hunt, sigma, hunt_state.yara, name.as_str());
-    let mut read_all = !hunt.lines;
+    let mut read_all = false;
+    // A read error stops the reading; what was read before it is matched and written
+    // first, then the error is returned.
+    let mut read_error = None;
+    // Set when the hunt stops on an error: queued pieces are then not matched.
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
     let mut queue: VecDeque<Receiver<PieceOutcome>> = VecDeque::new();
     let outcome = rayon::in_place_scope(|scope| -> anyhow::Result<()> {
-        loop {
-            while queue.len() < ahead {
-                let piece = match next.take() {
-                    Some(p) => p,
-                    None if read_all => break,
-                    None => match stream.next_piece(PIECE_BYTES)? {
+        let written = (|| -> anyhow::Result<()> {
+            loop {
+                // Read ahead while the next piece to write is not done yet.
+                while queue.len() < ahead && !read_all {
+                    let piece = match next.take() {
                         Some(p) => p,
-                        None => {
-                            read_all = true;
-                            break;
-                        }
-                    },
+                        None => match stream.next_piece(PIECE_BYTES) {
+                            Ok(Some(p)) => p,
+                            Ok(None) => {
+                                read_all = true;
+                                break;
+                            }
+                            Err(e) => {
+                                read_error = Some(e);
+                                read_all = true;
+                                break;
+                            }
+                        },
+                    };
+                    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                    scope.spawn(move |_| {
+                        let outcome = if stop.load(Ordering::Relaxed) {
+                            Err(anyhow::anyhow!("the hunt stopped"))
+                        } else {
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                detect_piece(&piece, hunt, sigma, yara, name)
+                            }))
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("matching a piece panicked")))
+                        };
+                        // The one-slot buffer takes the result even when nobody reads it.
+                        let _ = tx.send((piece.bytes.len() as u64, outcome));
+                    });
+                    queue.push_back(rx);
+                    if !hunt.lines {
+                        read_all = true;
+                    }
+                }
+                let Some(rx) = queue.pop_front() else {
+                    return Ok(());
                 };
-                let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                scope.spawn(move |_| {
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        detect_piece(&piece, hunt, sigma, yara, name)
-                    }))
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("matching a piece panicked")));
-                    // The receiver is gone only when the hunt already stopped on an error.
-                    let _ = tx.send((piece.bytes.len() as u64, outcome));
-                });
-                queue.push_back(rx);
-            }
-            let Some(rx) = queue.pop_front() else {
-                return Ok(());
-            };
-            let (bytes, r) = rx
-                .recv()
-                .map_err(|_| anyhow::anyhow!("a matching task stopped without a result"))?;
-            let (piece, hits, parsed, detected) = r?;
-            totals.parse_time += parsed;
-            totals.detect_time += detected;
-            dead_letters += piece.dead_letters;
-            for (batch, found) in piece.batches.iter().zip(hits) {
-                totals.events += batch.records.num_rows();
-                let BatchHits {
-                    events,
-                    sigma: hits,
-                    lines,
-                    yara: scanned,
-                } = found;
-                totals.yara_alerts += scanned.len();
-                let (keep, raised) = match hunt_state.state.as_deref_mut() {
-                    Some(state) => {
-                        let mut alerts = sigma.detector.alerts(&events, &hits);
-                        let sigma_count = alerts.len();
-                        alerts.extend(scanned.iter().cloned());
-                        let (mut keep, raised) = state.process(&events, &alerts);
-                        // YARA hits that dedup kept are printed with the others.
-                        let yara_keep = keep.split_off(sigma_count.min(keep.len()));
-                        for (a, k) in scanned.iter().zip(yara_keep) {
-                            if k {
+                let (bytes, r) = rx
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("a matching task stopped without a result"))?;
+                let (piece, hits, parsed, detected) = r?;
+                totals.parse_time += parsed;
+                totals.detect_time += detected;
+                dead_letters += piece.dead_letters;
+                for (batch, found) in piece.batches.iter().zip(hits) {
+                    totals.events += batch.records.num_rows();
+                    let BatchHits {
+                        events,
+                        sigma: hits,
+                        lines,
+                        yara: scanned,
+                    } = found;
+                    totals.yara_alerts += scanned.len();
+                    let (keep, raised) = match hunt_state.state.as_deref_mut() {
+                        Some(state) => {
+                            let mut alerts = sigma.detector.alerts(&events, &hits);
+                            let sigma_count = alerts.len();
+                            alerts.extend(scanned.iter().cloned());
+                            let (mut keep, raised) = state.process(&events, &alerts);
+                            // YARA hits that dedup kept are printed with the others.
+                            let yara_keep = keep.split_off(sigma_count.min(keep.len()));
+                            for (a, k) in scanned.iter().zip(yara_keep) {
+                                if k {
+                                    write_alert(out, a)?;
+                                }
+                            }
+                            (keep, raised)
+                        }
+                        None => {
+                            for a in &scanned {
                                 write_alert(out, a)?;
                             }
+                            (vec![true; hits.len()], Vec::new())
                         }
-                        (keep, raised)
-                    }
-                    None => {
-                        for a in &scanned {
-                            write_alert(out, a)?;
+                    };
+                    for (i, (hit, line)) in hits.iter().zip(&lines).enumerate() {
+                        *totals.per_rule.entry(hit.rule).or_default() += 1;
+                        let printed = keep.get(i).copied().unwrap_or(true);
+                        if let Some(line) = line.as_deref().filter(|_| printed) {
+                            writeln!(out, "{line}").context("writing alerts")?;
                         }
-                        (vec![true; hits.len()], Vec::new())
                     }
-                };
-                for (i, (hit, line)) in hits.iter().zip(&lines).enumerate() {
-                    *totals.per_rule.entry(hit.rule).or_default() += 1;
-                    let printed = keep.get(i).copied().unwrap_or(true);
-                    if let Some(line) = line.as_deref().filter(|_| printed) {
-                        writeln!(out, "{line}").context("writing alerts")?;
+                    for alert in &raised {
+                        write_alert(out, alert)?;
+                    }
+                    for alert in correlation.observe(&sigma.correlations, &batch.records, &hits)? {
+                        totals.correlation_alerts += 1;
+                        write_correlation(out, &sigma.correlations, &alert)?;
                     }
                 }
-                for alert in &raised {
-                    write_alert(out, alert)?;
-                }
-                for alert in correlation.observe(&sigma.correlations, &batch.records, &hits)? {
-                    totals.correlation_alerts += 1;
-                    write_correlation(out, &sigma.correlations, &alert)?;
-                }
+                bar.inc(bytes);
             }
-            bar.inc(bytes);
+        })();
+        if written.is_err() {
+            stop.store(true, Ordering::Relaxed);
         }
+        written
     });
     totals.wall += t0.elapsed();
     outcome?;
+    if let Some(e) = read_error {
+        return Err(e);
+    }
     bar.finish_and_clear();
     if dead_letters > 0 {
         eprintln!(

@@ -319,7 +319,7 @@ pub fn binary_sha256(image: &str, host: u32) -> String {
     let seed = image.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let mut digest = Rng::new(seed ^ u64::from(host % 3 == 0));
+    let mut digest = Rng::new(seed ^ u64::from(host.is_multiple_of(3)));
     (0..4)
         .map(|_| format!("{:016X}", digest.next_u64()))
         .collect()

@@ -171,7 +171,8 @@ struct Confirm {
     pattern: String,
     /// Built the first time a value needs it: most rules' regexes are on fields of
     /// datasets a deployment may never see, and building one costs up to a millisecond
-    /// (its automata, Unicode classes included), a third of compiling a rule set.
+    /// (its automata, Unicode classes included): for SigmaHQ's 206 regexes, about a
+    /// fifth of compiling the rule set.
     /// `None`: it could not be built (over the size limit) and never matches.
     regex: OnceLock<Option<Regex>>,
 }
