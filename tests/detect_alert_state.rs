@@ -149,10 +149,9 @@ fn a_hunt_folds_repeats_raises_risky_hosts_and_silent_sources() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yml"));
 }
 
-/// An input of many pieces (4 MiB each) is matched ahead on the thread pool; hits come
-/// out in input order, each with its own line number, none lost or repeated.
-#[test]
-fn a_hunt_over_many_pieces_prints_every_hit_in_input_order() {
+/// 30,000 lines of ~1 KiB (eight pieces of 4 MiB) with a certutil download every 997
+/// lines, and the 1-based line numbers of those.
+fn many_pieces() -> (String, Vec<u64>) {
     let certutil = true_positive(CERTUTIL);
     let benign = json!({
         "EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
@@ -161,7 +160,6 @@ fn a_hunt_over_many_pieces_prints_every_hit_in_input_order() {
         "CommandLine": format!("notepad.exe {}", "x".repeat(900)),
     });
     let (mut lines, mut expected) = (Vec::new(), Vec::new());
-    // ~1 KiB per line, 30,000 lines: eight pieces; a hit every 997 lines.
     for i in 0..30_000u32 {
         if i % 997 == 0 {
             lines.push(at(&certutil, "h1", i / 600, (i / 10) % 60, u64::from(i)));
@@ -170,10 +168,12 @@ fn a_hunt_over_many_pieces_prints_every_hit_in_input_order() {
             lines.push(at(&benign, "h2", i / 600, (i / 10) % 60, u64::from(i)));
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.jsonl");
-    std::fs::write(&input, lines.join("\n")).unwrap();
-    assert!(std::fs::metadata(&input).unwrap().len() > 7 * 4 * 1024 * 1024);
+    (lines.join("\n"), expected)
+}
+
+/// `vedette detect` over `input` with the bundled Windows rules: the `record` of each
+/// hit, the exit status and stderr.
+fn hunt_records(input: &Path) -> (Vec<u64>, bool, String) {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma/windows");
     let out = vedette_output(&[
         "detect",
@@ -181,12 +181,7 @@ fn a_hunt_over_many_pieces_prints_every_hit_in_input_order() {
         rules.to_str().unwrap(),
         input.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+    let records = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["record"]
@@ -194,5 +189,42 @@ fn a_hunt_over_many_pieces_prints_every_hit_in_input_order() {
                 .unwrap()
         })
         .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (records, out.status.success(), stderr)
+}
+
+/// An input of many pieces (4 MiB each) is matched ahead on the thread pool; hits come
+/// out in input order, each with its own line number, none lost or repeated.
+#[test]
+fn a_hunt_over_many_pieces_prints_every_hit_in_input_order() {
+    let (text, expected) = many_pieces();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(&input, text).unwrap();
+    assert!(std::fs::metadata(&input).unwrap().len() > 7 * 4 * 1024 * 1024);
+    let (records, ok, stderr) = hunt_records(&input);
+    assert!(ok, "{stderr}");
     assert_eq!(records, expected);
+}
+
+/// A read error part way (a cut gzip file): the hits of what was read before it are
+/// still printed, in order, and the command says the input could not be read.
+#[test]
+fn a_hunt_cut_short_by_a_read_error_prints_what_came_before() {
+    use std::io::Write as _;
+    let (text, expected) = many_pieces();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl.gz");
+    std::fs::write(&input, &gz[..gz.len() * 7 / 10]).unwrap();
+    let (records, ok, stderr) = hunt_records(&input);
+    assert!(!ok, "a cut file is an error: {stderr}");
+    assert!(stderr.contains("cannot read"), "{stderr}");
+    assert!(
+        records.len() >= expected.len() / 3 && records.len() < expected.len(),
+        "the hits before the cut: {records:?}"
+    );
+    assert_eq!(records, expected[..records.len()]);
 }
