@@ -241,12 +241,17 @@ struct BatchHits {
 /// Most pieces parsed and matched ahead of the one being written.
 const MAX_PIECES_AHEAD: usize = 32;
 
-/// What a task made of one piece: its size in bytes, and its batches with their hits and
-/// the CPU time spent parsing and detecting.
-type PieceOutcome = (
-    u64,
-    anyhow::Result<(HuntPiece, Vec<BatchHits>, Duration, Duration)>,
-);
+/// One piece parsed and matched.
+struct MatchedPiece {
+    piece: HuntPiece,
+    /// Per batch of `piece`, what detection found.
+    hits: Vec<BatchHits>,
+    parse_time: Duration,
+    detect_time: Duration,
+}
+
+/// What a task made of one piece: its size in bytes, and the piece matched.
+type PieceOutcome = (u64, anyhow::Result<MatchedPiece>);
 
 /// Parses one piece and runs YARA and the Sigma rules over its batches.
 fn detect_piece(
@@ -255,10 +260,10 @@ fn detect_piece(
     sigma: &LoadedSigma,
     yara: Option<&YaraDetector>,
     name: &str,
-) -> anyhow::Result<(HuntPiece, Vec<BatchHits>, Duration, Duration)> {
+) -> anyhow::Result<MatchedPiece> {
     let t = Instant::now();
     let parsed_piece = hunt.parse(piece)?;
-    let parsed = t.elapsed();
+    let parse_time = t.elapsed();
     let t = Instant::now();
     let hits = parsed_piece
         .batches
@@ -289,7 +294,76 @@ fn detect_piece(
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((parsed_piece, hits, parsed, t.elapsed()))
+    Ok(MatchedPiece {
+        piece: parsed_piece,
+        hits,
+        parse_time,
+        detect_time: t.elapsed(),
+    })
+}
+
+/// Writes the hits of one matched piece in input order, through the hunt's alert state
+/// and correlations, and adds its counts to the totals.
+fn write_piece(
+    matched: MatchedPiece,
+    hunt_state: &mut Hunt<'_>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let sigma = hunt_state.sigma;
+    let totals = &mut *hunt_state.totals;
+    totals.parse_time += matched.parse_time;
+    totals.detect_time += matched.detect_time;
+    for (batch, found) in matched.piece.batches.iter().zip(matched.hits) {
+        totals.events += batch.records.num_rows();
+        let BatchHits {
+            events,
+            sigma: hits,
+            lines,
+            yara: scanned,
+        } = found;
+        totals.yara_alerts += scanned.len();
+        let (keep, raised) = match hunt_state.state.as_deref_mut() {
+            Some(state) => {
+                let mut alerts = sigma.detector.alerts(&events, &hits);
+                let sigma_count = alerts.len();
+                alerts.extend(scanned.iter().cloned());
+                let (mut keep, raised) = state.process(&events, &alerts);
+                // YARA hits that dedup kept are printed with the others.
+                let yara_keep = keep.split_off(sigma_count.min(keep.len()));
+                for (a, k) in scanned.iter().zip(yara_keep) {
+                    if k {
+                        write_alert(out, a)?;
+                    }
+                }
+                (keep, raised)
+            }
+            None => {
+                for a in &scanned {
+                    write_alert(out, a)?;
+                }
+                (vec![true; hits.len()], Vec::new())
+            }
+        };
+        for (i, (hit, line)) in hits.iter().zip(&lines).enumerate() {
+            *totals.per_rule.entry(hit.rule).or_default() += 1;
+            let printed = keep.get(i).copied().unwrap_or(true);
+            if let Some(line) = line.as_deref().filter(|_| printed) {
+                writeln!(out, "{line}").context("writing alerts")?;
+            }
+        }
+        for alert in &raised {
+            write_alert(out, alert)?;
+        }
+        let observed =
+            hunt_state
+                .correlation
+                .observe(&sigma.correlations, &batch.records, &hits)?;
+        for alert in observed {
+            totals.correlation_alerts += 1;
+            write_correlation(out, &sigma.correlations, &alert)?;
+        }
+    }
+    Ok(())
 }
 
 /// Hunts through one input: pieces read as a stream, parsed and matched a few ahead on
@@ -301,9 +375,6 @@ fn hunt_one(
     hunt_state: &mut Hunt<'_>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let sigma = hunt_state.sigma;
-    let totals = &mut *hunt_state.totals;
-    let correlation = &mut *hunt_state.correlation;
     let name = path.display().to_string();
     let t0 = Instant::now();
     let mut stream = open_input(path)?;
@@ -330,7 +401,7 @@ fn hunt_one(
     // thread waits at the end of a round for the slowest piece of the round. At most
     // `ahead` pieces (4 MiB each, up to 64 MiB for one very long record) are in flight.
     let ahead = (rayon::current_num_threads().max(1) * 3).min(MAX_PIECES_AHEAD);
-    let (hunt, sigma, yara, name) = (&hunt, sigma, hunt_state.yara, name.as_str());
+    let (hunt, sigma, yara, name) = (&hunt, hunt_state.sigma, hunt_state.yara, name.as_str());
     let mut read_all = false;
     // A read error stops the reading; what was read before it is matched and written
     // first, then the error is returned.
@@ -383,56 +454,9 @@ fn hunt_one(
                 let (bytes, r) = rx
                     .recv()
                     .map_err(|_| anyhow::anyhow!("a matching task stopped without a result"))?;
-                let (piece, hits, parsed, detected) = r?;
-                totals.parse_time += parsed;
-                totals.detect_time += detected;
-                dead_letters += piece.dead_letters;
-                for (batch, found) in piece.batches.iter().zip(hits) {
-                    totals.events += batch.records.num_rows();
-                    let BatchHits {
-                        events,
-                        sigma: hits,
-                        lines,
-                        yara: scanned,
-                    } = found;
-                    totals.yara_alerts += scanned.len();
-                    let (keep, raised) = match hunt_state.state.as_deref_mut() {
-                        Some(state) => {
-                            let mut alerts = sigma.detector.alerts(&events, &hits);
-                            let sigma_count = alerts.len();
-                            alerts.extend(scanned.iter().cloned());
-                            let (mut keep, raised) = state.process(&events, &alerts);
-                            // YARA hits that dedup kept are printed with the others.
-                            let yara_keep = keep.split_off(sigma_count.min(keep.len()));
-                            for (a, k) in scanned.iter().zip(yara_keep) {
-                                if k {
-                                    write_alert(out, a)?;
-                                }
-                            }
-                            (keep, raised)
-                        }
-                        None => {
-                            for a in &scanned {
-                                write_alert(out, a)?;
-                            }
-                            (vec![true; hits.len()], Vec::new())
-                        }
-                    };
-                    for (i, (hit, line)) in hits.iter().zip(&lines).enumerate() {
-                        *totals.per_rule.entry(hit.rule).or_default() += 1;
-                        let printed = keep.get(i).copied().unwrap_or(true);
-                        if let Some(line) = line.as_deref().filter(|_| printed) {
-                            writeln!(out, "{line}").context("writing alerts")?;
-                        }
-                    }
-                    for alert in &raised {
-                        write_alert(out, alert)?;
-                    }
-                    for alert in correlation.observe(&sigma.correlations, &batch.records, &hits)? {
-                        totals.correlation_alerts += 1;
-                        write_correlation(out, &sigma.correlations, &alert)?;
-                    }
-                }
+                let matched = r?;
+                dead_letters += matched.piece.dead_letters;
+                write_piece(matched, hunt_state, out)?;
                 bar.inc(bytes);
             }
         })();
@@ -441,11 +465,8 @@ fn hunt_one(
         }
         written
     });
-    totals.wall += t0.elapsed();
+    hunt_state.totals.wall += t0.elapsed();
     outcome?;
-    if let Some(e) = read_error {
-        return Err(e);
-    }
     bar.finish_and_clear();
     if dead_letters > 0 {
         eprintln!(
@@ -453,7 +474,7 @@ fn hunt_one(
             hunt.format
         );
     }
-    Ok(())
+    read_error.map_or(Ok(()), Err)
 }
 
 /// The JSON line of one Sigma hit (`None` for a rule the detector does not have).
