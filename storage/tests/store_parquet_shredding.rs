@@ -314,3 +314,166 @@ async fn files_from_before_shredding_answer_the_same_and_merge_with_the_others()
     }
     assert_eq!(rows, 8);
 }
+
+/// Syslog events of tenant `acme`, ids `TAG-N`: the message part (`syslog.message`) is the end of the
+/// line in three of them, another text in one, missing in one; one has no line.
+fn syslog_events(tag: &str) -> EventBatch {
+    let rows: [(Option<&str>, Option<&str>); 6] = [
+        (
+            Some("<38>1 2026-11-20T00:00:00Z web sshd 7 - - session opened for root"),
+            Some("session opened for root"),
+        ),
+        (
+            Some("<38>1 2026-11-20T00:00:01Z web sshd 7 - - Accepted key for süß"),
+            Some("Accepted key for süß"),
+        ),
+        (
+            Some("<38>1 2026-11-20T00:00:02Z web sshd 7 - - trimmed message  "),
+            Some("trimmed message"),
+        ),
+        (Some("<38>1 2026-11-20T00:00:03Z web cron 9 - -"), None),
+        (None, Some("no line kept")),
+        (
+            Some("<38>1 2026-11-20T00:00:05Z web sshd 7 - - session closed"),
+            Some("session closed"),
+        ),
+    ];
+    let mut b = EventBatchBuilder::new();
+    for (i, (line, part)) in rows.into_iter().enumerate() {
+        let mut fields = vec![("syslog.appname".to_string(), "sshd".to_string())];
+        if let Some(part) = part {
+            fields.push(("syslog.message".to_string(), part.to_string()));
+        }
+        b.append(&Event {
+            id: format!("{tag}-{i}"),
+            timestamp_ms: DAY0 + i as i64 * 1000,
+            dataset: "syslog".into(),
+            host_name: Some("web".into()),
+            tenant: "acme".into(),
+            message: line.map(str::to_string),
+            fields,
+            ..Event::default()
+        });
+    }
+    EventBatch::new(b.finish().unwrap(), "test", "acme", DAY0)
+}
+
+/// The rows of the one file under `folder`.
+fn file_rows(folder: &Path) -> Vec<RecordBatch> {
+    let files: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .flatten()
+        .filter(|f| f.path().extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(files[0].path()).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .collect::<Result<Vec<_>, _>>()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_message_part_that_ends_the_line_is_stored_once_and_read_back_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.append(Table::Events, &syslog_events("a")).await.unwrap();
+    let folder = dir.path().join("events/day=2026-11-20/dataset=syslog");
+
+    // Every value `copies` times over.
+    let check = |s: ParquetStore, copies: usize| async move {
+        let all = QueryScope::all();
+        let mut parts: Vec<&str> = [
+            "-",
+            "Accepted key for süß",
+            "no line kept",
+            "session closed",
+            "session opened for root",
+            "trimmed message",
+        ]
+        .repeat(copies);
+        parts.sort();
+        assert_eq!(
+            strings(&s, "SELECT fields['syslog.message'] FROM events", &all).await,
+            parts
+        );
+        assert_eq!(
+            strings(&s, "SELECT \"fields.syslog.message\" FROM events", &all).await,
+            parts
+        );
+        // A filter on the key, pushed into the scan, sees the values too.
+        let mut sessions = ["a-0", "a-5", "b-0", "b-5"][..copies * 2].to_vec();
+        sessions.sort();
+        assert_eq!(
+            strings(
+                &s,
+                "SELECT \"event.id\" FROM events WHERE fields['syslog.message'] LIKE 'session%'",
+                &QueryScope::tenant("acme")
+            )
+            .await,
+            sessions
+        );
+        let whole = maps(&s, "SELECT fields FROM events").await;
+        assert!(
+            whole.contains(&"syslog.appname=sshd syslog.message=Accepted key for süß".into()),
+            "{whole:?}"
+        );
+        assert!(whole.contains(&"syslog.appname=sshd".into()), "{whole:?}");
+        s
+    };
+    let s = check(s, 1).await;
+
+    // The file holds the three line endings as offsets, the other values as text.
+    let stored = file_rows(&folder);
+    let text = stored[0].column_by_name("fields.syslog.message").unwrap();
+    let starts = stored[0]
+        .column_by_name("message_from.syslog.message")
+        .unwrap();
+    assert_eq!(text.len() - text.null_count(), 2);
+    assert_eq!(starts.len() - starts.null_count(), 3);
+
+    // A merge keeps the offsets with their rows; the answers stay.
+    s.append(Table::Events, &syslog_events("b")).await.unwrap();
+    s.set_cold_after(std::time::Duration::ZERO);
+    s.set_delete_grace(std::time::Duration::ZERO);
+    let report = s.compact().await.unwrap();
+    assert_eq!(report.merges, 1, "{report:?}");
+    let s = check(s, 2).await;
+    let stored = file_rows(&folder);
+    let starts = stored[0]
+        .column_by_name("message_from.syslog.message")
+        .unwrap();
+    assert_eq!(starts.len() - starts.null_count(), 6);
+
+    // Read back for a retro-hunt: the map whole.
+    use futures::StreamExt;
+    let mut stream = s.read_events(DAY0, DAY0 + 86_400_000).await.unwrap();
+    let mut parts = Vec::new();
+    while let Some(b) = stream.next().await {
+        let b = b.unwrap();
+        let map = b.column_by_name("fields").unwrap().as_map();
+        let (k, v) = (
+            map.keys().as_string::<i32>(),
+            map.values().as_string::<i32>(),
+        );
+        parts.extend(
+            (0..k.len())
+                .filter(|&i| k.value(i) == "syslog.message")
+                .map(|i| v.value(i).to_string()),
+        );
+    }
+    parts.sort();
+    let mut want = [
+        "Accepted key for süß",
+        "no line kept",
+        "session closed",
+        "session opened for root",
+        "trimmed message",
+    ]
+    .repeat(2);
+    want.sort();
+    assert_eq!(parts, want);
+}

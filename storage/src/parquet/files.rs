@@ -147,6 +147,10 @@ fn properties(
             builder = builder.set_column_dictionary_enabled(path, false);
         }
     }
+    for key in super::message_tail::TAIL_KEYS {
+        let path = ColumnPath::new(vec![super::message_tail::column_name(key)]);
+        builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
     Ok(builder.build())
 }
 

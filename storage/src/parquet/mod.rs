@@ -49,6 +49,7 @@ mod coverage;
 mod files;
 mod filtered_store;
 mod grouped_append;
+mod message_tail;
 mod rows;
 mod shredded_read;
 mod shredding;

@@ -5,7 +5,9 @@
 //!   has its column, as that column: one column read instead of the whole map.
 //! - [`ShreddedFilesAdapter`] reads, file by file, `fields` as the file's map with the
 //!   shredded columns put back ([`MergeFields`]), so a query of the whole map sees every
-//!   key. (Every file is in the current layout: [`super::upgrade`].)
+//!   key. (Every file is in the current layout: [`super::upgrade`].) A key stored as an
+//!   offset into `message` ([`super::message_tail`]) is read through [`MessageTail`],
+//!   both as its column and in the map.
 
 use std::sync::{Arc, OnceLock};
 
@@ -27,6 +29,7 @@ use datafusion::physical_expr_adapter::{
 };
 use vedette_core::schema::{col, field_map_type};
 
+use super::message_tail::{self, MessageTail, TAIL_KEYS};
 use super::shredding::{column_name, is_shredded, unshred_map, PREFIX, SHREDDED_KEYS};
 
 /// Plans `fields['K']` as the column `"fields.K"` where the table has it.
@@ -195,8 +198,27 @@ impl ShreddedFilesAdapter {
         )?))
     }
 
+    /// What reads shredded key `key`'s values from this file: its column, through
+    /// [`MessageTail`] where the file stores some of them as offsets into `message`.
+    fn key_values(&self, key: &str) -> Result<Arc<dyn PhysicalExpr>> {
+        let column = self.file_column(&column_name(key))?;
+        let starts = message_tail::column_name(key);
+        if !TAIL_KEYS.contains(&key) || self.physical.index_of(&starts).is_err() {
+            return Ok(column);
+        }
+        self.call(
+            MessageTail::udf(),
+            vec![
+                column,
+                self.file_column(col::MESSAGE)?,
+                self.file_column(&starts)?,
+            ],
+        )
+    }
+
     /// What reads the table's column `name` from this file: the map of a shredded file
-    /// with its keys put back, any other column as DataFusion's adapter reads it.
+    /// with its keys put back, a key's column with its values put back, any other
+    /// column as DataFusion's adapter reads it.
     fn read_column(
         &self,
         expr: Arc<dyn PhysicalExpr>,
@@ -211,10 +233,15 @@ impl ShreddedFilesAdapter {
                     args.push(Arc::new(Literal::new(ScalarValue::Utf8(Some(
                         key.to_string(),
                     )))));
-                    args.push(self.file_column(field.name())?);
+                    args.push(self.key_values(key)?);
                 }
             }
             return self.call(MergeFields::udf(), args);
+        }
+        if let Some(key) = name.strip_prefix(PREFIX) {
+            if TAIL_KEYS.contains(&key) && self.physical.index_of(name).is_ok() {
+                return self.key_values(key);
+            }
         }
         self.default.rewrite(expr)
     }

@@ -7,6 +7,9 @@
 //! stored together, compress better than interleaved with every other key's. The map
 //! a query sees is whole again: the read side puts the columns back into it.
 //!
+//! Of these keys, those whose value is usually the end of `message` (`syslog.message`)
+//! store it as an offset into `message` where it is ([`super::message_tail`]).
+//!
 //! Every events file holds all the columns (null where an event lacks the key): a
 //! query then never meets a file without one (DataFusion would read a missing column
 //! as null, not look in the map). Files of an older layout (no shredded keys, or
@@ -20,10 +23,11 @@ use arrow::array::{
     StructArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use vedette_core::schema::{col, event_schema, field_map_type};
 use vedette_core::CoreError;
 
+use super::message_tail::{self, TailColumns, TAIL_KEYS};
 use super::rows::RowRef;
 
 /// The keys stored as columns, in column order: Windows event data, syslog and cloud
@@ -107,16 +111,16 @@ impl KeyIndex {
 pub(crate) fn table_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
-        .get_or_init(|| with_key_columns(field_map_type()))
+        .get_or_init(|| with_key_columns(field_map_type(), false))
         .clone()
 }
 
 /// The schema of events files: [`table_schema`], the map of the keys left in
-/// [`stored_map_type`].
+/// [`stored_map_type`], then the offset column of each key of [`TAIL_KEYS`].
 pub(crate) fn file_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
-        .get_or_init(|| with_key_columns(stored_map_type()))
+        .get_or_init(|| with_key_columns(stored_map_type(), true))
         .clone()
 }
 
@@ -139,8 +143,9 @@ pub(crate) fn stored_map_type() -> DataType {
     DataType::Map(Arc::new(entries), false)
 }
 
-/// The event schema with `fields` of type `map` and the shredded keys' columns after it.
-fn with_key_columns(map: DataType) -> SchemaRef {
+/// The event schema with `fields` of type `map` and the shredded keys' columns after it,
+/// then, `with_tails`, the offset columns of [`TAIL_KEYS`].
+fn with_key_columns(map: DataType, with_tails: bool) -> SchemaRef {
     let events = event_schema();
     let mut fields: Vec<Field> = events
         .fields()
@@ -155,6 +160,13 @@ fn with_key_columns(map: DataType) -> SchemaRef {
             .iter()
             .map(|k| Field::new(column_name(k), DataType::Utf8, true)),
     );
+    if with_tails {
+        fields.extend(
+            TAIL_KEYS
+                .iter()
+                .map(|k| Field::new(message_tail::column_name(k), DataType::Int32, true)),
+        );
+    }
     Arc::new(Schema::new_with_metadata(fields, events.metadata().clone()))
 }
 
@@ -208,17 +220,17 @@ pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
         .as_map_opt()
         .ok_or_else(|| CoreError::Internal("fields is not a map".into()))?;
     let mut keys = Vec::new();
-    let mut columns = Vec::new();
+    let mut columns: Vec<StringArray> = Vec::new();
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         if let Some(key) = field.name().strip_prefix(PREFIX) {
+            let text = column
+                .as_string_opt::<i32>()
+                .ok_or_else(|| CoreError::Internal(format!("{} is not text", field.name())))?;
             keys.push(key);
-            columns.push(
-                column
-                    .as_string_opt::<i32>()
-                    .ok_or_else(|| CoreError::Internal(format!("{} is not text", field.name())))?,
-            );
+            columns.push(with_tail(batch, key, text)?);
         }
     }
+    let columns: Vec<&StringArray> = columns.iter().collect();
     let whole: ArrayRef = Arc::new(unshred_map(map, &keys, &columns)?);
     let events = event_schema();
     let out = events
@@ -236,6 +248,24 @@ pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
         .collect::<Result<Vec<_>, CoreError>>()?;
     RecordBatch::try_new(events, out)
         .map_err(|e| CoreError::Internal(format!("events of an older layout: {e}")))
+}
+
+/// The values of shredded key `key` of a stored `batch`: its column `text`, with the
+/// values stored as offsets into `message` put back where the batch has them.
+fn with_tail(batch: &RecordBatch, key: &str, text: &StringArray) -> Result<StringArray, CoreError> {
+    let Some(starts) = batch.column_by_name(&message_tail::column_name(key)) else {
+        return Ok(text.clone());
+    };
+    let messages = batch.column_by_name(col::MESSAGE);
+    match (
+        starts.as_primitive_opt::<Int32Type>(),
+        messages.and_then(|m| m.as_string_opt::<i32>()),
+    ) {
+        (Some(starts), Some(messages)) => message_tail::join(text, messages, starts),
+        _ => Err(CoreError::Internal(format!(
+            "the message offsets of {key}: not 32-bit integers, or no text message"
+        ))),
+    }
 }
 
 /// `batch` (of the event schema) in the stored layout: the shredded keys taken out of
@@ -277,9 +307,21 @@ pub(crate) fn gather(batches: &[RecordBatch], rows: &[RowRef]) -> Result<RecordB
             })
         })
         .collect::<Result<Vec<&MapArray>, _>>()?;
+    let messages = batches
+        .iter()
+        .map(|b| {
+            b.column_by_name(col::MESSAGE)
+                .map(|m| {
+                    m.as_string_opt::<i32>().ok_or_else(|| {
+                        CoreError::Internal(format!("message is {}, not text", m.data_type()))
+                    })
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<Option<&StringArray>>, _>>()?;
     let (gathered, shredded) = rayon::join(
         || super::rows::gather(&projected, rows),
-        || shred_rows(&maps, rows),
+        || shred_rows(&maps, &messages, rows),
     );
     let (gathered, (rest, columns)) = (gathered?, shredded?);
     let mut out: Vec<ArrayRef> = gathered.columns().to_vec();
@@ -290,8 +332,13 @@ pub(crate) fn gather(batches: &[RecordBatch], rows: &[RowRef]) -> Result<RecordB
 }
 
 /// The `fields` of rows `rows` of `maps`: the map of the keys not shredded, and a column
-/// per shredded key, each value copied once.
-fn shred_rows(maps: &[&MapArray], rows: &[RowRef]) -> Result<(MapArray, Vec<ArrayRef>), CoreError> {
+/// per shredded key, each value copied once, then an offset column per key of
+/// [`TAIL_KEYS`] (`messages` are the batches' original lines).
+fn shred_rows(
+    maps: &[&MapArray],
+    messages: &[Option<&StringArray>],
+    rows: &[RowRef],
+) -> Result<(MapArray, Vec<ArrayRef>), CoreError> {
     let text = |a: &ArrayRef| {
         a.as_string_opt::<i32>()
             .cloned()
@@ -358,9 +405,16 @@ fn shred_rows(maps: &[&MapArray], rows: &[RowRef]) -> Result<(MapArray, Vec<Arra
         nulls,
     )?;
     // A key no event has is a column of nulls, made at once.
-    let columns = hits
+    let mut tails = Vec::with_capacity(TAIL_KEYS.len());
+    let mut columns: Vec<ArrayRef> = hits
         .iter()
-        .map(|hits| -> ArrayRef {
+        .zip(SHREDDED_KEYS)
+        .map(|(hits, key)| -> ArrayRef {
+            if TAIL_KEYS.contains(key) {
+                let (text, starts) = tail_columns(hits, &values, messages, rows);
+                tails.push(starts);
+                return text;
+            }
             if hits.is_empty() {
                 return new_null_array(&DataType::Utf8, rows.len());
             }
@@ -380,7 +434,31 @@ fn shred_rows(maps: &[&MapArray], rows: &[RowRef]) -> Result<(MapArray, Vec<Arra
             Arc::new(column.finish())
         })
         .collect();
+    columns.extend(tails);
     Ok((rest, columns))
+}
+
+/// The text and offset columns of a key of [`TAIL_KEYS`] from its `hits` (row out,
+/// batch, entry), each value compared with its row's message.
+fn tail_columns(
+    hits: &[(usize, usize, usize)],
+    values: &[StringArray],
+    messages: &[Option<&StringArray>],
+    rows: &[RowRef],
+) -> (ArrayRef, ArrayRef) {
+    let mut columns = TailColumns::with_capacity(rows.len(), 0);
+    let mut next = 0;
+    for &(out, b, entry) in hits {
+        columns.append_nulls(out - next);
+        let row = rows[out].1;
+        let message = messages[b]
+            .filter(|m| m.is_valid(row))
+            .map(|m| m.value(row));
+        columns.append(values[b].value(entry), message);
+        next = out + 1;
+    }
+    columns.append_nulls(rows.len() - next);
+    columns.finish()
 }
 
 /// The map of `fields` (without the shredded keys) with the shredded columns' values
@@ -660,6 +738,61 @@ mod tests {
                 .as_string::<i32>()
                 .value(0),
             "session opened"
+        );
+    }
+
+    #[test]
+    fn a_message_part_is_an_offset_in_this_layout_and_text_in_the_one_before() {
+        let line = "<38>1 2026-11-20T00:00:00Z web sshd 7 - - session opened";
+        let mut b = EventBatchBuilder::new();
+        for part in ["session opened", "other"] {
+            b.append(&Event {
+                id: part.into(),
+                dataset: "syslog".into(),
+                message: Some(line.into()),
+                fields: vec![("syslog.message".into(), part.into())],
+                ..Event::default()
+            });
+        }
+        let batch = b.finish().unwrap();
+        let stored = shred(&batch).unwrap();
+        let text_name = column_name("syslog.message");
+        let starts_name = message_tail::column_name("syslog.message");
+        let text = stored
+            .column_by_name(&text_name)
+            .unwrap()
+            .as_string::<i32>();
+        let starts = stored
+            .column_by_name(&starts_name)
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        let start = line.len() - "session opened".len();
+        assert_eq!((text.is_null(0), starts.value(0) as usize), (true, start));
+        assert_eq!((text.value(1), starts.is_null(1)), ("other", true));
+        let map = |b: &RecordBatch| entries(b.column_by_name(col::FIELDS).unwrap().as_map());
+        assert_eq!(map(&to_events(&stored).unwrap()), map(&batch));
+        // The layout before offsets: the value as text, no offset column.
+        let whole: ArrayRef = Arc::new(StringArray::from(vec!["session opened", "other"]));
+        let before = RecordBatch::try_from_iter(
+            stored
+                .schema()
+                .fields()
+                .iter()
+                .zip(stored.columns())
+                .filter(|(f, _)| *f.name() != starts_name)
+                .map(|(f, c)| {
+                    let c = if *f.name() == text_name { &whole } else { c };
+                    (f.name().clone(), c.clone())
+                }),
+        )
+        .unwrap();
+        assert!(is_shredded(&before.schema()) && !is_current(&before.schema()));
+        assert_eq!(map(&to_events(&before).unwrap()), map(&batch));
+        let upgraded = for_storage(&before).unwrap();
+        assert!(is_current(&upgraded.schema()));
+        assert_eq!(
+            upgraded.column_by_name(&starts_name).unwrap().null_count(),
+            1
         );
     }
 

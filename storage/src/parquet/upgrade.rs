@@ -15,6 +15,7 @@ use vedette_core::CoreError;
 
 use super::coverage::{origin, FileOrigin};
 use super::files::{self, Codec};
+use super::message_tail::{self, TAIL_KEYS};
 use super::shredding::{file_schema, for_storage, is_current, SHREDDED_KEYS};
 use super::visibility::{list_folder, FileInFolder};
 
@@ -29,7 +30,10 @@ const LAYOUT_FILE: &str = ".layout";
 
 /// The marker's text for the current layout.
 fn layout_tag() -> String {
-    SHREDDED_KEYS.join("\n")
+    let tails = TAIL_KEYS
+        .iter()
+        .map(|k| format!("\n{}", message_tail::column_name(k)));
+    SHREDDED_KEYS.join("\n") + &tails.collect::<String>()
 }
 
 /// Rewrites the events files under `table_dir` not in the current layout; returns how
