@@ -477,3 +477,97 @@ async fn a_message_part_that_ends_the_line_is_stored_once_and_read_back_everywhe
     want.sort();
     assert_eq!(parts, want);
 }
+
+#[tokio::test]
+async fn a_raw_field_that_repeats_a_common_column_is_stored_once_and_read_back_everywhere() {
+    // Sysmon-like events: `CommandLine` is `process.command_line` in the first two and
+    // differs in the third; `ProcessId` is `process.pid` written the same way in the
+    // first and in hex in the second; the third has no `ProcessId`.
+    let rows = [
+        (
+            "cmd /c whoami",
+            Some("cmd /c whoami"),
+            Some("4242"),
+            Some(4242),
+        ),
+        (
+            "powershell -enc AA",
+            Some("powershell -enc AA"),
+            Some("0x1092"),
+            Some(4242),
+        ),
+        ("net user", Some("net.exe user"), None, Some(7)),
+    ];
+    let mut b = EventBatchBuilder::new();
+    for (i, (raw, normalized, pid_text, pid)) in rows.iter().enumerate() {
+        let mut fields = vec![("CommandLine".to_string(), raw.to_string())];
+        if let Some(p) = pid_text {
+            fields.push(("ProcessId".to_string(), p.to_string()));
+        }
+        b.append(&Event {
+            id: format!("p-{i}"),
+            timestamp_ms: DAY0 + i as i64 * 1000,
+            dataset: "windows.sysmon".into(),
+            host_name: Some("host-1".into()),
+            tenant: "acme".into(),
+            process_command_line: normalized.map(str::to_string),
+            process_pid: *pid,
+            fields,
+            ..Event::default()
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.append(
+        Table::Events,
+        &EventBatch::new(b.finish().unwrap(), "test", "acme", DAY0),
+    )
+    .await
+    .unwrap();
+
+    // The file flags the repeated values and keeps the others.
+    let folder = dir
+        .path()
+        .join("events/day=2026-11-20/dataset=windows.sysmon");
+    let stored = file_rows(&folder);
+    let text = stored[0].column_by_name("fields.CommandLine").unwrap();
+    let flags = stored[0]
+        .column_by_name("same_as:CommandLine=process.command_line")
+        .unwrap()
+        .as_boolean();
+    assert_eq!(text.len() - text.null_count(), 1);
+    assert_eq!(flags.true_count(), 2);
+    let pids = stored[0]
+        .column_by_name("same_as:ProcessId=process.pid")
+        .unwrap()
+        .as_boolean();
+    assert_eq!(pids.true_count(), 1);
+
+    let all = QueryScope::all();
+    assert_eq!(
+        strings(&s, "SELECT fields['CommandLine'] FROM events", &all).await,
+        ["cmd /c whoami", "net user", "powershell -enc AA"]
+    );
+    assert_eq!(
+        strings(&s, "SELECT fields['ProcessId'] FROM events", &all).await,
+        ["-", "0x1092", "4242"]
+    );
+    assert_eq!(
+        strings(
+            &s,
+            "SELECT \"event.id\" FROM events WHERE fields['CommandLine'] LIKE '%whoami'",
+            &QueryScope::tenant("acme")
+        )
+        .await,
+        ["p-0"]
+    );
+    let whole = maps(&s, "SELECT fields FROM events").await;
+    assert_eq!(
+        whole,
+        [
+            "CommandLine=cmd /c whoami ProcessId=4242",
+            "CommandLine=net user",
+            "CommandLine=powershell -enc AA ProcessId=0x1092",
+        ]
+    );
+}

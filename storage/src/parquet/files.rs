@@ -151,6 +151,11 @@ fn properties(
         let path = ColumnPath::new(vec![super::message_tail::column_name(key)]);
         builder = builder.set_column_statistics_enabled(path, EnabledStatistics::None);
     }
+    for (key, source) in super::same_as::SAME_AS {
+        let path = ColumnPath::new(vec![super::same_as::column_name(key, source)]);
+        builder = builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+        builder = builder.set_column_dictionary_enabled(path, false);
+    }
     Ok(builder.build())
 }
 

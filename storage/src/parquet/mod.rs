@@ -51,6 +51,7 @@ mod filtered_store;
 mod grouped_append;
 mod message_tail;
 mod rows;
+mod same_as;
 mod shredded_read;
 mod shredding;
 mod upgrade;

@@ -7,7 +7,8 @@
 //!   shredded columns put back ([`MergeFields`]), so a query of the whole map sees every
 //!   key. (Every file is in the current layout: [`super::upgrade`].) A key stored as an
 //!   offset into `message` ([`super::message_tail`]) is read through [`MessageTail`],
-//!   both as its column and in the map.
+//!   both as its column and in the map; so is a key flagged as repeating another column
+//!   ([`super::same_as`]), through [`SameAs`].
 
 use std::sync::{Arc, OnceLock};
 
@@ -30,6 +31,7 @@ use datafusion::physical_expr_adapter::{
 use vedette_core::schema::{col, field_map_type};
 
 use super::message_tail::{self, MessageTail, TAIL_KEYS};
+use super::same_as::{self, SameAs};
 use super::shredding::{column_name, is_shredded, unshred_map, PREFIX, SHREDDED_KEYS};
 
 /// Plans `fields['K']` as the column `"fields.K"` where the table has it.
@@ -199,21 +201,38 @@ impl ShreddedFilesAdapter {
     }
 
     /// What reads shredded key `key`'s values from this file: its column, through
-    /// [`MessageTail`] where the file stores some of them as offsets into `message`.
+    /// [`MessageTail`] where the file stores some of them as offsets into `message`, and
+    /// through [`SameAs`] where it flags some as repeating another column.
     fn key_values(&self, key: &str) -> Result<Arc<dyn PhysicalExpr>> {
-        let column = self.file_column(&column_name(key))?;
+        let mut values = self.file_column(&column_name(key))?;
         let starts = message_tail::column_name(key);
-        if !TAIL_KEYS.contains(&key) || self.physical.index_of(&starts).is_err() {
-            return Ok(column);
+        if TAIL_KEYS.contains(&key) && self.physical.index_of(&starts).is_ok() {
+            values = self.call(
+                MessageTail::udf(),
+                vec![
+                    values,
+                    self.file_column(col::MESSAGE)?,
+                    self.file_column(&starts)?,
+                ],
+            )?;
         }
-        self.call(
-            MessageTail::udf(),
-            vec![
-                column,
-                self.file_column(col::MESSAGE)?,
-                self.file_column(&starts)?,
-            ],
-        )
+        if let Some((flags, source)) = same_as::flag_of(&self.physical, key) {
+            values = self.call(
+                SameAs::udf(),
+                vec![values, self.file_column(source)?, self.file_column(flags)?],
+            )?;
+        }
+        Ok(values)
+    }
+
+    /// Whether this file stores some of `key`'s values elsewhere than in its column.
+    fn stores_elsewhere(&self, key: &str) -> bool {
+        (TAIL_KEYS.contains(&key)
+            && self
+                .physical
+                .index_of(&message_tail::column_name(key))
+                .is_ok())
+            || same_as::flag_of(&self.physical, key).is_some()
     }
 
     /// What reads the table's column `name` from this file: the map of a shredded file
@@ -239,7 +258,7 @@ impl ShreddedFilesAdapter {
             return self.call(MergeFields::udf(), args);
         }
         if let Some(key) = name.strip_prefix(PREFIX) {
-            if TAIL_KEYS.contains(&key) && self.physical.index_of(name).is_ok() {
+            if self.physical.index_of(name).is_ok() && self.stores_elsewhere(key) {
                 return self.key_values(key);
             }
         }

@@ -8,7 +8,9 @@
 //! a query sees is whole again: the read side puts the columns back into it.
 //!
 //! Of these keys, those whose value is usually the end of `message` (`syslog.message`)
-//! store it as an offset into `message` where it is ([`super::message_tail`]).
+//! store it as an offset into `message` where it is ([`super::message_tail`]); those
+//! whose value is usually another column's (`CommandLine`, `process.command_line`) store
+//! a flag where it is ([`super::same_as`]).
 //!
 //! Every events file holds all the columns (null where an event lacks the key): a
 //! query then never meets a file without one (DataFusion would read a missing column
@@ -29,6 +31,7 @@ use vedette_core::CoreError;
 
 use super::message_tail::{self, TailColumns, TAIL_KEYS};
 use super::rows::RowRef;
+use super::same_as::{self, SAME_AS};
 
 /// The keys stored as columns, in column order: Windows event data, syslog and cloud
 /// audit fields an analyst filters on.
@@ -39,6 +42,7 @@ pub(crate) const SHREDDED_KEYS: &[&str] = &[
     "Computer",
     "EventRecordID",
     "TimeCreated",
+    "TimeCreated_SystemTime",
     "Image",
     "CommandLine",
     "ParentImage",
@@ -116,7 +120,8 @@ pub(crate) fn table_schema() -> SchemaRef {
 }
 
 /// The schema of events files: [`table_schema`], the map of the keys left in
-/// [`stored_map_type`], then the offset column of each key of [`TAIL_KEYS`].
+/// [`stored_map_type`], then the offset column of each key of [`TAIL_KEYS`] and the
+/// flag column of each pair of [`SAME_AS`].
 pub(crate) fn file_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
@@ -144,7 +149,8 @@ pub(crate) fn stored_map_type() -> DataType {
 }
 
 /// The event schema with `fields` of type `map` and the shredded keys' columns after it,
-/// then, `with_tails`, the offset columns of [`TAIL_KEYS`].
+/// then, `with_tails`, the offset columns of [`TAIL_KEYS`] and the flag columns of
+/// [`SAME_AS`].
 fn with_key_columns(map: DataType, with_tails: bool) -> SchemaRef {
     let events = event_schema();
     let mut fields: Vec<Field> = events
@@ -165,6 +171,11 @@ fn with_key_columns(map: DataType, with_tails: bool) -> SchemaRef {
             TAIL_KEYS
                 .iter()
                 .map(|k| Field::new(message_tail::column_name(k), DataType::Int32, true)),
+        );
+        fields.extend(
+            SAME_AS
+                .iter()
+                .map(|(k, s)| Field::new(same_as::column_name(k, s), DataType::Boolean, true)),
         );
     }
     Arc::new(Schema::new_with_metadata(fields, events.metadata().clone()))
@@ -227,7 +238,8 @@ pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
                 .as_string_opt::<i32>()
                 .ok_or_else(|| CoreError::Internal(format!("{} is not text", field.name())))?;
             keys.push(key);
-            columns.push(with_tail(batch, key, text)?);
+            let values = with_tail(batch, key, text)?;
+            columns.push(with_same(batch, key, values)?);
         }
     }
     let columns: Vec<&StringArray> = columns.iter().collect();
@@ -266,6 +278,56 @@ fn with_tail(batch: &RecordBatch, key: &str, text: &StringArray) -> Result<Strin
             "the message offsets of {key}: not 32-bit integers, or no text message"
         ))),
     }
+}
+
+/// The values of shredded key `key` of a stored `batch` (`values`, its column with any
+/// offsets put back), with the values flagged as repeating another column put back.
+fn with_same(
+    batch: &RecordBatch,
+    key: &str,
+    values: StringArray,
+) -> Result<StringArray, CoreError> {
+    let schema = batch.schema();
+    let Some((flag_name, source)) = same_as::flag_of(&schema, key) else {
+        return Ok(values);
+    };
+    let missing = |name: &str| CoreError::Internal(format!("{key} repeats {source}: no {name}"));
+    let source_column = batch
+        .column_by_name(source)
+        .ok_or_else(|| missing(source))?;
+    let flags = batch
+        .column_by_name(flag_name)
+        .and_then(|f| f.as_boolean_opt())
+        .ok_or_else(|| missing("boolean flags"))?;
+    same_as::join(&values, source_column, flags)
+}
+
+/// The columns of `file_schema()` up to the flags of [`SAME_AS`] (the event's columns,
+/// the shredded keys', the offsets of [`TAIL_KEYS`]): each key of [`SAME_AS`] folded
+/// against its source, and the flag columns appended.
+fn fold_repeated(mut columns: Vec<ArrayRef>) -> Result<Vec<ArrayRef>, CoreError> {
+    let schema = file_schema();
+    let index = |name: &str| {
+        schema
+            .index_of(name)
+            .map_err(|e| CoreError::Internal(format!("folding repeated keys: {e}")))
+    };
+    let mut flags = Vec::with_capacity(SAME_AS.len());
+    for (key, source) in SAME_AS {
+        let at = index(&column_name(key))?;
+        let text = columns
+            .get(at)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| CoreError::Internal(format!("{key} is not a text column")))?;
+        let source = columns
+            .get(index(source)?)
+            .ok_or_else(|| CoreError::Internal(format!("no column {source}")))?;
+        let (kept, flag) = same_as::fold(text, source)?;
+        columns[at] = kept;
+        flags.push(flag);
+    }
+    columns.extend(flags);
+    Ok(columns)
 }
 
 /// `batch` (of the event schema) in the stored layout: the shredded keys taken out of
@@ -327,6 +389,7 @@ pub(crate) fn gather(batches: &[RecordBatch], rows: &[RowRef]) -> Result<RecordB
     let mut out: Vec<ArrayRef> = gathered.columns().to_vec();
     out.insert(index, Arc::new(rest));
     out.extend(columns);
+    let out = fold_repeated(out)?;
     RecordBatch::try_new(file_schema(), out)
         .map_err(|e| CoreError::Internal(format!("shredding fields: {e}")))
 }
@@ -799,6 +862,13 @@ mod tests {
     #[test]
     fn key_names_map_both_ways() {
         assert_eq!(column_name("CommandLine"), "fields.CommandLine");
+        // Keys folded against another column, and key sources, are shredded keys.
+        for (key, source) in SAME_AS {
+            assert!(SHREDDED_KEYS.contains(key), "{key}");
+            if let Some(k) = source.strip_prefix(PREFIX) {
+                assert!(SHREDDED_KEYS.contains(&k), "{source}");
+            }
+        }
         assert!(!is_shredded(&event_schema()));
     }
 }

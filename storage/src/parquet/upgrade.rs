@@ -16,6 +16,7 @@ use vedette_core::CoreError;
 use super::coverage::{origin, FileOrigin};
 use super::files::{self, Codec};
 use super::message_tail::{self, TAIL_KEYS};
+use super::same_as::{self, SAME_AS};
 use super::shredding::{file_schema, for_storage, is_current, SHREDDED_KEYS};
 use super::visibility::{list_folder, FileInFolder};
 
@@ -33,7 +34,10 @@ fn layout_tag() -> String {
     let tails = TAIL_KEYS
         .iter()
         .map(|k| format!("\n{}", message_tail::column_name(k)));
-    SHREDDED_KEYS.join("\n") + &tails.collect::<String>()
+    let flags = SAME_AS
+        .iter()
+        .map(|(k, s)| format!("\n{}", same_as::column_name(k, s)));
+    SHREDDED_KEYS.join("\n") + &tails.chain(flags).collect::<String>()
 }
 
 /// Rewrites the events files under `table_dir` not in the current layout; returns how
