@@ -571,3 +571,94 @@ async fn a_raw_field_that_repeats_a_common_column_is_stored_once_and_read_back_e
         ]
     );
 }
+
+#[tokio::test]
+async fn a_map_entry_that_repeats_a_common_column_is_stored_once_and_read_back_everywhere() {
+    // Firewall-like events: `src` is `source.ip` in the first and differs in the second;
+    // `sport` is `source.port` as text; a key holds a NUL byte, one is the mark alone.
+    let rows = [
+        ("10.0.0.1", Some("10.0.0.1"), "443", Some(443)),
+        ("10.0.0.2", Some("10.9.9.9"), "0443", Some(443)),
+    ];
+    let mut b = EventBatchBuilder::new();
+    for (i, (src, ip, sport, port)) in rows.iter().enumerate() {
+        b.append(&Event {
+            id: format!("f-{i}"),
+            timestamp_ms: DAY0 + i as i64 * 1000,
+            dataset: "paloalto".into(),
+            host_name: Some("fw".into()),
+            tenant: "acme".into(),
+            source_ip: ip.map(str::to_string),
+            source_port: *port,
+            fields: vec![
+                ("src".to_string(), src.to_string()),
+                ("sport".to_string(), sport.to_string()),
+                ("odd\0key".to_string(), format!("odd-{i}")),
+                ("\0".to_string(), "mark".to_string()),
+            ],
+            ..Event::default()
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.append(
+        Table::Events,
+        &EventBatch::new(b.finish().unwrap(), "test", "acme", DAY0),
+    )
+    .await
+    .unwrap();
+
+    // The file stores the repeated entries as references, with no value.
+    let stored = file_rows(&dir.path().join("events/day=2026-11-20/dataset=paloalto"));
+    let map = stored[0].column_by_name("fields").unwrap().as_map();
+    let (keys, values) = (
+        map.keys().as_string::<i32>(),
+        map.values().as_string::<i32>(),
+    );
+    let references: Vec<usize> = (0..keys.len())
+        .filter(|&i| keys.value(i).contains("\0source."))
+        .collect();
+    assert_eq!(references.len(), 2, "the first event's src and sport");
+    assert!(references.iter().all(|&i| values.is_null(i)));
+
+    let all = QueryScope::all();
+    assert_eq!(
+        strings(&s, "SELECT fields['src'] FROM events", &all).await,
+        ["10.0.0.1", "10.0.0.2"]
+    );
+    assert_eq!(
+        strings(
+            &s,
+            "SELECT \"event.id\" FROM events WHERE fields['sport'] = '0443'",
+            &QueryScope::tenant("acme")
+        )
+        .await,
+        ["f-1"]
+    );
+    assert_eq!(
+        maps(&s, "SELECT fields FROM events").await,
+        [
+            "\0=mark odd\0key=odd-0 sport=443 src=10.0.0.1",
+            "\0=mark odd\0key=odd-1 sport=0443 src=10.0.0.2",
+        ]
+    );
+    // Read back for a retro-hunt: the map whole.
+    use futures::StreamExt;
+    let mut stream = s.read_events(DAY0, DAY0 + 86_400_000).await.unwrap();
+    let mut srcs = Vec::new();
+    while let Some(b) = stream.next().await {
+        let b = b.unwrap();
+        let map = b.column_by_name("fields").unwrap().as_map();
+        let (k, v) = (
+            map.keys().as_string::<i32>(),
+            map.values().as_string::<i32>(),
+        );
+        srcs.extend(
+            (0..k.len())
+                .filter(|&i| k.value(i) == "src")
+                .map(|i| v.value(i).to_string()),
+        );
+    }
+    srcs.sort();
+    assert_eq!(srcs, ["10.0.0.1", "10.0.0.2"]);
+}

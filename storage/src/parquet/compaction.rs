@@ -380,3 +380,25 @@ mod tests {
         assert_eq!(tier(4 * 1024 * 1024), 2);
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// A merge reads its inputs as they are: no shredding again.
+    #[test]
+    fn files_read_back_are_in_the_current_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = vedette_core::event::EventBatchBuilder::new();
+        b.append(&vedette_core::event::Event {
+            id: "a".into(),
+            dataset: "x".into(),
+            ..Default::default()
+        });
+        let batch = b.finish().unwrap();
+        let path = files::write_file(dir.path(), "a.parquet", &batch).unwrap();
+        for read in read_all(&path).unwrap() {
+            assert!(super::super::shredding::is_current(&read.schema()));
+        }
+    }
+}

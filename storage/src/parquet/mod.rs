@@ -49,6 +49,7 @@ mod coverage;
 mod files;
 mod filtered_store;
 mod grouped_append;
+mod map_refs;
 mod message_tail;
 mod rows;
 mod same_as;

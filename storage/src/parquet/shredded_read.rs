@@ -30,6 +30,7 @@ use datafusion::physical_expr_adapter::{
 };
 use vedette_core::schema::{col, field_map_type};
 
+use super::map_refs::{self, Sources};
 use super::message_tail::{self, MessageTail, TAIL_KEYS};
 use super::same_as::{self, SameAs};
 use super::shredding::{column_name, is_shredded, unshred_map, PREFIX, SHREDDED_KEYS};
@@ -129,14 +130,22 @@ impl ScalarUDFImpl for MergeFields {
             .ok_or_else(|| execution(format!("fields is {}, not a map", map.data_type())))?;
         let mut keys = Vec::with_capacity(pairs.len() / 2);
         let mut arrays = Vec::with_capacity(pairs.len() / 2);
+        let mut sources = Sources::default();
         for pair in pairs.chunks(2) {
             let [ColumnarValue::Scalar(ScalarValue::Utf8(Some(key))), column] = pair else {
                 return Err(execution(
                     "takes the map, then key names and their columns".into(),
                 ));
             };
-            keys.push(key.as_str());
-            arrays.push(column.to_array(rows)?);
+            match map_refs::parse_source_argument(key) {
+                Some(source) => sources
+                    .add(source, &column.to_array(rows)?)
+                    .map_err(|e| execution(e.to_string()))?,
+                None => {
+                    keys.push(key.as_str());
+                    arrays.push(column.to_array(rows)?);
+                }
+            }
         }
         let columns: Vec<&StringArray> = arrays
             .iter()
@@ -145,7 +154,8 @@ impl ScalarUDFImpl for MergeFields {
                     .ok_or_else(|| execution(format!("a shredded column is {}", c.data_type())))
             })
             .collect::<Result<_>>()?;
-        let merged = unshred_map(map, &keys, &columns).map_err(|e| execution(e.to_string()))?;
+        let merged =
+            unshred_map(map, &keys, &columns, &sources).map_err(|e| execution(e.to_string()))?;
         Ok(ColumnarValue::Array(Arc::new(merged)))
     }
 }
@@ -253,6 +263,15 @@ impl ShreddedFilesAdapter {
                         key.to_string(),
                     )))));
                     args.push(self.key_values(key)?);
+                }
+            }
+            // The columns the map's references name ([`super::map_refs`]).
+            for source in map_refs::source_columns() {
+                if self.physical.index_of(source).is_ok() {
+                    args.push(Arc::new(Literal::new(ScalarValue::Utf8(Some(
+                        map_refs::source_argument(source),
+                    )))));
+                    args.push(self.file_column(source)?);
                 }
             }
             return self.call(MergeFields::udf(), args);

@@ -29,6 +29,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use vedette_core::schema::{col, event_schema, field_map_type};
 use vedette_core::CoreError;
 
+use super::map_refs::{self, RefIndex, Sources, StoredKey};
 use super::message_tail::{self, TailColumns, TAIL_KEYS};
 use super::rows::RowRef;
 use super::same_as::{self, SAME_AS};
@@ -243,7 +244,7 @@ pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
         }
     }
     let columns: Vec<&StringArray> = columns.iter().collect();
-    let whole: ArrayRef = Arc::new(unshred_map(map, &keys, &columns)?);
+    let whole: ArrayRef = Arc::new(unshred_map(map, &keys, &columns, &Sources::of(batch)?)?);
     let events = event_schema();
     let out = events
         .fields()
@@ -381,9 +382,13 @@ pub(crate) fn gather(batches: &[RecordBatch], rows: &[RowRef]) -> Result<RecordB
                 .transpose()
         })
         .collect::<Result<Vec<Option<&StringArray>>, _>>()?;
+    let sources = batches
+        .iter()
+        .map(Sources::of)
+        .collect::<Result<Vec<_>, _>>()?;
     let (gathered, shredded) = rayon::join(
         || super::rows::gather(&projected, rows),
-        || shred_rows(&maps, &messages, rows),
+        || shred_rows(&maps, &messages, &sources, rows),
     );
     let (gathered, (rest, columns)) = (gathered?, shredded?);
     let mut out: Vec<ArrayRef> = gathered.columns().to_vec();
@@ -396,10 +401,13 @@ pub(crate) fn gather(batches: &[RecordBatch], rows: &[RowRef]) -> Result<RecordB
 
 /// The `fields` of rows `rows` of `maps`: the map of the keys not shredded, and a column
 /// per shredded key, each value copied once, then an offset column per key of
-/// [`TAIL_KEYS`] (`messages` are the batches' original lines).
+/// [`TAIL_KEYS`] (`messages` are the batches' original lines). An entry left in the map
+/// that repeats its source column in `sources` is stored as a reference
+/// ([`super::map_refs`]).
 fn shred_rows(
     maps: &[&MapArray],
     messages: &[Option<&StringArray>],
+    sources: &[Sources],
     rows: &[RowRef],
 ) -> Result<(MapArray, Vec<ArrayRef>), CoreError> {
     let text = |a: &ArrayRef| {
@@ -416,6 +424,10 @@ fn shred_rows(
         .map(|m| text(m.values()))
         .collect::<Result<Vec<StringArray>, _>>()?;
     let lookup = KeyIndex::get();
+    let refs = RefIndex::get();
+    let pair_sources: Vec<Vec<Option<&map_refs::SourceColumn>>> =
+        sources.iter().map(Sources::by_pair).collect();
+    let mut buf = String::new();
     // More than 2 GiB of keys or values in one file's rows is an error, not a panic.
     let (mut entry_count, mut key_bytes, mut value_bytes) = (0usize, 0usize, 0usize);
     for &(b, row) in rows {
@@ -447,9 +459,23 @@ fn shred_rows(
                     hits[k].push((out, b, entry))
                 }
                 _ => {
-                    kept_keys.append_value(key);
                     let v = &values[b];
-                    kept_values.append_option(v.is_valid(entry).then(|| v.value(entry)));
+                    let value = v.is_valid(entry).then(|| v.value(entry));
+                    let reference = value.and_then(|value| {
+                        let (pair, stored) = refs.find(key)?;
+                        let source = pair_sources[b][pair]?;
+                        (source.text(row, &mut buf)? == value).then_some(stored)
+                    });
+                    match reference {
+                        Some(stored) => {
+                            kept_keys.append_value(stored);
+                            kept_values.append_null();
+                        }
+                        None => {
+                            kept_keys.append_value(map_refs::plain_key(key));
+                            kept_values.append_option(value);
+                        }
+                    }
                     len += 1;
                 }
             }
@@ -525,12 +551,14 @@ fn tail_columns(
 }
 
 /// The map of `fields` (without the shredded keys) with the shredded columns' values
-/// put back: each event's shredded keys first (in `keys` order), then its own entries.
-/// `columns[i]` holds the values of `keys[i]`.
+/// put back: each event's shredded keys first (in `keys` order), then its own entries,
+/// references resolved from `sources` ([`super::map_refs`]). `columns[i]` holds the
+/// values of `keys[i]`.
 pub(crate) fn unshred_map(
     map: &MapArray,
     keys: &[&str],
     columns: &[&StringArray],
+    sources: &Sources,
 ) -> Result<MapArray, CoreError> {
     let own_keys = map
         .keys()
@@ -570,6 +598,7 @@ pub(crate) fn unshred_map(
     let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
     offsets.push(0);
     let mut len = 0i32;
+    let mut buf = String::new();
     for row in 0..rows {
         // The shredded keys first: a key an event had twice keeps its first value first.
         for (key, column) in keys.iter().zip(columns) {
@@ -580,9 +609,22 @@ pub(crate) fn unshred_map(
             }
         }
         for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
-            key_builder.append_value(own_keys.value(entry));
-            value_builder
-                .append_option(own_values.is_valid(entry).then(|| own_values.value(entry)));
+            match StoredKey::read(own_keys.value(entry)) {
+                StoredKey::Plain(key) => {
+                    key_builder.append_value(key);
+                    value_builder
+                        .append_option(own_values.is_valid(entry).then(|| own_values.value(entry)));
+                }
+                StoredKey::Reference { key, source } => {
+                    let value = sources.value(source, row, &mut buf).ok_or_else(|| {
+                        CoreError::Internal(format!(
+                            "fields[{key}] refers to {source}, which has no value there"
+                        ))
+                    })?;
+                    key_builder.append_value(key);
+                    value_builder.append_value(value);
+                }
+            }
             len += 1;
         }
         offsets.push(len);
@@ -724,7 +766,7 @@ mod tests {
                 ("Other".into(), Some("y".into()))
             ]
         );
-        let back = unshred_map(rest, SHREDDED_KEYS, &columns).unwrap();
+        let back = unshred_map(rest, SHREDDED_KEYS, &columns, &Sources::default()).unwrap();
         assert_eq!(entries(&back), entries(&original));
         // A key an event had twice comes back with its first value first, as lookups
         // of the map (which take the first) read it before.
