@@ -27,6 +27,9 @@ pub(crate) async fn open_store(
             store.set_cold_after(Duration::from_secs(
                 config.store.parquet.merge_quiet_seconds,
             ));
+            store
+                .set_zstd_level(config.store.parquet.zstd_level)
+                .map_err(|e| anyhow::anyhow!("store.parquet.zstd_level: {e}"))?;
             Ok(Arc::new(store))
         }
         StoreKind::Clickhouse => {

@@ -220,3 +220,30 @@ async fn a_damaged_compacted_file_hides_nothing() {
     assert_eq!(report.files_deleted, 0);
     assert_eq!(parquet_files(&folder).len(), 4);
 }
+
+#[tokio::test]
+async fn merged_files_take_the_configured_zstd_level() {
+    let sizes = |level: i32| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.set_zstd_level(level).unwrap();
+        s.set_cold_after(Duration::ZERO);
+        fill(&s, 8).await;
+        let want = store_suite::count(&s, TOTAL_AND_DISTINCT).await;
+        assert_eq!(s.compact().await.unwrap().merges, 1);
+        assert_eq!(store_suite::count(&s, TOTAL_AND_DISTINCT).await, want);
+        let folder = dir.path().join(SYSMON);
+        let files = parquet_files(&folder);
+        assert_eq!(files.len(), 1);
+        std::fs::metadata(folder.join(&files[0])).unwrap().len()
+    };
+    // The highest level stores these events in fewer bytes than the lowest.
+    let (low, high) = (sizes(1).await, sizes(19).await);
+    assert!(high < low, "level 19: {high} bytes, level 1: {low}");
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    for level in [0, 23, -1] {
+        let err = s.set_zstd_level(level).unwrap_err();
+        assert!(err.to_string().contains("1 to 22"), "{err}");
+    }
+}

@@ -79,6 +79,9 @@ struct Args {
     /// Keep the store in this (new or empty) folder instead of a temporary one.
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Parquet: zstd level of merged files (`store.parquet.zstd_level`).
+    #[arg(long, default_value_t = 3)]
+    zstd_level: i32,
 }
 
 /// Which events are stored.
@@ -307,6 +310,7 @@ async fn main() -> anyhow::Result<()> {
             )?);
             // Nothing else reads these files: delete what merges replace at once.
             s.set_delete_grace(std::time::Duration::ZERO);
+            s.set_zstd_level(args.zstd_level)?;
             Some(s)
         }
     };

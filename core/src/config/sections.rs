@@ -431,6 +431,9 @@ impl StoreConfig {
         if self.parquet.retention_days == 0 {
             return Err("store.parquet.retention_days: must be at least 1".into());
         }
+        if !(1..=22).contains(&self.parquet.zstd_level) {
+            return Err("store.parquet.zstd_level: must be 1 to 22".into());
+        }
         match (self.kind, &self.clickhouse) {
             (StoreKind::Clickhouse, None) => {
                 Err("store.clickhouse: required when store.kind = \"clickhouse\"".into())
@@ -450,6 +453,9 @@ pub struct ParquetConfig {
     /// Seconds without a new file after which a folder has all its small files merged,
     /// whatever their size. Default: 300.
     pub merge_quiet_seconds: u64,
+    /// zstd level of merged files, 1 to 22: higher stores fewer bytes for more CPU per
+    /// merge. Default: 3.
+    pub zstd_level: i32,
 }
 
 impl Default for ParquetConfig {
@@ -457,6 +463,7 @@ impl Default for ParquetConfig {
         Self {
             retention_days: 30,
             merge_quiet_seconds: 300,
+            zstd_level: 3,
         }
     }
 }

@@ -76,6 +76,10 @@ fn bad_values_name_their_key() {
             "[store.parquet]\nretention_days = 0\n",
             "store.parquet.retention_days",
         ),
+        (
+            "[store.parquet]\nzstd_level = 23\n",
+            "store.parquet.zstd_level",
+        ),
         ("[alerts.risk]\nthreshold = -1\n", "alerts.risk.threshold"),
         (
             "[alerts.silence]\nafter_seconds = 0\n",

@@ -46,6 +46,8 @@ pub(crate) struct CompactionPolicy {
     /// file of half this many rows is done. Bytes alone do not bound memory: merged
     /// files of repetitive events hold 20 bytes per event on disk and 1.6 KB in memory.
     pub(crate) max_rows: u64,
+    /// zstd level of merged files.
+    pub(crate) zstd_level: i32,
 }
 
 impl Default for CompactionPolicy {
@@ -56,6 +58,7 @@ impl Default for CompactionPolicy {
             cold_after: Duration::from_secs(300),
             max_inputs: 2000,
             max_rows: 512 * 1024,
+            zstd_level: files::DEFAULT_ZSTD_LEVEL,
         }
     }
 }
@@ -184,7 +187,8 @@ fn read_all(path: &Path) -> Result<Vec<RecordBatch>, CoreError> {
 }
 
 /// Merges files of the folder `dir` into the compacted file `name` (the rename into
-/// place commits it): those of `inputs` that fit in `max_rows` ([`within_rows`]); the
+/// place commits it), compressed with zstd at `zstd_level`: those of `inputs` that fit
+/// in `max_rows` ([`within_rows`]); the
 /// others wait for a later pass. Returns `None` when fewer than two fit. The caller
 /// dooms the merged inputs afterwards.
 pub(crate) fn merge(
@@ -192,6 +196,7 @@ pub(crate) fn merge(
     name: &str,
     inputs: &[FileInFolder],
     max_rows: u64,
+    zstd_level: i32,
     visibility: &Visibility,
 ) -> Result<Option<Merged>, CoreError> {
     // Compacted inputs' rows are cached with their coverage; the others' footers are read.
@@ -247,7 +252,7 @@ pub(crate) fn merge(
             (COVERS_KEY.to_string(), covers),
             (REPLACES_KEY.to_string(), replaces),
         ],
-        files::Codec::Compact,
+        files::Codec::Compact(zstd_level),
     )?;
     let output = FileInFolder::stat(name, path)?;
     visibility.coverage_of(&output)?;
@@ -280,6 +285,7 @@ mod tests {
             cold_after: Duration::from_secs(300),
             max_inputs: 100,
             max_rows: 1_000_000,
+            zstd_level: files::DEFAULT_ZSTD_LEVEL,
         };
         let mut files: Vec<FileInFolder> = (0..9)
             .map(|i| file(&format!("s{i}"), 10_000, 100 - i, now))
@@ -340,7 +346,7 @@ mod tests {
                 FileInFolder::stat(&name, path).unwrap()
             })
             .collect();
-        let merged = merge(dir.path(), "m.parquet", &inputs, 8, &visibility)
+        let merged = merge(dir.path(), "m.parquet", &inputs, 8, 3, &visibility)
             .unwrap()
             .expect("two files of 3 rows fit in 8");
         assert_eq!(merged.rows, 6);
@@ -352,7 +358,7 @@ mod tests {
             "a merge's rows are known without reading it again"
         );
         assert!(
-            merge(dir.path(), "n.parquet", &inputs, 5, &visibility)
+            merge(dir.path(), "n.parquet", &inputs, 5, 3, &visibility)
                 .unwrap()
                 .is_none(),
             "files of 3 rows are done when a merge holds 5"
@@ -368,6 +374,7 @@ mod tests {
             cold_after: Duration::from_secs(300),
             max_inputs: 3,
             max_rows: 1_000_000,
+            zstd_level: files::DEFAULT_ZSTD_LEVEL,
         };
         let files: Vec<FileInFolder> = (0..8)
             .map(|i| file(&format!("s{i}"), 20_000, 100 - i, now))

@@ -83,9 +83,13 @@ pub(crate) enum Codec {
     /// writing many small files (a profile of `vedette run` put 17 % of its CPU in zstd
     /// context set-up and the zeroing of its memory).
     Fast,
-    /// zstd level 3: for the merged files that stay.
-    Compact,
+    /// zstd at a level ([`DEFAULT_ZSTD_LEVEL`] unless configured): for the merged files
+    /// that stay.
+    Compact(i32),
 }
+
+/// zstd level of merged files unless configured.
+pub(crate) const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 /// Columns of free text or unique values: no query prunes by their minimum and maximum,
 /// and dictionary encoding finds nothing to share, so both are off (computing them was
@@ -115,8 +119,8 @@ fn properties(
 ) -> Result<WriterProperties, CoreError> {
     let compression = match codec {
         Codec::Fast => Compression::LZ4_RAW,
-        Codec::Compact => Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| CoreError::Internal(e.to_string()))?,
+        Codec::Compact(level) => Compression::ZSTD(
+            ZstdLevel::try_new(level).map_err(|e| CoreError::BadInput(e.to_string()))?,
         ),
     };
     let mut builder = WriterProperties::builder()
@@ -133,7 +137,7 @@ fn properties(
             builder.set_column_statistics_enabled(column_path(parts), EnabledStatistics::None);
     }
     for parts in FREE_TEXT_COLUMNS {
-        if !(codec == Codec::Compact && *parts == FIELD_VALUES) {
+        if !(matches!(codec, Codec::Compact(_)) && *parts == FIELD_VALUES) {
             builder = builder.set_column_dictionary_enabled(column_path(parts), false);
         }
     }
@@ -310,7 +314,7 @@ mod tests {
             "b.parquet",
             &batch,
             vec![("k".into(), "v".into())],
-            Codec::Compact,
+            Codec::Compact(DEFAULT_ZSTD_LEVEL),
         )
         .unwrap();
         for (path, want) in [(fast, "LZ4_RAW"), (compact, "ZSTD")] {
@@ -382,7 +386,10 @@ mod tests {
         use parquet::file::reader::FileReader;
         let dir = tempfile::tempdir().unwrap();
         let batch = full_events(20);
-        for (name, codec) in [("a.parquet", Codec::Fast), ("b.parquet", Codec::Compact)] {
+        for (name, codec) in [
+            ("a.parquet", Codec::Fast),
+            ("b.parquet", Codec::Compact(DEFAULT_ZSTD_LEVEL)),
+        ] {
             let path = write_file_with(dir.path(), name, &batch, Vec::new(), codec).unwrap();
             let reader = parquet::file::serialized_reader::SerializedFileReader::new(
                 File::open(&path).unwrap(),
@@ -408,7 +415,7 @@ mod tests {
             assert!(column("fields.EventID").statistics().is_none());
             assert_eq!(
                 column("fields.EventID").dictionary_page_offset().is_some(),
-                codec == Codec::Compact
+                matches!(codec, Codec::Compact(_))
             );
             assert!(column("fields.key_value.key").statistics().is_none());
             assert!(column("fields.key_value.key")
@@ -420,7 +427,7 @@ mod tests {
                 column("fields.key_value.value")
                     .dictionary_page_offset()
                     .is_some(),
-                codec == Codec::Compact,
+                codec == Codec::Compact(DEFAULT_ZSTD_LEVEL),
                 "{name}: the values' dictionary"
             );
         }

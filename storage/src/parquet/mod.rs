@@ -292,6 +292,22 @@ impl ParquetStore {
             .unwrap_or_else(|p| p.into_inner())
             .cold_after = quiet;
     }
+
+    /// Sets the zstd level of merged files (default 3; 1 to 22): higher levels store
+    /// fewer bytes for more CPU per merge. Files are rewritten at their next merge only.
+    pub fn set_zstd_level(&self, level: i32) -> Result<(), CoreError> {
+        if !(1..=22).contains(&level) {
+            return Err(CoreError::BadInput(format!(
+                "zstd level {level}: must be 1 to 22"
+            )));
+        }
+        self.files
+            .policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .zstd_level = level;
+        Ok(())
+    }
 }
 
 /// The folders under a table's folder that hold files: `day=` folders, or their
@@ -462,6 +478,7 @@ impl Files {
                             &name,
                             &inputs,
                             policy.max_rows,
+                            policy.zstd_level,
                             &self.visibility,
                         )
                     };

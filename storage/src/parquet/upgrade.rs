@@ -126,7 +126,7 @@ fn upgrade_file(folder: &Path, file: &FileInFolder) -> Result<bool, CoreError> {
     let rows = concat_batches(&file_schema(), &stored)
         .map_err(|e| CoreError::Internal(format!("upgrading {}: {e}", file.path.display())))?;
     let codec = match origin(&file.name) {
-        FileOrigin::Compacted => Codec::Compact,
+        FileOrigin::Compacted => Codec::Compact(files::DEFAULT_ZSTD_LEVEL),
         FileOrigin::Bus(_) | FileOrigin::Loose => Codec::Fast,
     };
     files::write_file_with(folder, &file.name, &rows, metadata, codec)?;
