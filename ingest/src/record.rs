@@ -114,7 +114,47 @@ pub(crate) fn append_with_fields(
     if sink.truncated {
         event.add_tag(tag::FIELDS_TRUNCATED);
     }
+    if let Some(id) = timed_id(
+        &event.id,
+        event.timestamp_ms,
+        event.ingested_ms,
+        &event.tags,
+    ) {
+        event.id = id;
+    }
     builder.append_row(&event.as_row(), sink.iter());
+}
+
+/// Appends `row` with `fields`, its id carrying the record's time ([`timed_id`]).
+pub(crate) fn append_row<'f>(
+    builder: &mut EventBatchBuilder,
+    row: &mut Row<'_>,
+    fields: impl IntoIterator<Item = (&'f str, &'f str)>,
+) {
+    if let Some(id) = row
+        .text(TextCol::Id)
+        .and_then(|id| timed_id(id, row.timestamp_ms, row.ingested_ms, &row.tags))
+    {
+        row.set(TextCol::Id, id);
+    }
+    builder.append_row(row, fields);
+}
+
+/// The id of an event at `timestamp_ms` with `tags`, its first digits that time
+/// ([`vedette_core::id::with_time`]), when the time is the record's own: not the ingest
+/// time `ingested_ms` (tagged `timestamp_missing` or `timestamp_invalid`, or equal to
+/// it) and not a year guessed from it (`year_inferred`), which a record delivered again
+/// later would not get again.
+fn timed_id(id: &str, timestamp_ms: i64, ingested_ms: i64, tags: &[&str]) -> Option<String> {
+    let not_its_own = [
+        tag::TIMESTAMP_MISSING,
+        tag::TIMESTAMP_INVALID,
+        tag::YEAR_INFERRED,
+    ];
+    if timestamp_ms == ingested_ms || tags.iter().any(|t| not_its_own.contains(t)) {
+        return None;
+    }
+    vedette_core::id::with_time(id, timestamp_ms)
 }
 
 /// Sets a row's payload, cut at the limit (and tagged) when longer.
@@ -168,13 +208,14 @@ impl<'o> Output<'o> {
         self.rows += 1;
     }
 
-    /// Writes a row of the record with its fields; the record must not fail after this.
+    /// Writes a row of the record with its fields, as [`append_row`]; the record must
+    /// not fail after this.
     pub(crate) fn row<'f>(
         &mut self,
-        row: &Row<'_>,
+        row: &mut Row<'_>,
         fields: impl IntoIterator<Item = (&'f str, &'f str)>,
     ) {
-        self.builder.append_row(row, fields);
+        append_row(self.builder, row, fields);
         self.rows += 1;
     }
 

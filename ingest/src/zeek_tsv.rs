@@ -176,7 +176,7 @@ impl Parser for ZeekTsvParser {
             }
             zeek_mapping().apply(&mut row, &sink);
             tag_truncation(&mut row, &sink);
-            events.append_row(&row, sink.iter());
+            crate::record::append_row(events, &mut row, sink.iter());
             stats.events += 1;
         }
         if !names.is_empty() {

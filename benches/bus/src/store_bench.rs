@@ -142,24 +142,42 @@ fn distinct_ids(batch: &EventBatch, round: usize) -> anyhow::Result<EventBatch> 
 }
 
 /// `batch` with its events' times moved into the minute before `now_ms` (each keeps its
-/// millisecond within the minute), and a bus position at `offset`.
+/// millisecond within the minute), and a bus position at `offset`. An id that begins with
+/// its event's time (`vedette_core::id::with_time`) begins with the new time, as the
+/// ingest would have made it.
 fn live(batch: &EventBatch, now_ms: i64, offset: u64) -> anyhow::Result<EventBatch> {
-    use arrow::array::{AsArray, TimestampMillisecondArray};
+    use arrow::array::{Array, AsArray, StringArray, TimestampMillisecondArray};
     use arrow::datatypes::TimestampMillisecondType;
+    use vedette_core::id::with_time;
     let records = &batch.records;
     let index = records
         .schema()
         .index_of(vedette_core::schema::col::TIMESTAMP)?;
+    let id_index = records
+        .schema()
+        .index_of(vedette_core::schema::col::EVENT_ID)?;
     let times = records
         .column(index)
         .as_primitive::<TimestampMillisecondType>();
+    let ids = records.column(id_index).as_string::<i32>();
     let moved: TimestampMillisecondArray = times
         .iter()
         .map(|t| t.map(|ms| now_ms - 60_000 + ms.rem_euclid(60_000)))
         .collect::<TimestampMillisecondArray>()
         .with_timezone(vedette_core::schema::UTC);
+    let restamped: StringArray = (0..ids.len())
+        .map(|i| {
+            let id = ids.is_valid(i).then(|| ids.value(i))?;
+            let (old, new) = (times.value(i), moved.value(i));
+            match with_time(id, old) {
+                Some(same) if same == id && times.is_valid(i) => with_time(id, new),
+                _ => Some(id.to_string()),
+            }
+        })
+        .collect();
     let mut columns = records.columns().to_vec();
     columns[index] = std::sync::Arc::new(moved);
+    columns[id_index] = std::sync::Arc::new(restamped);
     let mut out = batch.clone();
     out.records = arrow::array::RecordBatch::try_new(records.schema(), columns)?;
     out.position = Some(vedette_core::batch::BusPosition {

@@ -166,12 +166,12 @@ impl JsonLinesParser {
                         crate::windows::prepare(sink);
                     }
                     let sink = &*sink;
-                    let row = if family == JsonFamily::Windows {
+                    let mut row = if family == JsonFamily::Windows {
                         crate::windows::normalize(sink, ctx, raw)
                     } else {
                         normalize(family, sink, ctx, raw)
                     };
-                    out.row(&row, sink.iter());
+                    out.row(&mut row, sink.iter());
                     return Ok(());
                 }
             }
@@ -229,16 +229,16 @@ impl JsonLinesParser {
                 let raw = serde_json::to_vec(record).unwrap_or_default();
                 let mut sink = FieldSink::new(ctx.limits);
                 sink.push_object("", r);
-                let row = normalize(JsonFamily::CloudTrail, &sink, ctx, &raw);
-                out.row(&row, sink.iter());
+                let mut row = normalize(JsonFamily::CloudTrail, &sink, ctx, &raw);
+                out.row(&mut row, sink.iter());
             }
             return Ok(());
         }
         let mut sink = FieldSink::new(ctx.limits);
         if family != JsonFamily::Windows {
             sink.push_object("", &obj);
-            let row = normalize(family, &sink, ctx, raw);
-            out.row(&row, sink.iter());
+            let mut row = normalize(family, &sink, ctx, raw);
+            out.row(&mut row, sink.iter());
             return Ok(());
         }
         let mut extra = FieldSink::new(ctx.limits);
@@ -250,8 +250,11 @@ impl JsonLinesParser {
             crate::windows::push_tree(&obj, &mut sink);
             crate::windows::prepare(&mut sink);
         }
-        let row = crate::windows::normalize(&sink, ctx, raw);
-        out.row(&row, crate::windows::with_extra(&sink, &extra, ctx.limits));
+        let mut row = crate::windows::normalize(&sink, ctx, raw);
+        out.row(
+            &mut row,
+            crate::windows::with_extra(&sink, &extra, ctx.limits),
+        );
         Ok(())
     }
 }

@@ -115,7 +115,7 @@ impl TextLineParser {
             crate::windows::read_xml(h.message, None, &mut sink, &mut extra)?;
             let mut row = crate::windows::normalize(&sink, ctx, raw);
             row.set(TextCol::Message, line.as_ref());
-            out.row(&row, sink.iter());
+            out.row(&mut row, sink.iter());
             return Ok(());
         }
         if matches!(content, TextContent::Auto | TextContent::Syslog) {
@@ -142,7 +142,7 @@ impl TextLineParser {
             }
             row.set(TextCol::Message, line.as_ref());
             tag_truncation(&mut row, sink);
-            out.row(&row, sink.iter());
+            out.row(&mut row, sink.iter());
             return Ok(());
         }
         let mut event = ctx.event(content.dataset(), raw);

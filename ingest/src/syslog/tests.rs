@@ -100,3 +100,26 @@ fn a_line_that_only_mentions_cef_stays_syslog() {
     assert_eq!((stats.events, stats.dead_letters), (1, 0));
     assert_eq!(rows[0]["event.dataset"], "syslog");
 }
+
+#[test]
+fn an_id_begins_with_the_records_own_time_and_only_then() {
+    use vedette_core::id::{event_id, TIME_DIGITS};
+    let lines: [&[u8]; 3] = [
+        b"<34>1 2026-11-20T10:00:00.123Z web sshd 7 - - session opened",
+        b"<34>Nov 20 10:00:00 web sshd[7]: session opened",
+        b"<34>1 - web sshd 7 - - no time",
+    ];
+    for (line, own_time) in lines.iter().zip([true, false, false]) {
+        let (_, rows, _) = run(&auto(), line);
+        let id = rows[0]["event.id"].as_str().unwrap().to_string();
+        let hashed = event_id("default", "syslog", line);
+        assert_eq!(id[TIME_DIGITS..], hashed[TIME_DIGITS..]);
+        if own_time {
+            // 2026-11-20T10:00:00.123Z in milliseconds, in hex.
+            assert_eq!(&id[..TIME_DIGITS], format!("{:012x}", 1_795_168_800_123u64));
+        } else {
+            // A year inferred from the ingest time, or the ingest time: the hash alone.
+            assert_eq!(id, hashed, "{}", String::from_utf8_lossy(line));
+        }
+    }
+}

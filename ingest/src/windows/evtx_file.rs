@@ -68,8 +68,8 @@ impl Parser for EvtxFileParser {
                     sink.reset("");
                     super::push_tree(obj, &mut sink);
                     super::prepare(&mut sink);
-                    let row = super::normalize(&sink, &ctx, &raw);
-                    events.append_row(&row, sink.iter());
+                    let mut row = super::normalize(&sink, &ctx, &raw);
+                    crate::record::append_row(events, &mut row, sink.iter());
                     stats.events += 1;
                 }
                 Err(e) => {
