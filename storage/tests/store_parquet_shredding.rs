@@ -532,13 +532,13 @@ async fn a_raw_field_that_repeats_a_common_column_is_stored_once_and_read_back_e
     let stored = file_rows(&folder);
     let text = stored[0].column_by_name("fields.CommandLine").unwrap();
     let flags = stored[0]
-        .column_by_name("same_as:CommandLine=process.command_line")
+        .column_by_name("repeats:CommandLine=process.command_line")
         .unwrap()
         .as_boolean();
     assert_eq!(text.len() - text.null_count(), 1);
     assert_eq!(flags.true_count(), 2);
     let pids = stored[0]
-        .column_by_name("same_as:ProcessId=process.pid")
+        .column_by_name("repeats:ProcessId=process.pid")
         .unwrap()
         .as_boolean();
     assert_eq!(pids.true_count(), 1);

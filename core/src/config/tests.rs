@@ -80,6 +80,10 @@ fn bad_values_name_their_key() {
             "[store.parquet]\nzstd_level = 23\n",
             "store.parquet.zstd_level",
         ),
+        (
+            "[store.parquet]\nzstd_level = 0\n",
+            "store.parquet.zstd_level",
+        ),
         ("[alerts.risk]\nthreshold = -1\n", "alerts.risk.threshold"),
         (
             "[alerts.silence]\nafter_seconds = 0\n",

@@ -143,7 +143,10 @@ fn properties(
     }
     // The shredded keys: no statistics (the rows are not sorted by them, so min and max
     // prune nothing; comparing every value costs), and no dictionary in append files
-    // (interning every value costs more than it saves before a merge).
+    // (interning every value costs more than it saves before a merge). Statistics must
+    // stay off for correctness too: a key column whose values are all stored elsewhere
+    // (offsets, flags) is all null, and DataFusion reads a column its statistics say is
+    // all null as the null literal, before the adapter puts the values back.
     for key in super::shredding::SHREDDED_KEYS {
         let path = ColumnPath::new(vec![super::shredding::column_name(key)]);
         builder = builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);

@@ -6,9 +6,10 @@
 //! shredded key) has a key of [`MAP_SAME_AS`] and a value that is, as text, its source
 //! column's, the file stores the entry as a reference: key `src\0source.ip`, value
 //! null. An original key that holds a NUL byte is stored with one more NUL in front,
-//! so stored keys read back without doubt ([`StoredKey::read`]). Files of the layouts
-//! before this one lack the columns of [`super::message_tail`] and [`super::same_as`],
-//! so they are rewritten (their keys escaped) when the store opens.
+//! so stored keys read back without doubt ([`StoredKey::read`]). Only files with the
+//! flag columns of [`super::same_as`] store keys this way ([`super::same_as::has_flags`]);
+//! the keys of older files are read as they are, and those files are rewritten when the
+//! store opens.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -17,7 +18,6 @@ use std::sync::OnceLock;
 use std::fmt::Write;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
-use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
 use vedette_core::CoreError;
 
@@ -136,6 +136,12 @@ pub(crate) fn parse_source_argument(argument: &str) -> Option<&str> {
     argument.strip_prefix(MARK)
 }
 
+/// The longest source column name of [`MAP_SAME_AS`]: a reference key is at most this
+/// and one byte longer than its key.
+pub(crate) fn longest_source() -> usize {
+    MAP_SAME_AS.iter().map(|(_, s)| s.len()).max().unwrap_or(0)
+}
+
 /// The distinct source columns of [`MAP_SAME_AS`].
 pub(crate) fn source_columns() -> Vec<&'static str> {
     let mut names: Vec<&str> = MAP_SAME_AS.iter().map(|(_, s)| *s).collect();
@@ -155,11 +161,12 @@ pub(crate) enum SourceColumn {
 }
 
 impl SourceColumn {
+    /// `column` read as text.
     fn of(column: &ArrayRef) -> Result<Self, CoreError> {
         Ok(match column.data_type() {
             DataType::Utf8 => SourceColumn::Text(column.as_string::<i32>().clone()),
             DataType::Int64 => SourceColumn::Integer(column.as_primitive::<Int64Type>().clone()),
-            _ => SourceColumn::Cast(as_text(column)?),
+            _ => SourceColumn::Cast(super::same_as::as_text(column)?),
         })
     }
 
@@ -226,15 +233,6 @@ impl Sources {
             .map(|(_, s)| self.columns.get(*s))
             .collect()
     }
-}
-
-/// `column` as text, as references compare and render it.
-fn as_text(column: &ArrayRef) -> Result<StringArray, CoreError> {
-    let text = cast(column, &DataType::Utf8)
-        .map_err(|e| CoreError::Internal(format!("{} as text: {e}", column.data_type())))?;
-    text.as_string_opt::<i32>()
-        .cloned()
-        .ok_or_else(|| CoreError::Internal("a cast to text gave no text".into()))
 }
 
 #[cfg(test)]

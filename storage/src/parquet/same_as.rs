@@ -5,9 +5,10 @@
 //! and the Windows parser adds `TimeCreated` as another name of `TimeCreated_SystemTime`.
 //! Where a row's value of such a key is its source column's value (as text), an events
 //! file stores null in the key's column and true in the flag column
-//! `same_as:CommandLine=process.command_line`; any other value is stored as it is. The
+//! `repeats:CommandLine=process.command_line`; any other value is stored as it is. The
 //! flag column's name says which key and which column, so a file reads back whatever
-//! this list says later.
+//! this list says later. (Files with flag columns are also the ones whose map keys are
+//! escaped, [`super::map_refs`].)
 //!
 //! Reading puts the value back ([`join`] in Rust, [`SameAs`] in queries).
 
@@ -16,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
-use arrow::compute::kernels::boolean::{and_not, is_not_null};
+use arrow::compute::kernels::boolean::{and, and_not, is_not_null, is_null};
 use arrow::compute::kernels::cmp::eq;
 use arrow::compute::kernels::nullif::nullif;
 use arrow::compute::kernels::zip::zip;
@@ -55,7 +56,7 @@ pub(crate) const SAME_AS: &[(&str, &str)] = &[
 ];
 
 /// Prefix of a flag column's name.
-const PREFIX: &str = "same_as:";
+const PREFIX: &str = "repeats:";
 
 /// The flag column's name of `key` repeating `source`.
 pub(crate) fn column_name(key: &str, source: &str) -> String {
@@ -76,8 +77,16 @@ pub(crate) fn flag_of<'a>(schema: &'a Schema, key: &str) -> Option<(&'a str, &'a
     })
 }
 
+/// Whether a file of `schema` has flag columns (the layout that escapes map keys).
+pub(crate) fn has_flags(schema: &Schema) -> bool {
+    schema
+        .fields()
+        .iter()
+        .any(|f| parse_column_name(f.name()).is_some())
+}
+
 /// `column` as text, as the flags compare it and [`join`] renders it.
-fn as_text(column: &ArrayRef) -> Result<StringArray, CoreError> {
+pub(crate) fn as_text(column: &ArrayRef) -> Result<StringArray, CoreError> {
     let text = cast(column, &DataType::Utf8)
         .map_err(|e| CoreError::Internal(format!("{} as text: {e}", column.data_type())))?;
     text.as_string_opt::<i32>()
@@ -140,6 +149,14 @@ pub(crate) fn join(
     // A value and its flag are never both there; if a damaged file has both, the value.
     let take_source =
         and_not(&only_true(flags), &is_not_null(text).map_err(kernel)?).map_err(kernel)?;
+    // A flag is only written where the source has the value.
+    let missing = and(&take_source, &is_null(&source).map_err(kernel)?).map_err(kernel)?;
+    if missing.true_count() > 0 {
+        return Err(CoreError::Internal(format!(
+            "{} rows flagged as repeating a source that has no value there",
+            missing.true_count()
+        )));
+    }
     let joined = zip(&take_source, &source, text).map_err(kernel)?;
     joined
         .as_string_opt::<i32>()
@@ -245,6 +262,7 @@ mod tests {
     #[test]
     fn flag_columns_name_their_key_and_source_and_keys_are_never_sources() {
         let name = column_name("CommandLine", "process.command_line");
+        assert_eq!(name, "repeats:CommandLine=process.command_line");
         assert_eq!(
             parse_column_name(&name),
             Some(("CommandLine", "process.command_line"))
@@ -263,5 +281,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("source of 2"), "{err}");
+        // A flag over a source without a value: a damaged file, said so.
+        let err = join(
+            &StringArray::from(vec![None::<&str>]),
+            &(Arc::new(StringArray::from(vec![None::<&str>])) as ArrayRef),
+            &BooleanArray::from(vec![true]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no value there"), "{err}");
     }
 }

@@ -79,8 +79,10 @@ impl ExprPlanner for ShreddedFieldPlanner {
     }
 }
 
-/// `vedette_merge_fields(fields, 'K1', "fields.K1", 'K2', "fields.K2", …)`: a file's map
-/// with the shredded columns' values put back, in the event schema's map type.
+/// `vedette_merge_fields(escaped, fields, 'K1', "fields.K1", …, '\0source.ip',
+/// "source.ip", …)`: a file's map with the shredded columns' values put back and, where
+/// its keys are `escaped`, its references resolved from the source columns, in the event
+/// schema's map type.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct MergeFields {
     signature: Signature,
@@ -109,10 +111,10 @@ impl ScalarUDFImpl for MergeFields {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        match arg_types.first() {
+        match arg_types.get(1) {
             Some(DataType::Map(..)) => Ok(field_map_type()),
             other => Err(DataFusionError::Plan(format!(
-                "vedette_merge_fields takes the fields map first, not {other:?}"
+                "vedette_merge_fields takes the fields map second, not {other:?}"
             ))),
         }
     }
@@ -121,8 +123,13 @@ impl ScalarUDFImpl for MergeFields {
         let rows = args.number_rows;
         let execution =
             |m: String| DataFusionError::Execution(format!("vedette_merge_fields: {m}"));
-        let Some((map, pairs)) = args.args.split_first() else {
-            return Err(execution("no arguments".into()));
+        let Some(([escaped, map], pairs)) = args.args.split_first_chunk::<2>() else {
+            return Err(execution(
+                "takes whether keys are escaped, then the map".into(),
+            ));
+        };
+        let ColumnarValue::Scalar(ScalarValue::Boolean(Some(escaped))) = escaped else {
+            return Err(execution("takes whether keys are escaped first".into()));
         };
         let map = map.to_array(rows)?;
         let map = map
@@ -154,8 +161,8 @@ impl ScalarUDFImpl for MergeFields {
                     .ok_or_else(|| execution(format!("a shredded column is {}", c.data_type())))
             })
             .collect::<Result<_>>()?;
-        let merged =
-            unshred_map(map, &keys, &columns, &sources).map_err(|e| execution(e.to_string()))?;
+        let merged = unshred_map(map, &keys, &columns, &sources, *escaped)
+            .map_err(|e| execution(e.to_string()))?;
         Ok(ColumnarValue::Array(Arc::new(merged)))
     }
 }
@@ -256,7 +263,11 @@ impl ShreddedFilesAdapter {
         if name == col::FIELDS && is_shredded(&self.physical) {
             // The key columns the file has (all of them, unless it is of an older layout
             // that the store's open has not rewritten yet).
-            let mut args = vec![self.file_column(col::FIELDS)?];
+            let escaped = same_as::has_flags(&self.physical);
+            let mut args: Vec<Arc<dyn PhysicalExpr>> = vec![
+                Arc::new(Literal::new(ScalarValue::Boolean(Some(escaped)))),
+                self.file_column(col::FIELDS)?,
+            ];
             for field in self.physical.fields() {
                 if let Some(key) = field.name().strip_prefix(PREFIX) {
                     args.push(Arc::new(Literal::new(ScalarValue::Utf8(Some(

@@ -244,7 +244,9 @@ pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
         }
     }
     let columns: Vec<&StringArray> = columns.iter().collect();
-    let whole: ArrayRef = Arc::new(unshred_map(map, &keys, &columns, &Sources::of(batch)?)?);
+    let sources = Sources::of(batch)?;
+    let escaped = same_as::has_flags(&schema);
+    let whole: ArrayRef = Arc::new(unshred_map(map, &keys, &columns, &sources, escaped)?);
     let events = event_schema();
     let out = events
         .fields()
@@ -438,6 +440,8 @@ fn shred_rows(
         key_bytes += (k[end] - k[start]) as usize;
         value_bytes += (v[end] - v[start]) as usize;
     }
+    // A reference key is longer than its key, an escaped key one byte longer.
+    let key_bytes = key_bytes + entry_count * (1 + map_refs::longest_source());
     check_offsets(entry_count.max(key_bytes).max(value_bytes))?;
     let mut kept_keys = StringBuilder::with_capacity(entry_count, key_bytes);
     let mut kept_values = StringBuilder::with_capacity(entry_count, value_bytes);
@@ -552,13 +556,15 @@ fn tail_columns(
 
 /// The map of `fields` (without the shredded keys) with the shredded columns' values
 /// put back: each event's shredded keys first (in `keys` order), then its own entries,
-/// references resolved from `sources` ([`super::map_refs`]). `columns[i]` holds the
-/// values of `keys[i]`.
+/// references resolved from `sources` when its keys are `escaped` (a file of the layout
+/// with references, [`super::map_refs`]; the keys of older files are read as they are).
+/// `columns[i]` holds the values of `keys[i]`.
 pub(crate) fn unshred_map(
     map: &MapArray,
     keys: &[&str],
     columns: &[&StringArray],
     sources: &Sources,
+    escaped: bool,
 ) -> Result<MapArray, CoreError> {
     let own_keys = map
         .keys()
@@ -590,7 +596,20 @@ pub(crate) fn unshred_map(
             .zip(columns)
             .map(|(k, c)| k.len() * present(c))
             .sum::<usize>();
-    let value_bytes = own_bytes(own_values) + column_bytes;
+    let mut buf = String::new();
+    // The values references resolve to.
+    let mut resolved_bytes = 0usize;
+    if escaped {
+        for row in 0..rows {
+            for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
+                if let StoredKey::Reference { source, .. } = StoredKey::read(own_keys.value(entry))
+                {
+                    resolved_bytes += sources.value(source, row, &mut buf).map_or(0, str::len);
+                }
+            }
+        }
+    }
+    let value_bytes = own_bytes(own_values) + column_bytes + resolved_bytes;
     let entries = last - first + columns.iter().map(|c| present(c)).sum::<usize>();
     check_offsets(key_bytes.max(value_bytes).max(entries))?;
     let mut key_builder = StringBuilder::with_capacity(entries, key_bytes);
@@ -598,7 +617,6 @@ pub(crate) fn unshred_map(
     let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
     offsets.push(0);
     let mut len = 0i32;
-    let mut buf = String::new();
     for row in 0..rows {
         // The shredded keys first: a key an event had twice keeps its first value first.
         for (key, column) in keys.iter().zip(columns) {
@@ -609,7 +627,13 @@ pub(crate) fn unshred_map(
             }
         }
         for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
-            match StoredKey::read(own_keys.value(entry)) {
+            let stored = own_keys.value(entry);
+            let read = if escaped {
+                StoredKey::read(stored)
+            } else {
+                StoredKey::Plain(std::borrow::Cow::Borrowed(stored))
+            };
+            match read {
                 StoredKey::Plain(key) => {
                     key_builder.append_value(key);
                     value_builder
@@ -766,7 +790,7 @@ mod tests {
                 ("Other".into(), Some("y".into()))
             ]
         );
-        let back = unshred_map(rest, SHREDDED_KEYS, &columns, &Sources::default()).unwrap();
+        let back = unshred_map(rest, SHREDDED_KEYS, &columns, &Sources::default(), true).unwrap();
         assert_eq!(entries(&back), entries(&original));
         // A key an event had twice comes back with its first value first, as lookups
         // of the map (which take the first) read it before.
@@ -899,6 +923,64 @@ mod tests {
             upgraded.column_by_name(&starts_name).unwrap().null_count(),
             1
         );
+    }
+
+    #[test]
+    fn keys_holding_the_mark_in_files_of_every_layout_read_back_as_they_were() {
+        let keys = ["a\0b", "\0x", "k\0source.ip", "src"];
+        let mut b = EventBatchBuilder::new();
+        b.append(&Event {
+            id: "n".into(),
+            dataset: "paloalto".into(),
+            source_ip: Some("10.0.0.1".into()),
+            fields: keys
+                .iter()
+                .map(|k| (k.to_string(), "10.0.0.1".to_string()))
+                .collect(),
+            ..Event::default()
+        });
+        let batch = b.finish().unwrap();
+        let map = |b: &RecordBatch| entries(b.column_by_name(col::FIELDS).unwrap().as_map());
+        // This layout: escaped keys and a reference, read back.
+        let stored = shred(&batch).unwrap();
+        assert!(same_as::has_flags(&stored.schema()));
+        assert_eq!(map(&to_events(&stored).unwrap()), map(&batch));
+        // A shredded layout from before references (no flag columns): keys as they are.
+        let before = RecordBatch::try_from_iter(
+            stored
+                .schema()
+                .fields()
+                .iter()
+                .zip(stored.columns())
+                .filter(|(f, _)| same_as::parse_column_name(f.name()).is_none())
+                .map(|(f, c)| {
+                    let c = if f.name() == col::FIELDS {
+                        batch.column_by_name(col::FIELDS).unwrap()
+                    } else {
+                        c
+                    };
+                    (f.name().clone(), c.clone())
+                }),
+        )
+        .unwrap();
+        assert!(!same_as::has_flags(&before.schema()));
+        assert_eq!(map(&to_events(&before).unwrap()), map(&batch));
+        let upgraded = for_storage(&before).unwrap();
+        assert!(is_current(&upgraded.schema()));
+        assert_eq!(map(&to_events(&upgraded).unwrap()), map(&batch));
+        // A reference to a column without a value there is an error, not a made-up value.
+        let mut damaged_keys = StringBuilder::new();
+        damaged_keys.append_value("src\0source.ip");
+        let damaged = map_of(
+            stored_map_type(),
+            vec![0, 1],
+            Arc::new(damaged_keys.finish()),
+            Arc::new(StringArray::from(vec![None::<&str>])),
+            None,
+        )
+        .unwrap();
+        let err = unshred_map(&damaged, &[], &[], &Sources::default(), true).unwrap_err();
+        assert!(err.to_string().contains("refers to source.ip"), "{err}");
     }
 
     #[test]
