@@ -287,10 +287,15 @@ async fn compact_until_stable(
     let (wall, cpu_time) = (wall.elapsed(), cpu() - cpu0);
     let (stored, files) = folder_stats(events_dir);
     println!(
-        "{label:<8} {passes} passes, {merges} merges, {rows} rows rewritten in {:.1} s ({:.0} rows/s, {:.3} µs CPU/row); {} files, {:.1} bytes/event",
+        "{label:<8} {passes} passes, {merges} merges, {rows} rows rewritten in {:.1} s ({:.0} rows/s, {} µs CPU/row); {} files, {:.1} bytes/event",
         wall.as_secs_f64(),
         rows as f64 / wall.as_secs_f64().max(1e-9),
-        cpu_time.as_secs_f64() * 1e6 / (rows.max(1)) as f64,
+        // A pass that merged nothing has no CPU per row.
+        if rows == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.3}", cpu_time.as_secs_f64() * 1e6 / rows as f64)
+        },
         files,
         stored as f64 / events as f64
     );
