@@ -358,6 +358,28 @@ fn syslog_events(tag: &str) -> EventBatch {
     EventBatch::new(b.finish().unwrap(), "test", "acme", DAY0)
 }
 
+/// The values of `key` in the maps of the day's events as a retro-hunt reads them, sorted.
+async fn read_back(s: &ParquetStore, key: &str) -> Vec<String> {
+    use futures::StreamExt;
+    let mut stream = s.read_events(DAY0, DAY0 + 86_400_000).await.unwrap();
+    let mut values = Vec::new();
+    while let Some(b) = stream.next().await {
+        let b = b.unwrap();
+        let map = b.column_by_name("fields").unwrap().as_map();
+        let (k, v) = (
+            map.keys().as_string::<i32>(),
+            map.values().as_string::<i32>(),
+        );
+        values.extend(
+            (0..k.len())
+                .filter(|&i| k.value(i) == key)
+                .map(|i| v.value(i).to_string()),
+        );
+    }
+    values.sort();
+    values
+}
+
 /// The rows of the one file under `folder`.
 fn file_rows(folder: &Path) -> Vec<RecordBatch> {
     let files: Vec<_> = std::fs::read_dir(folder)
@@ -449,23 +471,7 @@ async fn a_message_part_that_ends_the_line_is_stored_once_and_read_back_everywhe
     assert_eq!(starts.len() - starts.null_count(), 6);
 
     // Read back for a retro-hunt: the map whole.
-    use futures::StreamExt;
-    let mut stream = s.read_events(DAY0, DAY0 + 86_400_000).await.unwrap();
-    let mut parts = Vec::new();
-    while let Some(b) = stream.next().await {
-        let b = b.unwrap();
-        let map = b.column_by_name("fields").unwrap().as_map();
-        let (k, v) = (
-            map.keys().as_string::<i32>(),
-            map.values().as_string::<i32>(),
-        );
-        parts.extend(
-            (0..k.len())
-                .filter(|&i| k.value(i) == "syslog.message")
-                .map(|i| v.value(i).to_string()),
-        );
-    }
-    parts.sort();
+    let parts = read_back(&s, "syslog.message").await;
     let mut want = [
         "Accepted key for süß",
         "no line kept",
@@ -643,22 +649,5 @@ async fn a_map_entry_that_repeats_a_common_column_is_stored_once_and_read_back_e
         ]
     );
     // Read back for a retro-hunt: the map whole.
-    use futures::StreamExt;
-    let mut stream = s.read_events(DAY0, DAY0 + 86_400_000).await.unwrap();
-    let mut srcs = Vec::new();
-    while let Some(b) = stream.next().await {
-        let b = b.unwrap();
-        let map = b.column_by_name("fields").unwrap().as_map();
-        let (k, v) = (
-            map.keys().as_string::<i32>(),
-            map.values().as_string::<i32>(),
-        );
-        srcs.extend(
-            (0..k.len())
-                .filter(|&i| k.value(i) == "src")
-                .map(|i| v.value(i).to_string()),
-        );
-    }
-    srcs.sort();
-    assert_eq!(srcs, ["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(read_back(&s, "src").await, ["10.0.0.1", "10.0.0.2"]);
 }
