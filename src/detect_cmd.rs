@@ -366,6 +366,41 @@ fn write_piece(
     Ok(())
 }
 
+/// What the tasks of one input's pieces share.
+#[derive(Clone, Copy)]
+struct Matching<'s> {
+    hunt: &'s HuntInput,
+    sigma: &'s LoadedSigma,
+    yara: Option<&'s YaraDetector>,
+    name: &'s str,
+    /// Set when the hunt stops on an error: a task not started yet does nothing.
+    stop: &'s AtomicBool,
+}
+
+/// Has `piece` parsed and matched on the thread pool; its outcome arrives on the
+/// receiver (a panic in the task is an error, not a lost piece).
+fn spawn_detect<'s>(
+    scope: &rayon::Scope<'s>,
+    piece: InputPiece,
+    matching: &Matching<'s>,
+) -> Receiver<PieceOutcome> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let m = *matching;
+    scope.spawn(move |_| {
+        let outcome = if m.stop.load(Ordering::Relaxed) {
+            Err(anyhow::anyhow!("the hunt stopped"))
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                detect_piece(&piece, m.hunt, m.sigma, m.yara, m.name)
+            }))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("matching a piece panicked")))
+        };
+        // The one-slot buffer takes the result even when nobody reads it.
+        let _ = tx.send((piece.bytes.len() as u64, outcome));
+    });
+    rx
+}
+
 /// Hunts through one input: pieces read as a stream, parsed and matched a few ahead on
 /// the thread pool, hits written in input order. Runs on a thread outside the pool (it
 /// waits for the pool's results; on a worker of a one-thread pool it would wait forever).
@@ -401,14 +436,20 @@ fn hunt_one(
     // thread waits at the end of a round for the slowest piece of the round. At most
     // `ahead` pieces (4 MiB each, up to 64 MiB for one very long record) are in flight.
     let ahead = (rayon::current_num_threads().max(1) * 3).min(MAX_PIECES_AHEAD);
-    let (hunt, sigma, yara, name) = (&hunt, hunt_state.sigma, hunt_state.yara, name.as_str());
+    let hunt = &hunt;
     let mut read_all = false;
     // A read error stops the reading; what was read before it is matched and written
     // first, then the error is returned.
     let mut read_error = None;
     // Set when the hunt stops on an error: queued pieces are then not matched.
     let stop = AtomicBool::new(false);
-    let stop = &stop;
+    let matching = Matching {
+        hunt,
+        sigma: hunt_state.sigma,
+        yara: hunt_state.yara,
+        name: &name,
+        stop: &stop,
+    };
     let mut queue: VecDeque<Receiver<PieceOutcome>> = VecDeque::new();
     let outcome = rayon::in_place_scope(|scope| -> anyhow::Result<()> {
         let written = (|| -> anyhow::Result<()> {
@@ -430,20 +471,7 @@ fn hunt_one(
                             }
                         },
                     };
-                    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                    scope.spawn(move |_| {
-                        let outcome = if stop.load(Ordering::Relaxed) {
-                            Err(anyhow::anyhow!("the hunt stopped"))
-                        } else {
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                detect_piece(&piece, hunt, sigma, yara, name)
-                            }))
-                            .unwrap_or_else(|_| Err(anyhow::anyhow!("matching a piece panicked")))
-                        };
-                        // The one-slot buffer takes the result even when nobody reads it.
-                        let _ = tx.send((piece.bytes.len() as u64, outcome));
-                    });
-                    queue.push_back(rx);
+                    queue.push_back(spawn_detect(scope, piece, &matching));
                     if !hunt.lines {
                         read_all = true;
                     }
@@ -461,7 +489,7 @@ fn hunt_one(
             }
         })();
         if written.is_err() {
-            stop.store(true, Ordering::Relaxed);
+            matching.stop.store(true, Ordering::Relaxed);
         }
         written
     });

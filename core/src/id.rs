@@ -2,11 +2,12 @@
 //!
 //! The id is the 128-bit SipHash-1-3 of the tenant, the dataset and the raw record
 //! bytes, in lowercase hex. Where the record carries its own time, the first 48 bits
-//! (12 hex digits) are that time in Unix milliseconds instead ([`with_time`]), as in a
+//! (12 hex digits) are that time in Unix milliseconds instead ([`stamp_time`]), as in a
 //! UUIDv7: ids then sort by time, and a store that sorts events by host and time finds
 //! their ids' first digits shared with the row before (four bytes of the sixteen a
-//! random id costs on disk). The other 80 bits are the hash's. Re-delivery of a record (an agent retrying a POST, a bus
-//! replaying after a crash) therefore yields the same id, and stores de-duplicate on it.
+//! random id costs on disk). The other 80 bits are the hash's. Re-delivery of a record
+//! (an agent retrying a POST, a bus replaying after a crash) therefore yields the same
+//! id, and stores de-duplicate on it.
 //! Two byte-identical records of the same tenant and dataset are treated as one.
 //!
 //! Why SipHash and not a cryptographic digest: the id is computed for every event on
@@ -89,20 +90,33 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Hex digits of an id that hold the record's time.
 pub const TIME_DIGITS: usize = 12;
 
-/// `id` (of [`event_id`]) with its first [`TIME_DIGITS`] hex digits replaced by
-/// `time_ms`, the time the record carries. `None` when `id` is not an event id or the
-/// time does not fit 48 bits (before 1970, or after the year 10889).
-pub fn with_time(id: &str, time_ms: i64) -> Option<String> {
-    let time = u64::try_from(time_ms).ok().filter(|t| *t < 1 << 48)?;
+/// Replaces, in place, the first [`TIME_DIGITS`] hex digits of `id` (of [`event_id`])
+/// by `time_ms`, the time the record carries; whether it did. It does not when `id` is
+/// not an event id or the time does not fit 48 bits (before 1970, or after the year
+/// 10889).
+pub fn stamp_time(id: &mut String, time_ms: i64) -> bool {
+    let Some(time) = u64::try_from(time_ms).ok().filter(|t| *t < 1 << 48) else {
+        return false;
+    };
     if id.len() != EVENT_ID_LEN || !id.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return None;
+        return false;
     }
-    let mut out = String::with_capacity(EVENT_ID_LEN);
-    for digit in (0..TIME_DIGITS).rev() {
-        out.push(char::from(HEX[((time >> (4 * digit)) & 0xf) as usize]));
+    let mut digits = [0u8; TIME_DIGITS];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((time >> (4 * (TIME_DIGITS - 1 - i))) & 0xf) as usize];
     }
-    out.push_str(&id[TIME_DIGITS..]);
-    Some(out)
+    // Hex digits are ASCII: the same length, in place.
+    id.replace_range(
+        ..TIME_DIGITS,
+        std::str::from_utf8(&digits).unwrap_or_default(),
+    );
+    true
+}
+
+/// `id` with its time stamped as [`stamp_time`] does, or `None` where it would not.
+pub fn with_time(id: &str, time_ms: i64) -> Option<String> {
+    let mut out = id.to_string();
+    stamp_time(&mut out, time_ms).then_some(out)
 }
 
 #[cfg(test)]

@@ -174,6 +174,11 @@ impl<'a> Row<'a> {
         self.text[column as usize].as_deref()
     }
 
+    /// The value of a text column, to change in place.
+    pub fn text_mut(&mut self, column: TextCol) -> Option<&mut Cow<'a, str>> {
+        self.text[column as usize].as_mut()
+    }
+
     /// Sets an integer column, or clears it when `value` is None.
     pub fn set_int(&mut self, column: IntCol, value: Option<i64>) {
         self.int[column as usize] = value;

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use vedette_core::dead_letter::DeadLetter;
 
 use vedette_core::event::{tag, Event, EventBatchBuilder, Row, TextCol};
-use vedette_core::id::event_id;
+use vedette_core::id::{event_id, stamp_time};
 use vedette_core::traits::{ParseStats, RawChunk};
 
 use crate::flatten::FieldSink;
@@ -114,47 +114,39 @@ pub(crate) fn append_with_fields(
     if sink.truncated {
         event.add_tag(tag::FIELDS_TRUNCATED);
     }
-    if let Some(id) = timed_id(
-        &event.id,
-        event.timestamp_ms,
-        event.ingested_ms,
-        &event.tags,
-    ) {
-        event.id = id;
+    if is_own_time(event.timestamp_ms, event.ingested_ms, &event.tags) {
+        stamp_time(&mut event.id, event.timestamp_ms);
     }
     builder.append_row(&event.as_row(), sink.iter());
 }
 
-/// Appends `row` with `fields`, its id carrying the record's time ([`timed_id`]).
+/// Appends `row` with `fields`, its id stamped with the record's time where it has its
+/// own ([`is_own_time`], [`stamp_time`]).
 pub(crate) fn append_row<'f>(
     builder: &mut EventBatchBuilder,
     row: &mut Row<'_>,
     fields: impl IntoIterator<Item = (&'f str, &'f str)>,
 ) {
-    if let Some(id) = row
-        .text(TextCol::Id)
-        .and_then(|id| timed_id(id, row.timestamp_ms, row.ingested_ms, &row.tags))
-    {
-        row.set(TextCol::Id, id);
+    if is_own_time(row.timestamp_ms, row.ingested_ms, &row.tags) {
+        let time = row.timestamp_ms;
+        if let Some(id) = row.text_mut(TextCol::Id) {
+            stamp_time(id.to_mut(), time);
+        }
     }
     builder.append_row(row, fields);
 }
 
-/// The id of an event at `timestamp_ms` with `tags`, its first digits that time
-/// ([`vedette_core::id::with_time`]), when the time is the record's own: not the ingest
-/// time `ingested_ms` (tagged `timestamp_missing` or `timestamp_invalid`, or equal to
-/// it) and not a year guessed from it (`year_inferred`), which a record delivered again
-/// later would not get again.
-fn timed_id(id: &str, timestamp_ms: i64, ingested_ms: i64, tags: &[&str]) -> Option<String> {
+/// Whether an event at `timestamp_ms` with `tags` has the record's own time, which its
+/// id then begins with: not the ingest time `ingested_ms` (tagged `timestamp_missing` or
+/// `timestamp_invalid`, or equal to it) and not a year guessed from it
+/// (`year_inferred`), which a record delivered again later would not get again.
+fn is_own_time(timestamp_ms: i64, ingested_ms: i64, tags: &[&str]) -> bool {
     let not_its_own = [
         tag::TIMESTAMP_MISSING,
         tag::TIMESTAMP_INVALID,
         tag::YEAR_INFERRED,
     ];
-    if timestamp_ms == ingested_ms || tags.iter().any(|t| not_its_own.contains(t)) {
-        return None;
-    }
-    vedette_core::id::with_time(id, timestamp_ms)
+    timestamp_ms != ingested_ms && !tags.iter().any(|t| not_its_own.contains(t))
 }
 
 /// Sets a row's payload, cut at the limit (and tagged) when longer.

@@ -386,11 +386,6 @@ mod tests {
         assert_eq!(tier(512 * 1024), 1);
         assert_eq!(tier(4 * 1024 * 1024), 2);
     }
-}
-
-#[cfg(test)]
-mod layout_tests {
-    use super::*;
 
     /// A merge reads its inputs as they are: no shredding again.
     #[test]

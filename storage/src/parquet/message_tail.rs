@@ -13,7 +13,7 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, Int32Builder, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, Int32Array, Int32Builder, RecordBatch, StringArray, StringBuilder,
 };
 use arrow::datatypes::{DataType, Int32Type};
 use datafusion::common::Result;
@@ -21,7 +21,10 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use vedette_core::schema::col;
 use vedette_core::CoreError;
+
+use super::rows::RowRef;
 
 /// The shredded keys whose value is stored as an offset into `message` when it is the
 /// end of it.
@@ -118,6 +121,51 @@ pub(crate) fn join(
         }
     }
     Ok(out.finish())
+}
+
+/// The values of shredded key `key` of a stored `batch`: its column `text`, with the
+/// values stored as offsets into `message` put back where the batch has them.
+pub(crate) fn stored_values(
+    batch: &RecordBatch,
+    key: &str,
+    text: &StringArray,
+) -> Result<StringArray, CoreError> {
+    let Some(starts) = batch.column_by_name(&column_name(key)) else {
+        return Ok(text.clone());
+    };
+    let messages = batch.column_by_name(col::MESSAGE);
+    match (
+        starts.as_primitive_opt::<Int32Type>(),
+        messages.and_then(|m| m.as_string_opt::<i32>()),
+    ) {
+        (Some(starts), Some(messages)) => join(text, messages, starts),
+        _ => Err(CoreError::Internal(format!(
+            "the message offsets of {key}: not 32-bit integers, or no text message"
+        ))),
+    }
+}
+
+/// The text and offset columns of a key of [`TAIL_KEYS`] from its `hits` (row out,
+/// batch, entry), each value compared with its row's message.
+pub(crate) fn tail_columns(
+    hits: &[(usize, usize, usize)],
+    values: &[StringArray],
+    messages: &[Option<&StringArray>],
+    rows: &[RowRef],
+) -> (ArrayRef, ArrayRef) {
+    let mut columns = TailColumns::with_capacity(rows.len(), 0);
+    let mut next = 0;
+    for &(out, b, entry) in hits {
+        columns.append_nulls(out - next);
+        let row = rows[out].1;
+        let message = messages[b]
+            .filter(|m| m.is_valid(row))
+            .map(|m| m.value(row));
+        columns.append(values[b].value(entry), message);
+        next = out + 1;
+    }
+    columns.append_nulls(rows.len() - next);
+    columns.finish()
 }
 
 /// `vedette_message_tail(text, message, start)`: [`join`] in a query, the value of a

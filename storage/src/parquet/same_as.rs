@@ -14,7 +14,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, StringArray};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray,
+};
 use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
 use arrow::compute::kernels::boolean::{and, and_not, is_not_null, is_null};
@@ -29,6 +31,8 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use vedette_core::CoreError;
+
+use super::shredding::{self, file_schema};
 
 /// Shredded keys and the column whose value they usually repeat: a common column of
 /// the event schema, or another shredded key's column (never one of these keys).
@@ -162,6 +166,56 @@ pub(crate) fn join(
         .as_string_opt::<i32>()
         .cloned()
         .ok_or_else(|| CoreError::Internal("a repeated key's values are not text".into()))
+}
+
+/// The values of shredded key `key` of a stored `batch` (`values`, its column with any
+/// offsets put back), with the values flagged as repeating another column put back.
+pub(crate) fn stored_values(
+    batch: &RecordBatch,
+    key: &str,
+    values: StringArray,
+) -> Result<StringArray, CoreError> {
+    let schema = batch.schema();
+    let Some((flag_name, source)) = flag_of(&schema, key) else {
+        return Ok(values);
+    };
+    let missing = |name: &str| CoreError::Internal(format!("{key} repeats {source}: no {name}"));
+    let source_column = batch
+        .column_by_name(source)
+        .ok_or_else(|| missing(source))?;
+    let flags = batch
+        .column_by_name(flag_name)
+        .and_then(|f| f.as_boolean_opt())
+        .ok_or_else(|| missing("boolean flags"))?;
+    join(&values, source_column, flags)
+}
+
+/// The columns of `file_schema()` up to the flags of [`SAME_AS`] (the event's columns,
+/// the shredded keys', the offsets of [`super::message_tail::TAIL_KEYS`]): each key of [`SAME_AS`] folded
+/// against its source, and the flag columns appended.
+pub(crate) fn fold_all(mut columns: Vec<ArrayRef>) -> Result<Vec<ArrayRef>, CoreError> {
+    let schema = file_schema();
+    let index = |name: &str| {
+        schema
+            .index_of(name)
+            .map_err(|e| CoreError::Internal(format!("folding repeated keys: {e}")))
+    };
+    let mut flags = Vec::with_capacity(SAME_AS.len());
+    for (key, source) in SAME_AS {
+        let at = index(&shredding::column_name(key))?;
+        let text = columns
+            .get(at)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| CoreError::Internal(format!("{key} is not a text column")))?;
+        let source = columns
+            .get(index(source)?)
+            .ok_or_else(|| CoreError::Internal(format!("no column {source}")))?;
+        let (kept, flag) = fold(text, source)?;
+        columns[at] = kept;
+        flags.push(flag);
+    }
+    columns.extend(flags);
+    Ok(columns)
 }
 
 /// `vedette_same_as(text, source, flag)`: [`join`] in a query, the value of a key that

@@ -25,12 +25,12 @@ use arrow::array::{
     StructArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use vedette_core::schema::{col, event_schema, field_map_type};
 use vedette_core::CoreError;
 
 use super::map_refs::{self, RefIndex, Sources, StoredKey};
-use super::message_tail::{self, TailColumns, TAIL_KEYS};
+use super::message_tail::{self, TAIL_KEYS};
 use super::rows::RowRef;
 use super::same_as::{self, SAME_AS};
 
@@ -239,8 +239,8 @@ pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
                 .as_string_opt::<i32>()
                 .ok_or_else(|| CoreError::Internal(format!("{} is not text", field.name())))?;
             keys.push(key);
-            let values = with_tail(batch, key, text)?;
-            columns.push(with_same(batch, key, values)?);
+            let values = message_tail::stored_values(batch, key, text)?;
+            columns.push(same_as::stored_values(batch, key, values)?);
         }
     }
     let columns: Vec<&StringArray> = columns.iter().collect();
@@ -263,74 +263,6 @@ pub(crate) fn to_events(batch: &RecordBatch) -> Result<RecordBatch, CoreError> {
         .collect::<Result<Vec<_>, CoreError>>()?;
     RecordBatch::try_new(events, out)
         .map_err(|e| CoreError::Internal(format!("events of an older layout: {e}")))
-}
-
-/// The values of shredded key `key` of a stored `batch`: its column `text`, with the
-/// values stored as offsets into `message` put back where the batch has them.
-fn with_tail(batch: &RecordBatch, key: &str, text: &StringArray) -> Result<StringArray, CoreError> {
-    let Some(starts) = batch.column_by_name(&message_tail::column_name(key)) else {
-        return Ok(text.clone());
-    };
-    let messages = batch.column_by_name(col::MESSAGE);
-    match (
-        starts.as_primitive_opt::<Int32Type>(),
-        messages.and_then(|m| m.as_string_opt::<i32>()),
-    ) {
-        (Some(starts), Some(messages)) => message_tail::join(text, messages, starts),
-        _ => Err(CoreError::Internal(format!(
-            "the message offsets of {key}: not 32-bit integers, or no text message"
-        ))),
-    }
-}
-
-/// The values of shredded key `key` of a stored `batch` (`values`, its column with any
-/// offsets put back), with the values flagged as repeating another column put back.
-fn with_same(
-    batch: &RecordBatch,
-    key: &str,
-    values: StringArray,
-) -> Result<StringArray, CoreError> {
-    let schema = batch.schema();
-    let Some((flag_name, source)) = same_as::flag_of(&schema, key) else {
-        return Ok(values);
-    };
-    let missing = |name: &str| CoreError::Internal(format!("{key} repeats {source}: no {name}"));
-    let source_column = batch
-        .column_by_name(source)
-        .ok_or_else(|| missing(source))?;
-    let flags = batch
-        .column_by_name(flag_name)
-        .and_then(|f| f.as_boolean_opt())
-        .ok_or_else(|| missing("boolean flags"))?;
-    same_as::join(&values, source_column, flags)
-}
-
-/// The columns of `file_schema()` up to the flags of [`SAME_AS`] (the event's columns,
-/// the shredded keys', the offsets of [`TAIL_KEYS`]): each key of [`SAME_AS`] folded
-/// against its source, and the flag columns appended.
-fn fold_repeated(mut columns: Vec<ArrayRef>) -> Result<Vec<ArrayRef>, CoreError> {
-    let schema = file_schema();
-    let index = |name: &str| {
-        schema
-            .index_of(name)
-            .map_err(|e| CoreError::Internal(format!("folding repeated keys: {e}")))
-    };
-    let mut flags = Vec::with_capacity(SAME_AS.len());
-    for (key, source) in SAME_AS {
-        let at = index(&column_name(key))?;
-        let text = columns
-            .get(at)
-            .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| CoreError::Internal(format!("{key} is not a text column")))?;
-        let source = columns
-            .get(index(source)?)
-            .ok_or_else(|| CoreError::Internal(format!("no column {source}")))?;
-        let (kept, flag) = same_as::fold(text, source)?;
-        columns[at] = kept;
-        flags.push(flag);
-    }
-    columns.extend(flags);
-    Ok(columns)
 }
 
 /// `batch` (of the event schema) in the stored layout: the shredded keys taken out of
@@ -396,7 +328,7 @@ pub(crate) fn gather(batches: &[RecordBatch], rows: &[RowRef]) -> Result<RecordB
     let mut out: Vec<ArrayRef> = gathered.columns().to_vec();
     out.insert(index, Arc::new(rest));
     out.extend(columns);
-    let out = fold_repeated(out)?;
+    let out = same_as::fold_all(out)?;
     RecordBatch::try_new(file_schema(), out)
         .map_err(|e| CoreError::Internal(format!("shredding fields: {e}")))
 }
@@ -504,7 +436,7 @@ fn shred_rows(
         .zip(SHREDDED_KEYS)
         .map(|(hits, key)| -> ArrayRef {
             if TAIL_KEYS.contains(key) {
-                let (text, starts) = tail_columns(hits, &values, messages, rows);
+                let (text, starts) = message_tail::tail_columns(hits, &values, messages, rows);
                 tails.push(starts);
                 return text;
             }
@@ -529,29 +461,6 @@ fn shred_rows(
         .collect();
     columns.extend(tails);
     Ok((rest, columns))
-}
-
-/// The text and offset columns of a key of [`TAIL_KEYS`] from its `hits` (row out,
-/// batch, entry), each value compared with its row's message.
-fn tail_columns(
-    hits: &[(usize, usize, usize)],
-    values: &[StringArray],
-    messages: &[Option<&StringArray>],
-    rows: &[RowRef],
-) -> (ArrayRef, ArrayRef) {
-    let mut columns = TailColumns::with_capacity(rows.len(), 0);
-    let mut next = 0;
-    for &(out, b, entry) in hits {
-        columns.append_nulls(out - next);
-        let row = rows[out].1;
-        let message = messages[b]
-            .filter(|m| m.is_valid(row))
-            .map(|m| m.value(row));
-        columns.append(values[b].value(entry), message);
-        next = out + 1;
-    }
-    columns.append_nulls(rows.len() - next);
-    columns.finish()
 }
 
 /// The map of `fields` (without the shredded keys) with the shredded columns' values
@@ -596,20 +505,8 @@ pub(crate) fn unshred_map(
             .zip(columns)
             .map(|(k, c)| k.len() * present(c))
             .sum::<usize>();
-    let mut buf = String::new();
-    // The values references resolve to.
-    let mut resolved_bytes = 0usize;
-    if escaped {
-        for row in 0..rows {
-            for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
-                if let StoredKey::Reference { source, .. } = StoredKey::read(own_keys.value(entry))
-                {
-                    resolved_bytes += sources.value(source, row, &mut buf).map_or(0, str::len);
-                }
-            }
-        }
-    }
-    let value_bytes = own_bytes(own_values) + column_bytes + resolved_bytes;
+    // References' values are not counted here: each is checked as it is appended.
+    let value_bytes = own_bytes(own_values) + column_bytes;
     let entries = last - first + columns.iter().map(|c| present(c)).sum::<usize>();
     check_offsets(key_bytes.max(value_bytes).max(entries))?;
     let mut key_builder = StringBuilder::with_capacity(entries, key_bytes);
@@ -617,6 +514,7 @@ pub(crate) fn unshred_map(
     let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
     offsets.push(0);
     let mut len = 0i32;
+    let mut buf = String::new();
     for row in 0..rows {
         // The shredded keys first: a key an event had twice keeps its first value first.
         for (key, column) in keys.iter().zip(columns) {
@@ -645,6 +543,7 @@ pub(crate) fn unshred_map(
                             "fields[{key}] refers to {source}, which has no value there"
                         ))
                     })?;
+                    check_offsets(value_builder.values_slice().len() + value.len())?;
                     key_builder.append_value(key);
                     value_builder.append_value(value);
                 }
@@ -700,299 +599,5 @@ fn map_of(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use vedette_core::event::{Event, EventBatchBuilder};
-
-    /// Events with raw fields: shredded keys, others, a key twice, and none at all.
-    pub(crate) fn events_with_fields() -> RecordBatch {
-        let rows: Vec<Vec<(&str, &str)>> = vec![
-            vec![
-                ("CommandLine", "cmd /c whoami"),
-                ("Image", "C:\\cmd.exe"),
-                ("Other", "x"),
-            ],
-            vec![("Other", "y"), ("EventID", "4624"), ("EventID", "4625")],
-            vec![],
-            vec![("syslog.message", "session opened"), ("pid", "42")],
-        ];
-        let mut b = EventBatchBuilder::new();
-        for (i, fields) in rows.iter().enumerate() {
-            b.append(&Event {
-                id: format!("e{i}"),
-                timestamp_ms: 1_764_201_600_000 + i as i64,
-                dataset: "windows.sysmon".into(),
-                fields: fields
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                ..Event::default()
-            });
-        }
-        b.finish().unwrap()
-    }
-
-    /// Each row's map as sorted (key, value) pairs.
-    fn entries(map: &MapArray) -> Vec<Vec<(String, Option<String>)>> {
-        (0..map.len())
-            .map(|row| {
-                let e = map.value(row);
-                let k = e.column(0).as_string::<i32>();
-                let v = e.column(1).as_string::<i32>();
-                let mut pairs: Vec<(String, Option<String>)> = (0..e.len())
-                    .map(|i| {
-                        (
-                            k.value(i).to_string(),
-                            v.is_valid(i).then(|| v.value(i).to_string()),
-                        )
-                    })
-                    .collect();
-                pairs.sort();
-                pairs
-            })
-            .collect()
-    }
-
-    #[test]
-    fn shredded_keys_move_to_columns_and_come_back() {
-        let batch = events_with_fields();
-        let original = batch.column_by_name(col::FIELDS).unwrap().as_map().clone();
-        let stored = shred(&batch).unwrap();
-        assert_eq!(stored.schema(), file_schema());
-        assert!(is_shredded(&stored.schema()));
-        let rest = stored.column_by_name(col::FIELDS).unwrap().as_map();
-        assert_eq!(entries(rest)[0], vec![("Other".into(), Some("x".into()))]);
-        let columns: Vec<&StringArray> = SHREDDED_KEYS
-            .iter()
-            .map(|k| {
-                stored
-                    .column_by_name(&column_name(k))
-                    .unwrap()
-                    .as_string::<i32>()
-            })
-            .collect();
-        let command_lines = stored
-            .column_by_name("fields.CommandLine")
-            .unwrap()
-            .as_string::<i32>();
-        assert_eq!(command_lines.value(0), "cmd /c whoami");
-        assert!(command_lines.is_null(1));
-        // The second EventID stays in the map.
-        let ids = stored
-            .column_by_name("fields.EventID")
-            .unwrap()
-            .as_string::<i32>();
-        assert_eq!(ids.value(1), "4624");
-        assert_eq!(
-            entries(rest)[1],
-            vec![
-                ("EventID".into(), Some("4625".into())),
-                ("Other".into(), Some("y".into()))
-            ]
-        );
-        let back = unshred_map(rest, SHREDDED_KEYS, &columns, &Sources::default(), true).unwrap();
-        assert_eq!(entries(&back), entries(&original));
-        // A key an event had twice comes back with its first value first, as lookups
-        // of the map (which take the first) read it before.
-        let row = back.value(1);
-        let (k, v) = (
-            row.column(0).as_string::<i32>(),
-            row.column(1).as_string::<i32>(),
-        );
-        let first = (0..row.len()).find(|&i| k.value(i) == "EventID").unwrap();
-        assert_eq!(v.value(first), "4624");
-    }
-
-    #[test]
-    fn events_of_any_layout_come_back_to_the_event_schema_and_to_this_layout() {
-        let batch = events_with_fields();
-        let stored = for_storage(&batch).unwrap();
-        assert!(is_current(&stored.schema()));
-        let back = to_events(&stored).unwrap();
-        assert_eq!(back.schema().fields(), event_schema().fields());
-        let map = |b: &RecordBatch| entries(b.column_by_name(col::FIELDS).unwrap().as_map());
-        assert_eq!(map(&back), map(&batch));
-        // An older layout: fewer columns, one of a key no longer shredded.
-        let older = RecordBatch::try_from_iter(
-            stored
-                .schema()
-                .fields()
-                .iter()
-                .zip(stored.columns())
-                .filter(|(f, _)| !f.name().starts_with(PREFIX) || f.name() == "fields.Image")
-                .map(|(f, c)| {
-                    (
-                        f.name().replace("fields.Image", "fields.ImageOld"),
-                        c.clone(),
-                    )
-                }),
-        )
-        .unwrap();
-        assert!(is_shredded(&older.schema()) && !is_current(&older.schema()));
-        let upgraded = for_storage(&older).unwrap();
-        assert!(is_current(&upgraded.schema()));
-        let row0 = &map(&to_events(&upgraded).unwrap())[0];
-        assert!(
-            row0.contains(&("ImageOld".to_string(), Some("C:\\cmd.exe".to_string()))),
-            "{row0:?}"
-        );
-        // Rows of other tables pass as they are.
-        let alerts = vedette_core::alert::alerts_to_batch(&[]).unwrap();
-        assert_eq!(for_storage(&alerts).unwrap().schema(), alerts.schema());
-    }
-
-    #[test]
-    fn rows_gathered_from_several_batches_are_shredded_as_one_batch_would_be() {
-        let a = events_with_fields();
-        let b = events_with_fields().slice(1, 3);
-        let batches = [a, b];
-        let refs = [(1, 2), (0, 0), (1, 0), (0, 3), (0, 1)];
-        let fused = gather(&batches, &refs).unwrap();
-        let apart = shred(&crate::parquet::rows::gather(&batches, &refs).unwrap()).unwrap();
-        assert_eq!(fused.schema(), file_schema());
-        for (name, (x, y)) in file_schema()
-            .fields()
-            .iter()
-            .map(|f| f.name())
-            .zip(fused.columns().iter().zip(apart.columns()))
-        {
-            assert_eq!(x.to_data(), y.to_data(), "{name}");
-        }
-        let ids = fused.column_by_name("event.id").unwrap().as_string::<i32>();
-        assert_eq!(ids.value(0), "e3");
-        assert_eq!(
-            fused
-                .column_by_name("fields.syslog.message")
-                .unwrap()
-                .as_string::<i32>()
-                .value(0),
-            "session opened"
-        );
-    }
-
-    #[test]
-    fn a_message_part_is_an_offset_in_this_layout_and_text_in_the_one_before() {
-        let line = "<38>1 2026-11-20T00:00:00Z web sshd 7 - - session opened";
-        let mut b = EventBatchBuilder::new();
-        for part in ["session opened", "other"] {
-            b.append(&Event {
-                id: part.into(),
-                dataset: "syslog".into(),
-                message: Some(line.into()),
-                fields: vec![("syslog.message".into(), part.into())],
-                ..Event::default()
-            });
-        }
-        let batch = b.finish().unwrap();
-        let stored = shred(&batch).unwrap();
-        let text_name = column_name("syslog.message");
-        let starts_name = message_tail::column_name("syslog.message");
-        let text = stored
-            .column_by_name(&text_name)
-            .unwrap()
-            .as_string::<i32>();
-        let starts = stored
-            .column_by_name(&starts_name)
-            .unwrap()
-            .as_primitive::<Int32Type>();
-        let start = line.len() - "session opened".len();
-        assert_eq!((text.is_null(0), starts.value(0) as usize), (true, start));
-        assert_eq!((text.value(1), starts.is_null(1)), ("other", true));
-        let map = |b: &RecordBatch| entries(b.column_by_name(col::FIELDS).unwrap().as_map());
-        assert_eq!(map(&to_events(&stored).unwrap()), map(&batch));
-        // The layout before offsets: the value as text, no offset column.
-        let whole: ArrayRef = Arc::new(StringArray::from(vec!["session opened", "other"]));
-        let before = RecordBatch::try_from_iter(
-            stored
-                .schema()
-                .fields()
-                .iter()
-                .zip(stored.columns())
-                .filter(|(f, _)| *f.name() != starts_name)
-                .map(|(f, c)| {
-                    let c = if *f.name() == text_name { &whole } else { c };
-                    (f.name().clone(), c.clone())
-                }),
-        )
-        .unwrap();
-        assert!(is_shredded(&before.schema()) && !is_current(&before.schema()));
-        assert_eq!(map(&to_events(&before).unwrap()), map(&batch));
-        let upgraded = for_storage(&before).unwrap();
-        assert!(is_current(&upgraded.schema()));
-        assert_eq!(
-            upgraded.column_by_name(&starts_name).unwrap().null_count(),
-            1
-        );
-    }
-
-    #[test]
-    fn keys_holding_the_mark_in_files_of_every_layout_read_back_as_they_were() {
-        let keys = ["a\0b", "\0x", "k\0source.ip", "src"];
-        let mut b = EventBatchBuilder::new();
-        b.append(&Event {
-            id: "n".into(),
-            dataset: "paloalto".into(),
-            source_ip: Some("10.0.0.1".into()),
-            fields: keys
-                .iter()
-                .map(|k| (k.to_string(), "10.0.0.1".to_string()))
-                .collect(),
-            ..Event::default()
-        });
-        let batch = b.finish().unwrap();
-        let map = |b: &RecordBatch| entries(b.column_by_name(col::FIELDS).unwrap().as_map());
-        // This layout: escaped keys and a reference, read back.
-        let stored = shred(&batch).unwrap();
-        assert!(same_as::has_flags(&stored.schema()));
-        assert_eq!(map(&to_events(&stored).unwrap()), map(&batch));
-        // A shredded layout from before references (no flag columns): keys as they are.
-        let before = RecordBatch::try_from_iter(
-            stored
-                .schema()
-                .fields()
-                .iter()
-                .zip(stored.columns())
-                .filter(|(f, _)| same_as::parse_column_name(f.name()).is_none())
-                .map(|(f, c)| {
-                    let c = if f.name() == col::FIELDS {
-                        batch.column_by_name(col::FIELDS).unwrap()
-                    } else {
-                        c
-                    };
-                    (f.name().clone(), c.clone())
-                }),
-        )
-        .unwrap();
-        assert!(!same_as::has_flags(&before.schema()));
-        assert_eq!(map(&to_events(&before).unwrap()), map(&batch));
-        let upgraded = for_storage(&before).unwrap();
-        assert!(is_current(&upgraded.schema()));
-        assert_eq!(map(&to_events(&upgraded).unwrap()), map(&batch));
-        // A reference to a column without a value there is an error, not a made-up value.
-        let mut damaged_keys = StringBuilder::new();
-        damaged_keys.append_value("src\0source.ip");
-        let damaged = map_of(
-            stored_map_type(),
-            vec![0, 1],
-            Arc::new(damaged_keys.finish()),
-            Arc::new(StringArray::from(vec![None::<&str>])),
-            None,
-        )
-        .unwrap();
-        let err = unshred_map(&damaged, &[], &[], &Sources::default(), true).unwrap_err();
-        assert!(err.to_string().contains("refers to source.ip"), "{err}");
-    }
-
-    #[test]
-    fn key_names_map_both_ways() {
-        assert_eq!(column_name("CommandLine"), "fields.CommandLine");
-        // Keys folded against another column, and key sources, are shredded keys.
-        for (key, source) in SAME_AS {
-            assert!(SHREDDED_KEYS.contains(key), "{key}");
-            if let Some(k) = source.strip_prefix(PREFIX) {
-                assert!(SHREDDED_KEYS.contains(&k), "{source}");
-            }
-        }
-        assert!(!is_shredded(&event_schema()));
-    }
-}
+#[path = "shredding_tests.rs"]
+mod tests;
