@@ -9,7 +9,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::{ParquetError, Result as ParquetResult};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -107,6 +107,33 @@ const FIELD_VALUES: &[&str] = &["fields", "key_value", "value"];
 /// Parquet path of the `fields` map's keys (few, repeated: dictionary kept).
 const FIELD_KEYS: &[&str] = &["fields", "key_value", "key"];
 
+/// Columns of merged files written in a delta encoding instead of a dictionary or
+/// plainly, with why (per column of a merged file of the generated stream, zstd 3,
+/// BENCHMARKS.md "Store: delta encodings"):
+/// - `event.id`: ids begin with their time, and rows sorted by host and time share
+///   those digits with the row before; a value's shared prefix is stored as a length
+///   (14.2 -> 12.6 bytes/event).
+/// - `message`: a host's consecutive lines share their header (13.1 -> 12.8).
+/// - Windows counters and times, of near-constant width and unique per event, where a
+///   dictionary shares nothing and plain text interleaves lengths with digits:
+///   `EventRecordID` (3.3 -> 2.1), `TimeCreated_SystemTime` (3.6 -> 3.2),
+///   `ParentProcessId` (0.8 -> 0.6) as lengths apart from bytes, and the hex
+///   `LogonId`, which repeats through a session (1.2 -> 0.7), by shared prefix.
+///
+/// Free-length text (command lines, paths) stays plain: its lengths vary, and a delta
+/// encoding of them costs more than zstd's matches of a repeated value whole.
+const DELTA_ENCODED_COLUMNS: &[(&str, Encoding)] = &[
+    ("event.id", Encoding::DELTA_BYTE_ARRAY),
+    ("message", Encoding::DELTA_BYTE_ARRAY),
+    ("fields.EventRecordID", Encoding::DELTA_LENGTH_BYTE_ARRAY),
+    (
+        "fields.TimeCreated_SystemTime",
+        Encoding::DELTA_LENGTH_BYTE_ARRAY,
+    ),
+    ("fields.ParentProcessId", Encoding::DELTA_LENGTH_BYTE_ARRAY),
+    ("fields.LogonId", Encoding::DELTA_BYTE_ARRAY),
+];
+
 /// A Parquet column path from its parts.
 fn column_path(parts: &[&str]) -> ColumnPath {
     ColumnPath::new(parts.iter().map(|p| p.to_string()).collect())
@@ -162,6 +189,14 @@ fn properties(
         let path = ColumnPath::new(vec![super::same_as::column_name(key, source)]);
         builder = builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
         builder = builder.set_column_dictionary_enabled(path, false);
+    }
+    if matches!(codec, Codec::Compact(_)) {
+        for (name, encoding) in DELTA_ENCODED_COLUMNS {
+            let path = ColumnPath::new(vec![name.to_string()]);
+            builder = builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, *encoding);
+        }
     }
     Ok(builder.build())
 }
@@ -347,11 +382,71 @@ mod tests {
                     ("Channel".into(), "Security".into()),
                     ("CommandLine".into(), format!("cmd /c {i}")),
                     ("EventID".into(), "4688".into()),
+                    ("EventRecordID".into(), (1000 + i).to_string()),
+                    ("LogonId".into(), format!("0x{:x}", 0x3e7 + i / 4)),
                 ],
                 ..Event::default()
             });
         }
         b.finish().unwrap()
+    }
+
+    #[test]
+    fn merged_files_delta_encode_ids_messages_and_counters_and_read_them_back() {
+        use parquet::file::reader::FileReader;
+        let dir = tempfile::tempdir().unwrap();
+        let batch = full_events(50);
+        let stored = crate::parquet::shredding::for_storage(&batch).unwrap();
+        for (name, codec) in [
+            ("a.parquet", Codec::Fast),
+            ("b.parquet", Codec::Compact(DEFAULT_ZSTD_LEVEL)),
+        ] {
+            let path = write_file_with(dir.path(), name, &batch, Vec::new(), codec).unwrap();
+            let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+                File::open(&path).unwrap(),
+            )
+            .unwrap();
+            let group = reader.metadata().row_group(0);
+            for (column, encoding) in DELTA_ENCODED_COLUMNS {
+                let Some(chunk) = group
+                    .columns()
+                    .iter()
+                    .find(|c| c.column_path().parts() == [column.to_string()])
+                else {
+                    // `fields.ParentProcessId` and `fields.TimeCreated_SystemTime`: not
+                    // in these events.
+                    assert!(!["event.id", "message", "fields.LogonId"].contains(column));
+                    continue;
+                };
+                let merged = matches!(codec, Codec::Compact(_));
+                assert_eq!(
+                    chunk.encodings().any(|e| e == *encoding),
+                    merged,
+                    "{name}: {column} in {encoding:?}"
+                );
+                assert!(
+                    chunk.dictionary_page_offset().is_none() || !merged,
+                    "{column}"
+                );
+            }
+            let read: Vec<RecordBatch> =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+                    File::open(&path).unwrap(),
+                    1024,
+                )
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect();
+            assert_eq!(read.len(), 1);
+            for (i, field) in stored.schema().fields().iter().enumerate() {
+                assert_eq!(
+                    read[0].column_by_name(field.name()).unwrap().to_data(),
+                    stored.column(i).to_data(),
+                    "{name}: {}",
+                    field.name()
+                );
+            }
+        }
     }
 
     #[test]
