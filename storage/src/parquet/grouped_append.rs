@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
-use rayon::iter::{IntoParallelIterator, ParallelIterator};
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
 use vedette_core::batch::EventBatch;
 use vedette_core::traits::Table;
 use vedette_core::CoreError;
@@ -76,9 +76,14 @@ impl Files {
             }
             todo.push((folder, part));
         }
-        // The files of the folders are gathered, encoded and synced in parallel.
+        // The files of the folders are gathered, encoded and synced in parallel, the
+        // biggest first and one per task, so that no thread is left with the big folder
+        // of a group (a split by position gave one thread two of them while the other
+        // waited).
+        todo.sort_by_key(|(_, part)| std::cmp::Reverse(part.len()));
         let written = todo
             .into_par_iter()
+            .with_max_len(1)
             .map(|(folder, part)| {
                 let rows = super::shredding::gather(&records, &part)?;
                 drop(part);

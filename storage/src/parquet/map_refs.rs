@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 
 use std::fmt::Write;
 
+use super::key_table::KeyTable;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int64Type};
 use vedette_core::CoreError;
@@ -95,33 +96,30 @@ pub(crate) fn plain_key(key: &str) -> Cow<'_, str> {
     }
 }
 
-/// Finds a key's pair in [`MAP_SAME_AS`] and its stored reference key: the keys
-/// bucketed by length, so an entry costs an index and a comparison or two.
+/// Finds a key's pair in [`MAP_SAME_AS`] and its stored reference key.
 pub(crate) struct RefIndex {
-    by_length: Vec<Vec<(&'static str, usize, String)>>,
+    table: KeyTable<(usize, String)>,
 }
 
 impl RefIndex {
     /// The index, built once.
     pub(crate) fn get() -> &'static RefIndex {
         static INDEX: OnceLock<RefIndex> = OnceLock::new();
-        INDEX.get_or_init(|| {
-            let longest = MAP_SAME_AS.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-            let mut by_length = vec![Vec::new(); longest + 1];
-            for (i, (k, s)) in MAP_SAME_AS.iter().enumerate() {
-                by_length[k.len()].push((*k, i, format!("{k}{MARK}{s}")));
-            }
-            RefIndex { by_length }
+        INDEX.get_or_init(|| RefIndex {
+            table: KeyTable::new(
+                MAP_SAME_AS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, s))| (*k, (i, format!("{k}{MARK}{s}")))),
+            ),
         })
     }
 
     /// The pair of `key` (its index in [`MAP_SAME_AS`]) and its reference key.
     pub(crate) fn find(&self, key: &str) -> Option<(usize, &str)> {
-        self.by_length
-            .get(key.len())?
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, i, r)| (*i, r.as_str()))
+        self.table
+            .find(key.as_bytes())
+            .map(|(i, r)| (*i, r.as_str()))
     }
 }
 

@@ -49,6 +49,7 @@ mod coverage;
 mod files;
 mod filtered_store;
 mod grouped_append;
+mod key_table;
 mod map_refs;
 mod message_tail;
 mod rows;

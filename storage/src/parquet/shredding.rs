@@ -29,6 +29,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use vedette_core::schema::{col, event_schema, field_map_type};
 use vedette_core::CoreError;
 
+use super::key_table::KeyTable;
 use super::map_refs::{self, RefIndex, Sources, StoredKey};
 use super::message_tail::{self, TAIL_KEYS};
 use super::rows::RowRef;
@@ -81,34 +82,33 @@ pub(crate) fn column_name(key: &str) -> String {
     format!("{PREFIX}{key}")
 }
 
-/// Finds a key's position in [`SHREDDED_KEYS`]: the keys bucketed by length, so a key
-/// of a map (most of which are not shredded) costs an index and a comparison or two.
-struct KeyIndex {
-    by_length: Vec<Vec<(&'static [u8], usize)>>,
+/// What a key of `fields` is to a file: the column it is shredded into, and the pair of
+/// [`MAP_SAME_AS`](super::map_refs::MAP_SAME_AS) it belongs to with its stored
+/// reference key. One probe answers both for every entry written.
+#[derive(Default)]
+struct KeyRole {
+    /// Position in [`SHREDDED_KEYS`].
+    column: Option<usize>,
+    /// Pair index and reference key ([`RefIndex`]).
+    reference: Option<(usize, &'static str)>,
 }
 
-impl KeyIndex {
-    /// The index of [`SHREDDED_KEYS`], built once.
-    fn get() -> &'static KeyIndex {
-        static INDEX: OnceLock<KeyIndex> = OnceLock::new();
-        INDEX.get_or_init(|| {
-            let longest = SHREDDED_KEYS.iter().map(|k| k.len()).max().unwrap_or(0);
-            let mut by_length = vec![Vec::new(); longest + 1];
-            for (i, k) in SHREDDED_KEYS.iter().enumerate() {
-                by_length[k.len()].push((k.as_bytes(), i));
-            }
-            KeyIndex { by_length }
-        })
-    }
-
-    /// The position of `key`, if it is shredded.
-    fn find(&self, key: &[u8]) -> Option<usize> {
-        self.by_length
-            .get(key.len())?
+/// The roles of the shredded and referenced keys, built once.
+fn key_roles() -> &'static KeyTable<KeyRole> {
+    static ROLES: OnceLock<KeyTable<KeyRole>> = OnceLock::new();
+    ROLES.get_or_init(|| {
+        let refs = RefIndex::get();
+        let keys = SHREDDED_KEYS
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, i)| *i)
-    }
+            .chain(map_refs::MAP_SAME_AS.iter().map(|(k, _)| k));
+        KeyTable::new(keys.map(|&key| {
+            let role = KeyRole {
+                column: SHREDDED_KEYS.iter().position(|k| *k == key),
+                reference: refs.find(key),
+            };
+            (key, role)
+        }))
+    })
 }
 
 /// The schema of the `events` table: the event schema, then one text column per
@@ -357,8 +357,7 @@ fn shred_rows(
         .iter()
         .map(|m| text(m.values()))
         .collect::<Result<Vec<StringArray>, _>>()?;
-    let lookup = KeyIndex::get();
-    let refs = RefIndex::get();
+    let roles = key_roles();
     let pair_sources: Vec<Vec<Option<&map_refs::SourceColumn>>> =
         sources.iter().map(Sources::by_pair).collect();
     let mut buf = String::new();
@@ -386,7 +385,8 @@ fn shred_rows(
         let map_offsets = maps[b].value_offsets();
         for entry in map_offsets[row] as usize..map_offsets[row + 1] as usize {
             let key = keys[b].value(entry);
-            match lookup.find(key.as_bytes()) {
+            let role = roles.find(key.as_bytes());
+            match role.and_then(|r| r.column) {
                 // A null value stays in the map, so the key is still there.
                 Some(k)
                     if values[b].is_valid(entry)
@@ -398,7 +398,7 @@ fn shred_rows(
                     let v = &values[b];
                     let value = v.is_valid(entry).then(|| v.value(entry));
                     let reference = value.and_then(|value| {
-                        let (pair, stored) = refs.find(key)?;
+                        let (pair, stored) = role?.reference?;
                         let source = pair_sources[b][pair]?;
                         (source.text(row, &mut buf)? == value).then_some(stored)
                     });
