@@ -392,7 +392,13 @@ fn shred_rows(
                     if values[b].is_valid(entry)
                         && hits[k].last().is_none_or(|&(o, _, _)| o != out) =>
                 {
-                    hits[k].push((out, b, entry))
+                    // A key is in most rows of a folder or in none: room for all the
+                    // rows left at its first hit, not a doubling per power of two.
+                    let key_hits = &mut hits[k];
+                    if key_hits.capacity() == 0 {
+                        key_hits.reserve_exact(rows.len() - out);
+                    }
+                    key_hits.push((out, b, entry))
                 }
                 _ => {
                     let v = &values[b];
