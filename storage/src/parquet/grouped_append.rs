@@ -76,10 +76,10 @@ impl Files {
             }
             todo.push((folder, part));
         }
-        // The files of the folders are gathered, encoded and synced in parallel, the
-        // biggest first and one per task, so that no thread is left with the big folder
-        // of a group (a split by position gave one thread two of them while the other
-        // waited).
+        // The files of the folders are gathered, encoded and synced in parallel, one
+        // folder per task, the biggest first: a thread that runs out of work steals single
+        // folders from the other's queue, so the two big folders of a group cannot end up
+        // in one half of a split by position while the other thread waits.
         todo.sort_by_key(|(_, part)| std::cmp::Reverse(part.len()));
         let written = todo
             .into_par_iter()

@@ -1,8 +1,9 @@
 //! A table of short keys known when the program is built (the shredded keys, the keys
-//! of map references): a key is probed by its length and its first eight bytes, and
-//! the rest compared only when those match. Every entry of every map is looked up as a
-//! file is written, and most match nothing: a failed probe costs two integer
-//! comparisons, not a call to `memcmp` per candidate.
+//! of map references): a key is probed by its length and an integer made of its bytes
+//! (all of them up to eight, else the first eight), and the rest compared only when
+//! those match. Every entry of every map is looked up as a file is written, and most
+//! match nothing: a failed probe costs an integer comparison per key of its length, not
+//! a call to `memcmp` per candidate.
 
 /// Keys and what each stands for.
 pub(crate) struct KeyTable<T> {

@@ -17,10 +17,11 @@ use std::sync::OnceLock;
 
 use std::fmt::Write;
 
-use super::key_table::KeyTable;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int64Type};
 use vedette_core::CoreError;
+
+use super::key_table::KeyTable;
 
 /// Keys of the `fields` map and the common column whose value they usually repeat.
 pub(crate) const MAP_SAME_AS: &[(&str, &str)] = &[

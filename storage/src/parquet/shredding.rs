@@ -82,10 +82,12 @@ pub(crate) fn column_name(key: &str) -> String {
     format!("{PREFIX}{key}")
 }
 
+/// Rows of room a shredded key's hit list takes at its first hit: an append's rows.
+const FIRST_HIT_ROOM: usize = 65_536;
+
 /// What a key of `fields` is to a file: the column it is shredded into, and the pair of
 /// [`MAP_SAME_AS`](super::map_refs::MAP_SAME_AS) it belongs to with its stored
 /// reference key. One probe answers both for every entry written.
-#[derive(Default)]
 struct KeyRole {
     /// Position in [`SHREDDED_KEYS`].
     column: Option<usize>,
@@ -392,11 +394,12 @@ fn shred_rows(
                     if values[b].is_valid(entry)
                         && hits[k].last().is_none_or(|&(o, _, _)| o != out) =>
                 {
-                    // A key is in most rows of a folder or in none: room for all the
-                    // rows left at its first hit, not a doubling per power of two.
+                    // A key is in most rows of an append's folder or in none: room for
+                    // the rows left (up to an append's size) at its first hit, then
+                    // doubling as usual (a merge's rows may hold a key in few of them).
                     let key_hits = &mut hits[k];
                     if key_hits.capacity() == 0 {
-                        key_hits.reserve_exact(rows.len() - out);
+                        key_hits.reserve_exact((rows.len() - out).min(FIRST_HIT_ROOM));
                     }
                     key_hits.push((out, b, entry))
                 }
