@@ -332,6 +332,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), CoreError> {
 mod tests {
     use super::super::rows::tests::events;
     use super::*;
+    use parquet::file::metadata::RowGroupMetaData;
     use vedette_core::event::{Event, EventBatchBuilder};
 
     #[test]
@@ -393,22 +394,36 @@ mod tests {
         b.finish().unwrap()
     }
 
-    #[test]
-    fn merged_files_delta_encode_ids_messages_and_counters_and_read_them_back() {
+    /// `batch` written in `dir` once per codec: each file's name, codec, path and first
+    /// row group.
+    fn written_per_codec(
+        dir: &Path,
+        batch: &RecordBatch,
+    ) -> Vec<(&'static str, Codec, PathBuf, RowGroupMetaData)> {
         use parquet::file::reader::FileReader;
-        let dir = tempfile::tempdir().unwrap();
-        let batch = full_events(50);
-        let stored = crate::parquet::shredding::for_storage(&batch).unwrap();
-        for (name, codec) in [
+        [
             ("a.parquet", Codec::Fast),
             ("b.parquet", Codec::Compact(DEFAULT_ZSTD_LEVEL)),
-        ] {
-            let path = write_file_with(dir.path(), name, &batch, Vec::new(), codec).unwrap();
+        ]
+        .into_iter()
+        .map(|(name, codec)| {
+            let path = write_file_with(dir, name, batch, Vec::new(), codec).unwrap();
             let reader = parquet::file::serialized_reader::SerializedFileReader::new(
                 File::open(&path).unwrap(),
             )
             .unwrap();
-            let group = reader.metadata().row_group(0);
+            let group = reader.metadata().row_group(0).clone();
+            (name, codec, path, group)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn merged_files_delta_encode_ids_messages_and_counters_and_read_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = full_events(50);
+        let stored = crate::parquet::shredding::for_storage(&batch).unwrap();
+        for (name, codec, path, group) in written_per_codec(dir.path(), &batch) {
             for (column, encoding) in DELTA_ENCODED_COLUMNS {
                 // Every file has every shredded key's column, all null where no event
                 // has the key (`fields.ParentProcessId` here): a misspelt name fails.
@@ -480,19 +495,9 @@ mod tests {
 
     #[test]
     fn free_text_columns_have_no_statistics_or_dictionary_and_merged_values_keep_theirs() {
-        use parquet::file::reader::FileReader;
         let dir = tempfile::tempdir().unwrap();
         let batch = full_events(20);
-        for (name, codec) in [
-            ("a.parquet", Codec::Fast),
-            ("b.parquet", Codec::Compact(DEFAULT_ZSTD_LEVEL)),
-        ] {
-            let path = write_file_with(dir.path(), name, &batch, Vec::new(), codec).unwrap();
-            let reader = parquet::file::serialized_reader::SerializedFileReader::new(
-                File::open(&path).unwrap(),
-            )
-            .unwrap();
-            let group = reader.metadata().row_group(0);
+        for (name, codec, _, group) in written_per_codec(dir.path(), &batch) {
             let column = |path: &str| {
                 group
                     .columns()
