@@ -106,11 +106,13 @@ pub fn stamp_time(id: &mut String, time_ms: i64) -> bool {
         *d = HEX[((time >> (4 * (TIME_DIGITS - 1 - i))) & 0xf) as usize];
     }
     // Hex digits are ASCII: the same length, in place.
-    id.replace_range(
-        ..TIME_DIGITS,
-        std::str::from_utf8(&digits).unwrap_or_default(),
-    );
-    true
+    match std::str::from_utf8(&digits) {
+        Ok(digits) => {
+            id.replace_range(..TIME_DIGITS, digits);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// `id` with its time stamped as [`stamp_time`] does, or `None` where it would not.

@@ -194,7 +194,7 @@ fn properties(
     }
     if matches!(codec, Codec::Compact(_)) {
         for (name, encoding) in DELTA_ENCODED_COLUMNS {
-            let path = ColumnPath::new(vec![name.to_string()]);
+            let path = column_path(&[name]);
             builder = builder
                 .set_column_dictionary_enabled(path.clone(), false)
                 .set_column_encoding(path, *encoding);

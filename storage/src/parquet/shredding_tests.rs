@@ -103,6 +103,23 @@ fn shredded_keys_move_to_columns_and_come_back() {
     assert_eq!(v.value(first), "4624");
 }
 
+/// `stored` in another layout: each column kept, renamed or replaced by `column(name,
+/// values)`, or dropped where it gives `None`.
+fn reshaped(
+    stored: &RecordBatch,
+    column: impl Fn(&str, &ArrayRef) -> Option<(String, ArrayRef)>,
+) -> RecordBatch {
+    RecordBatch::try_from_iter(
+        stored
+            .schema()
+            .fields()
+            .iter()
+            .zip(stored.columns())
+            .filter_map(|(f, c)| column(f.name(), c)),
+    )
+    .unwrap()
+}
+
 #[test]
 fn events_of_any_layout_come_back_to_the_event_schema_and_to_this_layout() {
     let batch = events_with_fields();
@@ -113,21 +130,10 @@ fn events_of_any_layout_come_back_to_the_event_schema_and_to_this_layout() {
     let map = |b: &RecordBatch| entries(b.column_by_name(col::FIELDS).unwrap().as_map());
     assert_eq!(map(&back), map(&batch));
     // An older layout: fewer columns, one of a key no longer shredded.
-    let older = RecordBatch::try_from_iter(
-        stored
-            .schema()
-            .fields()
-            .iter()
-            .zip(stored.columns())
-            .filter(|(f, _)| !f.name().starts_with(PREFIX) || f.name() == "fields.Image")
-            .map(|(f, c)| {
-                (
-                    f.name().replace("fields.Image", "fields.ImageOld"),
-                    c.clone(),
-                )
-            }),
-    )
-    .unwrap();
+    let older = reshaped(&stored, |name, c| {
+        (!name.starts_with(PREFIX) || name == "fields.Image")
+            .then(|| (name.replace("fields.Image", "fields.ImageOld"), c.clone()))
+    });
     assert!(is_shredded(&older.schema()) && !is_current(&older.schema()));
     let upgraded = for_storage(&older).unwrap();
     assert!(is_current(&upgraded.schema()));
@@ -202,19 +208,10 @@ fn a_message_part_is_an_offset_in_this_layout_and_text_in_the_one_before() {
     assert_eq!(map(&to_events(&stored).unwrap()), map(&batch));
     // The layout before offsets: the value as text, no offset column.
     let whole: ArrayRef = Arc::new(StringArray::from(vec!["session opened", "other"]));
-    let before = RecordBatch::try_from_iter(
-        stored
-            .schema()
-            .fields()
-            .iter()
-            .zip(stored.columns())
-            .filter(|(f, _)| *f.name() != starts_name)
-            .map(|(f, c)| {
-                let c = if *f.name() == text_name { &whole } else { c };
-                (f.name().clone(), c.clone())
-            }),
-    )
-    .unwrap();
+    let before = reshaped(&stored, |name, c| {
+        let c = if name == text_name { &whole } else { c };
+        (name != starts_name).then(|| (name.to_string(), c.clone()))
+    });
     assert!(is_shredded(&before.schema()) && !is_current(&before.schema()));
     assert_eq!(map(&to_events(&before).unwrap()), map(&batch));
     let upgraded = for_storage(&before).unwrap();
@@ -246,23 +243,16 @@ fn keys_holding_the_mark_in_files_of_every_layout_read_back_as_they_were() {
     assert!(same_as::has_flags(&stored.schema()));
     assert_eq!(map(&to_events(&stored).unwrap()), map(&batch));
     // A shredded layout from before references (no flag columns): keys as they are.
-    let before = RecordBatch::try_from_iter(
-        stored
-            .schema()
-            .fields()
-            .iter()
-            .zip(stored.columns())
-            .filter(|(f, _)| same_as::parse_column_name(f.name()).is_none())
-            .map(|(f, c)| {
-                let c = if f.name() == col::FIELDS {
-                    batch.column_by_name(col::FIELDS).unwrap()
-                } else {
-                    c
-                };
-                (f.name().clone(), c.clone())
-            }),
-    )
-    .unwrap();
+    let before = reshaped(&stored, |name, c| {
+        let c = if name == col::FIELDS {
+            batch.column_by_name(col::FIELDS).unwrap()
+        } else {
+            c
+        };
+        same_as::parse_column_name(name)
+            .is_none()
+            .then(|| (name.to_string(), c.clone()))
+    });
     assert!(!same_as::has_flags(&before.schema()));
     assert_eq!(map(&to_events(&before).unwrap()), map(&batch));
     let upgraded = for_storage(&before).unwrap();
