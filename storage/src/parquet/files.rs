@@ -209,7 +209,8 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> CoreError {
 
 /// Writes `batch` as the Parquet file `dir/name` durably (to a temporary name, fsync,
 /// rename over any file of that name, fsync of the folder), compressed for speed: the
-/// file of one append.
+/// file of one append (appends write through [`write_durably`]).
+#[cfg(test)]
 pub(crate) fn write_file(
     dir: &Path,
     name: &str,
@@ -226,6 +227,45 @@ pub(crate) fn write_file_with(
     metadata: Vec<(String, String)>,
     codec: Codec,
 ) -> Result<PathBuf, CoreError> {
+    write_unsynced(dir, name, batch, metadata, codec)?.commit()
+}
+
+/// A file written under its temporary name, not yet durable nor visible:
+/// [`Unsynced::commit`] makes it both.
+pub(crate) struct Unsynced {
+    /// The written file, open for its sync.
+    file: File,
+    /// Its temporary name (hidden: queries never read it).
+    tmp: PathBuf,
+    /// The name it takes once durable.
+    path: PathBuf,
+}
+
+impl Unsynced {
+    /// Syncs the file, renames it over any file of its final name and syncs its folder;
+    /// returns its path. Most of this is waiting for the disk.
+    pub(crate) fn commit(self) -> Result<PathBuf, CoreError> {
+        let Self { file, tmp, path } = self;
+        file.sync_all()
+            .map_err(io(format!("syncing {}", tmp.display())))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(io(format!("renaming to {}", path.display())))?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(path)
+    }
+}
+
+/// The first half of [`write_file_with`]: `batch` encoded into `dir/name`'s temporary
+/// file, not synced.
+pub(crate) fn write_unsynced(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+    metadata: Vec<(String, String)>,
+    codec: Codec,
+) -> Result<Unsynced, CoreError> {
     let stored = super::shredding::for_storage(batch)?;
     let batch = &stored;
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -236,11 +276,41 @@ pub(crate) fn write_file_with(
         .map_err(|e| CoreError::Internal(format!("parquet writer: {e}")))?;
     let file = write_row_groups(writer, batch, ROW_GROUP_ROWS)
         .map_err(|e| CoreError::Internal(format!("writing parquet: {e}")))?;
-    file.sync_all()
-        .map_err(io(format!("syncing {}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(io(format!("renaming to {}", path.display())))?;
-    sync_dir(dir)?;
-    Ok(path)
+    Ok(Unsynced { file, tmp, path })
+}
+
+/// Runs `write` on every item in parallel (rayon, one item per task, in the order
+/// given) and commits each file it writes ([`Unsynced::commit`]) on a thread of its own
+/// as soon as it is written: the waits for the disk then overlap each other and the
+/// encoding of the other files, instead of holding one of the CPU-bound workers.
+/// Returns the files, in the order of `items`, once every one is durable; on an error,
+/// the files already committed stay.
+pub(crate) fn write_durably<T: Send>(
+    items: Vec<T>,
+    write: impl Fn(T) -> Result<Unsynced, CoreError> + Sync,
+) -> Result<Vec<PathBuf>, CoreError> {
+    std::thread::scope(|scope| {
+        let commits = items
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|item| {
+                let unsynced = write(item)?;
+                let path = unsynced.path.clone();
+                std::thread::Builder::new()
+                    .name("vedette-sync".into())
+                    .spawn_scoped(scope, move || unsynced.commit())
+                    .map_err(io(format!("starting a thread to sync {}", path.display())))
+            })
+            .collect::<Result<Vec<_>, CoreError>>()?;
+        commits
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .map_err(|_| CoreError::Internal("a file's sync panicked".into()))?
+            })
+            .collect()
+    })
 }
 
 /// Writes `batch` through `writer` in row groups of at most `group_rows` rows, the
@@ -343,6 +413,61 @@ mod tests {
         assert_eq!(day_of_days(i64::MIN.div_euclid(DAY_MS)), "1970-01-01");
         assert_eq!(safe_folder_value(".."), "_");
         assert_eq!(safe_folder_value("../x"), ".._x");
+    }
+
+    #[test]
+    fn parallel_writes_are_durable_in_order_and_a_failed_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = events(&[(1, "syslog", Some("a")), (2, "syslog", Some("b"))]);
+        let names_in = |folder: &Path| -> Vec<String> {
+            std::fs::read_dir(folder)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        let folders: Vec<PathBuf> = (0..5).map(|i| dir.path().join(format!("f{i}"))).collect();
+        let written = write_durably(folders.clone(), |folder| {
+            write_unsynced(&folder, "x.parquet", &batch, Vec::new(), Codec::Fast)
+        })
+        .unwrap();
+        let expected: Vec<PathBuf> = folders.iter().map(|f| f.join("x.parquet")).collect();
+        assert_eq!(written, expected, "one file per item, in the items' order");
+        for (folder, path) in folders.iter().zip(&written) {
+            assert_eq!(
+                names_in(folder),
+                ["x.parquet"],
+                "renamed, no temporary left"
+            );
+            let read = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                File::open(path).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum::<usize>();
+            assert_eq!(read, 2);
+        }
+        // A folder that cannot be made (a file is in its place) is an error; the items
+        // written before the error stop are whole files, without a temporary left.
+        let blocked = dir.path().join("blocked");
+        std::fs::write(&blocked, b"not a folder").unwrap();
+        let items = vec![
+            dir.path().join("g0"),
+            blocked.join("sub"),
+            dir.path().join("g2"),
+        ];
+        let err = write_durably(items, |folder| {
+            write_unsynced(&folder, "x.parquet", &batch, Vec::new(), Codec::Fast)
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("blocked"), "{err}");
+        for other in ["g0", "g2"] {
+            let folder = dir.path().join(other);
+            if folder.exists() {
+                assert_eq!(names_in(&folder), ["x.parquet"], "{other}");
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,6 @@
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
-use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
 use vedette_core::batch::EventBatch;
 use vedette_core::traits::Table;
 use vedette_core::CoreError;
@@ -74,36 +73,34 @@ impl Files {
                 tracing::debug!(folder = %folder.display(), "already stored: not written again");
                 continue;
             }
-            todo.push((folder, part));
+            todo.push((folder, self.compacted_name(), part));
         }
-        // The files of the folders are gathered, encoded and synced in parallel, one
-        // folder per task, the biggest first: a thread that runs out of work steals single
-        // folders from the other's queue, so the two big folders of a group cannot end up
-        // in one half of a split by position while the other thread waits.
-        todo.sort_by_key(|(_, part)| std::cmp::Reverse(part.len()));
-        let written = todo
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|(folder, part)| {
-                let rows = super::shredding::gather(&records, &part)?;
-                drop(part);
-                let name = self.compacted_name();
-                let path = files::write_file_with(
-                    &folder,
-                    &name,
-                    &rows,
-                    vec![
-                        (COVERS_KEY.to_string(), covers.clone()),
-                        (REPLACES_KEY.to_string(), replaces.clone()),
-                    ],
-                    Codec::Fast,
-                )?;
-                // Known at once, so a batch read again is recognised without a listing.
-                self.visibility
-                    .coverage_of(&FileInFolder::stat(&name, path.clone())?)?;
-                Ok(path)
-            })
-            .collect::<Result<Vec<PathBuf>, CoreError>>()?;
+        // The files of the folders are gathered and encoded in parallel, one folder per
+        // task, the biggest first: a thread that runs out of work steals single folders
+        // from the other's queue, so the two big folders of a group cannot end up in one
+        // half of a split by position while the other thread waits. Each is synced on a
+        // thread of its own ([`files::write_durably`]).
+        todo.sort_by_key(|(_, _, part)| std::cmp::Reverse(part.len()));
+        let names: Vec<String> = todo.iter().map(|(_, name, _)| name.clone()).collect();
+        let written = files::write_durably(todo, |(folder, name, part)| {
+            let rows = super::shredding::gather(&records, &part)?;
+            drop(part);
+            files::write_unsynced(
+                &folder,
+                &name,
+                &rows,
+                vec![
+                    (COVERS_KEY.to_string(), covers.clone()),
+                    (REPLACES_KEY.to_string(), replaces.clone()),
+                ],
+                Codec::Fast,
+            )
+        })?;
+        // Known at once, so a batch read again is recognised without a listing.
+        for (name, path) in names.iter().zip(&written) {
+            self.visibility
+                .coverage_of(&FileInFolder::stat(name, path.clone())?)?;
+        }
         Ok(written)
     }
 }

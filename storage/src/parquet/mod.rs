@@ -75,7 +75,6 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use futures::StreamExt;
-use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use vedette_core::alert::alert_schema;
 use vedette_core::audit::audit_schema;
 use vedette_core::batch::EventBatch;
@@ -89,6 +88,7 @@ use vedette_core::CoreError;
 use crate::query_limits::{bounded, QueryLimits};
 use compaction::CompactionPolicy;
 use coverage::{origin, FileOrigin, COMPACTED_PREFIX};
+use files::Codec;
 use visibility::{list_folder, FileInFolder, QueryGuard, Visibility, DEFAULT_DELETE_GRACE};
 
 /// How one table is laid out.
@@ -428,13 +428,12 @@ impl Files {
             }
             todo.push((folder, name, part));
         }
-        // The files of the folders are gathered, encoded and synced in parallel.
-        todo.into_par_iter()
-            .map(|(folder, name, part)| {
-                let rows = shredding::gather(&records, &part)?;
-                files::write_file(&folder, &name, &rows)
-            })
-            .collect()
+        // The files of the folders are gathered and encoded in parallel, each synced on a
+        // thread of its own.
+        files::write_durably(todo, |(folder, name, part)| {
+            let rows = shredding::gather(&records, &part)?;
+            files::write_unsynced(&folder, &name, &rows, Vec::new(), Codec::Fast)
+        })
     }
 
     /// A new name for a file that accounts for others (a merge, a grouped append).

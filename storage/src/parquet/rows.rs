@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, TimestampMillisecondType};
-use rayon::iter::{IntoParallelIterator, ParallelIterator};
+use rayon::iter::{IntoParallelIterator, IntoParallelRefMutIterator, ParallelIterator};
 use vedette_core::CoreError;
 
 use super::files::{day_of_days, safe_folder_value, PartitionKey, DAY_MS};
@@ -121,9 +121,10 @@ pub(crate) fn partition_rows(
         };
         partitions.entry(key).or_default().extend(rows);
     }
-    for rows in partitions.values_mut() {
-        sort_rows(rows, &columns);
-    }
+    // Sorted in parallel: on one thread, the sorts of an append held the other core idle.
+    partitions
+        .par_iter_mut()
+        .for_each(|(_, rows)| sort_rows(rows, &columns));
     Ok(partitions)
 }
 
