@@ -207,9 +207,7 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> CoreError {
     move |e| CoreError::io(context, e)
 }
 
-/// Writes `batch` as the Parquet file `dir/name` durably (to a temporary name, fsync,
-/// rename over any file of that name, fsync of the folder), compressed for speed: the
-/// file of one append (appends write through [`write_durably`]).
+/// Writes `batch` as the append file `dir/name` (LZ4) durably: test files are made so.
 #[cfg(test)]
 pub(crate) fn write_file(
     dir: &Path,
@@ -219,7 +217,9 @@ pub(crate) fn write_file(
     write_file_with(dir, name, batch, Vec::new(), Codec::Fast)
 }
 
-/// [`write_file`] with key-value metadata in the footer and the codec chosen.
+/// Writes `batch` as the Parquet file `dir/name` durably, with key-value `metadata` in its
+/// footer, compressed by `codec`: to a temporary name, fsync, rename over any file of
+/// that name, fsync of the folder (and of the parents of folders it had to make).
 pub(crate) fn write_file_with(
     dir: &Path,
     name: &str,
@@ -239,19 +239,30 @@ pub(crate) struct Unsynced {
     tmp: PathBuf,
     /// The name it takes once durable.
     path: PathBuf,
+    /// Folders made for it, deepest first: each one's entry in its parent is synced too.
+    made: Vec<PathBuf>,
 }
 
 impl Unsynced {
-    /// Syncs the file, renames it over any file of its final name and syncs its folder;
-    /// returns its path. Most of this is waiting for the disk.
-    pub(crate) fn commit(self) -> Result<PathBuf, CoreError> {
-        let Self { file, tmp, path } = self;
+    /// Syncs the file, renames it over any file of its final name and syncs its folder,
+    /// then the parents of the folders made for it; returns its path. Most of this is
+    /// waiting for the disk.
+    fn commit(self) -> Result<PathBuf, CoreError> {
+        let Self {
+            file,
+            tmp,
+            path,
+            made,
+        } = self;
         file.sync_all()
             .map_err(io(format!("syncing {}", tmp.display())))?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(io(format!("renaming to {}", path.display())))?;
         if let Some(dir) = path.parent() {
             sync_dir(dir)?;
+        }
+        for parent in made.iter().filter_map(|folder| folder.parent()) {
+            sync_dir(parent)?;
         }
         Ok(path)
     }
@@ -268,6 +279,11 @@ pub(crate) fn write_unsynced(
 ) -> Result<Unsynced, CoreError> {
     let stored = super::shredding::for_storage(batch)?;
     let batch = &stored;
+    let made: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
+        .map(Path::to_path_buf)
+        .collect();
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -276,41 +292,117 @@ pub(crate) fn write_unsynced(
         .map_err(|e| CoreError::Internal(format!("parquet writer: {e}")))?;
     let file = write_row_groups(writer, batch, ROW_GROUP_ROWS)
         .map_err(|e| CoreError::Internal(format!("writing parquet: {e}")))?;
-    Ok(Unsynced { file, tmp, path })
+    Ok(Unsynced {
+        file,
+        tmp,
+        path,
+        made,
+    })
 }
 
-/// Runs `write` on every item in parallel (rayon, one item per task, in the order
-/// given) and commits each file it writes ([`Unsynced::commit`]) on a thread of its own
-/// as soon as it is written: the waits for the disk then overlap each other and the
-/// encoding of the other files, instead of holding one of the CPU-bound workers.
-/// Returns the files, in the order of `items`, once every one is durable; on an error,
-/// the files already committed stay.
+/// Threads that commit the files of one [`write_durably`] call: enough for the disk's
+/// queue, few enough that an append touching hundreds of folders does not start
+/// hundreds of threads.
+const SYNC_THREADS: usize = 8;
+
+/// Runs `write` on every item in parallel (rayon, one item per task) and hands each file
+/// it writes to one of up to [`SYNC_THREADS`] threads that commit it
+/// ([`Unsynced::commit`]) as soon as it is written: the waits for the disk then overlap
+/// each other and the encoding of the other files, instead of holding one of the
+/// CPU-bound workers. Returns the files, in the order of `items`, once every one is
+/// durable. On an error, rayon starts no further item, every file already written is
+/// still committed (and visible) before the call returns, and the first error is
+/// returned (the others are logged).
 pub(crate) fn write_durably<T: Send>(
     items: Vec<T>,
     write: impl Fn(T) -> Result<Unsynced, CoreError> + Sync,
 ) -> Result<Vec<PathBuf>, CoreError> {
+    let count = items.len();
+    let (to_commit, queue) = std::sync::mpsc::channel::<(usize, Unsynced)>();
+    let queue = std::sync::Mutex::new(queue);
+    // Files committed where they were written: when no committer could start, or all
+    // have stopped.
+    let committed_here = std::sync::Mutex::new(Vec::new());
+    let commit_here = |index: usize, unsynced: Unsynced| {
+        let committed = unsynced.commit();
+        lock(&committed_here).push((index, committed));
+    };
     std::thread::scope(|scope| {
-        let commits = items
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|item| {
-                let unsynced = write(item)?;
-                let path = unsynced.path.clone();
+        let committers: Vec<_> = (0..count.min(SYNC_THREADS))
+            .filter_map(|_| {
                 std::thread::Builder::new()
                     .name("vedette-sync".into())
-                    .spawn_scoped(scope, move || unsynced.commit())
-                    .map_err(io(format!("starting a thread to sync {}", path.display())))
+                    .spawn_scoped(scope, || {
+                        let mut done = Vec::new();
+                        loop {
+                            // The lock is let go before the commit (end of statement).
+                            let next = lock(&queue).recv();
+                            // Every sender gone: the writes are over.
+                            let Ok((index, unsynced)) = next else {
+                                return done;
+                            };
+                            done.push((index, unsynced.commit()));
+                        }
+                    })
+                    .ok()
             })
-            .collect::<Result<Vec<_>, CoreError>>()?;
-        commits
-            .into_iter()
-            .map(|thread| {
-                thread
-                    .join()
-                    .map_err(|_| CoreError::Internal("a file's sync panicked".into()))?
+            .collect();
+        let to_commit = (!committers.is_empty()).then_some(to_commit);
+        let written = items
+            .into_par_iter()
+            .enumerate()
+            .with_max_len(1)
+            .map_with(to_commit, |to_commit, (index, item)| {
+                let unsynced = write(item)?;
+                match to_commit {
+                    Some(sender) => {
+                        if let Err(unsent) = sender.send((index, unsynced)) {
+                            let (index, unsynced) = unsent.0;
+                            commit_here(index, unsynced);
+                        }
+                    }
+                    None => commit_here(index, unsynced),
+                }
+                Ok(())
             })
-            .collect()
+            .collect::<Result<(), CoreError>>();
+        let mut results = std::mem::take(&mut *lock(&committed_here));
+        for committer in committers {
+            match committer.join() {
+                Ok(done) => results.extend(done),
+                Err(_) => results.push((
+                    count,
+                    Err(CoreError::Internal("a file's commit panicked".into())),
+                )),
+            }
+        }
+        let mut paths: Vec<Option<PathBuf>> = vec![None; count];
+        let mut first_error = written.err();
+        for (index, result) in results {
+            match result {
+                Ok(path) => {
+                    if let Some(slot) = paths.get_mut(index) {
+                        *slot = Some(path);
+                    }
+                }
+                Err(e) if first_error.is_none() => first_error = Some(e),
+                Err(e) => tracing::warn!(error = %e, "another file of the same write failed"),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => paths
+                .into_iter()
+                .map(|p| p.ok_or_else(|| CoreError::Internal("a file was not committed".into())))
+                .collect(),
+        }
     })
+}
+
+/// `mutex` locked, whether or not a thread panicked holding it (what it guards stays
+/// whole: a value is pushed or received in one step).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Writes `batch` through `writer` in row groups of at most `group_rows` rows, the
@@ -448,26 +540,43 @@ mod tests {
             .sum::<usize>();
             assert_eq!(read, 2);
         }
-        // A folder that cannot be made (a file is in its place) is an error; the items
-        // written before the error stop are whole files, without a temporary left.
+        // A failed item is the call's error, wherever it comes; the other items either
+        // were written whole (committed, no temporary left) or not started.
+        for failing in [0, 4] {
+            let base = dir.path().join(format!("run{failing}"));
+            let items: Vec<usize> = (0..5).collect();
+            let err = write_durably(items, |i| {
+                if i == failing {
+                    return Err(CoreError::BadInput(format!("item {i} refused")));
+                }
+                write_unsynced(
+                    &base.join(format!("g{i}")),
+                    "x.parquet",
+                    &batch,
+                    Vec::new(),
+                    Codec::Fast,
+                )
+            })
+            .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("item {failing} refused")),
+                "{err}"
+            );
+            for i in (0..5).filter(|&i| i != failing) {
+                let folder = base.join(format!("g{i}"));
+                if folder.exists() {
+                    assert_eq!(names_in(&folder), ["x.parquet"], "{}", folder.display());
+                }
+            }
+        }
+        // A folder that cannot be made (a file is in its place) is an error too.
         let blocked = dir.path().join("blocked");
         std::fs::write(&blocked, b"not a folder").unwrap();
-        let items = vec![
-            dir.path().join("g0"),
-            blocked.join("sub"),
-            dir.path().join("g2"),
-        ];
-        let err = write_durably(items, |folder| {
+        let err = write_durably(vec![blocked.join("sub")], |folder| {
             write_unsynced(&folder, "x.parquet", &batch, Vec::new(), Codec::Fast)
         })
         .unwrap_err();
         assert!(err.to_string().contains("blocked"), "{err}");
-        for other in ["g0", "g2"] {
-            let folder = dir.path().join(other);
-            if folder.exists() {
-                assert_eq!(names_in(&folder), ["x.parquet"], "{other}");
-            }
-        }
     }
 
     #[test]
