@@ -2,8 +2,11 @@
 //! LZ4 or zstd, written durably under a name derived from
 //! the rows' bus position so a re-delivered batch replaces its own files.
 
+use std::collections::HashSet;
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -22,6 +25,11 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Milliseconds in a day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
+/// Name prefix of a day's folder under a table's folder.
+const DAY_PREFIX: &str = "day=";
+/// Name prefix of a dataset's folder under a day's folder.
+const DATASET_PREFIX: &str = "dataset=";
+
 /// Where a group of rows goes: its day (`YYYY-MM-DD`, UTC) and, for events, its dataset.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct PartitionKey {
@@ -34,9 +42,9 @@ pub(crate) struct PartitionKey {
 impl PartitionKey {
     /// The folder of this partition under a table's folder.
     pub(crate) fn folder(&self, table_dir: &Path) -> PathBuf {
-        let day = table_dir.join(format!("day={}", self.day));
+        let day = table_dir.join(format!("{DAY_PREFIX}{}", self.day));
         match &self.dataset {
-            Some(d) => day.join(format!("dataset={d}")),
+            Some(d) => day.join(format!("{DATASET_PREFIX}{d}")),
             None => day,
         }
     }
@@ -219,7 +227,8 @@ pub(crate) fn write_file(
 
 /// Writes `batch` as the Parquet file `dir/name` durably, with key-value `metadata` in its
 /// footer, compressed by `codec`: to a temporary name, fsync, rename over any file of
-/// that name, fsync of the folder (and of the parents of folders it had to make).
+/// that name, fsync of the folder (and of the folders holding its partition folders, once
+/// per process).
 pub(crate) fn write_file_with(
     dir: &Path,
     name: &str,
@@ -239,33 +248,58 @@ pub(crate) struct Unsynced {
     tmp: PathBuf,
     /// The name it takes once durable.
     path: PathBuf,
-    /// Folders made for it, deepest first: each one's entry in its parent is synced too.
-    made: Vec<PathBuf>,
 }
 
 impl Unsynced {
     /// Syncs the file, renames it over any file of its final name and syncs its folder,
-    /// then the parents of the folders made for it; returns its path. Most of this is
-    /// waiting for the disk.
+    /// then makes sure its partition folders' own entries are durable
+    /// ([`sync_partition_entries`]); returns its path. Most of this is waiting for the
+    /// disk.
     fn commit(self) -> Result<PathBuf, CoreError> {
-        let Self {
-            file,
-            tmp,
-            path,
-            made,
-        } = self;
+        let Self { file, tmp, path } = self;
         file.sync_all()
             .map_err(io(format!("syncing {}", tmp.display())))?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(io(format!("renaming to {}", path.display())))?;
         if let Some(dir) = path.parent() {
             sync_dir(dir)?;
-        }
-        for parent in made.iter().filter_map(|folder| folder.parent()) {
-            sync_dir(parent)?;
+            sync_partition_entries(dir)?;
         }
         Ok(path)
     }
+}
+
+/// Syncs the folder holding each partition folder (`day=`, `dataset=`) of `dir` and
+/// above, once per folder and process: a folder just made (by this write or a
+/// concurrent one) is durable only once its entry in its parent is. A folder is
+/// remembered by path and inode (one deleted by retention and made again is new) only
+/// after that sync, and the memory starts empty at every start.
+fn sync_partition_entries(dir: &Path) -> Result<(), CoreError> {
+    static SYNCED: OnceLock<Mutex<HashSet<(PathBuf, u64)>>> = OnceLock::new();
+    let synced = SYNCED.get_or_init(Default::default);
+    let partitions = dir.ancestors().take_while(|folder| {
+        folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(DAY_PREFIX) || n.starts_with(DATASET_PREFIX))
+    });
+    for folder in partitions {
+        let inode = std::fs::metadata(folder)
+            .map_err(io(format!("reading {}", folder.display())))?
+            .ino();
+        let key = (folder.to_path_buf(), inode);
+        if lock(synced).contains(&key) {
+            continue;
+        }
+        match folder.parent() {
+            // A relative path's first folder is held by the working folder.
+            Some(parent) if parent.as_os_str().is_empty() => sync_dir(Path::new("."))?,
+            Some(parent) => sync_dir(parent)?,
+            None => {}
+        }
+        lock(synced).insert(key);
+    }
+    Ok(())
 }
 
 /// The first half of [`write_file_with`]: `batch` encoded into `dir/name`'s temporary
@@ -279,11 +313,6 @@ pub(crate) fn write_unsynced(
 ) -> Result<Unsynced, CoreError> {
     let stored = super::shredding::for_storage(batch)?;
     let batch = &stored;
-    let made: Vec<PathBuf> = dir
-        .ancestors()
-        .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
-        .map(Path::to_path_buf)
-        .collect();
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -292,12 +321,7 @@ pub(crate) fn write_unsynced(
         .map_err(|e| CoreError::Internal(format!("parquet writer: {e}")))?;
     let file = write_row_groups(writer, batch, ROW_GROUP_ROWS)
         .map_err(|e| CoreError::Internal(format!("writing parquet: {e}")))?;
-    Ok(Unsynced {
-        file,
-        tmp,
-        path,
-        made,
-    })
+    Ok(Unsynced { file, tmp, path })
 }
 
 /// Threads that commit the files of one [`write_durably`] call: enough for the disk's
@@ -319,10 +343,10 @@ pub(crate) fn write_durably<T: Send>(
 ) -> Result<Vec<PathBuf>, CoreError> {
     let count = items.len();
     let (to_commit, queue) = std::sync::mpsc::channel::<(usize, Unsynced)>();
-    let queue = std::sync::Mutex::new(queue);
+    let queue = Mutex::new(queue);
     // Files committed where they were written: when no committer could start, or all
     // have stopped.
-    let committed_here = std::sync::Mutex::new(Vec::new());
+    let committed_here = Mutex::new(Vec::new());
     let commit_here = |index: usize, unsynced: Unsynced| {
         let committed = unsynced.commit();
         lock(&committed_here).push((index, committed));
@@ -401,7 +425,7 @@ pub(crate) fn write_durably<T: Send>(
 
 /// `mutex` locked, whether or not a thread panicked holding it (what it guards stays
 /// whole: a value is pushed or received in one step).
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -577,6 +601,24 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("blocked"), "{err}");
+    }
+
+    #[test]
+    fn partition_folders_entries_are_synced_and_a_missing_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PartitionKey {
+            day: "2026-12-06".into(),
+            dataset: Some("syslog".into()),
+        };
+        let folder = key.folder(&dir.path().join("events"));
+        std::fs::create_dir_all(&folder).unwrap();
+        sync_partition_entries(&folder).unwrap();
+        // Remembered: a second call syncs nothing, and is as good.
+        sync_partition_entries(&folder).unwrap();
+        // A folder deleted (by retention) since is an error, not a silent success.
+        std::fs::remove_dir_all(dir.path().join("events")).unwrap();
+        let err = sync_partition_entries(&folder).unwrap_err();
+        assert!(err.to_string().contains("dataset=syslog"), "{err}");
     }
 
     #[test]
