@@ -17,6 +17,7 @@ use vedette_core::traits::Table;
 use vedette_core::CoreError;
 
 use super::coverage::{BusKey, Coverage, COVERS_KEY, REPLACES_KEY};
+use super::durable;
 use super::files::{self, Codec};
 use super::rows;
 use super::visibility::{list_folder, FileInFolder};
@@ -78,11 +79,11 @@ impl Files {
         // The files of the folders are gathered and encoded in parallel, one folder per
         // task, the biggest first: a thread that runs out of work steals single folders
         // from the other's queue, so the two big folders of a group cannot end up in one
-        // half of a split by position while the other thread waits. Each is synced on a
-        // thread of its own ([`files::write_durably`]).
+        // half of a split by position while the other thread waits. Each is committed by
+        // one of a few threads as soon as it is written ([`durable::write_durably`]).
         todo.sort_by_key(|(_, _, part)| std::cmp::Reverse(part.len()));
         let names: Vec<String> = todo.iter().map(|(_, name, _)| name.clone()).collect();
-        let written = files::write_durably(todo, |(folder, name, part)| {
+        let written = durable::write_durably(todo, |(folder, name, part)| {
             let rows = super::shredding::gather(&records, &part)?;
             drop(part);
             files::write_unsynced(

@@ -46,6 +46,7 @@
 
 mod compaction;
 mod coverage;
+mod durable;
 mod files;
 mod filtered_store;
 mod grouped_append;
@@ -428,9 +429,9 @@ impl Files {
             }
             todo.push((folder, name, part));
         }
-        // The files of the folders are gathered and encoded in parallel, each synced on a
-        // thread of its own.
-        files::write_durably(todo, |(folder, name, part)| {
+        // The files of the folders are gathered and encoded in parallel, each committed by
+        // one of a few threads as soon as it is written.
+        durable::write_durably(todo, |(folder, name, part)| {
             let rows = shredding::gather(&records, &part)?;
             files::write_unsynced(&folder, &name, &rows, Vec::new(), Codec::Fast)
         })
