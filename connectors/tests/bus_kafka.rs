@@ -175,15 +175,22 @@ impl Drop for OwnBroker {
     }
 }
 
+/// A free loopback port below Linux's ephemeral range (32768 and up): while the broker
+/// is down, no client socket is handed it, so nothing else (not even a client
+/// connecting to itself) holds it when the broker comes back.
+fn port_outside_ephemeral_range() -> u16 {
+    let start = std::process::id() % 12_000;
+    (0..12_000)
+        .map(|i| 20_000 + ((start + i) % 12_000) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("no free loopback port in 20000..32000")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_when_the_broker_restarts() {
     let bin = std::env::var("VEDETTE_TANSU_BIN")
         .expect("VEDETTE_TANSU_BIN is not set: start the test services with deploy/local/up.sh");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = port_outside_ephemeral_range();
     let mut broker = OwnBroker {
         bin,
         port,

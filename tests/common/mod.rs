@@ -23,12 +23,34 @@ pub fn vedette_output(args: &[&str]) -> Output {
     }
 }
 
-/// A loopback address with a port that was free a moment ago.
+/// The ports test services are given: below Linux's ephemeral range (32768 and up),
+/// so no client socket or `bind(0)` of this or another process is handed one of them
+/// between this check and the service's own bind; above the range `deploy/local`
+/// gives its services (10000–19999).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_700;
+
+/// A loopback address whose port was free for TCP and UDP a moment ago and was never
+/// handed out before by this process.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("local_addr: {e}"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    // Each test binary starts at a place of its own, so two runs at once rarely meet.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = TEST_PORTS.start + offset as u16;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 /// A running `vedette run`, killed when dropped.

@@ -10,11 +10,12 @@ dir="${2:?usage: kafka.sh start|stop DIR}"
 tools="${VEDETTE_TOOLS:-$HOME/.cache/vedette/tools}"
 tansu="${TANSU_BIN:-$tools/bin/tansu}"
 
-# A loopback port nothing listens on.
+# A loopback port nothing listens on, below the kernel's ephemeral range (32768 and up)
+# and below the ports the tests give their own services (20000 and up).
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % 10000))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }
