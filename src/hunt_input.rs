@@ -102,12 +102,20 @@ impl HuntInput {
 
     /// Parses one piece into batches with record numbers.
     pub(crate) fn parse(&self, piece: &InputPiece) -> anyhow::Result<HuntPiece> {
-        let mut builder = EventBatchBuilder::new();
+        with_thread_builder(|builder| self.parse_into(piece, builder))
+    }
+
+    /// [`HuntInput::parse`] with an empty builder.
+    fn parse_into(
+        &self,
+        piece: &InputPiece,
+        builder: &mut EventBatchBuilder,
+    ) -> anyhow::Result<HuntPiece> {
         let mut dead = Vec::new();
         let mut out = HuntPiece::default();
         let stats = self.parser.parse(
             &self.chunk(piece.bytes.clone(), piece.offset),
-            &mut builder,
+            builder,
             &mut dead,
         );
         if !self.lines {
@@ -126,8 +134,8 @@ impl HuntInput {
         let numbers = if dead.is_empty() && stats.events == nonblank.len() {
             nonblank
         } else {
-            // Line by line, so every row knows its line.
-            builder = EventBatchBuilder::new();
+            // Line by line, so every row knows its line; the rows so far are dropped.
+            builder.finish().context("building a batch")?;
             dead.clear();
             let mut numbers = Vec::new();
             let mut start = 0;
@@ -138,7 +146,7 @@ impl HuntInput {
                 if !text[start..end].trim_ascii().is_empty() {
                     let chunk =
                         self.chunk(piece.bytes.slice(start..end), piece.offset + start as u64);
-                    let s = self.parser.parse(&chunk, &mut builder, &mut dead);
+                    let s = self.parser.parse(&chunk, builder, &mut dead);
                     numbers.extend(std::iter::repeat_n(line, s.events));
                 }
                 line += 1;
@@ -150,6 +158,23 @@ impl HuntInput {
         let records = builder.finish().context("building a batch")?;
         Ok(split(records, numbers, out))
     }
+}
+
+/// Runs `parse` with this thread's builder, kept from piece to piece: a finished builder
+/// is made again at the sizes of the batch it made, so the columns of the next piece
+/// do not grow from nothing (copying each buffer on the way). A builder left holding
+/// rows (a piece that failed) is not kept.
+fn with_thread_builder<T>(parse: impl FnOnce(&mut EventBatchBuilder) -> T) -> T {
+    thread_local! {
+        static BUILDER: std::cell::RefCell<EventBatchBuilder> =
+            std::cell::RefCell::new(EventBatchBuilder::new());
+    }
+    let mut builder = BUILDER.with(std::cell::RefCell::take);
+    let out = parse(&mut builder);
+    if builder.is_empty() {
+        BUILDER.with(|kept| kept.replace(builder));
+    }
+    out
 }
 
 /// Cuts a batch into batches of the usual size.

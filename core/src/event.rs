@@ -234,6 +234,14 @@ impl TextColumn {
     }
 }
 
+/// The capacity a builder is made with for the next batch, from what the last one
+/// used: an eighth more, so a slightly larger batch does not double (and copy) a
+/// buffer near its end. A finished Arrow builder keeps no capacity of its own, and
+/// growing from nothing copies each buffer about twice.
+fn headroom(used: usize) -> usize {
+    used + used / 8 + 16
+}
+
 /// Names of the parts of the `fields` map column.
 fn map_field_names() -> MapFieldNames {
     MapFieldNames {
@@ -258,8 +266,16 @@ impl Default for EventBatchBuilder {
 
 /// Bytes a text column's builder starts with: what the last batch used, so a reused
 /// builder does not grow (and copy) its buffers again row by row.
+/// A string builder for about `rows` values of `bytes` bytes in all, with headroom.
 fn text_builder(rows: usize, bytes: usize) -> StringBuilder {
-    StringBuilder::with_capacity(rows, bytes)
+    StringBuilder::with_capacity(headroom(rows), headroom(bytes))
+}
+
+/// The sizes of a string array: values and bytes (0 when `array` is not one).
+fn string_sizes(array: &dyn Array) -> (usize, usize) {
+    array
+        .as_string_opt::<i32>()
+        .map_or((0, 0), |s| (s.len(), s.values().len()))
 }
 
 impl EventBatchBuilder {
@@ -366,28 +382,43 @@ impl EventBatchBuilder {
             .iter_mut()
             .map(|b| -> ArrayRef {
                 match b {
-                    ColumnBuilder::Timestamp(b, _) => Arc::new(b.finish()),
+                    ColumnBuilder::Timestamp(b, _) => {
+                        let array = b.finish();
+                        *b = TimestampMillisecondBuilder::with_capacity(headroom(rows))
+                            .with_timezone(UTC);
+                        Arc::new(array)
+                    }
                     ColumnBuilder::Text(t) => t.finish(rows),
-                    ColumnBuilder::Integer(b, _) => Arc::new(b.finish()),
-                    ColumnBuilder::TextList(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Integer(b, _) => {
+                        let array = b.finish();
+                        *b = Int64Builder::with_capacity(headroom(rows));
+                        Arc::new(array)
+                    }
+                    ColumnBuilder::TextList(b) => {
+                        let array = b.finish();
+                        let (items, bytes) = string_sizes(array.values().as_ref());
+                        *b = ListBuilder::with_capacity(text_builder(items, bytes), headroom(rows));
+                        Arc::new(array)
+                    }
                     ColumnBuilder::FieldMap(b) => {
                         let array = b.finish();
                         let entries = array.entries();
-                        let sizes = [0, 1].map(|i| {
-                            entries
-                                .column(i)
-                                .as_string_opt::<i32>()
-                                .map_or((0, 0), |s| (s.len(), s.values().len()))
-                        });
+                        let keys = string_sizes(entries.column(0).as_ref());
+                        let values = string_sizes(entries.column(1).as_ref());
                         **b = MapBuilder::with_capacity(
                             Some(map_field_names()),
-                            text_builder(sizes[0].0, sizes[0].1),
-                            text_builder(sizes[1].0, sizes[1].1),
-                            rows,
+                            text_builder(keys.0, keys.1),
+                            text_builder(values.0, values.1),
+                            headroom(rows),
                         );
                         Arc::new(array)
                     }
-                    ColumnBuilder::Binary(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Binary(b) => {
+                        let array = b.finish();
+                        let bytes = array.values().len();
+                        *b = BinaryBuilder::with_capacity(headroom(rows), headroom(bytes));
+                        Arc::new(array)
+                    }
                 }
             })
             .collect();

@@ -77,12 +77,13 @@ fn event_id_under(key: (u64, u64), tenant: &str, dataset: &str, raw: &[u8]) -> S
     }
     h.write(raw);
     let digest = h.finish128().as_bytes();
-    let mut out = String::with_capacity(EVENT_ID_LEN);
-    for byte in &digest[..EVENT_ID_LEN / 2] {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    let mut out = [0u8; EVENT_ID_LEN];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
     }
-    out
+    // Hex digits are ASCII, so this cannot fail.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -101,14 +102,16 @@ pub fn stamp_time(id: &mut String, time_ms: i64) -> bool {
     if id.len() != EVENT_ID_LEN || !id.bytes().all(|c| c.is_ascii_hexdigit()) {
         return false;
     }
-    let mut digits = [0u8; TIME_DIGITS];
-    for (i, d) in digits.iter_mut().enumerate() {
+    let mut stamped = [0u8; EVENT_ID_LEN];
+    stamped.copy_from_slice(id.as_bytes());
+    for (i, d) in stamped[..TIME_DIGITS].iter_mut().enumerate() {
         *d = HEX[((time >> (4 * (TIME_DIGITS - 1 - i))) & 0xf) as usize];
     }
-    // Hex digits are ASCII: the same length, in place.
-    match std::str::from_utf8(&digits) {
-        Ok(digits) => {
-            id.replace_range(..TIME_DIGITS, digits);
+    // Hex digits are ASCII: the same length, written over the old digits.
+    match std::str::from_utf8(&stamped) {
+        Ok(stamped) => {
+            id.clear();
+            id.push_str(stamped);
             true
         }
         Err(_) => false,

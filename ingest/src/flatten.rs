@@ -70,6 +70,12 @@ pub(crate) struct FieldSink<'a> {
     /// Whether fields were dropped for the limit.
     pub(crate) truncated: bool,
     max: usize,
+    /// Bytes a parser unescapes a value into before it is copied to the scratch text;
+    /// kept for the next value ([`FieldSink::take_unescape_buffer`]).
+    unescape: Vec<u8>,
+    /// Length of the start of the scratch buffer that outlives [`FieldSink::reset`]:
+    /// keys a parser names on every record ([`FieldSink::keep_key`]).
+    kept: usize,
 }
 
 /// First size of the key index; it doubles while more than half full.
@@ -93,13 +99,26 @@ impl<'a> FieldSink<'a> {
             index: Vec::new(),
             truncated: false,
             max: limits.max_fields,
+            unescape: Vec::new(),
+            kept: 0,
         }
+    }
+
+    /// A key every record of this sink may use, copied once into the part of the
+    /// scratch buffer that [`FieldSink::reset`] keeps, so records add it by its span
+    /// ([`FieldSink::push_value`]) and do not copy it again. Call it before the first
+    /// record.
+    pub(crate) fn keep_key(&mut self, key: &str) -> Span {
+        debug_assert_eq!(self.scratch.len(), self.kept, "keep_key after a record");
+        let span = self.copy(key);
+        self.kept = self.scratch.len();
+        span
     }
 
     /// Empties the sink for the next record, `src`, keeping its buffers.
     pub(crate) fn reset(&mut self, src: &'a str) {
         self.src = src;
-        self.scratch.clear();
+        self.scratch.truncate(self.kept);
         if !self.fields.is_empty() {
             self.index.fill(0);
         }
@@ -139,7 +158,7 @@ impl<'a> FieldSink<'a> {
                 return (slot, None);
             }
             let field = (at & 0xffff_ffff) as usize - 1;
-            if at >> 32 == tag && self.bytes(self.fields[field].0) == key {
+            if at >> 32 == tag && same_key(self.bytes(self.fields[field].0), key) {
                 return (slot, Some(field));
             }
             slot = (slot + 1) & mask;
@@ -202,6 +221,29 @@ impl<'a> FieldSink<'a> {
         }
         let key = self.locate(key.as_ref());
         let value = self.locate(value.as_ref());
+        self.add(key, value, Repeat::KeepBoth);
+    }
+
+    /// An empty byte buffer to unescape a value into; give it back when done
+    /// ([`FieldSink::give_unescape_buffer`]) so the next value reuses its memory.
+    pub(crate) fn take_unescape_buffer(&mut self) -> Vec<u8> {
+        let mut buffer = std::mem::take(&mut self.unescape);
+        buffer.clear();
+        buffer
+    }
+
+    /// Takes back the buffer of [`FieldSink::take_unescape_buffer`].
+    pub(crate) fn give_unescape_buffer(&mut self, buffer: Vec<u8>) {
+        self.unescape = buffer;
+    }
+
+    /// [`FieldSink::push`] with a key already in the sink (see [`FieldSink::keep_key`]).
+    pub(crate) fn push_value(&mut self, key: Span, value: &str) {
+        if self.fields.len() >= self.max {
+            self.truncated = true;
+            return;
+        }
+        let value = self.locate(value);
         self.add(key, value, Repeat::KeepBoth);
     }
 
@@ -370,6 +412,24 @@ fn key_hash(key: &[u8]) -> u64 {
 }
 
 /// The eight bytes of `bytes` at `at` (which must be in bounds) as a little-endian word.
+/// Whether two keys are equal, compared a word at a time from both ends (most keys
+/// are short: a call to compare memory would cost more than the comparison).
+#[inline(always)]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        false
+    } else if n >= 8 {
+        word_at(a, 0) == word_at(b, 0)
+            && word_at(a, n - 8) == word_at(b, n - 8)
+            && (n <= 16 || a[8..n - 8] == b[8..n - 8])
+    } else if n >= 4 {
+        half_at(a, 0) == half_at(b, 0) && half_at(a, n - 4) == half_at(b, n - 4)
+    } else {
+        a == b
+    }
+}
+
 #[inline(always)]
 fn word_at(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
@@ -389,6 +449,20 @@ fn half_at(bytes: &[u8], at: usize) -> u32 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn keys_compare_equal_only_when_equal_at_every_length() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_key(&a, &a.clone()));
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] = b'_';
+                assert!(!same_key(&a, &b), "{n} {at}");
+            }
+            assert!(!same_key(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
 
     #[test]
     fn nested_objects_flatten_with_dots_and_scalars_render() {

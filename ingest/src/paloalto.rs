@@ -128,10 +128,24 @@ pub(crate) fn split_csv(line: &str) -> Vec<String> {
 }
 
 /// Whether a message is a PAN-OS CSV log.
+/// It is asked of every syslog line, so it finds its commas one at a time and looks at
+/// no more of the line than it must.
 pub(crate) fn looks_like_panos(message: &str) -> bool {
-    let mut it = message.splitn(6, ',');
-    let (_, receive, _, kind) = (it.next(), it.next(), it.next(), it.next());
-    matches!((receive, kind), (Some(r), Some(k)) if TYPES.contains(&k) && r.len() == 19 && r.as_bytes()[4] == b'/')
+    let b = message.as_bytes();
+    let comma_from = |from: usize| memchr::memchr(b',', b.get(from..)?).map(|i| from + i);
+    // The second column is the receive time, `YYYY/MM/DD hh:mm:ss`: 19 bytes.
+    let Some(receive) = comma_from(0).map(|i| i + 1) else {
+        return false;
+    };
+    if comma_from(receive) != Some(receive + 19) || b.get(receive + 4) != Some(&b'/') {
+        return false;
+    }
+    // The fourth is the log type.
+    let Some(kind) = comma_from(receive + 20).map(|i| i + 1) else {
+        return false;
+    };
+    let end = comma_from(kind).unwrap_or(b.len());
+    message.get(kind..end).is_some_and(|k| TYPES.contains(&k))
 }
 
 /// Adds the PAN-OS fields and fills the columns; returns the event time.
@@ -218,5 +232,39 @@ mod tests {
         assert_eq!(sink.get("threatid"), Some("SSH Brute Force(40015)"));
         assert_eq!(e.severity, Some(8));
         assert!(!looks_like_panos("a,b,c,d"));
+    }
+
+    #[test]
+    fn the_log_type_check_agrees_with_splitting_the_columns() {
+        // The plain reading of the rule: the second column 19 bytes with a `/` at 4,
+        // the fourth column a known log type.
+        let reference = |m: &str| {
+            let mut it = m.splitn(6, ',');
+            let (_, receive, _, kind) = (it.next(), it.next(), it.next(), it.next());
+            matches!((receive, kind), (Some(r), Some(k))
+                if TYPES.contains(&k) && r.len() == 19 && r.as_bytes()[4] == b'/')
+        };
+        let time = "2023/07/06 08:11:40";
+        let mut lines = vec![
+            String::new(),
+            ",".into(),
+            format!(",{time},,TRAFFIC"),
+            format!("1,{time},x,TRAFFIC"),
+            format!("1,{time},x,TRAFFIC,"),
+            format!("1,{time},x,TRAFFICX,y"),
+            format!("1,{time},x"),
+            format!("1,{time}"),
+            format!("1,{time}x,x,TRAFFIC"),
+            "1,2023-07-06 08:11:40,x,TRAFFIC".into(),
+            "1,2023/07,06 08:11:40,x,TRAFFIC".into(),
+            "1,2023/07/06 08:11:4,x,TRAFFIC".into(),
+            format!("é,{time},ü,THREAT,ß"),
+        ];
+        for kind in TYPES {
+            lines.push(format!("a,{time},b,{kind},c,d,e"));
+        }
+        for line in &lines {
+            assert_eq!(looks_like_panos(line), reference(line), "{line:?}");
+        }
     }
 }

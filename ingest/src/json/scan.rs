@@ -122,24 +122,45 @@ fn has_control(bytes: &[u8]) -> bool {
     bytes.iter().fold(false, |seen, &c| seen | (c < 0x20))
 }
 
-/// The first quote, backslash or control character of `bytes`, eight bytes at a time.
-fn find_special(bytes: &[u8]) -> Option<usize> {
+/// The byte each one-character escape stands for (`\n` is `n`'s entry), 0 where the
+/// character after a backslash is not an escape (`u` is read apart).
+const UNESCAPED: [u8; 256] = {
+    let mut table = [0u8; 256];
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[b'/' as usize] = b'/';
+    table[b'b' as usize] = 0x08;
+    table[b'f' as usize] = 0x0c;
+    table[b'n' as usize] = b'\n';
+    table[b'r' as usize] = b'\r';
+    table[b't' as usize] = b'\t';
+    table
+};
+
+/// The top bit of each byte of the little-endian word `w` that is a quote, a backslash
+/// or a control character, and maybe of bytes above such a one: only a byte above a
+/// real match can be a false match, so the lowest bit set is a real one.
+fn special_bytes(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    // `w - 0x20..` borrows into the top bit of a byte below 0x20; `!w` rules out bytes of
+    // 0x80 and above.
+    zero_byte(w ^ (ONES * u64::from(b'"')))
+        | zero_byte(w ^ (ONES * u64::from(b'\\')))
+        | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+}
+
+/// The first quote, backslash or control character of `bytes`, eight bytes at a time.
+#[cfg(test)]
+fn find_special(bytes: &[u8]) -> Option<usize> {
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for chunk in &mut words {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // `w - 0x20..` borrows into the top bit of a byte below 0x20; `!w` rules out
-        // bytes of 0x80 and above.
-        let found = zero_byte(w ^ (ONES * u64::from(b'"')))
-            | zero_byte(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        let found = special_bytes(u64::from_le_bytes(word));
         if found != 0 {
-            // Only a byte above a real match can be a false match; the lowest is real.
             return Some(at + found.trailing_zeros() as usize / 8);
         }
         at += 8;
@@ -289,38 +310,66 @@ impl Scanner<'_> {
             self.pos = start + i + 1;
             return Some(FieldSink::source_span(start, start + i));
         }
-        let out = sink.scratch().len();
-        sink.scratch().push_str(self.src.get(start..start + i)?);
+        // Unescaped into the sink's byte buffer, then copied into its scratch text once.
+        let mut out = sink.take_unescape_buffer();
+        out.extend_from_slice(self.b.get(start..start + i)?);
         self.pos = start + i;
+        let span = self
+            .unescape_into(&mut out)
+            .and_then(|()| std::str::from_utf8(&out).ok())
+            .map(|text| sink.copy(text));
+        sink.give_unescape_buffer(out);
+        span
+    }
+
+    /// The rest of a string from the backslash at the position to its closing quote
+    /// (read too), unescaped onto `out`. Escaped text (Windows paths, messages) has short
+    /// runs between escapes: each run is copied eight bytes at a time, a whole word
+    /// written and the bytes past its end taken back, so no run costs a call to copy.
+    fn unescape_into(&mut self, out: &mut Vec<u8>) -> Option<()> {
         loop {
             // At a backslash.
             self.pos += 1;
-            let escaped = match self.next()? {
-                b'"' => '"',
-                b'\\' => '\\',
-                b'/' => '/',
-                b'b' => '\u{8}',
-                b'f' => '\u{c}',
-                b'n' => '\n',
-                b'r' => '\r',
-                b't' => '\t',
-                b'u' => self.unicode_escape()?,
-                _ => return None,
-            };
-            sink.scratch().push(escaped);
-            // Escaped text (Windows paths, messages) has short runs between escapes:
-            // a byte loop finds their ends sooner than a vector search.
-            let from = self.pos;
-            let i = find_special(self.b.get(from..)?)?;
-            sink.scratch().push_str(self.src.get(from..from + i)?);
-            self.pos = from + i;
-            match self.b.get(self.pos) {
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Some(sink.scratch_span(out));
+            // A table, not a `match`: the escapes of a message alternate (`\r\n\t`), and
+            // a jump table's indirect branch mispredicts on them.
+            match self.next()? {
+                b'u' => {
+                    let c = self.unicode_escape()?;
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
                 }
-                Some(b'\\') => {}
-                _ => return None,
+                other => match UNESCAPED[usize::from(other)] {
+                    0 => return None,
+                    byte => out.push(byte),
+                },
+            }
+            while let Some(word) = self
+                .b
+                .get(self.pos..self.pos + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            {
+                out.extend_from_slice(&word);
+                let special = special_bytes(u64::from_le_bytes(word));
+                if special != 0 {
+                    let n = special.trailing_zeros() as usize / 8;
+                    out.truncate(out.len() - 8 + n);
+                    self.pos += n;
+                    break;
+                }
+                self.pos += 8;
+            }
+            loop {
+                match self.peek()? {
+                    b'"' => {
+                        self.pos += 1;
+                        return Some(());
+                    }
+                    b'\\' => break,
+                    c if c < 0x20 => return None,
+                    c => {
+                        out.push(c);
+                        self.pos += 1;
+                    }
+                }
             }
         }
     }
@@ -489,6 +538,44 @@ mod tests {
                 .collect();
             assert_eq!(find_special(&plain), None);
             assert_eq!(find_special(&vec![0xe2; len]), None);
+        }
+    }
+
+    #[test]
+    fn escaped_strings_of_every_run_length_read_as_the_tree_path_reads_them() {
+        let pieces = [
+            r"\\",
+            r"\n",
+            r"\r\n",
+            r"\t",
+            r#"\""#,
+            r"\/",
+            r"\u00e9",
+            r"\ud83d\ude00",
+            "é",
+            "€",
+        ];
+        for run in 0..20 {
+            for piece in pieces {
+                for tail in 0..10 {
+                    let text = format!(
+                        r#"{{"k":"{a}{piece}{b}{piece}{c}","n":1}}"#,
+                        a = "a".repeat(run),
+                        b = "b".repeat(run / 2 + tail),
+                        c = "c".repeat(tail)
+                    );
+                    let (fields, _) =
+                        scan(&text).unwrap_or_else(|| panic!("fast path gave up: {text}"));
+                    assert_eq!(fields, tree(&text), "{text}");
+                }
+            }
+        }
+        for bad in [
+            r#"{"k":"a\qb"}"#,
+            "{\"k\":\"a\\\\b\u{1}cdefghij\"}",
+            r#"{"k":"a\nb"#,
+        ] {
+            assert!(scan(bad).is_none(), "{bad}");
         }
     }
 

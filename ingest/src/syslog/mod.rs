@@ -17,7 +17,7 @@ use vedette_core::dead_letter::DeadLetter;
 use vedette_core::event::{tag, Event, EventBatchBuilder, IntCol, TextCol};
 use vedette_core::traits::{ParseStats, Parser, RawChunk};
 
-use crate::flatten::FieldSink;
+use crate::flatten::{FieldSink, Span};
 use crate::limits::Limits;
 use crate::record::{
     parse_records, set_row_time, set_time, tag_truncation, Output, RecordCtx, Reject,
@@ -93,7 +93,7 @@ impl TextLineParser {
         &self,
         ctx: &RecordCtx<'c>,
         raw: &'c [u8],
-        sink: &mut FieldSink<'c>,
+        (sink, keys): (&mut FieldSink<'c>, &HeaderKeys),
         out: &mut Output<'_>,
     ) -> Result<(), Reject> {
         let line = crate::text::lossy_utf8(raw);
@@ -125,7 +125,7 @@ impl TextLineParser {
                 Cow::Owned(_) => "",
             });
             let mut row = ctx.row(content.dataset(), raw);
-            push_header_fields(&h, sink);
+            push_header_fields(&h, sink, keys);
             row.set_int(IntCol::Severity, h.severity.map(i64::from));
             row.set_opt(TextCol::HostName, h.hostname);
             row.set_opt(TextCol::Provider, h.appname);
@@ -214,7 +214,8 @@ fn content_parses(content: TextContent, msg: &str) -> bool {
 
 /// The syslog header as common columns of an event, and `syslog.*` fields.
 fn push_header(h: &header::Header<'_>, event: &mut Event, sink: &mut FieldSink<'_>) {
-    push_header_fields(h, sink);
+    let keys = HeaderKeys::new(sink);
+    push_header_fields(h, sink, &keys);
     event.severity = h.severity.map(i64::from);
     event.host_name = h.hostname.map(str::to_string);
     event.provider = h.appname.map(str::to_string);
@@ -227,25 +228,47 @@ const PRI_PARTS: [&str; 24] = [
     "17", "18", "19", "20", "21", "22", "23",
 ];
 
+/// The names of the `syslog.*` fields, in the order a record gets them.
+const HEADER_KEYS: [&str; 9] = [
+    "syslog.facility",
+    "syslog.severity",
+    "syslog.version",
+    "syslog.timestamp",
+    "syslog.hostname",
+    "syslog.appname",
+    "syslog.procid",
+    "syslog.msgid",
+    "syslog.message",
+];
+
+/// The `syslog.*` keys kept in one sink ([`FieldSink::keep_key`]), in
+/// [`HEADER_KEYS`] order.
+struct HeaderKeys([Span; HEADER_KEYS.len()]);
+
+impl HeaderKeys {
+    /// Keeps the keys in `sink`, before its first record.
+    fn new(sink: &mut FieldSink<'_>) -> Self {
+        Self(HEADER_KEYS.map(|k| sink.keep_key(k)))
+    }
+}
+
 /// The syslog header as `syslog.*` fields.
-fn push_header_fields(h: &header::Header<'_>, sink: &mut FieldSink<'_>) {
-    let text = |n: u8| PRI_PARTS.get(usize::from(n)).copied().unwrap_or_default();
-    if let Some(f) = h.facility {
-        sink.push("syslog.facility", text(f));
-    }
-    if let Some(s) = h.severity {
-        sink.push("syslog.severity", text(s));
-    }
-    for (name, value) in [
-        ("syslog.version", h.version),
-        ("syslog.timestamp", h.time_text),
-        ("syslog.hostname", h.hostname),
-        ("syslog.appname", h.appname),
-        ("syslog.procid", h.procid),
-        ("syslog.msgid", h.msgid),
+fn push_header_fields(h: &header::Header<'_>, sink: &mut FieldSink<'_>, keys: &HeaderKeys) {
+    let text = |n: u8| PRI_PARTS.get(usize::from(n)).copied();
+    let [facility, severity, version, timestamp, hostname, appname, procid, msgid, message] =
+        keys.0;
+    for (key, value) in [
+        (facility, h.facility.and_then(text)),
+        (severity, h.severity.and_then(text)),
+        (version, h.version),
+        (timestamp, h.time_text),
+        (hostname, h.hostname),
+        (appname, h.appname),
+        (procid, h.procid),
+        (msgid, h.msgid),
     ] {
         if let Some(v) = value {
-            sink.push(name, v);
+            sink.push_value(key, v);
         }
     }
     if let Some(sd) = h.structured_data {
@@ -253,7 +276,7 @@ fn push_header_fields(h: &header::Header<'_>, sink: &mut FieldSink<'_>) {
             sink.push(k, v);
         }
     }
-    sink.push("syslog.message", h.message);
+    sink.push_value(message, h.message);
 }
 
 /// A JSON object in the message is flattened into the fields too.
@@ -282,13 +305,14 @@ impl Parser for TextLineParser {
         let ctx = RecordCtx::new(chunk, &self.limits);
         let records = framing::frames(&chunk.bytes);
         let mut sink = FieldSink::over("", &self.limits);
+        let keys = HeaderKeys::new(&mut sink);
         parse_records(
             &ctx,
             self.content.dataset(),
             records,
             events,
             dead_letters,
-            |record, out| self.parse_record(&ctx, record, &mut sink, out),
+            |record, out| self.parse_record(&ctx, record, (&mut sink, &keys), out),
         )
     }
 }
