@@ -62,6 +62,9 @@ pub(crate) struct InputPiece {
 /// Longest run read without a line end before a piece is cut anyway.
 const MAX_PIECE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How much more is read at a time while a line is longer than the piece.
+const LONG_LINE_READ: usize = 256 * 1024;
+
 /// Opens `path` (`-` for stdin) for streaming, decompressing gzip and zstd by magic.
 pub(crate) fn open_input(path: &Path) -> anyhow::Result<InputStream> {
     use std::io::BufRead;
@@ -100,18 +103,13 @@ impl InputStream {
     /// `None` at the end.
     pub(crate) fn next_piece(&mut self, size: usize) -> anyhow::Result<Option<InputPiece>> {
         let mut buf = std::mem::take(&mut self.carry);
-        let mut chunk = vec![0u8; 256 * 1024];
         loop {
-            while !self.eof && buf.len() < size {
-                let n = self.reader.read(&mut chunk).context("reading input")?;
-                if n == 0 {
-                    self.eof = true;
-                } else {
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                if self.next_offset + buf.len() as u64 > MAX_INPUT_BYTES {
-                    anyhow::bail!("input is larger than {MAX_INPUT_BYTES} bytes");
-                }
+            if !self.eof && buf.len() < size {
+                // Straight into the piece's buffer, sized once: no copy through a
+                // smaller buffer, no doubling on the way.
+                let missing = size - buf.len();
+                buf.reserve_exact(missing);
+                self.read_up_to(&mut buf, missing)?;
             }
             if self.eof || buf.len() >= MAX_PIECE_BYTES {
                 break;
@@ -122,14 +120,7 @@ impl InputStream {
                     break;
                 }
                 // One line longer than the piece: read on to its end.
-                None => {
-                    let n = self.reader.read(&mut chunk).context("reading input")?;
-                    if n == 0 {
-                        self.eof = true;
-                    } else {
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                }
+                None => self.read_up_to(&mut buf, LONG_LINE_READ)?,
             }
         }
         if buf.is_empty() {
@@ -145,6 +136,21 @@ impl InputStream {
         Ok(Some(piece))
     }
 
+    /// Appends up to `limit` more bytes of the input to `buf`; fewer means its end.
+    fn read_up_to(&mut self, buf: &mut Vec<u8>, limit: usize) -> anyhow::Result<()> {
+        let read = (&mut self.reader)
+            .take(limit as u64)
+            .read_to_end(buf)
+            .context("reading input")?;
+        if read < limit {
+            self.eof = true;
+        }
+        if self.next_offset + buf.len() as u64 > MAX_INPUT_BYTES {
+            anyhow::bail!("input is larger than {MAX_INPUT_BYTES} bytes");
+        }
+        Ok(())
+    }
+
     /// Everything left, with the piece already read in front: for formats whose
     /// records span the whole file (EVTX, Zeek TSV, auditd, XML).
     pub(crate) fn rest(&mut self, first: InputPiece) -> anyhow::Result<InputPiece> {
@@ -157,5 +163,47 @@ impl InputStream {
             first_line: first.first_line,
             offset: first.offset,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pieces of `text` read `size` bytes at a time.
+    fn pieces(text: &[u8], size: usize) -> Vec<InputPiece> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("input.log");
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let mut stream = open_input(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        while let Some(p) = stream.next_piece(size).unwrap_or_else(|e| panic!("{e}")) {
+            out.push(p);
+        }
+        out
+    }
+
+    #[test]
+    fn pieces_end_at_line_ends_and_know_their_lines_and_offsets() {
+        let long = "x".repeat(3 * LONG_LINE_READ + 17);
+        let text = format!("a\nbb\n\nccc\n{long}\nd\ne");
+        for size in [1, 2, 3, 7, 64, 1 << 20] {
+            let got = pieces(text.as_bytes(), size);
+            let joined: Vec<u8> = got.iter().flat_map(|p| p.bytes.to_vec()).collect();
+            assert_eq!(joined, text.as_bytes(), "size {size}");
+            let (mut line, mut offset) = (1, 0);
+            for (i, p) in got.iter().enumerate() {
+                assert_eq!((p.first_line, p.offset), (line, offset), "size {size}");
+                if i + 1 < got.len() {
+                    assert!(
+                        p.bytes.ends_with(b"\n"),
+                        "size {size}: piece {i} cut a line"
+                    );
+                }
+                line += memchr::memchr_iter(b'\n', &p.bytes).count() as u64;
+                offset += p.bytes.len() as u64;
+            }
+        }
+        assert!(pieces(b"", 8).is_empty());
     }
 }

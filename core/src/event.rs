@@ -139,7 +139,9 @@ impl Event {
         let mut row = Row::default();
         row.timestamp_ms = self.timestamp_ms;
         row.ingested_ms = self.ingested_ms;
-        row.tags.clone_from(&self.tags);
+        for tag in &self.tags {
+            row.add_tag(tag);
+        }
         row.payload = self.payload.as_deref().map(Cow::Borrowed);
         row.set(Id, self.id.as_str());
         row.set(Dataset, self.dataset.as_str());
@@ -234,12 +236,19 @@ impl TextColumn {
     }
 }
 
+/// The most values or bytes a column's builder is made with for the next batch: 32 MiB
+/// of text is a batch of 8192 rows of 4 KiB each.
+const KEPT_CAPACITY: usize = 32 << 20;
+
 /// The capacity a builder is made with for the next batch, from what the last one
 /// used: an eighth more, so a slightly larger batch does not double (and copy) a
 /// buffer near its end. A finished Arrow builder keeps no capacity of its own, and
 /// growing from nothing copies each buffer about twice.
+///
+/// It is capped, so one huge batch (a whole EVTX file read as one piece) does not leave
+/// a builder holding that much for good: batches past the cap grow as before.
 fn headroom(used: usize) -> usize {
-    used + used / 8 + 16
+    (used + used / 8 + 16).min(KEPT_CAPACITY)
 }
 
 /// Names of the parts of the `fields` map column.
@@ -264,8 +273,6 @@ impl Default for EventBatchBuilder {
     }
 }
 
-/// Bytes a text column's builder starts with: what the last batch used, so a reused
-/// builder does not grow (and copy) its buffers again row by row.
 /// A string builder for about `rows` values of `bytes` bytes in all, with headroom.
 fn text_builder(rows: usize, bytes: usize) -> StringBuilder {
     StringBuilder::with_capacity(headroom(rows), headroom(bytes))
@@ -355,7 +362,7 @@ impl EventBatchBuilder {
                     b.append_option(column.and_then(|c| row.int(c)))
                 }
                 ColumnBuilder::TextList(b) => {
-                    for t in &row.tags {
+                    for t in row.tags() {
                         b.values().append_value(t);
                     }
                     b.append(true);

@@ -77,13 +77,14 @@ fn event_id_under(key: (u64, u64), tenant: &str, dataset: &str, raw: &[u8]) -> S
     }
     h.write(raw);
     let digest = h.finish128().as_bytes();
+    const _: () = assert!(EVENT_ID_LEN == 2 * 16, "an id is the 16-byte digest in hex");
     let mut out = [0u8; EVENT_ID_LEN];
     for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
         pair[0] = HEX[usize::from(byte >> 4)];
         pair[1] = HEX[usize::from(byte & 0x0f)];
     }
     // Hex digits are ASCII, so this cannot fail.
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

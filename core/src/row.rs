@@ -142,6 +142,10 @@ impl IntCol {
     }
 }
 
+/// How many distinct processing flags a [`Row`] holds, held in place rather than in a
+/// vector (rows are made per record): more than [`crate::event::tag`] names.
+pub const MAX_TAGS: usize = 8;
+
 /// The common columns of one event, borrowed where they can be (the `fields` map is
 /// handed to the builder beside it).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -152,8 +156,9 @@ pub struct Row<'a> {
     pub ingested_ms: i64,
     text: [Option<Cow<'a, str>>; TextCol::COUNT],
     int: [Option<i64>; IntCol::COUNT],
-    /// Processing flags (see [`crate::event::tag`]), each once.
-    pub tags: Vec<&'static str>,
+    /// Processing flags (see [`crate::event::tag`]), each once: the first `tag_count`.
+    tags: [&'static str; MAX_TAGS],
+    tag_count: usize,
     /// Binary content for content scanning.
     pub payload: Option<Cow<'a, [u8]>>,
 }
@@ -189,11 +194,25 @@ impl<'a> Row<'a> {
         self.int[column as usize]
     }
 
-    /// Adds a processing flag once.
+    /// Adds a processing flag once. A row holds up to [`MAX_TAGS`] distinct flags (more
+    /// than there are); one past that is not kept.
     pub fn add_tag(&mut self, tag: &'static str) {
-        if !self.tags.contains(&tag) {
-            self.tags.push(tag);
+        if self.tags().contains(&tag) {
+            return;
         }
+        debug_assert!(
+            self.tag_count < MAX_TAGS,
+            "more than {MAX_TAGS} flags: {tag}"
+        );
+        if self.tag_count < MAX_TAGS {
+            self.tags[self.tag_count] = tag;
+            self.tag_count += 1;
+        }
+    }
+
+    /// The processing flags, in the order they were added.
+    pub fn tags(&self) -> &[&'static str] {
+        &self.tags[..self.tag_count]
     }
 }
 
@@ -230,6 +249,13 @@ mod tests {
         assert_eq!(row.text(TextCol::Kind), Some("alert"));
         assert_eq!(row.text(TextCol::HostName), None);
         assert_eq!(row.int(IntCol::ProcessPid), Some(4));
-        assert_eq!(row.tags, vec!["x"]);
+        assert_eq!(row.tags(), ["x"]);
+        let names: Vec<&'static str> = (1..MAX_TAGS)
+            .map(|i| &*String::leak(format!("t{i}")))
+            .collect();
+        for name in names.iter().chain(&names) {
+            row.add_tag(name);
+        }
+        assert_eq!(&row.tags()[1..], &names[..]);
     }
 }

@@ -411,7 +411,6 @@ fn key_hash(key: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
-/// The eight bytes of `bytes` at `at` (which must be in bounds) as a little-endian word.
 /// Whether two keys are equal, compared a word at a time from both ends (most keys
 /// are short: a call to compare memory would cost more than the comparison).
 #[inline(always)]
@@ -430,6 +429,7 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// The eight bytes of `bytes` at `at` (which must be in bounds) as a little-endian word.
 #[inline(always)]
 fn word_at(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];

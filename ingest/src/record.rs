@@ -127,7 +127,7 @@ pub(crate) fn append_row<'f>(
     row: &mut Row<'_>,
     fields: impl IntoIterator<Item = (&'f str, &'f str)>,
 ) {
-    if is_own_time(row.timestamp_ms, row.ingested_ms, &row.tags) {
+    if is_own_time(row.timestamp_ms, row.ingested_ms, row.tags()) {
         let time = row.timestamp_ms;
         if let Some(id) = row.text_mut(TextCol::Id) {
             stamp_time(id.to_mut(), time);

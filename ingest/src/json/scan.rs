@@ -570,7 +570,21 @@ mod tests {
                 }
             }
         }
+        // Strings that end within the last word of the line, and escapes among
+        // multi-byte characters.
+        for text in [
+            r#"{"k":"a\nb"}"#,
+            r#"{"k":"\t"}"#,
+            r#"{"k":"é\n€"}"#,
+            r#"{"k":"\"é\"","l":"x\\"}"#,
+            r#"{"k":"\u00e9\u00e9\u00e9\u00e9\u00e9"}"#,
+        ] {
+            let (fields, _) = scan(text).unwrap_or_else(|| panic!("fast path gave up: {text}"));
+            assert_eq!(fields, tree(text), "{text}");
+        }
         for bad in [
+            "{\"k\":\"a\\nb\u{1f}\"}",
+            "{\"k\":\"\\t\u{7}x\"}",
             r#"{"k":"a\qb"}"#,
             "{\"k\":\"a\\\\b\u{1}cdefghij\"}",
             r#"{"k":"a\nb"#,
