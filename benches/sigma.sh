@@ -8,7 +8,8 @@
 # Needs the corpora (VEDETTE_CORPORA, default ../shared/corpora) and, for the command
 # comparison, the rsigma CLI on PATH or in $HOME/.cache/vedette/tools/bin
 # (`cargo install --root $HOME/.cache/vedette/tools rsigma --version =0.23.0 --locked
-# --no-default-features`). Prints one JSON line per measurement; max RSS in KiB.
+# --no-default-features --features daemon`: without `daemon` 0.23.0 does not build). Prints
+# one JSON line per measurement; max RSS in KiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-1000000}

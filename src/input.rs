@@ -2,7 +2,6 @@
 //! parse`, conformance runs) or as a stream of pieces cut at line ends (`vedette
 //! detect`).
 
-use std::io::Read;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
@@ -138,9 +137,7 @@ impl InputStream {
 
     /// Appends up to `limit` more bytes of the input to `buf`; fewer means its end.
     fn read_up_to(&mut self, buf: &mut Vec<u8>, limit: usize) -> anyhow::Result<()> {
-        let read = (&mut self.reader)
-            .take(limit as u64)
-            .read_to_end(buf)
+        let read = vedette_core::io::append_up_to(&mut self.reader, buf, limit)
             .context("reading input")?;
         if read < limit {
             self.eof = true;

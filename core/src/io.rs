@@ -18,6 +18,14 @@ pub fn read_capped(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Appends at most `limit` more bytes of `reader` to `buf`, straight into its spare
+/// capacity; returns how many came (fewer than `limit` only at the end of `reader`).
+pub fn append_up_to(reader: impl Read, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<usize> {
+    // Bounded by `take`, as in `read_capped`.
+    #[allow(clippy::disallowed_methods)]
+    reader.take(limit as u64).read_to_end(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +36,15 @@ mod tests {
         let err = read_capped(&b"abcde"[..], 4).err().map(|e| e.kind());
         assert_eq!(err, Some(std::io::ErrorKind::FileTooLarge));
         assert_eq!(read_capped(&b""[..], 0).ok(), Some(Vec::new()));
+    }
+
+    #[test]
+    fn appends_at_most_the_limit() {
+        let mut buf = b"x".to_vec();
+        let mut reader = &b"abcdef"[..];
+        assert_eq!(append_up_to(&mut reader, &mut buf, 4).ok(), Some(4));
+        assert_eq!(append_up_to(&mut reader, &mut buf, 4).ok(), Some(2));
+        assert_eq!(append_up_to(&mut reader, &mut buf, 4).ok(), Some(0));
+        assert_eq!(buf, b"xabcdef");
     }
 }
