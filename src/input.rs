@@ -102,6 +102,9 @@ impl InputStream {
     /// `None` at the end.
     pub(crate) fn next_piece(&mut self, size: usize) -> anyhow::Result<Option<InputPiece>> {
         let mut buf = std::mem::take(&mut self.carry);
+        // Where the search for the last line end starts: what was searched in vain
+        // before a long line's next read is not searched again.
+        let mut searched = 0;
         loop {
             if !self.eof && buf.len() < size {
                 // Straight into the piece's buffer, sized once: no copy through a
@@ -113,13 +116,16 @@ impl InputStream {
             if self.eof || buf.len() >= MAX_PIECE_BYTES {
                 break;
             }
-            match memchr::memrchr(b'\n', &buf) {
+            match memchr::memrchr(b'\n', &buf[searched..]) {
                 Some(end) => {
-                    self.carry = buf.split_off(end + 1);
+                    self.carry = buf.split_off(searched + end + 1);
                     break;
                 }
                 // One line longer than the piece: read on to its end.
-                None => self.read_up_to(&mut buf, LONG_LINE_READ)?,
+                None => {
+                    searched = buf.len();
+                    self.read_up_to(&mut buf, LONG_LINE_READ)?;
+                }
             }
         }
         if buf.is_empty() {
@@ -202,5 +208,53 @@ mod tests {
             }
         }
         assert!(pieces(b"", 8).is_empty());
+    }
+
+    /// A reader that hands out a few bytes per call, as pipes and decoders may.
+    struct Trickle<'a> {
+        text: &'a [u8],
+        calls: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            let n = (self.calls % 7 + 1).min(out.len()).min(self.text.len());
+            out[..n].copy_from_slice(&self.text[..n]);
+            self.text = &self.text[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn short_reads_fill_whole_pieces() {
+        let text: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("line {i} {}\n", "y".repeat(i % 50)).into_bytes())
+            .collect();
+        let mut stream = InputStream {
+            reader: Box::new(Trickle {
+                text: Box::leak(text.clone().into_boxed_slice()),
+                calls: 0,
+            }),
+            carry: Vec::new(),
+            eof: false,
+            next_line: 1,
+            next_offset: 0,
+            modified_ms: 0,
+        };
+        let mut joined = Vec::new();
+        let mut count = 0;
+        while let Some(p) = stream.next_piece(4096).unwrap_or_else(|e| panic!("{e}")) {
+            assert!(p.bytes.ends_with(b"\n"));
+            assert!(
+                p.bytes.len() <= 4096,
+                "a piece past its size: {}",
+                p.bytes.len()
+            );
+            joined.extend_from_slice(&p.bytes);
+            count += 1;
+        }
+        assert_eq!(joined, text);
+        assert!(count > text.len() / 4096, "{count} pieces");
     }
 }

@@ -115,6 +115,15 @@ pub mod tag {
     pub const FIELDS_TRUNCATED: &str = "fields_truncated";
     /// The payload was longer than the limit and was cut.
     pub const PAYLOAD_TRUNCATED: &str = "payload_truncated";
+    /// Every flag.
+    pub const ALL: [&str; 6] = [
+        TIMEZONE_MISSING,
+        TIMESTAMP_MISSING,
+        TIMESTAMP_INVALID,
+        YEAR_INFERRED,
+        FIELDS_TRUNCATED,
+        PAYLOAD_TRUNCATED,
+    ];
 }
 
 impl Event {
@@ -236,19 +245,34 @@ impl TextColumn {
     }
 }
 
-/// The most values or bytes a column's builder is made with for the next batch: 32 MiB
-/// of text is a batch of 8192 rows of 4 KiB each.
-const KEPT_CAPACITY: usize = 32 << 20;
+/// The most bytes a column's builder is made with for the next batch: 32 MiB of text is
+/// a batch of 8192 rows of 4 KiB each.
+const KEPT_BYTES: usize = 32 << 20;
+
+/// The most values (rows, or entries of the `fields` map) a column's builder is made
+/// with for the next batch: 8 MiB for a column of 8-byte values, and room for 8192 rows
+/// of 128 fields each.
+const KEPT_VALUES: usize = 1 << 20;
 
 /// The capacity a builder is made with for the next batch, from what the last one
 /// used: an eighth more, so a slightly larger batch does not double (and copy) a
 /// buffer near its end. A finished Arrow builder keeps no capacity of its own, and
 /// growing from nothing copies each buffer about twice.
 ///
-/// It is capped, so one huge batch (a whole EVTX file read as one piece) does not leave
-/// a builder holding that much for good: batches past the cap grow as before.
-fn headroom(used: usize) -> usize {
-    (used + used / 8 + 16).min(KEPT_CAPACITY)
+/// It is capped at `cap`, so one huge batch (a whole EVTX file read as one piece) does
+/// not leave a builder holding that much for good: batches past the cap grow as before.
+fn headroom(used: usize, cap: usize) -> usize {
+    (used + used / 8 + 16).min(cap)
+}
+
+/// [`headroom`] for a count of values.
+fn values_headroom(values: usize) -> usize {
+    headroom(values, KEPT_VALUES)
+}
+
+/// [`headroom`] for a count of bytes.
+fn bytes_headroom(bytes: usize) -> usize {
+    headroom(bytes, KEPT_BYTES)
 }
 
 /// Names of the parts of the `fields` map column.
@@ -275,7 +299,7 @@ impl Default for EventBatchBuilder {
 
 /// A string builder for about `rows` values of `bytes` bytes in all, with headroom.
 fn text_builder(rows: usize, bytes: usize) -> StringBuilder {
-    StringBuilder::with_capacity(headroom(rows), headroom(bytes))
+    StringBuilder::with_capacity(values_headroom(rows), bytes_headroom(bytes))
 }
 
 /// The sizes of a string array: values and bytes (0 when `array` is not one).
@@ -391,20 +415,23 @@ impl EventBatchBuilder {
                 match b {
                     ColumnBuilder::Timestamp(b, _) => {
                         let array = b.finish();
-                        *b = TimestampMillisecondBuilder::with_capacity(headroom(rows))
+                        *b = TimestampMillisecondBuilder::with_capacity(values_headroom(rows))
                             .with_timezone(UTC);
                         Arc::new(array)
                     }
                     ColumnBuilder::Text(t) => t.finish(rows),
                     ColumnBuilder::Integer(b, _) => {
                         let array = b.finish();
-                        *b = Int64Builder::with_capacity(headroom(rows));
+                        *b = Int64Builder::with_capacity(values_headroom(rows));
                         Arc::new(array)
                     }
                     ColumnBuilder::TextList(b) => {
                         let array = b.finish();
                         let (items, bytes) = string_sizes(array.values().as_ref());
-                        *b = ListBuilder::with_capacity(text_builder(items, bytes), headroom(rows));
+                        *b = ListBuilder::with_capacity(
+                            text_builder(items, bytes),
+                            values_headroom(rows),
+                        );
                         Arc::new(array)
                     }
                     ColumnBuilder::FieldMap(b) => {
@@ -416,14 +443,17 @@ impl EventBatchBuilder {
                             Some(map_field_names()),
                             text_builder(keys.0, keys.1),
                             text_builder(values.0, values.1),
-                            headroom(rows),
+                            values_headroom(rows),
                         );
                         Arc::new(array)
                     }
                     ColumnBuilder::Binary(b) => {
                         let array = b.finish();
                         let bytes = array.values().len();
-                        *b = BinaryBuilder::with_capacity(headroom(rows), headroom(bytes));
+                        *b = BinaryBuilder::with_capacity(
+                            values_headroom(rows),
+                            bytes_headroom(bytes),
+                        );
                         Arc::new(array)
                     }
                 }

@@ -145,6 +145,7 @@ impl IntCol {
 /// How many distinct processing flags a [`Row`] holds, held in place rather than in a
 /// vector (rows are made per record): more than [`crate::event::tag`] names.
 pub const MAX_TAGS: usize = 8;
+const _: () = assert!(crate::event::tag::ALL.len() <= MAX_TAGS);
 
 /// The common columns of one event, borrowed where they can be (the `fields` map is
 /// handed to the builder beside it).
