@@ -220,8 +220,7 @@ impl<'a> FieldSink<'a> {
             return;
         }
         let key = self.locate(key.as_ref());
-        let value = self.locate(value.as_ref());
-        self.add(key, value, Repeat::KeepBoth);
+        self.push_value(key, value.as_ref());
     }
 
     /// An empty byte buffer to unescape a value into; give it back when done
