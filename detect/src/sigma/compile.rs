@@ -90,43 +90,69 @@ pub struct CompileOptions {
 #[derive(Debug, Default)]
 struct PlanBuilder {
     slots: SlotTable,
-    tests: FxHashMap<(u32, TestSpec), TestId>,
+    tests: TestTable,
     routes: Vec<Route>,
     route_index: HashMap<RouteRef, u32>,
 }
 
-impl PlanBuilder {
-    fn test(&mut self, field: &str, spec: TestSpec) -> TestId {
-        let spec = match spec {
-            TestSpec::FieldRef {
-                other,
-                anchor,
-                cased,
-            } => {
-                self.slots.slot(&other);
-                TestSpec::FieldRef {
-                    other,
-                    anchor,
-                    cased,
-                }
+/// Every distinct test of the rule set, numbered in the order first seen.
+#[derive(Debug, Default)]
+struct TestTable {
+    /// By test id: the field's slot and the test.
+    specs: Vec<(u32, TestSpec)>,
+    /// A leaf's hash (see [`leaf_hash`]) to the last test numbered with it.
+    last: FxHashMap<u64, TestId>,
+    /// By test id: the test numbered before it with the same hash, or `NO_TEST`.
+    previous: Vec<TestId>,
+}
+
+/// End of a [`TestTable::previous`] chain.
+const NO_TEST: TestId = TestId::MAX;
+
+impl TestTable {
+    /// The id of `(slot, spec)`, whose leaf hashed to `hash`, numbered if new.
+    fn intern(&mut self, hash: u64, slot: u32, spec: TestSpec) -> TestId {
+        let head = self.last.get(&hash).copied().unwrap_or(NO_TEST);
+        let mut at = head;
+        while let Some((s, known)) = self.specs.get(at as usize) {
+            if *s == slot && *known == spec {
+                return at;
             }
-            other => other,
-        };
-        let slot = self.slots.slot(field);
-        let key = (slot, spec);
-        if let Some(&id) = self.tests.get(&key) {
-            return id;
+            at = self.previous.get(at as usize).copied().unwrap_or(NO_TEST);
         }
-        let id = self.tests.len() as TestId;
-        self.tests.insert(key, id);
+        let id = self.specs.len() as TestId;
+        self.specs.push((slot, spec));
+        self.previous.push(head);
+        self.last.insert(hash, id);
         id
+    }
+
+    fn len(&self) -> usize {
+        self.specs.len()
+    }
+}
+
+/// The hash a leaf is interned by: equal leaves hash alike in every thread.
+fn leaf_hash(leaf: &Leaf) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(leaf)
+}
+
+impl PlanBuilder {
+    fn test(&mut self, hash: u64, leaf: Leaf) -> TestId {
+        let (field, spec) = leaf;
+        if let TestSpec::FieldRef { other, .. } = &spec {
+            self.slots.slot(other);
+        }
+        let slot = self.slots.slot(&field);
+        self.tests.intern(hash, slot, spec)
     }
 
     fn route(&mut self, map: &LogsourceMap, entry: RouteRef) -> u32 {
         if let Some(&r) = self.route_index.get(&entry) {
             return r;
         }
-        let route = entry.resolve(map);
+        let route = entry.resolve(map).into_owned();
         let r = self.routes.len() as u32;
         self.routes.push(route);
         self.route_index.insert(entry, r);
@@ -143,35 +169,43 @@ pub fn compile(
     for f in CHANNEL_FIELDS {
         b.slots.slot(f);
     }
-    let mut metas = Vec::new();
-    let mut rule_routes = Vec::new();
-    // (test, route): a rule of `route` reads the test.
-    let mut test_routes: Vec<(TestId, u32)> = Vec::new();
-    let mut outcomes = Vec::with_capacity(rules.len());
-    // Each rule on its own in parallel; then its tests and routes are numbered in
-    // rule order, so the plan does not depend on the thread count.
+    // Each rule on its own in parallel (its condition built, simplified and its
+    // distinct tests hashed; the rule itself dropped there); then its tests and
+    // routes are numbered in rule order, so the plan does not depend on the thread
+    // count.
     let irs: Vec<Result<RuleIr, String>> = {
         use rayon::prelude::*;
         rules
-            .par_iter()
-            .map(|(rule, _)| rule_ir(rule, options))
+            .into_par_iter()
+            .map(|(rule, source)| rule_ir(rule, source, options))
             .collect()
     };
-    for ((rule, source), ir) in rules.into_iter().zip(irs) {
+    let compiled = irs.iter().filter(|ir| ir.is_ok()).count();
+    let mut metas = Vec::with_capacity(compiled);
+    let mut rule_routes = Vec::new();
+    // (test, route): a rule of `route` reads the test.
+    let mut test_routes: Vec<(TestId, u32)> = Vec::new();
+    let mut outcomes = Vec::with_capacity(irs.len());
+    let mut ids: Vec<TestId> = Vec::new();
+    for ir in irs {
         match ir {
-            Ok((routing, routes)) => {
+            Ok(ir) => {
                 let index = metas.len() as u32;
-                metas.push(RuleMeta::of(&rule, source));
-                for (entry, expr, fields) in routes {
-                    let route = b.route(&options.logsources, entry);
-                    let expr = expr
-                        .map_tests(&mut |leaf: Leaf| {
-                            let id = b.test(&leaf.0, leaf.1);
-                            test_routes.push((id, route));
-                            id
-                        })
-                        .simplify();
-                    let mut slots: Vec<u32> = fields.iter().map(|f| b.slots.slot(f)).collect();
+                metas.push(ir.meta);
+                for route_ir in ir.routes {
+                    let route = b.route(&options.logsources, route_ir.entry);
+                    ids.clear();
+                    for (hash, leaf) in route_ir.leaves {
+                        let id = b.test(hash, leaf);
+                        test_routes.push((id, route));
+                        ids.push(id);
+                    }
+                    let mut expr = route_ir.expr;
+                    expr.leaves_mut(&mut |leaf| {
+                        *leaf = ids.get(*leaf as usize).copied().unwrap_or(NO_TEST)
+                    });
+                    let mut slots: Vec<u32> =
+                        route_ir.fields.iter().map(|f| b.slots.slot(f)).collect();
                     slots.sort_unstable();
                     slots.dedup();
                     rule_routes.push(RuleRoute {
@@ -181,7 +215,7 @@ pub fn compile(
                         slots,
                     });
                 }
-                outcomes.push(CompileOutcome::Compiled(routing));
+                outcomes.push(CompileOutcome::Compiled(ir.routing));
             }
             Err(reason) => outcomes.push(CompileOutcome::Unsupported(reason)),
         }
@@ -203,7 +237,8 @@ pub fn compile(
     // `FieldMatcher::run_keyword_rows`).
     type GroupKey = (u32, bool, Vec<u32>);
     let mut grouped: FxHashMap<GroupKey, Vec<(TestId, TestSpec)>> = FxHashMap::default();
-    for ((slot, spec), id) in b.tests {
+    for (id, (slot, spec)) in b.tests.specs.into_iter().enumerate() {
+        let id = id as TestId;
         let key = if Some(slot) == keywords {
             let routes = routes_of_test.get(id as usize).cloned().unwrap_or_default();
             (slot, spec.is_plain_contains(), routes)
@@ -220,8 +255,8 @@ pub fn compile(
     }
     let mut groups: Vec<Group> = grouped
         .into_iter()
-        .map(|((slot, _, _), mut tests)| {
-            tests.sort_by_key(|(id, _)| *id);
+        .map(|((slot, _, _), tests)| {
+            // `tests` are in id order: they were added so.
             // The routes of the rules whose conditions hold these tests.
             let mut readers: Vec<u32> = tests
                 .iter()
@@ -285,11 +320,33 @@ pub fn compile(
 /// A test not numbered yet: the field it reads and what it checks.
 type Leaf = (String, TestSpec);
 
-/// A rule compiled on its own: its routing, and per route (map entry, or `None` for
-/// every event) its condition and the fields it reads.
-type RuleIr = (Routing, Vec<(RouteRef, Expr<Leaf>, Vec<String>)>);
+/// A rule compiled on its own.
+struct RuleIr {
+    /// What its alerts say of it.
+    meta: RuleMeta,
+    /// How it is routed.
+    routing: Routing,
+    /// Per route it is compiled for, its condition.
+    routes: Vec<RouteIr>,
+}
 
-fn rule_ir(rule: &SigmaRule, options: &CompileOptions) -> Result<RuleIr, String> {
+/// A rule's condition on one route, its tests not numbered yet.
+struct RouteIr {
+    /// The route.
+    entry: RouteRef,
+    /// The condition, simplified; a leaf is an index into `leaves`.
+    expr: Expr<u32>,
+    /// The condition's distinct tests, each with its [`leaf_hash`].
+    leaves: Vec<(u64, Leaf)>,
+    /// The fields the rule reads.
+    fields: Vec<String>,
+}
+
+fn rule_ir(
+    mut rule: SigmaRule,
+    source: String,
+    options: &CompileOptions,
+) -> Result<RuleIr, String> {
     if rule
         .detection
         .condition_strings
@@ -301,27 +358,19 @@ fn rule_ir(rule: &SigmaRule, options: &CompileOptions) -> Result<RuleIr, String>
     if rule.detection.conditions.is_empty() {
         return Err("no condition".into());
     }
-    // Filters and pipelines rewrite a copy; without them the rule is used as it is.
-    let owned;
-    let rule = if options.filters.is_empty() && options.pipelines.is_empty() {
-        rule
-    } else {
-        let mut copy = rule.clone();
-        super::filters::apply_filters(&options.filters, &mut copy);
-        for p in &options.pipelines {
-            p.apply(&mut copy)?;
-        }
-        owned = copy;
-        &owned
-    };
+    let meta = RuleMeta::of(&rule, source);
+    super::filters::apply_filters(&options.filters, &mut rule);
+    for p in &options.pipelines {
+        p.apply(&mut rule)?;
+    }
     let key = LogsourceKey::of(&rule.logsource);
     let routing = options.logsources.routing(&key);
     let entries = routing.routes();
-    let mut out = Vec::with_capacity(entries.len());
+    let mut routes = Vec::with_capacity(entries.len());
     for entry in entries {
         let route = entry.resolve(&options.logsources);
         let mut ctx = RuleCtx {
-            rule,
+            rule: &rule,
             route: &route,
             expand: &options.expand,
             slots: Vec::new(),
@@ -348,9 +397,42 @@ fn rule_ir(rule: &SigmaRule, options: &CompileOptions) -> Result<RuleIr, String>
                 .collect();
             parts.push(Expr::Or(alts));
         }
-        out.push((entry, Expr::And(parts), ctx.slots));
+        let fields = ctx.slots;
+        let (expr, leaves) = distinct_leaves(Expr::And(parts).simplify());
+        routes.push(RouteIr {
+            entry,
+            expr,
+            leaves,
+            fields,
+        });
     }
-    Ok((routing, out))
+    Ok(RuleIr {
+        meta,
+        routing,
+        routes,
+    })
+}
+
+/// `expr` with each leaf replaced by its index among the distinct leaves, and those
+/// leaves with their hashes, in the order first met.
+fn distinct_leaves(expr: Expr<Leaf>) -> (Expr<u32>, Vec<(u64, Leaf)>) {
+    let mut leaves: Vec<(u64, Leaf)> = Vec::new();
+    // Hash to the first leaf with it; leaves that share a hash but differ are kept
+    // apart (numbering finds them equal or not).
+    let mut first: FxHashMap<u64, u32> = FxHashMap::default();
+    let expr = expr.map_tests(&mut |leaf: Leaf| {
+        let hash = leaf_hash(&leaf);
+        if let Some(&at) = first.get(&hash) {
+            if leaves.get(at as usize).is_some_and(|(_, l)| *l == leaf) {
+                return at;
+            }
+        }
+        let at = leaves.len() as u32;
+        first.entry(hash).or_insert(at);
+        leaves.push((hash, leaf));
+        at
+    });
+    (expr, leaves)
 }
 
 struct RuleCtx<'a> {

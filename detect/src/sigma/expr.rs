@@ -41,6 +41,18 @@ impl<L> Expr<L> {
         }
     }
 
+    /// Calls `f` on every leaf, in place.
+    pub(crate) fn leaves_mut(&mut self, f: &mut impl FnMut(&mut L)) {
+        match self {
+            Expr::Test(l) => f(l),
+            Expr::True | Expr::False => {}
+            Expr::Not(x) => x.leaves_mut(f),
+            Expr::And(p) | Expr::Or(p) | Expr::AtLeast(_, p) => {
+                p.iter_mut().for_each(|x| x.leaves_mut(f));
+            }
+        }
+    }
+
     /// Simplifies constants away.
     pub(crate) fn simplify(self) -> Expr<L> {
         match self {

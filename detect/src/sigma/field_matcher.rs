@@ -12,6 +12,8 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 use super::batch_fields::{self, BatchFields};
@@ -38,15 +40,31 @@ struct CaseGroup {
     exact: ExactMap<TestId>,
     prefix: Trie<TestId>,
     suffix: Trie<TestId>,
+    /// Finds the anchors of the `contains` literals.
     contains: Option<AhoCorasick>,
-    /// A vectorized searcher for the same literals where there are few: a value it
+    /// A vectorized searcher for the same anchors where there are few: a value it
     /// finds none in is not scanned by the automaton.
     gate: Option<aho_corasick::packed::Searcher>,
-    targets: Vec<Vec<Target>>,
+    /// By anchor: the `contains` literals that begin with it.
+    by_anchor: Vec<Vec<Literal>>,
+}
+
+/// A `contains` literal, found where its anchor (its first [`ANCHOR_MAX`] bytes) is.
+#[derive(Debug)]
+struct Literal {
+    /// The bytes after the anchor.
+    rest: Vec<u8>,
+    /// What the literal stands for.
+    targets: Vec<Target>,
 }
 
 /// Literals up to this many get a [`CaseGroup::gate`].
 const GATE_MAX_PATTERNS: usize = 64;
+
+/// The automaton holds at most this many bytes of each literal; the rest is compared
+/// where the anchor is found. Hash values (`Hashes|contains: IMPHASH=...`) run to 70
+/// bytes: whole, they made the automaton three times bigger and slower to build.
+const ANCHOR_MAX: usize = 16;
 
 /// Collects one case mode's literals.
 #[derive(Debug)]
@@ -55,8 +73,8 @@ struct CaseGroupBuilder {
     exact: ExactMap<TestId>,
     prefix: Trie<TestId>,
     suffix: Trie<TestId>,
-    patterns: Vec<Vec<u8>>,
-    index: std::collections::HashMap<Vec<u8>, usize>,
+    /// Each distinct `contains` literal and its place in `targets`.
+    index: FxHashMap<Vec<u8>, u32>,
     targets: Vec<Vec<Target>>,
 }
 
@@ -67,8 +85,7 @@ impl CaseGroupBuilder {
             exact: ExactMap::default(),
             prefix: Trie::new(),
             suffix: Trie::new(),
-            patterns: Vec::new(),
-            index: std::collections::HashMap::new(),
+            index: FxHashMap::default(),
             targets: Vec::new(),
         }
     }
@@ -82,40 +99,64 @@ impl CaseGroupBuilder {
     }
 
     fn literal(&mut self, bytes: &[u8], anchor: Anchor, test: TestId) {
-        let key = self.key(bytes);
         match anchor {
-            Anchor::Exact => self.exact.entry(key).or_default().push(test),
-            Anchor::Prefix => self.prefix.insert(key.into_iter(), test),
-            Anchor::Suffix => self.suffix.insert(key.into_iter().rev(), test),
-            Anchor::Contains => self.scan(&key, Target::Test(test)),
+            Anchor::Exact => self.exact.entry(self.key(bytes)).or_default().push(test),
+            Anchor::Prefix => self.prefix.insert(self.key(bytes).into_iter(), test),
+            Anchor::Suffix => self.suffix.insert(self.key(bytes).into_iter().rev(), test),
+            Anchor::Contains => self.scan(bytes, Target::Test(test)),
         }
     }
 
     fn scan(&mut self, bytes: &[u8], target: Target) {
         let key = self.key(bytes);
-        let at = *self.index.entry(key.clone()).or_insert_with(|| {
-            self.patterns.push(key);
+        let next = self.targets.len() as u32;
+        let at = *self.index.entry(key).or_insert(next);
+        if at == next {
             self.targets.push(Vec::new());
-            self.patterns.len() - 1
-        });
-        self.targets[at].push(target);
+        }
+        if let Some(list) = self.targets.get_mut(at as usize) {
+            list.push(target);
+        }
     }
 
     fn build(self) -> Result<CaseGroup, String> {
-        let contains = if self.patterns.is_empty() {
+        // The literals in the order first added, so the automaton does not depend on
+        // hashing.
+        let mut literals: Vec<(Vec<u8>, u32)> = self.index.into_iter().collect();
+        literals.sort_unstable_by_key(|(_, at)| *at);
+        let mut targets = self.targets;
+        let mut anchors: Vec<Vec<u8>> = Vec::new();
+        let mut anchor_index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
+        let mut by_anchor: Vec<Vec<Literal>> = Vec::new();
+        for (mut bytes, at) in literals {
+            let rest = bytes.split_off(bytes.len().min(ANCHOR_MAX));
+            let slot = *anchor_index.entry(bytes).or_insert_with_key(|anchor| {
+                anchors.push(anchor.clone());
+                by_anchor.push(Vec::new());
+                anchors.len() - 1
+            });
+            let targets = targets
+                .get_mut(at as usize)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            if let Some(list) = by_anchor.get_mut(slot) {
+                list.push(Literal { rest, targets });
+            }
+        }
+        let contains = if anchors.is_empty() {
             None
         } else {
             Some(
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
-                    .build(&self.patterns)
+                    .build(&anchors)
                     .map_err(|e| format!("building the literal automaton: {e}"))?,
             )
         };
-        let gate = if (1..=GATE_MAX_PATTERNS).contains(&self.patterns.len()) {
+        let gate = if (1..=GATE_MAX_PATTERNS).contains(&anchors.len()) {
             aho_corasick::packed::Config::new()
                 .builder()
-                .extend(&self.patterns)
+                .extend(&anchors)
                 .build()
         } else {
             None
@@ -126,7 +167,7 @@ impl CaseGroupBuilder {
             suffix: self.suffix,
             contains,
             gate,
-            targets: self.targets,
+            by_anchor,
         })
     }
 }
@@ -144,6 +185,27 @@ impl CaseGroup {
             && self.contains.is_none()
     }
 
+    /// Calls `found(start, end, targets)` for every place in `text` where one of the
+    /// `contains` literals is.
+    fn find_literals<'g>(&'g self, text: &[u8], mut found: impl FnMut(usize, usize, &'g [Target])) {
+        let Some(ac) = self.contains.as_ref().filter(|_| self.may_contain(text)) else {
+            return;
+        };
+        for m in ac.find_overlapping_iter(text) {
+            for literal in self
+                .by_anchor
+                .get(m.pattern().as_usize())
+                .into_iter()
+                .flatten()
+            {
+                let end = m.end() + literal.rest.len();
+                if text.get(m.end()..end) == Some(literal.rest.as_slice()) {
+                    found(m.start(), end, &literal.targets);
+                }
+            }
+        }
+    }
+
     /// Finds this group's literals in `value` (already lowercased if the group folds).
     fn run(&self, value: &[u8], mut hit: impl FnMut(TestId), candidates: &mut Vec<Target>) {
         if let Some(tests) = self.exact.get(value) {
@@ -151,16 +213,14 @@ impl CaseGroup {
         }
         self.prefix.walk(value.iter().copied(), &mut hit);
         self.suffix.walk(value.iter().rev().copied(), &mut hit);
-        if let Some(ac) = self.contains.as_ref().filter(|_| self.may_contain(value)) {
-            for found in ac.find_overlapping_iter(value) {
-                for target in &self.targets[found.pattern().as_usize()] {
-                    match *target {
-                        Target::Test(t) => hit(t),
-                        other => candidates.push(other),
-                    }
+        self.find_literals(value, |_, _, targets| {
+            for target in targets {
+                match *target {
+                    Target::Test(t) => hit(t),
+                    other => candidates.push(other),
                 }
             }
-        }
+        });
     }
 }
 
@@ -509,9 +569,10 @@ impl FieldMatcher {
             g.exact.is_empty()
                 && g.prefix.is_empty()
                 && g.suffix.is_empty()
-                && g.targets
+                && g.by_anchor
                     .iter()
                     .flatten()
+                    .flat_map(|literal| &literal.targets)
                     .all(|t| matches!(t, Target::Test(_)))
         };
         plain(&self.insensitive)
@@ -537,18 +598,15 @@ impl FieldMatcher {
         out: &mut Vec<TestId>,
     ) {
         let mut scan = |group: &CaseGroup, text: &[u8]| {
-            let Some(ac) = group.contains.as_ref().filter(|_| group.may_contain(text)) else {
-                return;
-            };
-            for m in ac.find_overlapping_iter(text) {
-                if inside(m.start(), m.end()) {
-                    for target in &group.targets[m.pattern().as_usize()] {
+            group.find_literals(text, |start, end, targets| {
+                if inside(start, end) {
+                    for target in targets {
                         if let Target::Test(t) = target {
                             out.push(*t);
                         }
                     }
                 }
-            }
+            });
         };
         if self.insensitive.contains.is_some() {
             scan(&self.insensitive, lowercased(text, lower));

@@ -11,6 +11,7 @@
 //! source sees every event. The fallbacks are reported by `vedette rules check`, and an
 //! entry with an empty `when` in the map sends a log source to every event.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use rsigma_parser::LogSource;
@@ -190,12 +191,14 @@ pub enum RouteRef {
 }
 
 impl RouteRef {
-    /// The route itself.
-    pub fn resolve(&self, map: &LogsourceMap) -> Route {
+    /// The route itself: borrowed from the map for its entries.
+    pub fn resolve<'m>(&self, map: &'m LogsourceMap) -> Cow<'m, Route> {
         match self {
-            RouteRef::Entry(e) => map.route(*e).cloned().unwrap_or_else(Route::everything),
-            RouteRef::Named(name) => Route::named(name),
-            RouteRef::Everything => Route::everything(),
+            RouteRef::Entry(e) => map
+                .route(*e)
+                .map_or_else(|| Cow::Owned(Route::everything()), Cow::Borrowed),
+            RouteRef::Named(name) => Cow::Owned(Route::named(name)),
+            RouteRef::Everything => Cow::Owned(Route::everything()),
         }
     }
 }
