@@ -18,6 +18,33 @@ pub fn read_capped(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// [`read_capped`] for a file: its size, when the file system tells it, sizes the
+/// buffer, so a small file takes two reads instead of a growing series; a file
+/// already over the limit is refused before any read.
+pub fn read_file_capped(file: std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
+    let size = file.metadata().map_or(0, |m| m.len());
+    if size > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("input larger than the {limit}-byte limit"),
+        ));
+    }
+    // A file that grows while read still stops at the limit.
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    append_up_to(
+        file,
+        &mut out,
+        usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX),
+    )?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("input larger than the {limit}-byte limit"),
+        ));
+    }
+    Ok(out)
+}
+
 /// Appends at most `limit` more bytes of `reader` to `buf`, straight into its spare
 /// capacity; returns how many came (fewer than `limit` only at the end of `reader`).
 pub fn append_up_to(reader: impl Read, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<usize> {
@@ -29,6 +56,20 @@ pub fn append_up_to(reader: impl Read, buf: &mut Vec<u8>, limit: usize) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_file_up_to_the_limit_and_refuses_more() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abcd").expect("write");
+        let open = || std::fs::File::open(&path).expect("open");
+        assert_eq!(read_file_capped(open(), 4).ok(), Some(b"abcd".to_vec()));
+        assert_eq!(read_file_capped(open(), 100).ok(), Some(b"abcd".to_vec()));
+        let err = read_file_capped(open(), 3).err().map(|e| e.kind());
+        assert_eq!(err, Some(std::io::ErrorKind::FileTooLarge));
+        std::fs::write(&path, b"").expect("write");
+        assert_eq!(read_file_capped(open(), 4).ok(), Some(Vec::new()));
+    }
 
     #[test]
     fn reads_up_to_the_limit_and_refuses_more() {

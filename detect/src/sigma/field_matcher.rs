@@ -8,221 +8,17 @@
 //! contain was found (regexes without such a literal run on every value). Numbers
 //! and addresses are parsed once per value.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-
-use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 use super::batch_fields::{self, BatchFields};
 use super::bitset::Bitset;
+use super::case_group::{CaseGroup, CaseGroupBuilder, PreparedGroup, SharedAnchors, Target};
 use super::expr::TestId;
 use super::glob::{glob_match, GlobToken};
-use super::literal_index::{ExactMap, Trie};
 use super::test_spec::{cidr_mask, parse_number, Anchor, NumOp, TestSpec};
-
-/// What a literal found by the `contains` scan stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
-    /// A `contains` test holds.
-    Test(TestId),
-    /// A wildcard pattern to confirm.
-    Glob(u32),
-    /// A regex to confirm.
-    Regex(u32),
-}
-
-/// The literal tests of one case mode.
-#[derive(Debug)]
-struct CaseGroup {
-    exact: ExactMap<TestId>,
-    prefix: Trie<TestId>,
-    suffix: Trie<TestId>,
-    /// Finds the anchors of the `contains` literals.
-    contains: Option<AhoCorasick>,
-    /// A vectorized searcher for the same anchors where there are few: a value it
-    /// finds none in is not scanned by the automaton.
-    gate: Option<aho_corasick::packed::Searcher>,
-    /// By anchor: the `contains` literals that begin with it.
-    by_anchor: Vec<Vec<Literal>>,
-}
-
-/// A `contains` literal, found where its anchor (its first [`ANCHOR_MAX`] bytes) is.
-#[derive(Debug)]
-struct Literal {
-    /// The bytes after the anchor.
-    rest: Vec<u8>,
-    /// What the literal stands for.
-    targets: Vec<Target>,
-}
-
-/// Literals up to this many get a [`CaseGroup::gate`].
-const GATE_MAX_PATTERNS: usize = 64;
-
-/// The automaton holds at most this many bytes of each literal; the rest is compared
-/// where the anchor is found. Hash values (`Hashes|contains: IMPHASH=...`) run to 70
-/// bytes: whole, they made the automaton three times bigger and slower to build.
-const ANCHOR_MAX: usize = 16;
-
-/// Collects one case mode's literals.
-#[derive(Debug)]
-struct CaseGroupBuilder {
-    fold: bool,
-    exact: ExactMap<TestId>,
-    prefix: Trie<TestId>,
-    suffix: Trie<TestId>,
-    /// Each distinct `contains` literal and its place in `targets`.
-    index: FxHashMap<Vec<u8>, u32>,
-    targets: Vec<Vec<Target>>,
-}
-
-impl CaseGroupBuilder {
-    fn new(fold: bool) -> Self {
-        Self {
-            fold,
-            exact: ExactMap::default(),
-            prefix: Trie::new(),
-            suffix: Trie::new(),
-            index: FxHashMap::default(),
-            targets: Vec::new(),
-        }
-    }
-
-    fn key(&self, bytes: &[u8]) -> Vec<u8> {
-        if self.fold {
-            bytes.to_ascii_lowercase()
-        } else {
-            bytes.to_vec()
-        }
-    }
-
-    fn literal(&mut self, bytes: &[u8], anchor: Anchor, test: TestId) {
-        match anchor {
-            Anchor::Exact => self.exact.entry(self.key(bytes)).or_default().push(test),
-            Anchor::Prefix => self.prefix.insert(self.key(bytes).into_iter(), test),
-            Anchor::Suffix => self.suffix.insert(self.key(bytes).into_iter().rev(), test),
-            Anchor::Contains => self.scan(bytes, Target::Test(test)),
-        }
-    }
-
-    fn scan(&mut self, bytes: &[u8], target: Target) {
-        let key = self.key(bytes);
-        let next = self.targets.len() as u32;
-        let at = *self.index.entry(key).or_insert(next);
-        if at == next {
-            self.targets.push(Vec::new());
-        }
-        if let Some(list) = self.targets.get_mut(at as usize) {
-            list.push(target);
-        }
-    }
-
-    fn build(self) -> Result<CaseGroup, String> {
-        // The literals in the order first added, so the automaton does not depend on
-        // hashing.
-        let mut literals: Vec<(Vec<u8>, u32)> = self.index.into_iter().collect();
-        literals.sort_unstable_by_key(|(_, at)| *at);
-        let mut targets = self.targets;
-        let mut anchors: Vec<Vec<u8>> = Vec::new();
-        let mut anchor_index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
-        let mut by_anchor: Vec<Vec<Literal>> = Vec::new();
-        for (mut bytes, at) in literals {
-            let rest = bytes.split_off(bytes.len().min(ANCHOR_MAX));
-            let slot = *anchor_index.entry(bytes).or_insert_with_key(|anchor| {
-                anchors.push(anchor.clone());
-                by_anchor.push(Vec::new());
-                anchors.len() - 1
-            });
-            let targets = targets
-                .get_mut(at as usize)
-                .map(std::mem::take)
-                .unwrap_or_default();
-            if let Some(list) = by_anchor.get_mut(slot) {
-                list.push(Literal { rest, targets });
-            }
-        }
-        let contains = if anchors.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .build(&anchors)
-                    .map_err(|e| format!("building the literal automaton: {e}"))?,
-            )
-        };
-        let gate = if (1..=GATE_MAX_PATTERNS).contains(&anchors.len()) {
-            aho_corasick::packed::Config::new()
-                .builder()
-                .extend(&anchors)
-                .build()
-        } else {
-            None
-        };
-        Ok(CaseGroup {
-            exact: self.exact,
-            prefix: self.prefix,
-            suffix: self.suffix,
-            contains,
-            gate,
-            by_anchor,
-        })
-    }
-}
-
-impl CaseGroup {
-    /// Whether `text` may hold one of the `contains` literals (false: it holds none).
-    fn may_contain(&self, text: &[u8]) -> bool {
-        self.gate.as_ref().is_none_or(|g| g.find(text).is_some())
-    }
-
-    fn is_empty(&self) -> bool {
-        self.exact.is_empty()
-            && self.prefix.is_empty()
-            && self.suffix.is_empty()
-            && self.contains.is_none()
-    }
-
-    /// Calls `found(start, end, targets)` for every place in `text` where one of the
-    /// `contains` literals is.
-    fn find_literals<'g>(&'g self, text: &[u8], mut found: impl FnMut(usize, usize, &'g [Target])) {
-        let Some(ac) = self.contains.as_ref().filter(|_| self.may_contain(text)) else {
-            return;
-        };
-        for m in ac.find_overlapping_iter(text) {
-            for literal in self
-                .by_anchor
-                .get(m.pattern().as_usize())
-                .into_iter()
-                .flatten()
-            {
-                let end = m.end() + literal.rest.len();
-                if text.get(m.end()..end) == Some(literal.rest.as_slice()) {
-                    found(m.start(), end, &literal.targets);
-                }
-            }
-        }
-    }
-
-    /// Finds this group's literals in `value` (already lowercased if the group folds).
-    fn run(&self, value: &[u8], mut hit: impl FnMut(TestId), candidates: &mut Vec<Target>) {
-        if let Some(tests) = self.exact.get(value) {
-            tests.iter().for_each(|t| hit(*t));
-        }
-        self.prefix.walk(value.iter().copied(), &mut hit);
-        self.suffix.walk(value.iter().rev().copied(), &mut hit);
-        self.find_literals(value, |_, _, targets| {
-            for target in targets {
-                match *target {
-                    Target::Test(t) => hit(t),
-                    other => candidates.push(other),
-                }
-            }
-        });
-    }
-}
 
 /// A `re` value, confirmed by its regex.
 #[derive(Debug)]
@@ -347,17 +143,17 @@ fn regex_triggers(pattern: &str) -> Option<(Vec<Vec<u8>>, bool)> {
 }
 
 impl FieldMatcher {
-    /// Builds the matcher of one field from its tests; `slot_of` resolves the fields
-    /// that `fieldref` tests name.
-    pub(crate) fn build(
+    /// The matcher of one field sorted out from its tests, its automata not built
+    /// yet; `slot_of` resolves the fields that `fieldref` tests name.
+    pub(crate) fn parts(
         tests: &[(TestId, TestSpec)],
         slot_of: impl Fn(&str) -> u32,
-    ) -> Result<Self, String> {
+    ) -> FieldMatcherParts {
         let mut ci = CaseGroupBuilder::new(true);
         let mut cs = CaseGroupBuilder::new(false);
         let mut m = FieldMatcher {
-            insensitive: CaseGroupBuilder::new(true).build()?,
-            sensitive: CaseGroupBuilder::new(false).build()?,
+            insensitive: CaseGroup::default(),
+            sensitive: CaseGroup::default(),
             empty: Vec::new(),
             globs: Vec::new(),
             regexes: Vec::new(),
@@ -431,9 +227,11 @@ impl FieldMatcher {
                 } => m.fieldrefs.push((*id, slot_of(other), *anchor, *cased)),
             }
         }
-        m.insensitive = ci.build()?;
-        m.sensitive = cs.build()?;
-        Ok(m)
+        FieldMatcherParts {
+            matcher: m,
+            insensitive: ci.prepare(),
+            sensitive: cs.prepare(),
+        }
     }
 
     /// Matches every value of the field in `fields.per_slot[slot]`, setting the rows
@@ -555,8 +353,8 @@ impl FieldMatcher {
     /// Whether matching a value takes more than lookups: an automaton scan,
     /// patterns to confirm, or parsing.
     fn costly(&self) -> bool {
-        self.insensitive.contains.is_some()
-            || self.sensitive.contains.is_some()
+        self.insensitive.scans()
+            || self.sensitive.scans()
             || !self.globs.is_empty()
             || !self.regexes.is_empty()
             || !self.numbers.is_empty()
@@ -565,18 +363,8 @@ impl FieldMatcher {
 
     /// Whether every test of this matcher is a `contains` literal.
     fn only_contains(&self) -> bool {
-        let plain = |g: &CaseGroup| {
-            g.exact.is_empty()
-                && g.prefix.is_empty()
-                && g.suffix.is_empty()
-                && g.by_anchor
-                    .iter()
-                    .flatten()
-                    .flat_map(|literal| &literal.targets)
-                    .all(|t| matches!(t, Target::Test(_)))
-        };
-        plain(&self.insensitive)
-            && plain(&self.sensitive)
+        self.insensitive.only_contains_tests()
+            && self.sensitive.only_contains_tests()
             && self.empty.is_empty()
             && self.globs.is_empty()
             && self.regexes.is_empty()
@@ -608,10 +396,20 @@ impl FieldMatcher {
                 }
             });
         };
-        if self.insensitive.contains.is_some() {
+        if self.insensitive.scans() {
             scan(&self.insensitive, lowercased(text, lower));
         }
         scan(&self.sensitive, text);
+    }
+
+    /// The tests of this field that `value` passes on its own, ascending.
+    #[cfg(test)]
+    pub(crate) fn passed_by(&self, value: &[u8]) -> Vec<TestId> {
+        let mut out = Vec::new();
+        self.value_tests(value, &mut ValueScratch::default(), &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Appends to `out` every test of this field that `value` passes on its own
@@ -717,6 +515,38 @@ impl FieldMatcher {
 }
 
 /// Marks `row` in the bitmap of `test` (allocated on its first row).
+/// A field's tests sorted out, the automata of its `contains` literals not built.
+#[derive(Debug)]
+pub(crate) struct FieldMatcherParts {
+    matcher: FieldMatcher,
+    insensitive: PreparedGroup,
+    sensitive: PreparedGroup,
+}
+
+impl FieldMatcherParts {
+    /// The anchors of the case-insensitive `contains` literals.
+    pub(crate) fn insensitive_anchors(&self) -> &[Vec<u8>] {
+        self.insensitive.anchors()
+    }
+
+    /// The case-insensitive group, to share an automaton with others.
+    pub(crate) fn insensitive_group(&self) -> &PreparedGroup {
+        &self.insensitive
+    }
+
+    /// The matcher, its case-insensitive literals scanned by `shared` if given (which
+    /// must hold all their anchors), by an automaton of their own otherwise.
+    pub(crate) fn build(self, shared: Option<&SharedAnchors>) -> Result<FieldMatcher, String> {
+        let mut m = self.matcher;
+        m.insensitive = match shared {
+            Some(shared) => self.insensitive.build_shared(shared),
+            None => self.insensitive.build()?,
+        };
+        m.sensitive = self.sensitive.build()?;
+        Ok(m)
+    }
+}
+
 fn set_hit(hits: &mut [Option<Bitset>], test: TestId, row: usize, rows: usize) {
     if let Some(h) = hits.get_mut(test as usize) {
         h.get_or_insert_with(|| Bitset::empty(rows)).set(row);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use rsigma_parser::{parse_sigma_yaml, CorrelationRule, FilterRule, SigmaRule};
-use vedette_core::io::read_capped;
+use vedette_core::io::read_file_capped;
 
 use crate::error::DetectError;
 
@@ -51,35 +51,63 @@ pub struct LoadedRules {
 
 /// The rule files under `paths`, sorted within each folder.
 pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DetectError> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DetectError> {
-        let read = |source| DetectError::Read {
-            path: dir.to_owned(),
-            source,
-        };
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(read)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(read)?;
-        entries.sort();
-        for p in entries {
+    map_rule_files(paths, &Ok)
+}
+
+/// `each` applied to every rule file under `paths`, in the order of [`rule_files`]:
+/// folders are listed, and files handed to `each`, on all threads at once.
+fn map_rule_files<T: Send>(
+    paths: &[PathBuf],
+    each: &(dyn Fn(PathBuf) -> Result<T, DetectError> + Sync),
+) -> Result<Vec<T>, DetectError> {
+    use rayon::prelude::*;
+    let parts: Vec<Vec<T>> = paths
+        .par_iter()
+        .map(|p| {
             if p.is_dir() {
-                walk(&p, out)?;
-            } else if is_rule_file(&p) {
-                out.push(p);
+                map_folder(p, each)
+            } else {
+                each(p.clone()).map(|one| vec![one])
             }
-        }
-        Ok(())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// [`map_rule_files`] for one folder.
+fn map_folder<T: Send>(
+    dir: &Path,
+    each: &(dyn Fn(PathBuf) -> Result<T, DetectError> + Sync),
+) -> Result<Vec<T>, DetectError> {
+    use rayon::prelude::*;
+    let read = |source| DetectError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    // The entry's own type, as the folder listing gives it: no `stat` per file. A
+    // symbolic link is followed (one `stat`), as `Path::is_dir` would.
+    let mut entries: Vec<(PathBuf, bool)> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let entry = entry.map_err(read)?;
+        let kind = entry.file_type().map_err(read)?;
+        let path = entry.path();
+        let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
+        entries.push((path, is_dir));
     }
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
+    entries.sort();
+    let parts: Vec<Vec<T>> = entries
+        .into_par_iter()
+        .map(|(p, is_dir)| {
+            if is_dir {
+                map_folder(&p, each)
+            } else if is_rule_file(&p) {
+                each(p).map(|one| vec![one])
+            } else {
+                Ok(Vec::new())
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(parts.into_iter().flatten().collect())
 }
 
 fn is_rule_file(p: &Path) -> bool {
@@ -89,18 +117,15 @@ fn is_rule_file(p: &Path) -> bool {
 /// Reads and parses every rule file under `paths`. A file that cannot be read is an
 /// error; a file that does not parse is reported in [`LoadedRules::files`].
 pub fn load_rules(paths: &[PathBuf]) -> Result<LoadedRules, DetectError> {
-    use rayon::prelude::*;
-    // Parse files in parallel, then merge in file order.
-    let parts: Vec<LoadedRules> = rule_files(paths)?
-        .into_par_iter()
-        .map(|path| {
-            let text = read_rule_file(&path)?;
-            let source = path.display().to_string();
-            let mut one = LoadedRules::default();
-            one.add_text(&text, &source, path);
-            Ok(one)
-        })
-        .collect::<Result<_, DetectError>>()?;
+    // Files are parsed as the folders are listed, in parallel; then merged in file
+    // order.
+    let parts = map_rule_files(paths, &|path| {
+        let text = read_rule_file(&path)?;
+        let source = path.display().to_string();
+        let mut one = LoadedRules::default();
+        one.add_text(&text, &source, path);
+        Ok(one)
+    })?;
     let mut out = LoadedRules::default();
     for p in parts {
         out.rules.extend(p.rules);
@@ -118,7 +143,7 @@ pub fn read_rule_file(path: &Path) -> Result<String, DetectError> {
         source,
     };
     let file = std::fs::File::open(path).map_err(read)?;
-    let bytes = read_capped(file, MAX_RULE_FILE_BYTES).map_err(read)?;
+    let bytes = read_file_capped(file, MAX_RULE_FILE_BYTES).map_err(read)?;
     String::from_utf8(bytes).map_err(|e| {
         read(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

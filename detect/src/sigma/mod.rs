@@ -18,6 +18,7 @@
 
 mod batch_fields;
 mod bitset;
+mod case_group;
 pub mod compile;
 pub mod correlation;
 mod detector;
@@ -30,7 +31,10 @@ pub mod harness;
 mod literal_index;
 pub mod load;
 pub mod logsource;
+mod matcher_build;
+mod numbering;
 pub mod pipeline;
+mod rule_ir;
 pub mod rule_meta;
 pub mod test_spec;
 mod value_pieces;

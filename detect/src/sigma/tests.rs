@@ -776,3 +776,25 @@ fn absence_and_fieldref_tests_hold_on_their_routes_rows_only() {
         vec![0]
     );
 }
+
+#[test]
+fn long_literals_are_found_by_their_first_bytes_and_confirmed_whole() {
+    // Both literals begin with the same 16 bytes; the automaton holds only those.
+    let detection = "    a:\n        CommandLine|contains: 'IMPHASH=0123456789ABCDEF0123'\n    b:\n        CommandLine|contains: 'IMPHASH=0123456789abcdefFFFF'\n    condition: a and not b";
+    let evs = [
+        cmd("Hashes IMPHASH=0123456789ABCDEF0123,MD5=1"),
+        cmd("IMPHASH=0123456789ABCDEF0124"),
+        cmd("IMPHASH=0123456789abcdefffff IMPHASH=0123456789abcdef0123"),
+        cmd("IMPHASH=0123456789abcdef012"),
+        cmd("imphash=0123456789abcdef0123imphash=0123456789abcdef0123"),
+    ];
+    assert_eq!(rows(detection, &evs), vec![0, 4]);
+    // Keywords (every value of the row) go the same way.
+    let keyword = "    k:\n        - 'quite a long keyword literal'\n    condition: k";
+    let evs = [
+        cmd("has quite a long keyword literal in it"),
+        cmd("has quite a long keyword literaL"),
+        cmd("has quite a long keyword"),
+    ];
+    assert_eq!(rows(keyword, &evs), vec![0, 1]);
+}
