@@ -11,7 +11,7 @@ use super::batch_fields::SlotTable;
 use super::compile::{CompileOptions, CompileOutcome, RuleRoute};
 use super::expr::TestId;
 use super::logsource::{LogsourceMap, Route, RouteRef};
-use super::rule_ir::{rule_ir, Leaf, RuleIr};
+use super::rule_ir::{rule_ir, RouteLeaf, RuleIr};
 use super::rule_meta::RuleMeta;
 use super::test_spec::TestSpec;
 
@@ -49,6 +49,7 @@ pub(crate) fn number_rules(
         tests: TestTable::default(),
         route_index: HashMap::new(),
         ids: Vec::new(),
+        field_slots: Vec::new(),
         map: &options.logsources,
     };
     for f in fields {
@@ -125,6 +126,8 @@ struct Numbering<'o> {
     route_index: HashMap<RouteRef, u32>,
     /// Scratch: the ids of one route's leaves.
     ids: Vec<TestId>,
+    /// Scratch: the slots of one route's leaf fields.
+    field_slots: Vec<u32>,
     map: &'o LogsourceMap,
 }
 
@@ -143,8 +146,13 @@ impl Numbering<'_> {
         for route_ir in ir.routes {
             let route = self.route(route_ir.entry);
             self.ids.clear();
-            for (hash, leaf) in route_ir.leaves {
-                let id = self.test(hash, leaf);
+            self.field_slots.clear();
+            for name in &route_ir.leaf_fields {
+                let slot = self.out.slots.slot(name);
+                self.field_slots.push(slot);
+            }
+            for leaf in route_ir.leaves {
+                let id = self.test(leaf);
                 self.out.test_routes.push((id, route));
                 self.ids.push(id);
             }
@@ -170,13 +178,16 @@ impl Numbering<'_> {
         self.out.outcomes.push(CompileOutcome::Compiled(ir.routing));
     }
 
-    fn test(&mut self, hash: u64, leaf: Leaf) -> TestId {
-        let (field, spec) = leaf;
-        if let TestSpec::FieldRef { other, .. } = &spec {
+    fn test(&mut self, leaf: RouteLeaf) -> TestId {
+        if let TestSpec::FieldRef { other, .. } = &leaf.spec {
             self.out.slots.slot(other);
         }
-        let slot = self.out.slots.slot(&field);
-        self.tests.intern(hash, slot, spec)
+        let slot = self
+            .field_slots
+            .get(leaf.field as usize)
+            .copied()
+            .unwrap_or(u32::MAX);
+        self.tests.intern(leaf.hash, slot, leaf.spec)
     }
 
     fn route(&mut self, entry: RouteRef) -> u32 {

@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 use super::batch_fields::KEYWORDS;
 use super::compile::CompileOptions;
 use super::expr::Expr;
-use super::logsource::{LogsourceKey, Route, RouteRef, Routing};
+use super::logsource::{LogsourceKey, RouteRef, Routing};
 use super::rule_meta::RuleMeta;
 use super::test_spec::{value_tests, Anchor, ExpandValues, TestSpec};
 
@@ -35,10 +35,22 @@ pub(crate) struct RouteIr {
     pub(crate) entry: RouteRef,
     /// The condition, simplified; a leaf is an index into `leaves`.
     pub(crate) expr: Expr<u32>,
-    /// The condition's distinct tests, each with its [`leaf_hash`].
-    pub(crate) leaves: Vec<(u64, Leaf)>,
+    /// The condition's distinct tests.
+    pub(crate) leaves: Vec<RouteLeaf>,
+    /// The fields the tests read, by [`RouteLeaf::field`].
+    pub(crate) leaf_fields: Vec<String>,
     /// The fields the rule reads.
     pub(crate) fields: Vec<String>,
+}
+
+/// A test not numbered yet.
+pub(crate) struct RouteLeaf {
+    /// The [`leaf_hash`] of the test with its field's name.
+    pub(crate) hash: u64,
+    /// Its field, by place in [`RouteIr::leaf_fields`].
+    pub(crate) field: u32,
+    /// What it checks.
+    pub(crate) spec: TestSpec,
 }
 
 /// Compiles one rule on its own, with the filters and pipelines of `options` applied:
@@ -67,21 +79,47 @@ pub(crate) fn rule_ir(
     let key = LogsourceKey::of(&rule.logsource);
     let routing = options.logsources.routing(&key);
     let entries = routing.routes();
+    // The condition is built once, with the rule's own field names, then renamed per
+    // route: the values' expansions (windash, base64offset, ...) do not depend on it.
+    let mut ctx = RuleCtx {
+        rule: &rule,
+        expand: &options.expand,
+        slots: Vec::new(),
+        cache: HashMap::new(),
+    };
+    let mut conditions = Vec::new();
+    for c in &rule.detection.conditions {
+        conditions.push(ctx.condition(c)?);
+    }
+    let mut condition = Some(Expr::Or(conditions));
+    let rule_fields = ctx.slots;
+    let last = entries.len().saturating_sub(1);
     let mut routes = Vec::with_capacity(entries.len());
-    for entry in entries {
+    for (i, entry) in entries.into_iter().enumerate() {
         let route = entry.resolve(&options.logsources);
-        let mut ctx = RuleCtx {
-            rule: &rule,
-            route: &route,
-            expand: &options.expand,
-            slots: Vec::new(),
-            cache: HashMap::new(),
+        let mut expr = if i == last {
+            condition.take().unwrap_or(Expr::False)
+        } else {
+            condition.clone().unwrap_or(Expr::False)
         };
-        let mut conditions = Vec::new();
-        for c in &rule.detection.conditions {
-            conditions.push(ctx.condition(c)?);
+        let mut fields = rule_fields.clone();
+        if !route.field_mappings.is_empty() {
+            let rename = |name: &mut String| {
+                if let Some(to) = route.field_mappings.get(name.as_str()) {
+                    name.clone_from(to);
+                }
+            };
+            expr.leaves_mut(&mut |(field, spec): &mut Leaf| {
+                if field != KEYWORDS {
+                    rename(field);
+                }
+                if let TestSpec::FieldRef { other, .. } = spec {
+                    rename(other);
+                }
+            });
+            fields.iter_mut().for_each(rename);
         }
-        let mut parts = vec![Expr::Or(conditions)];
+        let mut parts = vec![expr];
         for (field, values) in &route.conditions {
             let alts = values
                 .iter()
@@ -98,12 +136,12 @@ pub(crate) fn rule_ir(
                 .collect();
             parts.push(Expr::Or(alts));
         }
-        let fields = ctx.slots;
-        let (expr, leaves) = distinct_leaves(Expr::And(parts).simplify());
+        let (expr, leaves, leaf_fields) = distinct_leaves(Expr::And(parts).simplify());
         routes.push(RouteIr {
             entry,
             expr,
             leaves,
+            leaf_fields,
             fields,
         });
     }
@@ -122,7 +160,7 @@ pub(crate) fn leaf_hash(leaf: &Leaf) -> u64 {
 
 /// `expr` with each leaf replaced by its index among the distinct leaves, and those
 /// leaves with their hashes, in the order first met.
-fn distinct_leaves(expr: Expr<Leaf>) -> (Expr<u32>, Vec<(u64, Leaf)>) {
+fn distinct_leaves(expr: Expr<Leaf>) -> (Expr<u32>, Vec<RouteLeaf>, Vec<String>) {
     let mut leaves: Vec<(u64, Leaf)> = Vec::new();
     // Hash to the first leaf with it; leaves that share a hash but differ are kept
     // apart (numbering finds them equal or not).
@@ -139,12 +177,31 @@ fn distinct_leaves(expr: Expr<Leaf>) -> (Expr<u32>, Vec<(u64, Leaf)>) {
         leaves.push((hash, leaf));
         at
     });
-    (expr, leaves)
+    // Field names kept once: a rule reads few fields.
+    let mut names: Vec<String> = Vec::new();
+    let leaves = leaves
+        .into_iter()
+        .map(|(hash, (name, spec))| {
+            let field = match names.iter().position(|n| *n == name) {
+                Some(at) => at,
+                None => {
+                    names.push(name);
+                    names.len() - 1
+                }
+            };
+            RouteLeaf {
+                hash,
+                field: field as u32,
+                spec,
+            }
+        })
+        .collect();
+    (expr, leaves, names)
 }
 
+/// Builds a rule's condition, fields named as the rule names them.
 struct RuleCtx<'a> {
     rule: &'a SigmaRule,
-    route: &'a Route,
     expand: &'a ExpandValues,
     /// Fields the rule reads (not keywords), for the alert's matched fields.
     slots: Vec<String>,
@@ -152,14 +209,6 @@ struct RuleCtx<'a> {
 }
 
 impl RuleCtx<'_> {
-    fn mapped(&self, name: &str) -> String {
-        self.route
-            .field_mappings
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| name.to_owned())
-    }
-
     fn condition(&mut self, c: &ConditionExpr) -> Result<Expr<Leaf>, String> {
         Ok(match c {
             ConditionExpr::And(parts) => Expr::And(
@@ -290,16 +339,8 @@ impl RuleCtx<'_> {
         value: &SigmaValue,
         modifiers: &[Modifier],
     ) -> Result<Expr<Leaf>, String> {
-        let field = match field {
-            Some(f) => self.mapped(f),
-            None => KEYWORDS.to_owned(),
-        };
-        let mut specs = value_tests(value, modifiers, self.expand)?;
-        for s in &mut specs {
-            if let TestSpec::FieldRef { other, .. } = s {
-                *other = self.mapped(other);
-            }
-        }
+        let field = field.unwrap_or(KEYWORDS).to_owned();
+        let specs = value_tests(value, modifiers, self.expand)?;
         if field != KEYWORDS {
             self.slots.push(field.clone());
         }
