@@ -40,7 +40,8 @@ pub(crate) struct CaseGroup {
     by_anchor: Vec<Vec<Literal>>,
 }
 
-/// A `contains` literal, found where its anchor (its first [`ANCHOR_MAX`] bytes) is.
+/// A `contains` literal, found where its anchor (its first [`ANCHOR_MAX`] bytes, or all
+/// of it) is.
 #[derive(Debug)]
 struct Literal {
     /// The bytes after the anchor.
@@ -49,13 +50,20 @@ struct Literal {
     targets: Vec<Target>,
 }
 
-/// Literals up to this many get a [`CaseGroup::gate`].
+/// Groups of up to this many anchors get a [`CaseGroup::gate`].
 const GATE_MAX_PATTERNS: usize = 64;
 
-/// The automaton holds at most this many bytes of each literal; the rest is compared
-/// where the anchor is found. Hash values (`Hashes|contains: IMPHASH=...`) run to 70
-/// bytes: whole, they made the automaton three times bigger and slower to build.
+/// The automaton holds at most this many bytes of a literal; the rest is compared where
+/// the anchor is found. Hash values (`Hashes|contains: IMPHASH=...`) run to 70 bytes:
+/// whole, they made the automaton three times bigger and slower to build.
 const ANCHOR_MAX: usize = 16;
+
+/// Literals that begin with the same [`ANCHOR_MAX`] bytes are cut there only if they
+/// are at most this many: a family such as the 79 registry paths beginning
+/// `\software\micros` stays whole, so that finding its prefix, in nearly every registry
+/// value, does not mean comparing every member's rest (whole, they share the prefix's
+/// states anyway).
+const ANCHOR_MAX_SHARED: usize = 4;
 
 /// Collects one case mode's literals.
 #[derive(Debug)]
@@ -82,6 +90,7 @@ impl CaseGroupBuilder {
         }
     }
 
+    /// `bytes` as this group stores them: lowercased if it folds.
     fn key(&self, bytes: &[u8]) -> Vec<u8> {
         if self.fold {
             bytes.to_ascii_lowercase()
@@ -119,12 +128,31 @@ impl CaseGroupBuilder {
         // hashing.
         let mut literals: Vec<(Vec<u8>, u32)> = self.index.into_iter().collect();
         literals.sort_unstable_by_key(|(_, at)| *at);
+        let mut sharing: FxHashMap<&[u8], usize> = FxHashMap::default();
+        for (bytes, _) in &literals {
+            if bytes.len() > ANCHOR_MAX {
+                *sharing.entry(&bytes[..ANCHOR_MAX]).or_default() += 1;
+            }
+        }
+        let cuts: Vec<usize> = literals
+            .iter()
+            .map(|(bytes, _)| match bytes.get(..ANCHOR_MAX) {
+                Some(prefix)
+                    if bytes.len() > ANCHOR_MAX
+                        && sharing.get(prefix).is_some_and(|&n| n <= ANCHOR_MAX_SHARED) =>
+                {
+                    ANCHOR_MAX
+                }
+                _ => bytes.len(),
+            })
+            .collect();
+        drop(sharing);
         let mut targets = self.targets;
         let mut anchors: Vec<Vec<u8>> = Vec::new();
         let mut anchor_index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
         let mut by_anchor: Vec<Vec<Literal>> = Vec::new();
-        for (mut bytes, at) in literals {
-            let rest = bytes.split_off(bytes.len().min(ANCHOR_MAX));
+        for ((mut bytes, at), cut) in literals.into_iter().zip(cuts) {
+            let rest = bytes.split_off(cut);
             let slot = *anchor_index.entry(bytes).or_insert_with_key(|anchor| {
                 anchors.push(anchor.clone());
                 by_anchor.push(Vec::new());

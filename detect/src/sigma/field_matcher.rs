@@ -514,7 +514,6 @@ impl FieldMatcher {
     }
 }
 
-/// Marks `row` in the bitmap of `test` (allocated on its first row).
 /// A field's tests sorted out, the automata of its `contains` literals not built.
 #[derive(Debug)]
 pub(crate) struct FieldMatcherParts {
@@ -547,6 +546,7 @@ impl FieldMatcherParts {
     }
 }
 
+/// Marks `row` in the bitmap of `test` (allocated on its first row).
 fn set_hit(hits: &mut [Option<Bitset>], test: TestId, row: usize, rows: usize) {
     if let Some(h) = hits.get_mut(test as usize) {
         h.get_or_insert_with(|| Bitset::empty(rows)).set(row);

@@ -89,9 +89,12 @@ fn map_folder<T: Send>(
     let mut entries: Vec<(PathBuf, bool)> = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read)? {
         let entry = entry.map_err(read)?;
-        let kind = entry.file_type().map_err(read)?;
         let path = entry.path();
-        let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
+        // An entry whose type cannot be told (gone since listed) is taken for a file:
+        // a rule file then fails to read, anything else is skipped.
+        let is_dir = entry
+            .file_type()
+            .is_ok_and(|kind| kind.is_dir() || (kind.is_symlink() && path.is_dir()));
         entries.push((path, is_dir));
     }
     entries.sort();
@@ -110,6 +113,7 @@ fn map_folder<T: Send>(
     Ok(parts.into_iter().flatten().collect())
 }
 
+/// Whether `p` names a rule file (`.yml` or `.yaml`).
 fn is_rule_file(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
 }

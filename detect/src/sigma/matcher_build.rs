@@ -31,8 +31,9 @@ const SHARE_MIN_PERCENT: usize = 90;
 /// One field's matcher, not built yet.
 type Pending = (u32, Vec<u32>, FieldMatcherParts);
 
-/// The matchers of `groups` (biggest first, for balance); `slot_of` resolves the
-/// fields that `fieldref` tests name.
+/// The matchers of `groups` (given biggest first, so the threads stay balanced), in
+/// the order of [`share_clusters`]; `slot_of` resolves the fields that `fieldref`
+/// tests name.
 pub(crate) fn build_matchers(
     groups: Vec<Group>,
     slot_of: &(dyn Fn(&str) -> u32 + Sync),
@@ -61,9 +62,9 @@ pub(crate) fn build_matchers(
     Ok(built.into_iter().flatten().collect())
 }
 
-/// The fields (by index) that share an automaton, each list led by its biggest
-/// member; a field that shares with none is a list of its own. In the order of the
-/// first member.
+/// The fields (by index) that share an automaton, each list led by the first of its
+/// members in `pending`; a field that shares with none is a list of its own. In the
+/// order of the first member.
 fn share_clusters(pending: &[Pending]) -> Vec<Vec<usize>> {
     let mut clusters: Vec<Vec<usize>> = Vec::new();
     // (cluster, the anchors of its members so far)
@@ -120,6 +121,7 @@ mod tests {
     use super::*;
     use crate::sigma::test_spec::Anchor;
 
+    /// A case-insensitive `contains` test.
     fn contains(id: TestId, text: &str) -> (TestId, TestSpec) {
         let spec = TestSpec::Literal {
             bytes: text.as_bytes().to_vec(),
@@ -142,8 +144,11 @@ mod tests {
         }
     }
 
+    /// `n` literals longer than an anchor, each with first bytes of its own.
     fn words(prefix: &str, n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("{prefix}-word-{i:04}")).collect()
+        (0..n)
+            .map(|i| format!("{i:04}-{prefix}-word-with-a-long-tail"))
+            .collect()
     }
 
     #[test]
@@ -176,12 +181,21 @@ mod tests {
         assert_eq!(slots, vec![0, 1, 2, 3]);
         let passed = |slot: usize, text: &str| matchers[slot].matcher.passed_by(text.as_bytes());
         // Each field answers with its own tests only, including for the literals the
-        // shared automaton holds for the other.
-        assert_eq!(passed(0, "x COMMON-word-0599 y"), vec![599]);
-        assert_eq!(passed(1, "x COMMON-word-0599 y"), vec![1599]);
-        assert_eq!(passed(0, "extra-word-0003"), vec![603]);
-        assert!(passed(1, "extra-word-0003").is_empty());
-        assert_eq!(passed(2, "other-word-0000 common-word-0000"), vec![2000]);
-        assert_eq!(passed(3, "common-word-0009common-word-0010"), vec![3009]);
+        // shared automaton holds for the other; past the anchor, the rest must match.
+        assert_eq!(
+            passed(0, "x 0599-COMMON-word-with-a-long-tail y"),
+            vec![599]
+        );
+        assert_eq!(
+            passed(1, "x 0599-COMMON-word-with-a-long-tail y"),
+            vec![1599]
+        );
+        assert!(passed(1, "0599-common-word-with-a-long-tale").is_empty());
+        assert_eq!(passed(0, "0003-extra-word-with-a-long-tail"), vec![603]);
+        assert!(passed(1, "0003-extra-word-with-a-long-tail").is_empty());
+        let both = "0000-other-word-with-a-long-tail 0000-common-word-with-a-long-tail";
+        assert_eq!(passed(2, both), vec![2000]);
+        let adjacent = "0009-common-word-with-a-long-tail0010-common-word-with-a-long-tail";
+        assert_eq!(passed(3, adjacent), vec![3009]);
     }
 }

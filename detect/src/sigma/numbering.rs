@@ -234,3 +234,65 @@ impl TestTable {
         id
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigma::load::LoadedRules;
+    use crate::sigma::logsource::LogsourceMap;
+
+    /// Rules of several log sources and routes, more than one chunk of them.
+    fn rules() -> Vec<(SigmaRule, String)> {
+        let mut loaded = LoadedRules::default();
+        for i in 0..(CHUNK * 3 + 5) {
+            let yaml = format!(
+                "title: r{i}\nid: r{i}\nlogsource: {{product: windows, category: process_creation}}\ndetection:\n    s:\n        Image|endswith: '\\\\x{}.exe'\n        CommandLine|contains: ['-a', 'run{i}']\n    condition: s\n",
+                i % 7
+            );
+            loaded.add_text(&yaml, &format!("r{i}.yml"), format!("r{i}.yml").into());
+        }
+        loaded.rules
+    }
+
+    fn options() -> CompileOptions {
+        let map = "logsources:\n  - logsource: {product: windows, category: process_creation}\n    when: {channel: [Security], event_id: [4688]}\n    field_mappings: {Image: NewProcessName}\n  - logsource: {product: windows, category: process_creation}\n    when: {channel: [Microsoft-Windows-Sysmon/Operational], event_id: [1]}\n";
+        CompileOptions {
+            logsources: LogsourceMap::from_yaml(map).expect("map"),
+            ..CompileOptions::default()
+        }
+    }
+
+    #[test]
+    fn numbers_are_the_same_on_a_pool_thread_and_off_it() {
+        let options = options();
+        let off = number_rules(rules(), &options, &["Channel"]);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
+        // On the pool's only thread: the path that compiles every rule first.
+        let on = pool.install(|| number_rules(rules(), &options, &["Channel"]));
+        assert_eq!(off.metas.len(), CHUNK * 3 + 5);
+        assert_eq!(off.metas, on.metas);
+        assert_eq!(off.tests, on.tests);
+        assert_eq!(off.outcomes, on.outcomes);
+        assert_eq!(off.test_routes, on.test_routes);
+        let exprs = |n: &Numbered| -> Vec<String> {
+            n.rule_routes
+                .iter()
+                .map(|r| format!("{} {} {:?} {:?}", r.rule, r.route, r.expr, r.slots))
+                .collect()
+        };
+        assert_eq!(exprs(&off), exprs(&on));
+        // Two routes per rule, the Security one reading `NewProcessName`.
+        assert_eq!(off.rule_routes.len(), 2 * (CHUNK * 3 + 5));
+        assert!(off.slots.get("NewProcessName").is_some());
+        // `-a` is one test however many rules hold it, per field.
+        let dash_a = off
+            .tests
+            .iter()
+            .filter(|(_, t)| matches!(t, TestSpec::Literal { bytes, .. } if bytes == b"-a"))
+            .count();
+        assert_eq!(dash_a, 1);
+    }
+}

@@ -266,7 +266,18 @@ impl RuleCtx<'_> {
             .get(name)
             .ok_or_else(|| format!("condition names `{name}`, which is not defined"))?;
         let expr = self.detection(det)?;
-        self.cache.insert(name.to_owned(), expr.clone());
+        // Kept only for a detection the conditions name more than once: a copy of
+        // every detection's expression would double the work of most rules.
+        let uses: usize = self
+            .rule
+            .detection
+            .conditions
+            .iter()
+            .map(|c| uses_of(c, name))
+            .sum();
+        if uses > 1 {
+            self.cache.insert(name.to_owned(), expr.clone());
+        }
         Ok(expr)
     }
 
@@ -350,5 +361,19 @@ impl RuleCtx<'_> {
                 .map(|s| Expr::Test((field.clone(), s)))
                 .collect(),
         ))
+    }
+}
+
+/// How many times `condition` takes the detection `name` (by name or by a selector).
+fn uses_of(condition: &ConditionExpr, name: &str) -> usize {
+    match condition {
+        ConditionExpr::And(parts) | ConditionExpr::Or(parts) => {
+            parts.iter().map(|p| uses_of(p, name)).sum()
+        }
+        ConditionExpr::Not(inner) => uses_of(inner, name),
+        ConditionExpr::Identifier(n) => usize::from(n == name),
+        ConditionExpr::Selector { pattern, .. } => {
+            usize::from(pattern.matches_detection_name(name))
+        }
     }
 }

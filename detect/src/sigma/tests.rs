@@ -791,10 +791,53 @@ fn long_literals_are_found_by_their_first_bytes_and_confirmed_whole() {
     assert_eq!(rows(detection, &evs), vec![0, 4]);
     // Keywords (every value of the row) go the same way.
     let keyword = "    k:\n        - 'quite a long keyword literal'\n    condition: k";
+    // The first 16 bytes in one value and the rest in the next is no match.
+    let split = |a: &str, b: &str| sysmon("1", &[("CommandLine", a), ("Image", b)]);
     let evs = [
         cmd("has quite a long keyword literal in it"),
         cmd("has quite a long keyword literaL"),
         cmd("has quite a long keyword"),
+        split("x quite a long keyword", " literal"),
+        split(" literal", "x quite a long keyword"),
+        split("x quite a long keyword", "quite a long keyword literal"),
     ];
-    assert_eq!(rows(keyword, &evs), vec![0, 1]);
+    assert_eq!(rows(keyword, &evs), vec![0, 1, 5]);
+    // More than four literals that begin alike stay whole; each is still told apart.
+    let family: Vec<String> = (0..6)
+        .map(|i| format!("        - '\\software\\microsoft\\key{i}'"))
+        .collect();
+    let detection = format!(
+        "    s:\n        TargetObject|contains:\n{}\n    condition: s",
+        family.join("\n")
+    );
+    let reg = |key: &str| sysmon("13", &[("TargetObject", key)]);
+    let evs = [
+        reg("HKLM\\SOFTWARE\\Microsoft\\Key5\\x"),
+        reg("HKLM\\SOFTWARE\\Microsoft\\Key9"),
+        reg("HKLM\\SOFTWARE\\Microsoft\\Ke"),
+    ];
+    let registry = "title: t\nid: r1\nauthor: a\nlogsource: {product: windows, category: registry_set}\ndetection:\n";
+    let hits = run_with(
+        &format!("{registry}{detection}\nlevel: high\n"),
+        &evs,
+        &options(),
+    );
+    assert_eq!(
+        hits.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+        vec![0]
+    );
+}
+
+#[test]
+fn a_detection_named_twice_in_the_conditions_holds_in_both_places() {
+    // `s` is taken by name and by the selector: its expression is built once, kept,
+    // and copied for the second use.
+    let detection = "    s:\n        CommandLine|contains: 'alpha'\n    s2:\n        CommandLine|contains: 'beta'\n    f:\n        CommandLine|contains: 'gamma'\n    condition: (s and not f) or (all of s* and f)";
+    let evs = [
+        cmd("alpha"),
+        cmd("alpha gamma"),
+        cmd("alpha beta gamma"),
+        cmd("beta gamma"),
+    ];
+    assert_eq!(rows(detection, &evs), vec![0, 2]);
 }
