@@ -5,17 +5,7 @@ use std::io::Read;
 /// Reads `reader` to its end, failing with `FileTooLarge` once more than `limit` bytes
 /// arrive instead of growing without bound.
 pub fn read_capped(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    // The one sanctioned unbounded-looking read: `take` caps it at limit + 1 bytes.
-    #[allow(clippy::disallowed_methods)]
-    reader.take(limit.saturating_add(1)).read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("input larger than the {limit}-byte limit"),
-        ));
-    }
-    Ok(out)
+    read_capped_into(reader, limit, Vec::new())
 }
 
 /// [`read_capped`] for a file: its size, when the file system tells it, sizes the
@@ -24,31 +14,39 @@ pub fn read_capped(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
 pub fn read_file_capped(file: std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
     let size = file.metadata().map_or(0, |m| m.len());
     if size > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("input larger than the {limit}-byte limit"),
-        ));
+        return Err(too_large(limit));
     }
     // A file that grows while read still stops at the limit.
-    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    append_up_to(
+    read_capped_into(
         file,
-        &mut out,
-        usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX),
-    )?;
+        limit,
+        Vec::with_capacity(usize::try_from(size).unwrap_or(0)),
+    )
+}
+
+/// [`read_capped`] into `out` (empty, its capacity a guess of the size).
+fn read_capped_into(reader: impl Read, limit: u64, mut out: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    // `take` caps the read at limit + 1 bytes: one more tells it was too large.
+    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    append_up_to(reader, &mut out, cap)?;
     if out.len() as u64 > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("input larger than the {limit}-byte limit"),
-        ));
+        return Err(too_large(limit));
     }
     Ok(out)
+}
+
+/// The error of an input over `limit` bytes.
+fn too_large(limit: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!("input larger than the {limit}-byte limit"),
+    )
 }
 
 /// Appends at most `limit` more bytes of `reader` to `buf`, straight into its spare
 /// capacity; returns how many came (fewer than `limit` only at the end of `reader`).
 pub fn append_up_to(reader: impl Read, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<usize> {
-    // Bounded by `take`, as in `read_capped`.
+    // The one sanctioned unbounded-looking read: `take` bounds it.
     #[allow(clippy::disallowed_methods)]
     reader.take(limit as u64).read_to_end(buf)
 }

@@ -523,11 +523,6 @@ pub(crate) struct FieldMatcherParts {
 }
 
 impl FieldMatcherParts {
-    /// The anchors of the case-insensitive `contains` literals.
-    pub(crate) fn insensitive_anchors(&self) -> &[Vec<u8>] {
-        self.insensitive.anchors()
-    }
-
     /// The case-insensitive group, to share an automaton with others.
     pub(crate) fn insensitive_group(&self) -> &PreparedGroup {
         &self.insensitive

@@ -70,7 +70,7 @@ fn share_clusters(pending: &[Pending]) -> Vec<Vec<usize>> {
     // (cluster, the anchors of its members so far)
     let mut unions: Vec<(usize, FxHashSet<&[u8]>)> = Vec::new();
     for (i, (_, _, parts)) in pending.iter().enumerate() {
-        let anchors = parts.insensitive_anchors();
+        let anchors = parts.insensitive_group().anchors();
         if anchors.len() >= SHARE_MIN_ANCHORS {
             let joined = unions.iter_mut().find(|(_, union)| {
                 let known = anchors
