@@ -70,9 +70,6 @@ pub(crate) struct FieldSink<'a> {
     /// Whether fields were dropped for the limit.
     pub(crate) truncated: bool,
     max: usize,
-    /// Bytes a parser unescapes a value into before it is copied to the scratch text;
-    /// kept for the next value ([`FieldSink::take_unescape_buffer`]).
-    unescape: Vec<u8>,
     /// Length of the start of the scratch buffer that outlives [`FieldSink::reset`]:
     /// keys a parser names on every record ([`FieldSink::keep_key`]).
     kept: usize,
@@ -99,7 +96,6 @@ impl<'a> FieldSink<'a> {
             index: Vec::new(),
             truncated: false,
             max: limits.max_fields,
-            unescape: Vec::new(),
             kept: 0,
         }
     }
@@ -223,19 +219,6 @@ impl<'a> FieldSink<'a> {
         self.push_value(key, value.as_ref());
     }
 
-    /// An empty byte buffer to unescape a value into; give it back when done
-    /// ([`FieldSink::give_unescape_buffer`]) so the next value reuses its memory.
-    pub(crate) fn take_unescape_buffer(&mut self) -> Vec<u8> {
-        let mut buffer = std::mem::take(&mut self.unescape);
-        buffer.clear();
-        buffer
-    }
-
-    /// Takes back the buffer of [`FieldSink::take_unescape_buffer`].
-    pub(crate) fn give_unescape_buffer(&mut self, buffer: Vec<u8>) {
-        self.unescape = buffer;
-    }
-
     /// [`FieldSink::push`] with a key already in the sink (see [`FieldSink::keep_key`]).
     pub(crate) fn push_value(&mut self, key: Span, value: &str) {
         if self.fields.len() >= self.max {
@@ -264,11 +247,7 @@ impl<'a> FieldSink<'a> {
             return;
         }
         let key_text = self.text(key);
-        if key_text
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b >= 0x80)
-            && key_text.contains(char::is_whitespace)
-        {
+        if may_hold_space(key_text.as_bytes()) && key_text.contains(char::is_whitespace) {
             let start = self.scratch.len();
             let alias: String = key_text.chars().filter(|c| !c.is_whitespace()).collect();
             if !alias.is_empty() && self.fields.len() + 1 < self.max {
@@ -410,6 +389,28 @@ fn key_hash(key: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
+/// Whether `key` may hold white space: a byte of ASCII white space or control, or of
+/// a multi-byte character (Unicode has spaces of its own). Checked a word at a time:
+/// every key is checked, and few have any.
+#[inline(always)]
+fn may_hold_space(key: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The top bit of a byte below 0x21 (the subtraction borrows into it) or of 0x80 and
+    // above; a borrow can only set a byte's bit above a byte already below 0x21.
+    let flagged = |w: u64| (w.wrapping_sub(ONES * 0x21) | w) & HIGH != 0;
+    let mut words = key.chunks_exact(8);
+    for c in &mut words {
+        if flagged(word_at(c, 0)) {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b <= b' ' || b >= 0x80)
+}
+
 /// Whether two keys are equal, compared a word at a time from both ends (most keys
 /// are short: a call to compare memory would cost more than the comparison).
 #[inline(always)]
@@ -477,6 +478,21 @@ mod tests {
         assert_eq!(sink.get("f"), Some("0.5"));
         assert_eq!(sink.get("t"), Some("true"));
         assert_eq!(sink.get("l"), Some("[1,\"y\"]"));
+    }
+
+    #[test]
+    fn keys_that_may_hold_space_are_told_at_any_offset() {
+        for n in 0..40usize {
+            let plain: Vec<u8> = (0..n).map(|i| b'!' + (i % 90) as u8).collect();
+            assert!(!may_hold_space(&plain), "{n}");
+            for at in 0..n {
+                for odd in [b' ', b'\t', b'\n', 0u8, 0x80, 0xe2, 0xff] {
+                    let mut key = plain.clone();
+                    key[at] = odd;
+                    assert!(may_hold_space(&key), "{n} {at} {odd}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -116,10 +116,18 @@ pub(crate) fn scan_record<'a>(
     (s.pos == s.b.len()).then_some(top)
 }
 
-/// Whether `bytes` hold a control character, which JSON strings may not (no early
-/// exit, so the loop is vectorized).
-fn has_control(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |seen, &c| seen | (c < 0x20))
+/// Strings longer than this are searched for their end by `memchr` after the first
+/// words.
+const LONG_RUN: usize = 32;
+
+/// The first control character of `bytes`, which JSON strings may not hold (searched
+/// with no early exit per byte, so the common case of none is vectorized).
+fn find_control(bytes: &[u8]) -> Option<usize> {
+    if bytes.iter().fold(false, |seen, &c| seen | (c < 0x20)) {
+        bytes.iter().position(|&c| c < 0x20)
+    } else {
+        None
+    }
 }
 
 /// The byte each one-character escape stands for (`\n` is `n`'s entry), 0 where the
@@ -302,54 +310,92 @@ impl Scanner<'_> {
     /// no escapes, else its unescaped text in the scratch buffer.
     fn string(&mut self, sink: &mut FieldSink<'_>) -> Option<Span> {
         let start = self.pos;
-        let i = memchr::memchr2(b'"', b'\\', self.b.get(start..)?)?;
-        if has_control(self.b.get(start..start + i)?) {
-            return None;
+        let at = self.plain_run(start)?;
+        match self.b.get(at)? {
+            b'"' => {
+                self.pos = at + 1;
+                Some(FieldSink::source_span(start, at))
+            }
+            b'\\' => {
+                // Unescaped straight into the sink's scratch text.
+                let scratch = sink.scratch();
+                let begin = scratch.len();
+                scratch.push_str(self.src.get(start..at)?);
+                self.pos = at;
+                self.unescape_into(scratch)?;
+                Some(sink.scratch_span(begin))
+            }
+            _ => None,
         }
-        if self.b.get(start + i) == Some(&b'"') {
-            self.pos = start + i + 1;
-            return Some(FieldSink::source_span(start, start + i));
+    }
+
+    /// The position of the first quote, backslash or control character at or after
+    /// `from`. Keys and most values are short: they are read a word at a time here, with
+    /// no call; past [`LONG_RUN`] bytes the rest is searched by `memchr`'s vector code.
+    #[inline(always)]
+    fn plain_run(&self, from: usize) -> Option<usize> {
+        let mut at = from;
+        while let Some(word) = self
+            .b
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        {
+            let special = special_bytes(u64::from_le_bytes(word));
+            if special != 0 {
+                return Some(at + special.trailing_zeros() as usize / 8);
+            }
+            at += 8;
+            if at - from >= LONG_RUN {
+                let rest = self.b.get(at..)?;
+                let i = memchr::memchr2(b'"', b'\\', rest)?;
+                return match rest.get(..i).and_then(find_control) {
+                    Some(c) => Some(at + c),
+                    None => Some(at + i),
+                };
+            }
         }
-        // Unescaped into the sink's byte buffer, then copied into its scratch text once.
-        let mut out = sink.take_unescape_buffer();
-        out.extend_from_slice(self.b.get(start..start + i)?);
-        self.pos = start + i;
-        let span = self
-            .unescape_into(&mut out)
-            .and_then(|()| std::str::from_utf8(&out).ok())
-            .map(|text| sink.copy(text));
-        sink.give_unescape_buffer(out);
-        span
+        let rest = self.b.get(at..)?;
+        rest.iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|i| at + i)
     }
 
     /// The rest of a string from the backslash at the position to its closing quote
     /// (read too), unescaped onto `out`. Escaped text (Windows paths, messages) has short
     /// runs between escapes: each run is copied eight bytes at a time, a whole word
     /// written and the bytes past its end taken back, so no run costs a call to copy.
-    fn unescape_into(&mut self, out: &mut Vec<u8>) -> Option<()> {
+    fn unescape_into(&mut self, out: &mut String) -> Option<()> {
         loop {
             // At a backslash.
             self.pos += 1;
             // A table, not a `match`: the escapes of a message alternate (`\r\n\t`), and
             // a jump table's indirect branch mispredicts on them.
             match self.next()? {
-                b'u' => {
-                    let c = self.unicode_escape()?;
-                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                }
+                b'u' => out.push(self.unicode_escape()?),
                 other => match UNESCAPED[usize::from(other)] {
                     0 => return None,
-                    byte => out.push(byte),
+                    // Every one-character escape stands for an ASCII character.
+                    byte => out.push(char::from(byte)),
                 },
             }
-            while let Some(word) = self
-                .b
-                .get(self.pos..self.pos + 8)
-                .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            {
-                out.extend_from_slice(&word);
-                let special = special_bytes(u64::from_le_bytes(word));
+            loop {
+                // Eight bytes that begin and end on character boundaries (most runs are
+                // ASCII); else, near the end or a multi-byte character, the run is found
+                // byte by byte.
+                let Some(word) = self.src.get(self.pos..self.pos + 8) else {
+                    let run = self.b.get(self.pos..)?;
+                    let n = run
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+                    out.push_str(self.src.get(self.pos..self.pos + n)?);
+                    self.pos += n;
+                    break;
+                };
+                let bytes = <[u8; 8]>::try_from(word.as_bytes()).ok()?;
+                out.push_str(word);
+                let special = special_bytes(u64::from_le_bytes(bytes));
                 if special != 0 {
+                    // The special byte is ASCII, so a character boundary.
                     let n = special.trailing_zeros() as usize / 8;
                     out.truncate(out.len() - 8 + n);
                     self.pos += n;
@@ -357,19 +403,13 @@ impl Scanner<'_> {
                 }
                 self.pos += 8;
             }
-            loop {
-                match self.peek()? {
-                    b'"' => {
-                        self.pos += 1;
-                        return Some(());
-                    }
-                    b'\\' => break,
-                    c if c < 0x20 => return None,
-                    c => {
-                        out.push(c);
-                        self.pos += 1;
-                    }
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(());
                 }
+                b'\\' => {}
+                _ => return None,
             }
         }
     }
@@ -590,6 +630,25 @@ mod tests {
             r#"{"k":"a\nb"#,
         ] {
             assert!(scan(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_strings_of_every_length_end_at_their_quote_and_refuse_control_characters() {
+        for len in 0..100 {
+            let value = "v".repeat(len);
+            let text = format!(r#"{{"k":"{value}","l":"x"}}"#);
+            let (fields, _) = scan(&text).unwrap_or_else(|| panic!("fast path gave up: {text}"));
+            assert_eq!(fields, tree(&text), "{text}");
+            for at in 0..len {
+                let mut bad = value.clone().into_bytes();
+                bad[at] = 0x1f;
+                let bad = format!(
+                    r#"{{"k":"{}","l":"x"}}"#,
+                    String::from_utf8(bad).unwrap_or_default()
+                );
+                assert!(scan(&bad).is_none(), "{len} {at}");
+            }
         }
     }
 
