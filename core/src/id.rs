@@ -64,27 +64,56 @@ fn parse_key(hex: &str) -> Result<(u64, u64), String> {
 
 /// The stable id of one raw input record.
 pub fn event_id(tenant: &str, dataset: &str, raw: &[u8]) -> String {
-    let key = SECRET_KEY.get().copied().unwrap_or(PUBLIC_KEY);
-    event_id_under(key, tenant, dataset, raw)
+    EventId::of(tenant, dataset, raw).as_str().to_string()
 }
 
-/// The id of one raw input record under `key`.
-fn event_id_under(key: (u64, u64), tenant: &str, dataset: &str, raw: &[u8]) -> String {
-    let mut h = SipHasher13::new_with_keys(key.0, key.1);
-    for part in [tenant.as_bytes(), dataset.as_bytes()] {
-        h.write(&(part.len() as u64).to_le_bytes());
-        h.write(part);
+/// An event id held as its hex digits: the ingest path makes one per record, and this
+/// one is made, stamped and copied into its column without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventId([u8; EVENT_ID_LEN]);
+
+impl EventId {
+    /// The stable id of one raw input record (what [`event_id`] gives as text).
+    pub fn of(tenant: &str, dataset: &str, raw: &[u8]) -> Self {
+        let key = SECRET_KEY.get().copied().unwrap_or(PUBLIC_KEY);
+        Self::under(key, tenant, dataset, raw)
     }
-    h.write(raw);
-    let digest = h.finish128().as_bytes();
-    const _: () = assert!(EVENT_ID_LEN == 2 * 16, "an id is the 16-byte digest in hex");
-    let mut out = [0u8; EVENT_ID_LEN];
-    for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0x0f)];
+
+    /// The id of one raw input record under `key`.
+    fn under(key: (u64, u64), tenant: &str, dataset: &str, raw: &[u8]) -> Self {
+        let mut h = SipHasher13::new_with_keys(key.0, key.1);
+        for part in [tenant.as_bytes(), dataset.as_bytes()] {
+            h.write(&(part.len() as u64).to_le_bytes());
+            h.write(part);
+        }
+        h.write(raw);
+        let digest = h.finish128().as_bytes();
+        const _: () = assert!(EVENT_ID_LEN == 2 * 16, "an id is the 16-byte digest in hex");
+        let mut out = [0u8; EVENT_ID_LEN];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0x0f)];
+        }
+        Self(out)
     }
-    // Hex digits are ASCII, so this cannot fail.
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII, so this cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// Writes `time_ms` over the first [`TIME_DIGITS`] digits, as [`stamp_time`] does;
+    /// whether it did (not when the time does not fit 48 bits).
+    pub fn stamp_time(&mut self, time_ms: i64) -> bool {
+        let Some(time) = u64::try_from(time_ms).ok().filter(|t| *t < 1 << 48) else {
+            return false;
+        };
+        for (i, d) in self.0[..TIME_DIGITS].iter_mut().enumerate() {
+            *d = HEX[((time >> (4 * (TIME_DIGITS - 1 - i))) & 0xf) as usize];
+        }
+        true
+    }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -97,26 +126,19 @@ pub const TIME_DIGITS: usize = 12;
 /// not an event id or the time does not fit 48 bits (before 1970, or after the year
 /// 10889).
 pub fn stamp_time(id: &mut String, time_ms: i64) -> bool {
-    let Some(time) = u64::try_from(time_ms).ok().filter(|t| *t < 1 << 48) else {
+    let Ok(digits) = <[u8; EVENT_ID_LEN]>::try_from(id.as_bytes()) else {
         return false;
     };
-    if id.len() != EVENT_ID_LEN || !id.bytes().all(|c| c.is_ascii_hexdigit()) {
+    if !digits.iter().all(|c| c.is_ascii_hexdigit()) {
         return false;
     }
-    let mut stamped = [0u8; EVENT_ID_LEN];
-    stamped.copy_from_slice(id.as_bytes());
-    for (i, d) in stamped[..TIME_DIGITS].iter_mut().enumerate() {
-        *d = HEX[((time >> (4 * (TIME_DIGITS - 1 - i))) & 0xf) as usize];
+    let mut stamped = EventId(digits);
+    if !stamped.stamp_time(time_ms) {
+        return false;
     }
-    // Hex digits are ASCII: the same length, written over the old digits.
-    match std::str::from_utf8(&stamped) {
-        Ok(stamped) => {
-            id.clear();
-            id.push_str(stamped);
-            true
-        }
-        Err(_) => false,
-    }
+    id.clear();
+    id.push_str(stamped.as_str());
+    true
 }
 
 /// `id` with its time stamped as [`stamp_time`] does, or `None` where it would not.
@@ -153,10 +175,10 @@ mod tests {
         let raw = b"<34>Oct 11 22:14:15 host su: failed";
         let key = parse_key("000102030405060708090a0b0c0d0e0f")?;
         assert_eq!(key, (0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f));
-        let secret = event_id_under(key, "default", "syslog", raw);
-        assert_ne!(secret, event_id_under(PUBLIC_KEY, "default", "syslog", raw));
-        assert_eq!(secret, event_id_under(key, "default", "syslog", raw));
-        assert_eq!(secret.len(), EVENT_ID_LEN);
+        let secret = EventId::under(key, "default", "syslog", raw);
+        assert_ne!(secret, EventId::under(PUBLIC_KEY, "default", "syslog", raw));
+        assert_eq!(secret, EventId::under(key, "default", "syslog", raw));
+        assert_eq!(secret.as_str().len(), EVENT_ID_LEN);
         Ok(())
     }
 
@@ -198,5 +220,11 @@ mod tests {
         assert_eq!(with_time(&id, -1), None);
         assert_eq!(with_time("e0", 5), None);
         assert_eq!(with_time(&"é".repeat(16), 5), None);
+        let mut held = EventId::of("default", "syslog", b"x");
+        assert_eq!(held.as_str(), id);
+        assert!(held.stamp_time(0x0123_4567_89ab));
+        assert_eq!(held.as_str(), timed);
+        assert!(!held.stamp_time(-1));
+        assert_eq!(held.as_str(), timed);
     }
 }

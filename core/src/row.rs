@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use crate::id::EventId;
 use crate::schema::col;
 
 /// A text column of the event schema, as an index into [`Row`]'s text values.
@@ -156,6 +157,9 @@ pub struct Row<'a> {
     /// When Vedette received it, Unix milliseconds UTC.
     pub ingested_ms: i64,
     text: [Option<Cow<'a, str>>; TextCol::COUNT],
+    /// `event.id` when it was set as an [`EventId`] (a text value set for the column
+    /// wins).
+    id: Option<EventId>,
     int: [Option<i64>; IntCol::COUNT],
     /// Processing flags (see [`crate::event::tag`]), each once: the first `tag_count`.
     tags: [&'static str; MAX_TAGS],
@@ -175,9 +179,31 @@ impl<'a> Row<'a> {
         self.text[column as usize] = value.map(Into::into);
     }
 
+    /// Sets `event.id`, held without allocating.
+    #[inline]
+    pub fn set_id(&mut self, id: EventId) {
+        self.text[TextCol::Id as usize] = None;
+        self.id = Some(id);
+    }
+
+    /// The id set by [`Row::set_id`], to change in place (None when the column holds
+    /// text instead).
+    #[inline]
+    pub fn id_mut(&mut self) -> Option<&mut EventId> {
+        match self.text[TextCol::Id as usize] {
+            Some(_) => None,
+            None => self.id.as_mut(),
+        }
+    }
+
     /// The value of a text column.
+    #[inline]
     pub fn text(&self, column: TextCol) -> Option<&str> {
-        self.text[column as usize].as_deref()
+        match &self.text[column as usize] {
+            Some(value) => Some(value),
+            None if column == TextCol::Id => self.id.as_ref().map(EventId::as_str),
+            None => None,
+        }
     }
 
     /// The value of a text column, to change in place.
@@ -244,6 +270,12 @@ mod tests {
         row.set(TextCol::Kind, "event");
         row.set(TextCol::Kind, String::from("alert"));
         row.set_opt::<&str>(TextCol::HostName, None);
+        let id = crate::id::EventId::of("t", "d", b"x");
+        row.set_id(id);
+        assert_eq!(row.text(TextCol::Id), Some(id.as_str()));
+        row.set(TextCol::Id, "text");
+        assert_eq!(row.id_mut(), None);
+        assert_eq!(row.text(TextCol::Id), Some("text"));
         row.set_int(IntCol::ProcessPid, Some(4));
         row.add_tag("x");
         row.add_tag("x");

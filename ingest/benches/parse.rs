@@ -22,7 +22,9 @@
 //! VEDETTE_CORPORA=../shared/corpora cargo bench -p vedette-ingest --bench parse
 //! ```
 //!
-//! `VEDETTE_BENCH_MB=8` makes quick runs; `-- --test` runs each benchmark once. A
+//! `VEDETTE_BENCH_MB=8` makes quick runs; `-- --test` runs each benchmark once;
+//! `VEDETTE_BENCH_INPUTS=windows-json,syslog-3164` builds and runs only the inputs named
+//! (comma-separated), so a focused run does not parse the others to count them. A
 //! relative `VEDETTE_CORPORA` is taken from the current folder if it exists there, else
 //! from the workspace root (cargo runs benches from `ingest/`). Without it the corpus is
 //! looked for at `../shared/corpora` next to the workspace.
@@ -323,7 +325,19 @@ fn arrow_json_rows(name: &str, schema: &SchemaRef, bytes: &[u8]) -> usize {
 fn parse_benches(c: &mut Criterion) {
     let logs = corpus_logs();
     let target = target_bytes();
+    let only = std::env::var("VEDETTE_BENCH_INPUTS").ok();
+    let named: Option<Vec<&str>> = only.as_deref().map(|v| v.split(',').map(str::trim).collect());
+    if let Some(named) = &named {
+        for name in named {
+            if !INPUTS.iter().any(|i| i.name == *name) {
+                panic!("VEDETTE_BENCH_INPUTS names {name:?}, which is not an input");
+            }
+        }
+    }
     for input in INPUTS {
+        if named.as_ref().is_some_and(|n| !n.contains(&input.name)) {
+            continue;
+        }
         let bytes = build_input(&logs, input, target);
         let chunks = chunks(input.name, &bytes, !input.replicate);
 

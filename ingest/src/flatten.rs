@@ -41,12 +41,37 @@ pub(crate) fn depth(value: &Value) -> usize {
 }
 
 /// Where a key's or value's text lives: a byte range of the record, or of the sink's
-/// scratch buffer.
+/// scratch buffer. Two words, so it travels in registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
+    /// The start, with [`IN_SCRATCH`] set when the range is in the scratch buffer.
     start: usize,
     end: usize,
-    in_scratch: bool,
+}
+
+/// The bit of [`Span::start`] that says the range is in the scratch buffer (no buffer
+/// here comes near 2^63 bytes).
+const IN_SCRATCH: usize = 1 << (usize::BITS - 1);
+
+impl Span {
+    /// The range `start..end` of the record or, with `in_scratch`, of the scratch buffer.
+    fn new(start: usize, end: usize, in_scratch: bool) -> Self {
+        let flag = if in_scratch { IN_SCRATCH } else { 0 };
+        Self {
+            start: start & !IN_SCRATCH | flag,
+            end,
+        }
+    }
+
+    /// Whether the range is in the scratch buffer.
+    fn in_scratch(self) -> bool {
+        self.start & IN_SCRATCH != 0
+    }
+
+    /// The byte range.
+    fn range(self) -> std::ops::Range<usize> {
+        self.start & !IN_SCRATCH..self.end
+    }
 }
 
 /// What to do when a key arrives a second time.
@@ -64,9 +89,10 @@ pub(crate) struct FieldSink<'a> {
     src: &'a str,
     scratch: String,
     fields: Vec<(Span, Span)>,
-    /// Open addressing over `fields`: 0 is an empty slot, else the key's hash in the
-    /// high 32 bits and the field index plus one in the low 32.
-    index: Vec<u64>,
+    /// The fields by key, brought up to date by a replacing member or
+    /// [`FieldSink::index_all`]: a record nobody looks into (a plain syslog line) hashes
+    /// none of its keys. A lookup reads the fields past it one by one.
+    index: KeyIndex,
     /// Whether fields were dropped for the limit.
     pub(crate) truncated: bool,
     max: usize,
@@ -75,8 +101,92 @@ pub(crate) struct FieldSink<'a> {
     kept: usize,
 }
 
+/// The most fields a sink holds past its index: a lookup compares their keys one by
+/// one, and a plain syslog line (nine to twelve fields, no lookups) hashes none.
+const UNINDEXED_MAX: usize = 16;
+
 /// First size of the key index; it doubles while more than half full.
 const FIRST_INDEX_SLOTS: usize = 64;
+
+/// Open addressing over the first fields of a sink, each key's first occurrence.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    /// 0 is an empty slot, else the key's hash in the high 32 bits and the field number
+    /// plus one in the low 32.
+    slots: Vec<u64>,
+    /// How many of the sink's first fields are in it.
+    covers: usize,
+}
+
+impl KeyIndex {
+    /// Forgets every field, keeping the slots' memory.
+    fn clear(&mut self) {
+        if self.covers > 0 {
+            self.slots.fill(0);
+        }
+        self.covers = 0;
+    }
+
+    /// The slot of `key`: the one holding it, with its field, or the empty one where it
+    /// would go. There must be slots.
+    #[inline(always)]
+    fn probe<'k>(
+        &self,
+        fields: &[(Span, Span)],
+        bytes: impl Fn(Span) -> &'k [u8],
+        key: &[u8],
+        hash: u64,
+    ) -> (usize, Option<usize>) {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        let tag = hash >> 32;
+        loop {
+            let at = self.slots[slot];
+            if at == 0 {
+                return (slot, None);
+            }
+            let field = (at & 0xffff_ffff) as usize - 1;
+            if at >> 32 == tag && same_key(bytes(fields[field].0), key) {
+                return (slot, Some(field));
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// An entry for field `field` whose key hashes to `hash`.
+    fn entry(field: usize, hash: u64) -> u64 {
+        (hash >> 32) << 32 | (field as u64 + 1)
+    }
+
+    /// Adds `fields[covers..]`, each key's first occurrence, and leaves room for one
+    /// more field.
+    fn catch_up<'k>(&mut self, fields: &[(Span, Span)], bytes: impl Fn(Span) -> &'k [u8] + Copy) {
+        if (fields.len() + 1) * 2 > self.slots.len() {
+            let mut slots = self.slots.len().max(FIRST_INDEX_SLOTS);
+            while (fields.len() + 1) * 2 > slots {
+                slots *= 2;
+            }
+            self.slots.clear();
+            self.slots.resize(slots, 0);
+            self.covers = 0;
+        }
+        for (field, (key, _)) in fields.iter().enumerate().skip(self.covers) {
+            let key = bytes(*key);
+            let hash = key_hash(key);
+            if let (slot, None) = self.probe(fields, bytes, key, hash) {
+                self.slots[slot] = Self::entry(field, hash);
+            }
+        }
+        self.covers = fields.len();
+    }
+}
+
+/// The bytes of `span`, in the record `src` or in `scratch`.
+#[inline(always)]
+fn span_bytes<'k>(src: &'k str, scratch: &'k str, span: Span) -> &'k [u8] {
+    let whole = if span.in_scratch() { scratch } else { src };
+    whole.as_bytes().get(span.range()).unwrap_or_default()
+}
 
 impl FieldSink<'static> {
     /// An empty sink that keeps at most `limits.max_fields` fields; its text is all
@@ -93,7 +203,7 @@ impl<'a> FieldSink<'a> {
             src,
             scratch: String::new(),
             fields: Vec::new(),
-            index: Vec::new(),
+            index: KeyIndex::default(),
             truncated: false,
             max: limits.max_fields,
             kept: 0,
@@ -115,64 +225,24 @@ impl<'a> FieldSink<'a> {
     pub(crate) fn reset(&mut self, src: &'a str) {
         self.src = src;
         self.scratch.truncate(self.kept);
-        if !self.fields.is_empty() {
-            self.index.fill(0);
-        }
+        self.index.clear();
         self.fields.clear();
         self.truncated = false;
     }
 
     /// The text of a span.
     pub(crate) fn text(&self, span: Span) -> &str {
-        let whole = if span.in_scratch {
+        let whole = if span.in_scratch() {
             self.scratch.as_str()
         } else {
             self.src
         };
-        whole.get(span.start..span.end).unwrap_or_default()
-    }
-
-    /// The bytes of a span, for comparing keys.
-    fn bytes(&self, span: Span) -> &[u8] {
-        let whole = if span.in_scratch {
-            self.scratch.as_bytes()
-        } else {
-            self.src.as_bytes()
-        };
-        whole.get(span.start..span.end).unwrap_or_default()
-    }
-
-    /// The slot of `key` in the index: the one holding it, or the empty one where it
-    /// would go. The index must not be empty.
-    fn probe(&self, key: &[u8], hash: u64) -> (usize, Option<usize>) {
-        let mask = self.index.len() - 1;
-        let mut slot = hash as usize & mask;
-        let tag = hash >> 32;
-        loop {
-            let at = self.index[slot];
-            if at == 0 {
-                return (slot, None);
-            }
-            let field = (at & 0xffff_ffff) as usize - 1;
-            if at >> 32 == tag && same_key(self.bytes(self.fields[field].0), key) {
-                return (slot, Some(field));
-            }
-            slot = (slot + 1) & mask;
-        }
-    }
-
-    /// An index entry for field `field` whose key hashes to `hash`.
-    fn entry(field: usize, hash: u64) -> u64 {
-        (hash >> 32) << 32 | (field as u64 + 1)
+        whole.get(span.range()).unwrap_or_default()
     }
 
     /// A span of the record `src[start..end]`.
     pub(crate) fn source_span(start: usize, end: usize) -> Span {
-        Span {
-            start,
-            end,
-            in_scratch: false,
-        }
+        Span::new(start, end, false)
     }
 
     /// Copies `text` into the scratch buffer.
@@ -184,9 +254,9 @@ impl<'a> FieldSink<'a> {
 
     /// Appends the text of `span` to the scratch buffer (it may already be there).
     pub(crate) fn copy_span(&mut self, span: Span) {
-        if span.in_scratch {
-            self.scratch.extend_from_within(span.start..span.end);
-        } else if let Some(t) = self.src.get(span.start..span.end) {
+        if span.in_scratch() {
+            self.scratch.extend_from_within(span.range());
+        } else if let Some(t) = self.src.get(span.range()) {
             self.scratch.push_str(t);
         }
     }
@@ -199,11 +269,7 @@ impl<'a> FieldSink<'a> {
 
     /// The span of the scratch buffer from `start` to its end.
     pub(crate) fn scratch_span(&self, start: usize) -> Span {
-        Span {
-            start,
-            end: self.scratch.len(),
-            in_scratch: true,
-        }
+        Span::new(start, self.scratch.len(), true)
     }
 
     /// Adds one field unless the limit is reached; text that is not a slice of the
@@ -260,49 +326,69 @@ impl<'a> FieldSink<'a> {
     }
 
     fn insert(&mut self, key: Span, value: Span, repeat: Repeat) {
-        if (self.fields.len() + 1) * 2 > self.index.len() {
-            self.grow();
-        }
-        let hash = key_hash(self.bytes(key));
-        match self.probe(self.bytes(key), hash) {
-            (_, Some(existing)) if repeat == Repeat::Replace => {
-                self.fields[existing].1 = value;
-                return;
+        if repeat == Repeat::KeepBoth {
+            // Indexed later, at most a few fields later: a lookup reads the fields past
+            // the index one by one.
+            self.fields.push((key, value));
+            if self.fields.len() - self.index.covers > UNINDEXED_MAX {
+                self.index_all();
             }
-            (_, Some(_)) => {}
-            (slot, None) => self.index[slot] = Self::entry(self.fields.len(), hash),
+            return;
         }
-        self.fields.push((key, value));
-    }
-
-    /// Doubles the key index and re-inserts every field's first occurrence.
-    fn grow(&mut self) {
-        let slots = (self.index.len() * 2).max(FIRST_INDEX_SLOTS);
-        self.index.clear();
-        self.index.resize(slots, 0);
-        for field in 0..self.fields.len() {
-            let key = self.bytes(self.fields[field].0);
-            let hash = key_hash(key);
-            if let (slot, None) = self.probe(key, hash) {
-                self.index[slot] = Self::entry(field, hash);
+        let (src, scratch) = (self.src, self.scratch.as_str());
+        let bytes = move |span| span_bytes(src, scratch, span);
+        let index = &mut self.index;
+        index.catch_up(&self.fields, bytes);
+        let key_bytes = bytes(key);
+        let hash = key_hash(key_bytes);
+        match index.probe(&self.fields, bytes, key_bytes, hash) {
+            (_, Some(existing)) => self.fields[existing].1 = value,
+            (slot, None) => {
+                index.slots[slot] = KeyIndex::entry(self.fields.len(), hash);
+                self.fields.push((key, value));
+                index.covers = self.fields.len();
             }
         }
     }
 
     /// Value of a field already collected, by exact key (the first, when repeated).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.value_span(key).map(|v| self.text(v))
     }
 
-    #[inline]
+    #[inline(always)]
     fn value_span(&self, key: &str) -> Option<Span> {
-        if self.index.is_empty() {
+        // Hashed here, where a literal key's hash is worked out when compiling.
+        let key = key.as_bytes();
+        self.find(key, key_hash(key))
+    }
+
+    /// The value of the first field whose key is `key`, hashing to `hash`.
+    fn find(&self, key: &[u8], hash: u64) -> Option<Span> {
+        let (src, scratch) = (self.src, self.scratch.as_str());
+        let bytes = move |span| span_bytes(src, scratch, span);
+        let index = &self.index;
+        if index.covers > 0 {
+            if let (_, Some(field)) = index.probe(&self.fields, bytes, key, hash) {
+                return Some(self.fields[field].1);
+            }
+        }
+        if index.covers == self.fields.len() {
             return None;
         }
-        let key = key.as_bytes();
-        let (_, field) = self.probe(key, key_hash(key));
-        field.map(|f| self.fields[f].1)
+        self.fields
+            .get(index.covers..)?
+            .iter()
+            .find(|(k, _)| same_key(bytes(*k), key))
+            .map(|(_, v)| *v)
+    }
+
+    /// Indexes every field, for the many lookups of a column mapping.
+    pub(crate) fn index_all(&mut self) {
+        let (src, scratch) = (self.src, self.scratch.as_str());
+        self.index
+            .catch_up(&self.fields, move |span| span_bytes(src, scratch, span));
     }
 
     /// Adds field `alias` with the value of field `original`, if there is one.
@@ -538,6 +624,34 @@ mod tests {
         assert_eq!(json.iter().collect::<Vec<_>>(), vec![("a", "2")]);
         json.reset("{}");
         assert_eq!((json.len(), json.get("a")), (0, None));
+    }
+
+    #[test]
+    fn lookups_between_additions_see_every_field_added_before_them() {
+        let mut sink = FieldSink::new(&Limits::default());
+        for i in 0..300 {
+            sink.push(format!("k{i}"), format!("v{i}"));
+            if i % 7 == 0 {
+                assert_eq!(sink.get(&format!("k{i}")), Some(format!("v{i}").as_str()));
+                assert_eq!(sink.get(&format!("k{}", i + 1)), None);
+            }
+        }
+        sink.push("k3", "again");
+        assert_eq!(sink.get("k3"), Some("v3"));
+        // A replacing member after kept ones replaces the first occurrence.
+        let src = r#"{"k5":"new"}"#;
+        let mut mixed = FieldSink::over(src, &Limits::default());
+        mixed.push("k5", "old");
+        mixed.push("k6", "six");
+        mixed.add(
+            FieldSink::source_span(2, 4),
+            FieldSink::source_span(7, 10),
+            Repeat::Replace,
+        );
+        assert_eq!(mixed.get("k5"), Some("new"));
+        assert_eq!(mixed.len(), 2);
+        mixed.reset(src);
+        assert_eq!((mixed.get("k5"), mixed.len()), (None, 0));
     }
 
     #[test]

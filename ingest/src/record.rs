@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use vedette_core::dead_letter::DeadLetter;
 
 use vedette_core::event::{tag, Event, EventBatchBuilder, Row, TextCol};
-use vedette_core::id::{event_id, stamp_time};
+use vedette_core::id::{event_id, stamp_time, EventId};
 use vedette_core::traits::{ParseStats, RawChunk};
 
 use crate::flatten::FieldSink;
@@ -48,7 +48,7 @@ impl<'a> RecordCtx<'a> {
     pub(crate) fn row(&self, dataset: impl Into<Cow<'a, str>>, raw: &[u8]) -> Row<'a> {
         let dataset = dataset.into();
         let mut row = Row::default();
-        row.set(TextCol::Id, event_id(&self.chunk.tenant, &dataset, raw));
+        row.set_id(EventId::of(&self.chunk.tenant, &dataset, raw));
         row.set(TextCol::Dataset, dataset);
         row.set(TextCol::Tenant, self.chunk.tenant.as_str());
         row.ingested_ms = self.chunk.received_ms;
@@ -129,7 +129,9 @@ pub(crate) fn append_row<'f>(
 ) {
     if is_own_time(row.timestamp_ms, row.ingested_ms, row.tags()) {
         let time = row.timestamp_ms;
-        if let Some(id) = row.text_mut(TextCol::Id) {
+        if let Some(id) = row.id_mut() {
+            id.stamp_time(time);
+        } else if let Some(id) = row.text_mut(TextCol::Id) {
             stamp_time(id.to_mut(), time);
         }
     }

@@ -229,6 +229,7 @@ impl JsonLinesParser {
                 let raw = serde_json::to_vec(record).unwrap_or_default();
                 let mut sink = FieldSink::new(ctx.limits);
                 sink.push_object("", r);
+                sink.index_all();
                 let mut row = normalize(JsonFamily::CloudTrail, &sink, ctx, &raw);
                 out.row(&mut row, sink.iter());
             }
@@ -237,6 +238,7 @@ impl JsonLinesParser {
         let mut sink = FieldSink::new(ctx.limits);
         if family != JsonFamily::Windows {
             sink.push_object("", &obj);
+            sink.index_all();
             let mut row = normalize(family, &sink, ctx, raw);
             out.row(&mut row, sink.iter());
             return Ok(());

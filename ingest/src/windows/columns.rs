@@ -36,7 +36,7 @@ fn split_user(text: &str) -> (&str, Option<&str>) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn first<'a>(f: &'a FieldSink<'_>, keys: &[&str]) -> Option<&'a str> {
     keys.iter()
         .find_map(|k| f.get(k))

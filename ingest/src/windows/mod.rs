@@ -190,6 +190,7 @@ pub(crate) fn with_extra<'f>(
 /// Mordor events carry `TimeCreated` only as text, and rules and analysts also ask
 /// for the bare `TimeCreated` name of the System child.
 pub(crate) fn prepare(sink: &mut FieldSink<'_>) {
+    sink.index_all();
     if sink.get("TimeCreated").is_none() {
         sink.alias("TimeCreated", "TimeCreated_SystemTime");
     }
