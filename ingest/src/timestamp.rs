@@ -213,28 +213,76 @@ pub(crate) fn parse_bsd(text: &str, reference_ms: i64) -> Option<(i64, usize)> {
     let mut millis = 0u32;
     // Optional fraction: `14:10:21.123`.
     if bytes.get(15) == Some(&b'.') {
-        let digits: String = text[16..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        used += 1 + digits.len();
-        let padded = format!("{digits:0<3}");
-        millis = padded.get(..3).and_then(|d| d.parse().ok()).unwrap_or(0);
-    }
-    let reference = Utc.timestamp_millis_opt(reference_ms).single()?;
-    let year = reference.year();
-    let candidates = [year + 1, year, year - 1, year - 2, year - 3, year - 4]
-        .into_iter()
-        .filter_map(|y| {
-            NaiveDate::from_ymd_opt(y, month, day)?
-                .and_hms_milli_opt(h, m, s, millis)
-                .map(|n| n.and_utc().timestamp_millis())
+        let fraction = bytes.get(16..).unwrap_or_default();
+        let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+        used += 1 + digits;
+        // The first three digits, padded with zeros: milliseconds.
+        millis = (0..3).fold(0, |ms, i| {
+            let digit = fraction.get(i).filter(|_| i < digits).map_or(0, |d| d - b'0');
+            ms * 10 + u32::from(digit)
         });
-    // Candidates come latest first; Feb 29 exists only in leap years, hence the range.
-    let best = candidates
+    }
+    if h >= 24 || m >= 60 || s >= 60 {
+        return None;
+    }
+    let clock_ms = i64::from(((h * 60 + m) * 60 + s) * 1000 + millis);
+    // Plain calendar arithmetic, not a date library: this runs for every syslog line.
+    let year = civil_year(reference_ms.div_euclid(DAY_MS));
+    // Candidates latest first; Feb 29 exists only in leap years, hence the range.
+    let best = [year + 1, year, year - 1, year - 2, year - 3, year - 4]
         .into_iter()
-        .find(|ms| *ms <= reference_ms + FUTURE_TOLERANCE_MS)?;
+        .filter(|y| day <= days_in_month(*y, month))
+        .filter_map(|y| {
+            days_from_civil(y, month, day)
+                .checked_mul(DAY_MS)?
+                .checked_add(clock_ms)
+        })
+        .find(|ms| *ms <= reference_ms.saturating_add(FUTURE_TOLERANCE_MS))?;
     Some((best, used))
+}
+
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
+
+/// Whether `year` (proleptic Gregorian) is a leap year.
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+/// Days in `month` (1-12) of `year`; 0 for a month out of range.
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days from 1970-01-01 to `year-month-day` (a valid date), by the era arithmetic of
+/// the proleptic Gregorian calendar (400-year cycles of 146,097 days).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let m = i64::from(month);
+    let day_of_year = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The year of the day `days` after 1970-01-01.
+fn civil_year(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    // Months counted from March: January and February belong to the next year.
+    year_of_era + era * 400 + i64::from(month_index >= 10)
 }
 
 #[cfg(test)]
@@ -330,6 +378,79 @@ mod tests {
         assert_eq!(parse_epoch("1728938800841267391"), Some(1_728_938_800_841));
         assert_eq!(parse_epoch("-5"), None);
         assert_eq!(parse_epoch("nan"), None);
+    }
+
+    #[test]
+    fn calendar_arithmetic_agrees_with_chrono() {
+        let mut day = NaiveDate::from_ymd_opt(-1200, 1, 1).unwrap_or_default();
+        let end = NaiveDate::from_ymd_opt(2800, 12, 31).unwrap_or_default();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+        while day <= end {
+            let days = (day - epoch).num_days();
+            let (y, m, d) = (i64::from(day.year()), day.month(), day.day());
+            assert_eq!(days_from_civil(y, m, d), days, "{day}");
+            assert_eq!(civil_year(days), y, "{day}");
+            let last = NaiveDate::from_ymd_opt(day.year(), m, 1)
+                .and_then(|f| f.checked_add_months(chrono::Months::new(1)))
+                .and_then(|n| n.pred_opt())
+                .map_or(0, |l| l.day());
+            assert_eq!(days_in_month(y, m), last, "{day}");
+            day = day + chrono::Days::new(13);
+        }
+        assert_eq!(days_in_month(2026, 13), 0);
+    }
+
+    #[test]
+    fn bsd_times_are_those_chrono_gives() {
+        // The arithmetic above against the library's answer, across a range of
+        // receive times and dates, Feb 29 included.
+        for reference in [
+            "1971-01-03T00:00:00Z",
+            "2000-02-29T12:00:00Z",
+            "2024-12-31T23:59:59Z",
+            "2025-01-01T00:00:01Z",
+            "2026-12-07T04:00:00Z",
+            "2100-03-01T00:00:00Z",
+        ] {
+            let reference = ms(reference);
+            for (month, name) in MONTHS.iter().enumerate() {
+                for day in [1, 9, 28, 29, 30, 31] {
+                    let text = format!("{name} {day:>2} 23:59:58.5 host");
+                    let year = Utc
+                        .timestamp_millis_opt(reference)
+                        .single()
+                        .map_or(0, |r| r.year());
+                    let expected = [year + 1, year, year - 1, year - 2, year - 3, year - 4]
+                        .into_iter()
+                        .filter_map(|y| {
+                            NaiveDate::from_ymd_opt(y, month as u32 + 1, day)?
+                                .and_hms_milli_opt(23, 59, 58, 500)
+                                .map(|n| n.and_utc().timestamp_millis())
+                        })
+                        .find(|t| *t <= reference + FUTURE_TOLERANCE_MS);
+                    assert_eq!(
+                        parse_bsd(&text, reference).map(|(t, _)| t),
+                        expected,
+                        "{text} at {reference}"
+                    );
+                }
+            }
+        }
+        for (fraction, millis, used) in [
+            (".", 0, 16),
+            (".5", 500, 17),
+            (".25", 250, 18),
+            (".123", 123, 19),
+            (".123456", 123, 22),
+        ] {
+            let text = format!("Jan  1 00:00:00{fraction} h");
+            assert_eq!(parse_bsd(&text, 1000), Some((millis, used)), "{text}");
+        }
+        assert_eq!(parse_bsd("Feb 12 24:00:00 h", 0), None);
+        assert_eq!(parse_bsd("Feb 12 23:60:00 h", 0), None);
+        assert_eq!(parse_bsd("Feb 12 23:00:60 h", 0), None);
+        assert!(parse_bsd("Feb 12 23:00:00 h", i64::MAX).is_some());
+        assert_eq!(parse_bsd("Feb 12 23:00:00 h", i64::MIN), None);
     }
 
     #[test]
