@@ -196,42 +196,50 @@ impl Event {
     }
 }
 
-/// Which value of a [`Row`] a timestamp column takes.
-#[derive(Clone, Copy)]
-enum TimeOf {
-    Event,
-    Ingested,
-}
-
-enum ColumnBuilder {
-    Timestamp(TimestampMillisecondBuilder, TimeOf),
-    Text(TextColumn),
-    Integer(Int64Builder, Option<IntCol>),
-    TextList(ListBuilder<StringBuilder>),
-    FieldMap(Box<MapBuilder<StringBuilder, StringBuilder>>),
-    Binary(BinaryBuilder),
+/// How a text column is filled when the row has no value for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WhenMissing {
+    /// Null.
+    Null,
+    /// `""` (the schema requires the column).
+    Empty,
+    /// [`DEFAULT_TENANT`], also for an empty value (the `tenant` column).
+    DefaultTenant,
 }
 
 /// A text column's builder. Nulls are appended by the run when the next value (or the
 /// end of the batch) comes, not one call each: most rows leave most columns empty.
 struct TextColumn {
     builder: StringBuilder,
-    /// The row's column it takes, if it is one.
-    column: Option<TextCol>,
-    /// Whether an empty row value is stored as `""` rather than null.
-    required: bool,
+    /// The row's column it takes.
+    column: TextCol,
+    /// What it holds for a row without a value.
+    missing: WhenMissing,
     /// Nulls not appended yet.
     pending_nulls: usize,
 }
 
 impl TextColumn {
     /// Appends a value after the nulls pending before it.
+    #[inline]
     fn push(&mut self, value: &str) {
         if self.pending_nulls > 0 {
             self.builder.append_nulls(self.pending_nulls);
             self.pending_nulls = 0;
         }
         self.builder.append_value(value);
+    }
+
+    /// Appends the row's value for this column.
+    #[inline]
+    fn append(&mut self, row: &Row<'_>) {
+        match (row.text(self.column), self.missing) {
+            (Some(v), WhenMissing::DefaultTenant) if v.is_empty() => self.push(DEFAULT_TENANT),
+            (Some(v), _) => self.push(v),
+            (None, WhenMissing::Null) => self.pending_nulls += 1,
+            (None, WhenMissing::Empty) => self.push(""),
+            (None, WhenMissing::DefaultTenant) => self.push(DEFAULT_TENANT),
+        }
     }
 
     /// The column's array; the builder starts again at the size this batch used.
@@ -284,10 +292,33 @@ fn map_field_names() -> MapFieldNames {
     }
 }
 
+/// Where a column of the schema is built: the builders are grouped by kind, so
+/// appending a row runs one loop per kind rather than a dispatch per column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Slot {
+    Timestamp,
+    Ingested,
+    Text(usize),
+    Integer(usize),
+    Tags,
+    Fields,
+    Payload,
+}
+
 /// Appends rows ([`Row`]s with their fields, or whole [`Event`]s) into Arrow column
 /// builders and finishes them as one record batch of [`event_schema`].
 pub struct EventBatchBuilder {
-    columns: Vec<ColumnBuilder>,
+    timestamp: TimestampMillisecondBuilder,
+    ingested: TimestampMillisecondBuilder,
+    /// In [`TextCol`] order.
+    texts: Vec<TextColumn>,
+    /// In [`IntCol`] order.
+    ints: Vec<Int64Builder>,
+    tags: ListBuilder<StringBuilder>,
+    fields: MapBuilder<StringBuilder, StringBuilder>,
+    payload: BinaryBuilder,
+    /// Each schema column's builder, in schema order.
+    slots: Vec<Slot>,
     rows: usize,
 }
 
@@ -309,41 +340,69 @@ fn string_sizes(array: &dyn Array) -> (usize, usize) {
         .map_or((0, 0), |s| (s.len(), s.values().len()))
 }
 
+/// A timestamp builder in UTC for about `rows` values.
+fn time_builder(rows: usize) -> TimestampMillisecondBuilder {
+    TimestampMillisecondBuilder::with_capacity(values_headroom(rows)).with_timezone(UTC)
+}
+
 impl EventBatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
-        let columns = EVENT_COLUMNS
+        let mut texts = Vec::with_capacity(TextCol::COUNT);
+        let mut ints = Vec::with_capacity(IntCol::COUNT);
+        let slots = EVENT_COLUMNS
             .iter()
             .map(|c| match c.kind {
-                ColumnKind::Timestamp => ColumnBuilder::Timestamp(
-                    TimestampMillisecondBuilder::new().with_timezone(UTC),
-                    if c.name == col::EVENT_INGESTED {
-                        TimeOf::Ingested
-                    } else {
-                        TimeOf::Event
-                    },
-                ),
-                ColumnKind::Text => ColumnBuilder::Text(TextColumn {
-                    builder: StringBuilder::new(),
-                    column: TextCol::of(c.name),
-                    required: c.required,
-                    pending_nulls: 0,
-                }),
+                ColumnKind::Timestamp if c.name == col::EVENT_INGESTED => Slot::Ingested,
+                ColumnKind::Timestamp => Slot::Timestamp,
+                ColumnKind::Text => {
+                    // Every text column has its index, in order (a test in `row` checks it).
+                    let column = TextCol::of(c.name).unwrap_or(TextCol::Message);
+                    debug_assert_eq!(column as usize, texts.len(), "{}", c.name);
+                    texts.push(TextColumn {
+                        builder: StringBuilder::new(),
+                        column,
+                        missing: if column == TextCol::Tenant {
+                            WhenMissing::DefaultTenant
+                        } else if c.required {
+                            WhenMissing::Empty
+                        } else {
+                            WhenMissing::Null
+                        },
+                        pending_nulls: 0,
+                    });
+                    Slot::Text(texts.len() - 1)
+                }
                 ColumnKind::Integer => {
-                    ColumnBuilder::Integer(Int64Builder::new(), IntCol::of(c.name))
+                    debug_assert_eq!(
+                        IntCol::of(c.name).map(|i| i as usize),
+                        Some(ints.len()),
+                        "{}",
+                        c.name
+                    );
+                    ints.push(Int64Builder::new());
+                    Slot::Integer(ints.len() - 1)
                 }
-                ColumnKind::TextList => {
-                    ColumnBuilder::TextList(ListBuilder::new(StringBuilder::new()))
-                }
-                ColumnKind::FieldMap => ColumnBuilder::FieldMap(Box::new(MapBuilder::new(
-                    Some(map_field_names()),
-                    StringBuilder::new(),
-                    StringBuilder::new(),
-                ))),
-                ColumnKind::Binary => ColumnBuilder::Binary(BinaryBuilder::new()),
+                ColumnKind::TextList => Slot::Tags,
+                ColumnKind::FieldMap => Slot::Fields,
+                ColumnKind::Binary => Slot::Payload,
             })
             .collect();
-        Self { columns, rows: 0 }
+        Self {
+            timestamp: time_builder(0),
+            ingested: time_builder(0),
+            texts,
+            ints,
+            tags: ListBuilder::new(StringBuilder::new()),
+            fields: MapBuilder::new(
+                Some(map_field_names()),
+                StringBuilder::new(),
+                StringBuilder::new(),
+            ),
+            payload: BinaryBuilder::new(),
+            slots,
+            rows: 0,
+        }
     }
 
     /// Number of rows appended since the last finish.
@@ -371,94 +430,85 @@ impl EventBatchBuilder {
     where
         I: IntoIterator<Item = (&'f str, &'f str)>,
     {
-        let mut fields = Some(fields);
-        for builder in &mut self.columns {
-            match builder {
-                ColumnBuilder::Timestamp(b, TimeOf::Event) => b.append_value(row.timestamp_ms),
-                ColumnBuilder::Timestamp(b, TimeOf::Ingested) => b.append_value(row.ingested_ms),
-                ColumnBuilder::Text(t) => match t.column.and_then(|c| row.text(c)) {
-                    Some(v) if !v.is_empty() || t.column != Some(TextCol::Tenant) => t.push(v),
-                    _ if t.column == Some(TextCol::Tenant) => t.push(DEFAULT_TENANT),
-                    _ if t.required => t.push(""),
-                    _ => t.pending_nulls += 1,
-                },
-                ColumnBuilder::Integer(b, column) => {
-                    b.append_option(column.and_then(|c| row.int(c)))
-                }
-                ColumnBuilder::TextList(b) => {
-                    for t in row.tags() {
-                        b.values().append_value(t);
-                    }
-                    b.append(true);
-                }
-                ColumnBuilder::FieldMap(b) => {
-                    for (k, v) in fields.take().into_iter().flatten() {
-                        b.keys().append_value(k);
-                        b.values().append_value(v);
-                    }
-                    // Cannot fail: keys and values were appended in pairs above.
-                    let _ = b.append(true);
-                }
-                ColumnBuilder::Binary(b) => b.append_option(row.payload.as_deref()),
-            }
+        self.timestamp.append_value(row.timestamp_ms);
+        self.ingested.append_value(row.ingested_ms);
+        for text in &mut self.texts {
+            text.append(row);
         }
+        for (i, b) in self.ints.iter_mut().enumerate() {
+            b.append_option(row.int_at(i));
+        }
+        for t in row.tags() {
+            self.tags.values().append_value(t);
+        }
+        self.tags.append(true);
+        for (k, v) in fields {
+            self.fields.keys().append_value(k);
+            self.fields.values().append_value(v);
+        }
+        // Cannot fail: keys and values were appended in pairs above.
+        let _ = self.fields.append(true);
+        self.payload.append_option(row.payload.as_deref());
         self.rows += 1;
     }
 
     /// Finishes the appended rows as a record batch and resets the builder.
     pub fn finish(&mut self) -> Result<RecordBatch, CoreError> {
         let rows = self.rows;
-        let arrays: Vec<ArrayRef> = self
-            .columns
-            .iter_mut()
-            .map(|b| -> ArrayRef {
-                match b {
-                    ColumnBuilder::Timestamp(b, _) => {
-                        let array = b.finish();
-                        *b = TimestampMillisecondBuilder::with_capacity(values_headroom(rows))
-                            .with_timezone(UTC);
-                        Arc::new(array)
-                    }
-                    ColumnBuilder::Text(t) => t.finish(rows),
-                    ColumnBuilder::Integer(b, _) => {
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            arrays.push(match *slot {
+                Slot::Timestamp => {
+                    let array = self.timestamp.finish();
+                    self.timestamp = time_builder(rows);
+                    Arc::new(array)
+                }
+                Slot::Ingested => {
+                    let array = self.ingested.finish();
+                    self.ingested = time_builder(rows);
+                    Arc::new(array)
+                }
+                Slot::Text(i) => match self.texts.get_mut(i) {
+                    Some(text) => text.finish(rows),
+                    None => return Err(CoreError::Internal(format!("no text column {i}"))),
+                },
+                Slot::Integer(i) => match self.ints.get_mut(i) {
+                    Some(b) => {
                         let array = b.finish();
                         *b = Int64Builder::with_capacity(values_headroom(rows));
                         Arc::new(array)
                     }
-                    ColumnBuilder::TextList(b) => {
-                        let array = b.finish();
-                        let (items, bytes) = string_sizes(array.values().as_ref());
-                        *b = ListBuilder::with_capacity(
-                            text_builder(items, bytes),
-                            values_headroom(rows),
-                        );
-                        Arc::new(array)
-                    }
-                    ColumnBuilder::FieldMap(b) => {
-                        let array = b.finish();
-                        let entries = array.entries();
-                        let keys = string_sizes(entries.column(0).as_ref());
-                        let values = string_sizes(entries.column(1).as_ref());
-                        **b = MapBuilder::with_capacity(
-                            Some(map_field_names()),
-                            text_builder(keys.0, keys.1),
-                            text_builder(values.0, values.1),
-                            values_headroom(rows),
-                        );
-                        Arc::new(array)
-                    }
-                    ColumnBuilder::Binary(b) => {
-                        let array = b.finish();
-                        let bytes = array.values().len();
-                        *b = BinaryBuilder::with_capacity(
-                            values_headroom(rows),
-                            bytes_headroom(bytes),
-                        );
-                        Arc::new(array)
-                    }
+                    None => return Err(CoreError::Internal(format!("no integer column {i}"))),
+                },
+                Slot::Tags => {
+                    let array = self.tags.finish();
+                    let (items, bytes) = string_sizes(array.values().as_ref());
+                    self.tags =
+                        ListBuilder::with_capacity(text_builder(items, bytes), values_headroom(rows));
+                    Arc::new(array)
                 }
-            })
-            .collect();
+                Slot::Fields => {
+                    let array = self.fields.finish();
+                    let entries = array.entries();
+                    let keys = string_sizes(entries.column(0).as_ref());
+                    let values = string_sizes(entries.column(1).as_ref());
+                    self.fields = MapBuilder::with_capacity(
+                        Some(map_field_names()),
+                        text_builder(keys.0, keys.1),
+                        text_builder(values.0, values.1),
+                        values_headroom(rows),
+                    );
+                    Arc::new(array)
+                }
+                Slot::Payload => {
+                    let array = self.payload.finish();
+                    let bytes = array.values().len();
+                    self.payload =
+                        BinaryBuilder::with_capacity(values_headroom(rows), bytes_headroom(bytes));
+                    Arc::new(array)
+                }
+            });
+        }
         self.rows = 0;
         RecordBatch::try_new(event_schema(), arrays).map_err(CoreError::from)
     }
@@ -576,6 +626,15 @@ mod tests {
         assert_eq!(values(&first), vec![None, cmd(1), None, None, cmd(4), None]);
         assert_eq!(values(&second), vec![None, cmd(10)]);
         Ok(())
+    }
+
+    #[test]
+    fn every_column_has_a_builder_of_its_own() {
+        let builder = EventBatchBuilder::new();
+        let distinct: std::collections::HashSet<Slot> = builder.slots.iter().copied().collect();
+        assert_eq!(distinct.len(), EVENT_COLUMNS.len());
+        assert_eq!(builder.texts.len(), TextCol::COUNT);
+        assert_eq!(builder.ints.len(), IntCol::COUNT);
     }
 
     #[test]

@@ -216,6 +216,12 @@ impl<'a> Row<'a> {
         self.int[column as usize] = value;
     }
 
+    /// The value of the integer column of index `i` (in [`IntCol`] order).
+    #[inline]
+    pub(crate) fn int_at(&self, i: usize) -> Option<i64> {
+        self.int.get(i).copied().flatten()
+    }
+
     /// The value of an integer column.
     pub fn int(&self, column: IntCol) -> Option<i64> {
         self.int[column as usize]
