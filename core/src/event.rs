@@ -234,7 +234,7 @@ impl TextColumn {
     #[inline]
     fn append(&mut self, row: &Row<'_>) {
         match (row.text(self.column), self.missing) {
-            (Some(v), WhenMissing::DefaultTenant) if v.is_empty() => self.push(DEFAULT_TENANT),
+            (Some(""), WhenMissing::DefaultTenant) => self.push(DEFAULT_TENANT),
             (Some(v), _) => self.push(v),
             (None, WhenMissing::Null) => self.pending_nulls += 1,
             (None, WhenMissing::Empty) => self.push(""),
@@ -483,8 +483,10 @@ impl EventBatchBuilder {
                 Slot::Tags => {
                     let array = self.tags.finish();
                     let (items, bytes) = string_sizes(array.values().as_ref());
-                    self.tags =
-                        ListBuilder::with_capacity(text_builder(items, bytes), values_headroom(rows));
+                    self.tags = ListBuilder::with_capacity(
+                        text_builder(items, bytes),
+                        values_headroom(rows),
+                    );
                     Arc::new(array)
                 }
                 Slot::Fields => {

@@ -326,7 +326,9 @@ fn parse_benches(c: &mut Criterion) {
     let logs = corpus_logs();
     let target = target_bytes();
     let only = std::env::var("VEDETTE_BENCH_INPUTS").ok();
-    let named: Option<Vec<&str>> = only.as_deref().map(|v| v.split(',').map(str::trim).collect());
+    let named: Option<Vec<&str>> = only
+        .as_deref()
+        .map(|v| v.split(',').map(str::trim).collect());
     if let Some(named) = &named {
         for name in named {
             if !INPUTS.iter().any(|i| i.name == *name) {

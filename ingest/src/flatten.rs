@@ -491,10 +491,7 @@ fn may_hold_space(key: &[u8]) -> bool {
             return true;
         }
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b <= b' ' || b >= 0x80)
+    words.remainder().iter().any(|&b| b <= b' ' || b >= 0x80)
 }
 
 /// Whether two keys are equal, compared a word at a time from both ends (most keys

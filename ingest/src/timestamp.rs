@@ -1,6 +1,6 @@
 //! Timestamps from every format's conventions, normalized to UTC milliseconds.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 /// A parsed time: Unix milliseconds UTC, and whether the source gave no zone (then the
 /// time was read as UTC).
@@ -218,7 +218,10 @@ pub(crate) fn parse_bsd(text: &str, reference_ms: i64) -> Option<(i64, usize)> {
         used += 1 + digits;
         // The first three digits, padded with zeros: milliseconds.
         millis = (0..3).fold(0, |ms, i| {
-            let digit = fraction.get(i).filter(|_| i < digits).map_or(0, |d| d - b'0');
+            let digit = fraction
+                .get(i)
+                .filter(|_| i < digits)
+                .map_or(0, |d| d - b'0');
             ms * 10 + u32::from(digit)
         });
     }
@@ -288,6 +291,7 @@ fn civil_year(days: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{Datelike, TimeZone, Utc};
 
     fn ms(text: &str) -> i64 {
         DateTime::parse_from_rfc3339(text)
