@@ -171,11 +171,14 @@ pub struct Row<'a> {
 impl<'a> Row<'a> {
     /// Sets a text column (replacing an earlier value).
     pub fn set(&mut self, column: TextCol, value: impl Into<Cow<'a, str>>) {
-        self.text[column as usize] = Some(value.into());
+        self.set_opt(column, Some(value));
     }
 
     /// Sets a text column to `value`, or clears it when `value` is None.
     pub fn set_opt<V: Into<Cow<'a, str>>>(&mut self, column: TextCol, value: Option<V>) {
+        if column == TextCol::Id {
+            self.id = None;
+        }
         self.text[column as usize] = value.map(Into::into);
     }
 
@@ -206,7 +209,8 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// The value of a text column, to change in place.
+    /// The value of a text column, to change in place (for `event.id`, only one set as
+    /// text; see [`Row::id_mut`]).
     pub fn text_mut(&mut self, column: TextCol) -> Option<&mut Cow<'a, str>> {
         self.text[column as usize].as_mut()
     }
@@ -282,6 +286,9 @@ mod tests {
         row.set(TextCol::Id, "text");
         assert_eq!(row.id_mut(), None);
         assert_eq!(row.text(TextCol::Id), Some("text"));
+        row.set_id(id);
+        row.set_opt::<&str>(TextCol::Id, None);
+        assert_eq!(row.text(TextCol::Id), None);
         row.set_int(IntCol::ProcessPid, Some(4));
         row.add_tag("x");
         row.add_tag("x");

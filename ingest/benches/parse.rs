@@ -327,7 +327,9 @@ fn arrow_json_rows(name: &str, schema: &SchemaRef, bytes: &[u8]) -> usize {
 fn parse_benches(c: &mut Criterion) {
     let logs = corpus_logs();
     let target = target_bytes();
-    let only = std::env::var("VEDETTE_BENCH_INPUTS").ok();
+    let only = std::env::var("VEDETTE_BENCH_INPUTS")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let named: Option<Vec<&str>> = only
         .as_deref()
         .map(|v| v.split(',').map(str::trim).collect());

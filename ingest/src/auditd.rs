@@ -181,6 +181,8 @@ fn append_event(ctx: &RecordCtx<'_>, group: &Group, events: &mut EventBatchBuild
     }
     for record in &group.records {
         for (k, v) in &record.pairs {
+            // Looked up as they are added: the index is kept current, not caught up.
+            sink.index_all();
             match sink.get(k) {
                 None => sink.push(k.clone(), v.clone()),
                 Some(existing) if existing != v => {

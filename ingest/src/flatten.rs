@@ -5,8 +5,9 @@
 //! A [`FieldSink`] keeps its text in one of two places: the record itself (a field the
 //! JSON scanner found with no escapes is a slice of the line, never copied) or its own
 //! scratch buffer (unescaped text, joined keys, values a parser computed). Fields are
-//! indexed by key as they arrive, so the many lookups of the column mappings cost one
-//! hash probe each, not a scan of the record. A sink is reused record after record
+//! indexed by key when lookups need it (a JSON member that may repeat, or more than a
+//! few fields added since), so the many lookups of the column mappings cost one hash
+//! probe each, not a scan of the record, and a record nobody looks into hashes nothing. A sink is reused record after record
 //! ([`FieldSink::reset`]), so a steady stream allocates nothing per record.
 
 use serde_json::{Map, Value};
@@ -313,7 +314,14 @@ impl<'a> FieldSink<'a> {
             return;
         }
         let key_text = self.text(key);
-        if may_hold_space(key_text.as_bytes()) && key_text.contains(char::is_whitespace) {
+        // The word-at-a-time check first; the byte one is the rule (a vertical tab alone
+        // is not white space to it).
+        if may_hold_space(key_text.as_bytes())
+            && key_text
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b >= 0x80)
+            && key_text.contains(char::is_whitespace)
+        {
             let start = self.scratch.len();
             let alias: String = key_text.chars().filter(|c| !c.is_whitespace()).collect();
             if !alias.is_empty() && self.fields.len() + 1 < self.max {
@@ -576,6 +584,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_vertical_tab_alone_gives_no_alias() {
+        let mut sink = FieldSink::new(&Limits::default());
+        sink.push("a\u{b}b", "v");
+        sink.push("c\u{a0}d", "w");
+        let keys: Vec<_> = sink.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["a\u{b}b", "cd", "c\u{a0}d"]);
     }
 
     #[test]

@@ -201,7 +201,7 @@ pub(crate) fn parse_bsd(text: &str, reference_ms: i64) -> Option<(i64, usize)> {
         return None;
     }
     let day_text = text.get(4..6)?.trim_start();
-    let day: u32 = day_text.parse().ok()?;
+    let day: u32 = day_text.parse().ok().filter(|d| *d >= 1)?;
     let clock = text.get(7..15)?;
     if bytes[6] != b' ' {
         return None;
@@ -230,11 +230,13 @@ pub(crate) fn parse_bsd(text: &str, reference_ms: i64) -> Option<(i64, usize)> {
     }
     let clock_ms = i64::from(((h * 60 + m) * 60 + s) * 1000 + millis);
     // Plain calendar arithmetic, not a date library: this runs for every syslog line.
-    let year = civil_year(reference_ms.div_euclid(DAY_MS));
+    // Years as far as the date library reaches, as before this was arithmetic: a receive
+    // time past them gives no time.
+    let year = Some(civil_year(reference_ms.div_euclid(DAY_MS))).filter(|y| YEARS.contains(y))?;
     // Candidates latest first; Feb 29 exists only in leap years, hence the range.
     let best = [year + 1, year, year - 1, year - 2, year - 3, year - 4]
         .into_iter()
-        .filter(|y| day <= days_in_month(*y, month))
+        .filter(|y| YEARS.contains(y) && day <= days_in_month(*y, month))
         .filter_map(|y| {
             days_from_civil(y, month, day)
                 .checked_mul(DAY_MS)?
@@ -243,6 +245,10 @@ pub(crate) fn parse_bsd(text: &str, reference_ms: i64) -> Option<(i64, usize)> {
         .find(|ms| *ms <= reference_ms.saturating_add(FUTURE_TOLERANCE_MS))?;
     Some((best, used))
 }
+
+/// The years `parse_bsd` gives times in: those of the date library it used before
+/// (`chrono::NaiveDate::MIN` to `MAX`).
+const YEARS: std::ops::RangeInclusive<i64> = -262_143..=262_142;
 
 /// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;
@@ -453,7 +459,21 @@ mod tests {
         assert_eq!(parse_bsd("Feb 12 24:00:00 h", 0), None);
         assert_eq!(parse_bsd("Feb 12 23:60:00 h", 0), None);
         assert_eq!(parse_bsd("Feb 12 23:00:60 h", 0), None);
-        assert!(parse_bsd("Feb 12 23:00:00 h", i64::MAX).is_some());
+        assert_eq!(parse_bsd("Feb 12 23:00:00 h", i64::MAX), None);
+        assert_eq!(parse_bsd("Feb  0 23:00:00 h", 0), None);
+        assert_eq!(parse_bsd("Feb 00 23:00:00 h", 0), None);
+        assert_eq!(
+            (NaiveDate::MIN.year(), NaiveDate::MAX.year()),
+            (*YEARS.start() as i32, *YEARS.end() as i32)
+        );
+        // At the edge of the range, a year past it is no candidate.
+        let last_day = NaiveDate::MAX
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |d| d.and_utc().timestamp_millis());
+        assert_eq!(
+            parse_bsd("Dec 31 00:00:00 h", last_day).map(|(t, _)| t),
+            Some(last_day)
+        );
         assert_eq!(parse_bsd("Feb 12 23:00:00 h", i64::MIN), None);
     }
 
