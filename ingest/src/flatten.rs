@@ -7,8 +7,9 @@
 //! scratch buffer (unescaped text, joined keys, values a parser computed). Fields are
 //! indexed by key when lookups need it (a JSON member that may repeat, or more than a
 //! few fields added since), so the many lookups of the column mappings cost one hash
-//! probe each, not a scan of the record, and a record nobody looks into hashes nothing. A sink is reused record after record
-//! ([`FieldSink::reset`]), so a steady stream allocates nothing per record.
+//! probe each, not a scan of the record, and a record nobody looks into hashes nothing.
+//! A sink is reused record after record ([`FieldSink::reset`]), so a steady stream
+//! allocates nothing per record.
 
 use serde_json::{Map, Value};
 

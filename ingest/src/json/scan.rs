@@ -159,25 +159,10 @@ fn special_bytes(w: u64) -> u64 {
         | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
 }
 
-/// The first quote, backslash or control character of `bytes`, eight bytes at a time.
-#[cfg(test)]
-fn find_special(bytes: &[u8]) -> Option<usize> {
-    let mut words = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let found = special_bytes(u64::from_le_bytes(word));
-        if found != 0 {
-            return Some(at + found.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|i| at + i)
+/// Whether `c` ends a plain run of a string: a quote, a backslash or a control
+/// character ([`special_bytes`] a byte at a time).
+fn is_special(c: u8) -> bool {
+    c == b'"' || c == b'\\' || c < 0x20
 }
 
 struct Scanner<'a> {
@@ -347,17 +332,15 @@ impl Scanner<'_> {
             at += 8;
             if at - from >= LONG_RUN {
                 let rest = self.b.get(at..)?;
-                let i = memchr::memchr2(b'"', b'\\', rest)?;
-                return match rest.get(..i).and_then(find_control) {
+                let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                return match rest.get(..end).and_then(find_control) {
                     Some(c) => Some(at + c),
-                    None => Some(at + i),
+                    None => (end < rest.len()).then_some(at + end),
                 };
             }
         }
         let rest = self.b.get(at..)?;
-        rest.iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-            .map(|i| at + i)
+        rest.iter().position(|&c| is_special(c)).map(|i| at + i)
     }
 
     /// The rest of a string from the backslash at the position to its closing quote
@@ -383,12 +366,9 @@ impl Scanner<'_> {
                 // ASCII); else, near the end or a multi-byte character, the run is found
                 // byte by byte.
                 let Some(word) = self.src.get(self.pos..self.pos + 8) else {
-                    let run = self.b.get(self.pos..)?;
-                    let n = run
-                        .iter()
-                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-                    out.push_str(self.src.get(self.pos..self.pos + n)?);
-                    self.pos += n;
+                    let end = self.plain_run(self.pos)?;
+                    out.push_str(self.src.get(self.pos..end)?);
+                    self.pos = end;
                     break;
                 };
                 let bytes = <[u8; 8]>::try_from(word.as_bytes()).ok()?;
@@ -559,9 +539,21 @@ mod tests {
         }
     }
 
+    /// Where the scanner's plain run from the start of `bytes` ends.
+    fn find_special(bytes: &[u8]) -> Option<usize> {
+        let scanner = Scanner {
+            src: "",
+            b: bytes,
+            pos: 0,
+            max_depth: 32,
+        };
+        scanner.plain_run(0)
+    }
+
     #[test]
     fn special_bytes_are_found_at_any_offset() {
-        for len in 0..40 {
+        // Past `LONG_RUN` bytes the search is `memchr`'s: lengths cover both.
+        for len in 0..(LONG_RUN + 24) {
             for at in 0..len {
                 for special in [b'"', b'\\', b'\n', 0u8, 0x1f] {
                     let mut bytes = vec![b'a'; len];
