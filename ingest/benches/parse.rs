@@ -16,7 +16,15 @@
 //! For the two JSON inputs (`windows-json`, `json-generic`) the same NDJSON bytes are
 //! also decoded by `arrow::json::Reader` (`arrow-json-baseline`) into a schema inferred
 //! once from the first 1000 lines, 8192 rows per batch: a generic JSON-to-Arrow decoder
-//! that does no normalization, as a reference point.
+//! that does no normalization, as a reference point; and by `sonic-rs` (`sonic-rs-dom`),
+//! one line at a time into its `Value` tree: the SIMD JSON parser the ingest issue
+//! names as the class that reaches 1 GB/s, with no Arrow output and no normalization.
+//!
+//! For every replicated input two floors are measured (see `parse/floor.rs`):
+//! `floor-append`, the input's events, already normalized, appended into the batch
+//! builder; and `floor-id`, the event ids of its records. Every parser of the event
+//! schema takes both steps, so they bound its speed from above whatever its parsing
+//! costs.
 //!
 //! Run it from the workspace root:
 //!
@@ -42,14 +50,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::AsArray;
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::json::reader::infer_json_schema_from_seekable;
 use arrow::json::ReaderBuilder;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use vedette_core::event::{EventBatchBuilder, DEFAULT_TENANT};
+use vedette_core::schema::col;
 use vedette_core::traits::RawChunk;
 use vedette_ingest::{parser_for, Format, Limits};
+
+#[path = "parse/floor.rs"]
+mod floor;
 
 /// Size of one chunk handed to a parser, cut forward to the next newline.
 const PIECE_BYTES: usize = 4 * 1024 * 1024;
@@ -301,6 +315,48 @@ fn run_pipeline(
     counts
 }
 
+/// Parses every line of `bytes` into a `sonic_rs::Value` tree; returns the lines.
+fn sonic_rs_dom(name: &str, bytes: &[u8]) -> usize {
+    let mut n = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]) {
+        let line = &bytes[start..end];
+        start = end + 1;
+        if line.is_empty() {
+            continue;
+        }
+        let value: sonic_rs::Value =
+            sonic_rs::from_slice(line).unwrap_or_else(|e| panic!("{name}: sonic-rs parse: {e}"));
+        black_box(value);
+        n += 1;
+    }
+    n
+}
+
+/// The batches the ingest path makes of all chunks.
+fn parsed_batches(format: Format, chunks: &[RawChunk]) -> Vec<RecordBatch> {
+    let parser = parser_for(format, Limits::default());
+    let mut builder = EventBatchBuilder::new();
+    let mut dead = Vec::new();
+    let mut batches = Vec::new();
+    for chunk in chunks {
+        parser.parse(chunk, &mut builder, &mut dead);
+        if builder.len() >= BATCH_ROWS {
+            batches.push(
+                builder
+                    .finish()
+                    .unwrap_or_else(|e| panic!("finishing a batch: {e}")),
+            );
+        }
+    }
+    batches.push(
+        builder
+            .finish()
+            .unwrap_or_else(|e| panic!("finishing a batch: {e}")),
+    );
+    batches
+}
+
 /// The arrow-json schema of an NDJSON buffer, from its first records.
 fn infer_schema(name: &str, bytes: &[u8]) -> SchemaRef {
     let (schema, _) =
@@ -372,6 +428,31 @@ fn parse_benches(c: &mut Criterion) {
         group.bench_function("vedette", |b| {
             b.iter(|| run_pipeline(input.format, black_box(&chunks), &mut builder, None))
         });
+        if input.replicate {
+            let mut prepared = floor::Prepared::default();
+            let batches = parsed_batches(input.format, &chunks);
+            for batch in &batches {
+                prepared.add(batch);
+            }
+            let dataset = batches
+                .first()
+                .and_then(|b| b.column_by_name(col::EVENT_DATASET))
+                .and_then(|c| c.as_string_opt::<i32>().map(|s| s.value(0).to_string()))
+                .unwrap_or_default();
+            drop(batches);
+            let mut floor_builder = EventBatchBuilder::new();
+            group.bench_function("floor-append", |b| {
+                b.iter(|| prepared.append_all(&mut floor_builder))
+            });
+            let window = floor::id_window(&bytes);
+            let window_bytes: usize = window.iter().map(|l| l.len() + 1).sum();
+            let rounds = (bytes.len() / window_bytes.max(1)).max(1);
+            group.throughput(Throughput::Bytes((window_bytes * rounds) as u64));
+            group.bench_function("floor-id", |b| {
+                b.iter(|| floor::id_all(black_box(&window), rounds, &dataset))
+            });
+            group.throughput(Throughput::Bytes(bytes.len() as u64));
+        }
         if input.baseline {
             let schema = infer_schema(input.name, &bytes);
             let rows = arrow_json_rows(input.name, &schema, &bytes);
@@ -382,6 +463,9 @@ fn parse_benches(c: &mut Criterion) {
             );
             group.bench_function("arrow-json-baseline", |b| {
                 b.iter(|| arrow_json_rows(input.name, &schema, black_box(&bytes)))
+            });
+            group.bench_function("sonic-rs-dom", |b| {
+                b.iter(|| sonic_rs_dom(input.name, black_box(&bytes)))
             });
         }
         group.finish();
