@@ -1,5 +1,5 @@
 //! The ingest stage of `vedette run`: chunks from the transports are parsed into event
-//! batches, flushed at a row count or an age, appended durably to the bus, counted in
+//! batches, flushed at a count of records, a size or an age, appended durably to the bus, counted in
 //! the metrics and the loss ledger, and only then acknowledged to their source (file
 //! positions). While the bus refuses appends the stage retries with backoff and reads
 //! no more chunks, so the transports slow down (TCP reads pause) instead of dropping.
@@ -43,10 +43,12 @@ pub(crate) struct IngestStage {
     pub(crate) parsers: HashMap<String, Arc<dyn Parser>>,
     /// Parser of unlisted sources.
     pub(crate) default_parser: Arc<dyn Parser>,
-    /// Flush at this many events.
+    /// Flush at this many events and dead letters.
     pub(crate) batch_rows: usize,
     /// Flush once the oldest event waited this long.
     pub(crate) batch_age: Duration,
+    /// Flush once the events and dead letters hold this many bytes.
+    pub(crate) batch_bytes: usize,
     /// Positions of followed files, acknowledged after each durable flush.
     pub(crate) positions: Option<Arc<Positions>>,
     /// Fires on shutdown; a failing bus append stops being retried then.
@@ -103,6 +105,16 @@ struct Pending {
     /// Per source: events and dead letters parsed since the last flush (the ledger).
     counts: BTreeMap<String, (u64, u64)>,
     since: Option<Instant>,
+    /// Bytes of the dead letters waiting (their raw bytes and reasons).
+    dead_bytes: usize,
+}
+
+impl Pending {
+    /// Whether the batch is due for a flush by its count of records or its size.
+    fn full(&mut self, rows: usize, bytes: usize) -> bool {
+        self.builder.len() + self.dead.len() >= rows
+            || self.builder.data_bytes() + self.dead_bytes >= bytes
+    }
 }
 
 impl IngestStage {
@@ -116,6 +128,7 @@ impl IngestStage {
         let bytes = chunk.bytes.len();
         let is_file = self.parsers.contains_key(&source) && source.starts_with("file-");
         let ack = (chunk.origin.clone(), chunk.position);
+        let dead_before = pending.dead.len();
         let (builder, dead, stats) = tokio::task::spawn_blocking(move || {
             let mut builder = pending.builder;
             let mut dead = pending.dead;
@@ -134,6 +147,12 @@ impl IngestStage {
         counts.0 += stats.events as u64;
         counts.1 += stats.dead_letters as u64;
         pending.builder = builder;
+        pending.dead_bytes += dead
+            .get(dead_before..)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| d.raw.len() + d.reason.len())
+            .sum::<usize>();
         pending.dead = dead;
         if is_file {
             pending.acks.push(ack);
@@ -198,6 +217,7 @@ impl IngestStage {
         }
         pending.acks.clear();
         pending.since = None;
+        pending.dead_bytes = 0;
         Ok(pending)
     }
 
@@ -210,6 +230,7 @@ impl IngestStage {
             acks: Vec::new(),
             counts: BTreeMap::new(),
             since: None,
+            dead_bytes: 0,
         };
         loop {
             let deadline = pending.since.map(|t| t + self.batch_age);
@@ -220,7 +241,7 @@ impl IngestStage {
             match next {
                 Some(Some(chunk)) => {
                     pending = self.parse(chunk, pending).await?;
-                    if pending.builder.len() >= self.batch_rows {
+                    if pending.full(self.batch_rows, self.batch_bytes) {
                         pending = self.flush(pending).await?;
                     }
                 }

@@ -340,6 +340,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         default_parser: shared_parser(Format::Auto, limits),
         batch_rows: ingest.batch_rows,
         batch_age: Duration::from_millis(ingest.batch_age_ms),
+        batch_bytes: ingest.batch_bytes,
         positions: Some(positions),
         cancel: cancel.clone(),
     };

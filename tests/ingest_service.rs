@@ -1,6 +1,7 @@
 //! `vedette run` ingesting for real: syslog over UDP and TCP, `POST /v1/ingest` with
 //! its token, compression and formats, followed files across a restart, a bad record in
-//! the middle of a batch, and flushing on SIGTERM. Events are read back from the bus (the
+//! the middle of a batch, flushing at a size and a count before the age, and flushing on
+//! SIGTERM. Events are read back from the bus (the
 //! embedded log).
 
 mod common;
@@ -377,6 +378,70 @@ fn sigterm_flushes_the_pending_batch() {
         spooled_column(&tmp.path().join("data"), "host.name"),
         ["web-1"]
     );
+}
+
+#[test]
+fn a_batch_is_flushed_at_its_size_and_at_its_count_of_dead_letters_before_its_age() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = tmp.path().join("data");
+    let (udp, tcp) = (free_addr(), free_addr());
+    let text = format!(
+        "data_dir = \"data\"\n[ingest]\nbatch_age_ms = 600000\nbatch_rows = 2\n\
+         batch_bytes = 4096\n{}format = \"cef\"\n",
+        syslog_config(udp, tcp)
+    );
+    std::fs::write(tmp.path().join("v.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(5));
+    let mut stream = TcpStream::connect(tcp).unwrap_or_else(|e| panic!("{e}"));
+
+    // One event of 5,000 bytes: under the count, over the size.
+    let big = format!("CEF:0|V|P|1|1|a|5|src=10.0.0.9 msg={}\n", "x".repeat(5000));
+    stream
+        .write_all(big.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream.flush().unwrap_or_else(|e| panic!("{e}"));
+    let sources = wait_for("the large event on the bus", WAIT, || {
+        let s = spooled_column(&data, "source.ip");
+        (!s.is_empty()).then_some(s)
+    });
+    assert_eq!(sources, ["10.0.0.9"]);
+
+    // A small event waits for its age (ten minutes here)...
+    stream
+        .write_all(b"CEF:0|V|P|1|1|a|5|src=10.0.0.1\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream.flush().unwrap_or_else(|e| panic!("{e}"));
+    wait_for("the small event to be parsed", WAIT, || {
+        metric(
+            service.addr,
+            "vedette_ingest_events_total{source=\"syslog-tcp\"}",
+        )
+        .filter(|n| *n == 2)
+    });
+    assert_eq!(
+        spooled_column(&data, "source.ip").len(),
+        1,
+        "not flushed yet"
+    );
+    // ... until a dead letter makes the count.
+    stream
+        .write_all(b"CEF:0|truncated header\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream.flush().unwrap_or_else(|e| panic!("{e}"));
+    let sources = wait_for("the small event on the bus", WAIT, || {
+        let s = spooled_column(&data, "source.ip");
+        (s.len() == 2).then_some(s)
+    });
+    assert_eq!(sources, ["10.0.0.9", "10.0.0.1"]);
+    let dead_letters: usize = common::bus_batches(&data, "dead_letters")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(dead_letters, 1);
+    drop(stream);
+    let (code, _) = service.terminate();
+    assert_eq!(code, Some(0));
 }
 
 #[test]

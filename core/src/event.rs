@@ -415,6 +415,24 @@ impl EventBatchBuilder {
         self.rows == 0
     }
 
+    /// About how many bytes the rows appended since the last finish hold: their text
+    /// and binary values, and eight for each fixed-width value (offsets and validity
+    /// bits aside). A pipeline flushes at a size with it, so a batch of large records
+    /// stays bounded in memory whatever its row count. It sums a few lengths: cheap to
+    /// ask after every chunk, not after every row.
+    pub fn data_bytes(&mut self) -> usize {
+        let texts: usize = self
+            .texts
+            .iter()
+            .map(|t| t.builder.values_slice().len())
+            .sum();
+        let (keys, values) = self.fields.entries();
+        let fields = keys.values_slice().len() + values.values_slice().len();
+        let tags = self.tags.values_ref().values_slice().len();
+        let fixed = self.rows * 8 * (2 + IntCol::COUNT);
+        texts + fields + tags + self.payload.values_slice().len() + fixed
+    }
+
     /// Appends one event as a row.
     pub fn append(&mut self, event: &Event) {
         self.append_row(
@@ -536,6 +554,32 @@ mod tests {
             ],
             ..Event::default()
         }
+    }
+
+    #[test]
+    fn data_bytes_count_every_value_and_start_again_at_finish() -> Result<(), CoreError> {
+        let mut b = EventBatchBuilder::new();
+        assert_eq!(b.data_bytes(), 0);
+        let event = sample(0);
+        b.append(&event);
+        let text: usize = [
+            event.id.len(),
+            event.dataset.len(),
+            DEFAULT_TENANT.len(),
+            event.process_command_line.as_ref().map_or(0, String::len),
+        ]
+        .iter()
+        .sum();
+        let fields: usize = event.fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert_eq!(b.data_bytes(), text + fields + 8 * 6);
+        let mut big = sample(1);
+        big.payload = Some(vec![7; 100_000]);
+        big.add_tag(tag::PAYLOAD_TRUNCATED);
+        b.append(&big);
+        assert!(b.data_bytes() >= 2 * (text + fields) + 100_000 + tag::PAYLOAD_TRUNCATED.len());
+        b.finish()?;
+        assert_eq!(b.data_bytes(), 0);
+        Ok(())
     }
 
     #[test]

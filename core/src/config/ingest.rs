@@ -15,6 +15,10 @@ pub struct IngestConfig {
     pub batch_rows: usize,
     /// A batch is flushed once its oldest event waited this long, in ms. Default: 250.
     pub batch_age_ms: u64,
+    /// A batch is flushed once its events and dead letters hold this many bytes (their
+    /// values, as [`crate::event::EventBatchBuilder::data_bytes`] counts them), so a
+    /// stream of large records stays bounded in memory. Default: 64 MiB.
+    pub batch_bytes: usize,
     /// Largest record in bytes; longer ones are dead-lettered. Default: 1 MiB.
     pub max_record_bytes: usize,
     /// Most fields kept per event. Default: 1024.
@@ -39,6 +43,7 @@ impl Default for IngestConfig {
             tenant: "default".into(),
             batch_rows: 8192,
             batch_age_ms: 250,
+            batch_bytes: 64 << 20,
             max_record_bytes: 1024 * 1024,
             max_fields: 1024,
             max_depth: 32,
@@ -55,8 +60,12 @@ impl IngestConfig {
         if self.tenant.is_empty() {
             return Err("ingest.tenant: must not be empty".into());
         }
-        if self.batch_rows == 0 || self.batch_age_ms == 0 {
-            return Err("ingest.batch_rows and ingest.batch_age_ms: must be greater than 0".into());
+        if self.batch_rows == 0 || self.batch_age_ms == 0 || self.batch_bytes == 0 {
+            return Err(
+                "ingest.batch_rows, ingest.batch_age_ms and ingest.batch_bytes: must be greater \
+                 than 0"
+                    .into(),
+            );
         }
         if self.max_record_bytes < 1024 || self.max_fields == 0 || self.max_depth == 0 {
             return Err(
