@@ -470,10 +470,15 @@ impl EventBatchBuilder {
         self.rows += 1;
     }
 
-    /// Finishes the appended rows as a record batch and resets the builder.
+    /// Finishes the appended rows as a record batch and resets the builder. Every
+    /// builder is reset even when the batch cannot be made, so the next rows start a
+    /// batch of their own.
     pub fn finish(&mut self) -> Result<RecordBatch, CoreError> {
-        let rows = self.rows;
+        let rows = std::mem::take(&mut self.rows);
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.slots.len());
+        // A slot without its builder cannot happen (both are made from the schema in
+        // `new`); should it, the other builders are still finished before the error.
+        let mut missing = None;
         for slot in &self.slots {
             arrays.push(match *slot {
                 Slot::Timestamp => {
@@ -488,7 +493,10 @@ impl EventBatchBuilder {
                 }
                 Slot::Text(i) => match self.texts.get_mut(i) {
                     Some(text) => text.finish(rows),
-                    None => return Err(CoreError::Internal(format!("no text column {i}"))),
+                    None => {
+                        missing.get_or_insert(format!("no text column {i}"));
+                        continue;
+                    }
                 },
                 Slot::Integer(i) => match self.ints.get_mut(i) {
                     Some(b) => {
@@ -496,7 +504,10 @@ impl EventBatchBuilder {
                         *b = Int64Builder::with_capacity(values_headroom(rows));
                         Arc::new(array)
                     }
-                    None => return Err(CoreError::Internal(format!("no integer column {i}"))),
+                    None => {
+                        missing.get_or_insert(format!("no integer column {i}"));
+                        continue;
+                    }
                 },
                 Slot::Tags => {
                     let array = self.tags.finish();
@@ -529,7 +540,9 @@ impl EventBatchBuilder {
                 }
             });
         }
-        self.rows = 0;
+        if let Some(missing) = missing {
+            return Err(CoreError::Internal(missing));
+        }
         RecordBatch::try_new(event_schema(), arrays).map_err(CoreError::from)
     }
 }
