@@ -18,7 +18,9 @@
 //! once from the first 1000 lines, 8192 rows per batch: a generic JSON-to-Arrow decoder
 //! that does no normalization, as a reference point; and by `sonic-rs` (`sonic-rs-dom`),
 //! one line at a time into its `Value` tree: the SIMD JSON parser the ingest issue
-//! names as the class that reaches 1 GB/s, with no Arrow output and no normalization.
+//! names as the class that reaches 1 GB/s, with no Arrow output and no normalization;
+//! and by sonic-rs's lazy iterators (`sonic-rs-lazy`), every member read as the
+//! `fields` map needs it (nested objects entered, strings unescaped) but no tree built.
 //!
 //! For every replicated input two floors are measured (see `parse/floor.rs`):
 //! `floor-append`, the input's events, already normalized, appended into the batch
@@ -57,6 +59,7 @@ use arrow::json::reader::infer_json_schema_from_seekable;
 use arrow::json::ReaderBuilder;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use sonic_rs::JsonValueTrait;
 use vedette_core::event::{EventBatchBuilder, DEFAULT_TENANT};
 use vedette_core::schema::col;
 use vedette_core::traits::RawChunk;
@@ -333,6 +336,42 @@ fn sonic_rs_dom(name: &str, bytes: &[u8]) -> usize {
     n
 }
 
+/// Reads every member of every line of `bytes` with sonic-rs's lazy iterators, as the
+/// `fields` map needs them and without a tree: nested objects entered, strings
+/// unescaped, other values (numbers, arrays) taken as their raw text; returns the
+/// members read.
+fn sonic_rs_lazy(name: &str, bytes: &[u8]) -> usize {
+    fn members(object: sonic_rs::ObjectJsonIter<'_>, name: &str) -> usize {
+        let mut n = 0;
+        for member in object {
+            let (key, value) = member.unwrap_or_else(|e| panic!("{name}: sonic-rs parse: {e}"));
+            black_box(&key);
+            if value.is_object() {
+                if let Some(inner) = value.into_object_iter() {
+                    n += members(inner, name);
+                }
+            } else if let Some(text) = value.as_str() {
+                black_box(text);
+                n += 1;
+            } else {
+                black_box(value.as_raw_str());
+                n += 1;
+            }
+        }
+        n
+    }
+    let mut n = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]) {
+        let line = &bytes[start..end];
+        start = end + 1;
+        if !line.is_empty() {
+            n += members(sonic_rs::to_object_iter(line), name);
+        }
+    }
+    n
+}
+
 /// The batches the ingest path makes of all chunks.
 fn parsed_batches(format: Format, chunks: &[RawChunk]) -> Vec<RecordBatch> {
     let parser = parser_for(format, Limits::default());
@@ -466,6 +505,9 @@ fn parse_benches(c: &mut Criterion) {
             });
             group.bench_function("sonic-rs-dom", |b| {
                 b.iter(|| sonic_rs_dom(input.name, black_box(&bytes)))
+            });
+            group.bench_function("sonic-rs-lazy", |b| {
+                b.iter(|| sonic_rs_lazy(input.name, black_box(&bytes)))
             });
         }
         group.finish();

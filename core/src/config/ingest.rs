@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct IngestConfig {
     /// Tenant of input that names none. Default: `default`.
     pub tenant: String,
-    /// A batch is flushed at this many events. Default: 8192.
+    /// A batch is flushed at this many events and dead letters. Default: 8192.
     pub batch_rows: usize,
     /// A batch is flushed once its oldest event waited this long, in ms. Default: 250.
     pub batch_age_ms: u64,
