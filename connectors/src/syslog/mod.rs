@@ -3,8 +3,10 @@
 //!
 //! Limits: at most `max_connections` TCP/TLS connections at once (more are closed at
 //! accept), an idle timeout per connection, and at most `max_message_bytes` buffered
-//! per connection without a record boundary (then the bytes are handed over as they
-//! are, to be dead-lettered by the parser's size limit, and the stream resynchronizes).
+//! per connection without a record boundary. Past that the bytes are handed over as
+//! they are, to be dead-lettered by the parser's size limit, and the rest of that
+//! record is discarded as it arrives (to its declared length when octet-counted, else
+//! to its newline), so the stream resumes at the next record.
 
 mod stream;
 mod udp;

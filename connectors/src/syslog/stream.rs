@@ -11,7 +11,10 @@ use vedette_core::traits::RawChunk;
 
 use super::{Route, TCP_SOURCE, TLS_SOURCE};
 use crate::chunk::now_ms;
-use crate::framing::complete_prefix;
+use crate::framing::{Step, StreamFramer};
+
+/// How long accepting pauses after an accept fails.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Accepts connections until cancelled; TLS when an acceptor is given.
 pub(crate) async fn serve_tcp(
@@ -28,7 +31,13 @@ pub(crate) async fn serve_tcp(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(error = %e, "syslog accept failed");
+                // Out of file descriptors (or another error that repeats at once): pause,
+                // rather than spin on a failing accept and flood the log.
+                tracing::warn!(error = %e, "syslog accept failed; pausing accepts");
+                tokio::select! {
+                    () = route.cancel.cancelled() => return,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
                 continue;
             }
         };
@@ -72,6 +81,7 @@ async fn read_stream<S: AsyncRead + Unpin>(
     route: Route,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut framer = StreamFramer::new(route.max_message_bytes);
     let mut position = 0u64;
     let send = |bytes: Bytes, position: u64| RawChunk {
         source: source.to_string(),
@@ -103,24 +113,26 @@ async fn read_stream<S: AsyncRead + Unpin>(
         if n == 0 {
             break;
         }
-        let complete = complete_prefix(&buf);
-        let take = if complete > 0 {
-            complete
-        } else if buf.len() > route.max_message_bytes {
-            // No boundary within the limit: hand the bytes over to be dead-lettered.
-            buf.len()
-        } else {
-            continue;
-        };
-        let chunk = buf.split_to(take).freeze();
-        let len = chunk.len() as u64;
-        deadline = tokio::time::Instant::now() + route.idle_timeout;
-        if route.sink.send(send(chunk, position)).await.is_err() {
-            return;
+        loop {
+            let (take, hand_over) = match framer.next(&buf) {
+                Step::Records(n) | Step::Oversized(n) => (n, true),
+                Step::Discard(n) => (n, false),
+                Step::Wait => break,
+            };
+            let bytes = buf.split_to(take).freeze();
+            if hand_over {
+                if route.sink.send(send(bytes, position)).await.is_err() {
+                    return;
+                }
+                // From the hand-over, not before it: a send held by backpressure does
+                // not count against the client.
+                deadline = tokio::time::Instant::now() + route.idle_timeout;
+            }
+            position += take as u64;
         }
-        position += len;
     }
-    // A last record without its newline is still a record.
+    // A last record without its newline is still a record (what is left here is never
+    // the rest of an oversized one: that is discarded as it arrives).
     if !buf.is_empty() {
         let _ = route.sink.send(send(buf.freeze(), position)).await;
     }

@@ -128,6 +128,70 @@ async fn tcp_stream_is_framed_into_whole_records() {
 }
 
 #[tokio::test]
+async fn after_an_oversized_record_the_stream_resumes_at_the_next_one() {
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let cfg = SyslogConfig {
+        udp: false,
+        max_message_bytes: 1000,
+        ..config()
+    };
+    let listeners = start(&cfg, "t", tx, cancel.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listeners.tcp.unwrap_or_else(|| panic!("tcp not bound"));
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Octet-counted frames and no newline anywhere, as RFC 6587 senders send: one of
+    // 5,000 bytes (over the limit), then a normal one. Then a newline-framed line over
+    // the limit whose tail looks like a record of its own, then a normal line.
+    let body = format!("<13>{}", "a".repeat(4996));
+    let oversized = format!("{} {body}", body.len());
+    let tail = format!(
+        "<13>{} <13>Oct 11 22:14:15 forged su: tail\n",
+        "b".repeat(1200)
+    );
+    // Each oversized record is cut so that its start fills a read and its rest shares
+    // the next read with the record after it.
+    let parts = [
+        oversized.as_bytes()[..1500].to_vec(),
+        [&oversized.as_bytes()[1500..], &b"8 <14>next"[..]].concat(),
+        tail.as_bytes()[..1100].to_vec(),
+        [&tail.as_bytes()[1100..], &b"<15>last line\n"[..]].concat(),
+    ];
+    for part in &parts {
+        stream
+            .write_all(part)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        stream.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stream);
+    let mut chunks = Vec::new();
+    while !chunks
+        .iter()
+        .any(|c: &Vec<u8>| c.ends_with(b"<15>last line\n"))
+    {
+        chunks.push(next(&mut source).await.bytes.to_vec());
+    }
+    let records: Vec<&[u8]> = chunks
+        .iter()
+        .filter(|c| c.len() <= 1000)
+        .map(Vec::as_slice)
+        .collect();
+    assert_eq!(records, [&b"8 <14>next"[..], b"<15>last line\n"]);
+    let oversized_chunks = chunks.iter().filter(|c| c.len() > 1000).count();
+    assert_eq!(
+        oversized_chunks, 2,
+        "each oversized record handed over once"
+    );
+    cancel.cancel();
+    listeners.join().await;
+}
+
+#[tokio::test]
 async fn a_client_that_never_finishes_a_record_is_disconnected() {
     let (tx, mut source) = channel(16);
     let cancel = CancellationToken::new();
