@@ -29,6 +29,11 @@ pub fn vedette_output(args: &[&str]) -> Output {
 /// gives its services (10000–19999).
 const TEST_PORTS: std::ops::Range<u16> = 20_000..32_700;
 
+/// How long a service may take to stop after SIGTERM. A clustered node that is taking
+/// over a killed node's partitions may first wait out the consumer group's rebalance
+/// (a CI run once saw more than 10 s), so this is generous; a hang still fails.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
 /// A loopback address whose port was free for TCP and UDP a moment ago and was never
 /// handed out before by this process.
 pub fn free_addr() -> SocketAddr {
@@ -186,10 +191,13 @@ impl Service {
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => return (status.code(), self.log_tail()),
-                Ok(None) if start.elapsed() < Duration::from_secs(10) => {
+                Ok(None) if start.elapsed() < STOP_WAIT => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                other => panic!("vedette did not stop after SIGTERM: {other:?}"),
+                other => panic!(
+                    "vedette did not stop within {STOP_WAIT:?} after SIGTERM: {other:?}\n{}",
+                    self.log_tail()
+                ),
             }
         }
     }
