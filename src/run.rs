@@ -357,6 +357,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
         sink,
         limits,
         tenant: ingest.tenant.clone(),
+        max_body: config.http.max_body_bytes,
         max_decompressed: ingest.http.max_decompressed_bytes as u64,
         max_records: ingest.http.max_records,
         require_client_cert: config

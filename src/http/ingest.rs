@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -45,6 +45,8 @@ pub(crate) struct HttpIngest {
     pub(crate) limits: Limits,
     /// Tenant of the events sent with a token of no tenant.
     pub(crate) tenant: String,
+    /// Largest body as sent (`http.max_body_bytes`, which the router also enforces).
+    pub(crate) max_body: usize,
     /// Largest body after decompression.
     pub(crate) max_decompressed: u64,
     /// Most records (events and dead letters) in one request.
@@ -59,7 +61,7 @@ pub(crate) async fn ingest(
     cert: Option<Extension<ClientCert>>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(ingest) = state.ingest.clone() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "ingest is not running");
@@ -110,6 +112,25 @@ pub(crate) async fn ingest(
             "1",
         );
     }
+    // The body is read only now, once the sender is known to hold a token: a client
+    // without one cannot make the server hold its body in memory.
+    #[allow(clippy::disallowed_methods)] // Bounded by `http.max_body_bytes`.
+    let body = match axum::body::to_bytes(body, ingest.max_body).await {
+        Ok(body) => body,
+        Err(e) => {
+            return if over_body_limit(&e) {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body is larger than http.max_body_bytes",
+                )
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                )
+            };
+        }
+    };
     let metrics = state.metrics.clone();
     let parsing = ingest.clone();
     let parsing_metrics = metrics.clone();
@@ -184,6 +205,18 @@ fn retry_later(status: StatusCode, message: &str, seconds: &'static str) -> Resp
         header::HeaderValue::from_static(seconds),
     );
     response
+}
+
+/// Whether reading a body failed because it passed the router's size limit.
+fn over_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// A parsed request body, waiting to be appended.
@@ -269,6 +302,30 @@ mod tests {
     use crate::http::{Auth, RateLimit};
     use crate::tokens::TokenStore;
 
+    /// A body that fails with the router's size error once read (limit 10 bytes).
+    fn over_the_limit() -> Body {
+        Body::new(http_body_util::Limited::new(
+            Body::from(vec![b'x'; 100]),
+            10,
+        ))
+    }
+
+    async fn post_body(state: &AppState, token: &str, body: Body) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        ingest(
+            State(state.clone()),
+            None,
+            headers,
+            Query(HashMap::new()),
+            body,
+        )
+        .await
+    }
+
     async fn post(state: &AppState, token: &str, lines: usize) -> Response {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -283,13 +340,13 @@ mod tests {
             None,
             headers,
             Query(HashMap::new()),
-            Bytes::from(body),
+            Body::from(body),
         )
         .await
     }
 
     #[tokio::test]
-    async fn ingest_answers_429_while_a_consumer_is_behind_and_stores_nothing() {
+    async fn ingest_checks_the_token_before_the_body_and_answers_429_while_a_consumer_is_behind() {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(&dir.path().join("bus"), LogOptions::default()).unwrap();
         let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::new(log.clone(), "host.name"));
@@ -316,6 +373,7 @@ mod tests {
                 sink,
                 limits: Limits::default(),
                 tenant: "acme".into(),
+                max_body: 1 << 20,
                 max_decompressed: 1 << 20,
                 max_records: 10_000,
                 require_client_cert: false,
@@ -325,6 +383,12 @@ mod tests {
             rules: None,
             health: None,
         };
+        // The token is checked before the body is read; a body past the limit is 413.
+        let unknown = post_body(&state, "not-a-token", over_the_limit()).await;
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+        let large = post_body(&state, &token, over_the_limit()).await;
+        assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
         let mut consumer = bus.subscribe(EVENTS_TOPIC, "detect").await.unwrap();
         assert_eq!(post(&state, &token, 200).await.status(), StatusCode::OK);
         // The inputs' view of the backlog is kept 10 ms.
