@@ -210,9 +210,20 @@ impl IngestStage {
             Ledger::add(&ledger.appended, source, *events);
             Ledger::add(&ledger.dead_lettered, source, *dead);
         }
-        if let Some(positions) = &self.positions {
-            for (file, start) in pending.acks.drain(..) {
-                positions.ack(&file, start)?;
+        if let (Some(positions), false) = (&self.positions, pending.acks.is_empty()) {
+            // The events are durable already: a positions file that cannot be written
+            // (a full disk) costs duplicates after a restart, not data, so ingest goes
+            // on; the positions stay in memory and the next flush writes them.
+            let positions = positions.clone();
+            let acks = std::mem::take(&mut pending.acks);
+            let saved = tokio::task::spawn_blocking(move || {
+                positions.ack_all(acks.iter().map(|(file, start)| (file.as_str(), *start)))
+            })
+            .await;
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "saving file positions failed"),
+                Err(e) => tracing::error!(error = %e, "saving file positions failed"),
             }
         }
         pending.acks.clear();

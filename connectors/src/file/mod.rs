@@ -1,18 +1,25 @@
 //! File inputs: files and globs read once, or followed (tailed) as they grow.
 //!
 //! Followed files are read from the last acknowledged position (see [`Positions`]),
-//! in chunks of whole lines; a partial last line waits for its newline. Rotation by
-//! rename is followed: the old file (still open) is read to its end before the new file
-//! at the path is read from its start. Truncation in place (copytruncate) restarts at
-//! offset 0. Whole-file formats (EVTX, compressed files) are handed over in one chunk
-//! once the file stops changing.
+//! in chunks of whole lines; a partial last line waits for its newline. Files are known
+//! by device and inode, not by path:
+//! - rotation by rename is followed: a file renamed out of the patterns (still open) is
+//!   read to its end, then closed, before the new file at the path is read from its
+//!   start; a file renamed within them (`app.log*` matching `app.log.1`) is the same
+//!   file and is read on, never again from its start;
+//! - truncation or rewriting in place (copytruncate) restarts at offset 0, told by the
+//!   size or by a fingerprint of the first bytes;
+//! - a line longer than a chunk (4 MiB) is handed over once, to be dead-lettered by the
+//!   parser's size limit, and the rest of it is skipped.
+//!
+//! Whole-file formats (EVTX, compressed files) are handed over in one chunk once the
+//! file stops changing.
 
 mod positions;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +28,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use vedette_core::traits::RawChunk;
 
-pub use positions::{FilePosition, Positions};
+pub use positions::{FileId, FilePosition, Fingerprint, Positions, FINGERPRINT_BYTES, RETAIN_MS};
 
 use crate::chunk::{now_ms, ChunkSender};
 use crate::decompress::{decompress, Compression};
@@ -50,19 +57,31 @@ pub struct FileInput {
     pub poll: Duration,
 }
 
-/// A file being read.
+/// A file being read, known by its identity whatever its path.
 #[derive(Debug)]
 struct Tracked {
     file: File,
-    inode: u64,
+    id: FileId,
+    /// Origin of its chunks and key of their acknowledgements: the path it had when it
+    /// was opened (it keeps it when renamed).
+    key: String,
+    /// Its path now.
+    path: PathBuf,
+    /// Whether the input's patterns match it now; a file they no longer match (rotated
+    /// away, deleted) is read to its end, then closed.
+    matched: bool,
     /// Bytes handed over so far.
     offset: u64,
     /// Size seen at the previous poll (whole-file mode waits for it to settle).
     last_len: u64,
     whole: bool,
     done: bool,
-    /// Polls in a row that found nothing new (a rotated file is dropped after a few).
+    /// Polls in a row that found nothing new (an unmatched file is closed after a few).
     idle_polls: u32,
+    /// The fingerprint of its first bytes, as last read.
+    fingerprint: Fingerprint,
+    /// Skipping the rest of a line longer than a chunk (its start was handed over).
+    skipping_line: bool,
 }
 
 fn is_whole_file(path: &Path, head: &[u8]) -> bool {
@@ -74,11 +93,21 @@ fn is_whole_file(path: &Path, head: &[u8]) -> bool {
         || Compression::sniff(head) != Compression::None
 }
 
-fn expand(patterns: &[String]) -> Vec<PathBuf> {
+/// The files the patterns match now, with their identities, in path order.
+fn expand(patterns: &[String]) -> Vec<(PathBuf, FileId)> {
     let mut out = Vec::new();
     for pattern in patterns {
         match glob::glob(pattern) {
-            Ok(paths) => out.extend(paths.flatten().filter(|p| p.is_file())),
+            Ok(paths) => out.extend(paths.flatten().filter_map(|p| {
+                let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file())?;
+                Some((
+                    p,
+                    FileId {
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                    },
+                ))
+            })),
             Err(e) => tracing::warn!(%pattern, error = %e, "bad file glob"),
         }
     }
@@ -87,72 +116,123 @@ fn expand(patterns: &[String]) -> Vec<PathBuf> {
     out
 }
 
+/// The first [`FINGERPRINT_BYTES`] bytes of `file` (fewer when it is shorter).
+fn head(file: &File, len: u64) -> std::io::Result<Vec<u8>> {
+    let n = usize::try_from(len).map_or(FINGERPRINT_BYTES, |l| l.min(FINGERPRINT_BYTES));
+    let mut buf = vec![0u8; n];
+    file.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
+}
+
+/// Opens the file at `path` where its saved position says (see [`Positions::resume`]).
 fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     let meta = file.metadata()?;
-    let mut head = [0u8; 8];
-    let n = file.read(&mut head)?;
-    let whole = is_whole_file(path, &head[..n]);
-    let key = path.to_string_lossy();
-    let offset = positions.resume_offset(&key, meta.ino()).min(meta.len());
+    // The identity of what was opened, which may differ from what was listed if the
+    // path changed in between.
+    let id = FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    };
+    let head = head(&file, meta.len())?;
+    let whole = is_whole_file(path, head.get(..8).unwrap_or(&head));
+    let key = path.to_string_lossy().to_string();
+    let offset = positions.resume(&key, id, meta.len(), &head);
     Ok(Tracked {
         file,
-        inode: meta.ino(),
+        id,
+        key,
+        path: path.to_path_buf(),
+        matched: true,
         offset,
         last_len: u64::MAX,
         whole,
         // A whole file acknowledged to its end before a restart is not read again.
         done: whole && meta.len() > 0 && offset >= meta.len(),
         idle_polls: 0,
+        fingerprint: Fingerprint::of(&head),
+        skipping_line: false,
     })
+}
+
+/// Starts `t` over from its first byte when the file was cut (copytruncate) or
+/// rewritten in place since the last read, and brings its fingerprint up to date.
+fn check_rewritten(t: &mut Tracked, len: u64) -> std::io::Result<()> {
+    let head = head(&t.file, len)?;
+    if len < t.offset || !t.fingerprint.matches(&head) {
+        t.offset = 0;
+        t.skipping_line = false;
+    }
+    // The same first bytes, or more of them as the file grows.
+    t.fingerprint = Fingerprint::of(&head);
+    Ok(())
 }
 
 /// Reads from `t.offset` and returns complete lines (and, with `flush`, the last
 /// unterminated line once the end of the file is reached).
 fn read_lines(t: &mut Tracked, flush: bool) -> std::io::Result<Option<(u64, Vec<u8>)>> {
     let len = t.file.metadata()?.len();
-    if len < t.offset {
-        // Truncated in place: start over.
-        t.offset = 0;
-    }
-    if len == t.offset {
-        return Ok(None);
-    }
-    t.file.seek(SeekFrom::Start(t.offset))?;
-    let want = usize::try_from(len - t.offset)
-        .unwrap_or(READ_CHUNK)
-        .min(READ_CHUNK);
-    let mut buf = vec![0u8; want];
-    let mut filled = 0;
-    while filled < want {
-        let n = t.file.read(&mut buf[filled..])?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    buf.truncate(filled);
-    // The last, unterminated line is handed over only at the end of the file.
-    let at_end = t.offset + buf.len() as u64 >= len;
-    let end = if flush && at_end {
-        buf.len()
-    } else {
-        memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1)
-    };
-    if end == 0 {
-        // A single line longer than a chunk is handed over as it is (the parser's size
-        // limit dead-letters it); otherwise wait for its newline.
-        if buf.len() < READ_CHUNK {
+    check_rewritten(t, len)?;
+    loop {
+        if len == t.offset {
             return Ok(None);
         }
+        t.file.seek(SeekFrom::Start(t.offset))?;
+        let want = usize::try_from(len - t.offset)
+            .unwrap_or(READ_CHUNK)
+            .min(READ_CHUNK);
+        let mut buf = vec![0u8; want];
+        let mut filled = 0;
+        while filled < want {
+            let n = t.file.read(&mut buf[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if t.skipping_line {
+            // The rest of a line longer than a chunk: its start went out to be
+            // dead-lettered; this part is not a record of its own.
+            match memchr::memchr(b'\n', &buf) {
+                Some(i) => {
+                    t.offset += i as u64 + 1;
+                    t.skipping_line = false;
+                    continue;
+                }
+                None => {
+                    t.offset += buf.len() as u64;
+                    continue;
+                }
+            }
+        }
+        // The last, unterminated line is handed over only at the end of the file.
+        let at_end = t.offset + buf.len() as u64 >= len;
+        let end = if flush && at_end {
+            buf.len()
+        } else {
+            memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1)
+        };
+        if end == 0 {
+            // A single line longer than a chunk is handed over as it is (the parser's
+            // size limit dead-letters it) and the rest of it skipped; otherwise wait
+            // for its newline.
+            if buf.len() < READ_CHUNK {
+                return Ok(None);
+            }
+            let start = t.offset;
+            t.offset += buf.len() as u64;
+            t.skipping_line = true;
+            return Ok(Some((start, buf)));
+        }
+        buf.truncate(end);
         let start = t.offset;
-        t.offset += buf.len() as u64;
+        t.offset += end as u64;
         return Ok(Some((start, buf)));
     }
-    buf.truncate(end);
-    let start = t.offset;
-    t.offset += end as u64;
-    Ok(Some((start, buf)))
 }
 
 /// Reads a whole file once it stopped changing, decompressing it if needed.
@@ -171,32 +251,38 @@ fn read_whole(t: &mut Tracked) -> std::io::Result<Option<Vec<u8>>> {
     let raw = vedette_core::io::read_capped(&mut t.file, MAX_WHOLE_FILE)?;
     t.done = true;
     t.offset = len;
-    let bytes = decompress(&raw, Compression::sniff(&raw), MAX_WHOLE_FILE)?;
+    t.fingerprint = Fingerprint::of(raw.get(..FINGERPRINT_BYTES).unwrap_or(&raw));
+    let compression = Compression::sniff(&raw);
+    if compression == Compression::None {
+        return Ok(Some(raw));
+    }
+    let bytes = decompress(&raw, compression, MAX_WHOLE_FILE)?;
     Ok(Some(bytes))
 }
 
-/// Polls without new data after which a rotated-away file is closed.
+/// Polls without new data after which a file the patterns no longer match is closed.
 const DRAIN_POLLS: u32 = 20;
 
 /// Largest piece of a decompressed whole file handed over as one chunk.
 const WHOLE_PIECE: usize = 64 * 1024 * 1024;
 
-/// Splits decompressed whole-file content into chunks: EVTX stays one piece, text is
-/// cut at newlines into pieces of at most [`WHOLE_PIECE`] bytes.
-fn whole_pieces(bytes: Vec<u8>) -> Vec<Vec<u8>> {
+/// Splits decompressed whole-file content into chunks without copying it: EVTX stays
+/// one piece, text is cut at newlines into pieces of at most [`WHOLE_PIECE`] bytes.
+fn whole_pieces(bytes: Bytes) -> Vec<Bytes> {
     if bytes.starts_with(b"ElfFile\0") || bytes.len() <= WHOLE_PIECE {
         return vec![bytes];
     }
     let mut out = Vec::new();
-    let mut rest = bytes.as_slice();
-    while !rest.is_empty() {
+    let mut start = 0;
+    while start < bytes.len() {
+        let rest = &bytes[start..];
         let cut = if rest.len() <= WHOLE_PIECE {
             rest.len()
         } else {
             memchr::memrchr(b'\n', &rest[..WHOLE_PIECE]).map_or(WHOLE_PIECE, |i| i + 1)
         };
-        out.push(rest[..cut].to_vec());
-        rest = &rest[cut..];
+        out.push(bytes.slice(start..start + cut));
+        start += cut;
     }
     out
 }
@@ -205,7 +291,6 @@ fn whole_pieces(bytes: Vec<u8>) -> Vec<Vec<u8>> {
 /// the pipeline is gone.
 async fn pump(
     t: &mut Tracked,
-    key: &str,
     flush: bool,
     input: &FileInput,
     positions: &Positions,
@@ -214,14 +299,14 @@ async fn pump(
 ) -> Option<bool> {
     let mut sent = false;
     while !cancel.is_cancelled() {
-        let pieces: Vec<(u64, Vec<u8>)> = if t.whole {
+        let pieces: Vec<(u64, Bytes)> = if t.whole {
             match read_whole(t) {
                 Ok(Some(bytes)) => {
                     // Pieces are numbered; only the last one moves the saved position
                     // (to the end of the file), once it is acknowledged.
-                    let pieces = whole_pieces(bytes);
+                    let pieces = whole_pieces(Bytes::from(bytes));
                     let last = pieces.len().saturating_sub(1) as u64;
-                    positions.sent(key, t.inode, last, t.offset);
+                    positions.sent(&t.key, t.id, t.fingerprint, last, t.offset);
                     pieces
                         .into_iter()
                         .enumerate()
@@ -230,7 +315,7 @@ async fn pump(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::error!(path = %key, error = %e, "input file cannot be read whole; skipped");
+                    tracing::error!(path = %t.path.display(), error = %e, "input file cannot be read whole; skipped");
                     t.done = true;
                     break;
                 }
@@ -238,12 +323,12 @@ async fn pump(
         } else {
             match read_lines(t, flush) {
                 Ok(Some((start, bytes))) => {
-                    positions.sent(key, t.inode, start, t.offset);
-                    vec![(start, bytes)]
+                    positions.sent(&t.key, t.id, t.fingerprint, start, t.offset);
+                    vec![(start, Bytes::from(bytes))]
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(path = %key, error = %e, "reading input file failed");
+                    tracing::warn!(path = %t.path.display(), error = %e, "reading input file failed");
                     break;
                 }
             }
@@ -251,9 +336,9 @@ async fn pump(
         for (position, bytes) in pieces {
             let chunk = RawChunk {
                 source: input.name.clone(),
-                origin: key.to_string(),
+                origin: t.key.clone(),
                 tenant: input.tenant.clone(),
-                bytes: Bytes::from(bytes),
+                bytes,
                 position,
                 received_ms: now_ms(),
             };
@@ -269,6 +354,34 @@ async fn pump(
     Some(sent)
 }
 
+/// Brings the open files in line with what the patterns match now: a file found at a
+/// new path (renamed by rotation within the patterns) is the same file, read on from
+/// where it was; a file not open yet is opened; an open file no longer matched is
+/// marked to be read to its end and closed.
+fn refresh(files: &mut Vec<Tracked>, input: &FileInput, positions: &Positions) {
+    for t in files.iter_mut() {
+        t.matched = false;
+    }
+    for (path, id) in expand(&input.patterns) {
+        if let Some(t) = files.iter_mut().find(|t| t.id == id) {
+            t.matched = true;
+            t.path = path;
+            continue;
+        }
+        match open(&path, positions) {
+            // Replaced between listing and opening by a file already open: keep that one.
+            Ok(t) if files.iter().any(|f| f.id == t.id) => {}
+            Ok(t) => files.push(t),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open input file");
+            }
+        }
+    }
+    // Files no longer matched first: the rest of a rotated file comes before the file
+    // that took its place.
+    files.sort_by(|a, b| (a.matched, &a.path).cmp(&(b.matched, &b.path)));
+}
+
 /// Follows (or reads once) the files of `input` until cancelled (or, when not
 /// following, until every file was read), sending chunks to `sink`.
 pub async fn run(
@@ -277,61 +390,34 @@ pub async fn run(
     sink: ChunkSender,
     cancel: CancellationToken,
 ) -> Result<(), ConnectorError> {
-    let mut tracked: HashMap<PathBuf, Tracked> = HashMap::new();
-    // Files rotated away from their path, still read until they stop growing.
-    let mut draining: Vec<(String, Tracked)> = Vec::new();
+    let mut files: Vec<Tracked> = Vec::new();
     while !cancel.is_cancelled() {
+        refresh(&mut files, &input, &positions);
         let mut sent_any = false;
-        for (key, t) in &mut draining {
-            match pump(t, key, false, &input, &positions, &sink, &cancel).await {
+        for t in &mut files {
+            // A file no longer matched hands over its unterminated last line when it
+            // is closed; read once, every file does at its end.
+            let closing = !t.matched && t.idle_polls + 1 >= DRAIN_POLLS;
+            let flush = !input.follow || closing;
+            match pump(t, flush, &input, &positions, &sink, &cancel).await {
                 None => return Ok(()),
-                Some(true) => t.idle_polls = 0,
+                Some(true) => {
+                    t.idle_polls = 0;
+                    sent_any = true;
+                }
                 Some(false) => t.idle_polls += 1,
             }
         }
-        // A drained file's unterminated last line is handed over when it is closed.
-        for (key, t) in &mut draining {
-            if t.idle_polls >= DRAIN_POLLS
-                && pump(t, key, true, &input, &positions, &sink, &cancel)
-                    .await
-                    .is_none()
-            {
-                return Ok(());
+        files.retain(|t| {
+            let keep = t.matched || t.idle_polls < DRAIN_POLLS;
+            if !keep {
+                let deleted = t.file.metadata().map_or(true, |m| m.nlink() == 0);
+                positions.closed(t.id, deleted);
             }
-        }
-        draining.retain(|(_, t)| t.idle_polls < DRAIN_POLLS);
-        for path in expand(&input.patterns) {
-            let key = path.to_string_lossy().to_string();
-            let current_inode = std::fs::metadata(&path).map(|m| m.ino()).ok();
-            if let Some(t) = tracked.get(&path) {
-                if current_inode.is_some_and(|i| i != t.inode) {
-                    // Rotation: keep reading the old file; open the new one from its start.
-                    if let Some(old) = tracked.remove(&path) {
-                        draining.push((key.clone(), old));
-                    }
-                }
-            }
-            if !tracked.contains_key(&path) {
-                match open(&path, &positions) {
-                    Ok(t) => {
-                        tracked.insert(path.clone(), t);
-                    }
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "cannot open input file");
-                        continue;
-                    }
-                }
-            }
-            let Some(t) = tracked.get_mut(&path) else {
-                continue;
-            };
-            match pump(t, &key, !input.follow, &input, &positions, &sink, &cancel).await {
-                None => return Ok(()),
-                Some(sent) => sent_any |= sent,
-            }
-        }
+            keep
+        });
         if !input.follow {
-            let all_done = tracked.values().all(|t| {
+            let all_done = files.iter().all(|t| {
                 if t.whole {
                     t.done
                 } else {

@@ -3,37 +3,127 @@
 //! chunks that were in flight.
 //!
 //! A position is saved only when the chunk that ends there is acknowledged (durable
-//! downstream). Each file is identified by path and inode, so a position is never
-//! applied to a different file that took the path (rotation).
+//! downstream). Each position belongs to a file, not a path: it is kept under the
+//! file's device and inode, with a fingerprint of its first bytes. A file renamed by
+//! rotation (`app.log` to `app.log.1`) is therefore found again under its new name, a
+//! new file that took a rotated file's path starts from zero, and a file that took a
+//! deleted file's inode (or was rewritten in place) is told apart by its fingerprint
+//! and starts from zero too. Positions of files that are neither open nor moved for
+//! [`RETAIN_MS`] are dropped.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chunk::now_ms;
 use crate::error::ConnectorError;
 
+/// How long the position of a file that is not open is kept: 30 days.
+pub const RETAIN_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Bytes at the start of a file its fingerprint covers, at most.
+pub const FINGERPRINT_BYTES: usize = 1024;
+
+/// A file's identity on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FileId {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+}
+
+impl FileId {
+    /// The key of the file's saved position.
+    fn key(self) -> String {
+        format!("{}:{}", self.dev, self.ino)
+    }
+}
+
+/// A hash of a file's first bytes (FNV-1a, stable across builds), to tell a file from
+/// another that took its inode or was rewritten in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// How many first bytes it covers (0: none, the file was empty).
+    pub len: usize,
+    /// Their hash.
+    pub hash: u64,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `bytes` (the first bytes of a file).
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Self {
+            len: bytes.len(),
+            hash,
+        }
+    }
+
+    /// Whether `head` (at least this fingerprint's length of a file's first bytes)
+    /// begins with the bytes this fingerprint was made of. One of no bytes (an empty
+    /// file's, or none saved) matches every file.
+    pub fn matches(self, head: &[u8]) -> bool {
+        self.len == 0 || head.get(..self.len).is_some_and(|b| Self::of(b) == self)
+    }
+}
+
 /// Where reading of one file stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilePosition {
     /// Inode of the file the offset belongs to.
     pub inode: u64,
     /// Bytes of it acknowledged as durable.
     pub offset: u64,
+    /// Device of the file (0 in positions saved before devices were kept).
+    #[serde(default)]
+    pub dev: u64,
+    /// The path the file was read under.
+    #[serde(default)]
+    pub path: String,
+    /// Its first bytes' fingerprint.
+    #[serde(default)]
+    pub fingerprint: Fingerprint,
+    /// When the position last moved (Unix ms).
+    #[serde(default)]
+    pub updated_ms: i64,
+}
+
+impl FilePosition {
+    /// Whether this is a position saved before devices were kept, under its path.
+    fn is_legacy(&self) -> bool {
+        self.dev == 0 && self.path.is_empty()
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Saved {
+    /// By file (`dev:ino`); positions saved by earlier versions are by path.
     files: BTreeMap<String, FilePosition>,
+}
+
+/// A chunk handed over and not yet acknowledged.
+#[derive(Debug, Clone)]
+struct InFlight {
+    id: FileId,
+    fingerprint: Fingerprint,
+    start: u64,
+    end: u64,
 }
 
 #[derive(Debug, Default)]
 struct State {
     saved: Saved,
-    /// Chunks handed over but not yet acknowledged: (inode, start, end) per path.
-    in_flight: HashMap<String, VecDeque<(u64, u64, u64)>>,
+    /// Chunks handed over but not yet acknowledged, per chunk origin.
+    in_flight: HashMap<String, VecDeque<InFlight>>,
+    /// Files open now: their positions are kept however old.
+    open: HashSet<FileId>,
 }
 
 /// The positions file and the chunks in flight.
@@ -49,7 +139,8 @@ impl Positions {
         let saved = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 ConnectorError::BadConfig(format!(
-                    "positions file {} is damaged: {e}",
+                    "positions file {} is damaged: {e} (delete it to read every file from its \
+                     start again)",
                     path.display()
                 ))
             })?,
@@ -60,7 +151,7 @@ impl Positions {
             path: path.to_path_buf(),
             state: Mutex::new(State {
                 saved,
-                in_flight: HashMap::new(),
+                ..State::default()
             }),
         })
     }
@@ -71,66 +162,144 @@ impl Positions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The saved position of `file`, if it is the same file (inode) as saved.
-    pub fn resume_offset(&self, file: &str, inode: u64) -> u64 {
-        match self.lock().saved.files.get(file) {
-            Some(p) if p.inode == inode => p.offset,
+    /// Where to resume reading the file `id`, now at `path`, `len` bytes long and
+    /// beginning with `head` (its first [`FINGERPRINT_BYTES`] bytes or all of it): the
+    /// saved offset when it is the same file, else 0. The file counts as open until
+    /// [`Positions::closed`].
+    pub fn resume(&self, path: &str, id: FileId, len: u64, head: &[u8]) -> u64 {
+        let mut state = self.lock();
+        state.open.insert(id);
+        let saved = &state.saved.files;
+        let position = saved
+            .get(&id.key())
+            .filter(|p| p.inode == id.ino && p.dev == id.dev)
+            .or_else(|| {
+                saved
+                    .get(path)
+                    .filter(|p| p.is_legacy() && p.inode == id.ino)
+            });
+        match position {
+            // Past the end: the file was cut (copytruncate) while nobody read it.
+            Some(p) if p.offset <= len && p.fingerprint.matches(head) => p.offset,
             _ => 0,
         }
     }
 
-    /// Records a chunk handed over, bytes `start..end` of `file` with `inode`.
-    pub fn sent(&self, file: &str, inode: u64, start: u64, end: u64) {
+    /// Records a chunk of the file `id` handed over under `origin`: bytes `start..end`.
+    pub fn sent(&self, origin: &str, id: FileId, fingerprint: Fingerprint, start: u64, end: u64) {
         self.lock()
             .in_flight
-            .entry(file.to_string())
+            .entry(origin.to_string())
             .or_default()
-            .push_back((inode, start, end));
+            .push_back(InFlight {
+                id,
+                fingerprint,
+                start,
+                end,
+            });
     }
 
-    /// Acknowledges the chunk of `file` that started at `start`; saves the position
-    /// when it was the oldest chunk in flight of that file.
-    pub fn ack(&self, file: &str, start: u64) -> Result<(), ConnectorError> {
+    /// Forgets the file `id`, closed; its position too when the file was deleted.
+    pub fn closed(&self, id: FileId, deleted: bool) {
+        let mut state = self.lock();
+        state.open.remove(&id);
+        if deleted {
+            state.saved.files.remove(&id.key());
+        }
+    }
+
+    /// Acknowledges the chunk of `origin` that started at `start` and saves.
+    pub fn ack(&self, origin: &str, start: u64) -> Result<(), ConnectorError> {
+        self.ack_all([(origin, start)])
+    }
+
+    /// Acknowledges chunks, each by its origin and start, and saves once. Chunks of one
+    /// origin are acknowledged in the order they were handed over; anything before an
+    /// acknowledged chunk is acknowledged with it. The positions are updated in memory
+    /// even when saving fails, so the next save writes them.
+    pub fn ack_all<'a>(
+        &self,
+        acks: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Result<(), ConnectorError> {
         let snapshot = {
             let mut state = self.lock();
-            let Some(queue) = state.in_flight.get_mut(file) else {
-                return Ok(());
-            };
-            let Some(index) = queue.iter().position(|(_, s, _)| *s == start) else {
-                return Ok(());
-            };
-            // Acknowledgements arrive in order per file; anything before this one is
-            // acknowledged with it.
-            let mut last = None;
-            for _ in 0..=index {
-                last = queue.pop_front();
+            let now = now_ms();
+            let mut moved = false;
+            for (origin, start) in acks {
+                let Some(queue) = state.in_flight.get_mut(origin) else {
+                    continue;
+                };
+                let Some(index) = queue.iter().position(|c| c.start == start) else {
+                    continue;
+                };
+                let done: Vec<InFlight> = queue.drain(..=index).collect();
+                for chunk in done {
+                    if let Some(legacy) = state.saved.files.get(origin) {
+                        if legacy.is_legacy() && legacy.inode == chunk.id.ino {
+                            state.saved.files.remove(origin);
+                        }
+                    }
+                    state.saved.files.insert(
+                        chunk.id.key(),
+                        FilePosition {
+                            inode: chunk.id.ino,
+                            offset: chunk.end,
+                            dev: chunk.id.dev,
+                            path: origin.to_string(),
+                            fingerprint: chunk.fingerprint,
+                            updated_ms: now,
+                        },
+                    );
+                    moved = true;
+                }
             }
-            let Some((inode, _, end)) = last else {
+            if !moved {
                 return Ok(());
-            };
-            state
-                .saved
-                .files
-                .insert(file.to_string(), FilePosition { inode, offset: end });
+            }
+            let State { saved, open, .. } = &mut *state;
+            saved.files.retain(|key, p| {
+                let id = FileId {
+                    dev: p.dev,
+                    ino: p.inode,
+                };
+                p.is_legacy() || open.contains(&id) || now - p.updated_ms < RETAIN_MS || {
+                    tracing::debug!(file = %key, "position of a file not seen for 30 days dropped");
+                    false
+                }
+            });
             serde_json::to_vec_pretty(&state.saved)
                 .map_err(|e| ConnectorError::BadConfig(format!("positions: {e}")))?
         };
         self.save(&snapshot)
     }
 
-    /// Writes the positions atomically (temporary file, fsync, rename).
+    /// Writes the positions atomically: a temporary file, fsync, rename, and fsync of
+    /// the folder so the rename itself survives a power loss.
     fn save(&self, bytes: &[u8]) -> Result<(), ConnectorError> {
         let tmp = self.path.with_extension("tmp");
         let io = |e| ConnectorError::io(format!("saving {}", self.path.display()), e);
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
         file.write_all(bytes).map_err(io)?;
         file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        Ok(())
     }
 
-    /// The saved position of `file`.
-    pub fn get(&self, file: &str) -> Option<FilePosition> {
-        self.lock().saved.files.get(file).copied()
+    /// The saved position of the file last read under `path`.
+    pub fn get(&self, path: &str) -> Option<FilePosition> {
+        let state = self.lock();
+        state
+            .saved
+            .files
+            .iter()
+            .filter(|(key, p)| p.path == path || (p.is_legacy() && key.as_str() == path))
+            .max_by_key(|(_, p)| p.updated_ms)
+            .map(|(_, p)| p.clone())
     }
 }
 
@@ -138,22 +307,106 @@ impl Positions {
 mod tests {
     use super::*;
 
+    const A: FileId = FileId { dev: 1, ino: 7 };
+    const B: FileId = FileId { dev: 1, ino: 8 };
+
     #[test]
     fn positions_persist_only_when_acknowledged() -> Result<(), ConnectorError> {
         let dir = tempfile::tempdir().map_err(|e| ConnectorError::io("tempdir", e))?;
         let path = dir.path().join("positions.json");
+        let head = b"first line\nsecond line\n";
+        let fp = Fingerprint::of(head);
         let p = Positions::load(&path)?;
-        p.sent("/x.log", 7, 0, 10);
-        p.sent("/x.log", 7, 10, 25);
+        p.sent("/x.log", A, fp, 0, 10);
+        p.sent("/x.log", A, fp, 10, 23);
         assert_eq!(p.get("/x.log"), None);
         p.ack("/x.log", 0)?;
-        assert_eq!(Positions::load(&path)?.resume_offset("/x.log", 7), 10);
+        assert_eq!(Positions::load(&path)?.resume("/x.log", A, 23, head), 10);
         p.ack("/x.log", 10)?;
         let reloaded = Positions::load(&path)?;
-        assert_eq!(reloaded.resume_offset("/x.log", 7), 25);
-        // Another file at the same path (rotated) starts from zero.
-        assert_eq!(reloaded.resume_offset("/x.log", 8), 0);
+        assert_eq!(reloaded.resume("/x.log", A, 23, head), 23);
+        // The same file under another name (rotated) resumes too.
+        assert_eq!(reloaded.resume("/x.log.1", A, 30, head), 23);
+        // Another file at the same path starts from zero.
+        assert_eq!(reloaded.resume("/x.log", B, 23, head), 0);
+        // The same inode with other first bytes (reused, or rewritten) starts from zero.
+        assert_eq!(
+            reloaded.resume("/x.log", A, 23, b"other content\n......."),
+            0
+        );
+        // Cut below the saved offset while nobody read it: from zero.
+        assert_eq!(reloaded.resume("/x.log", A, 5, &head[..5]), 0);
         Ok(())
+    }
+
+    #[test]
+    fn positions_of_earlier_versions_are_still_found_by_path() -> Result<(), ConnectorError> {
+        let dir = tempfile::tempdir().map_err(|e| ConnectorError::io("tempdir", e))?;
+        let path = dir.path().join("positions.json");
+        std::fs::write(&path, br#"{"files":{"/x.log":{"inode":7,"offset":12}}}"#)
+            .map_err(|e| ConnectorError::io("write", e))?;
+        let p = Positions::load(&path)?;
+        assert_eq!(p.resume("/x.log", A, 20, b"anything"), 12);
+        assert_eq!(p.resume("/x.log", B, 20, b"anything"), 0);
+        // Once acknowledged, the position is kept by file and the old entry goes.
+        p.sent("/x.log", A, Fingerprint::of(b"anything"), 12, 20);
+        p.ack("/x.log", 12)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| ConnectorError::io("read", e))?;
+        assert!(
+            text.contains("\"1:7\"") && !text.contains("\"/x.log\": {"),
+            "{text}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_deleted_file_forgets_its_position_and_old_closed_ones_expire() -> Result<(), ConnectorError>
+    {
+        let dir = tempfile::tempdir().map_err(|e| ConnectorError::io("tempdir", e))?;
+        let path = dir.path().join("positions.json");
+        let p = Positions::load(&path)?;
+        p.resume("/a.log", A, 0, b"");
+        p.resume("/b.log", B, 0, b"");
+        p.sent("/a.log", A, Fingerprint::default(), 0, 5);
+        p.sent("/b.log", B, Fingerprint::default(), 0, 5);
+        p.ack_all([("/a.log", 0), ("/b.log", 0)])?;
+        p.closed(A, true);
+        assert_eq!(p.get("/a.log"), None);
+        assert_eq!(p.get("/b.log").map(|f| f.offset), Some(5));
+        // B closed (not deleted) and untouched past the retention: dropped at the next
+        // save; an open file's position is kept however old.
+        p.closed(B, false);
+        p.lock()
+            .saved
+            .files
+            .values_mut()
+            .for_each(|f| f.updated_ms -= RETAIN_MS + 1);
+        p.resume("/c.log", FileId { dev: 1, ino: 9 }, 0, b"");
+        p.sent(
+            "/c.log",
+            FileId { dev: 1, ino: 9 },
+            Fingerprint::default(),
+            0,
+            1,
+        );
+        p.ack("/c.log", 0)?;
+        assert_eq!(Positions::load(&path)?.get("/b.log"), None);
+        assert_eq!(
+            Positions::load(&path)?.get("/c.log").map(|f| f.offset),
+            Some(1)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn fingerprints_cover_their_length_only() {
+        let fp = Fingerprint::of(b"abc");
+        assert!(fp.matches(b"abc"));
+        assert!(fp.matches(b"abcdef"));
+        assert!(!fp.matches(b"ab"));
+        assert!(!fp.matches(b"abd"));
+        assert!(Fingerprint::default().matches(b""));
+        assert!(Fingerprint::default().matches(b"any"));
     }
 
     #[test]

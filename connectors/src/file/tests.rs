@@ -191,3 +191,143 @@ async fn compressed_files_are_handed_over_whole_and_decompressed() {
     cancel.cancel();
     let _ = task.await;
 }
+
+/// Every chunk that arrives within `wait`, joined.
+async fn drain(source: &mut ChannelSource, wait: Duration) -> Vec<RawChunk> {
+    let mut out = Vec::new();
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout(wait, source.next_chunk()).await {
+        out.push(chunk);
+    }
+    out
+}
+
+fn text(chunks: &[RawChunk]) -> String {
+    chunks
+        .iter()
+        .map(|c| String::from_utf8_lossy(&c.bytes).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_file_renamed_within_the_pattern_is_read_on_never_again_from_its_start() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
+    let (log, rotated) = (logs.join("app.log"), logs.join("app.log.1"));
+    let positions_path = dir.path().join("positions.json");
+    let glob = FileInput {
+        patterns: vec![format!("{}/app.log*", logs.display())],
+        ..input(&logs, true)
+    };
+    append(&log, "one\ntwo\n");
+    {
+        let positions =
+            Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
+        let (tx, mut source) = channel(16);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(glob.clone(), positions.clone(), tx, cancel.clone()));
+        let first = next(&mut source).await;
+        assert_eq!(&first.bytes[..], b"one\ntwo\n");
+        positions
+            .ack(&first.origin, first.position)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Rotation: app.log becomes app.log.1 (still matched), a new app.log starts.
+        std::fs::rename(&log, &rotated).unwrap_or_else(|e| panic!("{e}"));
+        append(&rotated, "three\n");
+        append(&log, "fresh\n");
+        let chunks = drain(&mut source, Duration::from_millis(500)).await;
+        let mut lines: Vec<String> = text(&chunks).lines().map(str::to_string).collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["fresh", "three"], "nothing read twice");
+        positions
+            .ack_all(chunks.iter().map(|c| (c.origin.as_str(), c.position)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        cancel.cancel();
+        let _ = task.await;
+    }
+    // After a restart the rotated file is found under its new name by its identity.
+    append(&rotated, "four\n");
+    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(glob, positions, tx, cancel.clone()));
+    let chunks = drain(&mut source, Duration::from_millis(500)).await;
+    assert_eq!(text(&chunks), "four\n");
+    cancel.cancel();
+    let _ = task.await;
+}
+
+#[tokio::test]
+async fn a_file_cut_while_stopped_or_rewritten_while_read_starts_over() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let log = dir.path().join("a.log");
+    let positions_path = dir.path().join("positions.json");
+    append(&log, "a long first line\nand a second one\n");
+    {
+        let positions =
+            Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
+        let (tx, mut source) = channel(4);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(
+            input(dir.path(), true),
+            positions.clone(),
+            tx,
+            cancel.clone(),
+        ));
+        let c = next(&mut source).await;
+        positions
+            .ack(&c.origin, c.position)
+            .unwrap_or_else(|e| panic!("{e}"));
+        cancel.cancel();
+        let _ = task.await;
+    }
+    // Cut and written again while stopped (copytruncate): shorter than the position.
+    std::fs::write(&log, "new\n").unwrap_or_else(|e| panic!("{e}"));
+    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
+    let (tx, mut source) = channel(4);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(input(dir.path(), true), positions, tx, cancel.clone()));
+    let c = next(&mut source).await;
+    assert_eq!((&c.bytes[..], c.position), (&b"new\n"[..], 0));
+    // Rewritten in place while read, and already longer than before by the next poll:
+    // the first bytes differ, so it is read from its start.
+    std::fs::write(&log, "rewritten with more text than before\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = next(&mut source).await;
+    assert_eq!(
+        (&c.bytes[..], c.position),
+        (&b"rewritten with more text than before\n"[..], 0)
+    );
+    cancel.cancel();
+    let _ = task.await;
+}
+
+#[tokio::test]
+async fn the_rest_of_a_line_longer_than_a_chunk_is_not_a_record() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let long = "x".repeat(READ_CHUNK + 1000);
+    append(&dir.path().join("big.log"), &format!("{long}\nnext\n"));
+    let positions =
+        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
+    let (tx, mut source) = channel(16);
+    run(
+        input(dir.path(), false),
+        positions,
+        tx,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut chunks = Vec::new();
+    while let Ok(Some(c)) = source.next_chunk().await {
+        chunks.push(c);
+    }
+    let sizes: Vec<usize> = chunks.iter().map(|c| c.bytes.len()).collect();
+    assert_eq!(
+        sizes,
+        [READ_CHUNK, 5],
+        "the start of the long line, then `next`"
+    );
+    assert_eq!(&chunks[1].bytes[..], b"next\n");
+    assert_eq!(chunks[1].position, (READ_CHUNK + 1001) as u64);
+}
