@@ -365,6 +365,7 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
             .tls
             .as_ref()
             .is_some_and(|t| t.ingest_requires_client_cert),
+        parse_slots: crate::http::ingest_parse_slots(),
     };
     let http_alerts = HttpAlerts {
         store: store.clone(),

@@ -53,6 +53,17 @@ pub(crate) struct HttpIngest {
     pub(crate) max_records: usize,
     /// Only on TLS connections with a verified client certificate.
     pub(crate) require_client_cert: bool,
+    /// Requests being decompressed and parsed at once, at most (see [`parse_slots`]):
+    /// each may hold its body decompressed, so together they are bounded in memory.
+    pub(crate) parse_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// The parse slots of HTTP ingest: one per core. Requests past them wait up to a
+/// second for one, then are told to come back (429), rather than all decompressing
+/// (up to `ingest.http.max_decompressed_bytes` each) at once.
+pub(crate) fn parse_slots() -> Arc<tokio::sync::Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    Arc::new(tokio::sync::Semaphore::new(cores.max(2)))
 }
 
 /// `POST /v1/ingest`.
@@ -131,11 +142,21 @@ pub(crate) async fn ingest(
             };
         }
     };
+    let slot = tokio::time::timeout(HOLD_AT_MOST, ingest.parse_slots.clone().acquire_owned()).await;
+    let Ok(Ok(slot)) = slot else {
+        state.metrics.backpressure.throttled_requests.inc();
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "every parse slot is busy; send again after the pause",
+            "1",
+        );
+    };
     let metrics = state.metrics.clone();
     let parsing = ingest.clone();
     let parsing_metrics = metrics.clone();
     let parsing_tenant = tenant.clone();
     let task = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         parse(
             &parsing,
             &parsing_metrics,
@@ -377,12 +398,30 @@ mod tests {
                 max_decompressed: 1 << 20,
                 max_records: 10_000,
                 require_client_cert: false,
+                parse_slots: parse_slots(),
             })),
             query: None,
             alerts: None,
             rules: None,
             health: None,
         };
+        // With every parse slot taken, a request waits a second, then is told to come
+        // back.
+        let slots = state
+            .ingest
+            .as_ref()
+            .map(|i| i.parse_slots.clone())
+            .unwrap();
+        let taken = slots
+            .clone()
+            .acquire_many_owned(slots.available_permits() as u32)
+            .await
+            .unwrap();
+        let busy = post(&state, &token, 1).await;
+        assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(metrics.backpressure.throttled_requests.get(), 1);
+        drop(taken);
+
         // The token is checked before the body is read; a body past the limit is 413.
         let unknown = post_body(&state, "not-a-token", over_the_limit()).await;
         assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
@@ -403,7 +442,7 @@ mod tests {
         assert!(started.elapsed() >= HOLD_AT_MOST);
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
         assert_eq!(appended(), before, "a refused request stores nothing");
-        assert_eq!(metrics.backpressure.throttled_requests.get(), 1);
+        assert_eq!(metrics.backpressure.throttled_requests.get(), 2);
 
         // Once it has read, requests go through again.
         while let Some(d) = consumer.poll(Duration::from_millis(200)).await.unwrap() {

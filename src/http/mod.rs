@@ -43,7 +43,7 @@ use crate::metrics::{HttpLabels, Metrics};
 
 pub(crate) use alerts::HttpAlerts;
 pub(crate) use auth::{Auth, RateLimit};
-pub(crate) use ingest::HttpIngest;
+pub(crate) use ingest::{parse_slots as ingest_parse_slots, HttpIngest};
 pub(crate) use query::HttpQuery;
 
 /// What every handler can reach.
