@@ -1,10 +1,22 @@
 //! Syslog framing: newline-delimited records, or octet counting (RFC 6587 section 3.4.1:
 //! `LEN SP MSG`), told apart at each record.
 
+/// One record of a byte stream: where it starts, its bytes, and, for an octet-counted
+/// frame whose count runs past the end of the input, the length it declared.
+pub(crate) struct Frame<'a> {
+    /// Byte offset of the record in the input.
+    pub(crate) offset: usize,
+    /// The record, without its count or trailing newline.
+    pub(crate) record: &'a [u8],
+    /// The declared length of a frame cut short (the sender's connection ended inside
+    /// it, or it was longer than the transport's limit).
+    pub(crate) truncated: Option<usize>,
+}
+
 /// Splits a byte stream into syslog records with their byte offsets. A record that starts
 /// with `DIGITS SP <` is octet-counted; any other ends at the next newline. An octet count
-/// that runs past the end of the input yields the rest as one record (a truncated frame).
-pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+/// that runs past the end of the input yields the rest as one record, marked truncated.
+pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
     let mut pos = 0;
     std::iter::from_fn(move || {
         while pos < bytes.len() {
@@ -13,11 +25,16 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
             if let Some(len) = octet_count(rest) {
                 let (digits, body) = len;
                 let body_start = digits + 1;
-                let end = body_start.saturating_add(body).min(rest.len());
+                let declared_end = body_start.saturating_add(body);
+                let end = declared_end.min(rest.len());
                 pos += end;
                 let record = trim_newline(&rest[body_start..end]);
                 if !record.is_empty() {
-                    return Some((start + body_start, record));
+                    return Some(Frame {
+                        offset: start + body_start,
+                        record,
+                        truncated: (declared_end > rest.len()).then_some(body),
+                    });
                 }
                 continue;
             }
@@ -25,7 +42,11 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
             pos += (end + 1).min(rest.len());
             let record = trim_newline(&rest[..end]);
             if !record.iter().all(u8::is_ascii_whitespace) {
-                return Some((start, record));
+                return Some(Frame {
+                    offset: start,
+                    record,
+                    truncated: None,
+                });
             }
         }
         None
@@ -63,7 +84,7 @@ mod tests {
     #[test]
     fn newline_and_octet_counted_frames_mix() {
         let input = b"<1>a b\r\n10 <2>c d\ne f<3>g\n";
-        let got: Vec<(usize, &[u8])> = frames(input).collect();
+        let got: Vec<(usize, &[u8])> = frames(input).map(|f| (f.offset, f.record)).collect();
         assert_eq!(
             got,
             vec![
@@ -75,14 +96,19 @@ mod tests {
     }
 
     #[test]
-    fn a_count_past_the_end_takes_the_rest() {
-        let got: Vec<&[u8]> = frames(b"99 <1>short").map(|(_, r)| r).collect();
-        assert_eq!(got, vec![&b"<1>short"[..]]);
+    fn a_count_past_the_end_takes_the_rest_marked_truncated() {
+        let got: Vec<(&[u8], Option<usize>)> = frames(b"7 <1>abcd99 <1>short")
+            .map(|f| (f.record, f.truncated))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(&b"<1>abcd"[..], None), (&b"<1>short"[..], Some(99))]
+        );
     }
 
     #[test]
     fn digits_without_a_pri_are_a_plain_line() {
-        let got: Vec<&[u8]> = frames(b"12 apples\n").map(|(_, r)| r).collect();
+        let got: Vec<&[u8]> = frames(b"12 apples\n").map(|f| f.record).collect();
         assert_eq!(got, vec![&b"12 apples"[..]]);
     }
 }

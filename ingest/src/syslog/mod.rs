@@ -303,7 +303,13 @@ impl Parser for TextLineParser {
         dead_letters: &mut Vec<DeadLetter>,
     ) -> ParseStats {
         let ctx = RecordCtx::new(chunk, &self.limits);
-        let records = framing::frames(&chunk.bytes);
+        // The frame being parsed was cut short (declared this many bytes): a record
+        // that looks whole but lacks its end is dead-lettered, not stored.
+        let cut_short = std::cell::Cell::new(None);
+        let records = framing::frames(&chunk.bytes).map(|frame| {
+            cut_short.set(frame.truncated);
+            (frame.offset, frame.record)
+        });
         let mut sink = FieldSink::over("", &self.limits);
         let keys = HeaderKeys::new(&mut sink);
         parse_records(
@@ -312,7 +318,13 @@ impl Parser for TextLineParser {
             records,
             events,
             dead_letters,
-            |record, out| self.parse_record(&ctx, record, (&mut sink, &keys), out),
+            |record, out| match cut_short.get() {
+                Some(declared) => Err(format!(
+                    "octet-counted frame cut short: {declared} bytes declared, {} received",
+                    record.len()
+                )),
+                None => self.parse_record(&ctx, record, (&mut sink, &keys), out),
+            },
         )
     }
 }

@@ -53,6 +53,21 @@ fn a_bad_record_in_the_middle_is_the_only_dead_letter() {
 }
 
 #[test]
+fn an_octet_counted_frame_cut_short_is_a_dead_letter_not_an_event() {
+    let whole = "<13>Oct 11 22:14:15 web-1 su: whole";
+    let input = format!("{} {whole}60 <13>Oct 11 22:14:15 web-1 su: cut", whole.len());
+    let (stats, rows, dead) = run(&auto(), input.as_bytes());
+    assert_eq!((stats.events, stats.dead_letters), (1, 1));
+    assert_eq!(rows[0]["message"], whole);
+    assert!(
+        dead[0].reason.contains("cut short: 60 bytes declared"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].raw, b"<13>Oct 11 22:14:15 web-1 su: cut");
+}
+
+#[test]
 fn oversized_records_are_dead_lettered() {
     let limits = Limits {
         max_record_bytes: 10,
