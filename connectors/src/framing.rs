@@ -235,6 +235,54 @@ mod tests {
         assert_eq!(framer.searched, 0);
     }
 
+    proptest::proptest! {
+        /// Whatever arrives, in whatever pieces: no panic, every byte handed over or
+        /// discarded once, and never more than the limit waiting.
+        #[test]
+        fn any_stream_in_any_pieces_is_consumed_once(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b'<'),
+                    proptest::strategy::Just(b' '),
+                    b'0'..=b'9',
+                    proptest::num::u8::ANY,
+                ],
+                0..600,
+            ),
+            cuts in proptest::collection::vec(0usize..600, 0..12),
+            max in 8usize..64,
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|c| *c < bytes.len()).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for c in cuts.into_iter().chain([bytes.len()]) {
+                pieces.push(&bytes[from..c]);
+                from = c;
+            }
+            let mut framer = StreamFramer::new(max);
+            let mut buf: Vec<u8> = Vec::new();
+            let mut consumed = 0;
+            for piece in pieces {
+                buf.extend_from_slice(piece);
+                loop {
+                    match framer.next(&buf) {
+                        Step::Records(n) | Step::Oversized(n) | Step::Discard(n) => {
+                            proptest::prop_assert!(n > 0 && n <= buf.len());
+                            buf.drain(..n);
+                            consumed += n;
+                        }
+                        Step::Wait => break,
+                    }
+                }
+                proptest::prop_assert!(buf.len() <= max);
+            }
+            proptest::prop_assert_eq!(consumed + buf.len(), bytes.len());
+        }
+    }
+
     #[test]
     fn long_digit_runs_are_not_counts() {
         assert_eq!(octet_frame_len(b"1234567890 <1>"), None);

@@ -55,7 +55,10 @@ fn a_bad_record_in_the_middle_is_the_only_dead_letter() {
 #[test]
 fn an_octet_counted_frame_cut_short_is_a_dead_letter_not_an_event() {
     let whole = "<13>Oct 11 22:14:15 web-1 su: whole";
-    let input = format!("{} {whole}60 <13>Oct 11 22:14:15 web-1 su: cut", whole.len());
+    let input = format!(
+        "{} {whole}60 <13>Oct 11 22:14:15 web-1 su: cut",
+        whole.len()
+    );
     let (stats, rows, dead) = run(&auto(), input.as_bytes());
     assert_eq!((stats.events, stats.dead_letters), (1, 1));
     assert_eq!(rows[0]["message"], whole);
