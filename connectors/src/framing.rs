@@ -267,15 +267,12 @@ mod tests {
             let mut consumed = 0;
             for piece in pieces {
                 buf.extend_from_slice(piece);
-                loop {
-                    match framer.next(&buf) {
-                        Step::Records(n) | Step::Oversized(n) | Step::Discard(n) => {
-                            proptest::prop_assert!(n > 0 && n <= buf.len());
-                            buf.drain(..n);
-                            consumed += n;
-                        }
-                        Step::Wait => break,
-                    }
+                while let Step::Records(n) | Step::Oversized(n) | Step::Discard(n) =
+                    framer.next(&buf)
+                {
+                    proptest::prop_assert!(n > 0 && n <= buf.len());
+                    buf.drain(..n);
+                    consumed += n;
                 }
                 proptest::prop_assert!(buf.len() <= max);
             }
