@@ -210,26 +210,37 @@ impl IngestStage {
             Ledger::add(&ledger.appended, source, *events);
             Ledger::add(&ledger.dead_lettered, source, *dead);
         }
-        if let (Some(positions), false) = (&self.positions, pending.acks.is_empty()) {
-            // The events are durable already: a positions file that cannot be written
-            // (a full disk) costs duplicates after a restart, not data, so ingest goes
-            // on; the positions stay in memory and the next flush writes them.
-            let positions = positions.clone();
-            let acks = std::mem::take(&mut pending.acks);
-            let saved = tokio::task::spawn_blocking(move || {
-                positions.ack_all(acks.iter().map(|(file, start)| (file.as_str(), *start)))
-            })
-            .await;
-            match saved {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "saving file positions failed"),
-                Err(e) => tracing::error!(error = %e, "saving file positions failed"),
-            }
-        }
+        let acks = std::mem::take(&mut pending.acks);
+        self.save_positions(acks).await;
         pending.acks.clear();
         pending.since = None;
         pending.dead_bytes = 0;
         Ok(pending)
+    }
+
+    /// Acknowledges file chunks made durable and saves the positions (also with no
+    /// acknowledgements, when an earlier save failed). The events are durable already:
+    /// a positions file that cannot be written (a full disk) costs duplicates after a
+    /// restart, not data, so ingest goes on; the positions stay in memory and a later
+    /// flush, or the shutdown, writes them.
+    async fn save_positions(&self, acks: Vec<(String, u64)>) {
+        let Some(positions) = self
+            .positions
+            .as_ref()
+            .filter(|p| !acks.is_empty() || p.dirty())
+        else {
+            return;
+        };
+        let positions = positions.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            positions.ack_all(acks.iter().map(|(file, start)| (file.as_str(), *start)))
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "saving file positions failed"),
+            Err(e) => tracing::error!(error = %e, "saving file positions failed"),
+        }
     }
 
     /// Runs until every sender of `source` is gone (the transports stopped on
@@ -261,6 +272,7 @@ impl IngestStage {
             }
         }
         self.flush(pending).await?;
+        self.save_positions(Vec::new()).await;
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -76,8 +76,9 @@ struct Tracked {
     last_len: u64,
     whole: bool,
     done: bool,
-    /// Polls in a row that found nothing new (an unmatched file is closed after a few).
-    idle_polls: u32,
+    /// When it last grew, or stopped being matched: a file no longer matched is closed
+    /// once this is [`DRAIN_AFTER`] ago.
+    last_growth: Instant,
     /// The fingerprint of its first bytes, as last read.
     fingerprint: Fingerprint,
     /// Skipping the rest of a line longer than a chunk (its start was handed over).
@@ -138,6 +139,9 @@ fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
     let whole = is_whole_file(path, head.get(..8).unwrap_or(&head));
     let key = path.to_string_lossy().to_string();
     let offset = positions.resume(&key, id, meta.len(), &head);
+    // Resumed in the middle of a line (the rest of one longer than a chunk, being skipped
+    // when the process stopped): that rest is not a record either.
+    let skipping_line = !whole && offset > 0 && !follows_newline(&file, offset)?;
     Ok(Tracked {
         file,
         id,
@@ -149,10 +153,17 @@ fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
         whole,
         // A whole file acknowledged to its end before a restart is not read again.
         done: whole && meta.len() > 0 && offset >= meta.len(),
-        idle_polls: 0,
+        last_growth: Instant::now(),
         fingerprint: Fingerprint::of(&head),
-        skipping_line: false,
+        skipping_line,
     })
+}
+
+/// Whether the byte of `file` before `offset` is a newline.
+fn follows_newline(file: &File, offset: u64) -> std::io::Result<bool> {
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, offset - 1)?;
+    Ok(byte[0] == b'\n')
 }
 
 /// Starts `t` over from its first byte when the file was cut (copytruncate) or
@@ -204,8 +215,9 @@ fn read_lines(t: &mut Tracked, flush: bool) -> std::io::Result<Option<(u64, Vec<
                     continue;
                 }
                 None => {
+                    // One chunk per call, so a huge line does not hold the worker.
                     t.offset += buf.len() as u64;
-                    continue;
+                    return Ok(None);
                 }
             }
         }
@@ -260,8 +272,9 @@ fn read_whole(t: &mut Tracked) -> std::io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// Polls without new data after which a file the patterns no longer match is closed.
-const DRAIN_POLLS: u32 = 20;
+/// How long a file the patterns no longer match is read after it last grew (or stopped
+/// being matched) before it is closed: time for its writer to reopen the new file.
+const DRAIN_AFTER: Duration = Duration::from_secs(5);
 
 /// Largest piece of a decompressed whole file handed over as one chunk.
 const WHOLE_PIECE: usize = 64 * 1024 * 1024;
@@ -359,6 +372,7 @@ async fn pump(
 /// where it was; a file not open yet is opened; an open file no longer matched is
 /// marked to be read to its end and closed.
 fn refresh(files: &mut Vec<Tracked>, input: &FileInput, positions: &Positions) {
+    let before: Vec<bool> = files.iter().map(|t| t.matched).collect();
     for t in files.iter_mut() {
         t.matched = false;
     }
@@ -375,6 +389,12 @@ fn refresh(files: &mut Vec<Tracked>, input: &FileInput, positions: &Positions) {
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open input file");
             }
+        }
+    }
+    // A file that just stopped being matched gets the whole drain time from now on.
+    for (t, was) in files.iter_mut().zip(before) {
+        if was && !t.matched {
+            t.last_growth = Instant::now();
         }
     }
     // Files no longer matched first: the rest of a rotated file comes before the file
@@ -397,19 +417,19 @@ pub async fn run(
         for t in &mut files {
             // A file no longer matched hands over its unterminated last line when it
             // is closed; read once, every file does at its end.
-            let closing = !t.matched && t.idle_polls + 1 >= DRAIN_POLLS;
+            let closing = !t.matched && t.last_growth.elapsed() >= DRAIN_AFTER;
             let flush = !input.follow || closing;
             match pump(t, flush, &input, &positions, &sink, &cancel).await {
                 None => return Ok(()),
                 Some(true) => {
-                    t.idle_polls = 0;
+                    t.last_growth = Instant::now();
                     sent_any = true;
                 }
-                Some(false) => t.idle_polls += 1,
+                Some(false) => {}
             }
         }
         files.retain(|t| {
-            let keep = t.matched || t.idle_polls < DRAIN_POLLS;
+            let keep = t.matched || t.last_growth.elapsed() < DRAIN_AFTER;
             if !keep {
                 let deleted = t.file.metadata().map_or(true, |m| m.nlink() == 0);
                 positions.closed(t.id, deleted);

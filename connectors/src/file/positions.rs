@@ -11,7 +11,7 @@
 //! and starts from zero too. Positions of files that are neither open nor moved for
 //! [`RETAIN_MS`] are dropped.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -122,8 +122,11 @@ struct State {
     saved: Saved,
     /// Chunks handed over but not yet acknowledged, per chunk origin.
     in_flight: HashMap<String, VecDeque<InFlight>>,
-    /// Files open now: their positions are kept however old.
-    open: HashSet<FileId>,
+    /// Files open now, with how many inputs have each open: their positions are kept
+    /// however old.
+    open: HashMap<FileId, usize>,
+    /// Positions changed in memory and not yet saved (a save failed).
+    dirty: bool,
 }
 
 /// The positions file and the chunks in flight.
@@ -131,12 +134,14 @@ struct State {
 pub struct Positions {
     path: PathBuf,
     state: Mutex<State>,
+    /// Held from taking a snapshot to writing it, so saves land in order.
+    saving: Mutex<()>,
 }
 
 impl Positions {
     /// Loads `path` (a missing file means no positions yet).
     pub fn load(path: &Path) -> Result<Self, ConnectorError> {
-        let saved = match std::fs::read(path) {
+        let mut saved: Saved = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 ConnectorError::BadConfig(format!(
                     "positions file {} is damaged: {e} (delete it to read every file from its \
@@ -147,12 +152,26 @@ impl Positions {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
             Err(e) => return Err(ConnectorError::io(format!("reading {}", path.display()), e)),
         };
+        // Positions of earlier versions name a path and an inode only: kept while that
+        // path still holds that inode, and from now on they age like the others.
+        let now = now_ms();
+        saved.files.retain(|key, p| {
+            if !p.is_legacy() {
+                return true;
+            }
+            p.updated_ms = now;
+            std::fs::metadata(key).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.ino() == p.inode
+            })
+        });
         Ok(Self {
             path: path.to_path_buf(),
             state: Mutex::new(State {
                 saved,
                 ..State::default()
             }),
+            saving: Mutex::new(()),
         })
     }
 
@@ -168,7 +187,7 @@ impl Positions {
     /// [`Positions::closed`].
     pub fn resume(&self, path: &str, id: FileId, len: u64, head: &[u8]) -> u64 {
         let mut state = self.lock();
-        state.open.insert(id);
+        *state.open.entry(id).or_default() += 1;
         let saved = &state.saved.files;
         let position = saved
             .get(&id.key())
@@ -199,13 +218,27 @@ impl Positions {
             });
     }
 
-    /// Forgets the file `id`, closed; its position too when the file was deleted.
+    /// Forgets the file `id`, closed by one input; when it was deleted, its position
+    /// and its chunks in flight too (their acknowledgements then change nothing).
     pub fn closed(&self, id: FileId, deleted: bool) {
         let mut state = self.lock();
-        state.open.remove(&id);
-        if deleted {
-            state.saved.files.remove(&id.key());
+        if let Some(n) = state.open.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                state.open.remove(&id);
+            }
         }
+        if deleted && !state.open.contains_key(&id) {
+            state.saved.files.remove(&id.key());
+            for queue in state.in_flight.values_mut() {
+                queue.retain(|c| c.id != id);
+            }
+        }
+    }
+
+    /// Whether positions changed since the last save that worked.
+    pub fn dirty(&self) -> bool {
+        self.lock().dirty
     }
 
     /// Acknowledges the chunk of `origin` that started at `start` and saves.
@@ -216,11 +249,16 @@ impl Positions {
     /// Acknowledges chunks, each by its origin and start, and saves once. Chunks of one
     /// origin are acknowledged in the order they were handed over; anything before an
     /// acknowledged chunk is acknowledged with it. The positions are updated in memory
-    /// even when saving fails, so the next save writes them.
+    /// even when saving fails, and the next call saves them, with acknowledgements or
+    /// without ([`Positions::dirty`]).
     pub fn ack_all<'a>(
         &self,
         acks: impl IntoIterator<Item = (&'a str, u64)>,
     ) -> Result<(), ConnectorError> {
+        let _saving = self
+            .saving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let snapshot = {
             let mut state = self.lock();
             let now = now_ms();
@@ -253,7 +291,7 @@ impl Positions {
                     moved = true;
                 }
             }
-            if !moved {
+            if !moved && !state.dirty {
                 return Ok(());
             }
             let State { saved, open, .. } = &mut *state;
@@ -262,15 +300,18 @@ impl Positions {
                     dev: p.dev,
                     ino: p.inode,
                 };
-                p.is_legacy() || open.contains(&id) || now - p.updated_ms < RETAIN_MS || {
+                open.contains_key(&id) || now - p.updated_ms < RETAIN_MS || {
                     tracing::debug!(file = %key, "position of a file not seen for 30 days dropped");
                     false
                 }
             });
+            state.dirty = true;
             serde_json::to_vec_pretty(&state.saved)
                 .map_err(|e| ConnectorError::BadConfig(format!("positions: {e}")))?
         };
-        self.save(&snapshot)
+        self.save(&snapshot)?;
+        self.lock().dirty = false;
+        Ok(())
     }
 
     /// Writes the positions atomically: a temporary file, fsync, rename, and fsync of
@@ -341,19 +382,38 @@ mod tests {
 
     #[test]
     fn positions_of_earlier_versions_are_still_found_by_path() -> Result<(), ConnectorError> {
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().map_err(|e| ConnectorError::io("tempdir", e))?;
         let path = dir.path().join("positions.json");
-        std::fs::write(&path, br#"{"files":{"/x.log":{"inode":7,"offset":12}}}"#)
-            .map_err(|e| ConnectorError::io("write", e))?;
+        let (log, gone) = (dir.path().join("x.log"), dir.path().join("gone.log"));
+        std::fs::write(&log, "anything\nmore\n").map_err(|e| ConnectorError::io("write", e))?;
+        let meta = std::fs::metadata(&log).map_err(|e| ConnectorError::io("stat", e))?;
+        let id = FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        let log_key = log.to_string_lossy().to_string();
+        let legacy = serde_json::json!({"files": {
+            log_key.clone(): {"inode": id.ino, "offset": 12},
+            // Its path now holds another file (or none): dropped at load.
+            gone.to_string_lossy(): {"inode": id.ino, "offset": 3},
+        }});
+        std::fs::write(&path, legacy.to_string()).map_err(|e| ConnectorError::io("write", e))?;
         let p = Positions::load(&path)?;
-        assert_eq!(p.resume("/x.log", A, 20, b"anything"), 12);
-        assert_eq!(p.resume("/x.log", B, 20, b"anything"), 0);
+        assert_eq!(p.resume(&log_key, id, 14, b"anything\nmore\n"), 12);
+        let other = FileId {
+            ino: id.ino + 1,
+            ..id
+        };
+        assert_eq!(p.resume(&log_key, other, 14, b"anything"), 0);
+        assert_eq!(p.get(&gone.to_string_lossy()), None);
         // Once acknowledged, the position is kept by file and the old entry goes.
-        p.sent("/x.log", A, Fingerprint::of(b"anything"), 12, 20);
-        p.ack("/x.log", 12)?;
+        p.sent(&log_key, id, Fingerprint::of(b"anything\nmore\n"), 12, 14);
+        p.ack(&log_key, 12)?;
         let text = std::fs::read_to_string(&path).map_err(|e| ConnectorError::io("read", e))?;
         assert!(
-            text.contains("\"1:7\"") && !text.contains("\"/x.log\": {"),
+            text.contains(&format!("\"{}\"", id.key()))
+                && !text.contains(&format!("\"{log_key}\": {{")),
             "{text}"
         );
         Ok(())
@@ -370,7 +430,16 @@ mod tests {
         p.sent("/a.log", A, Fingerprint::default(), 0, 5);
         p.sent("/b.log", B, Fingerprint::default(), 0, 5);
         p.ack_all([("/a.log", 0), ("/b.log", 0)])?;
+        // Open by two inputs: one closing it (even as deleted) keeps its position.
+        p.resume("/a.log", A, 5, b"");
         p.closed(A, true);
+        assert_eq!(p.get("/a.log").map(|f| f.offset), Some(5));
+        // A chunk still in flight when the last input closes the deleted file: its
+        // acknowledgement does not bring the position back.
+        p.sent("/a.log", A, Fingerprint::default(), 5, 9);
+        p.closed(A, true);
+        assert_eq!(p.get("/a.log"), None);
+        p.ack("/a.log", 5)?;
         assert_eq!(p.get("/a.log"), None);
         assert_eq!(p.get("/b.log").map(|f| f.offset), Some(5));
         // B closed (not deleted) and untouched past the retention: dropped at the next
@@ -394,6 +463,27 @@ mod tests {
         assert_eq!(
             Positions::load(&path)?.get("/c.log").map(|f| f.offset),
             Some(1)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_save_is_retried_by_the_next_call_with_or_without_acknowledgements(
+    ) -> Result<(), ConnectorError> {
+        let dir = tempfile::tempdir().map_err(|e| ConnectorError::io("tempdir", e))?;
+        let path = dir.path().join("positions.json");
+        let p = Positions::load(&path)?;
+        // A folder where the file should go: the rename fails.
+        std::fs::create_dir(&path).map_err(|e| ConnectorError::io("mkdir", e))?;
+        p.sent("/a.log", A, Fingerprint::default(), 0, 5);
+        assert!(p.ack("/a.log", 0).is_err());
+        assert!(p.dirty());
+        std::fs::remove_dir(&path).map_err(|e| ConnectorError::io("rmdir", e))?;
+        p.ack_all([])?;
+        assert!(!p.dirty());
+        assert_eq!(
+            Positions::load(&path)?.get("/a.log").map(|f| f.offset),
+            Some(5)
         );
         Ok(())
     }

@@ -331,3 +331,38 @@ async fn the_rest_of_a_line_longer_than_a_chunk_is_not_a_record() {
     assert_eq!(&chunks[1].bytes[..], b"next\n");
     assert_eq!(chunks[1].position, (READ_CHUNK + 1001) as u64);
 }
+
+#[tokio::test]
+async fn resumed_in_the_middle_of_a_line_its_rest_is_not_a_record() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let log = dir.path().join("a.log");
+    let positions_path = dir.path().join("p.json");
+    let content = b"the start of a long line, cut\nnext\n";
+    std::fs::write(&log, content).unwrap_or_else(|e| panic!("{e}"));
+    let meta = std::fs::metadata(&log).unwrap_or_else(|e| panic!("{e}"));
+    let id = FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    };
+    let key = log.to_string_lossy().to_string();
+    {
+        // Saved in the middle of the first line, as when a line longer than a chunk
+        // was being skipped.
+        let positions = Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}"));
+        positions.sent(&key, id, Fingerprint::of(content), 0, 10);
+        positions.ack(&key, 0).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
+    let (tx, mut source) = channel(4);
+    run(
+        input(dir.path(), false),
+        positions,
+        tx,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = next(&mut source).await;
+    assert_eq!((&c.bytes[..], c.position), (&b"next\n"[..], 30));
+}
