@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use common::{free_addr, get_metrics, http_post, syslog_config, wait_for, Service};
 
 /// How long a test waits for the service to get somewhere.
@@ -342,6 +342,78 @@ fn followed_files_resume_after_a_restart_without_loss_or_duplicates() {
     assert_eq!(messages, messages_later, "no duplicate arrives later");
     assert_eq!(messages.len(), 3, "{messages:?}");
     assert!(messages[2].ends_with("line three"));
+    let (code, _) = service.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_followed_zeek_log_keeps_its_field_names_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
+    let log = logs.join("capture_loss.log");
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    write_config(tmp.path(), "");
+    let text = std::fs::read_to_string(tmp.path().join("v.toml")).unwrap_or_default();
+    let extra = format!(
+        "[[ingest.files]]\npaths = [\"{}/*.log\"]\nformat = \"auto\"\n",
+        logs.display()
+    );
+    std::fs::write(tmp.path().join("v.toml"), format!("{text}{extra}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = tmp.path().join("data");
+    append(
+        "#separator \\x09\n#unset_field\t-\n#path\tcapture_loss\n\
+         #fields\tts\tpeer\tgaps\n#types\ttime\tstring\tcount\n\
+         1521911780.600725\tzeek-a\t254\n",
+    );
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(5));
+    wait_for("the first event", WAIT, || {
+        (spooled_column(&data, "event.dataset").len() == 1).then_some(())
+    });
+    let (code, _) = service.terminate();
+    assert_eq!(code, Some(0));
+
+    // After the restart the file is read on past its header: the header lines go to
+    // the parser again, so the new line is still a Zeek event with its named fields.
+    append("1521912680.600926\tzeek-b\t1239\n");
+    let mut service = Service::start(tmp.path(), &["--config", "v.toml"]);
+    service.wait_healthy(Duration::from_secs(5));
+    let datasets = wait_for("the second event", WAIT, || {
+        let d = spooled_column(&data, "event.dataset");
+        (d.len() >= 2).then_some(d)
+    });
+    assert_eq!(datasets, ["zeek.capture_loss", "zeek.capture_loss"]);
+    let peers: Vec<String> = spooled(&data)
+        .iter()
+        .flat_map(|b| {
+            let fields = b
+                .column_by_name("fields")
+                .map(|c| c.as_map().clone())
+                .unwrap_or_else(|| panic!("no fields"));
+            (0..b.num_rows())
+                .map(|i| {
+                    let entries = fields.value(i);
+                    let keys = entries.column(0).as_string::<i32>().clone();
+                    let values = entries.column(1).as_string::<i32>().clone();
+                    (0..keys.len())
+                        .find(|j| keys.value(*j) == "peer")
+                        .map(|j| values.value(j).to_string())
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(peers, ["zeek-a", "zeek-b"]);
     let (code, _) = service.terminate();
     assert_eq!(code, Some(0));
 }

@@ -10,7 +10,9 @@
 //! - truncation or rewriting in place (copytruncate) restarts at offset 0, told by the
 //!   size or by a fingerprint of the first bytes;
 //! - a line longer than a chunk (4 MiB) is handed over once, to be dead-lettered by the
-//!   parser's size limit, and the rest of it is skipped.
+//!   parser's size limit, and the rest of it is skipped;
+//! - a file resumed after its header lines (`#...`, as Zeek TSV logs begin) has them
+//!   handed over again first, for the parser that needs them.
 //!
 //! Whole-file formats (EVTX, compressed files) are handed over in one chunk once the
 //! file stops changing.
@@ -83,6 +85,31 @@ struct Tracked {
     fingerprint: Fingerprint,
     /// Skipping the rest of a line longer than a chunk (its start was handed over).
     skipping_line: bool,
+    /// The file's header lines, handed over first when reading resumes past them (see
+    /// [`header_lines`]).
+    preamble: Option<Bytes>,
+}
+
+/// Most bytes of header lines handed over again when a file is resumed.
+const MAX_PREAMBLE: usize = 64 * 1024;
+
+/// The comment lines (`#...`) a file begins with, when reading resumes after them: a
+/// Zeek TSV log names its separator and fields there, and a parser that remembers them
+/// per file (and format recognition) needs them again after a restart. They are handed
+/// over outside the saved positions, so their acknowledgement moves nothing.
+fn header_lines(file: &File, offset: u64) -> std::io::Result<Option<Bytes>> {
+    let n = usize::try_from(offset).map_or(MAX_PREAMBLE, |o| o.min(MAX_PREAMBLE));
+    let mut buf = vec![0u8; n];
+    file.read_exact_at(&mut buf, 0)?;
+    let mut end = 0;
+    while buf.get(end) == Some(&b'#') {
+        match memchr::memchr(b'\n', &buf[end..]) {
+            Some(i) => end += i + 1,
+            None => break,
+        }
+    }
+    buf.truncate(end);
+    Ok((end > 0).then(|| Bytes::from(buf)))
 }
 
 fn is_whole_file(path: &Path, head: &[u8]) -> bool {
@@ -142,6 +169,11 @@ fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
     // Resumed in the middle of a line (the rest of one longer than a chunk, being skipped
     // when the process stopped): that rest is not a record either.
     let skipping_line = !whole && offset > 0 && !follows_newline(&file, offset)?;
+    let preamble = if !whole && offset > 0 && head.first() == Some(&b'#') {
+        header_lines(&file, offset)?
+    } else {
+        None
+    };
     Ok(Tracked {
         file,
         id,
@@ -156,6 +188,7 @@ fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
         last_growth: Instant::now(),
         fingerprint: Fingerprint::of(&head),
         skipping_line,
+        preamble,
     })
 }
 
@@ -311,6 +344,20 @@ async fn pump(
     cancel: &CancellationToken,
 ) -> Option<bool> {
     let mut sent = false;
+    if let Some(header) = t.preamble.take() {
+        let chunk = RawChunk {
+            source: input.name.clone(),
+            origin: t.key.clone(),
+            tenant: input.tenant.clone(),
+            bytes: header,
+            position: 0,
+            received_ms: now_ms(),
+        };
+        if sink.send(chunk).await.is_err() {
+            return None;
+        }
+        sent = true;
+    }
     while !cancel.is_cancelled() {
         let pieces: Vec<(u64, Bytes)> = if t.whole {
             match read_whole(t) {

@@ -366,3 +366,55 @@ async fn resumed_in_the_middle_of_a_line_its_rest_is_not_a_record() {
     let c = next(&mut source).await;
     assert_eq!((&c.bytes[..], c.position), (&b"next\n"[..], 30));
 }
+
+#[tokio::test]
+async fn a_resumed_file_hands_its_header_lines_over_again_first() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let log = dir.path().join("conn.log");
+    let positions_path = dir.path().join("p.json");
+    let header = "#separator \\x09\n#fields\tts\tuid\n";
+    append(&log, &format!("{header}1\ta\n"));
+    {
+        let positions =
+            Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
+        let (tx, mut source) = channel(4);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(
+            input(dir.path(), true),
+            positions.clone(),
+            tx,
+            cancel.clone(),
+        ));
+        let c = next(&mut source).await;
+        positions
+            .ack(&c.origin, c.position)
+            .unwrap_or_else(|e| panic!("{e}"));
+        cancel.cancel();
+        let _ = task.await;
+    }
+    append(&log, "2\tb\n");
+    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
+    let (tx, mut source) = channel(4);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(
+        input(dir.path(), true),
+        positions.clone(),
+        tx,
+        cancel.clone(),
+    ));
+    let first = next(&mut source).await;
+    assert_eq!((&first.bytes[..], first.position), (header.as_bytes(), 0));
+    let second = next(&mut source).await;
+    assert_eq!(&second.bytes[..], b"2\tb\n");
+    // Acknowledging the header lines moves nothing back.
+    positions
+        .ack_all([
+            (first.origin.as_str(), 0),
+            (second.origin.as_str(), second.position),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let end = (header.len() + 8) as u64;
+    assert_eq!(positions.get(&first.origin).map(|p| p.offset), Some(end));
+    cancel.cancel();
+    let _ = task.await;
+}
