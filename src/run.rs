@@ -290,6 +290,8 @@ async fn serve(config: Config, stdin_format: Option<Format>) -> anyhow::Result<(
             follow: f.follow,
             tenant: f.tenant.clone().unwrap_or_else(|| ingest.tenant.clone()),
             poll: Duration::from_millis(250),
+            park_after: Duration::from_secs(60),
+            keep_open: 64,
         };
         inputs.push(tokio::spawn(vedette_connectors::file::run(
             input,

@@ -19,6 +19,7 @@
 
 mod positions;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -57,6 +58,26 @@ pub struct FileInput {
     pub tenant: String,
     /// How often to look for new data and new files.
     pub poll: Duration,
+    /// While more than `keep_open` files are open, a followed file that has not grown
+    /// for `park_after` is closed (parked) and opened again when its size changes, so a
+    /// pattern matching many quiet files holds few file descriptors. Below that, files
+    /// stay open: a parked file renamed out of the patterns by a rotation can no longer
+    /// be read to its end.
+    pub park_after: Duration,
+    /// Files kept open however quiet (see `park_after`).
+    pub keep_open: usize,
+}
+
+/// A followed file closed while quiet: what is needed to read on when it changes.
+#[derive(Debug)]
+struct Parked {
+    key: String,
+    offset: u64,
+    /// Its size when parked.
+    len: u64,
+    fingerprint: Fingerprint,
+    whole: bool,
+    done: bool,
 }
 
 /// A file being read, known by its identity whatever its path.
@@ -121,20 +142,18 @@ fn is_whole_file(path: &Path, head: &[u8]) -> bool {
         || Compression::sniff(head) != Compression::None
 }
 
-/// The files the patterns match now, with their identities, in path order.
-fn expand(patterns: &[String]) -> Vec<(PathBuf, FileId)> {
+/// The files the patterns match now, with their identities and sizes, in path order.
+fn expand(patterns: &[String]) -> Vec<(PathBuf, FileId, u64)> {
     let mut out = Vec::new();
     for pattern in patterns {
         match glob::glob(pattern) {
             Ok(paths) => out.extend(paths.flatten().filter_map(|p| {
                 let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file())?;
-                Some((
-                    p,
-                    FileId {
-                        dev: meta.dev(),
-                        ino: meta.ino(),
-                    },
-                ))
+                let id = FileId {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                };
+                Some((p, id, meta.len()))
             })),
             Err(e) => tracing::warn!(%pattern, error = %e, "bad file glob"),
         }
@@ -414,19 +433,103 @@ async fn pump(
     Some(sent)
 }
 
+/// Closes the matched files that have not grown for `after` (and whole files read to
+/// their end), keeping where they stand in `parked`.
+fn park_quiet(files: &mut Vec<Tracked>, parked: &mut HashMap<FileId, Parked>, after: Duration) {
+    let mut i = 0;
+    while i < files.len() {
+        let t = &files[i];
+        let quiet = t.matched
+            && t.preamble.is_none()
+            && !t.skipping_line
+            && (t.whole && t.done || !t.whole && t.last_growth.elapsed() >= after);
+        let len = t.file.metadata().map(|m| m.len());
+        match len {
+            Ok(len) if quiet => {
+                let t = files.swap_remove(i);
+                parked.insert(
+                    t.id,
+                    Parked {
+                        key: t.key,
+                        offset: t.offset,
+                        len,
+                        fingerprint: t.fingerprint,
+                        whole: t.whole,
+                        done: t.done,
+                    },
+                );
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// Opens a parked file again at `path`, to read on from where it stood (a file cut or
+/// rewritten meanwhile is told at its next read by its size and fingerprint).
+fn unpark(path: &Path, id: FileId, p: Parked) -> Result<Tracked, (Parked, std::io::Error)> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return Err((p, e)),
+    };
+    match file.metadata() {
+        Ok(m) if m.dev() == id.dev && m.ino() == id.ino => {}
+        Ok(_) => {
+            let e = std::io::Error::other("the path changed between listing and opening");
+            return Err((p, e));
+        }
+        Err(e) => return Err((p, e)),
+    }
+    Ok(Tracked {
+        file,
+        id,
+        key: p.key,
+        path: path.to_path_buf(),
+        matched: true,
+        offset: p.offset,
+        last_len: u64::MAX,
+        whole: p.whole,
+        done: p.done,
+        last_growth: Instant::now(),
+        fingerprint: p.fingerprint,
+        skipping_line: false,
+        preamble: None,
+    })
+}
+
 /// Brings the open files in line with what the patterns match now: a file found at a
 /// new path (renamed by rotation within the patterns) is the same file, read on from
 /// where it was; a file not open yet is opened; an open file no longer matched is
 /// marked to be read to its end and closed.
-fn refresh(files: &mut Vec<Tracked>, input: &FileInput, positions: &Positions) {
+fn refresh(
+    files: &mut Vec<Tracked>,
+    parked: &mut HashMap<FileId, Parked>,
+    input: &FileInput,
+    positions: &Positions,
+) {
     let before: Vec<bool> = files.iter().map(|t| t.matched).collect();
     for t in files.iter_mut() {
         t.matched = false;
     }
-    for (path, id) in expand(&input.patterns) {
+    let mut still_parked = HashMap::new();
+    for (path, id, len) in expand(&input.patterns) {
         if let Some(t) = files.iter_mut().find(|t| t.id == id) {
             t.matched = true;
             t.path = path;
+            continue;
+        }
+        if let Some(p) = parked.remove(&id) {
+            // A whole file read to its end stays done, as while it was open.
+            if len == p.len || p.whole && p.done {
+                still_parked.insert(id, p);
+                continue;
+            }
+            match unpark(&path, id, p) {
+                Ok(t) => files.push(t),
+                Err((p, e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot reopen input file");
+                    still_parked.insert(id, p);
+                }
+            }
             continue;
         }
         match open(&path, positions) {
@@ -438,6 +541,12 @@ fn refresh(files: &mut Vec<Tracked>, input: &FileInput, positions: &Positions) {
             }
         }
     }
+    // Parked files the patterns no longer match are forgotten (their positions stay
+    // saved, and age).
+    for id in parked.keys() {
+        positions.closed(*id, false);
+    }
+    *parked = still_parked;
     // A file that just stopped being matched gets the whole drain time from now on.
     for (t, was) in files.iter_mut().zip(before) {
         if was && !t.matched {
@@ -458,8 +567,9 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), ConnectorError> {
     let mut files: Vec<Tracked> = Vec::new();
+    let mut parked: HashMap<FileId, Parked> = HashMap::new();
     while !cancel.is_cancelled() {
-        refresh(&mut files, &input, &positions);
+        refresh(&mut files, &mut parked, &input, &positions);
         let mut sent_any = false;
         for t in &mut files {
             // A file no longer matched hands over its unterminated last line when it
@@ -483,6 +593,9 @@ pub async fn run(
             }
             keep
         });
+        if input.follow && files.len() > input.keep_open {
+            park_quiet(&mut files, &mut parked, input.park_after);
+        }
         if !input.follow {
             let all_done = files.iter().all(|t| {
                 if t.whole {

@@ -12,6 +12,8 @@ fn input(dir: &Path, follow: bool) -> FileInput {
         follow,
         tenant: "t".into(),
         poll: Duration::from_millis(20),
+        park_after: Duration::from_secs(60),
+        keep_open: 64,
     }
 }
 
@@ -415,6 +417,58 @@ async fn a_resumed_file_hands_its_header_lines_over_again_first() {
         .unwrap_or_else(|e| panic!("{e}"));
     let end = (header.len() + 8) as u64;
     assert_eq!(positions.get(&first.origin).map(|p| p.offset), Some(end));
+    cancel.cancel();
+    let _ = task.await;
+}
+
+/// Whether this process holds `path` open.
+fn holds_open(path: &Path) -> bool {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_quiet_file_is_closed_and_read_on_when_it_grows_or_moves() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
+    let log = logs.join("app.log");
+    let positions =
+        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
+    let quick = FileInput {
+        patterns: vec![format!("{}/app.log*", logs.display())],
+        park_after: Duration::from_millis(100),
+        keep_open: 0,
+        ..input(&logs, true)
+    };
+    append(&log, "one\n");
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(quick, positions, tx, cancel.clone()));
+    assert_eq!(&next(&mut source).await.bytes[..], b"one\n");
+    let log = log.canonicalize().unwrap_or_else(|e| panic!("{e}"));
+    let parked = async {
+        while holds_open(&log) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), parked)
+        .await
+        .unwrap_or_else(|_| panic!("a quiet file stays open"));
+    append(&log, "two\n");
+    let c = next(&mut source).await;
+    assert_eq!((&c.bytes[..], c.position), (&b"two\n"[..], 4));
+    // Parked again, then renamed within the pattern and grown: still the same file.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rotated = log.with_file_name("app.log.1");
+    std::fs::rename(&log, &rotated).unwrap_or_else(|e| panic!("{e}"));
+    append(&rotated, "three\n");
+    let c = next(&mut source).await;
+    assert_eq!((&c.bytes[..], c.position), (&b"three\n"[..], 8));
     cancel.cancel();
     let _ = task.await;
 }
