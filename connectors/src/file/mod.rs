@@ -433,16 +433,21 @@ async fn pump(
     Some(sent)
 }
 
-/// Closes the matched files that have not grown for `after` (and whole files read to
-/// their end), keeping where they stand in `parked`.
-fn park_quiet(files: &mut Vec<Tracked>, parked: &mut HashMap<FileId, Parked>, after: Duration) {
+/// Closes the whole files read to their end and, given `after`, the matched files that
+/// have not grown for that long, keeping where they stand in `parked`.
+fn park_quiet(
+    files: &mut Vec<Tracked>,
+    parked: &mut HashMap<FileId, Parked>,
+    after: Option<Duration>,
+) {
     let mut i = 0;
     while i < files.len() {
         let t = &files[i];
         let quiet = t.matched
             && t.preamble.is_none()
             && !t.skipping_line
-            && (t.whole && t.done || !t.whole && t.last_growth.elapsed() >= after);
+            && (t.whole && t.done
+                || !t.whole && after.is_some_and(|a| t.last_growth.elapsed() >= a));
         let len = t.file.metadata().map(|m| m.len());
         match len {
             Ok(len) if quiet => {
@@ -593,8 +598,9 @@ pub async fn run(
             }
             keep
         });
-        if input.follow && files.len() > input.keep_open {
-            park_quiet(&mut files, &mut parked, input.park_after);
+        if input.follow {
+            let crowded = files.len() > input.keep_open;
+            park_quiet(&mut files, &mut parked, crowded.then_some(input.park_after));
         }
         if !input.follow {
             let all_done = files.iter().all(|t| {
