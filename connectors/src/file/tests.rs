@@ -190,6 +190,16 @@ async fn compressed_files_are_handed_over_whole_and_decompressed() {
     let task = tokio::spawn(run(input(dir.path(), true), positions, tx, cancel.clone()));
     let c = next(&mut source).await;
     assert_eq!(&c.bytes[..], b"{\"a\":1}\n{\"a\":2}\n");
+    // Read to its end, it holds no descriptor any more.
+    let path = path.canonicalize().unwrap_or_else(|e| panic!("{e}"));
+    let closed = async {
+        while holds_open(&path) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .unwrap_or_else(|_| panic!("a whole file read to its end stays open"));
     cancel.cancel();
     let _ = task.await;
 }
