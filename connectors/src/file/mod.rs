@@ -72,9 +72,13 @@ pub struct FileInput {
 #[derive(Debug)]
 struct Parked {
     key: String,
+    /// Its path when last seen.
+    path: PathBuf,
     offset: u64,
-    /// Its size when parked.
+    /// Its size as last read, and its modification time when parked: either changing
+    /// reopens it.
     len: u64,
+    modified: Option<std::time::SystemTime>,
     fingerprint: Fingerprint,
     whole: bool,
     done: bool,
@@ -102,6 +106,9 @@ struct Tracked {
     /// When it last grew, or stopped being matched: a file no longer matched is closed
     /// once this is [`DRAIN_AFTER`] ago.
     last_growth: Instant,
+    /// Its size at the last read: what was read up to (a file parked is reopened when
+    /// its size differs from this).
+    seen_len: u64,
     /// The fingerprint of its first bytes, as last read.
     fingerprint: Fingerprint,
     /// Skipping the rest of a line longer than a chunk (its start was handed over).
@@ -114,11 +121,15 @@ struct Tracked {
 /// Most bytes of header lines handed over again when a file is resumed.
 const MAX_PREAMBLE: usize = 64 * 1024;
 
-/// The comment lines (`#...`) a file begins with, when reading resumes after them: a
-/// Zeek TSV log names its separator and fields there, and a parser that remembers them
-/// per file (and format recognition) needs them again after a restart. They are handed
-/// over outside the saved positions, so their acknowledgement moves nothing.
-fn header_lines(file: &File, offset: u64) -> std::io::Result<Option<Bytes>> {
+/// How a Zeek TSV log begins.
+const ZEEK_HEADER: &[u8] = b"#separator";
+
+/// The header lines (`#...`) a Zeek TSV log begins with, when reading resumes after
+/// them: they name its separator and fields, and the parser, which remembers them per
+/// file, and format recognition need them again after a restart. (Other files' `#`
+/// lines are records.) They are handed over as a chunk that ends at the resume offset,
+/// so its acknowledgement moves nothing.
+fn header_lines(file: &File, offset: u64, path: &Path) -> std::io::Result<Option<Bytes>> {
     let n = usize::try_from(offset).map_or(MAX_PREAMBLE, |o| o.min(MAX_PREAMBLE));
     let mut buf = vec![0u8; n];
     file.read_exact_at(&mut buf, 0)?;
@@ -128,6 +139,12 @@ fn header_lines(file: &File, offset: u64) -> std::io::Result<Option<Bytes>> {
             Some(i) => end += i + 1,
             None => break,
         }
+    }
+    if buf.get(end) == Some(&b'#') && end + 1 < buf.len() {
+        tracing::warn!(
+            path = %path.display(),
+            "header lines longer than {MAX_PREAMBLE} bytes: only those within are handed over again"
+        );
     }
     buf.truncate(end);
     Ok((end > 0).then(|| Bytes::from(buf)))
@@ -142,25 +159,52 @@ fn is_whole_file(path: &Path, head: &[u8]) -> bool {
         || Compression::sniff(head) != Compression::None
 }
 
-/// The files the patterns match now, with their identities and sizes, in path order.
-fn expand(patterns: &[String]) -> Vec<(PathBuf, FileId, u64)> {
+/// A file the patterns match, as listed.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Listed {
+    path: PathBuf,
+    id: FileId,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// What `path` is now, if it is a file.
+fn listed(path: PathBuf) -> Option<Listed> {
+    let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+    Some(Listed {
+        id: FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        path,
+    })
+}
+
+/// The files the patterns match now, in path order.
+fn expand(patterns: &[String]) -> Vec<Listed> {
     let mut out = Vec::new();
     for pattern in patterns {
         match glob::glob(pattern) {
-            Ok(paths) => out.extend(paths.flatten().filter_map(|p| {
-                let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file())?;
-                let id = FileId {
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                };
-                Some((p, id, meta.len()))
-            })),
+            Ok(paths) => out.extend(paths.flatten().filter_map(listed)),
             Err(e) => tracing::warn!(%pattern, error = %e, "bad file glob"),
         }
     }
     out.sort();
-    out.dedup();
+    out.dedup_by(|a, b| a.path == b.path);
     out
+}
+
+/// The file `id` in the folder of `path`, if it is still there (under any name).
+fn find_in_folder(path: &Path, id: FileId) -> Option<PathBuf> {
+    let folder = path.parent()?;
+    std::fs::read_dir(folder)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| listed(entry.path()))
+        .find(|l| l.id == id)
+        .map(|l| l.path)
 }
 
 /// The first [`FINGERPRINT_BYTES`] bytes of `file` (fewer when it is shorter).
@@ -185,13 +229,23 @@ fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
     let whole = is_whole_file(path, head.get(..8).unwrap_or(&head));
     let key = path.to_string_lossy().to_string();
     let offset = positions.resume(&key, id, meta.len(), &head);
-    // Resumed in the middle of a line (the rest of one longer than a chunk, being skipped
-    // when the process stopped): that rest is not a record either.
-    let skipping_line = !whole && offset > 0 && !follows_newline(&file, offset)?;
-    let preamble = if !whole && offset > 0 && head.first() == Some(&b'#') {
-        header_lines(&file, offset)?
-    } else {
-        None
+    let resumed = (|| {
+        // Resumed in the middle of a line (the rest of one longer than a chunk, being
+        // skipped when the process stopped): that rest is not a record either.
+        let skipping = !whole && offset > 0 && !follows_newline(&file, offset)?;
+        let preamble = if !whole && offset > 0 && head.starts_with(ZEEK_HEADER) {
+            header_lines(&file, offset, path)?
+        } else {
+            None
+        };
+        Ok((skipping, preamble))
+    })();
+    let (skipping_line, preamble) = match resumed {
+        Ok(r) => r,
+        Err(e) => {
+            positions.closed(id, false);
+            return Err(e);
+        }
     };
     Ok(Tracked {
         file,
@@ -205,6 +259,7 @@ fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
         // A whole file acknowledged to its end before a restart is not read again.
         done: whole && meta.len() > 0 && offset >= meta.len(),
         last_growth: Instant::now(),
+        seen_len: meta.len().min(offset),
         fingerprint: Fingerprint::of(&head),
         skipping_line,
         preamble,
@@ -236,6 +291,7 @@ fn check_rewritten(t: &mut Tracked, len: u64) -> std::io::Result<()> {
 fn read_lines(t: &mut Tracked, flush: bool) -> std::io::Result<Option<(u64, Vec<u8>)>> {
     let len = t.file.metadata()?.len();
     check_rewritten(t, len)?;
+    t.seen_len = len;
     loop {
         if len == t.offset {
             return Ok(None);
@@ -364,6 +420,9 @@ async fn pump(
 ) -> Option<bool> {
     let mut sent = false;
     if let Some(header) = t.preamble.take() {
+        // Registered as ending where reading resumes: its acknowledgement, in order with
+        // the others, moves nothing.
+        positions.sent(&t.key, t.id, t.fingerprint, 0, t.offset);
         let chunk = RawChunk {
             source: input.name.clone(),
             origin: t.key.clone(),
@@ -448,16 +507,20 @@ fn park_quiet(
             && !t.skipping_line
             && (t.whole && t.done
                 || !t.whole && after.is_some_and(|a| t.last_growth.elapsed() >= a));
-        let len = t.file.metadata().map(|m| m.len());
-        match len {
-            Ok(len) if quiet => {
+        let modified = t.file.metadata().and_then(|m| m.modified());
+        match modified {
+            Ok(modified) if quiet => {
                 let t = files.swap_remove(i);
+                // What was read up to: bytes written since reopen it at once.
+                let len = if t.whole { t.offset } else { t.seen_len };
                 parked.insert(
                     t.id,
                     Parked {
                         key: t.key,
+                        path: t.path,
                         offset: t.offset,
                         len,
+                        modified: Some(modified),
                         fingerprint: t.fingerprint,
                         whole: t.whole,
                         done: t.done,
@@ -470,8 +533,14 @@ fn park_quiet(
 }
 
 /// Opens a parked file again at `path`, to read on from where it stood (a file cut or
-/// rewritten meanwhile is told at its next read by its size and fingerprint).
-fn unpark(path: &Path, id: FileId, p: Parked) -> Result<Tracked, (Parked, std::io::Error)> {
+/// rewritten meanwhile is told at its next read by its size and fingerprint); `matched`
+/// says whether the patterns still match it.
+fn unpark(
+    path: &Path,
+    id: FileId,
+    p: Parked,
+    matched: bool,
+) -> Result<Tracked, (Parked, std::io::Error)> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => return Err((p, e)),
@@ -489,12 +558,13 @@ fn unpark(path: &Path, id: FileId, p: Parked) -> Result<Tracked, (Parked, std::i
         id,
         key: p.key,
         path: path.to_path_buf(),
-        matched: true,
+        matched,
         offset: p.offset,
         last_len: u64::MAX,
         whole: p.whole,
         done: p.done,
         last_growth: Instant::now(),
+        seen_len: p.len,
         fingerprint: p.fingerprint,
         skipping_line: false,
         preamble: None,
@@ -516,40 +586,64 @@ fn refresh(
         t.matched = false;
     }
     let mut still_parked = HashMap::new();
-    for (path, id, len) in expand(&input.patterns) {
+    for Listed {
+        path,
+        id,
+        len,
+        modified,
+    } in expand(&input.patterns)
+    {
         if let Some(t) = files.iter_mut().find(|t| t.id == id) {
             t.matched = true;
             t.path = path;
             continue;
         }
         if let Some(p) = parked.remove(&id) {
-            // A whole file read to its end stays done, as while it was open.
-            if len == p.len || p.whole && p.done {
-                still_parked.insert(id, p);
+            if len == p.len && modified == p.modified {
+                still_parked.insert(id, Parked { path, ..p });
                 continue;
             }
-            match unpark(&path, id, p) {
-                Ok(t) => files.push(t),
-                Err((p, e)) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot reopen input file");
-                    still_parked.insert(id, p);
+            if p.whole && p.done {
+                // A whole file read to its end changed, or another file took its inode:
+                // opened as any file is, its saved position and first bytes telling.
+                positions.closed(id, false);
+            } else {
+                match unpark(&path, id, p, true) {
+                    Ok(t) => files.push(t),
+                    Err((p, e)) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot reopen input file");
+                        still_parked.insert(id, p);
+                    }
                 }
+                continue;
             }
-            continue;
         }
         match open(&path, positions) {
             // Replaced between listing and opening by a file already open: keep that one.
-            Ok(t) if files.iter().any(|f| f.id == t.id) => {}
+            Ok(t) if files.iter().any(|f| f.id == t.id) => positions.closed(t.id, false),
             Ok(t) => files.push(t),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open input file");
             }
         }
     }
-    // Parked files the patterns no longer match are forgotten (their positions stay
-    // saved, and age).
-    for id in parked.keys() {
-        positions.closed(*id, false);
+    // A parked file the patterns no longer match was renamed away (a rotation) or
+    // deleted: found in its folder, it is opened again to be read to its end and
+    // closed like any file no longer matched; gone, its position is forgotten.
+    for (id, p) in parked.drain() {
+        if p.whole && p.done {
+            // Nothing left to read: its position stays saved, and ages.
+            positions.closed(id, false);
+            continue;
+        }
+        match find_in_folder(&p.path, id).map(|path| unpark(&path, id, p, false)) {
+            Some(Ok(t)) => files.push(t),
+            Some(Err((_, e))) => {
+                tracing::warn!(error = %e, "cannot reopen a rotated input file");
+                positions.closed(id, false);
+            }
+            None => positions.closed(id, true),
+        }
     }
     *parked = still_parked;
     // A file that just stopped being matched gets the whole drain time from now on.

@@ -482,3 +482,53 @@ async fn a_quiet_file_is_closed_and_read_on_when_it_grows_or_moves() {
     cancel.cancel();
     let _ = task.await;
 }
+
+#[tokio::test]
+async fn a_parked_file_renamed_away_is_still_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
+    let log = logs.join("app.log");
+    let positions =
+        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
+    let quick = FileInput {
+        patterns: vec![log.to_string_lossy().to_string()],
+        park_after: Duration::from_millis(100),
+        keep_open: 0,
+        ..input(&logs, true)
+    };
+    append(&log, "one\n");
+    let (tx, mut source) = channel(16);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(quick, positions, tx, cancel.clone()));
+    assert_eq!(&next(&mut source).await.bytes[..], b"one\n");
+    let canonical = log.canonicalize().unwrap_or_else(|e| panic!("{e}"));
+    let parked = async {
+        while holds_open(&canonical) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), parked)
+        .await
+        .unwrap_or_else(|_| panic!("a quiet file stays open"));
+    // Rotated out of the pattern while parked; its writer appends once more, with no
+    // newline at the end, before it reopens the new file.
+    let rotated = logs.join("app.log.1");
+    std::fs::rename(&log, &rotated).unwrap_or_else(|e| panic!("{e}"));
+    append(&rotated, "late\nlast");
+    append(&log, "new\n");
+    // The unterminated last line comes when the rotated file is closed, about 5 s
+    // after it last grew.
+    let mut got = String::new();
+    while !got.contains("last") || !got.contains("new") {
+        match tokio::time::timeout(Duration::from_secs(15), source.next_chunk()).await {
+            Ok(Ok(Some(c))) => got.push_str(&String::from_utf8_lossy(&c.bytes)),
+            other => panic!("no chunk: {other:?}; so far {got:?}"),
+        }
+    }
+    let mut lines: Vec<&str> = got.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["last", "late", "new"]);
+    cancel.cancel();
+    let _ = task.await;
+}
