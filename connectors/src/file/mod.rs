@@ -11,8 +11,10 @@
 //!   size or by a fingerprint of the first bytes;
 //! - a line longer than a chunk (4 MiB) is handed over once, to be dead-lettered by the
 //!   parser's size limit, and the rest of it is skipped;
-//! - a file resumed after its header lines (`#...`, as Zeek TSV logs begin) has them
-//!   handed over again first, for the parser that needs them.
+//! - a Zeek TSV log resumed after its header lines (`#separator`, `#fields`, ...) has
+//!   them handed over again first, for the parser that needs them;
+//! - while an input has many files open, quiet ones are closed (parked) and opened again
+//!   when they change.
 //!
 //! Whole-file formats (EVTX, compressed files) are handed over in one chunk once the
 //! file stops changing.
@@ -59,10 +61,9 @@ pub struct FileInput {
     /// How often to look for new data and new files.
     pub poll: Duration,
     /// While more than `keep_open` files are open, a followed file that has not grown
-    /// for `park_after` is closed (parked) and opened again when its size changes, so a
-    /// pattern matching many quiet files holds few file descriptors. Below that, files
-    /// stay open: a parked file renamed out of the patterns by a rotation can no longer
-    /// be read to its end.
+    /// for `park_after` is closed (parked) and opened again when its size or
+    /// modification time changes, so a pattern matching many quiet files holds few file
+    /// descriptors.
     pub park_after: Duration,
     /// Files kept open however quiet (see `park_after`).
     pub keep_open: usize,
