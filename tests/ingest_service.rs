@@ -296,29 +296,37 @@ fn http_ingest_takes_agent_tokens_only_confines_them_to_their_tenant_and_caps_re
     assert_eq!(send(&agent, line).0, 401);
 }
 
+/// A service folder whose config follows `logs/*.log` in `format`; returns the folder
+/// of logs.
+fn with_followed_logs(dir: &Path, format: &str) -> std::path::PathBuf {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
+    write_config(dir, "");
+    let text = std::fs::read_to_string(dir.join("v.toml")).unwrap_or_default();
+    let extra = format!(
+        "[[ingest.files]]\npaths = [\"{}/*.log\"]\nformat = \"{format}\"\n",
+        logs.display()
+    );
+    std::fs::write(dir.join("v.toml"), format!("{text}{extra}")).unwrap_or_else(|e| panic!("{e}"));
+    logs
+}
+
+/// Appends `text` to the file at `path`, creating it.
+fn append_to(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn followed_files_resume_after_a_restart_without_loss_or_duplicates() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
-    let log = logs.join("auth.log");
-    let append = |text: &str| {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap_or_else(|e| panic!("{e}"));
-        f.write_all(text.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
-    };
-    let extra = format!(
-        "[[ingest.files]]\npaths = [\"{}/*.log\"]\nformat = \"syslog\"\n",
-        logs.display()
-    );
-    write_config(tmp.path(), "");
-    let text = std::fs::read_to_string(tmp.path().join("v.toml")).unwrap_or_default();
-    std::fs::write(tmp.path().join("v.toml"), format!("{text}{extra}"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let log = with_followed_logs(tmp.path(), "syslog").join("auth.log");
+    let append = |text: &str| append_to(&log, text);
     let data = tmp.path().join("data");
 
     append("Feb 12 14:10:21 h sshd[1]: line one\nFeb 12 14:10:22 h sshd[1]: line two\n");
@@ -349,26 +357,8 @@ fn followed_files_resume_after_a_restart_without_loss_or_duplicates() {
 #[test]
 fn a_followed_zeek_log_keeps_its_field_names_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
-    let log = logs.join("capture_loss.log");
-    let append = |text: &str| {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap_or_else(|e| panic!("{e}"));
-        f.write_all(text.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
-    };
-    write_config(tmp.path(), "");
-    let text = std::fs::read_to_string(tmp.path().join("v.toml")).unwrap_or_default();
-    let extra = format!(
-        "[[ingest.files]]\npaths = [\"{}/*.log\"]\nformat = \"auto\"\n",
-        logs.display()
-    );
-    std::fs::write(tmp.path().join("v.toml"), format!("{text}{extra}"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let log = with_followed_logs(tmp.path(), "auto").join("capture_loss.log");
+    let append = |text: &str| append_to(&log, text);
     let data = tmp.path().join("data");
     append(
         "#separator \\x09\n#unset_field\t-\n#path\tcapture_loss\n\

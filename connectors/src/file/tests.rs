@@ -24,6 +24,49 @@ async fn next(source: &mut ChannelSource) -> RawChunk {
     }
 }
 
+/// A file input running in the background, as `vedette run` runs one.
+struct Running {
+    positions: Arc<Positions>,
+    source: ChannelSource,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), ConnectorError>>,
+}
+
+impl Running {
+    /// Starts `input` with the positions saved at `positions_path`.
+    fn start(input: FileInput, positions_path: &Path) -> Self {
+        let positions = Arc::new(Positions::load(positions_path).unwrap_or_else(|e| panic!("{e}")));
+        let (tx, source) = channel(16);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(input, positions.clone(), tx, cancel.clone()));
+        Self {
+            positions,
+            source,
+            cancel,
+            task,
+        }
+    }
+
+    /// Stops it, as a shutdown does.
+    async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Runs `input` until its first chunk, acknowledges that chunk and stops: the life of
+/// the service before a restart.
+async fn first_chunk_acknowledged(input: FileInput, positions_path: &Path) -> RawChunk {
+    let mut running = Running::start(input, positions_path);
+    let c = next(&mut running.source).await;
+    running
+        .positions
+        .ack(&c.origin, c.position)
+        .unwrap_or_else(|e| panic!("{e}"));
+    running.stop().await;
+    c
+}
+
 fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -43,17 +86,10 @@ async fn follows_growth_rotation_and_resumes_from_acknowledged_positions() {
     let positions_path = dir.path().join("positions.json");
     append(&log, "one\ntwo\npart");
 
-    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(16);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(
-        input(&logs, true),
-        positions.clone(),
-        tx,
-        cancel.clone(),
-    ));
+    let mut running = Running::start(input(&logs, true), &positions_path);
+    let (positions, source) = (running.positions.clone(), &mut running.source);
 
-    let first = next(&mut source).await;
+    let first = next(source).await;
     assert_eq!(
         &first.bytes[..],
         b"one\ntwo\n",
@@ -64,7 +100,7 @@ async fn follows_growth_rotation_and_resumes_from_acknowledged_positions() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     append(&log, "ial\nthree\n");
-    let second = next(&mut source).await;
+    let second = next(source).await;
     assert_eq!(&second.bytes[..], b"partial\nthree\n");
     assert_eq!(second.position, 8);
 
@@ -78,7 +114,7 @@ async fn follows_growth_rotation_and_resumes_from_acknowledged_positions() {
     append(&rotated, "late\n");
     let mut seen = Vec::new();
     for _ in 0..3 {
-        seen.extend_from_slice(&next(&mut source).await.bytes);
+        seen.extend_from_slice(&next(source).await.bytes);
     }
     let mut lines: Vec<&str> = std::str::from_utf8(&seen)
         .unwrap_or_default()
@@ -86,8 +122,7 @@ async fn follows_growth_rotation_and_resumes_from_acknowledged_positions() {
         .collect();
     lines.sort_unstable();
     assert_eq!(lines, ["four", "late", "new-one"]);
-    cancel.cancel();
-    let _ = task.await;
+    running.stop().await;
 
     // Only the first chunk was acknowledged: a restart resumes after it.
     let reloaded = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
@@ -100,53 +135,36 @@ async fn a_restart_resumes_without_loss_or_duplicates() {
     let log = dir.path().join("a.log");
     let positions_path = dir.path().join("positions.json");
     append(&log, "1\n2\n");
-    {
-        let positions =
-            Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-        let (tx, mut source) = channel(4);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(
-            input(dir.path(), true),
-            positions.clone(),
-            tx,
-            cancel.clone(),
-        ));
-        let c = next(&mut source).await;
-        positions
-            .ack(&c.origin, c.position)
-            .unwrap_or_else(|e| panic!("{e}"));
-        cancel.cancel();
-        let _ = task.await;
-    }
+    first_chunk_acknowledged(input(dir.path(), true), &positions_path).await;
     append(&log, "3\n");
-    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(4);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(input(dir.path(), true), positions, tx, cancel.clone()));
-    let c = next(&mut source).await;
+    let mut running = Running::start(input(dir.path(), true), &positions_path);
+    let c = next(&mut running.source).await;
     assert_eq!(&c.bytes[..], b"3\n");
     assert_eq!(c.position, 4);
-    cancel.cancel();
-    let _ = task.await;
+    running.stop().await;
+}
+
+/// Reads the files of `dir` once with the positions at `positions_path`; returns
+/// every chunk.
+async fn read_once(dir: &Path, positions_path: &Path) -> Vec<RawChunk> {
+    let positions = Arc::new(Positions::load(positions_path).unwrap_or_else(|e| panic!("{e}")));
+    let (tx, mut source) = channel(64);
+    run(input(dir, false), positions, tx, CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut chunks = Vec::new();
+    while let Ok(Some(c)) = source.next_chunk().await {
+        chunks.push(c);
+    }
+    chunks
 }
 
 #[tokio::test]
 async fn read_once_ends_after_the_files_and_truncation_restarts() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     append(&dir.path().join("x.log"), "a\nlast line without newline");
-    let positions =
-        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(4);
-    let done = run(
-        input(dir.path(), false),
-        positions,
-        tx,
-        CancellationToken::new(),
-    )
-    .await;
-    assert!(done.is_ok());
-    let c = next(&mut source).await;
-    assert_eq!(&c.bytes[..], b"a\nlast line without newline");
+    let chunks = read_once(dir.path(), &dir.path().join("p.json")).await;
+    assert_eq!(text(&chunks), "a\nlast line without newline");
 }
 
 #[tokio::test]
@@ -155,19 +173,8 @@ async fn read_once_splits_long_files_only_at_newlines() {
     let line = "x".repeat(999) + "\n";
     let text = line.repeat(5000); // 5 MB: more than one read
     append(&dir.path().join("big.log"), &text);
-    let positions =
-        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(64);
-    run(
-        input(dir.path(), false),
-        positions,
-        tx,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
     let mut total = 0;
-    while let Ok(Some(c)) = source.next_chunk().await {
+    for c in read_once(dir.path(), &dir.path().join("p.json")).await {
         assert!(c.bytes.ends_with(b"\n"), "a chunk ends mid-line");
         total += c.bytes.len();
     }
@@ -183,25 +190,12 @@ async fn compressed_files_are_handed_over_whole_and_decompressed() {
     let path = dir.path().join("cloudtrail.log");
     std::fs::write(&path, gz.finish().unwrap_or_else(|e| panic!("{e}")))
         .unwrap_or_else(|e| panic!("{e}"));
-    let positions =
-        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(4);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(input(dir.path(), true), positions, tx, cancel.clone()));
-    let c = next(&mut source).await;
+    let mut running = Running::start(input(dir.path(), true), &dir.path().join("p.json"));
+    let c = next(&mut running.source).await;
     assert_eq!(&c.bytes[..], b"{\"a\":1}\n{\"a\":2}\n");
     // Read to its end, it holds no descriptor any more.
-    let path = path.canonicalize().unwrap_or_else(|e| panic!("{e}"));
-    let closed = async {
-        while holds_open(&path) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), closed)
-        .await
-        .unwrap_or_else(|_| panic!("a whole file read to its end stays open"));
-    cancel.cancel();
-    let _ = task.await;
+    until_closed(&path, "a whole file read to its end").await;
+    running.stop().await;
 }
 
 /// Every chunk that arrives within `wait`, joined.
@@ -233,12 +227,9 @@ async fn a_file_renamed_within_the_pattern_is_read_on_never_again_from_its_start
     };
     append(&log, "one\ntwo\n");
     {
-        let positions =
-            Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-        let (tx, mut source) = channel(16);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(glob.clone(), positions.clone(), tx, cancel.clone()));
-        let first = next(&mut source).await;
+        let mut running = Running::start(glob.clone(), &positions_path);
+        let (positions, source) = (running.positions.clone(), &mut running.source);
+        let first = next(source).await;
         assert_eq!(&first.bytes[..], b"one\ntwo\n");
         positions
             .ack(&first.origin, first.position)
@@ -247,26 +238,21 @@ async fn a_file_renamed_within_the_pattern_is_read_on_never_again_from_its_start
         std::fs::rename(&log, &rotated).unwrap_or_else(|e| panic!("{e}"));
         append(&rotated, "three\n");
         append(&log, "fresh\n");
-        let chunks = drain(&mut source, Duration::from_millis(500)).await;
+        let chunks = drain(source, Duration::from_millis(500)).await;
         let mut lines: Vec<String> = text(&chunks).lines().map(str::to_string).collect();
         lines.sort_unstable();
         assert_eq!(lines, ["fresh", "three"], "nothing read twice");
         positions
             .ack_all(chunks.iter().map(|c| (c.origin.as_str(), c.position)))
             .unwrap_or_else(|e| panic!("{e}"));
-        cancel.cancel();
-        let _ = task.await;
+        running.stop().await;
     }
     // After a restart the rotated file is found under its new name by its identity.
     append(&rotated, "four\n");
-    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(16);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(glob, positions, tx, cancel.clone()));
-    let chunks = drain(&mut source, Duration::from_millis(500)).await;
+    let mut running = Running::start(glob, &positions_path);
+    let chunks = drain(&mut running.source, Duration::from_millis(500)).await;
     assert_eq!(text(&chunks), "four\n");
-    cancel.cancel();
-    let _ = task.await;
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -275,43 +261,22 @@ async fn a_file_cut_while_stopped_or_rewritten_while_read_starts_over() {
     let log = dir.path().join("a.log");
     let positions_path = dir.path().join("positions.json");
     append(&log, "a long first line\nand a second one\n");
-    {
-        let positions =
-            Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-        let (tx, mut source) = channel(4);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(
-            input(dir.path(), true),
-            positions.clone(),
-            tx,
-            cancel.clone(),
-        ));
-        let c = next(&mut source).await;
-        positions
-            .ack(&c.origin, c.position)
-            .unwrap_or_else(|e| panic!("{e}"));
-        cancel.cancel();
-        let _ = task.await;
-    }
+    first_chunk_acknowledged(input(dir.path(), true), &positions_path).await;
     // Cut and written again while stopped (copytruncate): shorter than the position.
     std::fs::write(&log, "new\n").unwrap_or_else(|e| panic!("{e}"));
-    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(4);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(input(dir.path(), true), positions, tx, cancel.clone()));
-    let c = next(&mut source).await;
+    let mut running = Running::start(input(dir.path(), true), &positions_path);
+    let c = next(&mut running.source).await;
     assert_eq!((&c.bytes[..], c.position), (&b"new\n"[..], 0));
     // Rewritten in place while read, and already longer than before by the next poll:
     // the first bytes differ, so it is read from its start.
     std::fs::write(&log, "rewritten with more text than before\n")
         .unwrap_or_else(|e| panic!("{e}"));
-    let c = next(&mut source).await;
+    let c = next(&mut running.source).await;
     assert_eq!(
         (&c.bytes[..], c.position),
         (&b"rewritten with more text than before\n"[..], 0)
     );
-    cancel.cancel();
-    let _ = task.await;
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -319,21 +284,7 @@ async fn the_rest_of_a_line_longer_than_a_chunk_is_not_a_record() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let long = "x".repeat(READ_CHUNK + 1000);
     append(&dir.path().join("big.log"), &format!("{long}\nnext\n"));
-    let positions =
-        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(16);
-    run(
-        input(dir.path(), false),
-        positions,
-        tx,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut chunks = Vec::new();
-    while let Ok(Some(c)) = source.next_chunk().await {
-        chunks.push(c);
-    }
+    let chunks = read_once(dir.path(), &dir.path().join("p.json")).await;
     let sizes: Vec<usize> = chunks.iter().map(|c| c.bytes.len()).collect();
     assert_eq!(
         sizes,
@@ -365,18 +316,9 @@ async fn resumed_in_the_middle_of_a_line_its_rest_is_not_a_record() {
         positions.sent(&key, id, Fingerprint::of(content), 0, 10);
         positions.ack(&key, 0).unwrap_or_else(|e| panic!("{e}"));
     }
-    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(4);
-    run(
-        input(dir.path(), false),
-        positions,
-        tx,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let c = next(&mut source).await;
-    assert_eq!((&c.bytes[..], c.position), (&b"next\n"[..], 30));
+    let chunks = read_once(dir.path(), &positions_path).await;
+    let got: Vec<(&[u8], u64)> = chunks.iter().map(|c| (&c.bytes[..], c.position)).collect();
+    assert_eq!(got, [(&b"next\n"[..], 30)]);
 }
 
 #[tokio::test]
@@ -386,39 +328,15 @@ async fn a_resumed_file_hands_its_header_lines_over_again_first() {
     let positions_path = dir.path().join("p.json");
     let header = "#separator \\x09\n#fields\tts\tuid\n";
     append(&log, &format!("{header}1\ta\n"));
-    {
-        let positions =
-            Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-        let (tx, mut source) = channel(4);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(
-            input(dir.path(), true),
-            positions.clone(),
-            tx,
-            cancel.clone(),
-        ));
-        let c = next(&mut source).await;
-        positions
-            .ack(&c.origin, c.position)
-            .unwrap_or_else(|e| panic!("{e}"));
-        cancel.cancel();
-        let _ = task.await;
-    }
+    first_chunk_acknowledged(input(dir.path(), true), &positions_path).await;
     append(&log, "2\tb\n");
-    let positions = Arc::new(Positions::load(&positions_path).unwrap_or_else(|e| panic!("{e}")));
-    let (tx, mut source) = channel(4);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(
-        input(dir.path(), true),
-        positions.clone(),
-        tx,
-        cancel.clone(),
-    ));
-    let first = next(&mut source).await;
+    let mut running = Running::start(input(dir.path(), true), &positions_path);
+    let first = next(&mut running.source).await;
     assert_eq!((&first.bytes[..], first.position), (header.as_bytes(), 0));
-    let second = next(&mut source).await;
+    let second = next(&mut running.source).await;
     assert_eq!(&second.bytes[..], b"2\tb\n");
     // Acknowledging the header lines moves nothing back.
+    let positions = running.positions.clone();
     positions
         .ack_all([
             (first.origin.as_str(), 0),
@@ -427,8 +345,7 @@ async fn a_resumed_file_hands_its_header_lines_over_again_first() {
         .unwrap_or_else(|e| panic!("{e}"));
     let end = (header.len() + 8) as u64;
     assert_eq!(positions.get(&first.origin).map(|p| p.offset), Some(end));
-    cancel.cancel();
-    let _ = task.await;
+    running.stop().await;
 }
 
 /// Whether this process holds `path` open.
@@ -441,46 +358,53 @@ fn holds_open(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Waits until this process no longer holds `path` open; `what` names the file in
+/// the failure.
+async fn until_closed(path: &Path, what: &str) {
+    let path = path.canonicalize().unwrap_or_else(|e| panic!("{e}"));
+    let closed = async {
+        while holds_open(&path) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .unwrap_or_else(|_| panic!("{what} stays open"));
+}
+
+/// An input following `pattern` that parks every file quiet for 100 ms.
+fn parking(logs: &Path, pattern: String) -> FileInput {
+    FileInput {
+        patterns: vec![pattern],
+        park_after: Duration::from_millis(100),
+        keep_open: 0,
+        ..input(logs, true)
+    }
+}
+
 #[tokio::test]
 async fn a_quiet_file_is_closed_and_read_on_when_it_grows_or_moves() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
     let log = logs.join("app.log");
-    let positions =
-        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
-    let quick = FileInput {
-        patterns: vec![format!("{}/app.log*", logs.display())],
-        park_after: Duration::from_millis(100),
-        keep_open: 0,
-        ..input(&logs, true)
-    };
+    let quick = parking(&logs, format!("{}/app.log*", logs.display()));
     append(&log, "one\n");
-    let (tx, mut source) = channel(16);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(quick, positions, tx, cancel.clone()));
-    assert_eq!(&next(&mut source).await.bytes[..], b"one\n");
-    let log = log.canonicalize().unwrap_or_else(|e| panic!("{e}"));
-    let parked = async {
-        while holds_open(&log) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), parked)
-        .await
-        .unwrap_or_else(|_| panic!("a quiet file stays open"));
+    let mut running = Running::start(quick, &dir.path().join("p.json"));
+    let source = &mut running.source;
+    assert_eq!(&next(source).await.bytes[..], b"one\n");
+    until_closed(&log, "a quiet file").await;
     append(&log, "two\n");
-    let c = next(&mut source).await;
+    let c = next(source).await;
     assert_eq!((&c.bytes[..], c.position), (&b"two\n"[..], 4));
     // Parked again, then renamed within the pattern and grown: still the same file.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rotated = log.with_file_name("app.log.1");
     std::fs::rename(&log, &rotated).unwrap_or_else(|e| panic!("{e}"));
     append(&rotated, "three\n");
-    let c = next(&mut source).await;
+    let c = next(source).await;
     assert_eq!((&c.bytes[..], c.position), (&b"three\n"[..], 8));
-    cancel.cancel();
-    let _ = task.await;
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -489,28 +413,12 @@ async fn a_parked_file_renamed_away_is_still_read_to_its_end() {
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("{e}"));
     let log = logs.join("app.log");
-    let positions =
-        Arc::new(Positions::load(&dir.path().join("p.json")).unwrap_or_else(|e| panic!("{e}")));
-    let quick = FileInput {
-        patterns: vec![log.to_string_lossy().to_string()],
-        park_after: Duration::from_millis(100),
-        keep_open: 0,
-        ..input(&logs, true)
-    };
+    let quick = parking(&logs, log.to_string_lossy().to_string());
     append(&log, "one\n");
-    let (tx, mut source) = channel(16);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(quick, positions, tx, cancel.clone()));
-    assert_eq!(&next(&mut source).await.bytes[..], b"one\n");
-    let canonical = log.canonicalize().unwrap_or_else(|e| panic!("{e}"));
-    let parked = async {
-        while holds_open(&canonical) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), parked)
-        .await
-        .unwrap_or_else(|_| panic!("a quiet file stays open"));
+    let mut running = Running::start(quick, &dir.path().join("p.json"));
+    let source = &mut running.source;
+    assert_eq!(&next(source).await.bytes[..], b"one\n");
+    until_closed(&log, "a quiet file").await;
     // Rotated out of the pattern while parked; its writer appends once more, with no
     // newline at the end, before it reopens the new file.
     let rotated = logs.join("app.log.1");
@@ -529,6 +437,5 @@ async fn a_parked_file_renamed_away_is_still_read_to_its_end() {
     let mut lines: Vec<&str> = got.lines().collect();
     lines.sort_unstable();
     assert_eq!(lines, ["last", "late", "new"]);
-    cancel.cancel();
-    let _ = task.await;
+    running.stop().await;
 }

@@ -98,27 +98,41 @@ async fn udp_datagrams_beyond_a_full_pipeline_are_dropped_and_counted() {
     listeners.join().await;
 }
 
-#[tokio::test]
-async fn tcp_stream_is_framed_into_whole_records() {
-    let (tx, mut source) = channel(16);
+/// Listeners started with `cfg`, and a TCP client connected to them.
+async fn connected(
+    cfg: &SyslogConfig,
+) -> (ChannelSource, CancellationToken, SyslogListeners, TcpStream) {
+    let (tx, source) = channel(16);
     let cancel = CancellationToken::new();
-    let listeners = start(&config(), "t", tx, cancel.clone())
+    let listeners = start(cfg, "t", tx, cancel.clone())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listeners.tcp.unwrap_or_else(|| panic!("tcp not bound"));
-    let mut stream = TcpStream::connect(addr)
+    let stream = TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    // A record split across writes, an octet-counted frame with a newline inside, and
-    // a last record without its newline.
-    for part in [&b"<1>first rec"[..], b"ord\n12 <2>two\nlines", b"<3>last"] {
+    (source, cancel, listeners, stream)
+}
+
+/// Writes each part as a read of its own (a pause after each).
+async fn send_parts<P: AsRef<[u8]>>(stream: &mut TcpStream, parts: &[P]) {
+    for part in parts {
         stream
-            .write_all(part)
+            .write_all(part.as_ref())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         stream.flush().await.unwrap_or_else(|e| panic!("{e}"));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn tcp_stream_is_framed_into_whole_records() {
+    let (mut source, cancel, listeners, mut stream) = connected(&config()).await;
+    // A record split across writes, an octet-counted frame with a newline inside, and
+    // a last record without its newline.
+    let parts: [&[u8]; 3] = [b"<1>first rec", b"ord\n12 <2>two\nlines", b"<3>last"];
+    send_parts(&mut stream, &parts).await;
     drop(stream);
     let expected = b"<1>first record\n12 <2>two\nlines<3>last";
     let all = collect(&mut source, expected.len()).await;
@@ -129,20 +143,12 @@ async fn tcp_stream_is_framed_into_whole_records() {
 
 #[tokio::test]
 async fn after_an_oversized_record_the_stream_resumes_at_the_next_one() {
-    let (tx, mut source) = channel(16);
-    let cancel = CancellationToken::new();
     let cfg = SyslogConfig {
         udp: false,
         max_message_bytes: 1000,
         ..config()
     };
-    let listeners = start(&cfg, "t", tx, cancel.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listeners.tcp.unwrap_or_else(|| panic!("tcp not bound"));
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut source, cancel, listeners, mut stream) = connected(&cfg).await;
     // Octet-counted frames and no newline anywhere, as RFC 6587 senders send: one of
     // 5,000 bytes (over the limit), then a normal one. Then a newline-framed line over
     // the limit whose tail looks like a record of its own, then a normal line.
@@ -160,14 +166,7 @@ async fn after_an_oversized_record_the_stream_resumes_at_the_next_one() {
         tail.as_bytes()[..1100].to_vec(),
         [&tail.as_bytes()[1100..], &b"<15>last line\n"[..]].concat(),
     ];
-    for part in &parts {
-        stream
-            .write_all(part)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        stream.flush().await.unwrap_or_else(|e| panic!("{e}"));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    send_parts(&mut stream, &parts).await;
     drop(stream);
     let mut chunks = Vec::new();
     while !chunks
@@ -193,20 +192,12 @@ async fn after_an_oversized_record_the_stream_resumes_at_the_next_one() {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_a_record_is_disconnected() {
-    let (tx, mut source) = channel(16);
-    let cancel = CancellationToken::new();
     let cfg = SyslogConfig {
         udp: false,
         idle_timeout_secs: 1,
         ..config()
     };
-    let listeners = start(&cfg, "t", tx, cancel.clone())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listeners.tcp.unwrap_or_else(|| panic!("tcp not bound"));
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut source, cancel, listeners, mut stream) = connected(&cfg).await;
     let started = std::time::Instant::now();
     // One byte every 100 ms for 5 s, never a newline: every read is recent, but no
     // record ever completes.
