@@ -30,6 +30,11 @@ fn octet_frame_len(rest: &[u8]) -> Option<usize> {
     Some(digits + 1 + body)
 }
 
+/// Length of the `DIGITS SP` that begins an octet-counted record in `rest`.
+fn count_header_len(rest: &[u8]) -> usize {
+    rest.iter().take_while(|b| b.is_ascii_digit()).count() + 1
+}
+
 /// Length of the longest prefix of `buf` made of complete records. `searched` bytes at
 /// the start of `buf` are known to hold no newline.
 fn complete_prefix(buf: &[u8], searched: usize) -> usize {
@@ -141,7 +146,11 @@ impl StreamFramer {
             self.searched = 0;
             return Step::Records(complete);
         }
-        if buf.len() <= self.max {
+        // An octet-counted record whose declared body is within the limit is waited for
+        // whole: at most its count and a space more than the limit.
+        let declared_within =
+            octet_frame_len(buf).is_some_and(|end| end - count_header_len(buf) <= self.max);
+        if buf.len() <= self.max || declared_within {
             // An octet-counted start is not searched; the fact still holds for it.
             self.searched = buf.len();
             return Step::Wait;
@@ -222,6 +231,17 @@ mod tests {
     }
 
     #[test]
+    fn an_octet_frame_whose_body_fits_the_limit_is_waited_for_whole() {
+        // A body of exactly the limit: its count and space make the frame longer than
+        // the limit, and a read may end anywhere in it.
+        let body = format!("<1>{}", "a".repeat(17));
+        let frame = format!("{} {body}", body.len());
+        let (out, discarded) = run(20, &[&frame.as_bytes()[..21], &frame.as_bytes()[21..]]);
+        assert_eq!(out, [format!("R:{frame}")]);
+        assert_eq!(discarded, 0);
+    }
+
+    #[test]
     fn a_trickled_line_is_not_searched_again_from_its_start() {
         let mut framer = StreamFramer::new(1 << 20);
         let mut buf = Vec::new();
@@ -237,7 +257,7 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever arrives, in whatever pieces: no panic, every byte handed over or
-        /// discarded once, and never more than the limit waiting.
+        /// discarded once, and never more than the limit (and a count) waiting.
         #[test]
         fn any_stream_in_any_pieces_is_consumed_once(
             bytes in proptest::collection::vec(
@@ -274,7 +294,8 @@ mod tests {
                     buf.drain(..n);
                     consumed += n;
                 }
-                proptest::prop_assert!(buf.len() <= max);
+                // An octet-counted record within the limit waits whole, its count too.
+                proptest::prop_assert!(buf.len() <= max + MAX_COUNT_DIGITS + 1);
             }
             proptest::prop_assert_eq!(consumed + buf.len(), bytes.len());
         }

@@ -58,9 +58,10 @@ pub(crate) struct HttpIngest {
     pub(crate) parse_slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// The parse slots of HTTP ingest: one per core. Requests past them wait up to a
-/// second for one, then are told to come back (429), rather than all decompressing
-/// (up to `ingest.http.max_decompressed_bytes` each) at once.
+/// The parse slots of HTTP ingest: one per core, at least two. A request holds one
+/// from decompressing its body until its events are stored; requests past them wait up
+/// to a second for one, then are told to come back (429), rather than all holding
+/// decompressed bodies (up to `ingest.http.max_decompressed_bytes` each) at once.
 pub(crate) fn parse_slots() -> Arc<tokio::sync::Semaphore> {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     Arc::new(tokio::sync::Semaphore::new(cores.max(2)))
@@ -155,20 +156,21 @@ pub(crate) async fn ingest(
     let parsing = ingest.clone();
     let parsing_metrics = metrics.clone();
     let parsing_tenant = tenant.clone();
+    // The slot is held until the parsed events are stored: until then they are held in
+    // memory too.
     let task = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        parse(
+        let parsed = parse(
             &parsing,
             &parsing_metrics,
             &body,
             compression,
             format,
             parsing_tenant,
-        )
+        );
+        (parsed, slot)
     });
-    let parsed = match task.await {
-        Ok(Ok(parsed)) => Ok(parsed),
-        Ok(Err(e)) => Err(e),
+    let (parsed, _slot) = match task.await {
+        Ok(done) => done,
         Err(e) => {
             tracing::error!(error = %e, "ingest task failed");
             return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

@@ -9,7 +9,8 @@ pub(crate) struct Frame<'a> {
     /// The record, without its count or trailing newline.
     pub(crate) record: &'a [u8],
     /// The declared length of a frame cut short (the sender's connection ended inside
-    /// it, or it was longer than the transport's limit).
+    /// it, or it was longer than the transport's limit): one whose count runs past the
+    /// end of the input, which does not end at a line end.
     pub(crate) truncated: Option<usize>,
 }
 
@@ -30,10 +31,14 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
                 pos += end;
                 let record = trim_newline(&rest[body_start..end]);
                 if !record.is_empty() {
+                    // Cut at a line end, the cut may be a reader's (files and stdin
+                    // are handed over in pieces of whole lines): only a frame cut
+                    // elsewhere is known to be cut short.
+                    let cut_short = declared_end > rest.len() && !rest.ends_with(b"\n");
                     return Some(Frame {
                         offset: start + body_start,
                         record,
-                        truncated: (declared_end > rest.len()).then_some(body),
+                        truncated: cut_short.then_some(body),
                     });
                 }
                 continue;
@@ -104,6 +109,10 @@ mod tests {
             got,
             vec![(&b"<1>abcd"[..], None), (&b"<1>short"[..], Some(99))]
         );
+        // Cut at a line end (a file read in pieces of whole lines): not known to be cut.
+        let at_line_end: Vec<Option<usize>> =
+            frames(b"99 <1>first line\n").map(|f| f.truncated).collect();
+        assert_eq!(at_line_end, vec![None]);
     }
 
     #[test]
