@@ -212,7 +212,6 @@ impl IngestStage {
         }
         let acks = std::mem::take(&mut pending.acks);
         self.save_positions(acks).await;
-        pending.acks.clear();
         pending.since = None;
         pending.dead_bytes = 0;
         Ok(pending)

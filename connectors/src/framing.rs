@@ -8,32 +8,7 @@
 //! still to discard (so the stream resumes at the next record, not in the middle of
 //! the one handed over to be dead-lettered).
 
-/// Most digits of an octet count (RFC 6587 counts fit far fewer; 9 keeps the sum in range).
-const MAX_COUNT_DIGITS: usize = 9;
-
-/// The declared frame length (digits, space and body) when `rest` starts with an octet
-/// count (`DIGITS SP <`).
-fn octet_frame_len(rest: &[u8]) -> Option<usize> {
-    let digits = rest
-        .iter()
-        .take(MAX_COUNT_DIGITS + 1)
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    if digits == 0
-        || digits > MAX_COUNT_DIGITS
-        || rest.get(digits) != Some(&b' ')
-        || rest.get(digits + 1) != Some(&b'<')
-    {
-        return None;
-    }
-    let body: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-    Some(digits + 1 + body)
-}
-
-/// Length of the `DIGITS SP` that begins an octet-counted record in `rest`.
-fn count_header_len(rest: &[u8]) -> usize {
-    rest.iter().take_while(|b| b.is_ascii_digit()).count() + 1
-}
+use vedette_core::octet_count::{octet_count, OctetCount};
 
 /// Length of the longest prefix of `buf` made of complete records. `searched` bytes at
 /// the start of `buf` are known to hold no newline.
@@ -42,7 +17,7 @@ fn complete_prefix(buf: &[u8], searched: usize) -> usize {
     let mut complete = 0;
     while pos < buf.len() {
         let rest = &buf[pos..];
-        if let Some(end) = octet_frame_len(rest) {
+        if let Some(end) = octet_count(rest).map(OctetCount::end) {
             if end > rest.len() {
                 break;
             }
@@ -148,16 +123,15 @@ impl StreamFramer {
         }
         // An octet-counted record whose declared body is within the limit is waited for
         // whole: at most its count and a space more than the limit.
-        let declared_within =
-            octet_frame_len(buf).is_some_and(|end| end - count_header_len(buf) <= self.max);
+        let declared_within = octet_count(buf).is_some_and(|count| count.body <= self.max);
         if buf.len() <= self.max || declared_within {
             // An octet-counted start is not searched; the fact still holds for it.
             self.searched = buf.len();
             return Step::Wait;
         }
         self.searched = 0;
-        self.discarding = match octet_frame_len(buf) {
-            Some(end) => Discarding::Bytes(end - buf.len()),
+        self.discarding = match octet_count(buf) {
+            Some(count) => Discarding::Bytes(count.end() - buf.len()),
             None => Discarding::Line,
         };
         Step::Oversized(buf.len())
@@ -295,16 +269,9 @@ mod tests {
                     consumed += n;
                 }
                 // An octet-counted record within the limit waits whole, its count too.
-                proptest::prop_assert!(buf.len() <= max + MAX_COUNT_DIGITS + 1);
+                proptest::prop_assert!(buf.len() <= max + vedette_core::octet_count::MAX_DIGITS + 1);
             }
             proptest::prop_assert_eq!(consumed + buf.len(), bytes.len());
         }
-    }
-
-    #[test]
-    fn long_digit_runs_are_not_counts() {
-        assert_eq!(octet_frame_len(b"1234567890 <1>"), None);
-        assert_eq!(octet_frame_len(b"123456789 <1>"), Some(123_456_789 + 10));
-        assert_eq!(octet_frame_len(b"12 apples"), None);
     }
 }

@@ -33,6 +33,7 @@ pub mod event;
 pub mod event_json;
 pub mod id;
 pub mod io;
+pub mod octet_count;
 pub mod row;
 pub mod schema;
 pub mod traits;

@@ -19,6 +19,7 @@
 //! Whole-file formats (EVTX, compressed files) are handed over in one chunk once the
 //! file stops changing.
 
+mod parking;
 mod positions;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ pub use positions::{FileId, FilePosition, Fingerprint, Positions, FINGERPRINT_BY
 use crate::chunk::{now_ms, ChunkSender};
 use crate::decompress::{decompress, Compression};
 use crate::error::ConnectorError;
+use parking::Parked;
 
 /// Largest chunk read from a file at once.
 const READ_CHUNK: usize = 4 * 1024 * 1024;
@@ -69,22 +71,6 @@ pub struct FileInput {
     pub keep_open: usize,
 }
 
-/// A followed file closed while quiet: what is needed to read on when it changes.
-#[derive(Debug)]
-struct Parked {
-    key: String,
-    /// Its path when last seen.
-    path: PathBuf,
-    offset: u64,
-    /// Its size as last read, and its modification time when parked: either changing
-    /// reopens it.
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    fingerprint: Fingerprint,
-    whole: bool,
-    done: bool,
-}
-
 /// A file being read, known by its identity whatever its path.
 #[derive(Debug)]
 struct Tracked {
@@ -100,16 +86,14 @@ struct Tracked {
     matched: bool,
     /// Bytes handed over so far.
     offset: u64,
-    /// Size seen at the previous poll (whole-file mode waits for it to settle).
+    /// Its size at the last read: a whole file waits for it to settle, and a parked
+    /// file is reopened when its size differs from it.
     last_len: u64,
     whole: bool,
     done: bool,
     /// When it last grew, or stopped being matched: a file no longer matched is closed
     /// once this is [`DRAIN_AFTER`] ago.
     last_growth: Instant,
-    /// Its size at the last read: what was read up to (a file parked is reopened when
-    /// its size differs from this).
-    seen_len: u64,
     /// The fingerprint of its first bytes, as last read.
     fingerprint: Fingerprint,
     /// Skipping the rest of a line longer than a chunk (its start was handed over).
@@ -197,17 +181,6 @@ fn expand(patterns: &[String]) -> Vec<Listed> {
     out
 }
 
-/// The file `id` in the folder of `path`, if it is still there (under any name).
-fn find_in_folder(path: &Path, id: FileId) -> Option<PathBuf> {
-    let folder = path.parent()?;
-    std::fs::read_dir(folder)
-        .ok()?
-        .flatten()
-        .filter_map(|entry| listed(entry.path()))
-        .find(|l| l.id == id)
-        .map(|l| l.path)
-}
-
 /// The first [`FINGERPRINT_BYTES`] bytes of `file` (fewer when it is shorter).
 fn head(file: &File, len: u64) -> std::io::Result<Vec<u8>> {
     let n = usize::try_from(len).map_or(FINGERPRINT_BYTES, |l| l.min(FINGERPRINT_BYTES));
@@ -260,7 +233,6 @@ fn open(path: &Path, positions: &Positions) -> std::io::Result<Tracked> {
         // A whole file acknowledged to its end before a restart is not read again.
         done: whole && meta.len() > 0 && offset >= meta.len(),
         last_growth: Instant::now(),
-        seen_len: meta.len().min(offset),
         fingerprint: Fingerprint::of(&head),
         skipping_line,
         preamble,
@@ -292,7 +264,7 @@ fn check_rewritten(t: &mut Tracked, len: u64) -> std::io::Result<()> {
 fn read_lines(t: &mut Tracked, flush: bool) -> std::io::Result<Option<(u64, Vec<u8>)>> {
     let len = t.file.metadata()?.len();
     check_rewritten(t, len)?;
-    t.seen_len = len;
+    t.last_len = len;
     loop {
         if len == t.offset {
             return Ok(None);
@@ -493,85 +465,6 @@ async fn pump(
     Some(sent)
 }
 
-/// Closes the whole files read to their end and, given `after`, the matched files that
-/// have not grown for that long, keeping where they stand in `parked`.
-fn park_quiet(
-    files: &mut Vec<Tracked>,
-    parked: &mut HashMap<FileId, Parked>,
-    after: Option<Duration>,
-) {
-    let mut i = 0;
-    while i < files.len() {
-        let t = &files[i];
-        let quiet = t.matched
-            && t.preamble.is_none()
-            && !t.skipping_line
-            && (t.whole && t.done
-                || !t.whole && after.is_some_and(|a| t.last_growth.elapsed() >= a));
-        let modified = t.file.metadata().and_then(|m| m.modified());
-        match modified {
-            Ok(modified) if quiet => {
-                let t = files.swap_remove(i);
-                // What was read up to: bytes written since reopen it at once.
-                let len = if t.whole { t.offset } else { t.seen_len };
-                parked.insert(
-                    t.id,
-                    Parked {
-                        key: t.key,
-                        path: t.path,
-                        offset: t.offset,
-                        len,
-                        modified: Some(modified),
-                        fingerprint: t.fingerprint,
-                        whole: t.whole,
-                        done: t.done,
-                    },
-                );
-            }
-            _ => i += 1,
-        }
-    }
-}
-
-/// Opens a parked file again at `path`, to read on from where it stood (a file cut or
-/// rewritten meanwhile is told at its next read by its size and fingerprint); `matched`
-/// says whether the patterns still match it.
-fn unpark(
-    path: &Path,
-    id: FileId,
-    p: Parked,
-    matched: bool,
-) -> Result<Tracked, (Parked, std::io::Error)> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return Err((p, e)),
-    };
-    match file.metadata() {
-        Ok(m) if m.dev() == id.dev && m.ino() == id.ino => {}
-        Ok(_) => {
-            let e = std::io::Error::other("the path changed between listing and opening");
-            return Err((p, e));
-        }
-        Err(e) => return Err((p, e)),
-    }
-    Ok(Tracked {
-        file,
-        id,
-        key: p.key,
-        path: path.to_path_buf(),
-        matched,
-        offset: p.offset,
-        last_len: u64::MAX,
-        whole: p.whole,
-        done: p.done,
-        last_growth: Instant::now(),
-        seen_len: p.len,
-        fingerprint: p.fingerprint,
-        skipping_line: false,
-        preamble: None,
-    })
-}
-
 /// Brings the open files in line with what the patterns match now: a file found at a
 /// new path (renamed by rotation within the patterns) is the same file, read on from
 /// where it was; a file not open yet is opened; an open file no longer matched is
@@ -600,16 +493,16 @@ fn refresh(
             continue;
         }
         if let Some(p) = parked.remove(&id) {
-            if len == p.len && modified == p.modified {
-                still_parked.insert(id, Parked { path, ..p });
+            if p.unchanged(len, modified) {
+                still_parked.insert(id, p.seen_at(path));
                 continue;
             }
-            if p.whole && p.done {
+            if p.finished_whole() {
                 // A whole file read to its end changed, or another file took its inode:
                 // opened as any file is, its saved position and first bytes telling.
                 positions.closed(id, false);
             } else {
-                match unpark(&path, id, p, true) {
+                match parking::unpark(&path, id, p, true) {
                     Ok(t) => files.push(t),
                     Err((p, e)) => {
                         tracing::warn!(path = %path.display(), error = %e, "cannot reopen input file");
@@ -628,24 +521,7 @@ fn refresh(
             }
         }
     }
-    // A parked file the patterns no longer match was renamed away (a rotation) or
-    // deleted: found in its folder, it is opened again to be read to its end and
-    // closed like any file no longer matched; gone, its position is forgotten.
-    for (id, p) in parked.drain() {
-        if p.whole && p.done {
-            // Nothing left to read: its position stays saved, and ages.
-            positions.closed(id, false);
-            continue;
-        }
-        match find_in_folder(&p.path, id).map(|path| unpark(&path, id, p, false)) {
-            Some(Ok(t)) => files.push(t),
-            Some(Err((_, e))) => {
-                tracing::warn!(error = %e, "cannot reopen a rotated input file");
-                positions.closed(id, false);
-            }
-            None => positions.closed(id, true),
-        }
-    }
+    parking::settle_unmatched(parked, files, positions);
     *parked = still_parked;
     // A file that just stopped being matched gets the whole drain time from now on.
     for (t, was) in files.iter_mut().zip(before) {
@@ -695,7 +571,7 @@ pub async fn run(
         });
         if input.follow {
             let crowded = files.len() > input.keep_open;
-            park_quiet(&mut files, &mut parked, crowded.then_some(input.park_after));
+            parking::park_quiet(&mut files, &mut parked, crowded.then_some(input.park_after));
         }
         if !input.follow {
             let all_done = files.iter().all(|t| {

@@ -1,6 +1,8 @@
 //! Syslog framing: newline-delimited records, or octet counting (RFC 6587 section 3.4.1:
 //! `LEN SP MSG`), told apart at each record.
 
+use vedette_core::octet_count::octet_count;
+
 /// One record of a byte stream: where it starts, its bytes, and, for an octet-counted
 /// frame whose count runs past the end of the input, the length it declared.
 pub(crate) struct Frame<'a> {
@@ -23,10 +25,9 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
         while pos < bytes.len() {
             let rest = &bytes[pos..];
             let start = pos;
-            if let Some(len) = octet_count(rest) {
-                let (digits, body) = len;
-                let body_start = digits + 1;
-                let declared_end = body_start.saturating_add(body);
+            if let Some(count) = octet_count(rest) {
+                let (body_start, body) = (count.header, count.body);
+                let declared_end = count.end();
                 let end = declared_end.min(rest.len());
                 pos += end;
                 let record = trim_newline(&rest[body_start..end]);
@@ -56,20 +57,6 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Frame<'_>> {
         }
         None
     })
-}
-
-/// `(number of digits, declared length)` when `rest` starts with an octet count.
-fn octet_count(rest: &[u8]) -> Option<(usize, usize)> {
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0
-        || digits > 9
-        || rest.get(digits) != Some(&b' ')
-        || rest.get(digits + 1) != Some(&b'<')
-    {
-        return None;
-    }
-    let len: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-    Some((digits, len))
 }
 
 fn trim_newline(mut record: &[u8]) -> &[u8] {
